@@ -1,0 +1,1 @@
+"""exmta: a programmable mail transfer agent on Twisted."""

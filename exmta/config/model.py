@@ -1,0 +1,145 @@
+"""
+The organization as typed, frozen values.  Attribute names are Exchange's
+parameter names with a lower-case first letter.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Origin:
+    """
+    Where a value came from, for messages that point back into org.ini.
+    """
+
+    path: str
+    line: int
+    section: str
+
+
+@dataclass(frozen=True)
+class TransportServer:
+    name: str
+    fqdn: str
+    queueDatabasePath: str
+    mailboxDatabasePath: str
+    tlsCertificatePath: str | None
+    tlsPrivateKeyPath: str | None
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class AcceptedDomain:
+    name: str
+    domainName: str
+    domainType: str
+    origin: Origin
+
+    def matches(self, domain):
+        domain = domain.lower()
+        if self.domainName.startswith("*."):
+            base = self.domainName[2:]
+            return domain == base or domain.endswith("." + base)
+        return domain == self.domainName
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    name: str
+    primarySmtpAddress: str
+    emailAddresses: frozenset[str]
+    userPrincipalName: str
+    origin: Origin
+
+    @property
+    def folder(self):
+        return self.primarySmtpAddress
+
+
+@dataclass(frozen=True)
+class Permission:
+    """
+    One Add-ADPermission entry on a receive connector.
+    """
+
+    identity: str
+    user: str
+    extendedRights: frozenset[str]
+    deny: bool
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class ReceiveConnector:
+    name: str
+    server: str
+    usage: str
+    bindings: tuple
+    remoteIPRanges: tuple
+    authMechanism: frozenset[str]
+    permissionGroups: frozenset[str]
+    fqdn: str
+    banner: str | None
+    maxMessageSize: int
+    maxRecipientsPerMessage: int
+    maxHeaderSize: int
+    maxHopCount: int
+    connectionTimeout: int
+    connectionInactivityTimeout: int
+    maxInboundConnection: int | None
+    maxInboundConnectionPerSource: int | None
+    maxLogonFailures: int
+    maxProtocolErrors: int | None
+    authTarpitInterval: int
+    requireTLS: bool
+    bareLinefeedRejectionEnabled: bool
+    enabled: bool
+    origin: Origin
+    permissions: tuple[Permission, ...] = ()
+
+    @property
+    def identity(self):
+        return f"{self.server}\\{self.name}"
+
+
+@dataclass(frozen=True)
+class Organization:
+    path: str
+    transportServers: dict = field(default_factory=dict)
+    acceptedDomains: tuple[AcceptedDomain, ...] = ()
+    mailboxes: tuple[Mailbox, ...] = ()
+    receiveConnectors: tuple[ReceiveConnector, ...] = ()
+
+    @property
+    def folder(self):
+        return os.path.dirname(os.path.abspath(self.path))
+
+    @property
+    def accountStorePath(self):
+        """
+        The BasicAuth account store lives next to org.ini, never inside it.
+        """
+        return os.path.join(self.folder, "accounts")
+
+    def acceptedDomainFor(self, domain):
+        """
+        The accepted domain covering C{domain}: an exact name wins over a
+        wildcard, a longer wildcard over a shorter one.
+        """
+        matching = [a for a in self.acceptedDomains if a.matches(domain)]
+        return max(
+            matching,
+            key=lambda a: (not a.domainName.startswith("*."), len(a.domainName)),
+            default=None,
+        )
+
+    def mailboxFor(self, address):
+        lowered = address.lower()
+        for mailbox in self.mailboxes:
+            if lowered in mailbox.emailAddresses:
+                return mailbox
+        return None
+
+    def connectorsOf(self, server):
+        return tuple(c for c in self.receiveConnectors if c.server == server)

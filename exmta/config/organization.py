@@ -1,0 +1,575 @@
+"""
+Load org.ini into an L{Organization}, applying Exchange 2010's defaults,
+Usage presets and validation rules.  Every error is a L{ConfigError} naming
+the file, line, section and key.
+"""
+
+import os
+from dataclasses import replace
+
+from exmta.auth import permissions
+from exmta.config import ini, values
+from exmta.config.model import (
+    AcceptedDomain,
+    Mailbox,
+    Organization,
+    Origin,
+    Permission,
+    ReceiveConnector,
+    TransportServer,
+)
+from exmta.errors import ConfigError
+
+KB = 1024
+MB = 1024 * KB
+GB = 1024 * MB
+DAY = 86400
+
+AUTH_MECHANISMS = (
+    "None",
+    "Tls",
+    "Integrated",
+    "BasicAuth",
+    "BasicAuthRequireTLS",
+    "ExchangeServer",
+    "ExternalAuthoritative",
+)
+PERMISSION_GROUPS = (
+    "None",
+    "AnonymousUsers",
+    "ExchangeUsers",
+    "ExchangeServers",
+    "ExchangeLegacyServers",
+    "Partners",
+    "Custom",
+)
+USAGES = ("Client", "Internal", "Internet", "Partner", "Custom")
+DOMAIN_TYPES = ("Authoritative", "InternalRelay", "ExternalRelay")
+
+# Usage -> (PermissionGroups, AuthMechanism, default Bindings, default RemoteIPRanges)
+USAGE_PRESETS = {
+    "Client": (
+        {"ExchangeUsers"},
+        {"Tls", "BasicAuth", "BasicAuthRequireTLS", "Integrated"},
+        "0.0.0.0:587",
+        None,
+    ),
+    "Internal": (
+        {"ExchangeServers", "ExchangeLegacyServers"},
+        {"Tls", "ExchangeServer"},
+        "0.0.0.0:25",
+        None,
+    ),
+    "Internet": ({"AnonymousUsers"}, {"Tls"}, None, "0.0.0.0-255.255.255.255"),
+    "Partner": ({"Partners"}, {"Tls"}, None, None),
+    "Custom": (set(), {"Tls"}, None, None),
+}
+
+# Key -> (parser, default).  A default of REQUIRED must be given; callables
+# given as defaults are computed from the section's other values.
+REQUIRED = object()
+
+TRANSPORT_SERVER_KEYS = {
+    "Fqdn": (values.fqdn, REQUIRED),
+    "QueueDatabasePath": (str, None),
+    "MailboxDatabasePath": (str, None),
+    "TlsCertificatePath": (str, None),
+    "TlsPrivateKeyPath": (str, None),
+}
+
+ACCEPTED_DOMAIN_KEYS = {
+    "DomainName": (values.domain, None),
+    "DomainType": (values.choice(DOMAIN_TYPES), "Authoritative"),
+}
+
+MAILBOX_KEYS = {
+    "PrimarySmtpAddress": (str, REQUIRED),
+    "EmailAddresses": (values.commaList, ()),
+    "UserPrincipalName": (str, None),
+}
+
+PERMISSION_KEYS = {
+    "Identity": (str, REQUIRED),
+    "User": (str, REQUIRED),
+    "ExtendedRights": (values.commaList, REQUIRED),
+    "AccessRights": (values.choice(("ExtendedRight",)), "ExtendedRight"),
+    "Deny": (values.boolean, False),
+}
+
+RECEIVE_CONNECTOR_KEYS = {
+    "Server": (str, None),
+    "Usage": (values.choice(USAGES), "Custom"),
+    "Bindings": (values.bindings, None),
+    "RemoteIPRanges": (values.ipRanges, None),
+    "AuthMechanism": (values.flags(AUTH_MECHANISMS), None),
+    "PermissionGroups": (values.flags(PERMISSION_GROUPS), None),
+    "Fqdn": (values.fqdn, None),
+    "Banner": (str, None),
+    "MaxMessageSize": (values.byteSize(64 * KB, 2 * GB), 10 * MB),
+    "MaxRecipientsPerMessage": (values.integer(1, 512000), 200),
+    "MaxHeaderSize": (values.byteSize(1, 2 * GB), 64 * KB),
+    "MaxHopCount": (values.integer(1, 500), 30),
+    "ConnectionTimeout": (values.timespan(1, DAY), 10 * 60),
+    "ConnectionInactivityTimeout": (values.timespan(1, DAY), 5 * 60),
+    "MaxInboundConnection": (values.integer(1, 2**31 - 1, unlimited=True), 5000),
+    "MaxInboundConnectionPerSource": (values.integer(1, 10000, unlimited=True), 20),
+    "MaxLogonFailures": (values.integer(0, 10), 3),
+    "MaxProtocolErrors": (values.integer(0, 2**31 - 1, unlimited=True), 5),
+    "AuthTarpitInterval": (values.timespan(0, 10 * 60), 5),
+    "RequireTLS": (values.boolean, False),
+    "BareLinefeedRejectionEnabled": (values.boolean, True),
+    "Enabled": (values.boolean, True),
+    "Comment": (str, None),
+}
+
+SECTION_KINDS = {
+    "TransportServer": TRANSPORT_SERVER_KEYS,
+    "AcceptedDomain": ACCEPTED_DOMAIN_KEYS,
+    "Mailbox": MAILBOX_KEYS,
+    "ADPermission": PERMISSION_KEYS,
+    "ReceiveConnector": RECEIVE_CONNECTOR_KEYS,
+}
+
+
+class _Reader:
+    """
+    Parses one section's keys against a schema, remembering lines so later
+    checks can point at the key they concern.
+    """
+
+    def __init__(self, path, section, schema):
+        self.path = path
+        self.section = section
+        self.schema = {key.lower(): key for key in schema}
+        self.values = {}
+        self.given = set()
+        for entry in section.entries:
+            canonical = self.schema.get(entry.key.lower())
+            if canonical is None:
+                raise self.error(
+                    f"unknown key for a {section.kind}; known keys are: "
+                    + ", ".join(schema),
+                    entry.key,
+                    entry.line,
+                )
+            parser = schema[canonical][0]
+            try:
+                self.values[canonical] = parser(entry.value)
+            except ValueError as problem:
+                raise self.error(str(problem), canonical, entry.line) from None
+            self.given.add(canonical)
+        for canonical, (_, default) in schema.items():
+            if canonical in self.values:
+                continue
+            if default is REQUIRED:
+                raise self.error(f"is required in a {section.kind} section", canonical)
+            self.values[canonical] = default
+
+    @property
+    def origin(self):
+        return Origin(self.path, self.section.line, self.section.header)
+
+    def line(self, key):
+        entry = self.section.get(key)
+        return entry.line if entry is not None else self.section.line
+
+    def error(self, message, key=None, line=None):
+        if line is None:
+            line = self.line(key) if key else self.section.line
+        return ConfigError(message, self.path, line, self.section.header, key)
+
+    def __getitem__(self, key):
+        return self.values[key]
+
+
+def _relative(folder, path):
+    return os.path.normpath(os.path.join(folder, os.path.expanduser(path)))
+
+
+def loadOrganization(path):
+    """
+    Read and validate org.ini.
+
+    @return: an L{Organization}.
+    @raise ConfigError: naming the file, line, section and key at fault.
+    """
+    path = os.path.abspath(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as error:
+        raise ConfigError(f"cannot read: {error.strerror}", path) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"is not UTF-8 text ({error.reason})", path) from None
+    return parseOrganization(text, path)
+
+
+def parseOrganization(text, path):
+    folder = os.path.dirname(os.path.abspath(path))
+    readers = {kind: [] for kind in SECTION_KINDS}
+    for section in ini.parse(text, path):
+        schema = SECTION_KINDS.get(section.kind)
+        if schema is None:
+            kinds = {k.lower(): k for k in SECTION_KINDS}
+            if section.kind.lower() in kinds:
+                section = ini.Section(
+                    kinds[section.kind.lower()], section.name, section.line, section.entries
+                )
+                schema = SECTION_KINDS[section.kind]
+            else:
+                raise ConfigError(
+                    f"unknown section kind {section.kind!r}; known kinds are: "
+                    + ", ".join(SECTION_KINDS),
+                    path,
+                    section.line,
+                    section.header,
+                )
+        if not section.name and section.kind != "ADPermission":
+            raise ConfigError(
+                f"a {section.kind} section needs a name: [{section.kind} Name]",
+                path,
+                section.line,
+                section.header,
+            )
+        readers[section.kind].append(_Reader(path, section, schema))
+
+    servers = _transportServers(readers["TransportServer"], folder)
+    domains = _acceptedDomains(readers["AcceptedDomain"])
+    organization = Organization(path=path, transportServers=servers, acceptedDomains=domains)
+    mailboxes = _mailboxes(readers["Mailbox"], organization)
+    connectors = _receiveConnectors(
+        readers["ReceiveConnector"], readers["ADPermission"], servers
+    )
+    _checkConnectorOverlaps(connectors, readers["ReceiveConnector"])
+    return Organization(
+        path=path,
+        transportServers=servers,
+        acceptedDomains=domains,
+        mailboxes=mailboxes,
+        receiveConnectors=connectors,
+    )
+
+
+def _unique(readers, what):
+    seen = {}
+    for reader in readers:
+        name = reader.section.name.lower()
+        if name in seen:
+            raise reader.error(
+                f"a second {what} named {reader.section.name!r} "
+                f"(the first is on line {seen[name]}); names must be unique"
+            )
+        seen[name] = reader.section.line
+
+
+def _transportServers(readers, folder):
+    _unique(readers, "TransportServer")
+    servers = {}
+    for reader in readers:
+        name = reader.section.name
+        queue = reader["QueueDatabasePath"] or os.path.join("var", name, "queue")
+        mailboxes = reader["MailboxDatabasePath"] or os.path.join("var", name, "mailboxes")
+        certificate, key = reader["TlsCertificatePath"], reader["TlsPrivateKeyPath"]
+        if (certificate is None) != (key is None):
+            missing = "TlsPrivateKeyPath" if key is None else "TlsCertificatePath"
+            raise reader.error(
+                "TlsCertificatePath and TlsPrivateKeyPath go together; set both "
+                "or neither (neither makes a self-signed certificate)",
+                missing,
+            )
+        servers[name] = TransportServer(
+            name=name,
+            fqdn=reader["Fqdn"],
+            queueDatabasePath=_relative(folder, queue),
+            mailboxDatabasePath=_relative(folder, mailboxes),
+            tlsCertificatePath=certificate and _relative(folder, certificate),
+            tlsPrivateKeyPath=key and _relative(folder, key),
+            origin=reader.origin,
+        )
+    return servers
+
+
+def _acceptedDomains(readers):
+    _unique(readers, "AcceptedDomain")
+    domains = []
+    seen = {}
+    for reader in readers:
+        name = reader.section.name
+        domainName = reader["DomainName"]
+        if domainName is None:
+            try:
+                domainName = values.domain(name)
+            except ValueError as problem:
+                raise reader.error(
+                    f"the section name is not a domain ({problem}); set DomainName"
+                ) from None
+        if domainName in seen:
+            raise reader.error(
+                f"{domainName} is already an accepted domain (line {seen[domainName]})",
+                "DomainName" if reader["DomainName"] else None,
+            )
+        seen[domainName] = reader.section.line
+        domains.append(
+            AcceptedDomain(name, domainName, reader["DomainType"], reader.origin)
+        )
+    return tuple(domains)
+
+
+def _address(reader, key, text):
+    address = text.strip().lower()
+    if address.lower().startswith("smtp:"):
+        address = address[5:]
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise reader.error(f"{text!r} is not an e-mail address", key)
+    try:
+        values.fqdn(domain)
+    except ValueError as problem:
+        raise reader.error(f"{text!r}: {problem}", key) from None
+    return address
+
+
+def _mailboxes(readers, organization):
+    _unique(readers, "Mailbox")
+    owners = {}
+    mailboxes = []
+    for reader in readers:
+        primary = _address(reader, "PrimarySmtpAddress", reader["PrimarySmtpAddress"])
+        addresses = {primary}
+        for item in reader["EmailAddresses"]:
+            addresses.add(_address(reader, "EmailAddresses", item))
+        for address in sorted(addresses):
+            key = "PrimarySmtpAddress" if address == primary else "EmailAddresses"
+            accepted = organization.acceptedDomainFor(address.rpartition("@")[2])
+            if accepted is None or accepted.domainType == "ExternalRelay":
+                raise reader.error(
+                    f"{address} is not in an Authoritative or InternalRelay "
+                    "accepted domain; add an [AcceptedDomain] for its domain",
+                    key,
+                )
+            if address in owners:
+                raise reader.error(
+                    f"{address} already belongs to the mailbox on line {owners[address]}",
+                    key,
+                )
+            owners[address] = reader.section.line
+        upn = reader["UserPrincipalName"] or primary
+        mailboxes.append(
+            Mailbox(reader.section.name, primary, frozenset(addresses), upn.lower(), reader.origin)
+        )
+    return tuple(mailboxes)
+
+
+def _permissions(readers, connectors):
+    """
+    @return: a mapping of connector identity to its L{Permission}s.
+    """
+    byIdentity = {}
+    for reader in readers:
+        identity = reader["Identity"].strip()
+        matches = [
+            c
+            for c in connectors
+            if identity.lower() in (c.name.lower(), c.identity.lower())
+        ]
+        if not matches:
+            raise reader.error(
+                f"no ReceiveConnector is named {identity!r}", "Identity"
+            )
+        if len(matches) > 1:
+            raise reader.error(
+                f"{identity!r} names a connector on several servers; write "
+                "Server\\Name, e.g. " + matches[0].identity,
+                "Identity",
+            )
+        rights = set()
+        for name in reader["ExtendedRights"]:
+            right = permissions.canonicalRight(name)
+            if right is None:
+                raise reader.error(
+                    f"{name!r} is not an extended right exmta knows; known rights are: "
+                    + ", ".join(permissions.EXTENDED_RIGHTS),
+                    "ExtendedRights",
+                )
+            rights.add(right)
+        permission = Permission(
+            matches[0].identity,
+            reader["User"].strip(),
+            frozenset(rights),
+            reader["Deny"],
+            reader.origin,
+        )
+        byIdentity.setdefault(matches[0].identity, []).append(permission)
+    return byIdentity
+
+
+def _receiveConnectors(readers, permissionReaders, servers):
+    connectors = []
+    seen = {}
+    for reader in readers:
+        connector = _receiveConnector(reader, servers)
+        key = connector.identity.lower()
+        if key in seen:
+            raise reader.error(
+                f"a second ReceiveConnector {connector.identity!r} (the first is "
+                f"on line {seen[key]}); names must be unique per server"
+            )
+        seen[key] = reader.section.line
+        connectors.append(connector)
+    granted = _permissions(permissionReaders, connectors)
+    return tuple(
+        replace(connector, permissions=tuple(granted.get(connector.identity, ())))
+        for connector in connectors
+    )
+
+
+def _receiveConnector(reader, servers):
+    name = reader.section.name
+    server = reader["Server"]
+    if server is None:
+        if len(servers) != 1:
+            raise reader.error(
+                "Server is required when org.ini defines "
+                + ("no [TransportServer]" if not servers else "several TransportServers"),
+                "Server",
+            )
+        server = next(iter(servers))
+    matched = [s for s in servers if s.lower() == server.lower()]
+    if not matched:
+        raise reader.error(
+            f"no [TransportServer {server}] is defined; defined: "
+            + (", ".join(servers) or "none"),
+            "Server",
+        )
+    transportServer = servers[matched[0]]
+    usage = reader["Usage"]
+    groups, mechanisms, defaultBindings, defaultRanges = USAGE_PRESETS[usage]
+
+    bindings = reader["Bindings"]
+    if bindings is None:
+        if defaultBindings is None:
+            raise reader.error(f"Bindings is required with Usage {usage}", "Bindings")
+        bindings = values.bindings(defaultBindings)
+    if not bindings:
+        raise reader.error("Bindings is empty; give at least one IP:port", "Bindings")
+
+    ranges = reader["RemoteIPRanges"]
+    if ranges is None:
+        if defaultRanges is None:
+            raise reader.error(
+                f"RemoteIPRanges is required with Usage {usage}", "RemoteIPRanges"
+            )
+        ranges = values.ipRanges(defaultRanges)
+    if not ranges:
+        raise reader.error("RemoteIPRanges is empty", "RemoteIPRanges")
+
+    auth = reader["AuthMechanism"]
+    auth = frozenset(mechanisms) if auth is None else auth
+    _checkAuthMechanism(reader, auth)
+
+    permissionGroups = reader["PermissionGroups"]
+    permissionGroups = frozenset(groups) if permissionGroups is None else permissionGroups
+    if "None" in permissionGroups and len(permissionGroups) > 1:
+        raise reader.error(
+            "None must stand alone in PermissionGroups", "PermissionGroups"
+        )
+    permissionGroups = permissionGroups - {"None"}
+    if "ExternalAuthoritative" in auth and "ExchangeServers" not in permissionGroups:
+        raise reader.error(
+            "AuthMechanism ExternalAuthoritative requires PermissionGroups to "
+            "include ExchangeServers",
+            "PermissionGroups" if reader["PermissionGroups"] is not None else "AuthMechanism",
+        )
+    if reader["RequireTLS"] and "Tls" not in auth:
+        raise reader.error(
+            "RequireTLS $true needs Tls in AuthMechanism", "RequireTLS"
+        )
+
+    banner = reader["Banner"]
+    if banner is not None:
+        banner = banner.strip().strip("'\"")
+        if not banner.startswith("220"):
+            raise reader.error(
+                "a Banner must start with 220, e.g. '220 mail.fabrikam.com'", "Banner"
+            )
+    timeout, inactivity = reader["ConnectionTimeout"], reader["ConnectionInactivityTimeout"]
+    if inactivity >= timeout:
+        raise reader.error(
+            f"ConnectionInactivityTimeout ({values.formatTimespan(inactivity)}) must "
+            f"be less than ConnectionTimeout ({values.formatTimespan(timeout)})",
+            "ConnectionInactivityTimeout"
+            if "ConnectionInactivityTimeout" in reader.given
+            else "ConnectionTimeout",
+        )
+    return ReceiveConnector(
+        name=name,
+        server=transportServer.name,
+        usage=usage,
+        bindings=bindings,
+        remoteIPRanges=ranges,
+        authMechanism=auth,
+        permissionGroups=permissionGroups,
+        fqdn=reader["Fqdn"] or transportServer.fqdn,
+        banner=banner,
+        maxMessageSize=reader["MaxMessageSize"],
+        maxRecipientsPerMessage=reader["MaxRecipientsPerMessage"],
+        maxHeaderSize=reader["MaxHeaderSize"],
+        maxHopCount=reader["MaxHopCount"],
+        connectionTimeout=timeout,
+        connectionInactivityTimeout=inactivity,
+        maxInboundConnection=reader["MaxInboundConnection"],
+        maxInboundConnectionPerSource=reader["MaxInboundConnectionPerSource"],
+        maxLogonFailures=reader["MaxLogonFailures"],
+        maxProtocolErrors=reader["MaxProtocolErrors"],
+        authTarpitInterval=reader["AuthTarpitInterval"],
+        requireTLS=reader["RequireTLS"],
+        bareLinefeedRejectionEnabled=reader["BareLinefeedRejectionEnabled"],
+        enabled=reader["Enabled"],
+        origin=reader.origin,
+    )
+
+
+def _checkAuthMechanism(reader, auth):
+    def fail(message):
+        return reader.error(message, "AuthMechanism")
+
+    if not auth:
+        raise fail("AuthMechanism is empty; use None for no authentication")
+    if "None" in auth and len(auth) > 1:
+        raise fail("None must stand alone in AuthMechanism")
+    if "BasicAuthRequireTLS" in auth and not {"BasicAuth", "Tls"} <= auth:
+        raise fail("BasicAuthRequireTLS requires BasicAuth and Tls as well")
+    if "ExternalAuthoritative" in auth and not auth <= {"ExternalAuthoritative", "Tls"}:
+        raise fail("ExternalAuthoritative can only be combined with Tls")
+
+
+def _checkConnectorOverlaps(connectors, readers):
+    """
+    Exchange's rule: connectors of one server that share a binding must
+    differ in RemoteIPRanges, and their ranges may overlap only when one
+    contains the other, so the most specific match is never ambiguous.
+    """
+    readerOf = {id(c): r for c, r in zip(connectors, readers)}
+    for index, first in enumerate(connectors):
+        for second in connectors[index + 1 :]:
+            if first.server != second.server or not (first.enabled and second.enabled):
+                continue
+            if not any(a.overlaps(b) for a in first.bindings for b in second.bindings):
+                continue
+            for a in first.remoteIPRanges:
+                for b in second.remoteIPRanges:
+                    same = (a.version, a.first, a.last) == (b.version, b.first, b.last)
+                    if same and any(x == y for x in first.bindings for y in second.bindings):
+                        raise readerOf[id(second)].error(
+                            f"{b} on {second.bindings[0]} is already the range of "
+                            f"ReceiveConnector {first.name!r} (line {first.origin.line}) "
+                            "on the same binding; a binding and range pair must be unique",
+                            "RemoteIPRanges",
+                        )
+                    if a.overlaps(b) and not (a.contains(b) or b.contains(a)):
+                        raise readerOf[id(second)].error(
+                            f"{b} partly overlaps {a} of ReceiveConnector {first.name!r} "
+                            f"(line {first.origin.line}) on a shared binding; ranges may "
+                            "overlap only when one contains the other",
+                            "RemoteIPRanges",
+                        )

@@ -1,0 +1,142 @@
+"""
+Value types passed between the stages of the pipeline.
+
+A L{Session} describes one SMTP connection, an L{Envelope} one mail
+transaction on it; L{Reply} is what a client hears back.  All are frozen:
+a stage that changes something makes a new value.
+"""
+
+import os
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Reply:
+    """
+    An SMTP reply with its RFC 3463 enhanced status code.
+
+    @ivar code: the three-digit reply code.
+    @ivar status: the enhanced status code (C{"5.7.1"}), or C{""} for replies
+        that carry none (the greeting, EHLO, and 334 challenges).
+    @ivar text: the text, one string per reply line.
+    """
+
+    code: int
+    status: str
+    text: str | tuple[str, ...]
+
+    def lines(self):
+        return (self.text,) if isinstance(self.text, str) else self.text
+
+    def toBytes(self):
+        lines = self.lines()
+        out = []
+        for index, line in enumerate(lines):
+            separator = " " if index == len(lines) - 1 else "-"
+            prefix = f"{self.code}{separator}"
+            if self.status:
+                prefix += f"{self.status} "
+            out.append(f"{prefix}{line}\r\n")
+        return "".join(out).encode("utf-8")
+
+    @property
+    def isPositive(self):
+        return self.code < 400
+
+    def __str__(self):
+        return self.toBytes().decode("utf-8").rstrip("\r\n")
+
+
+@dataclass(frozen=True)
+class Address:
+    """
+    An envelope address split at its last C{@}.  The null reverse-path
+    C{<>} is C{Address("", "")}.
+    """
+
+    localPart: str
+    domain: str
+
+    @property
+    def isNull(self):
+        return not self.localPart and not self.domain
+
+    def __str__(self):
+        if self.isNull:
+            return ""
+        return f"{self.localPart}@{self.domain}"
+
+
+@dataclass(frozen=True)
+class Session:
+    """
+    What is known about one connection: who is at the other end and how
+    they are talking to us.
+
+    @ivar connector: the receive connector's name.
+    @ivar principal: the L{exmta.interfaces.IPrincipal} logged in.
+    @ivar tlsVersion: e.g. C{"TLSv1.3"}, or L{None} in the clear.
+    """
+
+    connector: str
+    server: str
+    localHost: str
+    localPort: int
+    peerHost: str
+    peerPort: int
+    helo: str | None = None
+    esmtp: bool = False
+    tlsVersion: str | None = None
+    tlsCipher: str | None = None
+    principal: object = None
+    authenticated: bool = False
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """
+    One mail transaction: the reverse path, the forward paths, and the
+    parameters the client gave with them.
+    """
+
+    mailFrom: Address
+    recipients: tuple[Address, ...] = ()
+    body: str = "7BIT"
+    declaredSize: int | None = None
+
+
+def newQueueId(clock=time.time):
+    """
+    A queue identifier, unique on this host: the time in microseconds and
+    random bits, in hex so it sorts by arrival.
+    """
+    return f"{int(clock() * 1_000_000):014X}{os.urandom(5).hex().upper()}"
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """
+    A message as the queue holds it: its identifier, envelope, where it came
+    from, and each recipient's state.
+    """
+
+    queueId: str
+    mailFrom: str
+    recipients: tuple["QueuedRecipient", ...]
+    arrivalTime: float
+    size: int
+    receivedFrom: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueuedRecipient:
+    """
+    One recipient of a queued message.  C{status} is C{Ready} until a delivery
+    stage settles it as C{Delivered} or C{Failed}; C{lastError} says why it
+    is still waiting.
+    """
+
+    address: str
+    status: str = "Ready"
+    lastError: str | None = None

@@ -1,0 +1,65 @@
+"""
+The errors exmta raises across its stages.
+
+Configuration problems are L{ConfigError}s that name the place in org.ini.
+SMTP outcomes are L{PermanentFailure} (5xx) and L{TransientFailure} (4xx),
+each carrying the full reply; the receive protocol turns them into replies
+and the send side will turn remote replies into them.
+"""
+
+from exmta.envelope import Reply
+
+
+class ConfigError(Exception):
+    """
+    org.ini (or a file it points to) says something exmta cannot use.
+
+    @ivar path: the file.
+    @ivar line: the line number, or L{None} when the problem has no line.
+    @ivar section: the section header as written, e.g. C{ReceiveConnector Default HubA}.
+    @ivar key: the key, when one key is at fault.
+    """
+
+    def __init__(self, message, path=None, line=None, section=None, key=None):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.line = line
+        self.section = section
+        self.key = key
+
+    def __str__(self):
+        where = str(self.path) if self.path is not None else "configuration"
+        if self.line is not None:
+            where += f":{self.line}"
+        if self.section is not None:
+            where += f": [{self.section}]"
+        if self.key is not None:
+            where += f" {self.key}"
+        return f"{where}: {self.message}"
+
+
+class SMTPFailure(Exception):
+    """
+    An outcome that the client must hear as an SMTP reply.
+    """
+
+    def __init__(self, reply):
+        super().__init__(str(reply))
+        self.reply = reply
+
+    @classmethod
+    def of(cls, code, status, text):
+        return cls(Reply(code, status, text))
+
+
+class PermanentFailure(SMTPFailure):
+    """
+    A 5xx outcome: retrying the same thing will fail the same way.
+    """
+
+
+class TransientFailure(SMTPFailure):
+    """
+    A 4xx outcome: the same thing may succeed later.
+    """

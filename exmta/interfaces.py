@@ -1,0 +1,144 @@
+"""
+Every interface of exmta: the map of the system.
+
+The pipeline is receive -> permissions -> queue -> routing -> delivery.
+
+  - The receive protocol (L{exmta.receive}) logs each connection in through
+    a twisted.cred portal and gets an L{IPrincipal} avatar, whose rights
+    (L{exmta.auth.permissions}) decide what it may do.
+  - An accepted message goes to an L{IMessageQueue}, which fires only once
+    the message is durable.
+  - The queue manager asks an L{IRecipientResolver} where each recipient
+    goes, and hands local recipients to an L{IDeliveryAgent}.
+
+Built-in parts implement these interfaces exactly as plugins do.
+"""
+
+from zope.interface import Attribute, Interface
+
+
+class IPrincipal(Interface):
+    """
+    The security principal a session runs as, with the rights the receive
+    connector grants it.  This is the avatar of exmta's cred realm.
+    """
+
+    name = Attribute(
+        "The principal's display name: an account's user principal name, or a "
+        "well-known principal such as C{NT AUTHORITY\\ANONYMOUS LOGON}."
+    )
+    identities = Attribute(
+        "frozenset of every principal name this session counts as, for "
+        "matching permission entries (e.g. the account and "
+        "C{NT AUTHORITY\\Authenticated Users})."
+    )
+    rights = Attribute("frozenset of the extended rights held, canonical names.")
+    addresses = Attribute(
+        "frozenset of lower-case e-mail addresses this principal owns "
+        "(it may send as them)."
+    )
+    authAs = Attribute(
+        "How Exchange labels the session in X-MS-Exchange-Organization-AuthAs: "
+        "C{Anonymous}, C{Internal}, C{Partner} or C{Authenticated}."
+    )
+
+    def has(right):
+        """
+        Whether this principal holds C{right} (a canonical right name).
+        """
+
+
+class IAccountStore(Interface):
+    """
+    The accounts BasicAuth checks: user principal names with slow, salted
+    password hashes.  Methods block (hashing is deliberately slow): call them
+    from a thread.
+    """
+
+    def verify(userPrincipalName, password):
+        """
+        @return: L{True} if the account exists and the password is right.
+        """
+
+    def setPassword(userPrincipalName, password):
+        """
+        Create the account or change its password, durably.
+        """
+
+    def remove(userPrincipalName):
+        """
+        Delete the account.  @raise KeyError: there is none.
+        """
+
+    def names():
+        """
+        @return: the user principal names, sorted.
+        """
+
+
+class IMessageQueue(Interface):
+    """
+    The durable queue between receiving and sending.
+    """
+
+    def enqueue(envelope, session, message):
+        """
+        Store a message durably.
+
+        @param envelope: the L{exmta.envelope.Envelope}.
+        @param session: the L{exmta.envelope.Session} it arrived on.
+        @param message: the message bytes, CRLF line ends, headers included.
+        @return: a Deferred that fires with the queue id only once the
+            message and its envelope are on disk and fsynced; until then the
+            client must not hear 250.
+        """
+
+    def messages():
+        """
+        @return: the L{exmta.envelope.QueuedMessage}s queued now, oldest first.
+        """
+
+    def messageBytes(queueId):
+        """
+        @return: a Deferred firing with the stored message bytes.
+        """
+
+    def update(queued):
+        """
+        Record new recipient states of a L{exmta.envelope.QueuedMessage}
+        durably; remove the message once no recipient is C{Ready}.
+
+        @return: a Deferred that fires when that is on disk.
+        """
+
+
+class IRecipientResolver(Interface):
+    """
+    Accepted-domain resolution: where a recipient address belongs.
+    """
+
+    def resolve(address):
+        """
+        @param address: an L{exmta.envelope.Address}.
+        @return: an L{exmta.routing.Resolution}.
+        """
+
+
+class IDeliveryAgent(Interface):
+    """
+    Delivers messages to local mailboxes.
+    """
+
+    name = Attribute("The name org.ini uses for this agent.")
+
+    def deliver(queued, mailboxes, message):
+        """
+        Deliver one message to some of its local recipients.
+
+        @param queued: the L{exmta.envelope.QueuedMessage}.
+        @param mailboxes: a mapping of recipient address to the
+            L{exmta.config.model.Mailbox} (or mailbox folder name) it resolves to.
+        @param message: the message bytes.
+        @return: a Deferred firing with a mapping of recipient address to
+            L{None} (delivered) or an L{exmta.errors.SMTPFailure}.
+        """

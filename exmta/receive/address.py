@@ -1,0 +1,105 @@
+"""
+Parsing of the MAIL and RCPT command arguments (RFC 5321 section 4.1.2).
+
+Strict where strictness protects routing: a path has exactly one mailbox,
+a source route is parsed and dropped (RFC 5321 section 3.3 says servers
+SHOULD ignore it), and a local part is kept in its wire form, so
+C{"user@elsewhere"@fabrikam.com} and C{user%elsewhere@fabrikam.com} stay
+local parts of fabrikam.com and are never taken as relay addresses.
+"""
+
+import re
+
+from exmta.envelope import Address
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_DOT_STRING = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
+_QUOTED_STRING = r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"'
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*"
+_LITERAL = r"\[(?:[0-9.]+|IPv6:[0-9A-Fa-f:.]+)\]"
+_MAILBOX = re.compile(
+    rf"^(?P<local>{_DOT_STRING}|{_QUOTED_STRING})@(?P<domain>{_DOMAIN}|{_LITERAL})$"
+)
+_ROUTE = re.compile(rf"^@{_DOMAIN}(?:,@{_DOMAIN})*:")
+_PARAMETER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*)(?:=([\x21-\x3c\x3e-\x7e]+))?$")
+
+
+class AddressError(ValueError):
+    """
+    The argument is not a valid path or parameter list.
+    """
+
+
+def parseMailbox(text):
+    """
+    @return: the L{Address} of C{local@domain}.
+    @raise AddressError: if C{text} is not exactly one mailbox.
+    """
+    match = _MAILBOX.match(text)
+    if match is None or len(match.group("local")) > 64 or len(match.group("domain")) > 255:
+        raise AddressError(text)
+    return Address(match.group("local"), match.group("domain").lower())
+
+
+def parsePath(argument, keyword, allowNull):
+    """
+    Parse C{FROM:<path> params} or C{TO:<path> params}.
+
+    @param keyword: C{"FROM"} or C{"TO"}.
+    @param allowNull: whether C{<>} is allowed (reverse paths only).
+    @return: (L{Address}, {PARAMETER: value or None}) with upper-case
+        parameter names.
+    @raise AddressError: on any syntax error.
+    """
+    head, colon, rest = argument.partition(":")
+    if not colon or head.strip().upper() != keyword:
+        raise AddressError(argument)
+    rest = rest.lstrip(" ")
+    if rest.startswith("<"):
+        end = _closingBracket(rest)
+        path, parameterText = rest[1:end], rest[end + 1 :]
+        if parameterText and not parameterText.startswith(" "):
+            raise AddressError(argument)
+    else:
+        path, _, parameterText = rest.partition(" ")
+    if not path:
+        if not allowNull or not rest.startswith("<"):
+            raise AddressError(argument)
+        address = Address("", "")
+    else:
+        route = _ROUTE.match(path)
+        if route is not None:
+            path = path[route.end() :]
+        address = parseMailbox(path)
+    return address, parseParameters(parameterText)
+
+
+def _closingBracket(text):
+    """
+    The index of the C{>} closing a path, skipping quoted local parts.
+    """
+    quoted = escaped = False
+    for index, char in enumerate(text[1:], 1):
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == ">" and not quoted:
+            return index
+    raise AddressError(text)
+
+
+def parseParameters(text):
+    parameters = {}
+    for item in text.split():
+        match = _PARAMETER.match(item)
+        if match is None:
+            raise AddressError(item)
+        name = match.group(1).upper()
+        if name in parameters:
+            raise AddressError(item)
+        parameters[name] = match.group(2)
+    return parameters

@@ -1,0 +1,96 @@
+import os
+
+import pytest
+
+from tests.e2e.harness import ServerProcess, freePort, writeOrganization
+
+GATEWAY_PASSWORD = "Gateway-Pa55word!"
+
+ORGANIZATION = r"""
+[TransportServer HubA]
+Fqdn = huba.fabrikam.com
+QueueDatabasePath = var/queue
+MailboxDatabasePath = var/mailboxes
+
+[AcceptedDomain fabrikam.com]
+DomainType = Authoritative
+
+[Mailbox Administrator]
+PrimarySmtpAddress = administrator@fabrikam.com
+
+[Mailbox Kim Akers]
+PrimarySmtpAddress = kim@fabrikam.com
+UserPrincipalName = kim@fabrikam.com
+
+# The default connector: authenticated users, Basic only inside TLS.
+[ReceiveConnector Default HubA]
+Bindings = 127.0.0.1:{default}
+RemoteIPRanges = 0.0.0.0-255.255.255.255
+AuthMechanism = Tls, BasicAuth, BasicAuthRequireTLS
+PermissionGroups = ExchangeUsers
+AuthTarpitInterval = 00:00:00
+MaxLogonFailures = 2
+
+# The reference document's externally secured gateway, told apart by address.
+[ReceiveConnector FromInternetGateway]
+Usage = Internal
+Bindings = 127.0.0.1:{default}
+RemoteIPRanges = 127.0.0.10
+AuthMechanism = ExternalAuthoritative
+
+# The reference document's anonymous relay, on its own address.
+[ReceiveConnector AnonymousRelay]
+Usage = Custom
+PermissionGroups = AnonymousUsers
+Bindings = 127.0.0.4:{relay}
+RemoteIpRanges = 127.0.5.77
+
+[ADPermission]
+Identity = AnonymousRelay
+User = NT AUTHORITY\ANONYMOUS LOGON
+ExtendedRights = Ms-Exch-SMTP-Accept-Any-Recipient
+
+# An Internet-facing connector: anonymous may submit to local mailboxes only.
+[ReceiveConnector Internet]
+Usage = Internet
+Bindings = 127.0.0.3:{internet}
+MaxMessageSize = 64KB
+MaxRecipientsPerMessage = 3
+MaxInboundConnectionPerSource = 2
+"""
+
+
+def makeOrganization(folder, **overrides):
+    ports = {
+        "default": freePort("127.0.0.1"),
+        "relay": freePort("127.0.0.4"),
+        "internet": freePort("127.0.0.3"),
+    }
+    ports.update(overrides)
+    path = writeOrganization(
+        folder,
+        ORGANIZATION.format(**ports),
+        accounts=[("smtpgateway@fabrikam.com", GATEWAY_PASSWORD), ("kim@fabrikam.com", "Kim-Pa55")],
+    )
+    return path, ports
+
+
+class RunningOrganization:
+    def __init__(self, folder):
+        self.folder = folder
+        self.config, self.ports = makeOrganization(folder)
+        self.server = ServerProcess(self.config, sockets=3)
+
+    @property
+    def queueFolder(self):
+        return os.path.join(self.folder, "var", "queue")
+
+    def mailbox(self, address):
+        return os.path.join(self.folder, "var", "mailboxes", address)
+
+
+@pytest.fixture(scope="module")
+def organization(tmp_path_factory):
+    running = RunningOrganization(str(tmp_path_factory.mktemp("org")))
+    yield running
+    running.server.stop()

@@ -1,0 +1,446 @@
+"""
+The receive side over real loopback sockets against C{twistd exmta}: the
+reference document's three receive set-ups, relay refusal, STARTTLS
+injection, smuggling and limits.
+"""
+
+import re
+import smtplib
+import ssl
+import subprocess
+
+import pytest
+
+from tests.e2e.conftest import GATEWAY_PASSWORD
+from tests.e2e.harness import RawClient, maildirMessages, queuedMessages
+
+MESSAGE = b"From: a@contoso.com\r\nSubject: test\r\n\r\nHello.\r\n"
+
+
+def tlsContext():
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def queueIdOf(reply):
+    match = re.search(r"<([0-9A-F]+)@", reply)
+    assert match, reply
+    return match.group(1)
+
+
+def client(organization, port="default", source=None):
+    host = {"default": "127.0.0.1", "relay": "127.0.0.4", "internet": "127.0.0.3"}[port]
+    raw = RawClient(host, organization.ports[port], source=source)
+    code, lines = raw.reply()
+    assert code == 220, lines
+    return raw
+
+
+def ehlo(raw):
+    code, lines = raw.command("EHLO client.contoso.com")
+    assert code == 250, lines
+    return [line[4:] for line in lines]
+
+
+def sendMessage(raw, sender, recipients, body=MESSAGE):
+    assert raw.command(f"MAIL FROM:<{sender}>")[0] == 250
+    for recipient in recipients:
+        code, lines = raw.command(f"RCPT TO:<{recipient}>")
+        assert code == 250, lines
+    assert raw.command("DATA")[0] == 354
+    raw.send(body + b".\r\n")
+    return raw.reply()
+
+
+# Basic authentication over TLS on the default connector
+
+
+def test_defaultConnectorOffersAuthOnlyAfterStartTLS(organization):
+    raw = client(organization)
+    extensions = ehlo(raw)
+    assert "STARTTLS" in extensions
+    assert not any(e.startswith("AUTH") for e in extensions)
+    assert "PIPELINING" in extensions and "8BITMIME" in extensions
+    assert "ENHANCEDSTATUSCODES" in extensions and "SIZE 10485760" in extensions
+    code, lines = raw.command("AUTH PLAIN " + _plain("smtpgateway@fabrikam.com", GATEWAY_PASSWORD))
+    assert code == 538 and lines[0].startswith("538 5.7.11"), lines
+    assert raw.command("STARTTLS")[0] == 220
+    raw.startTLS()
+    extensions = ehlo(raw)
+    assert "AUTH PLAIN LOGIN" in extensions and "STARTTLS" not in extensions
+    raw.close()
+
+
+def test_anonymousOnDefaultConnectorCannotSubmit(organization):
+    raw = client(organization)
+    ehlo(raw)
+    code, lines = raw.command("MAIL FROM:<someone@contoso.com>")
+    assert (code, lines[0][4:9]) == (530, "5.7.1"), lines
+    raw.close()
+
+
+def test_gatewayAccountAuthenticatesOverTLSAndDelivers(organization):
+    with smtplib.SMTP("127.0.0.1", organization.ports["default"], timeout=30) as smtp:
+        smtp.starttls(context=tlsContext())
+        smtp.login("smtpgateway@fabrikam.com", GATEWAY_PASSWORD)
+        code, text = smtp.docmd("MAIL FROM:<sender@contoso.com>")
+        assert code == 250
+        assert smtp.docmd("RCPT TO:<administrator@fabrikam.com>")[0] == 250
+        code, text = smtp.data(MESSAGE)
+        assert code == 250, text
+    queueId = queueIdOf(text.decode())
+    organization.server.waitFor(f"delivered {queueId}")
+    delivered = [m for m in maildirMessages(organization.mailbox("administrator@fabrikam.com"))
+                 if b"Subject: test" in m]
+    assert delivered
+    stored = delivered[-1]
+    assert b"with ESMTPSA (version=TLSv1.3" in stored
+    assert b"X-MS-Exchange-Organization-AuthAs: Internal" in stored
+    assert stored.endswith(b"\r\n\r\nHello.\r\n")
+
+
+def test_authenticatedUserMayRelayAndItStaysQueued(organization):
+    with smtplib.SMTP("127.0.0.1", organization.ports["default"], timeout=30) as smtp:
+        smtp.starttls(context=tlsContext())
+        smtp.login("smtpgateway@fabrikam.com", GATEWAY_PASSWORD)
+        refused = smtp.sendmail("sender@fabrikam.com", ["someone@contoso.com"], MESSAGE)
+        assert refused == {}
+    organization.server.waitFor("Waiting for a send connector")
+    queued = [m for m in queuedMessages(organization.queueFolder).values()
+              if m["recipients"][0]["address"] == "someone@contoso.com"]
+    assert queued and queued[0]["recipients"][0]["status"] == "Ready"
+
+
+def test_wrongPasswordThenTooManyFailuresEndsSession(organization):
+    raw = client(organization)
+    ehlo(raw)
+    raw.command("STARTTLS")
+    raw.startTLS()
+    ehlo(raw)
+    code, lines = raw.command("AUTH PLAIN " + _plain("smtpgateway@fabrikam.com", "wrong"))
+    assert lines[0].startswith("535 5.7.3"), lines
+    code, lines = raw.command("AUTH LOGIN")
+    assert code == 334
+    code, lines = raw.command(_b64("smtpgateway@fabrikam.com"))
+    assert code == 334
+    code, lines = raw.command(_b64("still wrong"))
+    assert lines[0].startswith("535 5.7.3"), lines
+    code, lines = raw.reply()
+    assert code == 421, lines
+    assert raw.closedByPeer()
+
+
+def test_authProtocolErrors(organization):
+    raw = client(organization)
+    ehlo(raw)
+    raw.command("STARTTLS")
+    raw.startTLS()
+    ehlo(raw)
+    assert raw.command("AUTH CRAM-MD5")[1][0].startswith("504 5.7.4")
+    assert raw.command("AUTH PLAIN")[0] == 334
+    assert raw.command("*")[1][0].startswith("501")
+    assert raw.command("AUTH PLAIN")[0] == 334
+    assert raw.command("not base64!")[1][0].startswith("501")
+    code, lines = raw.command("AUTH PLAIN " + _plain("kim@fabrikam.com", "Kim-Pa55"))
+    assert code == 235, lines
+    assert raw.command("AUTH PLAIN " + _plain("kim@fabrikam.com", "Kim-Pa55"))[0] == 503
+    raw.close()
+
+
+def test_authenticatedUserCannotSendAsAnotherMailbox(organization):
+    with smtplib.SMTP("127.0.0.1", organization.ports["default"], timeout=30) as smtp:
+        smtp.starttls(context=tlsContext())
+        smtp.login("kim@fabrikam.com", "Kim-Pa55")
+        code, text = smtp.docmd("MAIL FROM:<administrator@fabrikam.com>")
+        assert (code, text[:5]) == (550, b"5.7.1")
+        smtp.docmd("RSET")
+        assert smtp.docmd("MAIL FROM:<kim@fabrikam.com>")[0] == 250
+
+
+def test_swaksAuthenticatesOverTLS(organization):
+    result = subprocess.run(
+        ["swaks", "--server", f"127.0.0.1:{organization.ports['default']}",
+         "--from", "sender@contoso.com", "--to", "kim@fabrikam.com",
+         "--tls", "--auth", "LOGIN", "--auth-user", "smtpgateway@fabrikam.com",
+         "--auth-password", GATEWAY_PASSWORD, "--header", "Subject: via swaks"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "250 2.6.0" in result.stdout
+    queueId = queueIdOf(result.stdout.split("250 2.6.0")[1])
+    organization.server.waitFor(f"delivered {queueId}")
+    assert any(b"Subject: via swaks" in m for m in maildirMessages(organization.mailbox("kim@fabrikam.com")))
+
+
+def test_swaksWithoutTLSCannotAuthenticate(organization):
+    result = subprocess.run(
+        ["swaks", "--server", f"127.0.0.1:{organization.ports['default']}",
+         "--from", "sender@contoso.com", "--to", "kim@fabrikam.com",
+         "--auth", "PLAIN", "--auth-user", "smtpgateway@fabrikam.com",
+         "--auth-password", GATEWAY_PASSWORD],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "250 2.6.0" not in result.stdout
+
+
+# The externally secured gateway
+
+
+def test_externallySecuredGatewayRelaysWithoutAuth(organization):
+    raw = client(organization, source="127.0.0.10")
+    ehlo(raw)
+    code, lines = sendMessage(raw, "news@contoso.com", ["someone@contoso.com", "kim@fabrikam.com"])
+    assert code == 250, lines
+    raw.close()
+    queued = queuedMessages(organization.queueFolder).get(queueIdOf(lines[0]))
+    if queued is not None:
+        assert {r["address"] for r in queued["recipients"]} >= {"someone@contoso.com"}
+
+
+def test_otherSourcesGetTheDefaultConnector(organization):
+    raw = client(organization, source="127.0.0.11")
+    ehlo(raw)
+    assert raw.command("MAIL FROM:<news@contoso.com>")[0] == 530
+    raw.close()
+
+
+def test_externallySecuredKeepsOrganizationHeaders(organization):
+    raw = client(organization, source="127.0.0.10")
+    ehlo(raw)
+    body = b"X-MS-Exchange-Organization-SCL: -1\r\nX-MS-Exchange-Organization-AuthAs: Anonymous\r\nSubject: org\r\n\r\nx\r\n"
+    code, lines = sendMessage(raw, "a@contoso.com", ["administrator@fabrikam.com"], body)
+    assert code == 250
+    organization.server.waitFor(f"delivered {queueIdOf(lines[0])}")
+    stored = [m for m in maildirMessages(organization.mailbox("administrator@fabrikam.com")) if b"Subject: org" in m][-1]
+    assert b"X-MS-Exchange-Organization-SCL: -1" in stored
+    assert stored.count(b"X-MS-Exchange-Organization-AuthAs") == 1
+    assert b"X-MS-Exchange-Organization-AuthAs: Internal" in stored
+
+
+# The anonymous relay
+
+
+def test_anonymousRelayFromTheGatewayAddress(organization):
+    raw = client(organization, "relay", source="127.0.5.77")
+    ehlo(raw)
+    code, lines = sendMessage(raw, "a@contoso.com", ["b@contoso.com"])
+    assert code == 250, lines
+    raw.close()
+
+
+def test_anonymousRelayRefusesOtherAddresses(organization):
+    raw = RawClient("127.0.0.4", organization.ports["relay"], source="127.0.5.78")
+    code, lines = raw.reply()
+    assert (code, lines[0][4:9]) == (421, "4.3.2"), lines
+    assert raw.closedByPeer()
+
+
+# No open relay on the Internet connector
+
+
+@pytest.mark.parametrize(
+    "recipient, expected",
+    [
+        ("<someone@contoso.com>", "550 5.7.1"),
+        ("<someone%contoso.com@fabrikam.com>", "550 5.1.1"),
+        ("<@fabrikam.com:someone@contoso.com>", "550 5.7.1"),
+        ('<"someone@contoso.com"@fabrikam.com>', "550 5.1.1"),
+        ("<someone@contoso.com@fabrikam.com>", "501 5.1.3"),
+        ("<contoso.com!someone@fabrikam.com>", "550 5.1.1"),
+        ("<nobody@fabrikam.com>", "550 5.1.1"),
+        ("<someone@contoso.com> NOTIFY=NEVER", "555 5.5.4"),
+    ],
+)
+def test_anonymousCannotRelay(organization, recipient, expected):
+    raw = client(organization, "internet")
+    ehlo(raw)
+    assert raw.command("MAIL FROM:<a@contoso.com>")[0] == 250
+    code, lines = raw.command(f"RCPT TO:{recipient}")
+    assert lines[0].startswith(expected), lines
+    raw.close()
+
+
+def test_anonymousMayMailLocalMailboxesAndPostmaster(organization):
+    raw = client(organization, "internet")
+    ehlo(raw)
+    code, lines = sendMessage(raw, "a@contoso.com", ["kim@fabrikam.com", "postmaster@fabrikam.com"])
+    assert code == 250, lines
+    assert raw.command("MAIL FROM:<>")[0] == 250
+    assert raw.command("RCPT TO:<Postmaster>")[0] == 250
+    raw.close()
+
+
+def test_anonymousCannotSpoofAnAuthoritativeSenderWithoutTheRight(organization):
+    # AnonymousUsers hold Accept-Authoritative-Domain-Sender in Exchange 2010,
+    # so anonymous senders in fabrikam.com are accepted; authenticated users
+    # are held to their own addresses (see the default connector test).
+    raw = client(organization, "internet")
+    ehlo(raw)
+    assert raw.command("MAIL FROM:<administrator@fabrikam.com>")[0] == 250
+    raw.close()
+
+
+# STARTTLS command injection
+
+
+def test_plaintextPipelinedAfterStartTLSIsDiscarded(organization):
+    raw = client(organization)
+    ehlo(raw)
+    raw.send(b"STARTTLS\r\nMAIL FROM:<injected@contoso.com>\r\nRCPT TO:<kim@fabrikam.com>\r\n")
+    code, lines = raw.reply()
+    assert code == 220, lines
+    assert raw.buffered() == b""
+    raw.startTLS()
+    code, lines = raw.command("RCPT TO:<kim@fabrikam.com>")
+    assert code == 503, lines  # no EHLO, no MAIL: the injected commands never ran
+    extensions = ehlo(raw)
+    assert "AUTH PLAIN LOGIN" in extensions
+    code, lines = raw.command("RCPT TO:<kim@fabrikam.com>")
+    assert lines[0].startswith("503 5.5.1"), lines
+    raw.close()
+
+
+# SMTP smuggling and line handling
+
+
+@pytest.mark.parametrize(
+    "terminator",
+    [b"\r\n.\n", b"\n.\r\n", b"\n.\n", b"\r.\r\n", b"\r\n.\r"],
+)
+def test_bareLineEndsNeitherEndDataNorSmuggle(organization, terminator):
+    raw = client(organization, "internet")
+    ehlo(raw)
+    assert raw.command("MAIL FROM:<a@contoso.com>")[0] == 250
+    assert raw.command("RCPT TO:<kim@fabrikam.com>")[0] == 250
+    assert raw.command("DATA")[0] == 354
+    smuggled = (
+        b"Subject: first\r\n\r\nbody" + terminator
+        + b"MAIL FROM:<ceo@fabrikam.com>\r\nRCPT TO:<kim@fabrikam.com>\r\nDATA\r\n"
+        + b"Subject: smuggled\r\n\r\nevil\r\n.\r\n"
+    )
+    raw.send(smuggled)
+    code, lines = raw.reply()
+    assert lines[0].startswith("550 5.6.11"), lines
+    assert raw.command("NOOP")[0] == 250  # nothing else was queued as commands
+    raw.close()
+
+
+def test_overlongCommandLineIsRefusedAndNotExecuted(organization):
+    raw = client(organization, "internet")
+    ehlo(raw)
+    raw.send(b"MAIL FROM:<" + b"a" * 600 + b"@contoso.com>\r\nNOOP\r\n")
+    code, lines = raw.reply()
+    assert lines[0].startswith("500 5.5.2"), lines
+    assert raw.reply()[0] == 250
+    assert raw.command("RCPT TO:<kim@fabrikam.com>")[0] == 503
+    raw.close()
+
+
+def test_overlongTextLineIsRefusedWithoutTruncation(organization):
+    raw = client(organization, "internet")
+    ehlo(raw)
+    code, lines = sendMessage(raw, "a@contoso.com", ["kim@fabrikam.com"],
+                              b"Subject: long\r\n\r\n" + b"x" * 5000 + b"\r\n")
+    assert lines[0].startswith("550 5.6.0"), lines
+    assert raw.command("NOOP")[0] == 250
+    raw.close()
+
+
+def test_pipelinedRepliesComeBackInOrder(organization):
+    raw = client(organization, "internet")
+    ehlo(raw)
+    raw.send(
+        b"MAIL FROM:<a@contoso.com>\r\nRCPT TO:<kim@fabrikam.com>\r\n"
+        b"RCPT TO:<nobody@fabrikam.com>\r\nRCPT TO:<postmaster@fabrikam.com>\r\nDATA\r\n"
+    )
+    replies = [raw.reply()[1][0][:9] for _ in range(5)]
+    assert replies == ["250 2.1.0", "250 2.1.5", "550 5.1.1", "250 2.1.5", "354 Start"]
+    raw.send(b"Subject: pipelined\r\n\r\nx\r\n.\r\nNOOP\r\n")
+    assert raw.reply()[1][0].startswith("250 2.6.0")
+    assert raw.reply()[0] == 250
+    raw.close()
+
+
+# Limits
+
+
+def test_sizeDeclaredAtMailIsChecked(organization):
+    raw = client(organization, "internet")
+    extensions = ehlo(raw)
+    assert "SIZE 65536" in extensions
+    code, lines = raw.command("MAIL FROM:<a@contoso.com> SIZE=70000")
+    assert lines[0].startswith("552 5.3.4"), lines
+    assert raw.command("MAIL FROM:<a@contoso.com> SIZE=1000 BODY=8BITMIME")[0] == 250
+    raw.close()
+
+
+def test_sizeCountedDuringData(organization):
+    raw = client(organization, "internet")
+    ehlo(raw)
+    body = b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 70
+    code, lines = sendMessage(raw, "a@contoso.com", ["kim@fabrikam.com"], body)
+    assert lines[0].startswith("552 5.3.4"), lines
+    assert raw.command("NOOP")[0] == 250
+    raw.close()
+
+
+def test_tooManyRecipients(organization):
+    raw = client(organization, "internet")
+    ehlo(raw)
+    assert raw.command("MAIL FROM:<a@contoso.com>")[0] == 250
+    for _ in range(3):
+        assert raw.command("RCPT TO:<kim@fabrikam.com>")[0] == 250
+    code, lines = raw.command("RCPT TO:<kim@fabrikam.com>")
+    assert lines[0].startswith("452 4.5.3"), lines
+    raw.close()
+
+
+def test_connectionsPerSourceAreLimited(organization):
+    first, second = client(organization, "internet"), client(organization, "internet")
+    third = RawClient("127.0.0.3", organization.ports["internet"])
+    code, lines = third.reply()
+    assert lines[0].startswith("421 4.3.2"), lines
+    other = client(organization, "internet", source="127.0.0.99")
+    for raw in (first, second, third, other):
+        raw.close()
+
+
+def test_hopCountLoopIsRefused(organization):
+    raw = client(organization, "internet")
+    ehlo(raw)
+    body = b"Received: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\r\n" * 30 + b"Subject: loop\r\n\r\nx\r\n"
+    code, lines = sendMessage(raw, "a@contoso.com", ["kim@fabrikam.com"], body)
+    assert lines[0].startswith("554 5.4.6"), lines
+    raw.close()
+
+
+def test_anonymousCannotForgeAuthenticationOrReceivedHeaders(organization):
+    raw = client(organization, "internet")
+    ehlo(raw)
+    body = (b"Received: from forged by huba.fabrikam.com; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+            b"X-MS-Exchange-Organization-AuthAs: Internal\r\n"
+            b"X-MS-Exchange-Organization-SCL: -1\r\nSubject: forged\r\n\r\nx\r\n")
+    code, lines = sendMessage(raw, "a@contoso.com", ["kim@fabrikam.com"], body)
+    assert code == 250
+    organization.server.waitFor(f"delivered {queueIdOf(lines[0])}")
+    stored = [m for m in maildirMessages(organization.mailbox("kim@fabrikam.com")) if b"Subject: forged" in m][-1]
+    assert b"X-MS-Exchange-Organization-AuthAs: Anonymous" in stored
+    assert b"AuthAs: Internal" not in stored
+    assert b"SCL" not in stored
+    # AnonymousUsers hold Accept-Headers-Routing, so the Received trail stays.
+    assert b"from forged" in stored
+
+
+def _b64(text):
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+def _plain(user, password):
+    import base64
+
+    return base64.b64encode(f"\0{user}\0{password}".encode()).decode()

@@ -1,0 +1,3 @@
+from twisted.application.service import ServiceMaker
+
+exmta = ServiceMaker("exmta", "exmta.tap", "An Exchange-style mail transfer agent", "exmta")

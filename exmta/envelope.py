@@ -119,6 +119,9 @@ class QueuedMessage:
     """
     A message as the queue holds it: its identifier, envelope, where it came
     from, and each recipient's state.
+
+    @ivar body: the ESMTP BODY type it was received with (L{Envelope.body}),
+        which the send side must honour.
     """
 
     queueId: str
@@ -127,6 +130,7 @@ class QueuedMessage:
     arrivalTime: float
     size: int
     receivedFrom: dict = field(default_factory=dict)
+    body: str = "7BIT"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,425 @@
+"""
+The durable queue: accepted messages on disk, in a documented format.
+
+On-disk format, version 1
+=========================
+
+This layout is a contract: the management shell and the send side read it,
+and tools may too.  The queue folder is the TransportServer's
+C{QueueDatabasePath}; folders are created with mode 0700, files 0600::
+
+    lock                       held (flock) by the one process using the queue
+    tmp/                       files being written; emptied at every open
+    messages/<queueId>.eml     the message exactly as received: CRLF line
+                               ends, headers included
+    messages/<queueId>.json    its envelope and recipient states
+
+A queue id is 24 upper-case hex digits that sort by arrival
+(L{exmta.envelope.newQueueId}).  The C{.json} is one UTF-8 JSON object::
+
+    {
+      "version": 1,
+      "queueId": "00061A2B3C4D5EA1B2C3D4E5",
+      "mailFrom": "alice@contoso.com",        "" for the null path <>
+      "arrivalTime": 1717171717.25,           seconds since the epoch
+      "size": 1234,                           bytes in the .eml
+      "body": "7BIT",                         ESMTP BODY: 7BIT or 8BITMIME
+      "receivedFrom": {
+        "connector": "Default HubA", "server": "HubA",
+        "peerHost": "192.0.2.7", "peerPort": 50123,
+        "helo": "client.contoso.com",         or null
+        "principal": "NT AUTHORITY\\\\ANONYMOUS LOGON",   or null
+        "tlsVersion": "TLSv1.3"               or null
+      },
+      "recipients": [
+        {"address": "bob@fabrikam.com", "status": "Ready", "lastError": null}
+      ]
+    }
+
+A recipient's C{status} is C{Ready} (still to be delivered; C{lastError}
+says why it is waiting, if it is), C{Delivered} or C{Failed} (C{lastError}
+holds the reply).  Readers ignore keys they do not know; a message whose
+C{version} is not 1 is left alone.
+
+Writing
+-------
+Enqueueing writes the C{.eml} into C{tmp/}, fsyncs it and renames it into
+C{messages/}; then does the same with the C{.json}; then fsyncs
+C{messages/}.  Only then does C{enqueue}'s Deferred fire, and only then
+does the client hear 250.  An update writes a new C{.json} the same way
+and renames it over the old one.  A message with no C{Ready} recipient
+left is removed: C{.json} first, then C{.eml}, then C{messages/} is fsynced.
+
+The C{.json} is the commit point: a message is queued when C{messages/}
+holds both of its files.  So at open, after a crash, an C{.eml} without its
+C{.json} is an enqueue (or a removal) that did not finish and is deleted;
+so is a C{.json} without its C{.eml}, which only a crash before the final
+directory fsync can leave.  A C{.json} that cannot be read, or whose
+C{size} is not its C{.eml}'s, is logged and left where it is, unqueued.
+"""
+
+import fcntl
+import itertools
+import json
+import os
+
+from twisted.internet.defer import DeferredLock, fail
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from exmta.envelope import QueuedMessage, QueuedRecipient, newQueueId
+from exmta.errors import ConfigError
+from exmta.interfaces import IMessageQueue
+
+FORMAT_VERSION = 1
+
+READY = "Ready"
+DELIVERED = "Delivered"
+FAILED = "Failed"
+
+
+def makeFolders(path):
+    """
+    Create C{path} and any missing parents with mode 0700, each one durably
+    (its parent fsynced), so a crash cannot lose a folder files were
+    written into.  Blocks.
+    """
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    makeFolders(parent)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        return
+    syncFolder(parent)
+
+
+def syncFolder(path):
+    """
+    fsync a directory, making the renames and unlinks done in it durable.
+    Blocks.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def writeFile(path, *chunks):
+    """
+    Create C{path} (it must not exist), write C{chunks} to it and fsync it.
+    Blocks.
+    """
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(descriptor, view) :]
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def unlinkQuietly(path):
+    """
+    Remove a file that may not exist, while cleaning up after a failure.
+    A leftover is harmless (the next open removes it), so errors here must
+    not hide the failure being handled.
+    """
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _read(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _encode(queued):
+    document = {
+        "version": FORMAT_VERSION,
+        "queueId": queued.queueId,
+        "mailFrom": queued.mailFrom,
+        "arrivalTime": queued.arrivalTime,
+        "size": queued.size,
+        "body": queued.body,
+        "receivedFrom": queued.receivedFrom,
+        "recipients": [
+            {"address": r.address, "status": r.status, "lastError": r.lastError}
+            for r in queued.recipients
+        ],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
+
+
+def _decode(document):
+    if document.get("version") != FORMAT_VERSION:
+        raise ValueError(f"format version {document.get('version')!r}, not {FORMAT_VERSION}")
+    return QueuedMessage(
+        queueId=document["queueId"],
+        mailFrom=document["mailFrom"],
+        recipients=tuple(
+            QueuedRecipient(r["address"], r["status"], r.get("lastError"))
+            for r in document["recipients"]
+        ),
+        arrivalTime=document["arrivalTime"],
+        size=document["size"],
+        receivedFrom=document.get("receivedFrom", {}),
+        body=document.get("body", "7BIT"),
+    )
+
+
+def _receivedFrom(session):
+    return {
+        "connector": session.connector,
+        "server": session.server,
+        "peerHost": session.peerHost,
+        "peerPort": session.peerPort,
+        "helo": session.helo,
+        "principal": getattr(session.principal, "name", None),
+        "tlsVersion": session.tlsVersion,
+    }
+
+
+def _lock(path):
+    """
+    Take the queue folder's lock, so a second process (a second
+    TransportServer given the same folder, or a second start) cannot
+    empty C{tmp/} under the first one's feet.
+
+    @return: the descriptor holding the lock.
+    """
+    descriptor = os.open(os.path.join(path, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise ConfigError(
+            "is in use by another exmta process; each TransportServer needs "
+            "its own QueueDatabasePath",
+            path,
+        ) from None
+    return descriptor
+
+
+@implementer(IMessageQueue)
+class Spool:
+    """
+    The queue folder of one transport server, with an in-memory index of
+    what it holds.  Opening it recovers from a crash (see the module
+    docstring); afterwards every blocking call runs in the reactor's thread
+    pool.
+
+    @ivar onEnqueued: callables, each called with the
+        L{exmta.envelope.QueuedMessage} of every newly committed message,
+        just before C{enqueue}'s Deferred fires.  The queue manager is one.
+    """
+
+    log = Logger()
+
+    def __init__(self, path, reactor):
+        """
+        Open the queue at C{path}, creating it if need be.  Blocks: call it
+        at startup, before the reactor runs.
+
+        @raise ConfigError: another process has the queue open.
+        """
+        self.path = os.path.abspath(path)
+        self.reactor = reactor
+        self.onEnqueued = []
+        self._tmp = os.path.join(self.path, "tmp")
+        self._messages = os.path.join(self.path, "messages")
+        self._names = itertools.count()
+        self._locks = {}
+        makeFolders(self.path)
+        self._lockDescriptor = _lock(self.path)
+        self._index = self._recover()
+
+    @classmethod
+    def open(cls, path, reactor):
+        """
+        The same as C{Spool(path, reactor)}, named for what it does.
+        """
+        return cls(path, reactor)
+
+    def close(self):
+        """
+        Release the queue folder for another L{Spool}.
+        """
+        os.close(self._lockDescriptor)
+
+    def _recover(self):
+        makeFolders(self._tmp)
+        makeFolders(self._messages)
+        for name in os.listdir(self._tmp):
+            os.unlink(os.path.join(self._tmp, name))
+        names = set(os.listdir(self._messages))
+        index = {}
+        removed = False
+        for name in sorted(names):
+            stem, extension = os.path.splitext(name)
+            partner = {".eml": ".json", ".json": ".eml"}.get(extension)
+            if partner is None:
+                continue
+            if stem + partner not in names:
+                self.log.warn(
+                    "removing {file}: a crash interrupted its message's enqueue or removal",
+                    file=os.path.join(self._messages, name),
+                )
+                os.unlink(os.path.join(self._messages, name))
+                removed = True
+            elif extension == ".json":
+                queued = self._load(stem)
+                if queued is not None:
+                    index[queued.queueId] = queued
+        if removed:
+            syncFolder(self._messages)
+        ordered = sorted(index.values(), key=lambda m: (m.arrivalTime, m.queueId))
+        return {m.queueId: m for m in ordered}
+
+    def _load(self, stem):
+        base = os.path.join(self._messages, stem)
+        try:
+            with open(base + ".json", "rb") as handle:
+                queued = _decode(json.loads(handle.read()))
+            size = os.stat(base + ".eml").st_size
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            self.log.error(
+                "cannot read {file} ({error}); left in place, not queued",
+                file=base + ".json",
+                error=str(error),
+            )
+            return None
+        if queued.queueId != stem or size != queued.size:
+            self.log.error(
+                "{file} does not match its .json (queueId {queueId}, {size} bytes "
+                "expected, {actual} found); left in place, not queued",
+                file=base + ".eml",
+                queueId=queued.queueId,
+                size=queued.size,
+                actual=size,
+            )
+            return None
+        return queued
+
+    def _inThread(self, function, *arguments):
+        return deferToThreadPool(
+            self.reactor, self.reactor.getThreadPool(), function, *arguments
+        )
+
+    def enqueue(self, envelope, session, message):
+        """
+        See L{IMessageQueue.enqueue}.
+        """
+        queued = QueuedMessage(
+            queueId=newQueueId(),
+            mailFrom=str(envelope.mailFrom),
+            recipients=tuple(QueuedRecipient(str(r)) for r in envelope.recipients),
+            arrivalTime=self.reactor.seconds(),
+            size=len(message),
+            receivedFrom=_receivedFrom(session),
+            body=envelope.body,
+        )
+        committed = self._inThread(self._commit, queued, message)
+        return committed.addCallback(self._committed, queued)
+
+    def _commit(self, queued, message):
+        document = _encode(queued)
+        base = os.path.join(self._messages, queued.queueId)
+        temporary = os.path.join(self._tmp, queued.queueId)
+        try:
+            writeFile(temporary + ".eml", message)
+            os.rename(temporary + ".eml", base + ".eml")
+            writeFile(temporary + ".json", document)
+            os.rename(temporary + ".json", base + ".json")
+            syncFolder(self._messages)
+        except BaseException:
+            # The client will hear 451 and send again: leave nothing that a
+            # later open could take for this message.
+            for path in (base + ".json", base + ".eml", temporary + ".json", temporary + ".eml"):
+                unlinkQuietly(path)
+            raise
+
+    def _committed(self, _, queued):
+        self._index[queued.queueId] = queued
+        for observer in list(self.onEnqueued):
+            try:
+                observer(queued)
+            except Exception:
+                # The message is safe on disk; an observer's bug must not
+                # turn its 250 into a 451 and a duplicate.
+                self.log.failure(
+                    "onEnqueued observer {observer!r} failed for {queueId}",
+                    observer=observer,
+                    queueId=queued.queueId,
+                )
+        return queued.queueId
+
+    def messages(self):
+        """
+        See L{IMessageQueue.messages}.
+        """
+        return sorted(self._index.values(), key=lambda m: (m.arrivalTime, m.queueId))
+
+    def messageBytes(self, queueId):
+        """
+        See L{IMessageQueue.messageBytes}.
+        """
+        if queueId not in self._index:
+            return fail(KeyError(queueId))
+        return self._inThread(_read, os.path.join(self._messages, queueId + ".eml"))
+
+    def update(self, queued):
+        """
+        See L{IMessageQueue.update}.  The new value replaces the old one
+        whole.  Updates of one message are written in the order they were
+        asked for, so an older state can never overwrite a newer one.
+
+        @raise KeyError: (in the Deferred) the message is not queued.
+        """
+        queueId = queued.queueId
+        lock = self._locks.setdefault(queueId, DeferredLock())
+
+        def write():
+            if queueId not in self._index:
+                raise KeyError(queueId)
+            if any(r.status == READY for r in queued.recipients):
+                return self._inThread(self._rewrite, queued).addCallback(remember)
+            return self._inThread(self._remove, queueId).addCallback(forget)
+
+        def remember(_):
+            self._index[queueId] = queued
+
+        def forget(_):
+            del self._index[queueId]
+
+        def unlock(result):
+            # Another update may have taken this lock, or finished with it
+            # and dropped it, by the time this one returns.
+            if not lock.locked and self._locks.get(queueId) is lock:
+                del self._locks[queueId]
+            return result
+
+        return lock.run(write).addBoth(unlock)
+
+    def _rewrite(self, queued):
+        temporary = os.path.join(self._tmp, f"{queued.queueId}.{next(self._names)}.json")
+        try:
+            writeFile(temporary, _encode(queued))
+            os.rename(temporary, os.path.join(self._messages, queued.queueId + ".json"))
+        except BaseException:
+            unlinkQuietly(temporary)
+            raise
+        syncFolder(self._messages)
+
+    def _remove(self, queueId):
+        base = os.path.join(self._messages, queueId)
+        os.unlink(base + ".json")
+        os.unlink(base + ".eml")
+        syncFolder(self._messages)

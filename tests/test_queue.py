@@ -1,0 +1,636 @@
+"""
+Tests for L{exmta.queue}: the spool's durability contract and the queue
+manager.
+"""
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, replace
+
+from twisted.internet import reactor
+from twisted.internet.defer import succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from exmta.config import parseOrganization
+from exmta.deliver import MaildirDeliveryAgent
+from exmta.envelope import Address, Envelope, QueuedRecipient, Session
+from exmta.errors import ConfigError, TransientFailure
+from exmta.interfaces import IDeliveryAgent, IMessageQueue
+from exmta.queue import DELIVERED, FAILED, READY, QueueManager, Spool
+from exmta.queue.manager import RECIPIENT_NOT_FOUND, WAITING_FOR_SEND_CONNECTOR
+from exmta.routing import Resolver
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+MESSAGE = b"Received: from client\r\nSubject: test\r\n\r\nHello\r\n.. dot\r\n"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+
+
+SESSION = Session(
+    connector="Default HubA",
+    server="HubA",
+    localHost="127.0.0.1",
+    localPort=2525,
+    peerHost="192.0.2.7",
+    peerPort=50123,
+    helo="client.contoso.com",
+    tlsVersion="TLSv1.3",
+    principal=Principal("NT AUTHORITY\\ANONYMOUS LOGON"),
+)
+
+
+def envelope(*recipients, sender="alice@contoso.com", body="7BIT"):
+    def address(text):
+        localPart, _, domain = text.rpartition("@")
+        return Address(localPart, domain)
+
+    return Envelope(address(sender), tuple(address(r) for r in recipients), body)
+
+
+def temporaryFolder(case):
+    path = tempfile.mkdtemp()
+    case.addCleanup(shutil.rmtree, path)
+    return path
+
+
+def files(path):
+    return sorted(os.listdir(path))
+
+
+class SpoolTests(TestCase):
+    def setUp(self):
+        self.path = os.path.join(temporaryFolder(self), "queue")
+        self.spool = Spool.open(self.path, reactor)
+        self.spools = [self.spool]
+        self.addCleanup(lambda: [s.close() for s in self.spools])
+        self.messages = os.path.join(self.path, "messages")
+
+    def reopen(self):
+        """
+        Open the queue again, as the next start would.
+        """
+        self.spools.remove(self.spool)
+        self.spool.close()
+        self.spool = Spool.open(self.path, reactor)
+        self.spools.append(self.spool)
+        return self.spool
+
+    def journal(self):
+        """
+        Record the file operations that make the spool durable, in order.
+        """
+        journal = []
+        names = {}
+        realOpen, realFsync, realRename, realUnlink = os.open, os.fsync, os.rename, os.unlink
+
+        def open_(path, flags, *args, **kwargs):
+            descriptor = realOpen(path, flags, *args, **kwargs)
+            names[descriptor] = os.path.relpath(path, self.path)
+            return descriptor
+
+        def fsync(descriptor):
+            realFsync(descriptor)
+            journal.append(("fsync", names[descriptor]))
+
+        def rename(source, destination):
+            realRename(source, destination)
+            journal.append(
+                ("rename", os.path.relpath(source, self.path), os.path.relpath(destination, self.path))
+            )
+
+        def unlink(path):
+            realUnlink(path)
+            journal.append(("unlink", os.path.relpath(path, self.path)))
+
+        self.patch(os, "open", open_)
+        self.patch(os, "fsync", fsync)
+        self.patch(os, "rename", rename)
+        self.patch(os, "unlink", unlink)
+        return journal
+
+    def test_interface(self):
+        self.assertTrue(verifyObject(IMessageQueue, self.spool))
+
+    def test_folders(self):
+        """
+        Opening creates the queue's folders, private to the server.
+        """
+        self.assertEqual(files(self.path), ["lock", "messages", "tmp"])
+        for folder in (self.path, self.messages, os.path.join(self.path, "tmp")):
+            self.assertEqual(stat.S_IMODE(os.stat(folder).st_mode) & 0o077, 0)
+
+    async def test_enqueue(self):
+        """
+        Once enqueue fires, the message is in messages/ byte for byte with
+        its envelope beside it, and tmp/ is empty.
+        """
+        queueId = await self.spool.enqueue(
+            envelope("bob@fabrikam.com", "carol@example.org", body="8BITMIME"), SESSION, MESSAGE
+        )
+        self.assertEqual(files(self.messages), [queueId + ".eml", queueId + ".json"])
+        self.assertEqual(files(os.path.join(self.path, "tmp")), [])
+        with open(os.path.join(self.messages, queueId + ".eml"), "rb") as handle:
+            self.assertEqual(handle.read(), MESSAGE)
+        for name in files(self.messages):
+            mode = os.stat(os.path.join(self.messages, name)).st_mode
+            self.assertEqual(stat.S_IMODE(mode) & 0o077, 0)
+        with open(os.path.join(self.messages, queueId + ".json"), "rb") as handle:
+            document = json.loads(handle.read())
+        arrivalTime = document.pop("arrivalTime")
+        self.assertIsInstance(arrivalTime, float)
+        self.assertEqual(
+            document,
+            {
+                "version": 1,
+                "queueId": queueId,
+                "mailFrom": "alice@contoso.com",
+                "size": len(MESSAGE),
+                "body": "8BITMIME",
+                "receivedFrom": {
+                    "connector": "Default HubA",
+                    "server": "HubA",
+                    "peerHost": "192.0.2.7",
+                    "peerPort": 50123,
+                    "helo": "client.contoso.com",
+                    "principal": "NT AUTHORITY\\ANONYMOUS LOGON",
+                    "tlsVersion": "TLSv1.3",
+                },
+                "recipients": [
+                    {"address": "bob@fabrikam.com", "status": "Ready", "lastError": None},
+                    {"address": "carol@example.org", "status": "Ready", "lastError": None},
+                ],
+            },
+        )
+        (queued,) = self.spool.messages()
+        self.assertEqual(queued.queueId, queueId)
+        self.assertEqual(queued.arrivalTime, arrivalTime)
+        self.assertEqual(await self.spool.messageBytes(queueId), MESSAGE)
+
+    async def test_nullSenderAndNoPrincipal(self):
+        session = replace(SESSION, principal=None, helo=None, tlsVersion=None)
+        queueId = await self.spool.enqueue(
+            envelope("bob@fabrikam.com", sender="@"), session, MESSAGE
+        )
+        (queued,) = self.reopen().messages()
+        self.assertEqual(queued.queueId, queueId)
+        self.assertEqual(queued.mailFrom, "")
+        self.assertEqual(queued.receivedFrom["principal"], None)
+
+    async def test_commitOrder(self):
+        """
+        The message is fsynced and in place before its envelope is written;
+        the envelope is fsynced before it is renamed in; the directory is
+        fsynced last; only then does enqueue fire.
+        """
+        journal = self.journal()
+        queueId = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        journal.append("fired")
+        tmp = os.path.join("tmp", queueId)
+        final = os.path.join("messages", queueId)
+        self.assertEqual(
+            journal,
+            [
+                ("fsync", tmp + ".eml"),
+                ("rename", tmp + ".eml", final + ".eml"),
+                ("fsync", tmp + ".json"),
+                ("rename", tmp + ".json", final + ".json"),
+                ("fsync", "messages"),
+                "fired",
+            ],
+        )
+
+    async def test_updateOrder(self):
+        """
+        An update is a new envelope, fsynced, renamed over the old one, then
+        a directory fsync; a removal unlinks the envelope (the commit point)
+        before the message.
+        """
+        queueId = await self.spool.enqueue(envelope("bob@fabrikam.com", "carol@fabrikam.com"), SESSION, MESSAGE)
+        (queued,) = self.spool.messages()
+        journal = self.journal()
+        bob, carol = queued.recipients
+        await self.spool.update(replace(queued, recipients=(replace(bob, status=DELIVERED), carol)))
+        journal.append("updated")
+        await self.spool.update(
+            replace(queued, recipients=(replace(bob, status=DELIVERED), replace(carol, status=FAILED)))
+        )
+        journal.append("removed")
+        (fsyncTemporary, renamed, fsyncFolder, updated, *removal) = journal
+        self.assertEqual(fsyncTemporary[0], "fsync")
+        self.assertTrue(fsyncTemporary[1].startswith(os.path.join("tmp", queueId)))
+        self.assertEqual(renamed, ("rename", fsyncTemporary[1], os.path.join("messages", queueId + ".json")))
+        self.assertEqual((fsyncFolder, updated), (("fsync", "messages"), "updated"))
+        self.assertEqual(
+            removal,
+            [
+                ("unlink", os.path.join("messages", queueId + ".json")),
+                ("unlink", os.path.join("messages", queueId + ".eml")),
+                ("fsync", "messages"),
+                "removed",
+            ],
+        )
+
+    async def test_failedCommitLeavesNothing(self):
+        """
+        If the envelope cannot be committed, enqueue fails and neither file
+        is left where a later open could take it for a message.
+        """
+        realRename = os.rename
+
+        def rename(source, destination):
+            if destination.endswith(".json"):
+                raise OSError(28, "No space left on device")
+            realRename(source, destination)
+
+        self.patch(os, "rename", rename)
+        with self.assertRaises(OSError):
+            await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        self.assertEqual(files(self.messages), [])
+        self.assertEqual(files(os.path.join(self.path, "tmp")), [])
+        self.assertEqual(self.spool.messages(), [])
+
+    async def test_recovery(self):
+        """
+        At open, committed messages are found again; an .eml without its
+        .json, a .json without its .eml and anything in tmp/ are what a crash
+        mid-commit leaves, and are deleted.
+        """
+        queueId = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        (before,) = self.spool.messages()
+        with open(os.path.join(self.messages, "0000000000000000000000AA.eml"), "wb") as handle:
+            handle.write(b"Subject: half")
+        shutil.copy(
+            os.path.join(self.messages, queueId + ".json"),
+            os.path.join(self.messages, "0000000000000000000000BB.json"),
+        )
+        with open(os.path.join(self.path, "tmp", "0000000000000000000000CC.eml"), "wb") as handle:
+            handle.write(b"Subject: being written")
+        self.reopen()
+        self.assertEqual(self.spool.messages(), [before])
+        self.assertEqual(files(self.messages), [queueId + ".eml", queueId + ".json"])
+        self.assertEqual(files(os.path.join(self.path, "tmp")), [])
+
+    async def test_mismatchLeftAlone(self):
+        """
+        A message whose .eml is not the size its .json records, or whose
+        .json cannot be read, is not queued but not destroyed either.
+        """
+        first = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        second = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        with open(os.path.join(self.messages, first + ".eml"), "ab") as handle:
+            handle.write(b"more")
+        with open(os.path.join(self.messages, second + ".json"), "wb") as handle:
+            handle.write(b"{not json")
+        self.reopen()
+        self.assertEqual(self.spool.messages(), [])
+        self.assertEqual(len(files(self.messages)), 4)
+
+    async def test_oldestFirst(self):
+        queueIds = []
+        for _ in range(3):
+            queueIds.append(await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE))
+        self.assertEqual([m.queueId for m in self.spool.messages()], queueIds)
+        self.assertEqual([m.queueId for m in self.reopen().messages()], queueIds)
+
+    async def test_update(self):
+        """
+        An update is durable; once no recipient is Ready the message leaves
+        the queue, on disk too.
+        """
+        queueId = await self.spool.enqueue(envelope("bob@fabrikam.com", "carol@example.org"), SESSION, MESSAGE)
+        (queued,) = self.spool.messages()
+        bob, carol = queued.recipients
+        waiting = replace(carol, lastError=WAITING_FOR_SEND_CONNECTOR)
+        queued = replace(queued, recipients=(replace(bob, status=DELIVERED), waiting))
+        await self.spool.update(queued)
+        self.assertEqual(self.spool.messages(), [queued])
+        self.assertEqual(self.reopen().messages(), [queued])
+        await self.spool.update(replace(queued, recipients=(queued.recipients[0], replace(waiting, status=FAILED))))
+        self.assertEqual(self.spool.messages(), [])
+        self.assertEqual(files(self.messages), [])
+        self.assertEqual(self.reopen().messages(), [])
+        with self.assertRaises(KeyError):
+            await self.spool.messageBytes(queueId)
+
+    async def test_updatesInOrder(self):
+        """
+        Updates asked for together are written in order: the last one asked
+        for is what stays, and a message removed stays removed.
+        """
+        await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        (queued,) = self.spool.messages()
+        states = [
+            replace(queued, recipients=(QueuedRecipient("bob@fabrikam.com", READY, f"try {n}"),))
+            for n in range(10)
+        ]
+        writes = [self.spool.update(state) for state in states]
+        for write in writes:
+            await write
+        self.assertEqual(self.spool.messages(), [states[-1]])
+        self.assertEqual(self.reopen().messages(), [states[-1]])
+
+        (queued,) = self.spool.messages()
+        done = replace(queued, recipients=(QueuedRecipient("bob@fabrikam.com", DELIVERED),))
+        removal = self.spool.update(done)
+        late = self.spool.update(states[0])
+        await removal
+        with self.assertRaises(KeyError):
+            await late
+        self.assertEqual(files(self.messages), [])
+
+    async def test_updateUnknown(self):
+        await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        (queued,) = self.spool.messages()
+        with self.assertRaises(KeyError):
+            await self.spool.update(replace(queued, queueId="0" * 24))
+
+    async def test_onEnqueued(self):
+        """
+        Observers hear of each committed message before enqueue fires; one
+        that raises is logged and changes nothing for the client.
+        """
+        heard = []
+
+        def broken(queued):
+            raise RuntimeError("observer bug")
+
+        self.spool.onEnqueued.extend([broken, heard.append])
+        queueId = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        self.assertEqual(heard, self.spool.messages())
+        self.assertEqual(heard[0].queueId, queueId)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_locked(self):
+        """
+        Only one spool at a time may have a queue folder open.
+        """
+        with self.assertRaises(ConfigError) as caught:
+            Spool.open(self.path, reactor)
+        self.assertIn("QueueDatabasePath", str(caught.exception))
+        self.reopen()
+
+
+CRASH_SCRIPT = """
+import os, sys
+from twisted.internet import reactor
+from exmta.envelope import Address, Envelope, Session
+from exmta.queue.spool import Spool
+
+spool = Spool.open(sys.argv[1], reactor)
+session = Session("Default HubA", "HubA", "127.0.0.1", 25, "192.0.2.7", 50123)
+envelope = Envelope(Address("alice", "contoso.com"), (Address("bob", "fabrikam.com"),))
+counter = iter(range(10**9))
+
+def failed(reason):
+    sys.stderr.write(reason.getTraceback())
+    os._exit(1)
+
+def enqueued(queueId, number):
+    sys.stdout.write(f"{number} {queueId}\\n")
+    sys.stdout.flush()
+    enqueueNext()
+
+def enqueueNext():
+    number = next(counter)
+    message = b"Subject: %d\\r\\n\\r\\n" % number + b"line %d\\r\\n" % number * 4000
+    spool.enqueue(envelope, session, message).addCallback(enqueued, number).addErrback(failed)
+
+for _ in range(8):
+    enqueueNext()
+reactor.run()
+"""
+
+
+def crashMessage(number):
+    return b"Subject: %d\r\n\r\n" % number + b"line %d\r\n" % number * 4000
+
+
+class CrashTests(SynchronousTestCase):
+    def test_killed(self):
+        """
+        A process enqueueing eight messages at a time is killed with SIGKILL
+        just after it has reported some queue ids.  Every reported id is
+        whole in the next open, and nothing there is a partial message.
+        """
+        path = os.path.join(temporaryFolder(self), "queue")
+        environment = dict(os.environ, PYTHONPATH=ROOT)
+        reported = {}
+        for stopAfter in (5, 40, 17):
+            process = subprocess.Popen(
+                [sys.executable, "-c", CRASH_SCRIPT, path],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=environment,
+            )
+            self.addCleanup(process.stderr.close)
+            self.addCleanup(process.stdout.close)
+            for _ in range(stopAfter):
+                line = process.stdout.readline()
+                if not line:
+                    process.wait()
+                    self.fail(process.stderr.read().decode())
+                number, queueId = line.split()
+                reported[queueId.decode()] = int(number)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            self.assertEqual(process.returncode, -signal.SIGKILL)
+
+            spool = Spool.open(path, reactor)
+            queued = {m.queueId: m for m in spool.messages()}
+            spool.close()
+            self.assertLessEqual(set(reported), set(queued))
+            messages = os.path.join(path, "messages")
+            for queueId, message in queued.items():
+                with open(os.path.join(messages, queueId + ".eml"), "rb") as handle:
+                    content = handle.read()
+                number = int(content.split(b"\r\n", 1)[0].split()[1])
+                self.assertEqual(content, crashMessage(number))
+                self.assertEqual(reported.get(queueId, number), number)
+                self.assertEqual(message.size, len(content))
+                self.assertEqual(message.recipients, (QueuedRecipient("bob@fabrikam.com"),))
+            self.assertEqual(
+                files(messages), sorted(f"{q}{e}" for q in queued for e in (".eml", ".json"))
+            )
+            self.assertEqual(files(os.path.join(path, "tmp")), [])
+
+
+ORGANIZATION = """
+[TransportServer HubA]
+Fqdn = huba.fabrikam.com
+
+[AcceptedDomain fabrikam.com]
+
+[Mailbox Bob]
+PrimarySmtpAddress = bob@fabrikam.com
+EmailAddresses = robert@fabrikam.com
+"""
+
+
+@implementer(IDeliveryAgent)
+class FlakyAgent:
+    """
+    A delivery agent that fails transiently until told otherwise.
+    """
+
+    name = "Flaky"
+
+    def __init__(self):
+        self.calls = []
+        self.failing = True
+
+    def deliver(self, queued, mailboxes, message):
+        self.calls.append((queued.queueId, dict(mailboxes), message))
+        failure = TransientFailure.of(452, "4.3.1", "Insufficient system resources")
+        return succeed(dict.fromkeys(mailboxes, failure if self.failing else None))
+
+
+class QueueManagerTests(TestCase):
+    def setUp(self):
+        folder = temporaryFolder(self)
+        self.queuePath = os.path.join(folder, "queue")
+        self.mailboxes = os.path.join(folder, "mailboxes")
+        self.resolver = Resolver(parseOrganization(ORGANIZATION, os.path.join(folder, "org.ini")))
+        self.clock = Clock()
+        self.spool = Spool.open(self.queuePath, reactor)
+        self.addCleanup(lambda: self.spool.close())
+
+    def manager(self, agent=None):
+        if agent is None:
+            agent = MaildirDeliveryAgent(self.mailboxes, reactor)
+        manager = QueueManager(self.spool, self.resolver, agent, self.clock)
+        manager.startService()
+        self.addCleanup(lambda: manager.running and manager.stopService())
+        return manager
+
+    def delivered(self, folder="bob@fabrikam.com"):
+        new = os.path.join(self.mailboxes, folder, "new")
+        contents = []
+        for name in sorted(os.listdir(new)):
+            with open(os.path.join(new, name), "rb") as handle:
+                contents.append(handle.read())
+        return contents
+
+    async def test_local(self):
+        """
+        A message for a local mailbox ends in its Maildir and leaves the queue.
+        """
+        manager = self.manager()
+        queueId = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        self.assertIsNone(await manager.processed(queueId))
+        self.assertEqual(
+            self.delivered(),
+            [b"Return-Path: <alice@contoso.com>\r\nDelivered-To: bob@fabrikam.com\r\n" + MESSAGE],
+        )
+        self.assertEqual(self.spool.messages(), [])
+        self.assertEqual(files(os.path.join(self.queuePath, "messages")), [])
+
+    async def test_remote(self):
+        """
+        A remote recipient stays queued, saying why, on disk too.
+        """
+        manager = self.manager()
+        queueId = await self.spool.enqueue(envelope("carol@example.org"), SESSION, MESSAGE)
+        queued = await manager.processed(queueId)
+        self.assertEqual(
+            queued.recipients,
+            (QueuedRecipient("carol@example.org", READY, WAITING_FOR_SEND_CONNECTOR),),
+        )
+        self.spool.close()
+        self.spool = Spool.open(self.queuePath, reactor)
+        self.assertEqual(self.spool.messages(), [queued])
+
+    async def test_mixed(self):
+        """
+        Of a message for a mailbox, an address no mailbox has any more, and
+        a remote address, only the remote one stays Ready.
+        """
+        manager = self.manager()
+        queueId = await self.spool.enqueue(
+            envelope("robert@fabrikam.com", "gone@fabrikam.com", "carol@example.org"), SESSION, MESSAGE
+        )
+        queued = await manager.processed(queueId)
+        self.assertEqual(
+            queued.recipients,
+            (
+                QueuedRecipient("robert@fabrikam.com", DELIVERED),
+                QueuedRecipient("gone@fabrikam.com", FAILED, RECIPIENT_NOT_FOUND),
+                QueuedRecipient("carol@example.org", READY, WAITING_FOR_SEND_CONNECTOR),
+            ),
+        )
+        self.assertEqual(len(self.delivered()), 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    async def test_restart(self):
+        """
+        What was queued while no manager ran is delivered by the next one,
+        on a new spool over the same folder.
+        """
+        queueId = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        self.spool.close()
+        self.spool = Spool.open(self.queuePath, reactor)
+        manager = self.manager()
+        self.assertIsNone(await manager.processed(queueId))
+        self.assertEqual(len(self.delivered()), 1)
+        self.assertEqual(self.spool.messages(), [])
+
+    async def test_transientRetried(self):
+        """
+        A transient failure leaves the recipient Ready with the reply; local
+        delivery is tried again after MessageRetryInterval, and only then.
+        """
+        agent = FlakyAgent()
+        manager = self.manager(agent)
+        queueId = await self.spool.enqueue(
+            envelope("bob@fabrikam.com", "carol@example.org"), SESSION, MESSAGE
+        )
+        queued = await manager.processed(queueId)
+        self.assertEqual(
+            queued.recipients,
+            (
+                QueuedRecipient("bob@fabrikam.com", READY, "452 4.3.1 Insufficient system resources"),
+                QueuedRecipient("carol@example.org", READY, WAITING_FOR_SEND_CONNECTOR),
+            ),
+        )
+        self.assertEqual(agent.calls, [(queueId, {"bob@fabrikam.com": "bob@fabrikam.com"}, MESSAGE)])
+
+        self.clock.advance(59)
+        await manager.processed(queueId)
+        self.assertEqual(len(agent.calls), 1)
+        self.clock.advance(1)
+        await manager.processed(queueId)
+        self.assertEqual(len(agent.calls), 2)
+
+        agent.failing = False
+        self.clock.advance(60)
+        queued = await manager.processed(queueId)
+        self.assertEqual(len(agent.calls), 3)
+        self.assertEqual(
+            queued.recipients,
+            (
+                QueuedRecipient("bob@fabrikam.com", DELIVERED),
+                QueuedRecipient("carol@example.org", READY, WAITING_FOR_SEND_CONNECTOR),
+            ),
+        )
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    async def test_stopCancelsRetries(self):
+        manager = self.manager(FlakyAgent())
+        queueId = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        await manager.processed(queueId)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        await manager.stopService()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.spool.onEnqueued, [])

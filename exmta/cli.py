@@ -1,0 +1,149 @@
+"""
+The C{exmta} command: check an organization's configuration and manage its
+BasicAuth accounts.  Running a server is C{twistd exmta}.
+
+    exmta check-config [-c etc/org.ini]
+    exmta account set [-c etc/org.ini] USER@DOMAIN
+    exmta account remove [-c etc/org.ini] USER@DOMAIN
+    exmta account list [-c etc/org.ini]
+
+C{account set} reads the password twice from the terminal, or one line
+from standard input when that is not a terminal, so scripts can pipe it in.
+Errors are one line, C{exmta: <what and where>}, and exit status 1.
+"""
+
+import argparse
+import getpass
+import sys
+
+from exmta.auth.accounts import AccountStore, checkUserPrincipalName
+from exmta.config import loadOrganization
+from exmta.errors import ConfigError
+
+
+class _Refused(Exception):
+    """
+    What was asked cannot be done; the message says why.
+    """
+
+
+def checkConfig(arguments):
+    organization = loadOrganization(arguments.config)
+    # The account store is part of the configuration: a server refuses to
+    # start on an unsafe one, so the check must too.
+    accounts = AccountStore.open(organization.accountStorePath)
+    counts = {
+        "TransportServers": len(organization.transportServers),
+        "ReceiveConnectors": len(organization.receiveConnectors),
+        "AcceptedDomains": len(organization.acceptedDomains),
+        "Mailboxes": len(organization.mailboxes),
+        "accounts": len(accounts.names()),
+    }
+    summary = ", ".join(f"{what}: {count}" for what, count in counts.items())
+    print(f"{organization.path}: OK ({summary})")
+
+
+def setAccount(arguments):
+    try:
+        name = checkUserPrincipalName(arguments.userPrincipalName)
+    except ValueError as error:
+        raise _Refused(str(error)) from None
+    store = _accountStore(arguments)
+    store.setPassword(name, _readPassword())
+    print(f"set the password of {name} in {store.path}")
+
+
+def removeAccount(arguments):
+    name = arguments.userPrincipalName.lower()
+    store = _accountStore(arguments)
+    try:
+        store.remove(name)
+    except KeyError:
+        raise _Refused(f"no account {name} in {store.path}") from None
+    print(f"removed {name} from {store.path}")
+
+
+def listAccounts(arguments):
+    for name in _accountStore(arguments).names():
+        print(name)
+
+
+def _accountStore(arguments):
+    return AccountStore.open(loadOrganization(arguments.config).accountStorePath)
+
+
+def _readPassword():
+    if sys.stdin.isatty():
+        try:
+            password = getpass.getpass("Password: ")
+            if getpass.getpass("Password again: ") != password:
+                raise _Refused("the passwords do not match")
+        except EOFError:
+            password = ""
+    else:
+        # The line end, LF or CRLF, is not part of the password; spaces are.
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise _Refused("refusing an empty password")
+    return password
+
+
+def _parser():
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument(
+        "-c",
+        "--config",
+        default="etc/org.ini",
+        help="the organization's configuration file (default: %(default)s)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="exmta",
+        description="Check an exmta organization and manage its BasicAuth accounts. "
+        "Run a server with: twistd exmta",
+    )
+    commands = parser.add_subparsers(metavar="COMMAND", required=True)
+    check = commands.add_parser(
+        "check-config", parents=[config], help="validate org.ini and the account store"
+    )
+    check.set_defaults(run=checkConfig)
+
+    account = commands.add_parser("account", help="manage BasicAuth accounts")
+    actions = account.add_subparsers(metavar="ACTION", required=True)
+    for action, run, summary in [
+        ("set", setAccount, "create an account or change its password"),
+        ("remove", removeAccount, "delete an account"),
+    ]:
+        command = actions.add_parser(action, parents=[config], help=summary)
+        command.add_argument("userPrincipalName", metavar="USER@DOMAIN")
+        command.set_defaults(run=run)
+    actions.add_parser(
+        "list", parents=[config], help="list the accounts' user principal names"
+    ).set_defaults(run=listAccounts)
+    return parser
+
+
+def main(argv=None):
+    """
+    @param argv: the arguments, without the program name; L{sys.argv} by default.
+    @return: the exit status.
+    """
+    arguments = _parser().parse_args(argv)
+    try:
+        arguments.run(arguments)
+    except (ConfigError, _Refused) as error:
+        return _fail(error)
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        return _fail(f"{where}{error.strerror}")
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _fail(message):
+    sys.stderr.write(f"exmta: {message}\n")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

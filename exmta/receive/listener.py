@@ -34,6 +34,7 @@ class ReceiveFactory(ServerFactory):
     """
 
     protocol = ReceiveProtocol
+    noisy = False
 
     def __init__(self, organization, server, portals, queue, resolver, tlsOptions, reactor):
         self.organization = organization

@@ -105,7 +105,7 @@ def test_authenticatedUserMayRelayAndItStaysQueued(organization):
     with smtplib.SMTP("127.0.0.1", organization.ports["default"], timeout=30) as smtp:
         smtp.starttls(context=tlsContext())
         smtp.login("smtpgateway@fabrikam.com", GATEWAY_PASSWORD)
-        refused = smtp.sendmail("sender@fabrikam.com", ["someone@contoso.com"], MESSAGE)
+        refused = smtp.sendmail("sender@contoso.com", ["someone@contoso.com"], MESSAGE)
         assert refused == {}
     organization.server.waitFor("Waiting for a send connector")
     queued = [m for m in queuedMessages(organization.queueFolder).values()

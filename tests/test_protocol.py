@@ -1,0 +1,203 @@
+"""
+The receive protocol in memory: timeouts and tarpits on a fake clock, the
+order of replies around a slow queue, and errors that must not lose mail.
+"""
+
+import base64
+
+from twisted.cred.checkers import AllowAnonymousAccess, ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import Portal
+from twisted.internet import defer
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from exmta.auth.realm import ConnectorRealm
+from exmta.config import parseOrganization
+from exmta.interfaces import IMessageQueue
+from exmta.receive.listener import ReceiveFactory
+from exmta.routing import Resolver
+from exmta.testing import connect
+
+ORG = """
+[TransportServer HubA]
+Fqdn = huba.fabrikam.com
+
+[AcceptedDomain fabrikam.com]
+
+[Mailbox Kim]
+PrimarySmtpAddress = kim@fabrikam.com
+
+[ReceiveConnector Default HubA]
+Bindings = 127.0.0.1:25
+RemoteIPRanges = 127.0.0.0/8
+AuthMechanism = BasicAuth
+PermissionGroups = ExchangeUsers, AnonymousUsers
+AuthTarpitInterval = 00:00:05
+MaxLogonFailures = 3
+MaxProtocolErrors = 3
+"""
+
+
+@implementer(IMessageQueue)
+class ControlledQueue:
+    """
+    A queue whose commits the test completes (or fails) by hand.
+    """
+
+    def __init__(self):
+        self.pending = []
+
+    def enqueue(self, envelope, session, message):
+        d = defer.Deferred()
+        self.pending.append((envelope, message, d))
+        return d
+
+    def messages(self):
+        return []
+
+    def messageBytes(self, queueId):
+        raise KeyError(queueId)
+
+    def update(self, queued):
+        return defer.succeed(None)
+
+
+@implementer(ICredentialsChecker)
+class PasswordChecker:
+    credentialInterfaces = (IUsernamePassword,)
+
+    def requestAvatarId(self, credentials):
+        if credentials.username == b"kim@fabrikam.com" and credentials.password == b"right":
+            return defer.succeed("kim@fabrikam.com")
+        return defer.fail(UnauthorizedLogin())
+
+
+class ProtocolTests(SynchronousTestCase):
+    def setUp(self):
+        self.organization = parseOrganization(ORG, "/nonexistent/org.ini")
+        self.connector = self.organization.receiveConnectors[0]
+        self.clock = MemoryReactorClock()
+        self.queue = ControlledQueue()
+        verifyObject(IMessageQueue, self.queue)
+        portal = Portal(
+            ConnectorRealm(self.organization, self.connector),
+            [AllowAnonymousAccess(), PasswordChecker()],
+        )
+        server = self.organization.transportServers["HubA"]
+        self.factory = ReceiveFactory(
+            self.organization, server, {self.connector.identity: portal}, self.queue,
+            Resolver(self.organization), None, self.clock,
+        )
+
+    def session(self, peer="127.0.0.9"):
+        protocol, transport = connect(self.factory, peer=(peer, 40000))
+        greeting = transport.takeReplies()
+        self.assertTrue(greeting[0].startswith("220 huba.fabrikam.com"), greeting)
+        return protocol, transport
+
+    def say(self, protocol, transport, data):
+        protocol.dataReceived(data)
+        return transport.takeReplies()
+
+    def test_inactivityTimeout(self):
+        protocol, transport = self.session()
+        self.clock.advance(299)
+        self.assertFalse(transport.disconnecting)
+        self.say(protocol, transport, b"NOOP\r\n")
+        self.clock.advance(299)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(1)
+        self.assertEqual(transport.takeReplies(), ["451 4.7.0 Timeout waiting for client input"])
+        self.assertTrue(transport.disconnecting)
+
+    def test_connectionTimeoutBoundsBusySessions(self):
+        protocol, transport = self.session()
+        for _ in range(2):
+            self.clock.advance(200)
+            self.assertEqual(self.say(protocol, transport, b"NOOP\r\n"), ["250 2.0.0 OK"])
+        self.clock.advance(200)
+        self.assertEqual(transport.takeReplies(), ["421 4.4.1 Connection timed out; session too long"])
+        self.assertTrue(transport.disconnecting)
+
+    def test_failedLoginIsTarpittedAndLimited(self):
+        protocol, transport = self.session()
+        self.say(protocol, transport, b"EHLO c\r\n")
+        wrong = base64.b64encode(b"\0kim@fabrikam.com\0wrong")
+        for attempt in range(3):
+            self.assertEqual(self.say(protocol, transport, b"AUTH PLAIN " + wrong + b"\r\n"), [])
+            self.clock.advance(4.9)
+            self.assertEqual(transport.takeReplies(), [])
+            self.clock.advance(0.1)
+            replies = transport.takeReplies()
+            self.assertEqual(replies[0], "535 5.7.3 Authentication unsuccessful")
+        self.assertEqual(replies[1:], ["421 4.7.0 Too many errors on this connection, closing transmission channel"])
+        self.assertTrue(transport.disconnecting)
+
+    def test_goodLoginAfterAFailure(self):
+        protocol, transport = self.session()
+        self.say(protocol, transport, b"EHLO c\r\n")
+        self.say(protocol, transport, b"AUTH LOGIN\r\n")
+        self.say(protocol, transport, base64.b64encode(b"kim@fabrikam.com") + b"\r\n")
+        self.say(protocol, transport, base64.b64encode(b"nope") + b"\r\n")
+        self.clock.advance(5)
+        self.assertEqual(transport.takeReplies(), ["535 5.7.3 Authentication unsuccessful"])
+        right = base64.b64encode(b"\0kim@fabrikam.com\0right")
+        self.assertEqual(self.say(protocol, transport, b"AUTH PLAIN " + right + b"\r\n"),
+                         ["235 2.7.0 Authentication successful"])
+        self.assertEqual(protocol.session.principal.name, "kim@fabrikam.com")
+
+    def test_tooManyProtocolErrorsEndTheSession(self):
+        protocol, transport = self.session()
+        replies = self.say(protocol, transport, b"BOGUS\r\nBOGUS\r\nBOGUS\r\nBOGUS\r\nNOOP\r\n")
+        self.assertEqual(replies[-1], "421 4.7.0 Too many errors on this connection, closing transmission channel")
+        self.assertEqual(len(replies), 5)
+        self.assertTrue(transport.disconnecting)
+
+    def test_noReplyBeforeTheQueueCommitsAndRepliesStayInOrder(self):
+        protocol, transport = self.session()
+        self.say(protocol, transport, b"EHLO c\r\nMAIL FROM:<a@contoso.com>\r\nRCPT TO:<kim@fabrikam.com>\r\nDATA\r\n")
+        replies = self.say(protocol, transport, b"Subject: x\r\n\r\n..dot\r\n.\r\nNOOP\r\nRSET\r\n")
+        self.assertEqual(replies, [])
+        envelope, message, committed = self.queue.pending[0]
+        self.assertEqual([str(r) for r in envelope.recipients], ["kim@fabrikam.com"])
+        self.assertTrue(message.endswith(b"Subject: x\r\n\r\n.dot\r\n"))
+        self.assertIn(b"X-MS-Exchange-Organization-AuthAs: Anonymous\r\n", message)
+        committed.callback("0123ABCD")
+        self.assertEqual(transport.takeReplies(), [
+            "250 2.6.0 <0123ABCD@huba.fabrikam.com> Queued mail for delivery",
+            "250 2.0.0 OK",
+            "250 2.0.0 Resetting",
+        ])
+
+    def test_queueFailureIsATemporaryError(self):
+        protocol, transport = self.session()
+        self.say(protocol, transport, b"EHLO c\r\nMAIL FROM:<a@contoso.com>\r\nRCPT TO:<kim@fabrikam.com>\r\nDATA\r\n")
+        self.say(protocol, transport, b"x\r\n.\r\n")
+        self.queue.pending[0][2].errback(OSError(28, "No space left on device"))
+        self.assertEqual(transport.takeReplies(), ["451 4.3.0 Error in processing; try again later"])
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        self.assertEqual(self.say(protocol, transport, b"NOOP\r\n"), ["250 2.0.0 OK"])
+
+    def test_emptyMessageAndDotOnlyLines(self):
+        protocol, transport = self.session()
+        self.say(protocol, transport, b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<kim@fabrikam.com>\r\nDATA\r\n")
+        self.say(protocol, transport, b".\r\n")
+        message = self.queue.pending[0][1]
+        self.assertTrue(message.endswith(b"X-MS-Exchange-Organization-AuthSource: huba.fabrikam.com\r\n"))
+
+    def test_noConnectorForThePeer(self):
+        protocol, transport = connect(self.factory, peer=("10.0.0.1", 40000))
+        self.assertEqual(transport.takeReplies(), ["421 4.3.2 Service not available, closing transmission channel"])
+        self.assertTrue(transport.disconnecting)
+
+    def test_transactionCommandsNeedTheirPredecessors(self):
+        protocol, transport = self.session()
+        self.assertEqual(self.say(protocol, transport, b"MAIL FROM:<a@contoso.com>\r\n"), ["503 5.5.1 Send hello first"])
+        self.say(protocol, transport, b"HELO c\r\n")
+        self.assertEqual(self.say(protocol, transport, b"DATA\r\n"), ["503 5.5.1 Need MAIL command"])
+        self.assertEqual(self.say(protocol, transport, b"MAIL FROM:<a@contoso.com> SIZE=1\r\n"),
+                         ["555 5.5.4 MAIL parameters need EHLO"])

@@ -12,6 +12,7 @@ Python's configparser is not used because it loses line numbers, folds
 repeated sections and has no notion of a section kind.
 """
 
+import re
 from dataclasses import dataclass
 
 from exmta.errors import ConfigError
@@ -61,7 +62,10 @@ def parse(text, path):
         if kind is not None:
             sections.append(Section(kind, name, start, tuple(entries)))
 
-    for number, raw in enumerate(text.splitlines(), 1):
+    # Only CR, LF and CRLF end a line, as for open() and editors; str.splitlines
+    # would also split on form feeds, U+2028 and the like and so shift every
+    # later line number.
+    for number, raw in enumerate(re.split(r"\r\n|\r|\n", text), 1):
         line = raw.strip()
         if not line or line[0] in "#;":
             continue
@@ -97,7 +101,7 @@ def parse(text, path):
             )
         if kind is None:
             raise ConfigError(
-                f"key {key!r} comes before any [Section] header", path, number
+                f"key {key!r} comes before any [Section] header", path, number, None, key
             )
         if key.lower() in seen:
             raise ConfigError(

@@ -195,7 +195,8 @@ def loadOrganization(path):
     """
     path = os.path.abspath(path)
     try:
-        with open(path, encoding="utf-8") as handle:
+        # utf-8-sig: Notepad starts UTF-8 files with a byte order mark.
+        with open(path, encoding="utf-8-sig") as handle:
             text = handle.read()
     except OSError as error:
         raise ConfigError(f"cannot read: {error.strerror}", path) from None
@@ -374,11 +375,11 @@ def _permissions(readers, connectors):
         ]
         if not matches:
             raise reader.error(
-                f"no ReceiveConnector is named {identity!r}", "Identity"
+                f"no ReceiveConnector is named '{identity}'", "Identity"
             )
         if len(matches) > 1:
             raise reader.error(
-                f"{identity!r} names a connector on several servers; write "
+                f"'{identity}' names a connector on several servers; write "
                 "Server\\Name, e.g. " + matches[0].identity,
                 "Identity",
             )
@@ -411,7 +412,7 @@ def _receiveConnectors(readers, permissionReaders, servers):
         key = connector.identity.lower()
         if key in seen:
             raise reader.error(
-                f"a second ReceiveConnector {connector.identity!r} (the first is "
+                f"a second ReceiveConnector '{connector.identity}' (the first is "
                 f"on line {seen[key]}); names must be unique per server"
             )
         seen[key] = reader.section.line
@@ -559,9 +560,10 @@ def _checkConnectorOverlaps(connectors, readers):
             for a in first.remoteIPRanges:
                 for b in second.remoteIPRanges:
                     same = (a.version, a.first, a.last) == (b.version, b.first, b.last)
-                    if same and any(x == y for x in first.bindings for y in second.bindings):
+                    shared = [y for y in second.bindings if y in first.bindings]
+                    if same and shared:
                         raise readerOf[id(second)].error(
-                            f"{b} on {second.bindings[0]} is already the range of "
+                            f"{b} on {shared[0]} is already the range of "
                             f"ReceiveConnector {first.name!r} (line {first.origin.line}) "
                             "on the same binding; a binding and range pair must be unique",
                             "RemoteIPRanges",

@@ -9,6 +9,7 @@ the file, line, section and key.
 import ipaddress
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 UNLIMITED = None
 
@@ -53,7 +54,9 @@ def integer(low, high, unlimited=False):
 
 
 _UNITS = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
-_SIZE = re.compile(r"^\s*([\d.,]+)\s*([kmg]?b?)\s*(\(.*\))?\s*$", re.IGNORECASE)
+_SIZE = re.compile(
+    r"^\s*([\d.,]+)\s*([kmg]?b?)\s*(\(.*\))?\s*$", re.IGNORECASE | re.ASCII
+)
 
 
 def byteSize(low, high, unlimited=False):
@@ -75,7 +78,9 @@ def byteSize(low, high, unlimited=False):
         if unit and not unit.endswith("b"):
             unit += "b"
         try:
-            size = int(float(number) * _UNITS[unit])
+            # Exact arithmetic: float() overflows (OverflowError) on long
+            # digit strings and loses whole bytes above 2**53.
+            size = int(Fraction(number) * _UNITS[unit])
         except (ValueError, KeyError):
             raise ValueError(f"{text!r} is not a size; write e.g. 10MB") from None
         if not low <= size <= high:
@@ -87,7 +92,9 @@ def byteSize(low, high, unlimited=False):
     return parse
 
 
-_TIMESPAN = re.compile(r"^\s*(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?\s*$")
+_TIMESPAN = re.compile(
+    r"^\s*(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.\d+)?\s*$", re.ASCII
+)
 
 
 def timespan(low, high):
@@ -156,12 +163,14 @@ def choice(allowed):
     return parse
 
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
+# ASCII: with IGNORECASE alone, [a-z] also matches U+212A KELVIN SIGN and
+# U+017F LATIN SMALL LETTER LONG S.  fullmatch: "$" would let a "\n" through.
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.IGNORECASE | re.ASCII)
 
 
 def fqdn(text):
     name = text.strip().rstrip(".")
-    if not name or len(name) > 253 or not all(_LABEL.match(p) for p in name.split(".")):
+    if not name or len(name) > 253 or not all(_LABEL.fullmatch(p) for p in name.split(".")):
         raise ValueError(f"{text!r} is not a valid host name, e.g. mail.fabrikam.com")
     return name
 
@@ -171,9 +180,9 @@ def domain(text):
     A domain name, optionally C{*.}-prefixed (a domain and its subdomains).
     """
     stripped = text.strip().lower()
-    rest = stripped[2:] if stripped.startswith("*.") else stripped
-    fqdn(rest)
-    return stripped
+    wildcard = stripped.startswith("*.")
+    name = fqdn(stripped[2:] if wildcard else stripped)
+    return ("*." if wildcard else "") + name
 
 
 @dataclass(frozen=True, order=True)
@@ -229,19 +238,17 @@ def ipRange(text):
             )
         if "-" in item:
             low, high = (ipaddress.ip_address(p.strip()) for p in item.split("-", 1))
-            if low.version != high.version:
-                raise ValueError(f"{item!r} mixes IPv4 and IPv6")
-            if int(low) > int(high):
-                raise ValueError(f"{item!r} runs backwards; write the lower address first")
-            return IPRange(low.version, int(low), int(high), item)
-        address = ipaddress.ip_address(item)
-        return IPRange(address.version, int(address), int(address), item)
-    except ValueError as error:
-        if "mixes" in str(error) or "backwards" in str(error):
-            raise
+        else:
+            low = high = ipaddress.ip_address(item)
+    except ValueError:
         raise ValueError(
             f"{item!r} is not an IP address, a range a-b, or a CIDR block a/n"
         ) from None
+    if low.version != high.version:
+        raise ValueError(f"{item!r} mixes IPv4 and IPv6")
+    if int(low) > int(high):
+        raise ValueError(f"{item!r} runs backwards; write the lower address first")
+    return IPRange(low.version, int(low), int(high), item)
 
 
 def ipRanges(text):
@@ -289,17 +296,20 @@ class Binding:
 
 def binding(text):
     item = text.strip()
-    match = re.match(r"^\[([0-9a-fA-F:.]+)\]:(\d+)$", item) or re.match(
-        r"^([0-9.]+):(\d+)$", item
+    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)", item, re.ASCII) or re.fullmatch(
+        r"([0-9.]+):(\d+)", item, re.ASCII
     )
     if not match:
         raise ValueError(
             f"{item!r} is not IP:port; write e.g. 127.0.0.1:2525 or [::1]:2525"
         )
     try:
-        host = str(ipaddress.ip_address(match.group(1)))
+        address = ipaddress.ip_address(match.group(1))
     except ValueError:
         raise ValueError(f"{match.group(1)!r} is not an IP address") from None
+    # [::ffff:a.b.c.d] is the IPv4 address a.b.c.d, which is how matches()
+    # sees the local address of such a connection.
+    host = str(getattr(address, "ipv4_mapped", None) or address)
     port = int(match.group(2))
     if not 1 <= port <= 65535:
         raise ValueError(f"port {port} is out of range; it must be 1 to 65535")

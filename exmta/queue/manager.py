@@ -201,6 +201,12 @@ class QueueManager(service.Service):
         if tuple(recipients) != queued.recipients:
             queued = replace(queued, recipients=tuple(recipients))
             yield self.spool.update(queued)
+            self.log.info(
+                "recorded {queueId}: {waiting} of {total} recipients waiting",
+                queueId=queued.queueId,
+                waiting=sum(r.status == READY for r in recipients),
+                total=len(recipients),
+            )
         return queued, retry
 
     def _deliverLocal(self, queued, mailboxes):

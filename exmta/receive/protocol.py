@@ -21,7 +21,7 @@ import base64
 import binascii
 import re
 from dataclasses import replace
-from email.utils import formatdate
+from email.utils import formatdate, getaddresses
 
 from twisted.cred.credentials import Anonymous, UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
@@ -64,6 +64,7 @@ UNABLE_TO_RELAY = reply(550, "5.7.1", "Unable to relay")
 RECIPIENT_NOT_FOUND = reply(550, "5.1.1", "RESOLVER.ADR.RecipNotFound; not found")
 TOO_MANY_RECIPIENTS = reply(452, "4.5.3", "Too many recipients")
 TOO_BIG = reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+CANNOT_SEND_AS = reply(550, "5.7.1", "Client does not have permissions to send as this sender")
 AUTH_FAILED = reply(535, "5.7.3", "Authentication unsuccessful")
 TOO_MANY_ERRORS = reply(
     421, "4.7.0", "Too many errors on this connection, closing transmission channel"
@@ -566,9 +567,8 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
                 continue
             else:
                 return reply(555, "5.5.4", f"Unsupported parameter {name}")
-        refusal = self._checkSender(sender, principal)
-        if refusal is not None:
-            return refusal
+        if not self._maySendAs(sender, principal):
+            return CANNOT_SEND_AS
         self.envelope = Envelope(sender, (), body, size)
         return reply(250, "2.1.0", "Sender OK")
 
@@ -577,22 +577,38 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             return HARD_MESSAGE_LIMIT
         return self.connector.maxMessageSize
 
-    def _checkSender(self, sender, principal):
+    def _maySendAs(self, sender, principal):
         """
         Exchange's sender checks: an address in an authoritative domain
         needs Accept-Authoritative-Domain-Sender unless the principal owns
         it; Accept-Any-Sender lifts the check.
         """
         if sender.isNull or principal.has(permissions.ACCEPT_ANY_SENDER):
-            return None
+            return True
         accepted = self.factory.organization.acceptedDomainFor(sender.domain)
         if accepted is None or accepted.domainType != "Authoritative":
-            return None
+            return True
         if principal.has(permissions.ACCEPT_AUTHORITATIVE_DOMAIN_SENDER):
-            return None
-        if str(sender).lower() in principal.addresses:
-            return None
-        return reply(550, "5.7.1", "Client does not have permissions to send as this sender")
+            return True
+        return str(sender).lower() in principal.addresses
+
+    def _mayWriteFrom(self, header, principal):
+        """
+        The same check on the addresses of the From: field, as Exchange
+        makes it at the end of data.
+        """
+        if principal.has(permissions.ACCEPT_ANY_SENDER):
+            return True
+        values = [
+            f.split(b":", 1)[1].decode("latin-1")
+            for f in headers.fields(header)
+            if headers.fieldName(f) == b"from"
+        ]
+        for _, address in getaddresses(values):
+            local, at, domain = address.rpartition("@")
+            if at and not self._maySendAs(Address(local, domain.lower()), principal):
+                return False
+        return True
 
     def smtp_RCPT(self, argument):
         if self.envelope is None:
@@ -694,6 +710,8 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         if headers.hopCount(header) >= self.connector.maxHopCount:
             return reply(554, "5.4.6", "Hop count exceeded - possible mail loop")
         principal = self._principal()
+        if not self._mayWriteFrom(header, principal):
+            return CANNOT_SEND_AS
         fqdn = self.connector.fqdn
         stored = (
             headers.receivedHeader(self.session, fqdn, self.factory.reactor.seconds())

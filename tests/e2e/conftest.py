@@ -55,6 +55,7 @@ ExtendedRights = Ms-Exch-SMTP-Accept-Any-Recipient
 Usage = Internet
 Bindings = 127.0.0.3:{internet}
 MaxMessageSize = 64KB
+MaxHeaderSize = 8KB
 MaxRecipientsPerMessage = 3
 MaxInboundConnectionPerSource = 2
 """

@@ -8,6 +8,7 @@ import re
 import smtplib
 import ssl
 import subprocess
+import warnings
 
 import pytest
 
@@ -105,12 +106,15 @@ def test_authenticatedUserMayRelayAndItStaysQueued(organization):
     with smtplib.SMTP("127.0.0.1", organization.ports["default"], timeout=30) as smtp:
         smtp.starttls(context=tlsContext())
         smtp.login("smtpgateway@fabrikam.com", GATEWAY_PASSWORD)
-        refused = smtp.sendmail("sender@contoso.com", ["someone@contoso.com"], MESSAGE)
-        assert refused == {}
-    organization.server.waitFor("Waiting for a send connector")
-    queued = [m for m in queuedMessages(organization.queueFolder).values()
-              if m["recipients"][0]["address"] == "someone@contoso.com"]
-    assert queued and queued[0]["recipients"][0]["status"] == "Ready"
+        assert smtp.mail("sender@contoso.com")[0] == 250
+        assert smtp.rcpt("someone@contoso.com")[0] == 250
+        code, text = smtp.data(MESSAGE)
+        assert code == 250, text
+    queueId = queueIdOf(text.decode())
+    organization.server.waitFor(f"recorded {queueId}")
+    recipient = queuedMessages(organization.queueFolder)[queueId]["recipients"][0]
+    assert recipient == {"address": "someone@contoso.com", "status": "Ready",
+                         "lastError": "Waiting for a send connector"}
 
 
 def test_wrongPasswordThenTooManyFailuresEndsSession(organization):
@@ -157,6 +161,15 @@ def test_authenticatedUserCannotSendAsAnotherMailbox(organization):
         assert (code, text[:5]) == (550, b"5.7.1")
         smtp.docmd("RSET")
         assert smtp.docmd("MAIL FROM:<kim@fabrikam.com>")[0] == 250
+        assert smtp.docmd("RCPT TO:<administrator@fabrikam.com>")[0] == 250
+        assert smtp.docmd("DATA")[0] == 354
+        smtp.send(b"From: The Boss <administrator@fabrikam.com>\r\nSubject: spoof\r\n\r\nx\r\n.\r\n")
+        code, text = smtp.getreply()
+        assert (code, text[:5]) == (550, b"5.7.1")
+        assert smtp.docmd("MAIL FROM:<kim@fabrikam.com>")[0] == 250
+        assert smtp.docmd("RCPT TO:<administrator@fabrikam.com>")[0] == 250
+        code, text = smtp.data(b"From: Kim <kim@fabrikam.com>\r\nSubject: own\r\n\r\nx\r\n")
+        assert code == 250, text
 
 
 def test_swaksAuthenticatesOverTLS(organization):
@@ -195,9 +208,12 @@ def test_externallySecuredGatewayRelaysWithoutAuth(organization):
     code, lines = sendMessage(raw, "news@contoso.com", ["someone@contoso.com", "kim@fabrikam.com"])
     assert code == 250, lines
     raw.close()
-    queued = queuedMessages(organization.queueFolder).get(queueIdOf(lines[0]))
-    if queued is not None:
-        assert {r["address"] for r in queued["recipients"]} >= {"someone@contoso.com"}
+    queueId = queueIdOf(lines[0])
+    organization.server.waitFor(f"recorded {queueId}")
+    # One queue item for the transaction, not one per recipient.
+    queued = queuedMessages(organization.queueFolder)[queueId]
+    assert {r["address"]: r["status"] for r in queued["recipients"]} == {
+        "someone@contoso.com": "Ready", "kim@fabrikam.com": "Delivered"}
 
 
 def test_otherSourcesGetTheDefaultConnector(organization):
@@ -406,6 +422,32 @@ def test_connectionsPerSourceAreLimited(organization):
     other = client(organization, "internet", source="127.0.0.99")
     for raw in (first, second, third, other):
         raw.close()
+
+
+def test_oversizedHeaderEndsTheSession(organization):
+    raw = client(organization, "internet")
+    ehlo(raw)
+    body = b"".join(b"X-Filler-%d: %s\r\n" % (n, b"z" * 100) for n in range(90)) + b"\r\nx\r\n"
+    code, lines = sendMessage(raw, "a@contoso.com", ["kim@fabrikam.com"], body)
+    assert lines[0].startswith("552 5.3.4 Header size"), lines
+    assert raw.closedByPeer()
+
+
+def test_tlsBelowVersion12IsRefused(organization):
+    raw = client(organization)
+    ehlo(raw)
+    assert raw.command("STARTTLS")[0] == 220
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+    with pytest.raises(ssl.SSLError, match="(?i)version|handshake|protocol"):
+        context.wrap_socket(raw.sock, server_hostname="huba.fabrikam.com")
+    raw.close()
 
 
 def test_hopCountLoopIsRefused(organization):

@@ -388,7 +388,7 @@ def test_keysAndKindsAreCaseInsensitive(tmp_path):
             {"AnonymousUsers"},
             {"Tls"},
             ["0.0.0.0:25"],
-            ["0.0.0.0-255.255.255.255"],
+            ["0.0.0.0-255.255.255.255", "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"],
         ),
         (
             "Partner",
@@ -836,11 +836,24 @@ def test_partialOverlapOnSharedBindingRefused(tmp_path):
     assert "ranges may overlap only when one contains the other" in str(error)
 
 
-def test_partialOverlapAcrossWildcardBindingRefused(tmp_path):
-    assertError(
+def test_partialOverlapAcrossWildcardAndSpecificBindingAllowed(tmp_path):
+    # A specific binding always wins over a wildcard one, so the ranges of
+    # connectors on different bindings never compete.
+    org = organization(
         tmp_path,
         _two(
             "Bindings = 0.0.0.0:2525\nRemoteIPRanges = 10.0.0.0/24",
+            "Bindings = 127.0.0.1:2525\nRemoteIPRanges = 10.0.0.128-10.0.1.5",
+        ),
+    )
+    assert [c.name for c in org.receiveConnectors] == ["One", "Two"]
+
+
+def test_partialOverlapWithDisabledConnectorRefused(tmp_path):
+    assertError(
+        tmp_path,
+        _two(
+            "Bindings = 127.0.0.1:2525\nRemoteIPRanges = 10.0.0.0/24\nEnabled = $false",
             "Bindings = 127.0.0.1:2525\nRemoteIPRanges = 10.0.0.128-10.0.1.5",
         ),
         "RemoteIPRanges = 10.0.0.128",

@@ -588,16 +588,6 @@ def test_bindingMatches():
     assert not anySix.matches("10.2.3.4", 25)
 
 
-def test_bindingOverlaps():
-    a = values.binding("127.0.0.1:2525")
-    assert a.overlaps(values.binding("127.0.0.1:2525"))
-    assert a.overlaps(values.binding("0.0.0.0:2525"))
-    assert values.binding("0.0.0.0:2525").overlaps(a)
-    assert not a.overlaps(values.binding("127.0.0.4:2525"))
-    assert not a.overlaps(values.binding("127.0.0.1:25"))
-    assert not a.overlaps(values.binding("[::]:2525"))
-
-
 def test_bindingIPv4MappedIsIPv4():
     parsed = values.binding("[::ffff:127.0.0.1]:2525")
     assert parsed == values.Binding("127.0.0.1", 2525)

@@ -60,7 +60,12 @@ USAGE_PRESETS = {
         "0.0.0.0:25",
         None,
     ),
-    "Internet": ({"AnonymousUsers"}, {"Tls"}, None, "0.0.0.0-255.255.255.255"),
+    "Internet": (
+        {"AnonymousUsers"},
+        {"Tls"},
+        None,
+        "0.0.0.0-255.255.255.255, ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    ),
     "Partner": ({"Partners"}, {"Tls"}, None, None),
     "Custom": (set(), {"Tls"}, None, None),
 }
@@ -553,15 +558,16 @@ def _checkConnectorOverlaps(connectors, readers):
     readerOf = {id(c): r for c, r in zip(connectors, readers)}
     for index, first in enumerate(connectors):
         for second in connectors[index + 1 :]:
-            if first.server != second.server or not (first.enabled and second.enabled):
-                continue
-            if not any(a.overlaps(b) for a in first.bindings for b in second.bindings):
+            # A specific binding always beats a wildcard one, so only
+            # connectors on the very same binding compete by range.  Disabled
+            # connectors count too: enabling one must not make org.ini invalid.
+            shared = [y for y in second.bindings if y in first.bindings]
+            if first.server != second.server or not shared:
                 continue
             for a in first.remoteIPRanges:
                 for b in second.remoteIPRanges:
                     same = (a.version, a.first, a.last) == (b.version, b.first, b.last)
-                    shared = [y for y in second.bindings if y in first.bindings]
-                    if same and shared:
+                    if same:
                         raise readerOf[id(second)].error(
                             f"{b} on {shared[0]} is already the range of "
                             f"ReceiveConnector {first.name!r} (line {first.origin.line}) "

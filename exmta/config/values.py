@@ -283,13 +283,6 @@ class Binding:
             return address.version == self.version
         return address == ipaddress.ip_address(self.host)
 
-    def overlaps(self, other):
-        return (
-            self.port == other.port
-            and self.version == other.version
-            and (self.isWildcard or other.isWildcard or self.host == other.host)
-        )
-
     def __str__(self):
         return f"[{self.host}]:{self.port}" if self.version == 6 else f"{self.host}:{self.port}"
 

@@ -211,8 +211,11 @@ def queuedMessages(queueFolder):
         return found
     for name in os.listdir(folder):
         if name.endswith(".json"):
-            with open(os.path.join(folder, name)) as handle:
-                found[name[:-5]] = json.load(handle)
+            try:
+                with open(os.path.join(folder, name)) as handle:
+                    found[name[:-5]] = json.load(handle)
+            except FileNotFoundError:
+                continue  # delivered and removed since the listing
     return found
 
 

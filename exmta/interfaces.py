@@ -14,6 +14,7 @@ The pipeline is receive -> permissions -> queue -> routing -> delivery.
 Built-in parts implement these interfaces exactly as plugins do.
 """
 
+from twisted.cred.credentials import ICredentials
 from zope.interface import Attribute, Interface
 
 
@@ -48,6 +49,16 @@ class IPrincipal(Interface):
         """
 
 
+class IExternallySecured(ICredentials):
+    """
+    Credentials claiming to be an Externally Secured Server, resting only on
+    the peer's address: the connector's RemoteIPRanges decide whether the
+    claim holds (Exchange's ExternalAuthoritative).
+    """
+
+    peerHost = Attribute("The peer's IP address, as a string.")
+
+
 class IAccountStore(Interface):
     """
     The accounts BasicAuth checks: user principal names with slow, salted
@@ -80,6 +91,12 @@ class IMessageQueue(Interface):
     """
     The durable queue between receiving and sending.
     """
+
+    onEnqueued = Attribute(
+        "A list of callables, each called with the new "
+        "L{exmta.envelope.QueuedMessage} once a message is durable, before "
+        "C{enqueue}'s Deferred fires: how the queue manager hears of new mail."
+    )
 
     def enqueue(envelope, session, message):
         """

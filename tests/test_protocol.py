@@ -50,6 +50,7 @@ class ControlledQueue:
 
     def __init__(self):
         self.pending = []
+        self.onEnqueued = []
 
     def enqueue(self, envelope, session, message):
         d = defer.Deferred()

@@ -14,13 +14,14 @@ or L{twisted.cred.checkers.ANONYMOUS}.
 """
 
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import ICredentials, IUsernamePassword
+from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
-from zope.interface import Attribute, implementer
+from zope.interface import implementer
 
 from exmta.auth import permissions
+from exmta.interfaces import IExternallySecured
 
 
 @implementer(ICredentialsChecker)
@@ -66,15 +67,6 @@ class AccountChecker:
             credentials.password,
         )
         return verifying.addCallback(checked)
-
-
-class IExternallySecured(ICredentials):
-    """
-    A claim to be an Externally Secured Server, resting only on the peer's
-    address: the connector's RemoteIPRanges decide whether it holds.
-    """
-
-    peerHost = Attribute("The peer's IP address, as a string.")
 
 
 @implementer(IExternallySecured)

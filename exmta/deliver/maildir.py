@@ -21,7 +21,7 @@ from zope.interface import implementer
 
 from exmta.errors import PermanentFailure, TransientFailure
 from exmta.interfaces import IDeliveryAgent
-from exmta.queue.spool import makeFolders, syncFolder, unlinkQuietly, writeFile
+from exmta.durable import makeFolders, syncFolder, unlinkQuietly, writeFile
 
 
 def _failure(folder, error):

@@ -131,6 +131,7 @@ class QueuedMessage:
     size: int
     receivedFrom: dict = field(default_factory=dict)
     body: str = "7BIT"
+    delayNotified: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,3 +145,36 @@ class QueuedRecipient:
     address: str
     status: str = "Ready"
     lastError: str | None = None
+    attempts: int = 0
+    nextRetryTime: float | None = None
+    nextHop: str | None = None
+
+
+@dataclass(frozen=True)
+class NextHop:
+    """
+    Where a recipient goes next, as Exchange names delivery queues.
+
+    @ivar deliveryType: C{SmartHostConnectorDelivery} (a send connector's
+        smart hosts), C{DnsConnectorDelivery} (a send connector's MX lookup
+        for C{domain}) or C{SmtpRelayWithinAdSite} (forwarding to the
+        TransportServer C{server}, a source server of C{connector}).
+    @ivar connector: the send connector's name.
+    """
+
+    deliveryType: str
+    connector: str
+    domain: str | None = None
+    server: str | None = None
+
+    @property
+    def key(self):
+        """
+        The next hop's queue identity: recipients with the same key travel
+        together, and it is what Get-Queue shows.
+        """
+        if self.deliveryType == "DnsConnectorDelivery":
+            return f"{self.connector}:{self.domain}"
+        if self.deliveryType == "SmtpRelayWithinAdSite":
+            return f"{self.server}"
+        return self.connector

@@ -63,3 +63,12 @@ class TransientFailure(SMTPFailure):
     """
     A 4xx outcome: the same thing may succeed later.
     """
+
+
+class ConnectionFailure(TransientFailure):
+    """
+    The next hop could not be reached or refused the session or the DATA
+    as a whole (no connection, a 4xx greeting, a 4xx to DATA): every
+    recipient of the attempt is retried on the connection-failure schedule
+    (TransientFailureRetryInterval, then OutboundConnectionFailureRetryInterval).
+    """

@@ -141,6 +141,45 @@ class IRecipientResolver(Interface):
         """
 
 
+class IRemoteDelivery(Interface):
+    """
+    The send side: delivers a message over SMTP to a next hop.
+    """
+
+    def send(nextHop, queued, recipients, message):
+        """
+        Deliver one message to some of its recipients in one SMTP
+        transaction through C{nextHop}, reusing an open connection to that
+        next hop where there is one.
+
+        @param nextHop: the L{exmta.envelope.NextHop}.
+        @param queued: the L{exmta.envelope.QueuedMessage}.
+        @param recipients: the recipient addresses (str) for this next hop.
+        @param message: the message bytes, CRLF line ends.
+        @return: a Deferred firing with a mapping of every address in
+            C{recipients} to L{None} (the next hop took it) or an
+            L{exmta.errors.SMTPFailure}: L{exmta.errors.PermanentFailure}
+            (5xx), L{exmta.errors.TransientFailure} (4xx for that recipient)
+            or L{exmta.errors.ConnectionFailure} (the attempt as a whole
+            failed).  It never errbacks for a delivery outcome.
+        """
+
+
+class IMessageTrackingLog(Interface):
+    """
+    Exchange's message tracking log: one event per line.
+    """
+
+    def track(eventId, queued=None, **fields):
+        """
+        Record an event (C{RECEIVE}, C{SUBMIT}, C{SEND}, C{DELIVER},
+        C{DEFER}, C{FAIL}, C{DSN}, C{EXPAND}) with Exchange's field names
+        (C{messageId}, C{sender}, C{recipients}, C{connectorId},
+        C{nextHop}, C{recipientStatus}, ...).  Never raises: tracking must
+        not stop mail.
+        """
+
+
 class IDeliveryAgent(Interface):
     """
     Delivers messages to local mailboxes.

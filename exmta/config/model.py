@@ -20,12 +20,62 @@ class Origin:
 
 @dataclass(frozen=True)
 class TransportServer:
+    """
+    One transport server and its Set-TransportServer settings.  Times are
+    seconds; Exchange 2010's defaults apply where org.ini is silent.
+    """
+
     name: str
     fqdn: str
     queueDatabasePath: str
     mailboxDatabasePath: str
     tlsCertificatePath: str | None
     tlsPrivateKeyPath: str | None
+    origin: Origin
+    messageExpirationTimeout: int = 2 * 86400
+    delayNotificationTimeout: int = 4 * 3600
+    messageRetryInterval: int = 60
+    transientFailureRetryCount: int = 6
+    transientFailureRetryInterval: int = 5 * 60
+    outboundConnectionFailureRetryInterval: int = 10 * 60
+    maxOutboundConnections: int | None = 1000
+    maxPerDomainOutboundConnections: int | None = 20
+    messageTrackingLogEnabled: bool = True
+    messageTrackingLogPath: str = ""
+    sendProtocolLogPath: str = ""
+    receiveProtocolLogPath: str = ""
+    externalPostmasterAddress: str | None = None
+    internalDNSServers: tuple = ()
+    externalDNSServers: tuple = ()
+
+
+@dataclass(frozen=True)
+class SendConnector:
+    """
+    A New-SendConnector: which recipient domains it serves (AddressSpaces)
+    and how it reaches them (SmartHosts, or MX records when
+    DNSRoutingEnabled).
+    """
+
+    name: str
+    usage: str
+    addressSpaces: tuple  # of exmta.config.values.AddressSpace
+    smartHosts: tuple  # of exmta.config.values.SmartHost
+    smartHostAuthMechanism: frozenset[str]
+    authenticationCredential: str | None
+    sourceTransportServers: tuple[str, ...]
+    dnsRoutingEnabled: bool
+    port: int
+    fqdn: str | None
+    requireTLS: bool
+    tlsAuthLevel: str | None
+    tlsDomain: str | None
+    ignoreSTARTTLS: bool
+    maxMessageSize: int | None
+    connectionInactivityTimeout: int
+    useExternalDNSServersEnabled: bool
+    protocolLoggingLevel: str
+    enabled: bool
     origin: Origin
 
 
@@ -110,6 +160,7 @@ class Organization:
     acceptedDomains: tuple[AcceptedDomain, ...] = ()
     mailboxes: tuple[Mailbox, ...] = ()
     receiveConnectors: tuple[ReceiveConnector, ...] = ()
+    sendConnectors: tuple[SendConnector, ...] = ()
 
     @property
     def folder(self):
@@ -121,6 +172,14 @@ class Organization:
         The BasicAuth account store lives next to org.ini, never inside it.
         """
         return os.path.join(self.folder, "accounts")
+
+    @property
+    def credentialStorePath(self):
+        """
+        The send connectors' AuthenticationCredentials live next to org.ini
+        too, readable only by their owner.
+        """
+        return os.path.join(self.folder, "credentials")
 
     def acceptedDomainFor(self, domain):
         """

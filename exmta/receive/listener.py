@@ -4,6 +4,7 @@ choices made before the first reply: which connector, and whether its
 connection limits let the client in.
 """
 
+import itertools
 from collections import Counter
 
 from twisted.application import service
@@ -36,7 +37,10 @@ class ReceiveFactory(ServerFactory):
     protocol = ReceiveProtocol
     noisy = False
 
-    def __init__(self, organization, server, portals, queue, resolver, tlsOptions, reactor):
+    def __init__(
+        self, organization, server, portals, queue, resolver, tlsOptions, reactor,
+        protocolLog=None,
+    ):
         self.organization = organization
         self.server = server
         self.connectors = organization.connectorsOf(server.name)
@@ -47,6 +51,22 @@ class ReceiveFactory(ServerFactory):
         self.reactor = reactor
         self._connections = Counter()
         self._connectionsBySource = Counter()
+        self._protocolLog = protocolLog
+        self._sessions = itertools.count(1)
+
+    def protocolSession(self, connector, local, peer):
+        """
+        @return: a L{exmta.protocollog.ProtocolSession} for a connection on a
+            connector whose ProtocolLoggingLevel is Verbose, else L{None}.
+        """
+        if self._protocolLog is None or getattr(connector, "protocolLoggingLevel", "None") != "Verbose":
+            return None
+        return self._protocolLog.session(
+            connector.identity,
+            f"{self.reactor.seconds():.0f}-{next(self._sessions)}",
+            f"{local.host}:{local.port}",
+            f"{peer.host}:{peer.port}",
+        )
 
     def select(self, localHost, localPort, peerHost):
         return selectConnector(self.connectors, localHost, localPort, peerHost)

@@ -92,6 +92,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         self._logonFailures = 0
         self._sessionTimer = None
         self._admitted = False
+        self._protocolLog = None
         self.connector = None
         self.session = None
         self._connectPrincipal = None
@@ -124,6 +125,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             self._close(refusal)
             return
         self._admitted = True
+        self._protocolLog = factory.protocolSession(connector, host, peer)
         self.session = Session(
             connector=connector.name,
             server=connector.server,
@@ -137,6 +139,8 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         self._sessionTimer = factory.reactor.callLater(
             connector.connectionTimeout, self._connectionTimedOut
         )
+        if self._protocolLog is not None:
+            self._protocolLog.event("+")
         self.log.info(
             "connection from {peerHost}:{peerPort} to {connector}",
             peerHost=peer.host,
@@ -178,6 +182,8 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             self._sessionTimer.cancel()
         if self._admitted:
             self.factory.release(self.connector, self.session.peerHost)
+            if self._protocolLog is not None:
+                self._protocolLog.event("-")
             self.log.info(
                 "disconnected {peerHost}:{peerPort} from {connector}",
                 peerHost=self.session.peerHost,
@@ -199,6 +205,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             return
         self._closing = True
         self._buffer = bytearray()
+        self._logReply(final)
         self.transport.write(final.toBytes())
         self.transport.loseConnection()
 
@@ -285,6 +292,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
     def _send(self, response):
         if self._closing:
             return
+        self._logReply(response)
         self.transport.write(response.toBytes())
         if response.code in _PROTOCOL_ERROR_CODES:
             self._protocolErrors += 1
@@ -292,9 +300,27 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             if limit is not None and self._protocolErrors > limit:
                 self._close(TOO_MANY_ERRORS)
 
+    def _logCommand(self, line):
+        """
+        Log a command line, keeping SASL responses (which carry passwords)
+        out of the log: only the AUTH verb and mechanism are written.
+        """
+        if self._mode == _SASL:
+            self._protocolLog.event("<", redact=True)
+        elif line[:5].upper() == b"AUTH ":
+            self._protocolLog.event("<", b" ".join(line.split()[:2]), context="response redacted")
+        else:
+            self._protocolLog.event("<", line)
+
+    def _logReply(self, response):
+        if self._protocolLog is not None:
+            self._protocolLog.event(">", str(response))
+
     # Commands
 
     def _lineReceived(self, line):
+        if self._protocolLog is not None:
+            self._logCommand(line)
         self._refreshTLS()
         if self._mode == _SASL:
             return self._saslStep(line)

@@ -89,9 +89,11 @@ class ProtocolTests(SynchronousTestCase):
             [AllowAnonymousAccess(), PasswordChecker()],
         )
         server = self.organization.transportServers["HubA"]
+        self.tracked = []
+        tracking = type("Tracking", (), {"track": lambda _, *a, **k: self.tracked.append((a, k))})()
         self.factory = ReceiveFactory(
             self.organization, server, {self.connector.identity: portal}, self.queue,
-            Resolver(self.organization), None, self.clock,
+            Resolver(self.organization), None, self.clock, tracking=tracking,
         )
 
     def session(self, peer="127.0.0.9"):
@@ -161,8 +163,12 @@ class ProtocolTests(SynchronousTestCase):
     def test_noReplyBeforeTheQueueCommitsAndRepliesStayInOrder(self):
         protocol, transport = self.session()
         self.say(protocol, transport, b"EHLO c\r\nMAIL FROM:<a@contoso.com>\r\nRCPT TO:<kim@fabrikam.com>\r\nDATA\r\n")
-        replies = self.say(protocol, transport, b"Subject: x\r\n\r\n..dot\r\n.\r\nNOOP\r\nRSET\r\n")
+        replies = self.say(
+            protocol, transport,
+            b"Message-ID: <m1@contoso.com>\r\nSubject: x\r\n\r\n..dot\r\n.\r\nNOOP\r\nRSET\r\n",
+        )
         self.assertEqual(replies, [])
+        self.assertEqual(self.tracked, [])
         envelope, message, committed = self.queue.pending[0]
         self.assertEqual([str(r) for r in envelope.recipients], ["kim@fabrikam.com"])
         self.assertTrue(message.endswith(b"Subject: x\r\n\r\n.dot\r\n"))
@@ -173,6 +179,13 @@ class ProtocolTests(SynchronousTestCase):
             "250 2.0.0 OK",
             "250 2.0.0 Resetting",
         ])
+        [(arguments, fields)] = self.tracked
+        self.assertEqual(arguments, ("RECEIVE",))
+        self.assertEqual(fields["internalMessageId"], "0123ABCD")
+        self.assertEqual(fields["messageId"], "<m1@contoso.com>")
+        self.assertEqual(fields["recipients"], ["kim@fabrikam.com"])
+        self.assertEqual(fields["connectorId"], "HubA\\Default HubA")
+        self.assertEqual(fields["clientIp"], "127.0.0.9")
 
     def test_queueFailureIsATemporaryError(self):
         protocol, transport = self.session()

@@ -55,6 +55,16 @@ def fieldName(field):
     return field.split(b":", 1)[0].strip().lower()
 
 
+def messageId(header):
+    """
+    @return: the Message-ID field's value, or L{None}.
+    """
+    for field in fields(header):
+        if fieldName(field) == b"message-id":
+            return field.split(b":", 1)[1].strip().decode("ascii", "replace")
+    return None
+
+
 def hopCount(header):
     return len(_RECEIVED.findall(header))
 

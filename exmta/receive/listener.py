@@ -32,6 +32,8 @@ class ReceiveFactory(ServerFactory):
     @ivar organization: the L{exmta.config.model.Organization}.
     @ivar queue: the L{exmta.interfaces.IMessageQueue} accepted mail goes to.
     @ivar resolver: the L{exmta.interfaces.IRecipientResolver} RCPT asks.
+    @ivar tracking: the L{exmta.interfaces.IMessageTrackingLog} that hears
+        of each accepted message, or L{None}.
     """
 
     protocol = ReceiveProtocol
@@ -39,7 +41,7 @@ class ReceiveFactory(ServerFactory):
 
     def __init__(
         self, organization, server, portals, queue, resolver, tlsOptions, reactor,
-        protocolLog=None,
+        protocolLog=None, tracking=None,
     ):
         self.organization = organization
         self.server = server
@@ -52,6 +54,7 @@ class ReceiveFactory(ServerFactory):
         self._connections = Counter()
         self._connectionsBySource = Counter()
         self._protocolLog = protocolLog
+        self.tracking = tracking
         self._sessions = itertools.count(1)
 
     def protocolSession(self, connector, local, peer):

@@ -748,6 +748,20 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         enqueued = self.factory.queue.enqueue(envelope, self.session, stored)
 
         def queued(queueId):
+            if self.factory.tracking is not None:
+                self.factory.tracking.track(
+                    "RECEIVE",
+                    source="SMTP",
+                    internalMessageId=queueId,
+                    messageId=headers.messageId(header),
+                    sender=str(envelope.mailFrom),
+                    recipients=[str(r) for r in envelope.recipients],
+                    totalBytes=len(stored),
+                    connectorId=self.connector.identity,
+                    clientIp=self.session.peerHost,
+                    clientHostname=self.session.helo,
+                    serverIp=self.session.localHost,
+                )
             self.log.info(
                 "accepted {queueId} from {sender} for {recipients} on {connector} "
                 "({size} bytes, {principal})",

@@ -154,11 +154,12 @@ class SpoolTests(TestCase):
         self.assertEqual(
             document,
             {
-                "version": 1,
+                "version": 2,
                 "queueId": queueId,
                 "mailFrom": "alice@contoso.com",
                 "size": len(MESSAGE),
                 "body": "8BITMIME",
+                "delayNotified": False,
                 "receivedFrom": {
                     "connector": "Default HubA",
                     "server": "HubA",
@@ -169,8 +170,10 @@ class SpoolTests(TestCase):
                     "tlsVersion": "TLSv1.3",
                 },
                 "recipients": [
-                    {"address": "bob@fabrikam.com", "status": "Ready", "lastError": None},
-                    {"address": "carol@example.org", "status": "Ready", "lastError": None},
+                    {"address": "bob@fabrikam.com", "status": "Ready", "lastError": None,
+                     "attempts": 0, "nextRetryTime": None, "nextHop": None},
+                    {"address": "carol@example.org", "status": "Ready", "lastError": None,
+                     "attempts": 0, "nextRetryTime": None, "nextHop": None},
                 ],
             },
         )
@@ -324,6 +327,76 @@ class SpoolTests(TestCase):
         self.assertEqual(self.reopen().messages(), [])
         with self.assertRaises(KeyError):
             await self.spool.messageBytes(queueId)
+
+    async def test_retryState(self):
+        """
+        A recipient's attempts, next retry time and next hop, and whether
+        the sender was told of a delay, survive a restart.
+        """
+        await self.spool.enqueue(envelope("bob@fabrikam.com", "carol@example.org"), SESSION, MESSAGE)
+        (queued,) = self.spool.messages()
+        bob, carol = queued.recipients
+        queued = replace(
+            queued,
+            delayNotified=True,
+            recipients=(
+                replace(bob, status=DELIVERED),
+                replace(carol, lastError="451 4.4.0 Try later", attempts=3,
+                        nextRetryTime=1717171777.5, nextHop="ToInternet"),
+            ),
+        )
+        await self.spool.update(queued)
+        self.assertEqual(self.reopen().messages(), [queued])
+        self.assertEqual(self.spool.message(queued.queueId), queued)
+        self.assertIsNone(self.spool.message("0" * 24))
+
+    async def test_readsVersion1(self):
+        """
+        An envelope written in version 1, before the send side, is read
+        with the new fields' defaults, and rewritten as version 2.
+        """
+        queueId = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        path = os.path.join(self.messages, queueId + ".json")
+        with open(path, "rb") as handle:
+            document = json.loads(handle.read())
+        document["version"] = 1
+        del document["delayNotified"]
+        for recipient in document["recipients"]:
+            for key in ("attempts", "nextRetryTime", "nextHop"):
+                del recipient[key]
+        with open(path, "w") as handle:
+            json.dump(document, handle)
+        (queued,) = self.reopen().messages()
+        self.assertEqual(queued.recipients, (QueuedRecipient("bob@fabrikam.com"),))
+        self.assertFalse(queued.delayNotified)
+        await self.spool.update(replace(queued, recipients=(QueuedRecipient("bob@fabrikam.com", attempts=1),)))
+        with open(path, "rb") as handle:
+            self.assertEqual(json.loads(handle.read())["version"], 2)
+
+    async def test_unknownVersionLeftAlone(self):
+        queueId = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        path = os.path.join(self.messages, queueId + ".json")
+        with open(path, "rb") as handle:
+            document = json.loads(handle.read())
+        document["version"] = 3
+        with open(path, "w") as handle:
+            json.dump(document, handle)
+        self.assertEqual(self.reopen().messages(), [])
+        self.assertEqual(files(self.messages), [queueId + ".eml", queueId + ".json"])
+
+    async def test_arrivalTimeFromClock(self):
+        """
+        Arrival times come from the clock the spool is given.
+        """
+        clock = Clock()
+        clock.advance(1234.5)
+        self.spools.remove(self.spool)
+        self.spool.close()
+        self.spool = Spool.open(self.path, reactor, clock)
+        self.spools.append(self.spool)
+        await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        (queued,) = self.spool.messages()
+        self.assertEqual(queued.arrivalTime, 1234.5)
 
     async def test_updatesInOrder(self):
         """
@@ -504,7 +577,7 @@ class QueueManagerTests(TestCase):
         self.mailboxes = os.path.join(folder, "mailboxes")
         self.resolver = Resolver(parseOrganization(ORGANIZATION, os.path.join(folder, "org.ini")))
         self.clock = Clock()
-        self.spool = Spool.open(self.queuePath, reactor)
+        self.spool = Spool.open(self.queuePath, reactor, self.clock)
         self.addCleanup(lambda: self.spool.close())
 
     def manager(self, agent=None):
@@ -549,13 +622,15 @@ class QueueManagerTests(TestCase):
             (QueuedRecipient("carol@example.org", READY, WAITING_FOR_SEND_CONNECTOR),),
         )
         self.spool.close()
-        self.spool = Spool.open(self.queuePath, reactor)
+        self.spool = Spool.open(self.queuePath, reactor, self.clock)
         self.assertEqual(self.spool.messages(), [queued])
 
     async def test_mixed(self):
         """
         Of a message for a mailbox, an address no mailbox has any more, and
-        a remote address, only the remote one stays Ready.
+        a remote address, only the remote one stays Ready, and the sender
+        is told of the one that failed.  Without a send side, nothing but
+        the message's expiry (and the delay notice before it) is scheduled.
         """
         manager = self.manager()
         queueId = await self.spool.enqueue(
@@ -571,7 +646,17 @@ class QueueManagerTests(TestCase):
             ),
         )
         self.assertEqual(len(self.delivered()), 1)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        await manager.whenIdle()
+        (original, notification) = self.spool.messages()
+        self.assertEqual(notification.mailFrom, "")
+        self.assertEqual(
+            notification.recipients,
+            (QueuedRecipient("alice@contoso.com", READY, WAITING_FOR_SEND_CONNECTOR),),
+        )
+        self.assertEqual(
+            sorted(call.getTime() for call in self.clock.getDelayedCalls()),
+            [4 * 3600, 2 * 86400],
+        )
 
     async def test_restart(self):
         """
@@ -580,7 +665,7 @@ class QueueManagerTests(TestCase):
         """
         queueId = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
         self.spool.close()
-        self.spool = Spool.open(self.queuePath, reactor)
+        self.spool = Spool.open(self.queuePath, reactor, self.clock)
         manager = self.manager()
         self.assertIsNone(await manager.processed(queueId))
         self.assertEqual(len(self.delivered()), 1)
@@ -600,7 +685,10 @@ class QueueManagerTests(TestCase):
         self.assertEqual(
             queued.recipients,
             (
-                QueuedRecipient("bob@fabrikam.com", READY, "452 4.3.1 Insufficient system resources"),
+                QueuedRecipient(
+                    "bob@fabrikam.com", READY, "452 4.3.1 Insufficient system resources",
+                    attempts=1, nextRetryTime=60,
+                ),
                 QueuedRecipient("carol@example.org", READY, WAITING_FOR_SEND_CONNECTOR),
             ),
         )
@@ -620,11 +708,13 @@ class QueueManagerTests(TestCase):
         self.assertEqual(
             queued.recipients,
             (
-                QueuedRecipient("bob@fabrikam.com", DELIVERED),
+                QueuedRecipient("bob@fabrikam.com", DELIVERED, attempts=2),
                 QueuedRecipient("carol@example.org", READY, WAITING_FOR_SEND_CONNECTOR),
             ),
         )
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(
+            [call.getTime() for call in self.clock.getDelayedCalls()], [4 * 3600]
+        )
 
     async def test_stopCancelsRetries(self):
         manager = self.manager(FlakyAgent())

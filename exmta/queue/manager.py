@@ -1,26 +1,72 @@
 """
 The queue manager: takes each queued message, settles what it can, and
-leaves the rest queued, visibly.
+leaves the rest queued with the time it is to be tried again.
 
-A pass over a message resolves each C{Ready} recipient:
+A pass over a message
+=====================
+If the message is older than MessageExpirationTimeout, every recipient
+still C{Ready} fails with C{550 4.4.7 QUEUE.Expired; message expired} and
+nothing is tried.  Otherwise each C{Ready} recipient whose C{nextRetryTime}
+has come is resolved (L{exmta.interfaces.IRecipientResolver}):
 
-  - local ones go to the delivery agent, in one call per message, and end
-    C{Delivered}, C{Failed} (a permanent failure) or stay C{Ready} with the
-    reply as C{lastError} (a transient one: the message's local delivery is
-    retried every C{messageRetryInterval} seconds);
-  - those no longer known (a mailbox was removed while it waited) end
-    C{Failed} with 550 5.1.1;
-  - remote ones stay C{Ready}, C{lastError} "Waiting for a send
-    connector", until the send side takes them.
+  - local ones go to the delivery agent, in one call per message;
+  - those no longer known (a mailbox was removed while it waited) fail
+    with C{550 5.1.1};
+  - remote ones are routed (the C{route} function: an address to an
+    L{exmta.envelope.NextHop}, or L{None} for "no send connector", which
+    fails them with C{550 5.4.4 Unable to route}); those of the message
+    that share a next hop (L{NextHop.key}) go in one
+    L{exmta.interfaces.IRemoteDelivery.send} call, one SMTP transaction.
+    A manager made without a send side leaves them C{Ready}, C{lastError}
+    "Waiting for a send connector", until they expire.
 
-The new states go to the spool, which removes the message once nothing is
-C{Ready}.  Passes run for every message queued at start and then for each
-one the spool commits.  Delivery is at least once: a crash (or a failed
-spool write) between a delivery and its record means the next pass
-delivers again, which is a duplicate, never a loss.  Failed recipients are
-recorded but no delivery status notification is sent yet.
+Each outcome settles a recipient: delivered (C{Delivered}); a permanent
+failure (C{Failed}, reported to the sender); a transient one (still
+C{Ready}, C{attempts} one more and C{nextRetryTime} set by
+L{exmta.queue.retry}).  Then, if DelayNotificationTimeout has passed,
+recipients are still C{Ready} and the sender has not been told, the sender
+is told once (a delay notification) and C{delayNotified} is set.  No
+notification is ever made about a message from C{<>}.
+
+Order of durable steps
+======================
+Delivery is at least once, and no recipient and no notification is ever
+lost, whenever the process dies (kill -9 included):
+
+  1. The delivery (a Maildir file, a remote 250) happens first; a crash
+     before step 3 leaves the recipient C{Ready} as it was, so the next
+     pass delivers again: a duplicate, never a loss.
+  2. Notifications are enqueued, durably (the spool fsyncs them), before
+     the states that call for them are recorded.  A crash between the two
+     makes the next pass settle the same recipients again and notify
+     again: a duplicate, never a missing notification.
+  3. The new states are recorded (L{exmta.interfaces.IMessageQueue.update}),
+     which removes the message once no recipient is C{Ready}; only then
+     is the next attempt scheduled.
+
+Scheduling
+==========
+After each pass the manager sets one timer (C{reactor.callLater}) for the
+message, at its earliest C{nextRetryTime}, delay notification or expiry
+(L{exmta.queue.retry.RetrySchedule.wakeTime}).  Passes run for every
+message queued at start, so a restart resumes the schedule from the times
+on disk, and for each message the spool commits.  A pass that fails as a
+whole (the spool could not write, say) leaves the message as it was and
+is repeated after MessageRetryInterval.
+
+Message tracking
+================
+The manager writes C{SUBMIT} when the spool commits a message (source
+C{SMTP}, or C{DSN} for its own notifications), C{DELIVER} (source
+C{STOREDRIVER}) and C{SEND} (source C{SMTP}, with C{connectorId} and
+C{nextHop}) for the recipients a stage took, C{DEFER} and C{FAIL} for each
+recipient that failed (with C{recipientStatus}; source C{ROUTING} for
+unknown, unroutable and expired ones), and C{DSN} for each notification
+(its own queue id, C{reference} the original's Message-ID).
 """
 
+import socket
+import sys
 from dataclasses import replace
 
 from twisted.application import service
@@ -28,6 +74,7 @@ from twisted.internet.defer import (
     Deferred,
     DeferredList,
     DeferredSemaphore,
+    gatherResults,
     inlineCallbacks,
     succeed,
 )
@@ -35,15 +82,26 @@ from twisted.logger import Logger
 
 from exmta.envelope import Address
 from exmta.errors import PermanentFailure, SMTPFailure, TransientFailure
+from exmta.queue import dsn
+from exmta.queue.retry import RetrySchedule
 from exmta.queue.spool import DELIVERED, FAILED, READY
 from exmta.routing import LOCAL, UNKNOWN
+from exmta.tracking import NoTrackingLog
 
 RECIPIENT_NOT_FOUND = "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found"
+UNABLE_TO_ROUTE = "550 5.4.4 Unable to route"
+MESSAGE_EXPIRED = "550 4.4.7 QUEUE.Expired; message expired"
 WAITING_FOR_SEND_CONNECTOR = "Waiting for a send connector"
 
-# A delivery agent (a plugin, perhaps) that leaves a recipient out of its
-# answer has not delivered to it.
-_NO_OUTCOME = TransientFailure.of(451, "4.3.0", "The delivery agent reported no outcome")
+# Tracking log sources.
+SMTP = "SMTP"
+STOREDRIVER = "STOREDRIVER"
+ROUTING = "ROUTING"
+DSN = "DSN"
+
+# A delivery agent or send side that leaves a recipient out of its answer
+# has not delivered to it.
+_NO_OUTCOME = TransientFailure.of(451, "4.3.0", "The delivery stage reported no outcome")
 
 
 def _address(text):
@@ -51,15 +109,44 @@ def _address(text):
     return Address(localPart, domain)
 
 
+def _reply(outcome):
+    return str(outcome.reply) if isinstance(outcome, SMTPFailure) else repr(outcome)
+
+
+class _Pass:
+    """
+    One pass over a message: its recipients as they are being settled, and
+    what the sender is to be told.
+
+    @ivar headers: the message's header section, once read.
+    @ivar reports: L{dsn.RecipientReport}s of the recipients failed so far.
+    """
+
+    def __init__(self, queued):
+        self.queued = queued
+        self.recipients = list(queued.recipients)
+        self.delayNotified = queued.delayNotified
+        self.headers = None
+        self.messageId = None
+        self.reports = []
+
+    def read(self, message):
+        if self.headers is None:
+            self.headers = dsn.headerSection(message)
+            self.messageId = dsn.originalHeader(self.headers, "Message-ID")
+        return message
+
+    def result(self):
+        return replace(
+            self.queued, recipients=tuple(self.recipients), delayNotified=self.delayNotified
+        )
+
+
 class QueueManager(service.Service):
     """
-    @ivar messageRetryInterval: seconds between local delivery attempts of
-        a message whose last one failed transiently (Exchange's
-        C{MessageRetryInterval}).
-    @ivar maxConcurrentMailboxDeliveries: how many messages may be in local
-        delivery at once, which bounds the message bytes held in memory
-        when a restart finds a long queue (Exchange's
-        C{MaxConcurrentMailboxDeliveries}).
+    Works the queue of one transport server.
+
+    @ivar schedule: the L{RetrySchedule}, from the TransportServer's settings.
     """
 
     name = "queue"
@@ -71,7 +158,12 @@ class QueueManager(service.Service):
         resolver,
         deliveryAgent,
         reactor,
-        messageRetryInterval=60,
+        *,
+        server=None,
+        postmaster=None,
+        route=None,
+        remoteDelivery=None,
+        trackingLog=None,
         maxConcurrentMailboxDeliveries=20,
     ):
         """
@@ -79,35 +171,70 @@ class QueueManager(service.Service):
             L{exmta.interfaces.IMessageQueue} with an C{onEnqueued} list.
         @param resolver: an L{exmta.interfaces.IRecipientResolver}.
         @param deliveryAgent: an L{exmta.interfaces.IDeliveryAgent}.
-        @param reactor: an L{twisted.internet.interfaces.IReactorTime}.
+        @param reactor: an L{twisted.internet.interfaces.IReactorTime}: the
+            clock every retry time is read from and every timer set on.
+        @param server: the L{exmta.config.model.TransportServer}, whose
+            retry and expiry settings, Fqdn (the notifications'
+            Reporting-MTA), name and MaxOutboundConnections apply;
+            Exchange's defaults and this host's name if L{None}.
+        @param postmaster: the address notifications come from
+            (L{exmta.config.model.Organization.postmasterAddressOf});
+            C{postmaster@<Fqdn>} if L{None}.
+        @param route: a callable from an L{Address} to the
+            L{exmta.envelope.NextHop} of a remote recipient, or L{None} when
+            no send connector serves it.
+        @param remoteDelivery: the L{exmta.interfaces.IRemoteDelivery};
+            given with C{route} or not at all (then remote recipients wait).
+        @param trackingLog: an L{exmta.interfaces.IMessageTrackingLog}.
+        @param maxConcurrentMailboxDeliveries: how many messages may be in
+            local delivery at once, which bounds the message bytes held in
+            memory when a restart finds a long queue.  Remote sends are
+            bounded likewise by MaxOutboundConnections.
         """
+        if (route is None) != (remoteDelivery is None):
+            raise ValueError("route and remoteDelivery go together")
         self.spool = spool
         self.resolver = resolver
         self.deliveryAgent = deliveryAgent
         self.reactor = reactor
-        self.messageRetryInterval = messageRetryInterval
+        self.route = route
+        self.remoteDelivery = remoteDelivery
+        self.tracking = NoTrackingLog() if trackingLog is None else trackingLog
+        if server is None:
+            self.schedule = RetrySchedule()
+            self.reportingMta = socket.getfqdn()
+            self.serverName = ""
+            maxSends = None
+        else:
+            self.schedule = RetrySchedule.of(server)
+            self.reportingMta = server.fqdn
+            self.serverName = server.name
+            maxSends = server.maxOutboundConnections
+        self.postmaster = postmaster or f"postmaster@{self.reportingMta}"
         self._deliveries = DeferredSemaphore(maxConcurrentMailboxDeliveries)
+        self._sends = DeferredSemaphore(sys.maxsize if maxSends is None else maxSends)
         self._passes = {}
         self._waiters = {}
-        self._retries = {}
+        self._timers = {}
 
     def startService(self):
         super().startService()
-        self.spool.onEnqueued.append(self._process)
+        self.spool.onEnqueued.append(self._enqueued)
         for queued in self.spool.messages():
             self._process(queued)
 
     def stopService(self):
         """
-        Stop taking messages and cancel pending retries.
+        Stop taking messages and cancel the timers.
 
         @return: a Deferred that fires when the passes running have ended.
         """
         super().stopService()
-        self.spool.onEnqueued.remove(self._process)
-        for retry in self._retries.values():
-            retry.cancel()
-        self._retries.clear()
+        self.spool.onEnqueued.remove(self._enqueued)
+        for timer in self._timers.values():
+            if timer.active():
+                timer.cancel()
+        self._timers.clear()
         return DeferredList(list(self._passes.values()))
 
     def processed(self, queueId):
@@ -124,18 +251,35 @@ class QueueManager(service.Service):
         self._waiters.setdefault(queueId, []).append(waiter)
         return waiter
 
+    @inlineCallbacks
+    def whenIdle(self):
+        """
+        Wait until no pass is running, including those over the
+        notifications passes made.
+        """
+        while self._passes:
+            yield DeferredList(list(self._passes.values()))
+
     def _current(self, queueId):
         for queued in self.spool.messages():
             if queued.queueId == queueId:
                 return queued
         return None
 
+    def _enqueued(self, queued):
+        source = SMTP if queued.receivedFrom.get("connector") else DSN
+        self.tracking.track("SUBMIT", queued, source=source)
+        self._process(queued)
+
     def _process(self, queued):
         queueId = queued.queueId
         if queueId in self._passes:
             return
-        self._retries.pop(queueId, None)
+        timer = self._timers.pop(queueId, None)
+        if timer is not None and timer.active():
+            timer.cancel()
         running = self._passes[queueId] = self._pass(queued)
+        running.addCallback(lambda queued: (queued, self.schedule.wakeTime(queued)))
         running.addErrback(self._passFailed, queued)
         running.addCallback(self._passed, queueId)
 
@@ -143,75 +287,100 @@ class QueueManager(service.Service):
         # Whatever broke (most likely the spool could not write), the
         # message is still queued as it was: try it again later.
         self.log.failure("processing {queueId} failed", reason, queueId=queued.queueId)
-        return queued, True
+        return queued, self.reactor.seconds() + self.schedule.messageRetryInterval
 
     def _passed(self, outcome, queueId):
-        queued, retry = outcome
+        queued, wake = outcome
         del self._passes[queueId]
-        if retry and self.running:
-            self._retries[queueId] = self.reactor.callLater(
-                self.messageRetryInterval, self._process, queued
-            )
+        if wake is not None and self.running:
+            delay = max(0, wake - self.reactor.seconds())
+            self._timers[queueId] = self.reactor.callLater(delay, self._process, queued)
         for waiter in self._waiters.pop(queueId, ()):
             waiter.callback(self._current(queueId))
 
     @inlineCallbacks
     def _pass(self, queued):
         """
-        @return: a Deferred firing with the message's new state and whether
-            its local delivery needs another try.
+        @return: a Deferred firing with the message's new state, once that
+            is recorded.
         """
-        recipients = list(queued.recipients)
-        local = {}
-        for index, recipient in enumerate(recipients):
-            if recipient.status != READY:
-                continue
-            resolution = self.resolver.resolve(_address(recipient.address))
-            if resolution.kind == LOCAL:
-                local[recipient.address] = resolution.folder
-            elif resolution.kind == UNKNOWN:
-                self.log.warn(
-                    "failed {queueId} to {recipient}: {reply}",
-                    queueId=queued.queueId,
-                    recipient=recipient.address,
-                    reply=RECIPIENT_NOT_FOUND,
-                )
-                recipients[index] = replace(
-                    recipient, status=FAILED, lastError=RECIPIENT_NOT_FOUND
-                )
-            elif recipient.lastError != WAITING_FOR_SEND_CONNECTOR:
-                self.log.info(
-                    "deferred {queueId} to {recipient}: {lastError}",
-                    queueId=queued.queueId,
-                    recipient=recipient.address,
-                    lastError=WAITING_FOR_SEND_CONNECTOR,
-                )
-                recipients[index] = replace(recipient, lastError=WAITING_FOR_SEND_CONNECTOR)
+        work = _Pass(queued)
+        now = self.reactor.seconds()
+        if now >= self.schedule.expiresAt(queued):
+            self._expire(work)
+        else:
+            local, remote = self._categorize(work, now)
+            attempts = []
+            if local:
+                attempts.append(self._deliverLocal(work, local))
+            for nextHop, addresses in remote.values():
+                attempts.append(self._send(work, nextHop, addresses))
+            yield gatherResults(attempts, consumeErrors=True)
 
-        retry = False
-        if local:
-            outcomes = yield self._deliverLocal(queued, local)
-            for index, recipient in enumerate(recipients):
-                if recipient.status == READY and recipient.address in local:
-                    recipients[index] = self._settle(
-                        queued.queueId, recipient, outcomes.get(recipient.address, _NO_OUTCOME)
-                    )
-                    retry = retry or recipients[index].status == READY
+        if work.reports and queued.mailFrom:
+            yield self._notify(work, work.reports)
+        notice = self.schedule.delayNoticeAt(queued)
+        if notice is not None and self.reactor.seconds() >= notice:
+            late = [r for r in work.recipients if r.status == READY]
+            if late:
+                yield self._notify(work, [self._delayReport(r) for r in late])
+                work.delayNotified = True
 
-        if tuple(recipients) != queued.recipients:
-            queued = replace(queued, recipients=tuple(recipients))
-            yield self.spool.update(queued)
+        result = work.result()
+        if result != queued:
+            yield self.spool.update(result)
             self.log.info(
                 "recorded {queueId}: {waiting} of {total} recipients waiting",
                 queueId=queued.queueId,
-                waiting=sum(r.status == READY for r in recipients),
-                total=len(recipients),
+                waiting=sum(r.status == READY for r in result.recipients),
+                total=len(result.recipients),
             )
-        return queued, retry
+        return result
 
-    def _deliverLocal(self, queued, mailboxes):
+    def _categorize(self, work, now):
+        """
+        Resolve and route the recipients due now; fail those that cannot be.
+
+        @return: (the local ones: address to (folder, indices); the remote
+            ones: next hop key to (next hop, address to indices)).
+        """
+        local = {}
+        remote = {}
+        for index, recipient in enumerate(work.recipients):
+            if not self.schedule.isDue(recipient, now):
+                continue
+            address = _address(recipient.address)
+            resolution = self.resolver.resolve(address)
+            if resolution.kind == LOCAL:
+                local.setdefault(recipient.address, (resolution.folder, []))[1].append(index)
+            elif resolution.kind == UNKNOWN:
+                self._fail(work, index, RECIPIENT_NOT_FOUND, ROUTING)
+            elif self.route is None:
+                if recipient.lastError != WAITING_FOR_SEND_CONNECTOR:
+                    self.log.info(
+                        "deferred {queueId} to {recipient}: {lastError}",
+                        queueId=work.queued.queueId,
+                        recipient=recipient.address,
+                        lastError=WAITING_FOR_SEND_CONNECTOR,
+                    )
+                    work.recipients[index] = replace(
+                        recipient, lastError=WAITING_FOR_SEND_CONNECTOR
+                    )
+            else:
+                nextHop = self.route(address)
+                if nextHop is None:
+                    self._fail(work, index, UNABLE_TO_ROUTE, ROUTING)
+                else:
+                    addresses = remote.setdefault(nextHop.key, (nextHop, {}))[1]
+                    addresses.setdefault(recipient.address, []).append(index)
+        return local, remote
+
+    def _deliverLocal(self, work, local):
+        queued = work.queued
+        mailboxes = {address: folder for address, (folder, _) in local.items()}
+
         def deliver():
-            reading = self.spool.messageBytes(queued.queueId)
+            reading = self.spool.messageBytes(queued.queueId).addCallback(work.read)
             return reading.addCallback(
                 lambda message: self.deliveryAgent.deliver(queued, mailboxes, message)
             )
@@ -226,25 +395,190 @@ class QueueManager(service.Service):
             )
             return dict.fromkeys(mailboxes, failure)
 
-        return self._deliveries.run(deliver).addErrback(failed)
+        def settle(outcomes):
+            delivered = []
+            for address, (_, indices) in local.items():
+                outcome = outcomes.get(address, _NO_OUTCOME)
+                for index in indices:
+                    self._settle(work, index, outcome, STOREDRIVER)
+                if outcome is None:
+                    delivered.append(address)
+                    self.log.info(
+                        "delivered {queueId} to {recipient} by {agent}",
+                        queueId=queued.queueId, recipient=address, agent=self.deliveryAgent.name,
+                    )
+            if delivered:
+                self.tracking.track(
+                    "DELIVER", queued, source=STOREDRIVER, recipients=delivered,
+                    messageId=work.messageId,
+                )
 
-    def _settle(self, queueId, recipient, outcome):
+        return self._deliveries.run(deliver).addErrback(failed).addCallback(settle)
+
+    def _send(self, work, nextHop, addresses):
+        queued = work.queued
+
+        def send():
+            reading = self.spool.messageBytes(queued.queueId).addCallback(work.read)
+            return reading.addCallback(
+                lambda message: self.remoteDelivery.send(nextHop, queued, list(addresses), message)
+            )
+
+        def failed(reason):
+            self.log.failure(
+                "sending {queueId} to {nextHop} failed", reason,
+                queueId=queued.queueId, nextHop=nextHop.key,
+            )
+            failure = TransientFailure.of(
+                451, "4.4.0", f"Sending to {nextHop.key} failed: {reason.getErrorMessage()}"
+            )
+            return dict.fromkeys(addresses, failure)
+
+        def settle(outcomes):
+            sent = []
+            for address, indices in addresses.items():
+                outcome = outcomes.get(address, _NO_OUTCOME)
+                for index in indices:
+                    self._settle(work, index, outcome, SMTP, nextHop)
+                if outcome is None:
+                    sent.append(address)
+                    self.log.info(
+                        "sent {queueId} to {recipient} through {nextHop}",
+                        queueId=queued.queueId, recipient=address, nextHop=nextHop.key,
+                    )
+            if sent:
+                self.tracking.track(
+                    "SEND", queued, source=SMTP, recipients=sent, messageId=work.messageId,
+                    connectorId=nextHop.connector, nextHop=nextHop.key,
+                )
+
+        return self._sends.run(send).addErrback(failed).addCallback(settle)
+
+    def _settle(self, work, index, outcome, source, nextHop=None):
         """
-        @param outcome: what the delivery agent said for this recipient:
-            L{None} for delivered, or an L{SMTPFailure}.
+        Record what a delivery stage said for one recipient: L{None} for
+        delivered, or an L{SMTPFailure}.
         """
-        fields = dict(
-            queueId=queueId, recipient=recipient.address, agent=self.deliveryAgent.name
-        )
+        recipient = work.recipients[index]
+        hop = recipient.nextHop if nextHop is None else nextHop.key
         if outcome is None:
-            self.log.info("delivered {queueId} to {recipient} by {agent}", **fields)
-            return replace(recipient, status=DELIVERED, lastError=None)
-        reply = str(outcome.reply) if isinstance(outcome, SMTPFailure) else repr(outcome)
-        if isinstance(outcome, PermanentFailure):
-            self.log.warn("failed {queueId} to {recipient}: {reply}", reply=reply, **fields)
-            return replace(recipient, status=FAILED, lastError=reply)
+            work.recipients[index] = replace(
+                recipient, status=DELIVERED, lastError=None, nextRetryTime=None, nextHop=hop
+            )
+        elif isinstance(outcome, PermanentFailure):
+            self._fail(
+                work, index, _reply(outcome), source, nextHop,
+                remoteMta=getattr(outcome, "remoteMta", None),
+                attemptTime=self.reactor.seconds(),
+            )
+        else:
+            if not isinstance(outcome, TransientFailure):
+                outcome = TransientFailure.of(451, "4.3.0", _reply(outcome))
+            self._defer(work, index, outcome, source, nextHop)
+
+    def _fail(self, work, index, reply, source, nextHop=None, remoteMta=None, attemptTime=None):
+        recipient = work.recipients[index]
+        queueId = work.queued.queueId
+        self.log.warn(
+            "failed {queueId} to {recipient}: {reply}",
+            queueId=queueId, recipient=recipient.address, reply=reply,
+        )
+        work.recipients[index] = replace(
+            recipient,
+            status=FAILED,
+            lastError=reply,
+            nextRetryTime=None,
+            nextHop=recipient.nextHop if nextHop is None else nextHop.key,
+        )
+        work.reports.append(
+            dsn.RecipientReport(
+                recipient.address, dsn.FAILED, dsn.statusOf(reply, "5.0.0"),
+                diagnostic=reply, remoteMta=remoteMta, lastAttemptTime=attemptTime,
+            )
+        )
+        self.tracking.track(
+            "FAIL", work.queued, source=source, recipients=[recipient.address],
+            recipientStatus=reply, messageId=work.messageId,
+            connectorId=nextHop and nextHop.connector, nextHop=nextHop and nextHop.key,
+        )
+
+    def _defer(self, work, index, failure, source, nextHop=None):
+        recipient = work.recipients[index]
+        attempts = recipient.attempts + 1
+        interval = self.schedule.retryInterval(failure, attempts)
+        reply = _reply(failure)
         self.log.warn(
             "deferred {queueId} to {recipient}: {reply}; retrying in {interval} s",
-            reply=reply, interval=self.messageRetryInterval, **fields,
+            queueId=work.queued.queueId, recipient=recipient.address, reply=reply,
+            interval=interval,
         )
-        return replace(recipient, lastError=reply)
+        work.recipients[index] = replace(
+            recipient,
+            lastError=reply,
+            attempts=attempts,
+            nextRetryTime=self.reactor.seconds() + interval,
+            nextHop=recipient.nextHop if nextHop is None else nextHop.key,
+        )
+        self.tracking.track(
+            "DEFER", work.queued, source=source, recipients=[recipient.address],
+            recipientStatus=reply, messageId=work.messageId,
+            connectorId=nextHop and nextHop.connector, nextHop=nextHop and nextHop.key,
+        )
+
+    def _expire(self, work):
+        for index, recipient in enumerate(work.recipients):
+            if recipient.status != READY:
+                continue
+            self.log.warn(
+                "failed {queueId} to {recipient}: {reply}",
+                queueId=work.queued.queueId, recipient=recipient.address, reply=MESSAGE_EXPIRED,
+            )
+            work.recipients[index] = replace(
+                recipient, status=FAILED, lastError=MESSAGE_EXPIRED, nextRetryTime=None
+            )
+            lastError = recipient.lastError if dsn.isReply(recipient.lastError) else None
+            work.reports.append(
+                dsn.RecipientReport(recipient.address, dsn.FAILED, "4.4.7", diagnostic=lastError)
+            )
+            self.tracking.track(
+                "FAIL", work.queued, source=ROUTING, recipients=[recipient.address],
+                recipientStatus=MESSAGE_EXPIRED,
+            )
+
+    def _delayReport(self, recipient):
+        lastError = recipient.lastError if dsn.isReply(recipient.lastError) else None
+        status = dsn.statusOf(lastError, "4.4.7")
+        return dsn.RecipientReport(
+            recipient.address,
+            dsn.DELAYED,
+            status if status.startswith("4.") else "4.4.7",
+            diagnostic=lastError,
+        )
+
+    @inlineCallbacks
+    def _notify(self, work, reports):
+        """
+        Enqueue a notification to the sender, durably.
+        """
+        queued = work.queued
+        if work.headers is None:
+            work.read((yield self.spool.messageBytes(queued.queueId)))
+        now = self.reactor.seconds()
+        message, messageId, body = dsn.notification(
+            queued, work.headers, reports, self.reportingMta, self.postmaster, now,
+            willRetryUntil=self.schedule.expiresAt(queued),
+        )
+        queueId = yield self.spool.enqueue(
+            dsn.envelopeFor(queued, body), dsn.localSubmission(self.serverName), message
+        )
+        related = [report.address for report in reports]
+        self.log.info(
+            "notified the sender of {queueId} ({action}: {recipients}) in {dsnQueueId}",
+            queueId=queued.queueId, action=reports[0].action,
+            recipients=", ".join(related), dsnQueueId=queueId,
+        )
+        self.tracking.track(
+            "DSN", source=DSN, internalMessageId=queueId, messageId=messageId, sender="",
+            recipients=[queued.mailFrom], totalBytes=len(message), reference=work.messageId,
+            relatedRecipientAddress=related,
+        )

@@ -1,7 +1,7 @@
 """
 The durable queue: accepted messages on disk, in a documented format.
 
-On-disk format, version 1
+On-disk format, version 2
 =========================
 
 This layout is a contract: the management shell and the send side read it,
@@ -18,12 +18,13 @@ A queue id is 24 upper-case hex digits that sort by arrival
 (L{exmta.envelope.newQueueId}).  The C{.json} is one UTF-8 JSON object::
 
     {
-      "version": 1,
+      "version": 2,
       "queueId": "00061A2B3C4D5EA1B2C3D4E5",
       "mailFrom": "alice@contoso.com",        "" for the null path <>
       "arrivalTime": 1717171717.25,           seconds since the epoch
       "size": 1234,                           bytes in the .eml
       "body": "7BIT",                         ESMTP BODY: 7BIT or 8BITMIME
+      "delayNotified": false,                 a delay DSN has been sent
       "receivedFrom": {
         "connector": "Default HubA", "server": "HubA",
         "peerHost": "192.0.2.7", "peerPort": 50123,
@@ -32,14 +33,27 @@ A queue id is 24 upper-case hex digits that sort by arrival
         "tlsVersion": "TLSv1.3"               or null
       },
       "recipients": [
-        {"address": "bob@fabrikam.com", "status": "Ready", "lastError": null}
+        {"address": "bob@fabrikam.com", "status": "Ready", "lastError": null,
+         "attempts": 0, "nextRetryTime": null, "nextHop": null}
       ]
     }
 
+A message the server made itself (a delivery status notification) has
+C{"connector": ""}, empty C{peerHost} and C{peerPort} 0 in C{receivedFrom}.
+
 A recipient's C{status} is C{Ready} (still to be delivered; C{lastError}
 says why it is waiting, if it is), C{Delivered} or C{Failed} (C{lastError}
-holds the reply).  Readers ignore keys they do not know; a message whose
-C{version} is not 1 is left alone.
+holds the reply).  C{attempts} counts the delivery attempts that failed
+transiently; C{nextRetryTime} (seconds since the epoch, or null for "as
+soon as possible") is when a C{Ready} recipient is next tried; C{nextHop}
+is the key of the next hop it was last routed to
+(L{exmta.envelope.NextHop.key}: the send connector's name, C{connector:domain}
+for MX delivery, or a transport server's name), null if none yet.
+
+Readers ignore keys they do not know.  Version 1 (exmta before the send
+side) lacks C{delayNotified} and the last three recipient keys; it is read
+with their defaults (false, 0, null, null) and written back as version 2 at
+its next update.  A message of any other C{version} is left alone.
 
 Writing
 -------
@@ -73,7 +87,8 @@ from exmta.envelope import QueuedMessage, QueuedRecipient, newQueueId
 from exmta.errors import ConfigError
 from exmta.interfaces import IMessageQueue
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 READY = "Ready"
 DELIVERED = "Delivered"
@@ -93,9 +108,17 @@ def _encode(queued):
         "arrivalTime": queued.arrivalTime,
         "size": queued.size,
         "body": queued.body,
+        "delayNotified": queued.delayNotified,
         "receivedFrom": queued.receivedFrom,
         "recipients": [
-            {"address": r.address, "status": r.status, "lastError": r.lastError}
+            {
+                "address": r.address,
+                "status": r.status,
+                "lastError": r.lastError,
+                "attempts": r.attempts,
+                "nextRetryTime": r.nextRetryTime,
+                "nextHop": r.nextHop,
+            }
             for r in queued.recipients
         ],
     }
@@ -103,19 +126,29 @@ def _encode(queued):
 
 
 def _decode(document):
-    if document.get("version") != FORMAT_VERSION:
-        raise ValueError(f"format version {document.get('version')!r}, not {FORMAT_VERSION}")
+    if document.get("version") not in READABLE_VERSIONS:
+        raise ValueError(
+            f"format version {document.get('version')!r}, not one of {READABLE_VERSIONS}"
+        )
     return QueuedMessage(
         queueId=document["queueId"],
         mailFrom=document["mailFrom"],
         recipients=tuple(
-            QueuedRecipient(r["address"], r["status"], r.get("lastError"))
+            QueuedRecipient(
+                r["address"],
+                r["status"],
+                r.get("lastError"),
+                attempts=r.get("attempts", 0),
+                nextRetryTime=r.get("nextRetryTime"),
+                nextHop=r.get("nextHop"),
+            )
             for r in document["recipients"]
         ),
         arrivalTime=document["arrivalTime"],
         size=document["size"],
         receivedFrom=document.get("receivedFrom", {}),
         body=document.get("body", "7BIT"),
+        delayNotified=document.get("delayNotified", False),
     )
 
 
@@ -167,15 +200,19 @@ class Spool:
 
     log = Logger()
 
-    def __init__(self, path, reactor):
+    def __init__(self, path, reactor, clock=None):
         """
         Open the queue at C{path}, creating it if need be.  Blocks: call it
         at startup, before the reactor runs.
 
+        @param reactor: runs the blocking file work in its thread pool.
+        @param clock: the L{twisted.internet.interfaces.IReactorTime} that
+            stamps arrival times; C{reactor} by default.
         @raise ConfigError: another process has the queue open.
         """
         self.path = os.path.abspath(path)
         self.reactor = reactor
+        self.clock = reactor if clock is None else clock
         self.onEnqueued = []
         self._tmp = os.path.join(self.path, "tmp")
         self._messages = os.path.join(self.path, "messages")
@@ -186,11 +223,11 @@ class Spool:
         self._index = self._recover()
 
     @classmethod
-    def open(cls, path, reactor):
+    def open(cls, path, reactor, clock=None):
         """
-        The same as C{Spool(path, reactor)}, named for what it does.
+        The same as C{Spool(path, reactor, clock)}, named for what it does.
         """
-        return cls(path, reactor)
+        return cls(path, reactor, clock)
 
     def close(self):
         """
@@ -265,7 +302,7 @@ class Spool:
             queueId=newQueueId(),
             mailFrom=str(envelope.mailFrom),
             recipients=tuple(QueuedRecipient(str(r)) for r in envelope.recipients),
-            arrivalTime=self.reactor.seconds(),
+            arrivalTime=self.clock.seconds(),
             size=len(message),
             receivedFrom=_receivedFrom(session),
             body=envelope.body,
@@ -310,6 +347,13 @@ class Spool:
         See L{IMessageQueue.messages}.
         """
         return sorted(self._index.values(), key=lambda m: (m.arrivalTime, m.queueId))
+
+    def message(self, queueId):
+        """
+        @return: the L{exmta.envelope.QueuedMessage} queued as C{queueId},
+            or L{None}.
+        """
+        return self._index.get(queueId)
 
     def messageBytes(self, queueId):
         """

@@ -1,0 +1,270 @@
+"""
+Delivery status notifications (RFC 3464): what the queue manager sends a
+message's sender when recipients fail, or are late.
+
+A notification is a C{multipart/report; report-type=delivery-status} with
+three parts:
+
+  1. C{text/plain}: what happened, for the person who sent the message;
+  2. C{message/delivery-status}: C{Reporting-MTA} and C{Arrival-Date}, then
+     for each recipient C{Final-Recipient}, C{Action} (C{failed} or
+     C{delayed}), C{Status}, and where known C{Remote-MTA},
+     C{Diagnostic-Code} (the reply that settled it), C{Last-Attempt-Date}
+     and, for a delay, C{Will-Retry-Until};
+  3. C{text/rfc822-headers}: the original message's header section (the
+     receive side offers no DSN extension, so every sender gets
+     Exchange's default, C{RET=HDRS}).
+
+It comes from the organization's postmaster, goes to the message's
+envelope sender, and travels with the null reverse path C{<>}, so that a
+notification that cannot be delivered is dropped rather than answered
+(RFC 5321 section 6.1): no notification is ever made about a message from
+C{<>}.  The manager submits it to the queue like any received message, so
+it reaches a local sender's mailbox or a remote sender's next hop the
+usual way.
+
+Pure: the functions here build bytes and values, and touch neither disk
+nor reactor.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+from email.utils import formatdate, make_msgid
+
+from exmta.envelope import Address, Envelope, Session
+
+FAILED = "failed"
+DELAYED = "delayed"
+
+_FOLD = re.compile(r"\r\n(?=[ \t])")
+_REPLY = re.compile(r"^([245])\d\d[ -](?:([245]\.\d{1,3}\.\d{1,3})\b)?")
+
+
+@dataclass(frozen=True)
+class RecipientReport:
+    """
+    What a notification says about one recipient.
+
+    @ivar action: L{FAILED} or L{DELAYED}.
+    @ivar status: the RFC 3463 status code, e.g. C{"5.1.1"}.
+    @ivar diagnostic: the SMTP reply that settled it, if there was one.
+    @ivar remoteMta: the host name of the server that gave that reply, if
+        it came from one.
+    @ivar lastAttemptTime: when it was last tried, if it was.
+    """
+
+    address: str
+    action: str
+    status: str
+    diagnostic: str | None = None
+    remoteMta: str | None = None
+    lastAttemptTime: float | None = None
+
+
+def statusOf(reply, default):
+    """
+    The RFC 3463 status of an SMTP reply as text (C{"550 5.1.1 ..."}): its
+    enhanced status code, else the class of its reply code (C{5.0.0}).
+
+    @return: that, or C{default} if C{reply} is not a reply at all.
+    """
+    match = _REPLY.match(reply or "")
+    if match is None:
+        return default
+    return match.group(2) or f"{match.group(1)}.0.0"
+
+
+def isReply(text):
+    """
+    Whether C{text} is an SMTP reply, as opposed to a note of ours such as
+    "Waiting for a send connector".
+    """
+    return _REPLY.match(text or "") is not None
+
+
+def headerSection(message):
+    """
+    @return: the header lines of C{message} (bytes, CRLF line ends), each
+        with its CRLF, without the empty line that ends them.
+    """
+    if message.startswith(b"\r\n"):
+        return b""
+    end = message.find(b"\r\n\r\n")
+    if end >= 0:
+        return message[: end + 2]
+    return message if message.endswith(b"\r\n") or not message else message + b"\r\n"
+
+
+def originalHeader(headers, name):
+    """
+    @param headers: a header section, as L{headerSection} gives it.
+    @return: the first C{name} field's value, unfolded, with runs of white
+        space made one space; L{None} if there is none.  Raw 8-bit bytes
+        come back as surrogate escapes, so that encoding the value with
+        C{surrogateescape} gives them back unchanged.
+    """
+    text = headers.decode("ascii", "surrogateescape")
+    prefix = name.lower() + ":"
+    for line in _FOLD.sub("", text).split("\r\n"):
+        if line.lower().startswith(prefix):
+            return " ".join(line[len(prefix) :].split())
+    return None
+
+
+def envelopeFor(queued, body="7BIT"):
+    """
+    @return: the L{Envelope} of a notification about C{queued}: from the
+        null path, to its sender.
+    """
+    localPart, _, domain = queued.mailFrom.rpartition("@")
+    return Envelope(Address("", ""), (Address(localPart, domain),), body)
+
+
+def localSubmission(server):
+    """
+    @param server: the TransportServer's name.
+    @return: the L{Session} a message the server makes itself arrives on.
+    """
+    return Session(
+        connector="", server=server, localHost="", localPort=0, peerHost="", peerPort=0
+    )
+
+
+def _date(when):
+    return formatdate(when, usegmt=True)
+
+
+def _oneLine(text):
+    return " ".join(text.split())
+
+
+def _part(headers, text):
+    """
+    A MIME body part, 7bit when it can be.
+    """
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    eightBit = any(byte > 0x7F for byte in data)
+    lines = list(headers)
+    if eightBit:
+        lines.append("Content-Transfer-Encoding: 8bit")
+    return "\r\n".join(lines).encode("ascii") + b"\r\n\r\n" + data, eightBit
+
+
+def _humanReadable(reports, reportingMta, subject, willRetryUntil):
+    failed = [r for r in reports if r.action == FAILED]
+    delayed = [r for r in reports if r.action == DELAYED]
+    lines = []
+    if failed:
+        lines += ["Delivery has failed to these recipients:", ""]
+        for report in failed:
+            lines.append(report.address)
+            if report.diagnostic:
+                lines.append("    " + _oneLine(report.diagnostic))
+        lines.append("")
+    if delayed:
+        lines += ["Delivery to these recipients is delayed:", ""]
+        lines += [report.address for report in delayed]
+        lines += ["", "The message has not been delivered to them yet; delivery will continue."]
+        if willRetryUntil is not None:
+            lines.append(
+                f"If it has not succeeded by {_date(willRetryUntil)}, "
+                "you will be notified again."
+            )
+        lines.append("")
+    lines += [f"Subject: {subject}" if subject else "The message has no subject.", ""]
+    lines += ["Diagnostic information for administrators:", "", f"Generating server: {reportingMta}", ""]
+    for report in reports:
+        lines.append(report.address)
+        if report.remoteMta:
+            lines.append(f"    Remote server {report.remoteMta}")
+        if report.diagnostic:
+            lines.append(f"    {_oneLine(report.diagnostic)}")
+        lines.append(f"    Status {report.status} ({report.action})")
+    lines += ["", "The original message's headers are attached."]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _deliveryStatus(queued, reports, reportingMta, willRetryUntil):
+    blocks = [[f"Reporting-MTA: dns; {reportingMta}", f"Arrival-Date: {_date(queued.arrivalTime)}"]]
+    for report in reports:
+        fields = [
+            f"Final-Recipient: rfc822; {report.address}",
+            f"Action: {report.action}",
+            f"Status: {report.status}",
+        ]
+        if report.remoteMta:
+            fields.append(f"Remote-MTA: dns; {report.remoteMta}")
+        if report.diagnostic:
+            fields.append(f"Diagnostic-Code: smtp; {_oneLine(report.diagnostic)}")
+        if report.lastAttemptTime is not None:
+            fields.append(f"Last-Attempt-Date: {_date(report.lastAttemptTime)}")
+        if report.action == DELAYED and willRetryUntil is not None:
+            fields.append(f"Will-Retry-Until: {_date(willRetryUntil)}")
+        blocks.append(fields)
+    return "\r\n\r\n".join("\r\n".join(block) for block in blocks) + "\r\n"
+
+
+def notification(queued, message, reports, reportingMta, postmaster, now, willRetryUntil=None):
+    """
+    Build a delivery status notification.
+
+    @param queued: the L{exmta.envelope.QueuedMessage} it is about; its
+        sender must not be the null path.
+    @param message: that message's bytes (only the header section is used).
+    @param reports: the L{RecipientReport}s, one per recipient to tell of.
+    @param reportingMta: this server's FQDN.
+    @param postmaster: the address it comes from.
+    @param now: seconds since the epoch, for its C{Date}.
+    @param willRetryUntil: for delays, when the message expires.
+    @return: (the message bytes with CRLF line ends, its Message-ID, the
+        ESMTP BODY type it needs: C{7BIT} or C{8BITMIME}).
+    """
+    if not queued.mailFrom:
+        raise ValueError("no notification is ever sent to the null path <>")
+    headers = headerSection(message)
+    subject = originalHeader(headers, "Subject")
+    originalId = originalHeader(headers, "Message-ID")
+    failed = any(r.action == FAILED for r in reports)
+    prefix = "Undeliverable" if failed else "Delivery delayed"
+    messageId = make_msgid(domain=reportingMta)
+    boundary = f"=_exmta_report_{os.urandom(12).hex()}"
+
+    head = [
+        f"From: {postmaster}",
+        f"To: {queued.mailFrom}",
+        f"Subject: {prefix}: {subject}" if subject else f"Subject: {prefix}",
+        f"Date: {_date(now)}",
+        f"Message-ID: {messageId}",
+    ]
+    if originalId:
+        head += [f"In-Reply-To: {originalId}", f"References: {originalId}"]
+    head += [
+        "Auto-Submitted: auto-replied",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/report; report-type=delivery-status;",
+        f'\tboundary="{boundary}"',
+    ]
+    parts = [
+        _part(
+            ["Content-Type: text/plain; charset=utf-8"],
+            _humanReadable(reports, reportingMta, subject, willRetryUntil),
+        ),
+        _part(
+            ["Content-Type: message/delivery-status"],
+            _deliveryStatus(queued, reports, reportingMta, willRetryUntil),
+        ),
+        _part(["Content-Type: text/rfc822-headers"], headers),
+    ]
+    delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
+    body = (
+        b"This is a MIME-formatted delivery status notification."
+        + delimiter
+        + delimiter.join(data for data, _ in parts)
+        + f"\r\n--{boundary}--\r\n".encode("ascii")
+    )
+    # A raw 8-bit original Subject comes back as the bytes it was.
+    head = "\r\n".join(head).encode("utf-8", "surrogateescape")
+    eightBit = any(byte > 0x7F for byte in head) or any(flag for _, flag in parts)
+    encoded = head + b"\r\n\r\n" + body
+    return encoded, messageId, "8BITMIME" if eightBit else "7BIT"

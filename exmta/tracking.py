@@ -1,0 +1,140 @@
+"""
+The message tracking log: what happened to each message, one event a line,
+as Exchange's Get-MessageTrackingLog reports it.
+
+Each line is one JSON object with Exchange's field names in camelCase::
+
+    {"timestamp": "2026-11-27T06:30:03.250Z", "eventId": "SEND",
+     "source": "SMTP", "internalMessageId": "00061A2B3C4D5EA1B2C3D4E5",
+     "messageId": "<1234@contoso.com>", "sender": "alice@contoso.com",
+     "recipients": ["bob@fabrikam.com"], "connectorId": "ToInternet",
+     "nextHop": "ToInternet", "totalBytes": 1234}
+
+  - C{timestamp}: ISO 8601, UTC, milliseconds.
+  - C{eventId}: C{RECEIVE}, C{SUBMIT} (the message entered the queue),
+    C{DELIVER} (to a mailbox), C{SEND} (a next hop took it), C{DEFER}
+    (a transient failure; it will be retried), C{FAIL}, C{DSN} (a
+    delivery status notification was made; its C{reference} is the
+    original's Message-ID and C{relatedRecipientAddress} the recipients it
+    reports on), C{EXPAND}.
+  - C{source}: C{SMTP}, C{STOREDRIVER} (mailbox delivery), C{DSN} or
+    C{ROUTING}.
+  - C{internalMessageId}: the queue id; C{messageId}: the Message-ID
+    header, when the event's author knows it; C{sender}: the envelope
+    sender (C{""} for C{<>}); C{recipients}: the addresses the event is
+    about; C{recipientStatus}: the reply, for C{DEFER} and C{FAIL};
+    C{totalBytes}; C{connectorId}, C{nextHop}, C{clientIp}, C{serverIp}
+    where they apply.
+
+A field whose value is unknown is left out.  One file a day (UTC),
+C{MSGTRK<yyyymmdd>.log}, in the TransportServer's MessageTrackingLogPath
+(created with mode 0700; files 0600), appended to line by line.  Writing it
+never raises: a log that cannot be written is reported through
+L{twisted.logger} and mail goes on.
+"""
+
+import json
+import os
+import time
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from exmta.interfaces import IMessageTrackingLog
+
+
+def _timestamp(when):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f".{int(when * 1000) % 1000:03d}Z"
+
+
+def eventFields(eventId, queued=None, **fields):
+    """
+    The fields of one tracking event, in the order they are written: the
+    given C{fields} over what C{queued} (an
+    L{exmta.envelope.QueuedMessage}) says, without unknown ones.
+    """
+    event = {"eventId": eventId}
+    if queued is not None:
+        event.update(
+            internalMessageId=queued.queueId,
+            sender=queued.mailFrom,
+            recipients=[r.address for r in queued.recipients],
+            totalBytes=queued.size,
+        )
+    event.update(fields)
+    return {key: value for key, value in event.items() if value is not None}
+
+
+@implementer(IMessageTrackingLog)
+class MessageTrackingLog:
+    """
+    Writes the tracking log of one transport server.
+    """
+
+    log = Logger()
+
+    def __init__(self, path, clock):
+        """
+        @param path: the folder (MessageTrackingLogPath); created when the
+            first event is written.
+        @param clock: an L{twisted.internet.interfaces.IReactorTime}.
+        """
+        self.path = os.path.abspath(path)
+        self.clock = clock
+        self._day = None
+        self._file = None
+
+    def track(self, eventId, queued=None, **fields):
+        """
+        See L{IMessageTrackingLog.track}.
+        """
+        try:
+            when = self.clock.seconds()
+            event = {"timestamp": _timestamp(when)}
+            event.update(eventFields(eventId, queued, **fields))
+            line = json.dumps(event, ensure_ascii=False, default=str) + "\n"
+            day = time.strftime("%Y%m%d", time.gmtime(when))
+            if day != self._day:
+                self._open(day)
+            self._file.write(line)
+        except Exception:
+            self.log.failure(
+                "cannot write the message tracking log in {path}", path=self.path
+            )
+
+    def _open(self, day):
+        self.close()
+        os.makedirs(self.path, mode=0o700, exist_ok=True)
+        descriptor = os.open(
+            os.path.join(self.path, f"MSGTRK{day}.log"),
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+            0o600,
+        )
+        # A raw 8-bit header value reaches here as surrogate escapes, which
+        # backslashreplace writes as JSON's own \udcXX escapes.
+        self._file = open(
+            descriptor, "a", encoding="utf-8", errors="backslashreplace", buffering=1
+        )
+        self._day = day
+
+    def close(self):
+        """
+        Close the day's file; the next event opens it again.
+        """
+        if self._file is not None:
+            file, self._file, self._day = self._file, None, None
+            file.close()
+
+
+@implementer(IMessageTrackingLog)
+class NoTrackingLog:
+    """
+    A tracking log that keeps nothing: for MessageTrackingLogEnabled
+    C{$false}.
+    """
+
+    def track(self, eventId, queued=None, **fields):
+        pass
+
+    def close(self):
+        pass

@@ -29,6 +29,7 @@ nor reactor.
 
 import os
 import re
+import textwrap
 from dataclasses import dataclass
 from email.utils import formatdate, make_msgid
 
@@ -37,6 +38,7 @@ from exmta.envelope import Address, Envelope, Session
 FAILED = "failed"
 DELAYED = "delayed"
 
+_MAX_LINE = 900
 _FOLD = re.compile(r"\r\n(?=[ \t])")
 _REPLY = re.compile(r"^([245])\d\d[ -](?:([245]\.\d{1,3}\.\d{1,3})\b)?")
 
@@ -139,6 +141,27 @@ def _oneLine(text):
     return " ".join(text.split())
 
 
+def _fold(line, indent=" "):
+    """
+    Fold a long line (a header field, or a line of text) at its spaces into
+    lines of at most 78 characters where it can, continued by C{indent};
+    a word too long for RFC 5322's 998 is cut.
+
+    @return: the folded line, CRLF between its parts.
+    """
+    parts = textwrap.wrap(
+        line, width=78, subsequent_indent=indent, break_long_words=False,
+        break_on_hyphens=False,
+    ) or [line]
+    lines = []
+    for part in parts:
+        while len(part) > _MAX_LINE:
+            lines.append(part[:_MAX_LINE])
+            part = indent + part[_MAX_LINE:]
+        lines.append(part)
+    return "\r\n".join(lines)
+
+
 def _part(headers, text):
     """
     A MIME body part, 7bit when it can be.
@@ -160,7 +183,9 @@ def _humanReadable(reports, reportingMta, subject, willRetryUntil):
         for report in failed:
             lines.append(report.address)
             if report.diagnostic:
-                lines.append("    " + _oneLine(report.diagnostic))
+                lines.append(_fold("    " + _oneLine(report.diagnostic), "    "))
+            if report.status == "4.4.7":
+                lines.append("    The message expired before it could be delivered.")
         lines.append("")
     if delayed:
         lines += ["Delivery to these recipients is delayed:", ""]
@@ -172,14 +197,14 @@ def _humanReadable(reports, reportingMta, subject, willRetryUntil):
                 "you will be notified again."
             )
         lines.append("")
-    lines += [f"Subject: {subject}" if subject else "The message has no subject.", ""]
+    lines += [_fold(f"Subject: {subject}") if subject else "The message has no subject.", ""]
     lines += ["Diagnostic information for administrators:", "", f"Generating server: {reportingMta}", ""]
     for report in reports:
         lines.append(report.address)
         if report.remoteMta:
             lines.append(f"    Remote server {report.remoteMta}")
         if report.diagnostic:
-            lines.append(f"    {_oneLine(report.diagnostic)}")
+            lines.append(_fold("    " + _oneLine(report.diagnostic), "    "))
         lines.append(f"    Status {report.status} ({report.action})")
     lines += ["", "The original message's headers are attached."]
     return "\r\n".join(lines) + "\r\n"
@@ -196,7 +221,7 @@ def _deliveryStatus(queued, reports, reportingMta, willRetryUntil):
         if report.remoteMta:
             fields.append(f"Remote-MTA: dns; {report.remoteMta}")
         if report.diagnostic:
-            fields.append(f"Diagnostic-Code: smtp; {_oneLine(report.diagnostic)}")
+            fields.append(_fold(f"Diagnostic-Code: smtp; {_oneLine(report.diagnostic)}"))
         if report.lastAttemptTime is not None:
             fields.append(f"Last-Attempt-Date: {_date(report.lastAttemptTime)}")
         if report.action == DELAYED and willRetryUntil is not None:
@@ -233,7 +258,7 @@ def notification(queued, message, reports, reportingMta, postmaster, now, willRe
     head = [
         f"From: {postmaster}",
         f"To: {queued.mailFrom}",
-        f"Subject: {prefix}: {subject}" if subject else f"Subject: {prefix}",
+        _fold(f"Subject: {prefix}: {subject}") if subject else f"Subject: {prefix}",
         f"Date: {_date(now)}",
         f"Message-ID: {messageId}",
     ]

@@ -1,0 +1,497 @@
+"""
+L{SmtpDelivery}: the L{IRemoteDelivery} of a transport server.
+
+For each send it works out the next hop's settings from its send connector,
+takes a connection from the L{ConnectionPool} (an idle one to the same next
+hop, or a new one), and runs one SMTP transaction on it.  A new connection
+tries the next hop's hosts in order until one greets, passes the TLS and
+authentication policy, and is ready:
+
+  - C{SmartHostConnectorDelivery}: the connector's SmartHosts as listed,
+    each on its own port or the connector's Port;
+  - C{DnsConnectorDelivery}: the MX hosts of the recipient domain by
+    preference (the domain itself if it has no MX; a null MX fails the
+    recipients with 556 5.1.10), on the connector's Port;
+  - C{SmtpRelayWithinAdSite}: the transport server that is a source server
+    of the connector (L{exmta.routing.connectors.forwardingTarget}), with
+    opportunistic TLS and no AUTH.
+
+Each name's A then AAAA addresses are tried in order; hosts that failed in
+the last ten minutes go last.  When every host fails, the recipients get a
+L{ConnectionFailure} saying why the first one did.
+
+Send protocol log: for a connector whose ProtocolLoggingLevel is Verbose,
+every line sent and received is appended to C{SEND<yyyymmdd>.LOG} (one file
+a day, UTC) in the TransportServer's SendProtocolLogPath, in Exchange's CSV
+columns (L{exmta.protocollog}): date-time, connector-id (the send
+connector's name), session-id, sequence-number, local-endpoint,
+remote-endpoint, event (C{+} connect, C{-} disconnect, C{>} sent, C{<}
+received, C{*} information: the TLS version and cipher, the size of the
+message data), data, context.  AUTH is written as C{AUTH PLAIN} or C{AUTH
+LOGIN} with C{initial response redacted}, SASL responses as
+C{<redacted>}; message data is never written.  Without a
+SendProtocolLogPath nothing is logged.
+"""
+
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, connectProtocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from exmta.envelope import Reply
+from exmta.errors import ConnectionFailure, PermanentFailure, SMTPFailure
+from exmta.interfaces import IRemoteDelivery
+from exmta.protocollog import ProtocolLog
+from exmta.send import hosts
+from exmta.send.client import DeliveryClient, HostFailure, StaleConnection, Transaction, connectionFailure
+from exmta.send.pool import IDLE_TIMEOUT, ConnectionPool
+from exmta.send.tls import TlsPolicy
+
+log = Logger(namespace="exmta.send")
+
+SMART_HOST = "SmartHostConnectorDelivery"
+DNS = "DnsConnectorDelivery"
+RELAY = "SmtpRelayWithinAdSite"
+
+# The longest wait for a TCP connection (the connector's
+# ConnectionInactivityTimeOut applies if shorter).
+CONNECT_TIMEOUT = 60
+
+TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+
+
+@dataclass(frozen=True)
+class HopSettings:
+    """
+    How to reach one next hop, from its send connector.
+
+    @ivar authentication: L{None}, C{BasicAuth} or C{BasicAuthRequireTLS}.
+    """
+
+    key: str
+    connector: object
+    deliveryType: str
+    domain: str | None
+    server: str | None
+    ehloName: str
+    port: int
+    timeout: float
+    tls: TlsPolicy
+    authentication: str | None
+    credentialName: str | None
+    maxMessageSize: int | None
+    protocolLogging: bool
+
+
+def authenticationOf(connector):
+    """
+    @return: L{None}, C{BasicAuth} or C{BasicAuthRequireTLS} for a send
+        connector's SmartHostAuthMechanism.
+    """
+    mechanism = connector.smartHostAuthMechanism or ()
+    if isinstance(mechanism, str):
+        mechanism = {part.strip() for part in mechanism.split(",")}
+    if "BasicAuthRequireTLS" in mechanism:
+        return "BasicAuthRequireTLS"
+    if "BasicAuth" in mechanism:
+        return "BasicAuth"
+    return None
+
+
+def _forwardingTarget(organization, serverName):
+    """
+    Where the transport server C{serverName} takes mail from the others:
+    L{exmta.routing.connectors.forwardingTarget}.
+
+    @raise ValueError: when it takes none.
+    """
+    try:
+        from exmta.routing.connectors import forwardingTarget
+    except ImportError:
+        forwardingTarget = _firstExchangeServersBinding
+    return forwardingTarget(organization, serverName)
+
+
+def _firstExchangeServersBinding(organization, serverName):
+    # The same rule, for checkouts where routing has not landed yet.
+    for server in organization.transportServers.values():
+        if server.name.lower() != str(serverName).lower():
+            continue
+        for connector in organization.connectorsOf(server.name):
+            if connector.enabled and "ExchangeServers" in connector.permissionGroups:
+                for binding in connector.bindings:
+                    return (server.fqdn if binding.isWildcard else binding.host, binding.port)
+        raise ValueError(f"TransportServer {server.name} takes no mail from other servers")
+    raise ValueError(f"no TransportServer is named {serverName!r}")
+
+
+@implementer(IRemoteDelivery)
+class SmtpDelivery:
+    """
+    Delivers messages over SMTP for one transport server.
+    """
+
+    def __init__(
+        self, organization, server, credentials, reactor, resolver=None, clock=None, *,
+        trustRoot=None, idleTimeout=IDLE_TIMEOUT, failedHostMemory=hosts.FAILED_HOST_MEMORY,
+    ):
+        """
+        @param organization: the L{exmta.config.model.Organization}.
+        @param server: the local L{exmta.config.model.TransportServer}: its
+            Fqdn, connection caps, DNS servers and SendProtocolLogPath.
+        @param credentials: has C{get(name) -> (username, password)}, the
+            AuthenticationCredentials of send connectors
+            (L{exmta.auth.credentials.CredentialStore}).
+        @param reactor: connects (IReactorTCP) and keeps time.
+        @param resolver: a L{twisted.names} IResolver; by default one asking
+            the server's InternalDNSServers (or ExternalDNSServers, for
+            connectors with UseExternalDNSServersEnabled), else the
+            system's resolvers.
+        @param clock: an IReactorTime for timeouts and host memory; the
+            reactor by default.
+        @param trustRoot: the IOpenSSLTrustRoot certificates are checked
+            against under CertificateValidation and DomainValidation; the
+            platform's by default.
+        @param idleTimeout: seconds an idle connection is kept for reuse.
+        @param failedHostMemory: seconds a failed host is tried last.
+        """
+        self.organization = organization
+        self.server = server
+        self._credentials = credentials
+        self._reactor = reactor
+        self._clock = clock if clock is not None else reactor
+        self._resolver = resolver
+        self._resolvers = {}
+        self._trustRoot = trustRoot
+        self._failedHosts = hosts.FailedHosts(self._clock, failedHostMemory)
+        self._pool = ConnectionPool(
+            self._clock,
+            server.maxOutboundConnections,
+            server.maxPerDomainOutboundConnections,
+            idleTimeout,
+        )
+        self._live = set()
+        self._protocolLog = None
+        self._sessions = 0
+
+    # IRemoteDelivery
+
+    def send(self, nextHop, queued, recipients, message):
+        """
+        See L{IRemoteDelivery.send}.
+        """
+        return Deferred.fromCoroutine(self._send(nextHop, queued, recipients, message))
+
+    async def _send(self, nextHop, queued, recipients, message):
+        recipients = tuple(dict.fromkeys(recipients))
+        if not recipients:
+            return {}
+        try:
+            settings = self.settingsFor(nextHop)
+        except SMTPFailure as failure:
+            return dict.fromkeys(recipients, failure)
+        if settings.maxMessageSize is not None and len(message) > settings.maxMessageSize:
+            failure = PermanentFailure(TOO_BIG)
+            log.info(
+                "{queueId} is {size} bytes, over the MaxMessageSize of send connector "
+                "{connector} ({limit})",
+                queueId=queued.queueId,
+                size=len(message),
+                connector=settings.connector.name,
+                limit=settings.maxMessageSize,
+            )
+            return dict.fromkeys(recipients, failure)
+        sender = queued.mailFrom or ""
+        if sender == "<>":
+            sender = ""
+        transaction = Transaction(
+            queued.queueId, sender, recipients, message, getattr(queued, "body", "7BIT") or "7BIT"
+        )
+        for _ in range(3):
+            try:
+                client = await self._pool.acquire(settings.key, lambda: self._open(settings))
+            except SMTPFailure as failure:
+                log.info(
+                    "{queueId} not sent to {nextHop}: {reply}",
+                    queueId=queued.queueId,
+                    nextHop=settings.key,
+                    reply=str(failure.reply),
+                )
+                return dict.fromkeys(recipients, failure)
+            try:
+                return await client.transact(transaction)
+            except StaleConnection:
+                log.info("reused connection to {target} was closed; trying a new one",
+                         target=str(client.target))
+        return dict.fromkeys(
+            recipients,
+            ConnectionFailure(Reply(451, "4.4.2", f"Connections to {settings.key} keep closing")),
+        )
+
+    def close(self):
+        """
+        Stop sending: waiting sends fail with a ConnectionFailure, idle
+        connections QUIT, busy ones after their transaction.
+
+        @return: a L{Deferred} that fires once every connection is closed.
+        """
+        self._pool.close()
+        waits = [client.whenLost for client in list(self._live)]
+        done = DeferredList(waits) if waits else succeed(None)
+
+        def closeLog(result):
+            if self._protocolLog is not None:
+                self._protocolLog.close()
+            return None
+
+        return done.addCallback(closeLog)
+
+    # Settings
+
+    def settingsFor(self, nextHop):
+        """
+        @return: the L{HopSettings} of C{nextHop}.
+        @raise ConnectionFailure: when its send connector is not defined.
+        """
+        connector = self._connector(nextHop.connector)
+        if connector is None:
+            raise ConnectionFailure(
+                Reply(451, "4.4.0", f"No send connector is named {nextHop.connector}")
+            )
+        deliveryType = nextHop.deliveryType
+        tlsDomain = connector.tlsDomain
+        if deliveryType == DNS and connector.tlsDomain is None:
+            # Without TlsDomain, DomainValidation checks the recipient domain.
+            tlsDomain = nextHop.domain
+        tls = TlsPolicy(
+            requireTLS=connector.requireTLS,
+            ignoreSTARTTLS=connector.ignoreSTARTTLS,
+            tlsAuthLevel=connector.tlsAuthLevel,
+            tlsDomain=tlsDomain,
+        )
+        authentication = authenticationOf(connector) if deliveryType == SMART_HOST else None
+        ehloName = connector.fqdn or self.server.fqdn
+        port = connector.port
+        if deliveryType == RELAY:
+            # Forwarding to another transport server of the organization:
+            # opportunistic TLS, no AUTH, our own name.
+            tls = TlsPolicy()
+            authentication = None
+            ehloName = self.server.fqdn
+        elif deliveryType not in (SMART_HOST, DNS):
+            raise ConnectionFailure(
+                Reply(451, "4.4.0", f"Unknown delivery type {deliveryType} for {nextHop.key}")
+            )
+        return HopSettings(
+            key=nextHop.key,
+            connector=connector,
+            deliveryType=deliveryType,
+            domain=nextHop.domain,
+            server=nextHop.server,
+            ehloName=ehloName,
+            port=port,
+            timeout=connector.connectionInactivityTimeout,
+            tls=tls,
+            authentication=authentication,
+            credentialName=connector.authenticationCredential,
+            maxMessageSize=connector.maxMessageSize,
+            protocolLogging=getattr(connector, "protocolLoggingLevel", "None") == "Verbose",
+        )
+
+    def _connector(self, name):
+        for connector in self.organization.sendConnectors:
+            if connector.name == name:
+                return connector
+        for connector in self.organization.sendConnectors:
+            if connector.name.lower() == (name or "").lower():
+                return connector
+        return None
+
+    def resolverFor(self, connector):
+        """
+        @return: the IResolver for C{connector}'s lookups.
+        """
+        if self._resolver is not None:
+            return self._resolver
+        external = getattr(connector, "useExternalDNSServersEnabled", False)
+        servers = self.server.externalDNSServers if external else self.server.internalDNSServers
+        servers = tuple(_dnsServer(entry) for entry in servers or ())
+        if servers not in self._resolvers:
+            self._resolvers[servers] = _createResolver(servers, self._reactor)
+        return self._resolvers[servers]
+
+    # Connecting
+
+    async def _targets(self, settings):
+        resolver = self.resolverFor(settings.connector)
+        if settings.deliveryType == SMART_HOST:
+            if not settings.connector.smartHosts:
+                raise ConnectionFailure(
+                    Reply(451, "4.4.0", f"Send connector {settings.connector.name} has no SmartHosts")
+                )
+            return await hosts.smartHostTargets(resolver, settings.connector.smartHosts, settings.port)
+        if settings.deliveryType == DNS:
+            return await hosts.mailExchangerTargets(resolver, settings.domain, settings.port)
+        try:
+            host, port = _forwardingTarget(self.organization, settings.server)
+        except ValueError as error:
+            raise ConnectionFailure(Reply(451, "4.4.0", str(error))) from None
+        try:
+            return await hosts.resolveHost(resolver, host, port), []
+        except hosts.HostLookupFailed as failed:
+            return [], [(host, failed.reply)]
+
+    def _open(self, settings):
+        return Deferred.fromCoroutine(self._walk(settings))
+
+    async def _walk(self, settings):
+        """
+        Try the next hop's hosts until one is ready.
+
+        @return: a ready L{DeliveryClient}.
+        @raise SMTPFailure: when none is.
+        """
+        targets, failures = await self._targets(settings)
+        failures = [(str(name), reply) for name, reply in failures]
+        credentials = self._credentialsFor(settings) if settings.authentication else None
+        for target in self._failedHosts.order(targets):
+            try:
+                client = await self._connect(target, settings, credentials)
+            except HostFailure as failed:
+                log.warn(
+                    "{target} failed for {nextHop}: {reply}",
+                    target=str(target),
+                    nextHop=settings.key,
+                    reply=str(failed.reply),
+                )
+                self._failedHosts.mark(target)
+                failures.append((str(target), failed.reply))
+                continue
+            self._failedHosts.clear(target)
+            return client
+        raise connectionFailure(_summary(settings, failures))
+
+    def _credentialsFor(self, settings):
+        name = settings.credentialName
+        problem = None
+        if not name:
+            problem = "has no AuthenticationCredential"
+        else:
+            try:
+                return self._credentials.get(name)
+            except Exception as error:  # the store's own error; never a secret
+                problem = f"cannot read its AuthenticationCredential {name} ({type(error).__name__})"
+        log.error(
+            "send connector {connector} {problem}",
+            connector=settings.connector.name,
+            problem=problem,
+        )
+        raise ConnectionFailure(
+            Reply(454, "4.7.0", f"Send connector {settings.connector.name} {problem}")
+        )
+
+    async def _connect(self, target, settings, credentials):
+        context = settings.tls.contextFor(target.name, self._trustRoot)
+        client = DeliveryClient(
+            target,
+            settings.ehloName,
+            context,
+            settings.tls.requireTLS,
+            settings.authentication,
+            credentials,
+            settings.timeout,
+            self._clock,
+            protocolLog=self._protocolLogFor(settings),
+        )
+        endpointClass = TCP6ClientEndpoint if target.isIPv6 else TCP4ClientEndpoint
+        endpoint = endpointClass(
+            self._reactor, target.address, target.port,
+            timeout=min(CONNECT_TIMEOUT, settings.timeout or CONNECT_TIMEOUT),
+        )
+        log.debug("connecting to {target} for {nextHop}", target=str(target), nextHop=settings.key)
+        try:
+            await connectProtocol(endpoint, client)
+        except Exception as error:
+            raise HostFailure(
+                Reply(451, "4.4.1", f"Unable to connect to {target}: {_errorText(error)}")
+            ) from None
+        self._live.add(client)
+        client.whenLost.addBoth(lambda _: self._live.discard(client))
+        return await client.ready
+
+    def _protocolLogFor(self, settings):
+        if not settings.protocolLogging:
+            return None
+        folder = self.server.sendProtocolLogPath
+        if not folder:
+            return None
+        if self._protocolLog is None:
+            self._protocolLog = ProtocolLog(folder, "SEND", self._clock)
+
+        def openSession(local, remote):
+            self._sessions += 1
+            return self._protocolLog.session(
+                settings.connector.name,
+                f"{self._clock.seconds():.0f}-{self._sessions}",
+                f"{local.host}:{local.port}",
+                f"{remote.host}:{remote.port}",
+            )
+
+        return openSession
+
+
+def _summary(settings, failures):
+    """
+    The reply for a next hop none of whose hosts would take the message:
+    the first host's failure, and how many others failed too.
+    """
+    if not failures:
+        return Reply(451, "4.4.0", f"No host to connect to for {settings.key}")
+    name, first = failures[0]
+    code = first.code if 400 <= first.code < 500 else 451
+    status = first.status if first.status.startswith("4.") else "4.4.0"
+    text = " ".join(first.lines())
+    if name not in text:
+        text = f"{name}: {text}"
+    if len(failures) > 1:
+        text += (
+            f"; failover to {len(failures) - 1} alternate host(s) did not succeed ("
+            + "; ".join(f"{other}: {' '.join(reply.lines())}" for other, reply in failures[1:])
+            + ")"
+        )
+    return Reply(code, status, text)
+
+
+def _errorText(error):
+    text = str(error).strip()
+    return text or type(error).__name__
+
+
+def _dnsServer(entry):
+    if isinstance(entry, tuple):
+        return (str(entry[0]), int(entry[1]))
+    text = str(entry).strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return (host, int(rest[1:]) if rest.startswith(":") else 53)
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return (host, int(port))
+    return (text, 53)
+
+
+def _createResolver(servers, reactor):
+    """
+    twisted.names' resolver chain (the hosts file, then DNS) on C{reactor},
+    asking C{servers} if given, else those of /etc/resolv.conf.  No cache:
+    lookups happen only when a new connection is opened.
+    """
+    from twisted.names import client, hosts as hostsFile, resolve
+
+    if servers:
+        dnsResolver = client.Resolver(servers=list(servers), reactor=reactor)
+    else:
+        dnsResolver = client.Resolver(resolv="/etc/resolv.conf", reactor=reactor)
+    return resolve.ResolverChain([hostsFile.Resolver(b"/etc/hosts"), dnsResolver])

@@ -1,0 +1,119 @@
+"""
+The TLS policy of a send connector, and the client contexts it needs.
+
+Twisted's C{ESMTPSender} builds a context only when given a hostname, and
+then always checks the chain and the name (C{optionsForClientTLS}); it has
+no equivalent of Exchange's TlsAuthLevel.  Here the context is chosen from
+the connector's settings:
+
+  - C{EncryptionOnly}, and opportunistic STARTTLS whatever the level says
+    (Exchange applies TlsAuthLevel only with RequireTLS): encrypt, accept
+    any certificate.
+  - C{CertificateValidation}: the chain must lead to a trusted root; the
+    name is not checked.
+  - C{DomainValidation}: the chain, and the name (TlsDomain, else the smart
+    host's name or the recipient domain) through service_identity.
+
+Every level offers TLS 1.2 and newer only, and sends the server name (SNI)
+when it is a DNS name.
+"""
+
+from dataclasses import dataclass
+
+from OpenSSL import SSL
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.ssl import CertificateOptions, TLSVersion, optionsForClientTLS, platformTrust
+from zope.interface import implementer
+
+ENCRYPTION_ONLY = "EncryptionOnly"
+CERTIFICATE_VALIDATION = "CertificateValidation"
+DOMAIN_VALIDATION = "DomainValidation"
+
+_MINIMUM = {"raiseMinimumTo": TLSVersion.TLSv1_2}
+
+
+@dataclass(frozen=True)
+class TlsPolicy:
+    """
+    What a send connector asks of TLS.
+
+    @ivar requireTLS: never send in the clear (RequireTLS).
+    @ivar ignoreSTARTTLS: never try STARTTLS (IgnoreSTARTTLS).
+    @ivar tlsAuthLevel: C{EncryptionOnly}, C{CertificateValidation},
+        C{DomainValidation} or L{None}; only used when C{requireTLS}.
+    @ivar tlsDomain: the name DomainValidation checks (TlsDomain), or
+        L{None} for the target's own name.
+    """
+
+    requireTLS: bool = False
+    ignoreSTARTTLS: bool = False
+    tlsAuthLevel: str | None = None
+    tlsDomain: str | None = None
+
+    @property
+    def level(self):
+        if not self.requireTLS or self.tlsAuthLevel is None:
+            return ENCRYPTION_ONLY
+        return self.tlsAuthLevel
+
+    def contextFor(self, serverName, trustRoot=None):
+        """
+        @param serverName: the name of the host as we know it (a smart
+            host's name, an MX host, or an IP literal), for SNI and, without
+            a TlsDomain, for DomainValidation.
+        @param trustRoot: the L{twisted.internet.ssl.IOpenSSLTrustRoot}
+            certificates are checked against; the platform's by default.
+        @return: an L{IOpenSSLClientConnectionCreator}, or L{None} when
+            STARTTLS must not be tried.
+        """
+        if self.ignoreSTARTTLS and not self.requireTLS:
+            return None
+        level = self.level
+        if level == DOMAIN_VALIDATION:
+            return optionsForClientTLS(
+                self.tlsDomain or serverName,
+                trustRoot=trustRoot if trustRoot is not None else platformTrust(),
+                extraCertificateOptions=dict(_MINIMUM),
+            )
+        if level == CERTIFICATE_VALIDATION:
+            options = CertificateOptions(
+                trustRoot=trustRoot if trustRoot is not None else platformTrust(), **_MINIMUM
+            )
+        else:
+            options = CertificateOptions(verify=False, **_MINIMUM)
+        return _SendServerName(options, serverName)
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _SendServerName:
+    """
+    A client connection creator that adds SNI to L{CertificateOptions},
+    which alone sends none.
+    """
+
+    def __init__(self, options, serverName):
+        self._options = options
+        self._serverName = None
+        if serverName and not (isIPAddress(serverName) or isIPv6Address(serverName)):
+            try:
+                self._serverName = serverName.rstrip(".").encode("idna")
+            except UnicodeError:
+                self._serverName = None
+
+    def clientConnectionForTLS(self, tlsProtocol):
+        connection = self._options.clientConnectionForTLS(tlsProtocol)
+        if self._serverName:
+            connection.set_tlsext_host_name(self._serverName)
+        return connection
+
+
+def describe(connection):
+    """
+    @param connection: an L{OpenSSL.SSL.Connection}, or anything else.
+    @return: (protocol version, cipher name), or (L{None}, L{None}).
+    """
+    try:
+        return connection.get_protocol_version_name(), connection.get_cipher_name()
+    except (AttributeError, SSL.Error):
+        return None, None

@@ -1,0 +1,362 @@
+"""
+The send side's parts in memory: reply parsing and data encoding
+(Hypothesis), the client's state machine on a string transport, the
+connection pool on a fake clock, failed-host memory and TLS policy.
+"""
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.internet import defer, task
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from exmta.envelope import Reply
+from exmta.errors import ConnectionFailure, PermanentFailure
+from exmta.send.client import (
+    DeliveryClient,
+    HostFailure,
+    StaleConnection,
+    Transaction,
+    encodeData,
+    parseReply,
+)
+from exmta.send.delivery import _summary, authenticationOf
+from exmta.send.hosts import FailedHosts, Target, smartHostParts
+from exmta.send.pool import ConnectionPool
+from exmta.send.tls import TlsPolicy
+from exmta.testing import SMTPTransport
+from tests.test_send_support import SmartHost, sendConnector
+
+TARGET = Target("smtpgateway1.contoso.com", "127.0.0.2", 25)
+
+replyText = st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=40
+).filter(lambda t: t == t.strip() and not t[0].isdigit())
+
+
+class ParseReplyTests(SynchronousTestCase):
+    @given(
+        code=st.one_of(st.integers(200, 299), st.integers(400, 599)),
+        detail=st.tuples(st.integers(0, 999), st.integers(0, 999)),
+        lines=st.lists(replyText, min_size=1, max_size=4),
+        withStatus=st.booleans(),
+    )
+    def test_roundTrip(self, code, detail, lines, withStatus):
+        status = f"{code // 100}.{detail[0]}.{detail[1]}" if withStatus else ""
+        reply = Reply(code, status, lines[0] if len(lines) == 1 else tuple(lines))
+        wire = reply.toBytes().decode().rstrip("\r\n").split("\r\n")
+        # SMTPClient.lineReceived hands on the text after the code, lines joined by \n.
+        self.assertEqual(parseReply(code, "\n".join(line[4:] for line in wire).encode()), reply)
+
+    def test_statusOfAnotherClassIsText(self):
+        self.assertEqual(parseReply(550, b"2.1.5 odd"), Reply(550, "", "2.1.5 odd"))
+
+    def test_emptyText(self):
+        self.assertEqual(parseReply(250, b""), Reply(250, "", ""))
+
+
+class EncodeDataTests(SynchronousTestCase):
+    @given(st.lists(st.sampled_from([b".", b"..", b"x", b"\r", b"\n", b"\r\n", b"\r\n.\r\n", b" "]), max_size=30))
+    def test_transparency(self, parts):
+        message = b"".join(parts)
+        encoded = encodeData(message)
+        if message:
+            self.assertTrue(encoded.endswith(b"\r\n"))
+        # The terminator cannot occur inside, and unstuffing gives it back.
+        self.assertNotIn(b"\r\n.\r\n", b"\r\n" + encoded)
+        restored = (b"\r\n" + encoded).replace(b"\r\n..", b"\r\n.")[2:]
+        expected = message if not message or message.endswith(b"\r\n") else message + b"\r\n"
+        self.assertEqual(restored, expected)
+
+    def test_nothingButDotsAndCRLFChanges(self):
+        self.assertEqual(encodeData(b"a\r\n.b\nc\r\n"), b"a\r\n..b\nc\r\n")
+
+
+class FakeOwner:
+    def __init__(self):
+        self.releasedClients = []
+        self.lostClients = []
+
+    def released(self, client):
+        self.releasedClients.append(client)
+
+    def lost(self, client):
+        self.lostClients.append(client)
+
+
+class ClientTests(SynchronousTestCase):
+    def connect(self, authentication=None, credentials=None, requireTLS=False, context=None, log=None):
+        self.clock = task.Clock()
+        client = DeliveryClient(
+            TARGET, "huba.fabrikam.com", context, requireTLS, authentication, credentials, 600,
+            self.clock, protocolLog=log,
+        )
+        transport = SMTPTransport(local=("127.0.0.1", 40000), peer=("127.0.0.2", 25))
+        client.makeConnection(transport)
+        self.ready = []
+        client.ready.addBoth(self.ready.append)
+        return client, transport
+
+    def say(self, client, transport, *lines):
+        for line in lines:
+            client.dataReceived(line + b"\r\n")
+            # FileSender is a pull producer: pull the data through.
+            while transport.producer is not None:
+                transport.producer.resumeProducing()
+        return transport.takeReplies()
+
+    def readyClient(self, **kw):
+        client, transport = self.connect(**kw)
+        self.assertEqual(self.say(client, transport, b"220 hello"), ["EHLO huba.fabrikam.com"])
+        self.say(client, transport, b"250-peer", b"250-SIZE 1000", b"250 8BITMIME")
+        self.assertEqual(self.ready, [client])
+        client.owner = FakeOwner()
+        return client, transport
+
+    def send(self, client, transport, recipients=("kim@contoso.com",), message=b"hi\r\n"):
+        outcomes = []
+        client.transact(Transaction("Q1", "a@fabrikam.com", tuple(recipients), message)).addBoth(outcomes.append)
+        return outcomes
+
+    def test_transactionAndReset(self):
+        client, transport = self.readyClient()
+        outcomes = self.send(client, transport, ["kim@contoso.com", "bad@contoso.com"])
+        self.assertEqual(transport.takeReplies(), ["MAIL FROM:<a@fabrikam.com> SIZE=4"])
+        self.assertEqual(self.say(client, transport, b"250 ok"), ["RCPT TO:<kim@contoso.com>"])
+        self.assertEqual(self.say(client, transport, b"250 ok"), ["RCPT TO:<bad@contoso.com>"])
+        self.assertEqual(self.say(client, transport, b"550 5.1.1 unknown"), ["DATA"])
+        self.assertEqual(self.say(client, transport, b"354 go"), ["hi", "."])
+        self.assertEqual(self.say(client, transport, b"250 2.6.0 queued"), ["RSET"])
+        # The outcome waits for RSET, so the connection is back in the pool
+        # before the next message is sent.
+        self.assertEqual(outcomes, [])
+        self.say(client, transport, b"250 reset")
+        self.assertEqual(client.owner.releasedClients, [client])
+        [result] = outcomes
+        self.assertIsNone(result["kim@contoso.com"])
+        self.assertIsInstance(result["bad@contoso.com"], PermanentFailure)
+        self.assertTrue(client.idle)
+
+    def test_resetRefusedKeepsTheOutcome(self):
+        client, transport = self.readyClient()
+        outcomes = self.send(client, transport)
+        self.say(client, transport, b"250 ok", b"250 ok", b"354 go")
+        self.say(client, transport, b"250 queued")
+        self.assertEqual(self.say(client, transport, b"500 what"), ["QUIT"])
+        self.assertEqual(outcomes, [{"kim@contoso.com": None}])
+
+    def test_serverClosingAnIdleConnection(self):
+        client, transport = self.readyClient()
+        self.say(client, transport, b"421 4.4.2 timeout")
+        self.assertTrue(transport.disconnecting)
+        client.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(client.owner, None)
+
+    def test_staleReusedConnection(self):
+        client, transport = self.readyClient()
+        self.send(client, transport)
+        self.say(client, transport, b"250 ok", b"250 ok", b"354 go", b"250 queued", b"250 reset")
+        outcomes = self.send(client, transport)
+        client.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(len(outcomes), 1)
+        self.assertIsInstance(outcomes[0].value, StaleConnection)
+
+    def test_connectionLostDuringDataFailsTheTransaction(self):
+        client, transport = self.readyClient()
+        outcomes = self.send(client, transport)
+        self.say(client, transport, b"250 ok", b"250 ok", b"354 go")
+        client.connectionLost(Failure(ConnectionDone()))
+        [result] = outcomes
+        self.assertIsInstance(result["kim@contoso.com"], ConnectionFailure)
+
+    def test_heloRefusedDoesNotLoop(self):
+        client, transport = self.connect()
+        self.say(client, transport, b"220 hello")
+        self.assertEqual(self.say(client, transport, b"500 no EHLO"), ["HELO huba.fabrikam.com"])
+        self.assertEqual(self.say(client, transport, b"501 no HELO either"), ["QUIT"])
+        self.assertIsInstance(self.ready[0].value, HostFailure)
+
+    def test_greetingRefused(self):
+        client, transport = self.connect()
+        self.assertEqual(self.say(client, transport, b"554 5.7.1 go away"), ["QUIT"])
+        failure = self.ready[0].value
+        self.assertIsInstance(failure, HostFailure)
+        self.assertIn("554 5.7.1 go away", str(failure.reply))
+
+    def test_timeout(self):
+        client, transport = self.connect()
+        self.clock.advance(600)
+        self.assertIsInstance(self.ready[0].value, HostFailure)
+        self.assertEqual(self.ready[0].value.reply.status, "4.4.2")
+
+    def test_protocolLogRedactsLogin(self):
+        events = []
+
+        class Session:
+            def event(self, kind, data="", context="", redact=False):
+                events.append((kind, "<redacted>" if redact else data, context))
+
+        client, transport = self.connect(
+            authentication="BasicAuth", credentials=("hub@contoso.com", "Pa55"), log=lambda l, r: Session()
+        )
+        self.say(client, transport, b"220 hello", b"250-peer", b"250 AUTH LOGIN")
+        self.say(client, transport, b"334 VXNlcm5hbWU6", b"334 UGFzc3dvcmQ6", b"235 ok")
+        self.assertEqual(self.ready, [client])
+        sent = [data for kind, data, _ in events if kind == ">"]
+        self.assertEqual(sent, [b"EHLO huba.fabrikam.com", b"AUTH LOGIN", "<redacted>", "<redacted>"])
+        self.assertEqual(events[0], ("+", "", str(TARGET)))
+
+
+class FakeClient:
+    def __init__(self, name):
+        self.name = name
+        self.idle = True
+        self.owner = None
+        self.quits = 0
+
+    def quit(self):
+        self.quits += 1
+        self.idle = False
+
+
+class PoolTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = task.Clock()
+        self.opened = []
+
+    def opener(self, name):
+        def open():
+            d = defer.Deferred()
+            self.opened.append((name, d))
+            return d
+
+        return open
+
+    def take(self, pool, key):
+        taken = []
+        pool.acquire(key, self.opener(key)).addBoth(taken.append)
+        return taken
+
+    def test_capPerNextHopAndReuse(self):
+        pool = ConnectionPool(self.clock, maxConnections=None, maxPerHop=1)
+        first, second = self.take(pool, "a"), self.take(pool, "a")
+        self.assertEqual(len(self.opened), 1)
+        client = FakeClient("a")
+        self.opened[0][1].callback(client)
+        self.assertEqual(first, [client])
+        self.assertEqual(second, [])
+        pool.released(client)
+        self.assertEqual(second, [client])
+        self.assertEqual(len(self.opened), 1)
+
+    def test_idleConnectionsExpire(self):
+        pool = ConnectionPool(self.clock, idleTimeout=30)
+        taken = self.take(pool, "a")
+        self.opened[0][1].callback(FakeClient("a"))
+        client = taken[0]
+        pool.released(client)
+        self.clock.advance(29.9)
+        self.assertEqual(client.quits, 0)
+        self.clock.advance(0.1)
+        self.assertEqual(client.quits, 1)
+        pool.lost(client)
+        self.assertEqual(pool.total, 0)
+
+    def test_totalCapEvictsIdleConnectionsOfOtherHops(self):
+        pool = ConnectionPool(self.clock, maxConnections=1, maxPerHop=5)
+        taken = self.take(pool, "a")
+        self.opened[0][1].callback(FakeClient("a"))
+        pool.released(taken[0])
+        waiting = self.take(pool, "b")
+        self.assertEqual(taken[0].quits, 1)
+        self.assertEqual(len(self.opened), 1)
+        pool.lost(taken[0])
+        self.assertEqual(len(self.opened), 2)
+        self.opened[1][1].callback(FakeClient("b"))
+        self.assertEqual(waiting[0].name, "b")
+
+    def test_unreachableNextHopFailsItsWaiters(self):
+        pool = ConnectionPool(self.clock, maxPerHop=1)
+        first, second, other = self.take(pool, "a"), self.take(pool, "a"), self.take(pool, "b")
+        failure = ConnectionFailure(Reply(451, "4.4.1", "down"))
+        self.opened[0][1].errback(failure)
+        self.assertIs(first[0].value, failure)
+        self.assertIs(second[0].value, failure)
+        self.assertEqual(other, [])
+        self.assertEqual([name for name, _ in self.opened], ["a", "b"])
+
+    def test_closingServerConnectionsAreNotHandedOut(self):
+        pool = ConnectionPool(self.clock)
+        taken = self.take(pool, "a")
+        self.opened[0][1].callback(FakeClient("a"))
+        pool.released(taken[0])
+        taken[0].idle = False  # the server said 421 and is hanging up
+        again = self.take(pool, "a")
+        self.assertEqual(again, [])
+        self.assertEqual(len(self.opened), 2)
+
+    def test_close(self):
+        pool = ConnectionPool(self.clock, maxPerHop=1)
+        taken = self.take(pool, "a")
+        waiting = self.take(pool, "a")
+        self.opened[0][1].callback(FakeClient("a"))
+        pool.close()
+        self.assertIsInstance(waiting[0].value, ConnectionFailure)
+        pool.released(taken[0])
+        self.assertEqual(taken[0].quits, 1)
+        self.assertIsInstance(self.take(pool, "a")[0].value, ConnectionFailure)
+
+
+class HostTests(SynchronousTestCase):
+    def test_failedHostsGoLastForAWhile(self):
+        clock = task.Clock()
+        failed = FailedHosts(clock, memory=600)
+        one, two, three = (Target(f"h{n}", f"127.0.0.{n}", 25) for n in (1, 2, 3))
+        failed.mark(one)
+        self.assertEqual(failed.order([one, two, three]), [two, three, one])
+        clock.advance(600)
+        self.assertEqual(failed.order([one, two, three]), [one, two, three])
+        failed.mark(two)
+        failed.clear(two)
+        self.assertEqual(failed.order([one, two, three]), [one, two, three])
+
+    def test_smartHostParts(self):
+        self.assertEqual(smartHostParts(SmartHost("gw.contoso.com"), 25), ("gw.contoso.com", 25, False))
+        self.assertEqual(smartHostParts(SmartHost("10.0.0.1", 587), 25), ("10.0.0.1", 587, True))
+        self.assertEqual(smartHostParts("[::1]:2525", 25), ("::1", 2525, True))
+        self.assertEqual(smartHostParts("gw.contoso.com:26", 25), ("gw.contoso.com", 26, False))
+
+    def test_summary(self):
+        class Settings:
+            key = "ToInternetGateway"
+
+        reply = _summary(
+            Settings,
+            [("a[1.2.3.4]:25", Reply(451, "4.7.3", "STARTTLS is required")),
+             ("b[1.2.3.5]:25", Reply(451, "4.4.1", "Unable to connect"))],
+        )
+        self.assertEqual((reply.code, reply.status), (451, "4.7.3"))
+        self.assertIn("a[1.2.3.4]:25", reply.text)
+        self.assertIn("Unable to connect", reply.text)
+
+
+class PolicyTests(SynchronousTestCase):
+    def test_authenticationOf(self):
+        self.assertIsNone(authenticationOf(sendConnector()))
+        self.assertEqual(
+            authenticationOf(sendConnector(smartHostAuthMechanism=frozenset({"BasicAuth"}))), "BasicAuth"
+        )
+        self.assertEqual(
+            authenticationOf(
+                sendConnector(smartHostAuthMechanism=frozenset({"BasicAuth", "BasicAuthRequireTLS"}))
+            ),
+            "BasicAuthRequireTLS",
+        )
+        self.assertIsNone(authenticationOf(sendConnector(smartHostAuthMechanism=frozenset({"ExternalAuthoritative"}))))
+
+    def test_levels(self):
+        self.assertEqual(TlsPolicy(tlsAuthLevel="DomainValidation").level, "EncryptionOnly")
+        self.assertEqual(TlsPolicy(requireTLS=True, tlsAuthLevel="DomainValidation").level, "DomainValidation")
+        self.assertIsNone(TlsPolicy(ignoreSTARTTLS=True).contextFor("gw.contoso.com"))
+        self.assertIsNotNone(TlsPolicy().contextFor("gw.contoso.com"))

@@ -1,0 +1,825 @@
+"""
+The send side end to end over loopback: C{twistd exmta} processes sending
+through send connectors to real peers that check what they get.
+
+  - The reference document's three Send connector set-ups, each with
+    C{-AddressSpaces "*" -SmartHosts smtpgateway1.contoso.com
+    -SourceTransportServers HubA -DNSRoutingEnabled $false}:
+    (i) BasicAuth,BasicAuthRequireTLS with an AuthenticationCredential and
+    (ii) ExternalAuthoritative, both against a second exmta acting as the
+    gateway; (iii) None against a private Postfix.
+  - Retries and delivery status notifications (DSNs) into the sender's
+    mailbox, smart host failover, MX routing, address-space specificity and
+    cost, SourceTransportServers forwarding between two servers of one
+    organization, TLS policies, and a kill -9 in the middle of a batch.
+
+Names such as smtpgateway1.contoso.com resolve through the test DNS server
+(tests/e2e/dns.py), which the sending server uses as its
+InternalDNSServers.  The sending organization is fabrikam.com (server HubA,
+mailbox kim@fabrikam.com); tests submit to HubA on an externally secured
+connector, from 127.0.0.1.
+
+Waiting is on the servers' log lines (the queue manager's C{sent},
+C{deferred}, C{failed} and C{notified} lines) or, for Postfix, which
+offers no event, by polling its Maildir with a deadline.
+"""
+
+import base64
+import csv
+import glob
+import json
+import os
+import re
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import trustme
+
+from tests.e2e.dns import DNSServer
+from tests.e2e.harness import (
+    REPOSITORY,
+    ServerProcess,
+    freePort,
+    maildirMessages,
+    queuedMessages,
+    writeOrganization,
+)
+from tests.e2e.postfix import PostfixPeer, writeCertificate
+
+GATEWAY_ACCOUNT = "hub@contoso.com"
+GATEWAY_PASSWORD = "Gateway-Pa55word!"
+SENDER = "kim@fabrikam.com"
+# Retries are every second here: 30 s is ample for any event.
+TIMEOUT = 30
+POLL = 0.02
+
+ZONE = {
+    "smtpgateway1.contoso.com": {"A": ["127.0.0.1"]},
+    "smtpgateway2.contoso.com": {"A": ["127.0.0.1"]},
+    # The same address as smtpgateway1, but not the name on its certificate.
+    "mismatch.contoso.com": {"A": ["127.0.0.1"]},
+    # Nothing listens on 127.0.0.2.
+    "down.contoso.com": {"A": ["127.0.0.2"]},
+    "tailspintoys.com": {"MX": [[20, "mx2.tailspintoys.com"], [10, "mx1.tailspintoys.com"]]},
+    "mx1.tailspintoys.com": {"A": ["127.0.0.2"]},
+    "mx2.tailspintoys.com": {"A": ["127.0.0.1"]},
+    "woodgrovebank.com": {"A": ["127.0.0.1"]},
+    "nomail.example": {"MX": [[0, "."]]},
+    "huba.fabrikam.com": {"A": ["127.0.0.1"]},
+    "hubb.fabrikam.com": {"A": ["127.0.0.1"]},
+}
+
+# The receiving side of set-ups (i) and (ii): the external SMTP gateway,
+# itself an exmta, owning contoso.com.
+GATEWAY = r"""
+[TransportServer Gateway]
+Fqdn = smtpgateway1.contoso.com
+QueueDatabasePath = var/queue
+MailboxDatabasePath = var/mailboxes
+TlsCertificatePath = {certificate}
+TlsPrivateKeyPath = {key}
+ReceiveProtocolLogPath = {folder}/log/receive
+
+[AcceptedDomain contoso.com]
+DomainType = Authoritative
+
+[Mailbox Basic]
+PrimarySmtpAddress = basic@contoso.com
+
+[Mailbox External]
+PrimarySmtpAddress = external@contoso.com
+
+[Mailbox Retry]
+PrimarySmtpAddress = retry@contoso.com
+
+# Set-up (i): the default connector takes the hub's account, Basic only inside TLS.
+[ReceiveConnector Default Gateway]
+Bindings = 127.0.0.1:{basic}
+RemoteIPRanges = 0.0.0.0-255.255.255.255
+AuthMechanism = Tls, BasicAuth, BasicAuthRequireTLS
+PermissionGroups = ExchangeUsers
+AuthTarpitInterval = 00:00:00
+ProtocolLoggingLevel = Verbose
+
+# Set-up (ii): externally secured by address (the hub sends from loopback).
+[ReceiveConnector FromHubA]
+Usage = Internal
+Bindings = 127.0.0.1:{external}
+RemoteIPRanges = 127.0.0.0/8
+AuthMechanism = ExternalAuthoritative
+ProtocolLoggingLevel = Verbose
+"""
+
+# The sending organization.  {servers} are TransportServer sections,
+# {receive} their submission connectors, {connectors} the send connectors.
+SENDER_ORGANIZATION = r"""
+{servers}
+[AcceptedDomain fabrikam.com]
+DomainType = Authoritative
+
+[Mailbox Kim Akers]
+PrimarySmtpAddress = kim@fabrikam.com
+
+{receive}
+{connectors}
+"""
+
+SERVER = r"""
+[TransportServer {name}]
+Fqdn = {fqdn}
+QueueDatabasePath = var/{name}/queue
+MailboxDatabasePath = var/{name}/mailboxes
+InternalDNSServers = {dns}
+MessageRetryInterval = 00:00:01
+TransientFailureRetryInterval = 00:00:01
+TransientFailureRetryCount = 2
+OutboundConnectionFailureRetryInterval = 00:00:01
+MessageTrackingLogPath = {folder}/log/{name}/tracking
+SendProtocolLogPath = {folder}/log/{name}/send
+ReceiveProtocolLogPath = {folder}/log/{name}/receive
+{settings}
+"""
+
+# Tests submit here; other servers of the organization forward here too
+# (Usage Internal gives the ExchangeServers group, which marks it as the
+# forwarding target).
+SUBMISSION = r"""
+[ReceiveConnector Submission {name}]
+Server = {name}
+Usage = Internal
+Bindings = 127.0.0.1:{port}
+RemoteIPRanges = 127.0.0.0/8
+AuthMechanism = ExternalAuthoritative
+"""
+
+
+def sendConnector(name, **keys):
+    """
+    A C{[SendConnector name]} section; keys in org.ini spelling.
+    """
+    lines = [f"[SendConnector {name}]"]
+    lines += [f"{key} = {value}" for key, value in keys.items()]
+    return "\n".join(lines) + "\n\n"
+
+
+# Peers shared by the module
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """
+    A test CA that the sending servers trust (through SSL_CERT_FILE, which
+    OpenSSL's default verify paths read), and the peers' certificates.
+    """
+    folder = str(tmp_path_factory.mktemp("pki"))
+    ca = trustme.CA()
+    bundle = os.path.join(folder, "ca.pem")
+    ca.cert_pem.write_to_path(bundle)
+    previous = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = bundle
+    yield {"ca": ca, "gateway1": writeCertificate(ca, folder, "smtpgateway1.contoso.com")}
+    if previous is None:
+        del os.environ["SSL_CERT_FILE"]
+    else:
+        os.environ["SSL_CERT_FILE"] = previous
+
+
+@pytest.fixture(scope="module")
+def names(tmp_path_factory):
+    server = DNSServer(str(tmp_path_factory.mktemp("dns")), ZONE)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def postfix(pki):
+    """
+    The plain smart host of set-up (iii): STARTTLS with a certificate for
+    smtpgateway1.contoso.com, no AUTH, everything to its Maildir.
+    """
+    peer = PostfixPeer(tls=pki["gateway1"])
+    peer.start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture(scope="module")
+def clearPostfix():
+    """
+    A second Postfix, without STARTTLS.
+    """
+    peer = PostfixPeer(hostname="clear.contoso.test")
+    peer.start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, pki):
+    running = Gateway(str(tmp_path_factory.mktemp("gateway")), pki)
+    yield running
+    running.stop()
+
+
+# Running organizations
+
+
+class Gateway:
+    """
+    The external SMTP gateway of set-ups (i) and (ii): an exmta owning
+    contoso.com, with the hub's account.
+    """
+
+    def __init__(self, folder, pki):
+        self.folder = folder
+        self.basicPort = freePort()
+        self.externalPort = freePort()
+        certificate, key = pki["gateway1"]
+        config = writeOrganization(
+            folder,
+            GATEWAY.format(certificate=certificate, key=key, folder=folder,
+                           basic=self.basicPort, external=self.externalPort),
+            accounts=[(GATEWAY_ACCOUNT, GATEWAY_PASSWORD)],
+        )
+        self.server = ServerProcess(config, sockets=2)
+
+    def messages(self, address):
+        return maildirMessages(os.path.join(self.folder, "var", "mailboxes", address))
+
+    def sessions(self):
+        """
+        @return: {session id: [(event, data)]} from the receive protocol log.
+        """
+        return protocolSessions(os.path.join(self.folder, "log", "receive"))
+
+    def stop(self):
+        self.server.stop()
+
+
+class Organization:
+    """
+    The sending organization fabrikam.com in a folder: one org.ini, one
+    C{twistd exmta --server NAME} per transport server.
+
+    @ivar servers: {name: L{ServerProcess}} of the servers started.
+    @ivar ports: {name: submission port}.
+    """
+
+    def __init__(self, folder, names, connectors, servers=("HubA",), settings="",
+                 credentials=()):
+        self.folder = folder
+        self.ports = {name: freePort() for name in servers}
+        text = SENDER_ORGANIZATION.format(
+            servers="".join(
+                SERVER.format(name=name, fqdn=f"{name.lower()}.fabrikam.com", dns=names.address,
+                              folder=folder, settings=settings)
+                for name in servers
+            ),
+            receive="".join(SUBMISSION.format(name=name, port=self.ports[name]) for name in servers),
+            connectors=connectors,
+        )
+        self.config = writeOrganization(folder, text)
+        for name, username, password in credentials:
+            setCredential(self.config, name, username, password)
+        self.servers = {}
+
+    def start(self, name="HubA"):
+        self.servers[name] = ServerProcess(self.config, sockets=1, server=name)
+        return self.servers[name]
+
+    @property
+    def hub(self):
+        return self.servers["HubA"]
+
+    def queue(self, name="HubA"):
+        return os.path.join(self.folder, "var", name, "queue")
+
+    def mailbox(self, address, name="HubA"):
+        return maildirMessages(os.path.join(self.folder, "var", name, "mailboxes", address))
+
+    def submit(self, recipients, subject, mailFrom=SENDER, name="HubA", body="Hello.\r\n"):
+        """
+        Submit one message to server C{name}.
+
+        @return: its queue id.
+        """
+        message = (f"From: Kim Akers <{SENDER}>\r\nTo: {', '.join(recipients)}\r\n"
+                   f"Subject: {subject}\r\nMessage-ID: <{subject.replace(' ', '-')}@fabrikam.com>\r\n"
+                   f"\r\n{body}").encode()
+        with smtplib.SMTP("127.0.0.1", self.ports[name], timeout=TIMEOUT) as smtp:
+            smtp.ehlo("client.fabrikam.com")
+            code, text = smtp.mail(mailFrom)
+            assert code == 250, text
+            for recipient in recipients:
+                code, text = smtp.rcpt(recipient)
+                assert code == 250, (recipient, text)
+            code, text = smtp.data(message)
+            assert code == 250, text
+        match = re.search(r"<([0-9A-Fa-f]+)@", text.decode())
+        assert match, text
+        return match.group(1)
+
+    def trackingEvents(self, name="HubA"):
+        events = []
+        for path in sorted(glob.glob(os.path.join(self.folder, "log", name, "tracking", "*"))):
+            with open(path) as handle:
+                events += [json.loads(line) for line in handle if line.strip()]
+        return events
+
+    def stop(self):
+        for server in self.servers.values():
+            server.stop()
+
+
+@pytest.fixture
+def fabrikam(tmp_path, names):
+    """
+    Make (and finally stop) sending organizations:
+    C{fabrikam(connectors, ...)} takes L{Organization}'s arguments.
+    """
+    made = []
+
+    def make(connectors, **options):
+        made.append(Organization(str(tmp_path / f"org{len(made)}"), names, connectors, **options))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.stop()
+
+
+def setCredential(config, name, username, password):
+    """
+    C{exmta credential set -c org.ini NAME USERNAME}, password on stdin.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "exmta.cli", "credential", "set", "-c", config, name, username],
+        input=password + "\n", capture_output=True, text=True, timeout=TIMEOUT,
+        cwd=os.path.dirname(config), env=dict(os.environ, PYTHONPATH=REPOSITORY),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def protocolSessions(folder):
+    """
+    @return: {session id: [(event, data)]} from the protocol logs in C{folder}.
+    """
+    sessions = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.LOG"))):
+        with open(path, newline="") as handle:
+            for row in csv.reader(line for line in handle if not line.startswith("#")):
+                if len(row) >= 8:
+                    sessions.setdefault((row[1], row[2]), []).append((row[6], row[7]))
+    return sessions
+
+
+def commandsOf(session):
+    return [data for event, data in session if event == "<"]
+
+
+def waitUntil(condition, what, servers=(), timeout=TIMEOUT):
+    """
+    Poll C{condition} with a deadline, reading the servers' output meanwhile
+    (a server whose output pipe fills up stops).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        for server in servers:
+            server.drain()
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(POLL)
+
+
+def headerOf(message, name):
+    match = re.search(rb"^" + name.encode() + rb":[ \t]*(.*(?:\r?\n[ \t].*)*)", message, re.M | re.I)
+    return match and match.group(1).decode(errors="replace").strip()
+
+
+def reportsIn(messages, subject):
+    """
+    @return: the delivery status notifications among C{messages} about the
+        message with C{subject}, oldest first.
+    """
+    return [m for m in messages if b"multipart/report" in m and subject.encode() in m]
+
+
+def actionsOf(report):
+    return re.findall(rb"^Action: *(\w+)", report, re.M | re.I)
+
+
+def loggedAfter(server, text):
+    return sum(text in line for line in server.output)
+
+
+def deferrals(server, queueId):
+    """
+    @return: the reasons the server gave for deferring C{queueId}.
+    """
+    server.drain()
+    return [line.split(": ", 1)[1] for line in server.output if f"] deferred {queueId} to " in line]
+
+
+# The reference document's three set-ups
+
+
+def test_basicAuthOverTLSWithCredentialToTheGateway(fabrikam, gateway):
+    """
+    Set-up (i): SmartHostAuthMechanism BasicAuth,BasicAuthRequireTLS and
+    AuthenticationCredential.  The gateway sees AUTH only inside TLS, the
+    message arrives authenticated, and the password is in no log.
+    """
+    org = fabrikam(
+        sendConnector("ToInternetGateway", AddressSpaces="*",
+                      SmartHosts="smtpgateway1.contoso.com", Port=gateway.basicPort,
+                      SmartHostAuthMechanism="BasicAuth,BasicAuthRequireTLS",
+                      AuthenticationCredential="ToInternetGateway",
+                      SourceTransportServers="HubA", DNSRoutingEnabled="$false",
+                      ProtocolLoggingLevel="Verbose"),
+        credentials=[("ToInternetGateway", GATEWAY_ACCOUNT, GATEWAY_PASSWORD)],
+    )
+    hub = org.start()
+    queueId = org.submit(["basic@contoso.com"], "setup one basic auth")
+    hub.waitFor(f"sent {queueId}", timeout=TIMEOUT)
+    [message] = [m for m in waitUntil(lambda: gateway.messages("basic@contoso.com"), "delivery",
+                                      [gateway.server])
+                 if b"setup one basic auth" in m]
+    received = headerOf(message, "Received")
+    assert "with ESMTPSA (version=TLSv1." in received, received
+    assert "huba.fabrikam.com" in received, received
+
+    authenticated = [commandsOf(s) for s in gateway.sessions().values()
+                     if any(c.upper().startswith("AUTH") for c in commandsOf(s))]
+    assert authenticated, ("the gateway's receive protocol log (ReceiveProtocolLogPath, "
+                           f"ProtocolLoggingLevel Verbose) shows no AUTH: {gateway.sessions()}")
+    for commands in authenticated:
+        firstAuth = next(i for i, c in enumerate(commands) if c.upper().startswith("AUTH"))
+        assert "STARTTLS" in [c.upper() for c in commands[:firstAuth]], commands
+
+    secrets = {GATEWAY_PASSWORD,
+               base64.b64encode(f"\0{GATEWAY_ACCOUNT}\0{GATEWAY_PASSWORD}".encode()).decode(),
+               base64.b64encode(GATEWAY_PASSWORD.encode()).decode()}
+    hub.drain()
+    logged = "\n".join(hub.output)
+    for path in glob.glob(os.path.join(org.folder, "log", "**", "*"), recursive=True):
+        if os.path.isfile(path):
+            with open(path, errors="replace") as handle:
+                logged += handle.read()
+    assert not [secret for secret in secrets if secret in logged]
+
+
+def test_externallySecuredToTheGateway(fabrikam, gateway):
+    """
+    Set-up (ii): Usage Internal, SmartHostAuthMechanism
+    ExternalAuthoritative: no AUTH; the gateway's connector trusts the
+    hub's address and labels the message Internal.
+    """
+    org = fabrikam(
+        sendConnector("ToInternetGateway", Usage="Internal", AddressSpaces="*",
+                      SmartHosts="smtpgateway1.contoso.com", Port=gateway.externalPort,
+                      SmartHostAuthMechanism="ExternalAuthoritative",
+                      SourceTransportServers="HubA", DNSRoutingEnabled="$false"),
+    )
+    hub = org.start()
+    queueId = org.submit(["external@contoso.com"], "setup two externally secured")
+    hub.waitFor(f"sent {queueId}", timeout=TIMEOUT)
+    [message] = [m for m in waitUntil(lambda: gateway.messages("external@contoso.com"), "delivery",
+                                      [gateway.server])
+                 if b"setup two externally secured" in m]
+    received = headerOf(message, "Received")
+    assert "huba.fabrikam.com" in received and "ESMTPSA" not in received, received
+    assert headerOf(message, "X-MS-Exchange-Organization-AuthAs") == "Internal"
+    external = [commandsOf(s) for (connector, _), s in gateway.sessions().items()
+                if "FromHubA" in connector]
+    assert external, ("the gateway's receive protocol log shows no session on FromHubA: "
+                      f"{gateway.sessions()}")
+    assert not [c for commands in external for c in commands if c.upper().startswith("AUTH")]
+
+
+def test_anonymousToPostfixSmartHost(fabrikam, postfix):
+    """
+    Set-up (iii): SmartHostAuthMechanism None to a plain smart host, a real
+    Postfix; opportunistic STARTTLS; the tracking log records the SEND.
+    """
+    org = fabrikam(
+        sendConnector("ToInternetGateway", Usage="Internet", AddressSpaces="*",
+                      SmartHosts="smtpgateway1.contoso.com", Port=postfix.port,
+                      SmartHostAuthMechanism="None",
+                      SourceTransportServers="HubA", DNSRoutingEnabled="$false"),
+    )
+    hub = org.start()
+    queueId = org.submit(["someone@contoso.com", "other@example.org"], "setup three anonymous")
+    hub.waitFor(f"sent {queueId}", count=2, timeout=TIMEOUT)
+    for recipient in ("someone@contoso.com", "other@example.org"):
+        [message] = [m for m in postfix.waitForMessages(recipient) if b"setup three anonymous" in m]
+        assert message.startswith(f"Return-Path: <{SENDER}>\n".encode())
+        assert b"by huba.fabrikam.com" in message
+        assert b"with ESMTPS id" in message and b"Authenticated sender" not in message
+    # One transaction for both recipients: Postfix logs one queue file with nrcpt=2.
+    assert re.search(r"from=<kim@fabrikam.com>, size=\d+, nrcpt=2", postfix.log())
+    sends = [e for e in org.trackingEvents() if e.get("eventId") == "SEND"
+             and e.get("internalMessageId") == queueId]
+    assert sends and sends[0].get("connectorId") == "ToInternetGateway", org.trackingEvents()
+
+
+def test_basicAuthToPostfixWithSASL(fabrikam, pki):
+    """
+    BasicAuth,BasicAuthRequireTLS against Postfix with Cyrus SASL that
+    offers AUTH only after STARTTLS.
+    """
+    peer = PostfixPeer(tls=pki["gateway1"], sasl={GATEWAY_ACCOUNT: GATEWAY_PASSWORD})
+    peer.start()
+    try:
+        org = fabrikam(
+            sendConnector("ToInternetGateway", AddressSpaces="*",
+                          SmartHosts="smtpgateway1.contoso.com", Port=peer.port,
+                          SmartHostAuthMechanism="BasicAuth, BasicAuthRequireTLS",
+                          AuthenticationCredential="ToInternetGateway",
+                          SourceTransportServers="HubA", DNSRoutingEnabled="$false"),
+            credentials=[("ToInternetGateway", GATEWAY_ACCOUNT, GATEWAY_PASSWORD)],
+        )
+        hub = org.start()
+        queueId = org.submit(["someone@contoso.com"], "basic auth to postfix")
+        hub.waitFor(f"sent {queueId}", timeout=TIMEOUT)
+        [message] = peer.waitForMessages("someone@contoso.com")
+        assert f"(Authenticated sender: {GATEWAY_ACCOUNT})".encode() in message
+        assert b"with ESMTPSA" in message
+    finally:
+        peer.stop()
+
+
+# Retries and notifications
+
+
+def test_wrongPasswordIsRetriedThenTheSenderGetsDSNs(fabrikam, gateway):
+    """
+    The gateway refuses the credential: the hub retries, tells the sender
+    of the delay once, and when the message expires sends a failure DSN,
+    which arrives in the sender's mailbox.
+    """
+    org = fabrikam(
+        sendConnector("ToInternetGateway", AddressSpaces="*",
+                      SmartHosts="smtpgateway1.contoso.com", Port=gateway.basicPort,
+                      SmartHostAuthMechanism="BasicAuth,BasicAuthRequireTLS",
+                      AuthenticationCredential="ToInternetGateway",
+                      SourceTransportServers="HubA", DNSRoutingEnabled="$false"),
+        credentials=[("ToInternetGateway", GATEWAY_ACCOUNT, "not-the-password")],
+        settings="DelayNotificationTimeout = 00:00:02\nMessageExpirationTimeout = 00:00:08\n",
+    )
+    hub = org.start()
+    subject = "wrong password retried"
+    queueId = org.submit(["retry@contoso.com"], subject)
+    hub.waitFor(f"deferred {queueId}", count=2, timeout=TIMEOUT)
+    assert all("535" in reason for reason in deferrals(hub, queueId)), deferrals(hub, queueId)
+    hub.waitFor(f"notified the sender of {queueId}", count=2, timeout=TIMEOUT)
+    reports = waitUntil(
+        lambda: (r := reportsIn(org.mailbox(SENDER), subject)) and len(r) >= 2 and r,
+        "a delay and a failure DSN in the sender's mailbox", [hub],
+    )
+    assert [actionsOf(r) for r in reports] == [[b"delayed"], [b"failed"]], reports
+    failure = reports[-1]
+    assert re.search(rb"^Final-Recipient: *rfc822; *retry@contoso.com", failure, re.M | re.I)
+    assert re.search(rb"^Status: *[45]\.\d+\.\d+", failure, re.M)
+    assert headerOf(failure, "To").strip("<>") == SENDER or SENDER in headerOf(failure, "To")
+    assert b"postmaster@" in (headerOf(failure, "From") or "").encode().lower()
+    assert gateway.messages("retry@contoso.com") == []
+    assert queueId not in queuedMessages(org.queue())
+
+
+def test_nullMXFailsAtOnceWithDSNAndNullSenderGetsNone(fabrikam, postfix):
+    """
+    A null MX is a permanent failure: a DSN for kim, none for a message
+    from <> (no bounce loops).
+    """
+    org = fabrikam(
+        sendConnector("Internet", Usage="Internet", AddressSpaces="*", Port=postfix.port,
+                      DNSRoutingEnabled="$true"),
+    )
+    hub = org.start()
+    bounced = org.submit(["nobody@nomail.example"], "null mx from kim")
+    silent = org.submit(["nobody@nomail.example"], "null mx from null", mailFrom="")
+    hub.waitFor(f"failed {bounced}", timeout=TIMEOUT)
+    hub.waitFor(f"failed {silent}", timeout=TIMEOUT)
+    [report] = waitUntil(lambda: reportsIn(org.mailbox(SENDER), "null mx from kim"),
+                         "a DSN for kim", [hub])
+    assert actionsOf(report) == [b"failed"]
+    assert re.search(rb"^Status: *5\.\d+\.\d+", report, re.M)
+    waitUntil(lambda: silent not in queuedMessages(org.queue()), "the <> message to leave the queue",
+              [hub])
+    hub.drain()
+    assert not loggedAfter(hub, f"notified the sender of {silent}")
+    assert reportsIn(org.mailbox(SENDER), "null mx from null") == []
+
+
+# Choosing hosts and connectors
+
+
+def test_smartHostFailover(fabrikam, postfix, names):
+    """
+    The first smart host refuses connections: the second takes the message
+    in the same attempt.
+    """
+    org = fabrikam(
+        sendConnector("ToInternetGateway", AddressSpaces="*",
+                      SmartHosts="down.contoso.com, smtpgateway1.contoso.com", Port=postfix.port,
+                      SmartHostAuthMechanism="None", DNSRoutingEnabled="$false"),
+    )
+    hub = org.start()
+    queueId = org.submit(["failover@contoso.com"], "failover")
+    hub.waitFor(f"sent {queueId}", timeout=TIMEOUT)
+    postfix.waitForMessages("failover@contoso.com")
+    assert not loggedAfter(hub, f"deferred {queueId}")
+    assert "down.contoso.com A" in names.queries()
+
+
+def test_mxRoutingThroughTheTestDNS(fabrikam, postfix, names):
+    """
+    DNSRoutingEnabled: MX records in preference order (the preferred one is
+    down), and a domain with no MX is its own mail host.
+    """
+    org = fabrikam(
+        sendConnector("Internet", Usage="Internet", AddressSpaces="*", Port=postfix.port,
+                      DNSRoutingEnabled="$true"),
+    )
+    hub = org.start()
+    queueId = org.submit(["mx@tailspintoys.com", "a@woodgrovebank.com"], "mx routing")
+    hub.waitFor(f"sent {queueId}", count=2, timeout=TIMEOUT)
+    postfix.waitForMessages("mx@tailspintoys.com")
+    postfix.waitForMessages("a@woodgrovebank.com")
+    assert not loggedAfter(hub, f"deferred {queueId}")
+    asked = names.queries()
+    for question in ("tailspintoys.com MX", "woodgrovebank.com MX", "woodgrovebank.com A"):
+        assert question in asked, asked
+
+
+def test_addressSpaceSpecificityThenCost(fabrikam, postfix, clearPostfix):
+    """
+    The most specific address space wins whatever its cost; among equally
+    specific ones the lowest cost wins.  Two sinks tell the connectors apart.
+    """
+    def toSink(name, spaces, sink):
+        return sendConnector(name, AddressSpaces=spaces, SmartHosts="127.0.0.1", Port=sink.port,
+                             DNSRoutingEnabled="$false")
+
+    org = fabrikam(
+        toSink("Everything", "*", postfix)
+        + toSink("Contoso", "contoso.com;10", clearPostfix)
+        + toSink("ContosoSubdomains", "*.contoso.com;1", postfix)
+        + toSink("TailspinCheap", "tailspintoys.com;2", clearPostfix)
+        + toSink("TailspinDear", "tailspintoys.com;5", postfix)
+    )
+    hub = org.start()
+    queueId = org.submit(["space@contoso.com", "space@sub.contoso.com", "space@tailspintoys.com",
+                          "space@other.example"], "address spaces")
+    hub.waitFor(f"sent {queueId}", count=4, timeout=TIMEOUT)
+    expected = {clearPostfix: ["space@contoso.com", "space@tailspintoys.com"],
+                postfix: ["space@sub.contoso.com", "space@other.example"]}
+    for sink, recipients in expected.items():
+        for recipient in recipients:
+            assert [m for m in sink.waitForMessages(recipient) if b"address spaces" in m]
+    for sink, other in ((postfix, clearPostfix), (clearPostfix, postfix)):
+        for recipient in expected[other]:
+            assert not [m for m in sink.messages(recipient) if b"address spaces" in m], recipient
+
+
+def test_sourceTransportServersForwardBetweenServers(fabrikam, postfix):
+    """
+    One org.ini, two servers: the connector's only source server is HubB,
+    so mail submitted to HubA goes to HubB over SMTP and leaves from there.
+    """
+    org = fabrikam(
+        sendConnector("ToInternetGateway", AddressSpaces="*", SmartHosts="smtpgateway1.contoso.com",
+                      Port=postfix.port, SourceTransportServers="HubB", DNSRoutingEnabled="$false"),
+        servers=("HubA", "HubB"),
+    )
+    hubA, hubB = org.start("HubA"), org.start("HubB")
+    queueId = org.submit(["forwarded@contoso.com"], "forwarded through hubb", name="HubA")
+    hubA.waitFor(f"sent {queueId}", timeout=TIMEOUT)
+    hubB.waitFor("] sent ", timeout=TIMEOUT)
+    [message] = postfix.waitForMessages("forwarded@contoso.com")
+    received = re.findall(rb"^Received:.*(?:\n[ \t].*)*", message, re.M)
+    assert b"by hubb.fabrikam.com" in received[1], received
+    assert b"by huba.fabrikam.com" in received[2], received
+
+
+# TLS policies
+
+
+def test_requireTLSNeverSendsInTheClear(fabrikam, clearPostfix):
+    """
+    RequireTLS against a peer that offers no STARTTLS: nothing is sent and
+    the message stays queued.
+    """
+    org = fabrikam(
+        sendConnector("Secure", AddressSpaces="*", SmartHosts="127.0.0.1", Port=clearPostfix.port,
+                      RequireTLS="$true", DNSRoutingEnabled="$false"),
+    )
+    hub = org.start()
+    queueId = org.submit(["cleartext@contoso.com"], "require tls")
+    hub.waitFor(f"deferred {queueId}", count=2, timeout=TIMEOUT)
+    assert queueId in queuedMessages(org.queue())
+    assert all("STARTTLS" in reason for reason in deferrals(hub, queueId)), deferrals(hub, queueId)
+    assert "cleartext@contoso.com" not in clearPostfix.log()
+    assert clearPostfix.messages("cleartext@contoso.com") == []
+
+
+def test_domainValidationChecksTheName(fabrikam, postfix):
+    """
+    TlsAuthLevel DomainValidation: the certificate (for
+    smtpgateway1.contoso.com, from a CA the hub trusts) must match the smart
+    host's name or TlsDomain; a mismatch is refused and the message stays
+    queued.
+    """
+    def validated(name, space, smartHost, **keys):
+        return sendConnector(name, AddressSpaces=space, SmartHosts=smartHost, Port=postfix.port,
+                             RequireTLS="$true", TlsAuthLevel="DomainValidation",
+                             DNSRoutingEnabled="$false", **keys)
+
+    org = fabrikam(
+        validated("RightName", "dv-right.test", "smtpgateway1.contoso.com")
+        + validated("WrongName", "dv-wrong.test", "mismatch.contoso.com")
+        + validated("ByTlsDomain", "dv-tlsdomain.test", "127.0.0.1",
+                    TlsDomain="smtpgateway1.contoso.com")
+        + validated("WrongTlsDomain", "dv-wrongdomain.test", "smtpgateway1.contoso.com",
+                    TlsDomain="other.contoso.com")
+    )
+    hub = org.start()
+    right = org.submit(["a@dv-right.test"], "dv right name")
+    wrong = org.submit(["b@dv-wrong.test"], "dv wrong name")
+    byDomain = org.submit(["c@dv-tlsdomain.test"], "dv tls domain")
+    wrongDomain = org.submit(["d@dv-wrongdomain.test"], "dv wrong tls domain")
+    hub.waitFor(f"sent {right}", timeout=TIMEOUT)
+    hub.waitFor(f"sent {byDomain}", timeout=TIMEOUT)
+    hub.waitFor(f"deferred {wrong}", timeout=TIMEOUT)
+    hub.waitFor(f"deferred {wrongDomain}", timeout=TIMEOUT)
+    postfix.waitForMessages("a@dv-right.test")
+    postfix.waitForMessages("c@dv-tlsdomain.test")
+    queued = queuedMessages(org.queue())
+    assert wrong in queued and wrongDomain in queued
+    for queueId, name in ((wrong, "mismatch.contoso.com"), (wrongDomain, "other.contoso.com")):
+        reasons = deferrals(hub, queueId)
+        assert all(" 4.7." in r and "TLS" in r and name in r for r in reasons), reasons
+    log = postfix.log()
+    assert "b@dv-wrong.test" not in log and "d@dv-wrongdomain.test" not in log
+
+
+# Crash safety
+
+BATCH = 500
+
+
+def test_killNineWhileABatchIsInFlightLosesNoRecipient(fabrikam):
+    """
+    500 messages queued at the hub while the smart host is down; it comes
+    up, and the hub is killed (-9) in the middle of sending.  After a
+    restart the queue empties and every recipient has its message at the
+    peer, at least once.
+    """
+    peer = PostfixPeer()
+    org = fabrikam(
+        sendConnector("ToInternetGateway", AddressSpaces="*", SmartHosts="127.0.0.1",
+                      Port=peer.port, DNSRoutingEnabled="$false"),
+    )
+    hub = org.start()
+    try:
+        submitted = subprocess.Popen(
+            ["smtp-source", "-s", "20", "-m", str(BATCH), "-l", "1000", "-N",
+             "-M", "client.fabrikam.com", "-f", SENDER, "-t", "rcpt@contoso.com",
+             f"127.0.0.1:{org.ports['HubA']}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        waitUntil(lambda: submitted.poll() is not None, "smtp-source", [hub])
+        assert submitted.returncode == 0, submitted.stdout.read()
+        assert len(queuedMessages(org.queue())) == BATCH
+
+        starting = threading.Thread(target=peer.start)
+        starting.start()
+        waitUntil(lambda: not starting.is_alive(), "Postfix to start", [hub])
+        hub.waitFor("] sent ", count=20, timeout=TIMEOUT)
+        hub.kill()
+        arrived = sum(peer.recipients().values())
+        assert arrived < BATCH, "everything arrived before the kill: nothing was in flight"
+
+        hub = org.start()
+        waitUntil(lambda: not queuedMessages(org.queue()), "the hub's queue to empty", [hub],
+                  timeout=120)
+        # smtp-source -N numbers the recipients from 1.
+        expected = {f"{number}rcpt@contoso.com" for number in range(1, BATCH + 1)}
+        try:
+            counts = peer.waitUntil(lambda c: expected <= set(c), timeout=TIMEOUT,
+                                    what="every recipient")
+        except AssertionError:
+            counts = peer.recipients()
+            raise AssertionError(f"missing at the peer: {sorted(expected - set(counts))}; "
+                                 f"unexpected: {sorted(set(counts) - expected)}") from None
+        duplicates = sum(counts[r] - 1 for r in expected)
+        print(f"{arrived} arrived before the kill; {duplicates} duplicates after the restart")
+    finally:
+        peer.stop()

@@ -1,15 +1,21 @@
 """
-The C{exmta} command: check an organization's configuration and manage its
-BasicAuth accounts.  Running a server is C{twistd exmta}.
+The C{exmta} command: check an organization's configuration, manage its
+BasicAuth accounts and its send connectors' credentials.  Running a server
+is C{twistd exmta}.
 
     exmta check-config [-c etc/org.ini]
     exmta account set [-c etc/org.ini] USER@DOMAIN
     exmta account remove [-c etc/org.ini] USER@DOMAIN
     exmta account list [-c etc/org.ini]
+    exmta credential set [-c etc/org.ini] NAME USERNAME
+    exmta credential remove [-c etc/org.ini] NAME
+    exmta credential list [-c etc/org.ini]
 
-C{account set} reads the password twice from the terminal, or one line
-from standard input when that is not a terminal, so scripts can pipe it in.
-Errors are one line, C{exmta: <what and where>}, and exit status 1.
+C{account set} and C{credential set} read the password twice from the
+terminal, or one line from standard input when that is not a terminal, so
+scripts can pipe it in.  C{credential list} shows names and user names,
+never passwords.  Errors are one line, C{exmta: <what and where>}, and exit
+status 1.
 """
 
 import argparse
@@ -17,7 +23,9 @@ import getpass
 import sys
 
 from exmta.auth.accounts import AccountStore, checkUserPrincipalName
+from exmta.auth.credentials import CredentialStore, checkCredentials, checkUsername
 from exmta.config import loadOrganization
+from exmta.config.values import credentialName
 from exmta.errors import ConfigError
 
 
@@ -32,12 +40,18 @@ def checkConfig(arguments):
     # The account store is part of the configuration: a server refuses to
     # start on an unsafe one, so the check must too.
     accounts = AccountStore.open(organization.accountStorePath)
+    # So are the send connectors' credentials: each AuthenticationCredential
+    # must name one that exists.
+    credentials = CredentialStore.open(organization.credentialStorePath)
+    checkCredentials(organization, credentials)
     counts = {
         "TransportServers": len(organization.transportServers),
         "ReceiveConnectors": len(organization.receiveConnectors),
+        "SendConnectors": len(organization.sendConnectors),
         "AcceptedDomains": len(organization.acceptedDomains),
         "Mailboxes": len(organization.mailboxes),
         "accounts": len(accounts.names()),
+        "credentials": len(credentials.names()),
     }
     summary = ", ".join(f"{what}: {count}" for what, count in counts.items())
     print(f"{organization.path}: OK ({summary})")
@@ -66,6 +80,35 @@ def removeAccount(arguments):
 def listAccounts(arguments):
     for name in _accountStore(arguments).names():
         print(name)
+
+
+def setCredential(arguments):
+    try:
+        name = credentialName(arguments.name)
+        username = checkUsername(arguments.username)
+    except ValueError as error:
+        raise _Refused(str(error)) from None
+    store = _credentialStore(arguments)
+    store.set(name, username, _readPassword())
+    print(f"set the credential {name} (user name {username}) in {store.path}")
+
+
+def removeCredential(arguments):
+    store = _credentialStore(arguments)
+    try:
+        store.remove(arguments.name)
+    except KeyError:
+        raise _Refused(f"no credential {arguments.name} in {store.path}") from None
+    print(f"removed {arguments.name} from {store.path}")
+
+
+def listCredentials(arguments):
+    for name, username in _credentialStore(arguments).usernames():
+        print(f"{name} {username}")
+
+
+def _credentialStore(arguments):
+    return CredentialStore.open(loadOrganization(arguments.config).credentialStorePath)
 
 
 def _accountStore(arguments):
@@ -98,12 +141,14 @@ def _parser():
     )
     parser = argparse.ArgumentParser(
         prog="exmta",
-        description="Check an exmta organization and manage its BasicAuth accounts. "
-        "Run a server with: twistd exmta",
+        description="Check an exmta organization and manage its BasicAuth accounts "
+        "and its send connectors' credentials. Run a server with: twistd exmta",
     )
     commands = parser.add_subparsers(metavar="COMMAND", required=True)
     check = commands.add_parser(
-        "check-config", parents=[config], help="validate org.ini and the account store"
+        "check-config",
+        parents=[config],
+        help="validate org.ini, the account store and the credential store",
     )
     check.set_defaults(run=checkConfig)
 
@@ -119,6 +164,25 @@ def _parser():
     actions.add_parser(
         "list", parents=[config], help="list the accounts' user principal names"
     ).set_defaults(run=listAccounts)
+
+    credential = commands.add_parser(
+        "credential",
+        help="manage the user names and passwords send connectors log on to "
+        "smart hosts with (AuthenticationCredential)",
+    )
+    actions = credential.add_subparsers(metavar="ACTION", required=True)
+    command = actions.add_parser(
+        "set", parents=[config], help="create a credential or change it"
+    )
+    command.add_argument("name", metavar="NAME", help="the AuthenticationCredential name")
+    command.add_argument("username", metavar="USERNAME", help="the smart host's user name")
+    command.set_defaults(run=setCredential)
+    command = actions.add_parser("remove", parents=[config], help="delete a credential")
+    command.add_argument("name", metavar="NAME")
+    command.set_defaults(run=removeCredential)
+    actions.add_parser(
+        "list", parents=[config], help="list the credentials' names and user names"
+    ).set_defaults(run=listCredentials)
     return parser
 
 

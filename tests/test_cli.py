@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from exmta.auth.accounts import AccountStore
+from exmta.auth.credentials import CredentialStore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,8 +74,8 @@ def test_checkConfig(config):
     result = exmta("check-config", "-c", config)
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
-        f"{config}: OK (TransportServers: 1, ReceiveConnectors: 1, "
-        "AcceptedDomains: 1, Mailboxes: 1, accounts: 0)\n"
+        f"{config}: OK (TransportServers: 1, ReceiveConnectors: 1, SendConnectors: 0, "
+        "AcceptedDomains: 1, Mailboxes: 1, accounts: 0, credentials: 0)\n"
     )
 
 
@@ -110,7 +111,7 @@ def test_accountSetListRemove(config):
 
     listed = exmta("account", "list", "-c", config)
     assert (listed.returncode, listed.stdout) == (0, "kim@fabrikam.com\nsmtpgateway@fabrikam.com\n")
-    assert "accounts: 2)" in exmta("check-config", "-c", config).stdout
+    assert "accounts: 2, credentials: 0)" in exmta("check-config", "-c", config).stdout
 
     assert exmta("account", "remove", "-c", config, "KIM@fabrikam.com").returncode == 0
     assert exmta("account", "list", "-c", config).stdout == "smtpgateway@fabrikam.com\n"
@@ -208,3 +209,131 @@ def test_accountSetOnATerminalAsksTwice(config):
     assert status == 0, output
     assert "Kim-Pa55" not in output
     assert exmta("account", "list", "-c", config).stdout == "kim@fabrikam.com\n"
+
+
+# Credentials: the passwords send connectors log on to smart hosts with
+
+SEND_CONNECTOR = """
+[SendConnector ToInternetGateway]
+AddressSpaces = *
+SmartHosts = smtpgateway1.contoso.com
+DNSRoutingEnabled = $false
+SmartHostAuthMechanism = BasicAuth, BasicAuthRequireTLS
+AuthenticationCredential = ToInternetGateway
+"""
+
+SECRET = "Gateway-Pa55word!"
+
+
+def credentialsOf(config):
+    return os.path.join(os.path.dirname(config), "credentials")
+
+
+def test_credentialSetListRemove(config):
+    for name, user in [("ToInternetGateway", "smtpgateway@contoso.com"), ("Backup", "relay")]:
+        result = exmta("credential", "set", "-c", config, name, user, input=SECRET + "\n")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"set the credential {name} (user name {user}) in {credentialsOf(config)}\n"
+        assert SECRET not in result.stdout + result.stderr
+    assert os.stat(credentialsOf(config)).st_mode & 0o777 == 0o600
+    assert CredentialStore.open(credentialsOf(config)).get("ToInternetGateway") == (
+        "smtpgateway@contoso.com",
+        SECRET,
+    )
+
+    listed = exmta("credential", "list", "-c", config)
+    assert (listed.returncode, listed.stdout) == (
+        0,
+        "Backup relay\nToInternetGateway smtpgateway@contoso.com\n",
+    )
+    assert "credentials: 2)" in exmta("check-config", "-c", config).stdout
+
+    assert exmta("credential", "remove", "-c", config, "backup").returncode == 0
+    assert exmta("credential", "list", "-c", config).stdout == "ToInternetGateway smtpgateway@contoso.com\n"
+    assert failed(exmta("credential", "remove", "-c", config, "Backup")) == (
+        f"exmta: no credential Backup in {credentialsOf(config)}"
+    )
+
+
+def test_credentialSetTheStoredPasswordIsTheLineWithoutItsEnd(config):
+    exmta("credential", "set", "-c", config, "gw", "u", input=" Pa55 : word \r\nmore\n")
+    assert CredentialStore.open(credentialsOf(config)).get("gw").password == " Pa55 : word "
+
+
+@pytest.mark.parametrize("input", ["", "\n"])
+def test_credentialSetRefusesAnEmptyPassword(config, input):
+    assert failed(exmta("credential", "set", "-c", config, "gw", "u", input=input)) == (
+        "exmta: refusing an empty password"
+    )
+    assert not os.path.exists(credentialsOf(config))
+
+
+@pytest.mark.parametrize(
+    "name, user, message",
+    [
+        ("user:Pa55", "u", "exmta: 'user:Pa55' is not a credential name"),
+        ("gw", " u", "exmta: ' u' is not a user name"),
+    ],
+)
+def test_credentialSetRefusesBadNames(config, name, user, message):
+    assert failed(exmta("credential", "set", "-c", config, name, user, input="p\n")).startswith(message)
+    assert not os.path.exists(credentialsOf(config))
+
+
+def test_checkConfigReportsAMissingCredential(config):
+    with open(config, "a") as handle:
+        handle.write(SEND_CONNECTOR)
+    line = ORGANIZATION.count("\n") + SEND_CONNECTOR.count("\n")
+    assert failed(exmta("check-config", "-c", config)) == (
+        f"exmta: {config}:{line}: [SendConnector ToInternetGateway] AuthenticationCredential: "
+        f"no credential named 'ToInternetGateway' in {credentialsOf(config)}; add it with: "
+        f"exmta credential set -c {config} ToInternetGateway USERNAME"
+    )
+    exmta("credential", "set", "-c", config, "ToInternetGateway", "gw", input="p\n")
+    result = exmta("check-config", "-c", config)
+    assert result.returncode == 0, result.stderr
+    assert "SendConnectors: 1," in result.stdout and "credentials: 1)" in result.stdout
+
+
+def test_checkConfigRefusesACredentialStoreOpenToOthers(config):
+    assert exmta("credential", "set", "-c", config, "gw", "u", input="p\n").returncode == 0
+    os.chmod(credentialsOf(config), 0o640)
+    message = failed(exmta("check-config", "-c", config))
+    assert message == (
+        f"exmta: {credentialsOf(config)}: is readable by group or others (mode 0640); "
+        f"the passwords must be private: run chmod 600 {credentialsOf(config)}"
+    )
+    assert failed(exmta("credential", "list", "-c", config)) == message
+
+
+def test_credentialListNeverShowsPasswords(config):
+    exmta("credential", "set", "-c", config, "gw", "smtpgateway", input=SECRET + "\n")
+    result = exmta("credential", "list", "-c", config)
+    assert result.stdout == "gw smtpgateway\n"
+    with open(credentialsOf(config)) as handle:
+        encoded = handle.read().strip().rpartition(":")[2]
+    assert SECRET not in result.stdout and encoded not in result.stdout
+
+
+def test_credentialUsage():
+    result = exmta("credential", "set", "-c", "etc/org.ini", "gw")
+    assert result.returncode == 2
+    assert "usage: exmta credential set" in result.stderr and "USERNAME" in result.stderr
+
+
+def test_credentialSetOnATerminalAsksTwice(config):
+    status, output = onTerminal(
+        ["credential", "set", "-c", config, "gw", "smtpgateway"],
+        {"Password: ": SECRET, "Password again: ": SECRET + "x"},
+    )
+    assert status == 1
+    assert "exmta: the passwords do not match" in output
+    assert SECRET not in output
+
+    status, output = onTerminal(
+        ["credential", "set", "-c", config, "gw", "smtpgateway"],
+        {"Password: ": SECRET, "Password again: ": SECRET},
+    )
+    assert status == 0, output
+    assert SECRET not in output
+    assert CredentialStore.open(credentialsOf(config)).get("gw") == ("smtpgateway", SECRET)

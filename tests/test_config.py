@@ -633,11 +633,12 @@ def test_inactivityJustBelowConnectionTimeout(tmp_path):
 def test_unknownSectionKind(tmp_path):
     assertError(
         tmp_path,
-        "[SendConnector ToInternetGateway]\nAddressSpaces = *\n",
-        "[SendConnector",
-        "SendConnector ToInternetGateway",
+        "[RoutingGroupConnector ToExchange2003]\nTargetTransportServers = EX2003\n",
+        "[RoutingGroupConnector",
+        "RoutingGroupConnector ToExchange2003",
         None,
-        "unknown section kind 'SendConnector'; known kinds are: TransportServer, AcceptedDomain",
+        "unknown section kind 'RoutingGroupConnector'; known kinds are: TransportServer, "
+        "AcceptedDomain, Mailbox, ADPermission, ReceiveConnector, SendConnector",
     )
 
 
@@ -1255,10 +1256,26 @@ _tricky = [
     "ExternalRelay",
     "*.fabrikam.com",
     "NT AUTHORITY\\ANONYMOUS LOGON",
+    "*",
+    "contoso.com;10",
+    "*.contoso.com;5",
+    "*contoso.com",
+    "X400:c=US;a=;p=Contoso",
+    "smtpgateway1.contoso.com",
+    "[192.168.1.10]:2526",
+    "BasicAuth, BasicAuthRequireTLS",
+    "BasicAuthRequireTLS",
+    "BasicAuth",
+    "ToInternetGateway",
+    "EncryptionOnly",
+    "DomainValidation",
+    "Verbose",
+    "127.0.0.1:5353",
+    "20.00:00:00",
 ]
 _allKeys = sorted({key for schema in SECTION_KINDS.values() for key in schema})
 _sectionStrategy = st.tuples(
-    st.sampled_from(list(SECTION_KINDS) + ["SendConnector"]),
+    st.sampled_from(list(SECTION_KINDS) + ["RoutingGroupConnector"]),
     st.sampled_from(["", "C", "D", "HubA", "fabrikam.com", "contoso.com", "Kim"]),
     st.lists(
         st.tuples(
@@ -1297,6 +1314,17 @@ def test_anyOrganizationLoadsOrRaisesConfigError(sections):
         for c in org.receiveConnectors:
             assert c.connectionInactivityTimeout < c.connectionTimeout
             assert c.bindings and c.remoteIPRanges
+        for c in org.sendConnectors:
+            assert c.addressSpaces
+            assert bool(c.smartHosts) != c.dnsRoutingEnabled
+            assert c.sourceTransportServers
+            assert set(c.sourceTransportServers) <= set(org.transportServers)
+            assert ("BasicAuth" in c.smartHostAuthMechanism) == (c.authenticationCredential is not None)
+            assert not (c.requireTLS and c.ignoreSTARTTLS)
+            assert c.tlsAuthLevel is None or c.requireTLS
+        for server in org.transportServers.values():
+            if server.maxOutboundConnections is not None:
+                assert server.maxPerDomainOutboundConnections <= server.maxOutboundConnections
 
 
 # The shipped example
@@ -1370,6 +1398,60 @@ def test_shippedOrgIni():
     anonymousRelay = permissions.rightsOf(relay, {permissions.ANONYMOUS})
     assert permissions.ACCEPT_ANY_RECIPIENT in anonymousRelay
     assert permissions.SUBMIT in anonymousRelay
+    assert all(c.protocolLoggingLevel == "None" for c in org.receiveConnectors)
+
+    # The send side: Exchange 2010's retry defaults, logs beside the queue.
+    assert (server.messageExpirationTimeout, server.delayNotificationTimeout) == (2 * 86400, 4 * 3600)
+    assert (server.messageRetryInterval, server.transientFailureRetryCount) == (60, 6)
+    assert (server.transientFailureRetryInterval, server.outboundConnectionFailureRetryInterval) == (300, 600)
+    assert (server.maxOutboundConnections, server.maxPerDomainOutboundConnections) == (1000, 20)
+    var = os.path.normpath(os.path.join(folder, "..", "var", "HubA"))
+    assert server.messageTrackingLogEnabled is True
+    assert server.messageTrackingLogPath == os.path.join(var, "MessageTracking")
+    assert server.sendProtocolLogPath == os.path.join(var, "ProtocolLog", "SmtpSend")
+    assert server.receiveProtocolLogPath == os.path.join(var, "ProtocolLog", "SmtpReceive")
+    assert server.externalPostmasterAddress is None
+    assert org.postmasterAddressOf("HubA") == "postmaster@fabrikam.com"
+    assert server.internalDNSServers == server.externalDNSServers == ()
+    assert org.credentialStorePath == os.path.join(folder, "credentials")
+
+    # The reference's New-SendConnector "ToInternetGateway", anonymous relay set-up.
+    (send,) = org.sendConnectors
+    assert send.name == "ToInternetGateway"
+    assert send.usage == "Internet"
+    assert [str(s) for s in send.addressSpaces] == ["SMTP:*;1"]
+    assert [str(h) for h in send.smartHosts] == ["smtpgateway1.contoso.com"]
+    assert send.smartHostAuthMechanism == {"None"}
+    assert send.authenticationCredential is None
+    assert send.sourceTransportServers == ("HubA",)
+    assert send.dnsRoutingEnabled is False
+    assert (send.port, send.fqdn, send.requireTLS, send.ignoreSTARTTLS, send.tlsAuthLevel) == (25, None, False, False, None)
+    assert send.maxMessageSize == 10 * MB
+    assert send.connectionInactivityTimeout == 600
+    assert send.protocolLoggingLevel == "None"
+    assert send.enabled is True
+
+
+@pytest.mark.parametrize(
+    "replace, auth, credential",
+    [
+        ("SmartHostAuthMechanism = BasicAuth, BasicAuthRequireTLS\nAuthenticationCredential = ToInternetGateway", {"BasicAuth", "BasicAuthRequireTLS"}, "ToInternetGateway"),
+        ("SmartHostAuthMechanism = ExternalAuthoritative", {"ExternalAuthoritative"}, None),
+    ],
+)
+def test_shippedOrgIniAlternatives(replace, auth, credential):
+    """
+    The commented-out alternatives in the shipped send connector, the
+    reference's other two set-ups, load when put in place of
+    SmartHostAuthMechanism = None.
+    """
+    with open(SHIPPED, encoding="utf-8") as handle:
+        text = handle.read()
+    for line in replace.split("\n"):
+        assert f"# {line}\n" in text
+    text = text.replace("\nSmartHostAuthMechanism = None\n", "\n" + replace + "\n")
+    (send,) = parseOrganization(text, SHIPPED).sendConnectors
+    assert (send.smartHostAuthMechanism, send.authenticationCredential) == (auth, credential)
 
 
 def test_shippedOrgIniCommentsEveryKey():

@@ -609,3 +609,296 @@ def test_bindingRoundTrip(address, port):
 @given(st.text())
 def test_bindingAnyText(text):
     anyTextParsesOrRaisesValueError(values.binding, text)
+
+
+# Address spaces: [Type:]AddressSpace[;Cost]
+
+
+@pytest.mark.parametrize(
+    "text, kind, domain, cost",
+    [
+        ("*", "SMTP", "*", 1),
+        ("contoso.com;10", "SMTP", "contoso.com", 10),
+        ("SMTP:*.contoso.com;5", "SMTP", "*.contoso.com", 5),
+        ("smtp:Contoso.COM", "SMTP", "contoso.com", 1),
+        ("SMTP:contoso.com;1", "SMTP", "contoso.com", 1),
+        (" *.com ", "SMTP", "*.com", 1),
+        ("'contoso.com;100'", "SMTP", "contoso.com", 100),
+        ("contoso.com.", "SMTP", "contoso.com", 1),
+        ("*;7", "SMTP", "*", 7),
+        ("localhost", "SMTP", "localhost", 1),
+        ("X400:c=US;a=;p=Fabrikam;2", "X400", "c=US;a=;p=Fabrikam", 2),
+        ("X400:c=US;a=;p=Fabrikam;o=Exchange;", "X400", "c=US;a=;p=Fabrikam;o=Exchange;", 1),
+        ("Notes:Fabrikam/Sales", "Notes", "Fabrikam/Sales", 1),
+    ],
+)
+def test_addressSpace(text, kind, domain, cost):
+    space = values.addressSpace(text)
+    assert (space.type, space.domain, space.cost) == (kind, domain, cost)
+    assert space.text == text.strip().strip("'")
+    assert space.isSmtp is (kind == "SMTP")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("*contoso.com", "not *contoso.com"),
+        ("**.com", "a wildcard must be '*' alone"),
+        ("fab*.com", "a wildcard must be '*' alone"),
+        ("*.*.com", "a wildcard must be '*' alone"),
+        ("contoso.*", "a wildcard must be '*' alone"),
+        ("*.", "is not an SMTP address space"),
+        ("", "is not an SMTP address space"),
+        ("contoso..com", "is not an SMTP address space"),
+        ("contoso_mail.com", "is not an SMTP address space"),
+        ("contoso.com;0", "cost 0 is out of range; it must be 1 to 100"),
+        ("contoso.com;101", "cost 101 is out of range"),
+        ("contoso.com;", "the cost after ';' must be a whole number 1 to 100"),
+        ("contoso.com;ten", "the cost after ';' must be a whole number"),
+        ("contoso.com;1;2", "the cost after ';' must be a whole number"),
+        ("contoso.com;-1", "the cost after ';' must be a whole number"),
+        ("--", "for Edge Transport servers only"),
+        ("SM TP:contoso.com", "is not an address type"),
+        (":contoso.com", "is not an address type"),
+        ("SMTP:contoso.com:25", "is not an SMTP address space"),
+        ("X400:;5", "the X400 address space is empty"),
+        ("X400:c=US;0", "cost 0 is out of range"),
+    ],
+)
+def test_addressSpaceRejects(text, message):
+    with pytest.raises(ValueError) as raised:
+        values.addressSpace(text)
+    assert message in str(raised.value)
+
+
+def test_addressSpaceDefaultsAndCanonicalText():
+    assert values.AddressSpace() == values.AddressSpace("SMTP", "*", 1, "")
+    assert str(values.addressSpace("*")) == "SMTP:*;1"
+    assert str(values.addressSpace("Contoso.com;10")) == "SMTP:contoso.com;10"
+    assert str(values.addressSpace("x400:c=US;a=;p=Fabrikam;2")) == "x400:c=US;a=;p=Fabrikam;2"
+
+
+def test_addressSpaces():
+    assert [str(s) for s in values.addressSpaces("*;10, contoso.com, 'SMTP:*.fabrikam.com;2'")] == [
+        "SMTP:*;10",
+        "SMTP:contoso.com;1",
+        "SMTP:*.fabrikam.com;2",
+    ]
+    assert values.addressSpaces("") == ()
+
+
+@pytest.mark.parametrize(
+    "space, domain, matches",
+    [
+        ("*", "contoso.com", True),
+        ("*", "[192.168.1.10]", True),
+        ("contoso.com", "contoso.com", True),
+        ("contoso.com", "CONTOSO.com.", True),
+        ("contoso.com", "sales.contoso.com", False),
+        ("contoso.com", "notcontoso.com", False),
+        ("*.contoso.com", "contoso.com", True),
+        ("*.contoso.com", "sales.contoso.com", True),
+        ("*.contoso.com", "a.b.contoso.com", True),
+        ("*.contoso.com", "notcontoso.com", False),
+        ("*.contoso.com", "contoso.com.au", False),
+        ("*.com", "contoso.com", True),
+        ("X400:c=US;a=;p=Fabrikam", "contoso.com", False),
+    ],
+)
+def test_addressSpaceMatches(space, domain, matches):
+    assert (values.addressSpace(space).specificity(domain) is not None) is matches
+
+
+def test_addressSpaceSpecificityOrder():
+    """
+    contoso.com beats *.contoso.com beats *.com beats *, and a longer
+    wildcard beats a shorter one.
+    """
+    order = ["*", "*.com", "*.contoso.com", "contoso.com"]
+    ranks = [values.addressSpace(s).specificity("contoso.com") for s in order]
+    assert ranks == sorted(ranks) and len(set(ranks)) == len(ranks)
+    deeper = ["*", "*.com", "*.contoso.com", "*.sales.contoso.com", "eu.sales.contoso.com"]
+    ranks = [values.addressSpace(s).specificity("eu.sales.contoso.com") for s in deeper]
+    assert ranks == sorted(ranks) and len(set(ranks)) == len(ranks)
+
+
+_labels = st.lists(st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?\Z"), min_size=1, max_size=4)
+
+
+@given(_labels, st.integers(1, 100), st.sampled_from(["", "*.", "SMTP:", "smtp:*."]))
+def test_addressSpaceRoundTrip(labels, cost, prefix):
+    text = f"{prefix}{'.'.join(labels)};{cost}"
+    space = values.addressSpace(text)
+    assert space.cost == cost and space.text == text
+    again = values.addressSpace(str(space))
+    assert (again.type, again.domain, again.cost) == (space.type, space.domain, space.cost)
+
+
+@given(_labels, _labels)
+def test_addressSpaceMostSpecificIsTheLongestMatchingSuffix(labels, extra):
+    """
+    Of every address space that could match a domain, the most specific
+    match is the exact domain, then the longest wildcard suffix.
+    """
+    domain = ".".join(extra + labels)
+    parts = domain.split(".")
+    candidates = ["*"] + [f"*.{'.'.join(parts[i:])}" for i in reversed(range(len(parts)))] + [domain]
+    spaces = [values.addressSpace(c) for c in candidates]
+    ranks = [s.specificity(domain) for s in spaces]
+    assert None not in ranks
+    # Candidates run from the least to the most specific.
+    assert ranks == sorted(ranks) and len(set(ranks)) == len(ranks)
+
+
+@given(st.text())
+def test_addressSpaceAnyText(text):
+    anyTextParsesOrRaisesValueError(values.addressSpace, text)
+
+
+@given(st.text(), st.text())
+def test_addressSpaceSpecificityOfAnyDomain(text, domain):
+    try:
+        space = values.addressSpace(text)
+    except ValueError:
+        return
+    rank = space.specificity(domain)
+    assert rank is None or isinstance(rank, tuple)
+
+
+# Smart hosts
+
+
+@pytest.mark.parametrize(
+    "text, host, port, isAddress, shown",
+    [
+        ("smtpgateway1.contoso.com", "smtpgateway1.contoso.com", None, False, "smtpgateway1.contoso.com"),
+        ("SmtpGateway1.Contoso.com.", "smtpgateway1.contoso.com", None, False, "smtpgateway1.contoso.com"),
+        ("192.168.1.10", "192.168.1.10", None, True, "192.168.1.10"),
+        ("[192.168.1.10]", "192.168.1.10", None, True, "192.168.1.10"),
+        ("[::1]", "::1", None, True, "[::1]"),
+        ("::1", "::1", None, True, "[::1]"),
+        ("2001:DB8::10", "2001:db8::10", None, True, "[2001:db8::10]"),
+        ("smtpgateway1.contoso.com:2526", "smtpgateway1.contoso.com", 2526, False, "smtpgateway1.contoso.com:2526"),
+        ("192.168.1.10:2526", "192.168.1.10", 2526, True, "192.168.1.10:2526"),
+        ("[192.168.1.10]:25", "192.168.1.10", 25, True, "192.168.1.10:25"),
+        ("[::1]:2526", "::1", 2526, True, "[::1]:2526"),
+        ("localhost:65535", "localhost", 65535, False, "localhost:65535"),
+        ("'gateway'", "gateway", None, False, "gateway"),
+    ],
+)
+def test_smartHost(text, host, port, isAddress, shown):
+    smartHost = values.smartHost(text)
+    assert (smartHost.host, smartHost.port, smartHost.isAddress) == (host, port, isAddress)
+    assert str(smartHost) == shown
+    assert values.smartHost(str(smartHost)) == smartHost
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "a smart host is empty"),
+        ("[smtpgateway1.contoso.com]", "only an IP address goes in brackets"),
+        ("[192.168.1.10", "is not a host name or IP address"),
+        ("gateway:0", "port 0 is out of range"),
+        ("gateway:65536", "port 65536 is out of range"),
+        ("gateway:", "is not a port number"),
+        ("gateway:smtp", "is not a port number"),
+        ("[::1]:", "is not a port number"),
+        ("192.168.1.256", "'192.168.1.256' is not an IPv4 address"),
+        ("192.168.001.010", "is not an IPv4 address"),
+        ("1.2.3", "is not an IPv4 address"),
+        ("gateway.123", "all-digit label"),
+        ("-gateway.contoso.com", "is not a host name or IP address"),
+        ("smtp gateway", "is not a host name or IP address"),
+        ("1::2::3", "is not an IPv6 address"),
+        ("gateway:25:26", "is not an IPv6 address"),
+    ],
+)
+def test_smartHostRejects(text, message):
+    with pytest.raises(ValueError) as raised:
+        values.smartHost(text)
+    assert message in str(raised.value)
+
+
+def test_smartHosts():
+    assert values.smartHosts("a.contoso.com, [10.0.0.1]:26 ,b.contoso.com") == (
+        values.SmartHost("a.contoso.com"),
+        values.SmartHost("10.0.0.1", 26),
+        values.SmartHost("b.contoso.com"),
+    )
+    assert values.smartHosts("") == ()
+
+
+@given(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)), st.one_of(st.none(), st.integers(1, 65535)))
+def test_smartHostAddressRoundTrip(address, port):
+    text = f"[{address}]" + ("" if port is None else f":{port}")
+    smartHost = values.smartHost(text)
+    assert (smartHost.host, smartHost.port, smartHost.isAddress) == (str(address), port, True)
+    assert values.smartHost(str(smartHost)) == smartHost
+
+
+@given(_labels, st.one_of(st.none(), st.integers(1, 65535)))
+def test_smartHostNameRoundTrip(labels, port):
+    assume(not labels[-1].isdigit())
+    name = ".".join(labels)
+    smartHost = values.smartHost(name + ("" if port is None else f":{port}"))
+    assert (smartHost.host, smartHost.port, smartHost.isAddress) == (name, port, False)
+    assert values.smartHost(str(smartHost)) == smartHost
+
+
+@given(st.text())
+def test_smartHostAnyText(text):
+    anyTextParsesOrRaisesValueError(values.smartHost, text)
+
+
+# DNS servers
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("192.168.1.53", ("192.168.1.53", 53)),
+        ("127.0.0.1:5353", ("127.0.0.1", 5353)),
+        ("[127.0.0.1]:5353", ("127.0.0.1", 5353)),
+        ("[::1]:53", ("::1", 53)),
+        ("[::1]", ("::1", 53)),
+        ("::1", ("::1", 53)),
+    ],
+)
+def test_dnsServer(text, expected):
+    assert values.dnsServer(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "dns.contoso.com", "dns.contoso.com:53", "127.0.0.1:0", "1.2.3", "127.0.0.1:", "[::1]:x"])
+def test_dnsServerRejects(text):
+    with pytest.raises(ValueError, match="is not a DNS server's IP address"):
+        values.dnsServer(text)
+
+
+def test_dnsServers():
+    assert values.dnsServers("10.0.0.53, [::1]:5353") == (("10.0.0.53", 53), ("::1", 5353))
+    assert values.dnsServers("") == ()
+
+
+@given(st.text())
+def test_dnsServerAnyText(text):
+    anyTextParsesOrRaisesValueError(values.dnsServer, text)
+
+
+# Credential names
+
+
+@pytest.mark.parametrize("text", ["ToInternetGateway", "smtpgateway@contoso.com", "a", "gw-1.relay_2+x", " gw "])
+def test_credentialName(text):
+    assert values.credentialName(text) == text.strip()
+
+
+@pytest.mark.parametrize("text", ["", "-gw", ".gw", "gw:1", "gw 1", "Pa55 word", "gw#", "é", "a" * 129])
+def test_credentialNameRejects(text):
+    with pytest.raises(ValueError, match="is not a credential name"):
+        values.credentialName(text)
+
+
+@given(st.text())
+def test_credentialNameAnyText(text):
+    anyTextParsesOrRaisesValueError(values.credentialName, text)

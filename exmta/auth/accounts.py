@@ -17,24 +17,23 @@ The file format, like /etc/shadow::
   - Writers replace the file atomically (a new file, fsynced, renamed over
     the old one) while holding an exclusive lock on C{<path>.lock}, so
     readers never see half a file and concurrent writers never lose each
-    other's change.  Comments and the order of lines are kept.
+    other's change (L{exmta.auth.secretfile}).  Comments and the order of
+    lines are kept.
 
 Every read goes back to the file, so an account set or removed with
 C{exmta account} counts at once, without restarting the server.
 """
 
-import fcntl
 import functools
 import os
 import re
 import secrets
-import stat
-from contextlib import contextmanager, suppress
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 from zope.interface import implementer
 
+from exmta.auth import secretfile
 from exmta.errors import ConfigError
 from exmta.interfaces import IAccountStore
 
@@ -168,25 +167,9 @@ class AccountStore:
             list if the file does not exist.
         @raise ConfigError: see L{open}.
         """
-        try:
-            with open(self.path, "rb") as handle:
-                mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
-                if mode & 0o077:
-                    access = "readable" if mode & 0o044 else "writable"
-                    raise ConfigError(
-                        f"is {access} by group or others (mode {mode:04o}); the "
-                        f"password hashes must be private: run chmod 600 {self.path}",
-                        self.path,
-                    )
-                data = handle.read()
-        except FileNotFoundError:
+        text = secretfile.readPrivate(self.path, "password hashes")
+        if text is None:
             return []
-        except OSError as error:
-            raise ConfigError(f"cannot read: {error.strerror}", self.path) from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise ConfigError(f"is not UTF-8 text ({error.reason})", self.path) from None
 
         lines = []
         seen = {}
@@ -225,38 +208,10 @@ class AccountStore:
         """
         Replace the file with C{lines} atomically and durably.
         """
-        folder = os.path.dirname(self.path)
-        temporary = os.path.join(
-            folder, f".{os.path.basename(self.path)}.{secrets.token_hex(6)}"
-        )
-        # Created private: the hashes never sit in a file others may read.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write("".join(text + "\n" for _, text in lines))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            with suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
-        # The rename itself is durable only once the folder is synced.
-        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        secretfile.writePrivate(self.path, "".join(text + "\n" for _, text in lines))
 
-    @contextmanager
     def _locked(self):
         """
-        Hold the store's write lock.  It is a separate file because the
-        store itself is replaced, not rewritten, on every change.
+        Hold the store's write lock.
         """
-        descriptor = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)
+        return secretfile.locked(self.path)

@@ -6,6 +6,8 @@ parameter names with a lower-case first letter.
 import os
 from dataclasses import dataclass, field
 
+from exmta.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -16,6 +18,27 @@ class Origin:
     path: str
     line: int
     section: str
+    keys: tuple[tuple[str, int], ...] = ()
+
+    def lineOf(self, key):
+        """
+        @return: the line that sets C{key} (matched case-insensitively) in
+            this section, or the section's own line when it is not set.
+        """
+        lowered = key.lower()
+        for name, line in self.keys:
+            if name.lower() == lowered:
+                return line
+        return self.line
+
+    def error(self, message, key=None):
+        """
+        @return: a L{ConfigError} pointing at C{key} in this section (or at
+            the section header), for checks made after loading, such as
+            whether a send connector's AuthenticationCredential exists.
+        """
+        line = self.lineOf(key) if key is not None else self.line
+        return ConfigError(message, self.path, line, self.section, key)
 
 
 @dataclass(frozen=True)
@@ -147,6 +170,7 @@ class ReceiveConnector:
     enabled: bool
     origin: Origin
     permissions: tuple[Permission, ...] = ()
+    protocolLoggingLevel: str = "None"
 
     @property
     def identity(self):
@@ -202,3 +226,29 @@ class Organization:
 
     def connectorsOf(self, server):
         return tuple(c for c in self.receiveConnectors if c.server == server)
+
+    def sendConnector(self, name):
+        """
+        @return: the L{SendConnector} named C{name} (case-insensitively), or
+            L{None}.
+        """
+        lowered = name.lower()
+        for connector in self.sendConnectors:
+            if connector.name.lower() == lowered:
+                return connector
+        return None
+
+    def postmasterAddressOf(self, server):
+        """
+        The address DSNs from C{server} (a TransportServer name) come from:
+        its ExternalPostmasterAddress, else postmaster at the first
+        Authoritative accepted domain (a wildcard domain's own name), else
+        L{None} when there is none.
+        """
+        transportServer = self.transportServers.get(server)
+        if transportServer is not None and transportServer.externalPostmasterAddress:
+            return transportServer.externalPostmasterAddress
+        for accepted in self.acceptedDomains:
+            if accepted.domainType == "Authoritative":
+                return "postmaster@" + accepted.domainName.removeprefix("*.")
+        return None

@@ -18,6 +18,7 @@ from exmta.config.model import (
     ReceiveConnector,
     TransportServer,
 )
+from exmta.config.sendconnectors import sendConnectors as _sendConnectors
 from exmta.errors import ConfigError
 
 KB = 1024
@@ -44,6 +45,16 @@ PERMISSION_GROUPS = (
     "Custom",
 )
 USAGES = ("Client", "Internal", "Internet", "Partner", "Custom")
+SEND_USAGES = ("Custom", "Internal", "Internet", "Partner")
+SMART_HOST_AUTH_MECHANISMS = (
+    "None",
+    "BasicAuth",
+    "BasicAuthRequireTLS",
+    "ExchangeServer",
+    "ExternalAuthoritative",
+)
+TLS_AUTH_LEVELS = ("EncryptionOnly", "CertificateValidation", "DomainValidation")
+PROTOCOL_LOGGING_LEVELS = ("None", "Verbose")
 DOMAIN_TYPES = ("Authoritative", "InternalRelay", "ExternalRelay")
 
 # Usage -> (PermissionGroups, AuthMechanism, default Bindings, default RemoteIPRanges)
@@ -74,12 +85,31 @@ USAGE_PRESETS = {
 # given as defaults are computed from the section's other values.
 REQUIRED = object()
 
+UNLIMITED_COUNT = values.integer(1, 2**31 - 1, unlimited=True)
+
 TRANSPORT_SERVER_KEYS = {
     "Fqdn": (values.fqdn, REQUIRED),
     "QueueDatabasePath": (str, None),
     "MailboxDatabasePath": (str, None),
     "TlsCertificatePath": (str, None),
     "TlsPrivateKeyPath": (str, None),
+    # Set-TransportServer: retries and expiry, Exchange 2010's ranges.
+    "MessageExpirationTimeout": (values.timespan(5, 90 * DAY), 2 * DAY),
+    "DelayNotificationTimeout": (values.timespan(1, 30 * DAY), 4 * 3600),
+    "MessageRetryInterval": (values.timespan(1, DAY), 60),
+    "TransientFailureRetryCount": (values.integer(0, 15), 6),
+    "TransientFailureRetryInterval": (values.timespan(1, 12 * 3600), 5 * 60),
+    "OutboundConnectionFailureRetryInterval": (values.timespan(1, 20 * DAY), 10 * 60),
+    "MaxOutboundConnections": (UNLIMITED_COUNT, 1000),
+    "MaxPerDomainOutboundConnections": (UNLIMITED_COUNT, 20),
+    # Logs, and where DSNs come from.
+    "MessageTrackingLogEnabled": (values.boolean, True),
+    "MessageTrackingLogPath": (str, None),
+    "SendProtocolLogPath": (str, None),
+    "ReceiveProtocolLogPath": (str, None),
+    "ExternalPostmasterAddress": (str, None),
+    "InternalDNSServers": (values.dnsServers, ()),
+    "ExternalDNSServers": (values.dnsServers, ()),
 }
 
 ACCEPTED_DOMAIN_KEYS = {
@@ -123,6 +153,29 @@ RECEIVE_CONNECTOR_KEYS = {
     "AuthTarpitInterval": (values.timespan(0, 10 * 60), 5),
     "RequireTLS": (values.boolean, False),
     "BareLinefeedRejectionEnabled": (values.boolean, True),
+    "ProtocolLoggingLevel": (values.choice(PROTOCOL_LOGGING_LEVELS), "None"),
+    "Enabled": (values.boolean, True),
+    "Comment": (str, None),
+}
+
+SEND_CONNECTOR_KEYS = {
+    "Usage": (values.choice(SEND_USAGES), "Custom"),
+    "AddressSpaces": (values.addressSpaces, REQUIRED),
+    "SmartHosts": (values.smartHosts, ()),
+    "DNSRoutingEnabled": (values.boolean, True),
+    "SmartHostAuthMechanism": (values.flags(SMART_HOST_AUTH_MECHANISMS), None),
+    "AuthenticationCredential": (values.credentialName, None),
+    "SourceTransportServers": (values.commaList, None),
+    "Port": (values.integer(1, 65535), 25),
+    "Fqdn": (values.fqdn, None),
+    "RequireTLS": (values.boolean, False),
+    "TlsAuthLevel": (values.choice(TLS_AUTH_LEVELS), None),
+    "TlsDomain": (values.domain, None),
+    "IgnoreSTARTTLS": (values.boolean, False),
+    "MaxMessageSize": (values.byteSize(0, 2 * GB, unlimited=True), 10 * MB),
+    "ConnectionInactivityTimeOut": (values.timespan(1, DAY), 10 * 60),
+    "UseExternalDNSServersEnabled": (values.boolean, False),
+    "ProtocolLoggingLevel": (values.choice(PROTOCOL_LOGGING_LEVELS), "None"),
     "Enabled": (values.boolean, True),
     "Comment": (str, None),
 }
@@ -133,6 +186,7 @@ SECTION_KINDS = {
     "Mailbox": MAILBOX_KEYS,
     "ADPermission": PERMISSION_KEYS,
     "ReceiveConnector": RECEIVE_CONNECTOR_KEYS,
+    "SendConnector": SEND_CONNECTOR_KEYS,
 }
 
 
@@ -172,7 +226,10 @@ class _Reader:
 
     @property
     def origin(self):
-        return Origin(self.path, self.section.line, self.section.header)
+        keys = tuple(
+            (self.schema[entry.key.lower()], entry.line) for entry in self.section.entries
+        )
+        return Origin(self.path, self.section.line, self.section.header, keys)
 
     def line(self, key):
         entry = self.section.get(key)
@@ -247,12 +304,14 @@ def parseOrganization(text, path):
         readers["ReceiveConnector"], readers["ADPermission"], servers
     )
     _checkConnectorOverlaps(connectors, readers["ReceiveConnector"])
+    sendConnectors = _sendConnectors(readers["SendConnector"], servers)
     return Organization(
         path=path,
         transportServers=servers,
         acceptedDomains=domains,
         mailboxes=mailboxes,
         receiveConnectors=connectors,
+        sendConnectors=sendConnectors,
     )
 
 
@@ -283,6 +342,25 @@ def _transportServers(readers, folder):
                 "or neither (neither makes a self-signed certificate)",
                 missing,
             )
+        total = reader["MaxOutboundConnections"]
+        perDomain = reader["MaxPerDomainOutboundConnections"]
+        if total is not None and (perDomain is None or perDomain > total):
+            raise reader.error(
+                f"MaxPerDomainOutboundConnections ({_count(perDomain)}) must not "
+                f"exceed MaxOutboundConnections ({_count(total)})",
+                "MaxPerDomainOutboundConnections"
+                if "MaxPerDomainOutboundConnections" in reader.given
+                else "MaxOutboundConnections",
+            )
+        postmaster = reader["ExternalPostmasterAddress"]
+        if postmaster is not None and postmaster.strip().lower() in ("", "$null"):
+            postmaster = None
+        if postmaster is not None:
+            postmaster = _address(reader, "ExternalPostmasterAddress", postmaster)
+
+        def logPath(key, *default):
+            return _relative(folder, reader[key] or os.path.join("var", name, *default))
+
         servers[name] = TransportServer(
             name=name,
             fqdn=reader["Fqdn"],
@@ -291,8 +369,31 @@ def _transportServers(readers, folder):
             tlsCertificatePath=certificate and _relative(folder, certificate),
             tlsPrivateKeyPath=key and _relative(folder, key),
             origin=reader.origin,
+            messageExpirationTimeout=reader["MessageExpirationTimeout"],
+            delayNotificationTimeout=reader["DelayNotificationTimeout"],
+            messageRetryInterval=reader["MessageRetryInterval"],
+            transientFailureRetryCount=reader["TransientFailureRetryCount"],
+            transientFailureRetryInterval=reader["TransientFailureRetryInterval"],
+            outboundConnectionFailureRetryInterval=reader[
+                "OutboundConnectionFailureRetryInterval"
+            ],
+            maxOutboundConnections=total,
+            maxPerDomainOutboundConnections=perDomain,
+            messageTrackingLogEnabled=reader["MessageTrackingLogEnabled"],
+            messageTrackingLogPath=logPath("MessageTrackingLogPath", "MessageTracking"),
+            sendProtocolLogPath=logPath("SendProtocolLogPath", "ProtocolLog", "SmtpSend"),
+            receiveProtocolLogPath=logPath(
+                "ReceiveProtocolLogPath", "ProtocolLog", "SmtpReceive"
+            ),
+            externalPostmasterAddress=postmaster,
+            internalDNSServers=reader["InternalDNSServers"],
+            externalDNSServers=reader["ExternalDNSServers"],
         )
     return servers
+
+
+def _count(number):
+    return "unlimited" if number is None else number
 
 
 def _acceptedDomains(readers):
@@ -532,6 +633,7 @@ def _receiveConnector(reader, servers):
         bareLinefeedRejectionEnabled=reader["BareLinefeedRejectionEnabled"],
         enabled=reader["Enabled"],
         origin=reader.origin,
+        protocolLoggingLevel=reader["ProtocolLoggingLevel"],
     )
 
 

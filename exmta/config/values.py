@@ -311,3 +311,265 @@ def binding(text):
 
 def bindings(text):
     return tuple(binding(item) for item in commaList(text))
+
+
+@dataclass(frozen=True)
+class AddressSpace:
+    """
+    One entry of a send connector's AddressSpaces, C{[Type:]AddressSpace[;Cost]}.
+
+    @ivar type: C{SMTP}, or another address type (C{X400}, any text), which
+        a Hub Transport server accepts but which only smart hosts can route
+        and which no SMTP recipient matches.
+    @ivar domain: for SMTP, C{*} (every domain), a domain (C{contoso.com}) or
+        C{*.contoso.com} (contoso.com and every subdomain of it), lower-case;
+        for other types, the address space as written.
+    @ivar cost: 1-100; among equally specific matches the lowest wins.
+    @ivar text: the entry as written in org.ini.
+    """
+
+    type: str = "SMTP"
+    domain: str = "*"
+    cost: int = 1
+    text: str = ""
+
+    @property
+    def isSmtp(self):
+        return self.type == "SMTP"
+
+    def specificity(self, domain):
+        """
+        How closely this address space matches the recipient domain
+        C{domain}.
+
+        @return: L{None} if it does not match; else a value that compares
+            greater the more specific the match is, for one C{domain}: the
+            number of labels matched, exact beating wildcard on a tie.  So
+            C{contoso.com} beats C{*.contoso.com} (which matches contoso.com
+            too) beats C{*.com} beats C{*}.
+        """
+        if not self.isSmtp:
+            return None
+        domain = domain.strip().lower().rstrip(".")
+        if self.domain == "*":
+            return (0, False)
+        if self.domain.startswith("*."):
+            suffix = self.domain[2:]
+            if domain == suffix or domain.endswith("." + suffix):
+                return (suffix.count(".") + 1, False)
+            return None
+        if domain == self.domain:
+            return (self.domain.count(".") + 1, True)
+        return None
+
+    def __str__(self):
+        """
+        The canonical form, as Get-SendConnector shows it: C{SMTP:*;1}.
+        """
+        return f"{self.type}:{self.domain};{self.cost}"
+
+
+_ADDRESS_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*", re.ASCII)
+
+
+def _cost(text, item):
+    if not re.fullmatch(r"\d{1,6}", text.strip(), re.ASCII):
+        raise ValueError(f"{item!r}: the cost after ';' must be a whole number 1 to 100")
+    cost = int(text)
+    if not 1 <= cost <= 100:
+        raise ValueError(f"{item!r}: cost {cost} is out of range; it must be 1 to 100")
+    return cost
+
+
+def addressSpace(text):
+    """
+    Parse C{[Type:]AddressSpace[;Cost]}: C{*}, C{contoso.com;10},
+    C{SMTP:*.contoso.com;5}, C{X400:c=US;a=;p=Fabrikam;2}.
+    """
+    item = text.strip().strip("'\"").strip()
+    kind = "SMTP"
+    space = item
+    head, colon, rest = item.partition(":")
+    if colon:
+        if not _ADDRESS_TYPE.fullmatch(head.strip()):
+            raise ValueError(
+                f"{item!r}: {head.strip()!r} is not an address type; write e.g. SMTP:contoso.com"
+            )
+        kind = head.strip()
+        space = rest.strip()
+        if kind.upper() == "SMTP":
+            kind = "SMTP"
+    if kind != "SMTP":
+        # Other address types (X.400's c=US;a=;p=...) use ';' themselves:
+        # only a final all-digit part is a cost.
+        body, semicolon, last = space.rpartition(";")
+        cost = 1
+        if semicolon and re.fullmatch(r"\s*\d+\s*", last, re.ASCII):
+            cost, space = _cost(last, item), body.strip()
+        if not space:
+            raise ValueError(f"{item!r}: the {kind} address space is empty")
+        return AddressSpace(kind, space, cost, item)
+    body, semicolon, last = space.partition(";")
+    cost = _cost(last, item) if semicolon else 1
+    name = body.strip().lower()
+    if name == "--":
+        raise ValueError(
+            f"{item!r}: '--' (all accepted domains) is for Edge Transport servers only"
+        )
+    if name != "*":
+        if "*" in name.lstrip("*") or (name.startswith("*") and not name.startswith("*.")):
+            raise ValueError(
+                f"{item!r} is not an SMTP address space; a wildcard must be '*' alone "
+                "or a '*.' prefix, e.g. *.contoso.com (not *contoso.com)"
+            )
+        try:
+            name = domain(name)
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is not an SMTP address space; write *, contoso.com or "
+                "*.contoso.com, optionally with ;cost"
+            ) from None
+    return AddressSpace("SMTP", name, cost, item)
+
+
+def addressSpaces(text):
+    return tuple(addressSpace(item) for item in commaList(text))
+
+
+@dataclass(frozen=True)
+class SmartHost:
+    """
+    One of a send connector's SmartHosts: a host name or IP address, and
+    the port if one is given (else the connector's Port applies).
+    """
+
+    host: str
+    port: int | None = None
+
+    @property
+    def isAddress(self):
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+    def __str__(self):
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+
+def _port(text, item):
+    if not re.fullmatch(r"\d{1,5}", text, re.ASCII):
+        raise ValueError(f"{item!r}: {text!r} is not a port number")
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{item!r}: port {port} is out of range; it must be 1 to 65535")
+    return port
+
+
+def _hostAndPort(item):
+    """
+    Split C{item} into an IP address or host name and an optional port:
+    C{name}, C{name:port}, C{1.2.3.4[:port]}, C{[1.2.3.4][:port]},
+    C{[::1][:port]} or a bare C{::1} (which cannot take a port).
+
+    @return: (host, port or L{None}, whether host is an IP address)
+    """
+    bracketed = re.fullmatch(r"\[([^\]]*)\](?::(.*))?", item, re.ASCII | re.DOTALL)
+    if bracketed:
+        try:
+            address = ipaddress.ip_address(bracketed.group(1))
+        except ValueError:
+            raise ValueError(
+                f"{item!r}: only an IP address goes in brackets, e.g. [192.168.1.10]"
+            ) from None
+        port = bracketed.group(2)
+        return str(address), None if port is None else _port(port, item), True
+    if item.count(":") > 1:
+        try:
+            return str(ipaddress.IPv6Address(item)), None, True
+        except ValueError:
+            raise ValueError(
+                f"{item!r} is not an IPv6 address; write an IPv6 address with a "
+                "port as [::1]:25"
+            ) from None
+    host, colon, port = item.partition(":")
+    port = _port(port, item) if colon else None
+    try:
+        return str(ipaddress.IPv4Address(host)), port, True
+    except ValueError:
+        pass
+    if re.fullmatch(r"[\d.]+", host, re.ASCII):
+        raise ValueError(f"{item!r}: {host!r} is not an IPv4 address")
+    try:
+        name = fqdn(host).lower()
+    except ValueError:
+        raise ValueError(
+            f"{item!r} is not a host name or IP address, e.g. smtpgateway1.contoso.com, "
+            "192.168.1.10 or [::1], optionally with :port"
+        ) from None
+    if name.rpartition(".")[2].isdigit():
+        raise ValueError(f"{item!r}: a host name cannot end in an all-digit label")
+    return name, port, False
+
+
+def smartHost(text):
+    """
+    Parse a smart host: C{smtpgateway1.contoso.com}, C{192.168.1.10},
+    C{[192.168.1.10]}, C{[::1]}, C{::1}, each but the bare IPv6 address
+    optionally followed by C{:port}.
+    """
+    item = text.strip().strip("'\"").strip()
+    if not item:
+        raise ValueError("a smart host is empty")
+    host, port, _ = _hostAndPort(item)
+    return SmartHost(host, port)
+
+
+def smartHosts(text):
+    return tuple(smartHost(item) for item in commaList(text))
+
+
+def dnsServer(text):
+    """
+    Parse a DNS server for InternalDNSServers/ExternalDNSServers: an IP
+    address with an optional port (C{192.168.1.1}, C{127.0.0.1:5353},
+    C{[::1]:53}, C{::1}).
+
+    @return: C{(host, port)}, port 53 unless given.
+    """
+    item = text.strip().strip("'\"").strip()
+    try:
+        host, port, isAddress = _hostAndPort(item)
+    except ValueError:
+        isAddress = False
+    if not isAddress:
+        raise ValueError(
+            f"{item!r} is not a DNS server's IP address, e.g. 192.168.1.1, "
+            "127.0.0.1:5353 or [::1]:53"
+        )
+    return (host, 53 if port is None else port)
+
+
+def dnsServers(text):
+    return tuple(dnsServer(item) for item in commaList(text))
+
+
+_CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}", re.ASCII)
+
+
+def credentialName(text):
+    """
+    The name of an entry in the credential store (a send connector's
+    AuthenticationCredential): letters, digits and C{. _ @ + -}, starting
+    with a letter or digit, at most 128 characters.  Never a password.
+    """
+    name = text.strip()
+    if not _CREDENTIAL_NAME.fullmatch(name):
+        raise ValueError(
+            f"{text!r} is not a credential name; use letters, digits and . _ @ + -, "
+            "e.g. ToInternetGateway (the name of an entry made with "
+            "'exmta credential set', never a password)"
+        )
+    return name

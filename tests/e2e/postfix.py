@@ -21,8 +21,9 @@ L{PostfixPeer.messages} tells recipients apart.  Options:
   - C{tls}: (certificate, key) PEM paths: offer STARTTLS; without it the
     peer offers no STARTTLS at all.
   - C{sasl}: {user: password}: only clients that AUTH (PLAIN or LOGIN) may
-    send, and AUTH is offered only after STARTTLS (C{smtpd_tls_auth_only});
-    needs C{tls}, and the sasl2-bin and libsasl2-modules packages.
+    send (needs the sasl2-bin and libsasl2-modules packages).  With C{tls},
+    AUTH is offered only after STARTTLS (C{smtpd_tls_auth_only}); without
+    it, in the clear, for tests of clients that must not take that offer.
   - C{extra}: more main.cf settings.
 """
 
@@ -132,7 +133,7 @@ smtpd_sasl_type = cyrus
 smtpd_sasl_path = smtpd
 cyrus_sasl_config_path = {config}/sasl
 smtpd_sasl_local_domain = {hostname}
-smtpd_tls_auth_only = yes
+smtpd_tls_auth_only = {authOnlyInsideTLS}
 smtpd_sasl_security_options = noanonymous
 smtpd_sasl_authenticated_header = yes
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
@@ -158,8 +159,6 @@ class PostfixPeer:
 
     def __init__(self, port=None, host="127.0.0.1", hostname="peer.contoso.test",
                  tls=None, sasl=None, extra=None):
-        if sasl and not tls:
-            raise ValueError("sasl needs tls: AUTH is offered only after STARTTLS")
         # Postfix's delivery agents run as the postfix user, which must reach
         # the Maildirs: pytest's 0700 temporary folders would stop them.
         self.folder = tempfile.mkdtemp(prefix="exmta-postfix-")
@@ -196,7 +195,8 @@ class PostfixPeer:
         else:
             settings += NO_TLS_CF
         if sasl:
-            settings += SASL_CF.format(config=self.config, hostname=self.hostname)
+            settings += SASL_CF.format(config=self.config, hostname=self.hostname,
+                                       authOnlyInsideTLS="yes" if tls else "no")
         settings += "".join(f"{key} = {value}\n" for key, value in extra.items())
         with open(os.path.join(self.config, "main.cf"), "w") as handle:
             handle.write(settings)

@@ -128,6 +128,18 @@ def test_postfixSaslAcceptsTheAccountAndSaysESMTPSA(saslPostfix, ca):
     assert b"with ESMTPSA" in message and b"(Authenticated sender: gateway@contoso.com)" in message
 
 
+def test_postfixSaslWithoutTLSOffersAuthInTheClear():
+    peer = PostfixPeer(sasl={"gateway@contoso.com": PASSWORD})
+    peer.start()
+    try:
+        with smtplib.SMTP(peer.host, peer.port, timeout=30) as smtp:
+            smtp.ehlo()
+            assert not smtp.has_extn("starttls") and smtp.has_extn("auth")
+            smtp.login("gateway@contoso.com", PASSWORD)
+    finally:
+        peer.stop()
+
+
 def test_postfixStopsAndCleansUp():
     peer = PostfixPeer()
     peer.start()

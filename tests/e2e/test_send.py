@@ -73,6 +73,18 @@ ZONE = {
     "hubb.fabrikam.com": {"A": ["127.0.0.1"]},
 }
 
+# What the Postfix smart host refuses: a recipient for good, one for now,
+# and any message from dan@fabrikam.com at the end of its data.
+REFUSALS = {
+    "smtpd_recipient_restrictions": (
+        "check_recipient_access inline:{{ rejected@contoso.com = 550 5.1.1 No such user here }, "
+        "{ later@contoso.com = 450 4.2.1 Mailbox busy, try later }}"
+    ),
+    "smtpd_end_of_data_restrictions": (
+        "check_sender_access inline:{{ dan@fabrikam.com = 554 5.6.0 Content refused at end of data }}"
+    ),
+}
+
 # The receiving side of set-ups (i) and (ii): the external SMTP gateway,
 # itself an exmta, owning contoso.com.
 GATEWAY = r"""
@@ -105,6 +117,11 @@ PermissionGroups = ExchangeUsers
 AuthTarpitInterval = 00:00:00
 ProtocolLoggingLevel = Verbose
 
+# Greets everyone on loopback with 421 (no connector takes them).
+[ReceiveConnector Refusing]
+Bindings = 127.0.0.1:{refusing}
+RemoteIPRanges = 10.9.9.9
+
 # Set-up (ii): externally secured by address (the hub sends from loopback).
 [ReceiveConnector FromHubA]
 Usage = Internal
@@ -123,6 +140,9 @@ DomainType = Authoritative
 
 [Mailbox Kim Akers]
 PrimarySmtpAddress = kim@fabrikam.com
+
+[Mailbox Dan Jump]
+PrimarySmtpAddress = dan@fabrikam.com
 
 {receive}
 {connectors}
@@ -199,9 +219,10 @@ def names(tmp_path_factory):
 def postfix(pki):
     """
     The plain smart host of set-up (iii): STARTTLS with a certificate for
-    smtpgateway1.contoso.com, no AUTH, everything to its Maildir.
+    smtpgateway1.contoso.com, no AUTH, everything to its Maildir but what
+    L{REFUSALS} refuses.
     """
-    peer = PostfixPeer(tls=pki["gateway1"])
+    peer = PostfixPeer(tls=pki["gateway1"], extra=REFUSALS)
     peer.start()
     yield peer
     peer.stop()
@@ -238,14 +259,16 @@ class Gateway:
         self.folder = folder
         self.basicPort = freePort()
         self.externalPort = freePort()
+        self.refusingPort = freePort()
         certificate, key = pki["gateway1"]
         config = writeOrganization(
             folder,
             GATEWAY.format(certificate=certificate, key=key, folder=folder,
-                           basic=self.basicPort, external=self.externalPort),
+                           basic=self.basicPort, external=self.externalPort,
+                           refusing=self.refusingPort),
             accounts=[(GATEWAY_ACCOUNT, GATEWAY_PASSWORD)],
         )
-        self.server = ServerProcess(config, sockets=2)
+        self.server = ServerProcess(config, sockets=3)
 
     def messages(self, address):
         return maildirMessages(os.path.join(self.folder, "var", "mailboxes", address))
@@ -307,7 +330,7 @@ class Organization:
 
         @return: its queue id.
         """
-        message = (f"From: Kim Akers <{SENDER}>\r\nTo: {', '.join(recipients)}\r\n"
+        message = (f"From: <{mailFrom or SENDER}>\r\nTo: {', '.join(recipients)}\r\n"
                    f"Subject: {subject}\r\nMessage-ID: <{subject.replace(' ', '-')}@fabrikam.com>\r\n"
                    f"\r\n{body}").encode()
         with smtplib.SMTP("127.0.0.1", self.ports[name], timeout=TIMEOUT) as smtp:
@@ -618,6 +641,56 @@ def test_nullMXFailsAtOnceWithDSNAndNullSenderGetsNone(fabrikam, postfix):
     assert reportsIn(org.mailbox(SENDER), "null mx from null") == []
 
 
+def test_eachRecipientHasItsOwnOutcome(fabrikam, postfix):
+    """
+    In one transaction the smart host takes one recipient, refuses one for
+    good (550: failed, a DSN quoting the reply) and one for now (450:
+    retried, still queued).
+    """
+    org = fabrikam(
+        sendConnector("ToInternetGateway", AddressSpaces="*", SmartHosts="127.0.0.1",
+                      Port=postfix.port, DNSRoutingEnabled="$false"),
+    )
+    hub = org.start()
+    subject = "each recipient its outcome"
+    queueId = org.submit(["taken@contoso.com", "rejected@contoso.com", "later@contoso.com"], subject)
+    hub.waitFor(f"sent {queueId} to taken@contoso.com", timeout=TIMEOUT)
+    hub.waitFor(f"failed {queueId} to rejected@contoso.com", timeout=TIMEOUT)
+    hub.waitFor(f"deferred {queueId} to later@contoso.com", count=2, timeout=TIMEOUT)
+    assert [m for m in postfix.waitForMessages("taken@contoso.com") if subject.encode() in m]
+    [report] = waitUntil(lambda: reportsIn(org.mailbox(SENDER), subject), "a DSN", [hub])
+    assert re.findall(rb"^Final-Recipient: *rfc822; *(\S+)", report, re.M | re.I) == [
+        b"rejected@contoso.com"]
+    assert actionsOf(report) == [b"failed"]
+    assert re.search(rb"^Diagnostic-Code: *smtp; *550 5\.1\.1 .*No such user here", report, re.M | re.I)
+    assert all("450 4.2.1" in reason for reason in deferrals(hub, queueId)), deferrals(hub, queueId)
+    [queued] = [m for q, m in queuedMessages(org.queue()).items() if q == queueId]
+    assert [r["address"] for r in queued["recipients"] if r["status"] == "Ready"] == [
+        "later@contoso.com"]
+
+
+def test_refusalAtEndOfDataFailsEveryRecipient(fabrikam, postfix):
+    """
+    A 5xx to the end of data fails every recipient of the transaction, in
+    one DSN to the sender (here dan@fabrikam.com, whom the peer refuses).
+    """
+    org = fabrikam(
+        sendConnector("ToInternetGateway", AddressSpaces="*", SmartHosts="127.0.0.1",
+                      Port=postfix.port, DNSRoutingEnabled="$false"),
+    )
+    hub = org.start()
+    subject = "refused at end of data"
+    queueId = org.submit(["first@contoso.com", "second@contoso.com"], subject,
+                         mailFrom="dan@fabrikam.com")
+    hub.waitFor(f"failed {queueId}", count=2, timeout=TIMEOUT)
+    [report] = waitUntil(lambda: reportsIn(org.mailbox("dan@fabrikam.com"), subject),
+                         "a DSN for dan", [hub])
+    assert sorted(re.findall(rb"^Final-Recipient: *rfc822; *(\S+)", report, re.M | re.I)) == [
+        b"first@contoso.com", b"second@contoso.com"]
+    assert re.search(rb"^Status: *5\.6\.0", report, re.M)
+    assert not [m for m in postfix.messages() if subject.encode() in m]
+
+
 # Choosing hosts and connectors
 
 
@@ -637,6 +710,45 @@ def test_smartHostFailover(fabrikam, postfix, names):
     postfix.waitForMessages("failover@contoso.com")
     assert not loggedAfter(hub, f"deferred {queueId}")
     assert "down.contoso.com A" in names.queries()
+
+
+def test_smartHostFailoverPastA421Greeting(fabrikam, postfix, gateway):
+    """
+    The first smart host greets with 421 (the gateway has no connector for
+    loopback clients on that port): the next one takes the message.
+    """
+    org = fabrikam(
+        sendConnector("ToInternetGateway", AddressSpaces="*",
+                      SmartHosts=f"127.0.0.1:{gateway.refusingPort}, smtpgateway1.contoso.com",
+                      Port=postfix.port, DNSRoutingEnabled="$false"),
+    )
+    hub = org.start()
+    queueId = org.submit(["busy@contoso.com"], "failover past 421")
+    hub.waitFor(f"sent {queueId}", timeout=TIMEOUT)
+    postfix.waitForMessages("busy@contoso.com")
+    assert not loggedAfter(hub, f"deferred {queueId}")
+    gateway.server.waitFor("no receive connector matches", timeout=TIMEOUT)
+
+
+def test_connectionIsReusedWithRSET(fabrikam, postfix):
+    """
+    Further messages to the same next hop go over the open connection,
+    RSET between them (the hub's send protocol log shows one session).
+    """
+    org = fabrikam(
+        sendConnector("ToInternetGateway", AddressSpaces="*", SmartHosts="127.0.0.1",
+                      Port=postfix.port, DNSRoutingEnabled="$false",
+                      ProtocolLoggingLevel="Verbose"),
+    )
+    hub = org.start()
+    for number in range(3):
+        queueId = org.submit([f"reuse{number}@contoso.com"], f"reuse {number}")
+        hub.waitFor(f"sent {queueId}", timeout=TIMEOUT)
+    sessions = protocolSessions(os.path.join(org.folder, "log", "HubA", "send"))
+    sent = {key: [data for event, data in rows if event == ">"] for key, rows in sessions.items()}
+    [commands] = [c for c in sent.values() if any("reuse0@" in line for line in c)]
+    assert sum(line.startswith("MAIL FROM:") for line in commands) == 3, commands
+    assert "RSET" in commands and len(sessions) == 1, sessions
 
 
 def test_mxRoutingThroughTheTestDNS(fabrikam, postfix, names):
@@ -728,6 +840,38 @@ def test_requireTLSNeverSendsInTheClear(fabrikam, clearPostfix):
     assert all("STARTTLS" in reason for reason in deferrals(hub, queueId)), deferrals(hub, queueId)
     assert "cleartext@contoso.com" not in clearPostfix.log()
     assert clearPostfix.messages("cleartext@contoso.com") == []
+
+
+def test_basicAuthRequireTLSNeverAuthenticatesInTheClear(fabrikam):
+    """
+    A peer offering AUTH without STARTTLS: BasicAuth,BasicAuthRequireTLS
+    does not take the offer (the message waits), plain BasicAuth does.
+    """
+    peer = PostfixPeer(sasl={GATEWAY_ACCOUNT: GATEWAY_PASSWORD})
+    peer.start()
+    try:
+        def toPeer(name, space, mechanism):
+            return sendConnector(name, AddressSpaces=space, SmartHosts="127.0.0.1", Port=peer.port,
+                                 SmartHostAuthMechanism=mechanism,
+                                 AuthenticationCredential="Gateway", DNSRoutingEnabled="$false")
+
+        org = fabrikam(
+            toPeer("OnlyInsideTLS", "requiretls.test", "BasicAuth, BasicAuthRequireTLS")
+            + toPeer("Anywhere", "anywhere.test", "BasicAuth"),
+            credentials=[("Gateway", GATEWAY_ACCOUNT, GATEWAY_PASSWORD)],
+        )
+        hub = org.start()
+        held = org.submit(["a@requiretls.test"], "auth needs tls")
+        clear = org.submit(["b@anywhere.test"], "auth in the clear")
+        hub.waitFor(f"sent {clear}", timeout=TIMEOUT)
+        hub.waitFor(f"deferred {held}", count=2, timeout=TIMEOUT)
+        [message] = peer.waitForMessages("b@anywhere.test")
+        assert f"(Authenticated sender: {GATEWAY_ACCOUNT})".encode() in message
+        assert held in queuedMessages(org.queue())
+        assert "a@requiretls.test" not in peer.log()
+        assert len(re.findall(r"sasl_method=", peer.log())) == 1, peer.log()
+    finally:
+        peer.stop()
 
 
 def test_domainValidationChecksTheName(fabrikam, postfix):

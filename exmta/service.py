@@ -9,17 +9,43 @@ service.
 import socket
 
 from twisted.application import service
+from twisted.internet.defer import inlineCallbacks, maybeDeferred
 
 from exmta.auth import portalFor
 from exmta.auth.accounts import AccountStore
+from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import loadOrganization
 from exmta.deliver.maildir import MaildirDeliveryAgent
 from exmta.errors import ConfigError
+from exmta.protocollog import ProtocolLog
 from exmta.queue.manager import QueueManager
 from exmta.queue.spool import Spool
 from exmta.receive.listener import ReceiveFactory, ReceiveService
 from exmta.receive.tls import serverTLSOptions
-from exmta.routing import Resolver
+from exmta.routing import Resolver, nextHopFor
+from exmta.send import SmtpDelivery
+from exmta.tracking import MessageTrackingLog
+
+
+class TransportServerService(service.MultiService):
+    """
+    One transport server's services.  They stop one after the other, last
+    started first (listeners, then the queue), and then the resources they
+    shared are released: outbound connections and the queue folder's lock.
+    """
+
+    def __init__(self, name, closers):
+        super().__init__()
+        self.setName(name)
+        self._closers = closers
+
+    @inlineCallbacks
+    def stopService(self):
+        service.Service.stopService(self)
+        for child in reversed(list(self)):
+            yield maybeDeferred(child.stopService)
+        for close in self._closers:
+            yield maybeDeferred(close)
 
 
 def chooseServer(organization, name=None, hostname=None):
@@ -57,10 +83,10 @@ def chooseServer(organization, name=None, hostname=None):
     )
 
 
-def makeService(organization, server=None, reactor=None):
+def makeService(organization, server=None, reactor=None, resolver=None):
     """
     Build the services of one transport server: its receive connectors'
-    listeners, the durable queue and local delivery.
+    listeners, the durable queue, local delivery and the send connectors.
 
     Everything that can be checked without binding a socket is checked
     here, so configuration errors stop a start before anything listens.
@@ -69,7 +95,11 @@ def makeService(organization, server=None, reactor=None):
         of an org.ini.
     @param server: the TransportServer's name; see L{chooseServer}.
     @param reactor: the reactor to use; the global one by default.
-    @return: a L{service.MultiService}; attach it with C{setServiceParent}.
+    @param resolver: the L{twisted.names} resolver the send side looks names
+        and MX records up with; by default one asking the TransportServer's
+        InternalDNSServers, else the system's.
+    @return: a L{TransportServerService} (a L{service.MultiService});
+        attach it with C{setServiceParent}.
     @raise ConfigError: naming the file, line, section and key at fault.
     """
     if reactor is None:
@@ -78,22 +108,50 @@ def makeService(organization, server=None, reactor=None):
         organization = loadOrganization(organization)
     transportServer = chooseServer(organization, server)
     accounts = AccountStore.open(organization.accountStorePath)
+    credentials = CredentialStore.open(organization.credentialStorePath)
+    checkCredentials(organization, credentials)
     connectors = organization.connectorsOf(transportServer.name)
     tlsOptions = serverTLSOptions(transportServer, connectors, reactor)
     spool = Spool.open(transportServer.queueDatabasePath, reactor)
-    resolver = Resolver(organization)
+    recipients = Resolver(organization)
+    tracking = (
+        MessageTrackingLog(transportServer.messageTrackingLogPath, reactor)
+        if transportServer.messageTrackingLogEnabled
+        else None
+    )
     portals = {
         connector.identity: portalFor(organization, connector, accounts, reactor)
         for connector in connectors
     }
     factory = ReceiveFactory(
-        organization, transportServer, portals, spool, resolver, tlsOptions, reactor
+        organization,
+        transportServer,
+        portals,
+        spool,
+        recipients,
+        tlsOptions,
+        reactor,
+        protocolLog=ProtocolLog(transportServer.receiveProtocolLogPath, "RECV", reactor),
+        tracking=tracking,
     )
 
-    top = service.MultiService()
-    top.setName(f"exmta {transportServer.name}")
-    agent = MaildirDeliveryAgent(transportServer.mailboxDatabasePath, reactor)
-    QueueManager(spool, resolver, agent, reactor).setServiceParent(top)
+    remoteDelivery = SmtpDelivery(
+        organization, transportServer, credentials, reactor, resolver=resolver
+    )
+    top = TransportServerService(
+        f"exmta {transportServer.name}", [remoteDelivery.close, spool.close]
+    )
+    QueueManager(
+        spool,
+        recipients,
+        MaildirDeliveryAgent(transportServer.mailboxDatabasePath, reactor),
+        reactor,
+        server=transportServer,
+        postmaster=organization.postmasterAddressOf(transportServer.name),
+        route=lambda address: nextHopFor(organization, transportServer.name, address.domain),
+        remoteDelivery=remoteDelivery,
+        trackingLog=tracking,
+    ).setServiceParent(top)
     receive = ReceiveService(factory, reactor)
     receive.setName("receive")
     receive.setServiceParent(top)

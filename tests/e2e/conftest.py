@@ -50,6 +50,12 @@ Identity = AnonymousRelay
 User = NT AUTHORITY\ANONYMOUS LOGON
 ExtendedRights = Ms-Exch-SMTP-Accept-Any-Recipient
 
+# Mail for other domains goes to a smart host that is down: it stays queued.
+[SendConnector ToInternetGateway]
+AddressSpaces = *
+SmartHosts = 127.0.0.1:{downstream}
+DNSRoutingEnabled = $false
+
 # An Internet-facing connector: anonymous may submit to local mailboxes only.
 [ReceiveConnector Internet]
 Usage = Internet
@@ -66,6 +72,7 @@ def makeOrganization(folder, **overrides):
         "default": freePort("127.0.0.1"),
         "relay": freePort("127.0.0.4"),
         "internet": freePort("127.0.0.3"),
+        "downstream": freePort("127.0.0.1"),
     }
     ports.update(overrides)
     path = writeOrganization(

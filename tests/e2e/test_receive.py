@@ -113,8 +113,9 @@ def test_authenticatedUserMayRelayAndItStaysQueued(organization):
     queueId = queueIdOf(text.decode())
     organization.server.waitFor(f"recorded {queueId}")
     recipient = queuedMessages(organization.queueFolder)[queueId]["recipients"][0]
-    assert recipient == {"address": "someone@contoso.com", "status": "Ready",
-                         "lastError": "Waiting for a send connector"}
+    assert recipient["address"] == "someone@contoso.com"
+    assert recipient["status"] == "Ready" and recipient["nextHop"] == "ToInternetGateway"
+    assert "4.4." in recipient["lastError"] and recipient["attempts"] == 1
 
 
 def test_wrongPasswordThenTooManyFailuresEndsSession(organization):

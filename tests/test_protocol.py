@@ -215,3 +215,44 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(self.say(protocol, transport, b"DATA\r\n"), ["503 5.5.1 Need MAIL command"])
         self.assertEqual(self.say(protocol, transport, b"MAIL FROM:<a@contoso.com> SIZE=1\r\n"),
                          ["555 5.5.4 MAIL parameters need EHLO"])
+
+
+class ProtocolLogTests(SynchronousTestCase):
+    def test_verboseConnectorsLogTheDialogueWithoutSecrets(self):
+        import os
+        import tempfile
+
+        from exmta.protocollog import ProtocolLog
+
+        organization = parseOrganization(ORG + "ProtocolLoggingLevel = Verbose\n", "/nonexistent/org.ini")
+        connector = organization.receiveConnectors[0]
+        clock = MemoryReactorClock()
+        folder = tempfile.mkdtemp()
+        portal = Portal(ConnectorRealm(organization, connector), [AllowAnonymousAccess(), PasswordChecker()])
+        factory = ReceiveFactory(
+            organization, organization.transportServers["HubA"], {connector.identity: portal},
+            ControlledQueue(), Resolver(organization), None, clock,
+            protocolLog=ProtocolLog(folder, "RECV", clock),
+        )
+        protocol, transport = connect(factory)
+        secret = base64.b64encode(b"\0kim@fabrikam.com\0right")
+        protocol.dataReceived(b"EHLO c\r\nAUTH LOGIN\r\n" + base64.b64encode(b"kim@fabrikam.com") + b"\r\n")
+        protocol.dataReceived(base64.b64encode(b"right") + b"\r\nAUTH PLAIN " + secret + b"\r\nQUIT\r\n")
+        protocol.connectionLost(None)
+        [name] = os.listdir(folder)
+        self.assertEqual(name, "RECV19700101.LOG")
+        with open(os.path.join(folder, name)) as handle:
+            text = handle.read()
+        self.assertTrue(text.startswith("#Fields: date-time,connector-id,session-id,"))
+        self.assertIn(",HubA\\Default HubA,", text)
+        self.assertIn(",127.0.0.1:25,127.0.0.9:40000,+,", text)
+        self.assertIn(",<,EHLO c,", text)
+        self.assertIn(",<,AUTH LOGIN,response redacted", text)
+        self.assertIn(",<,AUTH PLAIN,response redacted", text)
+        self.assertIn(",>,250-SIZE 10485760,", text)
+        self.assertIn(",<,<redacted>,", text)
+        self.assertIn(",>,235 2.7.0 Authentication successful,", text)
+        self.assertNotIn(secret.decode(), text)
+        self.assertNotIn(base64.b64encode(b"kim@fabrikam.com").decode(), text)
+        self.assertNotIn(base64.b64encode(b"right").decode(), text)
+        self.assertIn(",-,", text)

@@ -314,7 +314,8 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
 
     def _logReply(self, response):
         if self._protocolLog is not None:
-            self._protocolLog.event(">", str(response))
+            for line in str(response).split("\r\n"):
+                self._protocolLog.event(">", line)
 
     # Commands
 

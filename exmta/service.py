@@ -138,9 +138,10 @@ def makeService(organization, server=None, reactor=None, resolver=None):
     remoteDelivery = SmtpDelivery(
         organization, transportServer, credentials, reactor, resolver=resolver
     )
-    top = TransportServerService(
-        f"exmta {transportServer.name}", [remoteDelivery.close, spool.close]
-    )
+    closers = [remoteDelivery.close, spool.close]
+    if tracking is not None:
+        closers.append(tracking.close)
+    top = TransportServerService(f"exmta {transportServer.name}", closers)
     QueueManager(
         spool,
         recipients,

@@ -31,6 +31,7 @@ import json
 import os
 import re
 import smtplib
+import socket
 import subprocess
 import sys
 import threading
@@ -64,6 +65,7 @@ ZONE = {
     "mismatch.contoso.com": {"A": ["127.0.0.1"]},
     # Nothing listens on 127.0.0.2.
     "down.contoso.com": {"A": ["127.0.0.2"]},
+    "ipv6.contoso.com": {"AAAA": ["::1"]},
     "tailspintoys.com": {"MX": [[20, "mx2.tailspintoys.com"], [10, "mx1.tailspintoys.com"]]},
     "mx1.tailspintoys.com": {"A": ["127.0.0.2"]},
     "mx2.tailspintoys.com": {"A": ["127.0.0.1"]},
@@ -460,7 +462,7 @@ def deferrals(server, queueId):
 # The reference document's three set-ups
 
 
-def test_basicAuthOverTLSWithCredentialToTheGateway(fabrikam, gateway):
+def test_basicAuthOverTLSWithCredentialToTheGateway(fabrikam, gateway, names):
     """
     Set-up (i): SmartHostAuthMechanism BasicAuth,BasicAuthRequireTLS and
     AuthenticationCredential.  The gateway sees AUTH only inside TLS, the
@@ -481,6 +483,7 @@ def test_basicAuthOverTLSWithCredentialToTheGateway(fabrikam, gateway):
     [message] = [m for m in waitUntil(lambda: gateway.messages("basic@contoso.com"), "delivery",
                                       [gateway.server])
                  if b"setup one basic auth" in m]
+    assert "smtpgateway1.contoso.com A" in names.queries()
     received = headerOf(message, "Received")
     assert "with ESMTPSA (version=TLSv1." in received, received
     assert "huba.fabrikam.com" in received, received
@@ -757,6 +760,41 @@ def test_connectionIsReusedWithRSET(fabrikam, postfix):
     [commands] = [c for c in sent.values() if any("reuse0@" in line for line in c)]
     assert sum(line.startswith("MAIL FROM:") for line in commands) == 3, commands
     assert "RSET" in commands and len(sessions) == 1, sessions
+
+
+def ipv6Loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6Loopback(), reason="no IPv6 loopback (::1) on this machine")
+def test_ipv6SmartHostsByNameAndLiteral(fabrikam):
+    """
+    A smart host whose name has only an AAAA record, and an IPv6 literal.
+    """
+    peer = PostfixPeer(host="::1")
+    peer.start()
+    try:
+        org = fabrikam(
+            sendConnector("ByName", AddressSpaces="v6name.test", SmartHosts="ipv6.contoso.com",
+                          Port=peer.port, DNSRoutingEnabled="$false")
+            + sendConnector("ByLiteral", AddressSpaces="v6literal.test", SmartHosts="[::1]",
+                            Port=peer.port, DNSRoutingEnabled="$false")
+        )
+        hub = org.start()
+        byName = org.submit(["a@v6name.test"], "ipv6 by name")
+        byLiteral = org.submit(["b@v6literal.test"], "ipv6 literal")
+        hub.waitFor(f"sent {byName}", timeout=TIMEOUT)
+        hub.waitFor(f"sent {byLiteral}", timeout=TIMEOUT)
+        for recipient in ("a@v6name.test", "b@v6literal.test"):
+            [message] = peer.waitForMessages(recipient)
+            assert b"[IPv6:::1]" in message
+    finally:
+        peer.stop()
 
 
 def test_mxRoutingThroughTheTestDNS(fabrikam, postfix, names):

@@ -583,6 +583,26 @@ def test_sourceTransportServersForwardBetweenServers(fabrikam, postfix):
     assert b"by huba.fabrikam.com" in received[2], received
 
 
+def test_forwardingWaitsForTheSourceServer(fabrikam, postfix):
+    """
+    HubB, the connector's source server, is down: HubA keeps the message
+    and retries; once HubB is up the message goes through it.
+    """
+    org = fabrikam(
+        sendConnector("ToInternetGateway", AddressSpaces="*", SmartHosts="127.0.0.1",
+                      Port=postfix.port, SourceTransportServers="HubB", DNSRoutingEnabled="$false"),
+        servers=("HubA", "HubB"),
+    )
+    hubA = org.start("HubA")
+    queueId = org.submit(["waited@contoso.com"], "waited for hubb", name="HubA")
+    hubA.waitFor(f"deferred {queueId}", count=2, timeout=TIMEOUT)
+    assert queueId in queuedMessages(org.queue("HubA"))
+    org.start("HubB")
+    hubA.waitFor(f"sent {queueId}", timeout=TIMEOUT)
+    [message] = postfix.waitForMessages("waited@contoso.com")
+    assert b"by hubb.fabrikam.com" in message
+
+
 # TLS policies
 
 

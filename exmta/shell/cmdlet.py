@@ -22,7 +22,29 @@ parameters it takes::
   - A parameter with C{pipeline=True} is bound from each object piped in
     (C{Get-ReceiveConnector X | Add-ADPermission ...} binds Identity).
   - Errors are L{CmdletError}s, printed PowerShell-style; the Shell's exit
-    status is non-zero when a line fails.
+    status is non-zero when a line fails.  Raising one stops the pipeline;
+    L{Context.writeError} reports one object's failure and lets the cmdlet
+    go on with the next (a "non-terminating" error).
+
+How the Shell calls a cmdlet (L{exmta.shell.runtime}):
+
+  - Alone, or first in a pipeline: once, with what the command line bound.
+  - Later in a pipeline: once per object piped in, with the command line's
+    parameters plus the pipeline parameters bound from that object: a
+    parameter named C{Identity} takes the whole object when it has an
+    C{Identity} or C{Name} (so the cmdlet sees the connector, not a string:
+    use L{identityOf}), or when it is a plain value (C{"X" | Get-...});
+    any other pipeline parameter takes the object's attribute or key of its
+    name (or alias), case-insensitively, and a parameter named
+    C{InputObject} takes the whole object.
+  - With C{collectInput=True}: once, the pipeline parameter bound to the
+    tuple of every object piped in (Format-Table needs them all).
+
+Values a cmdlet receives are Python values: C{str} (barewords and quoted
+strings), C{int}/C{float} (C{25}, C{10MB} is 10485760 as in PowerShell),
+C{True}/C{False}/C{None} (C{$true}/C{$false}/C{$null}), C{tuple} (comma
+lists), C{dict} (C{@{Add="a"}}), L{ScriptBlock} (C{{FromAddress -eq "x"}}),
+L{PSCredential}, L{SecureString}, or whatever object a variable holds.
 """
 
 from dataclasses import dataclass, field
@@ -57,10 +79,17 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Cmdlet:
+    """
+    @ivar collectInput: call the function once with every object piped in
+        (as a tuple bound to its pipeline parameter) instead of once per
+        object.
+    """
+
     name: str
     function: object
     parameters: tuple[Parameter, ...] = field(default_factory=tuple)
     supportsWhatIf: bool = False
+    collectInput: bool = False
 
 
 @dataclass
@@ -72,21 +101,198 @@ class Context:
     @ivar host: the L{exmta.shell.host} object that prompts and prints.
     @ivar whatIf: whether -WhatIf was given: show the change, do not make it.
     @ivar variables: the Shell's variables, by lower-case name.
+    @ivar verbose: whether -Verbose was given (L{writeVerbose} prints only then).
+    @ivar errors: the non-terminating errors written by L{writeError}, which
+        the Shell prints after the call and counts as a failed line.
     """
 
     configPath: str
     host: object = None
     whatIf: bool = False
     variables: dict = field(default_factory=dict)
+    verbose: bool = False
+    errors: list = field(default_factory=list)
+
+    def shouldProcess(self, target, action=None):
+        """
+        PowerShell's C{ShouldProcess}: with -WhatIf, print what would be done
+        (C{What if: Performing the operation "ACTION" on target "TARGET".},
+        or C{What if: TARGET} without an action) and return C{False}; else
+        return C{True}.  Write the details (a diff) with C{self.host.write}
+        after it.  exmta never asks for confirmation: -Confirm is accepted
+        and ignored.
+        """
+        if not self.whatIf:
+            return True
+        if action is None:
+            message = f"What if: {target}"
+        else:
+            message = f'What if: Performing the operation "{action}" on target "{target}".'
+        self._write("write", message)
+        return False
+
+    def writeWarning(self, message):
+        """
+        Print C{WARNING: message} (to standard error).
+        """
+        self._write("writeWarning", message)
+
+    def writeVerbose(self, message):
+        """
+        Print C{VERBOSE: message} when -Verbose was given.
+        """
+        if self.verbose:
+            self._write("writeVerbose", message)
+
+    def writeError(self, message):
+        """
+        Report a failure that does not stop the cmdlet (one object of many);
+        the line counts as failed.
+        """
+        self.errors.append(str(message))
+
+    def _write(self, method, message):
+        if self.host is not None:
+            getattr(self.host, method)(message)
 
 
-def cmdlet(name, *parameters, supportsWhatIf=False):
+class SecureString:
+    """
+    A secret typed at the Shell (C{Read-Host -AsSecureString},
+    C{ConvertTo-SecureString}).  It shows as C{System.Security.SecureString}
+    and refuses to become text by accident: C{str()} raises; call
+    L{reveal} (or L{revealPassword}) where the secret is really needed.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value):
+        object.__setattr__(self, "_value", str(value))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a SecureString is read-only")
+
+    def reveal(self):
+        return self._value
+
+    def __repr__(self):
+        return "System.Security.SecureString"
+
+    def __str__(self):
+        raise CmdletError(
+            "A SecureString cannot be converted to text; the cmdlet should call revealPassword()."
+        )
+
+    def __eq__(self, other):
+        return isinstance(other, SecureString) and other._value == self._value
+
+    def __hash__(self):
+        return hash(self._value)
+
+
+class PSCredential:
+    """
+    A user name and password, as C{Get-Credential} returns them.
+
+    @ivar UserName: the user name.
+    @ivar Password: the password, plain text (a C{str}); the repr and the
+        Shell's formatting never show it.
+    """
+
+    __slots__ = ("UserName", "Password")
+
+    def __init__(self, UserName, Password):
+        object.__setattr__(self, "UserName", UserName)
+        object.__setattr__(self, "Password", revealPassword(Password))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a PSCredential is read-only")
+
+    def GetNetworkCredential(self):
+        """
+        PowerShell's way to the plain password:
+        C{$c.GetNetworkCredential().Password}.
+        """
+        return self
+
+    def __repr__(self):
+        return f"PSCredential(UserName={self.UserName!r}, Password=<hidden>)"
+
+    def __str__(self):
+        return "System.Management.Automation.PSCredential"
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, PSCredential)
+            and (other.UserName, other.Password) == (self.UserName, self.Password)
+        )
+
+    def __hash__(self):
+        return hash((self.UserName, self.Password))
+
+
+@dataclass(frozen=True)
+class ScriptBlock:
+    """
+    A script block, C{{ FromAddress -eq "x" }}: the text between the
+    braces, unparsed (C{str()} gives it, so a C{-Filter} may be a script
+    block or a string alike).  L{exmta.shell.parser.parseFilter} parses the
+    filter language of Where-Object and of Exchange's -Filter.
+    """
+
+    text: str
+
+    def __str__(self):
+        return self.text
+
+
+def revealPassword(value):
+    """
+    @return: the plain text of a password given as a C{str}, a
+        L{SecureString} or a L{PSCredential}.
+    @raise CmdletError: for anything else.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, SecureString):
+        return value.reveal()
+    if isinstance(value, PSCredential):
+        return value.Password
+    raise CmdletError(f"Cannot convert '{type(value).__name__}' to a password.")
+
+
+def identityOf(value):
+    """
+    @return: the identity a cmdlet's C{Identity} parameter names, as text:
+        the value itself when it is text or a number, else the object's
+        C{Identity} (or C{identity}), else its C{Name} (or C{name}) — as
+        when a Get- cmdlet's output is piped into a Set- cmdlet.
+    """
+    if value is None or isinstance(value, (str, int, float)):
+        return value if value is None or isinstance(value, str) else str(value)
+    for name in ("Identity", "identity", "Name", "name"):
+        if isinstance(value, dict):
+            for key in value:
+                if isinstance(key, str) and key.lower() == name.lower():
+                    return identityOf(value[key])
+        elif hasattr(value, name):
+            return identityOf(getattr(value, name))
+    return str(value)
+
+
+def cmdlet(name, *parameters, supportsWhatIf=False, collectInput=False, registry=None):
     """
     Register the decorated function as the cmdlet C{name}.
+
+    @param registry: where to register it; L{CMDLETS} by default (tests
+        use their own mapping).
     """
 
     def register(function):
-        CMDLETS[name.lower()] = Cmdlet(name, function, tuple(parameters), supportsWhatIf)
+        where = CMDLETS if registry is None else registry
+        where[name.lower()] = Cmdlet(
+            name, function, tuple(parameters), supportsWhatIf, collectInput
+        )
         return function
 
     return register

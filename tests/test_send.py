@@ -17,11 +17,11 @@ from exmta.errors import ConnectionFailure, PermanentFailure, TransientFailure
 from exmta.interfaces import IRemoteDelivery
 from exmta.send import SmtpDelivery
 from exmta.send.client import encodeData
+from exmta.config.values import SmartHost
 from tests.test_send_support import (
     Credentials,
     Peer,
     Queued,
-    SmartHost,
     ZoneResolver,
     closedPort,
     listen,

@@ -11,6 +11,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from exmta.config.values import SmartHost
 from exmta.envelope import Reply
 from exmta.errors import ConnectionFailure, PermanentFailure
 from exmta.send.client import (
@@ -26,7 +27,7 @@ from exmta.send.hosts import FailedHosts, Target, smartHostParts
 from exmta.send.pool import ConnectionPool
 from exmta.send.tls import TlsPolicy
 from exmta.testing import SMTPTransport
-from tests.test_send_support import SmartHost, sendConnector
+from tests.test_send_support import sendConnector
 
 TARGET = Target("smtpgateway1.contoso.com", "127.0.0.2", 25)
 

@@ -26,24 +26,6 @@ from exmta.interfaces import IAccountStore, IMessageQueue
 from exmta.receive.listener import ReceiveFactory
 from exmta.receive.protocol import ReceiveProtocol
 
-try:
-    from exmta.config.values import SmartHost
-except ImportError:  # until the send connector parsing lands
-
-    @dataclass(frozen=True)
-    class SmartHost:
-        host: str
-        port: int | None = None
-
-        @property
-        def isAddress(self):
-            import ipaddress
-
-            try:
-                ipaddress.ip_address(self.host)
-            except ValueError:
-                return False
-            return True
 
 
 ORIGIN = model.Origin("/nonexistent/org.ini", 1, "test")

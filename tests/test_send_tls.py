@@ -12,13 +12,13 @@ from twisted.internet.ssl import Certificate
 from exmta.envelope import NextHop
 from exmta.errors import ConnectionFailure
 from tests.test_send import MESSAGE, DeliveryTestCase
+from exmta.config.values import SmartHost
 from tests.test_send_support import (
     Accounts,
     Certificates,
     Credentials,
     Peer,
     Queued,
-    SmartHost,
     exmtaPeer,
     listen,
     sendConnector,

@@ -1,7 +1,7 @@
 """
 The C{exmta} command: check an organization's configuration, manage its
-BasicAuth accounts and its send connectors' credentials.  Running a server
-is C{twistd exmta}.
+BasicAuth accounts and its send connectors' credentials, and open its
+Exchange Management Shell.  Running a server is C{twistd exmta}.
 
     exmta check-config [-c etc/org.ini]
     exmta account set [-c etc/org.ini] USER@DOMAIN
@@ -10,12 +10,14 @@ is C{twistd exmta}.
     exmta credential set [-c etc/org.ini] NAME USERNAME
     exmta credential remove [-c etc/org.ini] NAME
     exmta credential list [-c etc/org.ini]
+    exmta shell [-c etc/org.ini] [-Command '<statements>' | script.ps1]
 
 C{account set} and C{credential set} read the password twice from the
 terminal, or one line from standard input when that is not a terminal, so
 scripts can pipe it in.  C{credential list} shows names and user names,
 never passwords.  Errors are one line, C{exmta: <what and where>}, and exit
-status 1.
+status 1.  C{exmta shell} is L{exmta.shell.main}: it reads its own
+arguments, PowerShell's way (C{-Command}).
 """
 
 import argparse
@@ -183,6 +185,16 @@ def _parser():
     actions.add_parser(
         "list", parents=[config], help="list the credentials' names and user names"
     ).set_defaults(run=listCredentials)
+
+    # Listed for --help only: main() hands "shell" and what follows it to
+    # exmta.shell.main, since -Command is not an option argparse can read
+    # next to -c.
+    commands.add_parser(
+        "shell",
+        add_help=False,
+        help="the Exchange Management Shell: run New-SendConnector, Get-Queue... "
+        "interactively, with -Command '...', or from a script (exmta shell -h)",
+    )
     return parser
 
 
@@ -191,6 +203,11 @@ def main(argv=None):
     @param argv: the arguments, without the program name; L{sys.argv} by default.
     @return: the exit status.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["shell"]:
+        from exmta.shell.main import main as shell
+
+        return shell(argv[1:])
     arguments = _parser().parse_args(argv)
     try:
         arguments.run(arguments)

@@ -67,6 +67,8 @@ class Parameter:
         or C{"list"} (a comma list; a single value becomes a one-item tuple).
     @ivar position: the position of an unnamed argument that binds it.
     @ivar pipeline: bound from the objects piped into the cmdlet.
+    @ivar remaining: takes the unnamed arguments no positional parameter
+        took, as a tuple (PowerShell's ValueFromRemainingArguments).
     """
 
     name: str
@@ -75,6 +77,7 @@ class Parameter:
     position: int | None = None
     pipeline: bool = False
     aliases: tuple[str, ...] = ()
+    remaining: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ class Context:
     @ivar verbose: whether -Verbose was given (L{writeVerbose} prints only then).
     @ivar errors: the non-terminating errors written by L{writeError}, which
         the Shell prints after the call and counts as a failed line.
+    @ivar session: the L{exmta.shell.runtime.Session} running the cmdlet,
+        for the cmdlets about the Shell itself (Get-Command).
     """
 
     configPath: str
@@ -112,6 +117,7 @@ class Context:
     variables: dict = field(default_factory=dict)
     verbose: bool = False
     errors: list = field(default_factory=list)
+    session: object = None
 
     def shouldProcess(self, target, action=None):
         """

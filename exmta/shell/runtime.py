@@ -1,0 +1,775 @@
+"""
+Running the Shell's language: a L{Session} runs statements against the
+cmdlets of L{exmta.shell.cmdlet.CMDLETS}, binding their parameters the way
+PowerShell does.
+
+    session = Session("etc/org.ini")          # prints on the terminal
+    session.run('Get-SendConnector | Format-List')   # False when it failed
+    objects = session.invoke("Get-SendConnector")    # the objects; raises ShellError
+
+Binding, as in PowerShell:
+
+  - Cmdlet names are case-insensitive; some have aliases (C{fl}, C{ft}).
+  - Parameter names are case-insensitive and may be shortened to any
+    prefix that names one parameter; an exact name or alias wins over
+    prefixes; a prefix of several is an error naming them.
+  - C{-Name value} and C{-Name:value}; a switch is C{-Name} or
+    C{-Name:$false}; unnamed arguments bind to the positional parameters
+    in order of position.  A C{kind="list"} parameter makes a single value
+    a one-item tuple.
+  - The common parameters: C{-WhatIf} (on cmdlets that support it; sets
+    C{context.whatIf}); C{-Confirm}, accepted by every cmdlet and
+    ignored, for exmta never asks for confirmation, so
+    C{-Confirm:$false} in a script copied from Exchange does what it did
+    there; C{-Verbose} (sets C{context.verbose}); C{-ErrorAction
+    SilentlyContinue} or C{Ignore} (the command's errors are neither
+    shown nor counted); the others (C{-Debug}, C{-ErrorVariable},
+    C{-OutVariable}, ...) are accepted and ignored.
+  - Missing mandatory parameters are an error (PowerShell would prompt).
+  - In a pipeline, a cmdlet is called once per object piped in, its
+    pipeline parameters bound from the object (see
+    L{exmta.shell.cmdlet}).
+
+Errors do not stop a script: the next statement runs, and the session
+remembers that one failed (L{Session.failed}), which makes the Shell's exit
+status 1.  They are printed as PowerShell prints them::
+
+    Get-Frob : The term 'Get-Frob' is not recognized as the name of a cmdlet, ...
+    At line:1 char:1
+    + Get-Frob -Name x
+    + ~~~~~~~~
+"""
+
+import difflib
+import importlib
+import os
+import traceback
+import types
+from collections.abc import Iterator
+
+from exmta.errors import ConfigError
+from exmta.shell.cmdlet import CMDLETS, CmdletError, Context, Parameter
+from exmta.shell.filter import FilterError, lookupVariable, member
+from exmta.shell.format import formatDefault, getProperty, hasProperty, isScalar, toText
+from exmta.shell.host import EndOfInput, Host
+from exmta.shell.parser import parse
+from exmta.shell.syntax import (
+    ArrayExpression,
+    ArrayLiteral,
+    Command,
+    CommandParameter,
+    Composite,
+    Constant,
+    ExpandableString,
+    HashLiteral,
+    Member,
+    Paren,
+    Pipeline,
+    Script,
+    ScriptBlockLiteral,
+    ShellSyntaxError,
+    SubExpression,
+    Variable,
+    where,
+)
+
+# Aliases of cmdlet names, by lower-case alias (exmta.shell.builtins adds them).
+ALIASES = {}
+
+# The modules whose cmdlets the Shell offers; those not written yet are skipped.
+CMDLET_MODULES = (
+    "exmta.shell.builtins",
+    "exmta.shell.config_cmdlets",
+    "exmta.shell.queue_cmdlets",
+)
+
+COMMON_PARAMETERS = (
+    Parameter("Verbose", kind="switch", aliases=("vb",)),
+    Parameter("Debug", kind="switch", aliases=("db",)),
+    Parameter("ErrorAction", aliases=("ea",)),
+    Parameter("WarningAction", aliases=("wa",)),
+    Parameter("InformationAction", aliases=("infa",)),
+    Parameter("ErrorVariable", aliases=("ev",)),
+    Parameter("WarningVariable", aliases=("wv",)),
+    Parameter("InformationVariable", aliases=("iv",)),
+    Parameter("OutVariable", aliases=("ov",)),
+    Parameter("OutBuffer", aliases=("ob",)),
+    Parameter("PipelineVariable", aliases=("pv",)),
+)
+WHATIF = Parameter("WhatIf", kind="switch", aliases=("wi",))
+CONFIRM = Parameter("Confirm", kind="switch", aliases=("cf",))
+_ERROR_ACTIONS = ("Break", "Continue", "Ignore", "Inquire", "SilentlyContinue", "Stop", "Suspend")
+_KEYWORDS = frozenset(
+    "begin break catch class continue data do dynamicparam else elseif end enum filter finally for "
+    "foreach function if in param process return switch throw trap try until using while".split()
+)
+_READ_ONLY = frozenset({"true", "false", "null", "?"})
+
+
+def loadCmdlets():
+    """
+    Import the modules of L{CMDLET_MODULES}, registering their cmdlets.
+    """
+    for name in CMDLET_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+
+
+class ShellError(Exception):
+    """
+    A statement failed.
+
+    @ivar message: what went wrong (PowerShell's words where it has some).
+    @ivar command: the name of the command at fault, or C{None}.
+    """
+
+    def __init__(self, message, command=None, source=None, start=None, end=None, origin=None):
+        super().__init__(message)
+        self.message = message
+        self.command = command
+        self.source = source
+        self.start = start
+        self.end = end
+        self.origin = origin
+
+    def locate(self, source, start, end, origin=None):
+        """
+        Say where the error is, unless it already says.
+        """
+        if self.source is None:
+            self.source, self.start, self.end, self.origin = source, start, end, origin
+        return self
+
+    def __str__(self):
+        text = f"{self.command} : {self.message}" if self.command else self.message
+        if self.source is not None:
+            text += "\n" + where(self.source, self.start, self.end - self.start, self.origin)
+        return text
+
+
+class ExitRequest(Exception):
+    """
+    C{exit} was run: the Shell ends with C{status}.
+    """
+
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
+
+
+class _Bound:
+    """
+    A command whose command-line arguments are bound.
+    """
+
+    def __init__(self, cmdlet, node, arguments, whatIf, verbose, errorAction):
+        self.cmdlet = cmdlet
+        self.node = node
+        self.arguments = arguments
+        self.whatIf = whatIf
+        self.verbose = verbose
+        self.quiet = errorAction in ("silentlycontinue", "ignore")
+
+
+class Session:
+    """
+    A Shell session: variables, and the statements run so far.
+
+    @ivar failed: whether a statement has failed in this session.
+    @ivar variables: the variables, by lower-case name.
+    """
+
+    def __init__(self, configPath, host=None, cmdlets=None, aliases=None):
+        self.configPath = configPath
+        self.host = Host() if host is None else host
+        self.cmdlets = CMDLETS if cmdlets is None else cmdlets
+        self.aliases = ALIASES if aliases is None else aliases
+        self.variables = {}
+        self.failed = False
+        self.succeeded = True
+        self._origin = None
+        self._source = ""
+        self._statementFailed = False
+
+    # Running text.
+
+    def run(self, text, origin=None, firstLine=1):
+        """
+        Run every statement of C{text}, printing their output and errors;
+        a failed statement does not stop the next.
+
+        @param text: the statements, or a L{Script} already parsed.
+        @param origin: the script's file name, for error positions.
+        @param firstLine: the line of the script C{text} starts on.
+        @return: whether every statement succeeded.
+        @raise ExitRequest: when C{exit} was run.
+        """
+        if isinstance(text, Script):
+            script = text
+        else:
+            try:
+                script = parse("\n" * (firstLine - 1) + text)
+            except ShellSyntaxError as error:
+                error.origin = origin
+                self.host.writeError(str(error))
+                self._fail()
+                return False
+        ok = True
+        for statement in script.statements:
+            ok = self.runStatement(statement, script.source, origin) and ok
+        return ok
+
+    def runStatement(self, statement, source, origin=None):
+        """
+        Run one statement, printing its output and errors.
+
+        @return: whether it succeeded.
+        """
+        self._source, self._origin = source, origin
+        self._statementFailed = False
+        output = []
+        try:
+            self._statement(statement, output.append)
+        except ShellError as error:
+            self._show(output)
+            self._error(error.locate(source, statement.start, statement.end, origin))
+        except (ExitRequest, KeyboardInterrupt):
+            self._show(output)
+            raise
+        except Exception as error:  # noqa: BLE001 - never a traceback
+            self._show(output)
+            self._error(ShellError(_describe(error)).locate(source, statement.start, statement.end, origin))
+        else:
+            self._show(output)
+        self.succeeded = not self._statementFailed
+        return self.succeeded
+
+    def invoke(self, text):
+        """
+        Run C{text} and return the objects it outputs instead of printing
+        them: for tests and programs.
+
+        @raise ShellSyntaxError: when C{text} does not parse.
+        @raise ShellError: when a statement fails.
+        """
+        script = parse(text)
+        output = []
+        self._source, self._origin = script.source, None
+        for statement in script.statements:
+            self._statementFailed = False
+            try:
+                self._statement(statement, output.append)
+            except ShellError as error:
+                raise error.locate(script.source, statement.start, statement.end) from None
+        return output
+
+    def _show(self, output):
+        if output:
+            text = formatDefault(output)
+            if text:
+                self.host.write(text)
+
+    def _fail(self):
+        self.failed = True
+        self._statementFailed = True
+        self.succeeded = False
+
+    def _error(self, error, quiet=False):
+        if quiet:
+            return
+        self._fail()
+        self.host.writeError(str(error))
+
+    def _statement(self, statement, emit):
+        """
+        Run a statement: its output goes to C{emit}, unless it is assigned.
+        """
+        if statement.assignTo is None:
+            for value in self._pipeline(statement):
+                emit(value)
+            return
+        values = list(self._pipeline(statement))
+        self.assign(statement.assignTo, _single(values), statement)
+
+    def assign(self, name, value, node=None):
+        lower = name.lower()
+        scope, _, rest = lower.partition(":")
+        if rest:
+            if scope == "env":
+                variable = name.partition(":")[2]
+                if value is None:
+                    os.environ.pop(variable, None)
+                else:
+                    os.environ[variable] = toText(value)
+                return
+            lower = rest
+        if lower == "null":
+            return
+        if lower in _READ_ONLY:
+            raise ShellError(f"Cannot overwrite variable {lower} because it is read-only or constant.")
+        self.variables[lower] = value
+
+    # Pipelines.
+
+    def _pipeline(self, pipeline):
+        """
+        @return: an iterator of the objects a pipeline outputs.
+        """
+        elements = pipeline.elements
+        stream = None
+        if not isinstance(elements[0], Command):
+            stream = iter(_enumerate(self.evaluate(elements[0])))
+            elements = elements[1:]
+        # Bind every command's arguments before any runs, as PowerShell does.
+        bound = [self._bind(command) for command in elements]
+        for command in bound:
+            stream = self._stream(command, stream)
+        return stream if stream is not None else iter(())
+
+    def _stream(self, command, upstream):
+        cmdlet = command.cmdlet
+        if upstream is None:
+            self._checkMandatory(command, command.arguments, pipelineToo=True)
+            yield from self._call(command, command.arguments)
+            return
+        self._checkMandatory(command, command.arguments, pipelineToo=False)
+        pipelineParameters = [
+            parameter
+            for parameter in cmdlet.parameters
+            if parameter.pipeline and parameter.name not in command.arguments
+        ]
+        if cmdlet.collectInput:
+            items = tuple(upstream)
+            arguments = dict(command.arguments)
+            if pipelineParameters and items:
+                arguments[pipelineParameters[0].name] = items
+            self._checkMandatory(command, arguments, pipelineToo=True)
+            yield from self._call(command, arguments)
+            return
+        for item in upstream:
+            arguments = dict(command.arguments)
+            for parameter in pipelineParameters:
+                found, value = _fromPipeline(parameter, item)
+                if found:
+                    arguments[parameter.name] = _coerce(parameter, value, cmdlet.name)
+            if len(arguments) == len(command.arguments):
+                self._error(
+                    ShellError(
+                        "The input object cannot be bound to any parameters for the command either "
+                        "because the command does not take pipeline input or the input and its "
+                        "properties do not match any of the parameters that take pipeline input.",
+                        cmdlet.name,
+                    ).locate(self._source, command.node.start, command.node.end, self._origin),
+                    command.quiet,
+                )
+                continue
+            try:
+                self._checkMandatory(command, arguments, pipelineToo=True)
+            except ShellError as error:
+                self._error(
+                    error.locate(self._source, command.node.start, command.node.end, self._origin),
+                    command.quiet,
+                )
+                continue
+            yield from self._call(command, arguments)
+
+    def _checkMandatory(self, command, arguments, pipelineToo):
+        missing = [
+            parameter.name
+            for parameter in command.cmdlet.parameters
+            if parameter.mandatory
+            and parameter.name not in arguments
+            and (pipelineToo or not parameter.pipeline)
+        ]
+        if missing:
+            raise ShellError(
+                "Cannot process command because of one or more missing mandatory parameters: "
+                + " ".join(missing)
+                + ".",
+                command.cmdlet.name,
+                self._source,
+                command.node.start,
+                command.node.end,
+                self._origin,
+            )
+
+    def _call(self, command, arguments):
+        """
+        Call a cmdlet's function and iterate what it outputs, turning its
+        failures into L{ShellError}s that name it.
+        """
+        cmdlet = command.cmdlet
+        context = Context(
+            configPath=self.configPath,
+            host=self.host,
+            whatIf=command.whatIf,
+            variables=self.variables,
+            verbose=command.verbose,
+            session=self,
+        )
+        where = (self._source, command.node.start, command.node.end, self._origin)
+        try:
+            try:
+                result = cmdlet.function(context, **arguments)
+                if isinstance(result, (types.GeneratorType, Iterator, list, tuple)):
+                    for value in result:
+                        yield value
+                elif result is not None:
+                    yield result
+            finally:
+                for message in context.errors:
+                    self._error(ShellError(message, cmdlet.name).locate(*where), command.quiet)
+        except (ShellError, ExitRequest, KeyboardInterrupt, GeneratorExit):
+            raise
+        except Exception as error:  # noqa: BLE001 - every failure is shown, never a traceback
+            if command.quiet:
+                return
+            raise ShellError(_describe(error), cmdlet.name).locate(*where) from None
+
+    # Binding.
+
+    def findCmdlet(self, name):
+        """
+        @return: the L{Cmdlet} named C{name} or one of its aliases, or C{None}.
+        """
+        lower = name.lower()
+        lower = self.aliases.get(lower, lower).lower()
+        return self.cmdlets.get(lower)
+
+    def parametersOf(self, cmdlet):
+        """
+        @return: every parameter C{cmdlet} takes, common ones included.
+        """
+        own = {parameter.name.lower() for parameter in cmdlet.parameters}
+        extra = list(COMMON_PARAMETERS)
+        if cmdlet.supportsWhatIf:
+            extra.append(WHATIF)
+        extra.append(CONFIRM)
+        return list(cmdlet.parameters) + [p for p in extra if p.name.lower() not in own]
+
+    def resolveParameter(self, cmdlet, name):
+        """
+        @return: the parameter C{name} names: exactly, by alias, or as the
+            prefix of exactly one parameter's name.
+        @raise ShellError: when it names none or several.
+        """
+        lower = name.lower()
+        candidates = self.parametersOf(cmdlet)
+        for parameter in candidates:
+            if parameter.name.lower() == lower or lower in (alias.lower() for alias in parameter.aliases):
+                return parameter
+        matches = [parameter for parameter in candidates if parameter.name.lower().startswith(lower)]
+        if len(matches) > 1:
+            # As in PowerShell 6 and later: a prefix shared with common
+            # parameters only names the cmdlet's own (-P for -Property, not
+            # -PipelineVariable).
+            own = [parameter for parameter in matches if parameter in cmdlet.parameters]
+            if len(own) == 1:
+                return own[0]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise ShellError(
+                f"Parameter cannot be processed because the parameter name '{name}' is ambiguous. "
+                f"Possible matches include: {' '.join('-' + p.name for p in matches)}.",
+                cmdlet.name,
+            )
+        raise ShellError(f"A parameter cannot be found that matches parameter name '{name}'.", cmdlet.name)
+
+    def _bind(self, node):
+        cmdlet = self.findCmdlet(node.name)
+        if cmdlet is None:
+            raise self._notFound(node)
+        arguments = {}
+        common = {}
+        positional = []
+        elements = list(node.elements)
+        index = 0
+        while index < len(elements):
+            element = elements[index]
+            index += 1
+            if not isinstance(element, CommandParameter):
+                positional.append(element)
+                continue
+            try:
+                parameter = self.resolveParameter(cmdlet, element.name)
+            except ShellError as error:
+                raise error.locate(self._source, element.start, element.end, self._origin) from None
+            if parameter.kind == "switch":
+                if element.colon:
+                    if element.argument is None:
+                        raise self._missingArgument(cmdlet, parameter, element)
+                    value = self.evaluate(element.argument)
+                else:
+                    value = True
+            else:
+                if element.colon:
+                    argument = element.argument
+                elif index < len(elements) and not isinstance(elements[index], CommandParameter):
+                    argument = elements[index]
+                    index += 1
+                else:
+                    argument = None
+                if argument is None:
+                    raise self._missingArgument(cmdlet, parameter, element)
+                value = self.evaluate(argument)
+            target = common if parameter in COMMON_PARAMETERS or parameter in (WHATIF, CONFIRM) else arguments
+            if parameter.name in target:
+                raise ShellError(
+                    f"Cannot bind parameter because parameter '{parameter.name}' is specified more than once. "
+                    "To provide multiple values to parameters that can accept multiple values, use the array "
+                    'syntax. For example, "-parameter value1,value2,value3".',
+                    cmdlet.name,
+                    self._source,
+                    element.start,
+                    element.end,
+                    self._origin,
+                )
+            try:
+                target[parameter.name] = _coerce(parameter, value, cmdlet.name)
+            except ShellError as error:
+                raise error.locate(self._source, element.start, element.end, self._origin) from None
+        free = sorted(
+            (p for p in cmdlet.parameters if p.position is not None and p.name not in arguments),
+            key=lambda p: p.position,
+        )
+        leftover = next((p for p in cmdlet.parameters if p.remaining and p.name not in arguments), None)
+        rest = None
+        for element in positional:
+            value = self.evaluate(element)
+            if rest is not None:
+                rest.append(value)
+            elif free and not free[0].remaining:
+                parameter = free.pop(0)
+                arguments[parameter.name] = _coerce(parameter, value, cmdlet.name)
+            elif free or leftover is not None:
+                # From here on, every unnamed argument is the remaining one's.
+                leftover = free[0] if free else leftover
+                rest = [value]
+            else:
+                text = self._source[element.start : element.end]
+                raise ShellError(
+                    f"A positional parameter cannot be found that accepts argument '{text}'.",
+                    cmdlet.name,
+                    self._source,
+                    element.start,
+                    element.end,
+                    self._origin,
+                )
+        if rest is not None:
+            arguments[leftover.name] = _coerce(leftover, rest[0] if len(rest) == 1 else tuple(rest), cmdlet.name)
+        errorAction = common.get("ErrorAction")
+        if errorAction is not None:
+            errorAction = toText(errorAction)
+            if errorAction.lower() not in (action.lower() for action in _ERROR_ACTIONS):
+                raise ShellError(
+                    f"Cannot bind parameter 'ErrorAction'. Cannot convert value \"{errorAction}\" to type "
+                    f"\"System.Management.Automation.ActionPreference\". Specify one of the following "
+                    f"enumerator names and try again: {', '.join(_ERROR_ACTIONS)}",
+                    cmdlet.name,
+                    self._source,
+                    node.start,
+                    node.end,
+                    self._origin,
+                )
+            errorAction = errorAction.lower()
+        return _Bound(
+            cmdlet,
+            node,
+            arguments,
+            whatIf=bool(common.get("WhatIf", False)),
+            verbose=bool(common.get("Verbose", False)),
+            errorAction=errorAction,
+        )
+
+    def _missingArgument(self, cmdlet, parameter, element):
+        kind = "System.Object[]" if parameter.kind == "list" else "System.Object"
+        if parameter.kind == "switch":
+            kind = "System.Management.Automation.SwitchParameter"
+        return ShellError(
+            f"Missing an argument for parameter '{parameter.name}'. Specify a parameter of type '{kind}' and try again.",
+            cmdlet.name,
+            self._source,
+            element.start,
+            element.end,
+            self._origin,
+        )
+
+    def _notFound(self, node):
+        lower = node.name.lower()
+        if lower == "exit":
+            return self._exit(node)
+        if lower in _KEYWORDS:
+            message = (
+                f"The exmta Shell does not run PowerShell's '{lower}' statement: "
+                "it runs cmdlets, pipelines and variable assignments."
+            )
+        else:
+            message = (
+                f"The term '{node.name}' is not recognized as the name of a cmdlet, function, script file, "
+                "or operable program. Check the spelling of the name, or if a path was included, verify "
+                "that the path is correct and try again."
+            )
+            names = [cmdlet.name for cmdlet in self.cmdlets.values()]
+            close = difflib.get_close_matches(node.name.lower(), [name.lower() for name in names], n=3, cutoff=0.75)
+            if close:
+                similar = [name for name in names if name.lower() in close]
+                message += f"\nSuggestion: the most similar commands are: {', '.join(sorted(similar))}."
+        end = node.start + len(self._source[node.start : node.end].split(None, 1)[0] or "x")
+        return ShellError(message, node.name, self._source, node.start, end, self._origin)
+
+    def _exit(self, node):
+        values = [self.evaluate(element) for element in node.elements if not isinstance(element, CommandParameter)]
+        if not values:
+            return ExitRequest(1 if self.failed else 0)
+        try:
+            return ExitRequest(int(values[0]))
+        except (TypeError, ValueError):
+            return ShellError(
+                f"Cannot convert value \"{toText(values[0])}\" to type \"System.Int32\".",
+                "exit",
+                self._source,
+                node.start,
+                node.end,
+                self._origin,
+            )
+
+    # Expressions.
+
+    def evaluate(self, node):
+        """
+        @return: the value of an expression node.
+        """
+        if isinstance(node, Constant):
+            return node.value
+        if isinstance(node, Variable):
+            if node.name == "?":
+                return self.succeeded
+            return lookupVariable(self.variables, node.name)
+        if isinstance(node, ExpandableString):
+            return "".join(part if isinstance(part, str) else toText(self.evaluate(part)) for part in node.parts)
+        if isinstance(node, Composite):
+            return "".join(toText(self.evaluate(piece)) for piece in node.pieces)
+        if isinstance(node, Member):
+            try:
+                return member(self.evaluate(node.target), node.name, node.call)
+            except FilterError as error:
+                raise ShellError(str(error), None, self._source, node.start, node.end, self._origin) from None
+            except (ShellError, ExitRequest, KeyboardInterrupt):
+                raise
+            except Exception as error:  # noqa: BLE001 - a method of an object failed
+                raise ShellError(_describe(error), None, self._source, node.start, node.end, self._origin) from None
+        if isinstance(node, ArrayLiteral):
+            return tuple(self.evaluate(item) for item in node.items)
+        if isinstance(node, Paren):
+            return _single(self._collect(node.pipeline))
+        if isinstance(node, SubExpression):
+            return _single(self._statements(node.statements))
+        if isinstance(node, ArrayExpression):
+            return tuple(self._statements(node.statements))
+        if isinstance(node, HashLiteral):
+            return {key: _single(self._collect(value)) for key, value in node.pairs}
+        if isinstance(node, ScriptBlockLiteral):
+            return node.block
+        if isinstance(node, Pipeline):
+            return _single(self._collect(node))
+        raise ShellError(f"Cannot evaluate {type(node).__name__}.")
+
+    def _collect(self, pipeline):
+        output = []
+        self._statement(pipeline, output.append)
+        return output
+
+    def _statements(self, statements):
+        output = []
+        for statement in statements:
+            self._statement(statement, output.append)
+        return output
+
+
+def _single(values):
+    """
+    PowerShell's result of a pipeline as a value: nothing is C{$null}, one
+    object is itself, more are an array.
+    """
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return tuple(values)
+
+
+def _enumerate(value):
+    """
+    The objects a value sends down a pipeline: an array's items, one object,
+    or nothing for C{$null}.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_asdict"):
+        return value
+    return (value,)
+
+
+def _coerce(parameter, value, command):
+    """
+    @return: C{value} as C{parameter}'s kind takes it.
+    @raise ShellError: for a switch given what is not a boolean.
+    """
+    if parameter.kind == "switch":
+        if isinstance(value, (bool, int, float)) or value is None:
+            return bool(value)
+        raise ShellError(
+            f"Cannot process argument transformation on parameter '{parameter.name}'. "
+            f"Cannot convert the \"{toText(value)}\" value of type \"{type(value).__name__}\" to type "
+            '"System.Management.Automation.SwitchParameter".',
+            command,
+        )
+    if parameter.kind == "list":
+        if value is None:
+            return None
+        if isinstance(value, (list, tuple)) and not hasattr(value, "_asdict"):
+            return tuple(value)
+        return (value,)
+    return value
+
+
+def _fromPipeline(parameter, item):
+    """
+    @return: C{(found, value)}: what a pipeline parameter binds from an
+        object piped in.
+    """
+    lower = parameter.name.lower()
+    if lower == "inputobject":
+        return True, item
+    if lower == "identity":
+        if isScalar(item):
+            return item is not None, item
+        if any(hasProperty(item, name) for name in ("Identity", "Name")):
+            return True, item
+    for name in (parameter.name, *parameter.aliases):
+        if not isScalar(item) and hasProperty(item, name):
+            return True, getProperty(item, name)
+    return False, None
+
+
+def _describe(error):
+    """
+    The message of an exception raised by a cmdlet, without a traceback.
+    """
+    if isinstance(error, (CmdletError, ConfigError, FilterError)):
+        return str(error)
+    if isinstance(error, ShellSyntaxError):
+        return str(error)
+    if isinstance(error, EndOfInput):
+        return "The end of standard input was reached before the answer."
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror or error}"
+    if os.environ.get("EXMTA_SHELL_TRACEBACK"):
+        traceback.print_exception(error)
+    return f"{type(error).__name__}: {error} (an error in exmta; EXMTA_SHELL_TRACEBACK=1 shows where)"
+

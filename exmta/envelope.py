@@ -122,6 +122,8 @@ class QueuedMessage:
 
     @ivar body: the ESMTP BODY type it was received with (L{Envelope.body}),
         which the send side must honour.
+    @ivar suspended: an administrator suspended it (Suspend-Message): the
+        queue manager leaves it alone until it is resumed.
     """
 
     queueId: str
@@ -132,6 +134,7 @@ class QueuedMessage:
     receivedFrom: dict = field(default_factory=dict)
     body: str = "7BIT"
     delayNotified: bool = False
+    suspended: bool = False
 
 
 @dataclass(frozen=True)

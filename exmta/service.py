@@ -7,10 +7,14 @@ service.
 """
 
 import socket
+from dataclasses import dataclass
 
 from twisted.application import service
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
 
+from exmta.admin import AdminCommands, AdminService, adminSocketPath
 from exmta.auth import portalFor
 from exmta.auth.accounts import AccountStore
 from exmta.auth.credentials import CredentialStore, checkCredentials
@@ -20,7 +24,7 @@ from exmta.errors import ConfigError
 from exmta.protocollog import ProtocolLog
 from exmta.queue.manager import QueueManager
 from exmta.queue.spool import Spool
-from exmta.receive.listener import ReceiveFactory, ReceiveService
+from exmta.receive.listener import ReceiveConfiguration, ReceiveFactory, ReceiveService
 from exmta.receive.tls import serverTLSOptions
 from exmta.routing import Resolver, nextHopFor
 from exmta.send import SmtpDelivery
@@ -30,14 +34,21 @@ from exmta.tracking import MessageTrackingLog
 class TransportServerService(service.MultiService):
     """
     One transport server's services.  They stop one after the other, last
-    started first (listeners, then the queue), and then the resources they
-    shared are released: outbound connections and the queue folder's lock.
+    started first (the admin endpoint, listeners, then the queue), and then
+    the resources they shared are released: outbound connections and the
+    queue folder's lock.
+
+    @ivar configuration: the L{_Configuration} it runs under.
     """
+
+    log = Logger()
 
     def __init__(self, name, closers):
         super().__init__()
         self.setName(name)
         self._closers = closers
+        self.configuration = None
+        self._parts = None
 
     @inlineCallbacks
     def stopService(self):
@@ -46,6 +57,125 @@ class TransportServerService(service.MultiService):
             yield maybeDeferred(child.stopService)
         for close in self._closers:
             yield maybeDeferred(close)
+
+    def reload(self):
+        """
+        Read org.ini again and run under it: sessions, routing and sends
+        that start from now on use the new configuration, those in progress
+        finish under the old one; listeners open and close as the bindings
+        changed.  Checked exactly as a start is, first: a configuration
+        that fails changes nothing.
+
+        What a restart alone changes is named in the result's
+        C{RestartRequired}: the TransportServer's folders and log settings
+        and its outbound connection caps.
+
+        @return: C{{"Path": org.ini, "RestartRequired": [setting names]}}.
+        @raise ConfigError: the configuration was refused; the running one
+            stays.
+        """
+        old = self.configuration
+        reactor, factory, manager, delivery, receive = self._parts
+        try:
+            new = _configure(
+                loadOrganization(old.organization.path), old.transportServer.name, reactor
+            )
+        except ConfigError as error:
+            self.log.error("reload refused, running configuration kept: {error}", error=str(error))
+            raise
+        try:
+            receive.listen(new.connectors)
+        except CannotListenError as error:
+            problem = ConfigError(
+                f"cannot listen on {error.interface or '*'}:{error.port} ({error.socketError}); "
+                "the running configuration stays",
+                old.organization.path,
+            )
+            self.log.error("reload refused, running configuration kept: {error}", error=str(problem))
+            raise problem from None
+        factory.reconfigure(new.receiveConfiguration())
+        delivery.reconfigure(new.organization, new.transportServer, new.credentials)
+        manager.reconfigure(new.recipients, new.route, server=new.transportServer,
+                            postmaster=new.postmaster)
+        receive.closeUnused(new.connectors)
+        self.configuration = new
+        restart = [
+            setting for setting, attribute in _RESTART_SETTINGS
+            if getattr(old.transportServer, attribute) != getattr(new.transportServer, attribute)
+        ]
+        self.log.info(
+            "reloaded {path}{restart}",
+            path=new.organization.path,
+            restart=f"; a restart is needed for {', '.join(restart)}" if restart else "",
+        )
+        return {"Path": new.organization.path, "RestartRequired": restart}
+
+
+# TransportServer settings a reload does not apply.
+_RESTART_SETTINGS = (
+    ("QueueDatabasePath", "queueDatabasePath"),
+    ("MailboxDatabasePath", "mailboxDatabasePath"),
+    ("MessageTrackingLogEnabled", "messageTrackingLogEnabled"),
+    ("MessageTrackingLogPath", "messageTrackingLogPath"),
+    ("ReceiveProtocolLogPath", "receiveProtocolLogPath"),
+    ("SendProtocolLogPath", "sendProtocolLogPath"),
+    ("MaxOutboundConnections", "maxOutboundConnections"),
+    ("MaxPerDomainOutboundConnections", "maxPerDomainOutboundConnections"),
+)
+
+
+@dataclass(frozen=True)
+class _Configuration:
+    """
+    What a transport server takes from org.ini, checked: made at start and
+    at each reload by L{_configure}.
+    """
+
+    organization: object
+    transportServer: object
+    accounts: object
+    credentials: object
+    connectors: tuple
+    tlsOptions: object
+    recipients: object
+    portals: dict
+
+    @property
+    def postmaster(self):
+        return self.organization.postmasterAddressOf(self.transportServer.name)
+
+    def route(self, address):
+        return nextHopFor(self.organization, self.transportServer.name, address.domain)
+
+    def receiveConfiguration(self):
+        return ReceiveConfiguration(
+            self.organization, self.transportServer, self.portals, self.recipients, self.tlsOptions
+        )
+
+
+def _configure(organization, serverName, reactor):
+    """
+    @param serverName: see L{chooseServer}.
+    @raise ConfigError: naming the file, line, section and key at fault.
+    """
+    transportServer = chooseServer(organization, serverName)
+    accounts = AccountStore.open(organization.accountStorePath)
+    credentials = CredentialStore.open(organization.credentialStorePath)
+    checkCredentials(organization, credentials)
+    connectors = organization.connectorsOf(transportServer.name)
+    return _Configuration(
+        organization=organization,
+        transportServer=transportServer,
+        accounts=accounts,
+        credentials=credentials,
+        connectors=connectors,
+        tlsOptions=serverTLSOptions(transportServer, connectors, reactor),
+        recipients=Resolver(organization),
+        portals={
+            connector.identity: portalFor(organization, connector, accounts, reactor)
+            for connector in connectors
+        },
+    )
 
 
 def chooseServer(organization, name=None, hostname=None):
@@ -106,54 +236,51 @@ def makeService(organization, server=None, reactor=None, resolver=None):
         from twisted.internet import reactor
     if isinstance(organization, str):
         organization = loadOrganization(organization)
-    transportServer = chooseServer(organization, server)
-    accounts = AccountStore.open(organization.accountStorePath)
-    credentials = CredentialStore.open(organization.credentialStorePath)
-    checkCredentials(organization, credentials)
-    connectors = organization.connectorsOf(transportServer.name)
-    tlsOptions = serverTLSOptions(transportServer, connectors, reactor)
+    configuration = _configure(organization, server, reactor)
+    transportServer = configuration.transportServer
     spool = Spool.open(transportServer.queueDatabasePath, reactor)
-    recipients = Resolver(organization)
     tracking = (
         MessageTrackingLog(transportServer.messageTrackingLogPath, reactor)
         if transportServer.messageTrackingLogEnabled
         else None
     )
-    portals = {
-        connector.identity: portalFor(organization, connector, accounts, reactor)
-        for connector in connectors
-    }
     factory = ReceiveFactory(
         organization,
         transportServer,
-        portals,
+        configuration.portals,
         spool,
-        recipients,
-        tlsOptions,
+        configuration.recipients,
+        configuration.tlsOptions,
         reactor,
         protocolLog=ProtocolLog(transportServer.receiveProtocolLogPath, "RECV", reactor),
         tracking=tracking,
     )
 
     remoteDelivery = SmtpDelivery(
-        organization, transportServer, credentials, reactor, resolver=resolver
+        organization, transportServer, configuration.credentials, reactor, resolver=resolver
     )
     closers = [remoteDelivery.close, spool.close]
     if tracking is not None:
         closers.append(tracking.close)
     top = TransportServerService(f"exmta {transportServer.name}", closers)
-    QueueManager(
+    manager = QueueManager(
         spool,
-        recipients,
+        configuration.recipients,
         MaildirDeliveryAgent(transportServer.mailboxDatabasePath, reactor),
         reactor,
         server=transportServer,
-        postmaster=organization.postmasterAddressOf(transportServer.name),
-        route=lambda address: nextHopFor(organization, transportServer.name, address.domain),
+        postmaster=configuration.postmaster,
+        route=configuration.route,
         remoteDelivery=remoteDelivery,
         trackingLog=tracking,
-    ).setServiceParent(top)
+    )
+    manager.setServiceParent(top)
     receive = ReceiveService(factory, reactor)
     receive.setName("receive")
     receive.setServiceParent(top)
+    AdminService(
+        adminSocketPath(transportServer), AdminCommands(manager, top.reload), reactor
+    ).setServiceParent(top)
+    top.configuration = configuration
+    top._parts = (reactor, factory, manager, remoteDelivery, receive)
     return top

@@ -1,7 +1,11 @@
 """
 C{twistd exmta}: command-line options to L{exmta.service.makeService}.
+
+SIGHUP makes the server read org.ini again
+(L{exmta.service.TransportServerService.reload}); the outcome is logged.
 """
 
+import signal
 import sys
 
 from twisted.application import service
@@ -46,6 +50,43 @@ class _StartOrExit(service.MultiService):
             )
             raise SystemExit(1)
 
+    def startService(self):
+        try:
+            super().startService()
+        except ConfigError as error:
+            sys.stderr.write(f"exmta: {error}\n")
+            raise SystemExit(1)
+
+
+class _ReloadOnHangup(service.Service):
+    """
+    While running, SIGHUP reloads the server's configuration.
+    """
+
+    def __init__(self, server):
+        self.server = server
+        self._previous = None
+
+    def startService(self):
+        from twisted.internet import reactor
+
+        super().startService()
+        self._previous = signal.signal(
+            signal.SIGHUP, lambda number, frame: reactor.callFromThread(self._reload)
+        )
+
+    def _reload(self):
+        try:
+            self.server.reload()
+        except ConfigError:
+            pass  # logged by reload; the running configuration stays
+
+    def stopService(self):
+        super().stopService()
+        if self._previous is not None:
+            signal.signal(signal.SIGHUP, self._previous)
+            self._previous = None
+
 
 def makeService(options):
     try:
@@ -55,4 +96,5 @@ def makeService(options):
         raise SystemExit(1)
     top = _StartOrExit()
     server.setServiceParent(top)
+    _ReloadOnHangup(server).setServiceParent(top)
     return top

@@ -33,6 +33,7 @@ never raises: a log that cannot be written is reported through
 L{twisted.logger} and mail goes on.
 """
 
+import calendar
 import json
 import os
 import time
@@ -138,3 +139,55 @@ class NoTrackingLog:
 
     def close(self):
         pass
+
+
+def readTrackingLog(path, start=None, end=None):
+    """
+    Read the events of a tracking log folder, oldest first, as
+    Get-MessageTrackingLog does.
+
+    @param path: the folder (MessageTrackingLogPath).
+    @param start: seconds since the epoch: skip events before it.
+    @param end: seconds since the epoch: skip events at or after it.
+    @return: an iterator of event dicts (the fields above); lines that are
+        not a JSON object, such as one cut short by a crash, are skipped.
+    """
+    try:
+        names = sorted(
+            name for name in os.listdir(path)
+            if name.startswith("MSGTRK") and name.endswith(".log") and len(name) == 18
+        )
+    except FileNotFoundError:
+        return
+    first = time.strftime("%Y%m%d", time.gmtime(start)) if start is not None else None
+    last = time.strftime("%Y%m%d", time.gmtime(end)) if end is not None else None
+    for name in names:
+        day = name[6:14]
+        if (first is not None and day < first) or (last is not None and day > last):
+            continue
+        with open(os.path.join(path, name), encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(event, dict):
+                    continue
+                when = _parseTimestamp(event.get("timestamp"))
+                if when is None:
+                    continue
+                if (start is not None and when < start) or (end is not None and when >= end):
+                    continue
+                yield event
+
+
+def _parseTimestamp(text):
+    """
+    @return: seconds since the epoch of a C{timestamp} field, or L{None}.
+    """
+    try:
+        whole, _, fraction = str(text).rstrip("Z").partition(".")
+        when = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+        return when + (int(fraction) / 10 ** len(fraction) if fraction.isdigit() else 0)
+    except (ValueError, TypeError):
+        return None

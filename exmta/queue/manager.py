@@ -54,6 +54,12 @@ on disk, and for each message the spool commits.  A pass that fails as a
 whole (the spool could not write, say) leaves the message as it was and
 is repeated after MessageRetryInterval.
 
+Administration
+==============
+The admin endpoint acts on the queue through the manager
+(L{exmta.queue.administration}), never at the same time as a pass over
+the same message.
+
 Message tracking
 ================
 The manager writes C{SUBMIT} when the spool commits a message (source
@@ -67,6 +73,7 @@ unknown, unroutable and expired ones), and C{DSN} for each notification
 
 import socket
 import sys
+from collections import Counter
 from dataclasses import replace
 
 from twisted.application import service
@@ -85,13 +92,14 @@ from exmta.errors import PermanentFailure, SMTPFailure, TransientFailure
 from exmta.queue import dsn
 from exmta.queue.retry import RetrySchedule
 from exmta.queue.spool import DELIVERED, FAILED, READY
+from exmta.queue.administration import QueueAdministration
+from exmta.queue.views import WAITING_FOR_SEND_CONNECTOR
 from exmta.routing import LOCAL, UNKNOWN
 from exmta.tracking import NoTrackingLog
 
 RECIPIENT_NOT_FOUND = "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found"
 UNABLE_TO_ROUTE = "550 5.4.4 Unable to route"
 MESSAGE_EXPIRED = "550 4.4.7 QUEUE.Expired; message expired"
-WAITING_FOR_SEND_CONNECTOR = "Waiting for a send connector"
 
 # Tracking log sources.
 SMTP = "SMTP"
@@ -142,7 +150,7 @@ class _Pass:
         )
 
 
-class QueueManager(service.Service):
+class QueueManager(QueueAdministration, service.Service):
     """
     Works the queue of one transport server.
 
@@ -216,6 +224,10 @@ class QueueManager(service.Service):
         self._passes = {}
         self._waiters = {}
         self._timers = {}
+        self._suspendedQueues = set()
+        self._activeQueues = Counter()
+        self._deliveryTypes = {}
+        self._pending = {}
 
     def startService(self):
         super().startService()
@@ -260,7 +272,29 @@ class QueueManager(service.Service):
         while self._passes:
             yield DeferredList(list(self._passes.values()))
 
+    def reconfigure(self, resolver, route=None, *, server=None, postmaster=None):
+        """
+        Work from now on with a new configuration's resolver and routes
+        (passes in progress finish with the old ones).  C{route} must be
+        given if and only if the manager has a send side; C{server} brings
+        its retry settings and Fqdn.
+        """
+        if (route is None) != (self.remoteDelivery is None):
+            raise ValueError("route and remoteDelivery go together")
+        self.resolver = resolver
+        self.route = route
+        if server is not None:
+            self.schedule = RetrySchedule.of(server)
+            self.reportingMta = server.fqdn
+        self.postmaster = postmaster or f"postmaster@{self.reportingMta}"
+
+    def _newPass(self, queued):
+        return _Pass(queued)
+
     def _current(self, queueId):
+        message = getattr(self.spool, "message", None)
+        if message is not None:
+            return message(queueId)
         for queued in self.spool.messages():
             if queued.queueId == queueId:
                 return queued
@@ -273,15 +307,46 @@ class QueueManager(service.Service):
 
     def _process(self, queued):
         queueId = queued.queueId
-        if queueId in self._passes:
+        if queueId in self._passes or queued.suspended:
             return
+        self._cancelTimer(queueId)
+        running = self._passes[queueId] = self._pass(queued)
+        running.addCallback(lambda queued: (queued, self._wakeTime(queued)))
+        running.addErrback(self._passFailed, queued)
+        running.addCallback(self._passed, queueId)
+
+    def _cancelTimer(self, queueId):
         timer = self._timers.pop(queueId, None)
         if timer is not None and timer.active():
             timer.cancel()
-        running = self._passes[queueId] = self._pass(queued)
-        running.addCallback(lambda queued: (queued, self.schedule.wakeTime(queued)))
-        running.addErrback(self._passFailed, queued)
-        running.addCallback(self._passed, queueId)
+
+    def _wakeTime(self, queued):
+        """
+        L{RetrySchedule.wakeTime}, for what the manager may work on: nothing
+        of a suspended message; of recipients held in a suspended queue,
+        only the expiry and delay notification of their message.
+        """
+        if queued.suspended:
+            return None
+        held = [
+            r for r in queued.recipients
+            if r.status == READY and r.nextHop in self._suspendedQueues
+        ]
+        if not held:
+            return self.schedule.wakeTime(queued)
+        others = replace(
+            queued,
+            recipients=tuple(
+                r for r in queued.recipients
+                if not (r.status == READY and r.nextHop in self._suspendedQueues)
+            ),
+        )
+        times = [
+            self.schedule.wakeTime(others),
+            self.schedule.expiresAt(queued),
+            self.schedule.delayNoticeAt(queued),
+        ]
+        return min(t for t in times if t is not None)
 
     def _passFailed(self, reason, queued):
         # Whatever broke (most likely the spool could not write), the
@@ -292,11 +357,14 @@ class QueueManager(service.Service):
     def _passed(self, outcome, queueId):
         queued, wake = outcome
         del self._passes[queueId]
-        if wake is not None and self.running:
-            delay = max(0, wake - self.reactor.seconds())
-            self._timers[queueId] = self.reactor.callLater(delay, self._process, queued)
+        self._schedule(queued, wake)
         for waiter in self._waiters.pop(queueId, ()):
             waiter.callback(self._current(queueId))
+
+    def _schedule(self, queued, wake):
+        if wake is not None and self.running:
+            delay = max(0, wake - self.reactor.seconds())
+            self._timers[queued.queueId] = self.reactor.callLater(delay, self._process, queued)
 
     @inlineCallbacks
     def _pass(self, queued):
@@ -370,6 +438,12 @@ class QueueManager(service.Service):
                 nextHop = self.route(address)
                 if nextHop is None:
                     self._fail(work, index, UNABLE_TO_ROUTE, ROUTING)
+                    continue
+                self._deliveryTypes[nextHop.key] = nextHop.deliveryType
+                if nextHop.key in self._suspendedQueues:
+                    # Held in its suspended queue, shown there.
+                    if recipient.nextHop != nextHop.key:
+                        work.recipients[index] = replace(recipient, nextHop=nextHop.key)
                 else:
                     addresses = remote.setdefault(nextHop.key, (nextHop, {}))[1]
                     addresses.setdefault(recipient.address, []).append(index)
@@ -419,10 +493,18 @@ class QueueManager(service.Service):
         queued = work.queued
 
         def send():
+            self._activeQueues[nextHop.key] += 1
             reading = self.spool.messageBytes(queued.queueId).addCallback(work.read)
-            return reading.addCallback(
+            reading.addCallback(
                 lambda message: self.remoteDelivery.send(nextHop, queued, list(addresses), message)
             )
+            return reading.addBoth(sent)
+
+        def sent(result):
+            self._activeQueues[nextHop.key] -= 1
+            if not self._activeQueues[nextHop.key]:
+                del self._activeQueues[nextHop.key]
+            return result
 
         def failed(reason):
             self.log.failure(

@@ -25,6 +25,7 @@ A queue id is 24 upper-case hex digits that sort by arrival
       "size": 1234,                           bytes in the .eml
       "body": "7BIT",                         ESMTP BODY: 7BIT or 8BITMIME
       "delayNotified": false,                 a delay DSN has been sent
+      "suspended": true,                      Suspend-Message; only written when true
       "receivedFrom": {
         "connector": "Default HubA", "server": "HubA",
         "peerHost": "192.0.2.7", "peerPort": 50123,
@@ -49,6 +50,12 @@ soon as possible") is when a C{Ready} recipient is next tried; C{nextHop}
 is the key of the next hop it was last routed to
 (L{exmta.envelope.NextHop.key}: the send connector's name, C{connector:domain}
 for MX delivery, or a transport server's name), null if none yet.
+
+A C{suspended} message stays queued, untouched, until it is resumed
+(Suspend-Message and Resume-Message; see L{exmta.admin}): no delivery
+attempt, no expiry, no delay notification.  The key was added to version
+2 without a new version number, so a reader that predates it delivers
+suspended messages.
 
 Readers ignore keys they do not know.  Version 1 (exmta before the send
 side) lacks C{delayNotified} and the last three recipient keys; it is read
@@ -122,6 +129,8 @@ def _encode(queued):
             for r in queued.recipients
         ],
     }
+    if queued.suspended:
+        document["suspended"] = True
     return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
 
 
@@ -149,6 +158,7 @@ def _decode(document):
         receivedFrom=document.get("receivedFrom", {}),
         body=document.get("body", "7BIT"),
         delayNotified=document.get("delayNotified", False),
+        suspended=document.get("suspended", False),
     )
 
 

@@ -24,14 +24,63 @@ TOO_MANY_CONNECTIONS = Reply(
 )
 
 
+class ReceiveConfiguration:
+    """
+    What sessions take from org.ini.  Each session keeps the configuration
+    it started under, so a reload (L{ReceiveFactory.reconfigure}) changes
+    only the sessions that start after it.
+
+    @ivar organization: the L{exmta.config.model.Organization}.
+    @ivar server: the L{exmta.config.model.TransportServer}.
+    @ivar connectors: the server's receive connectors.
+    @ivar portals: a L{twisted.cred.portal.Portal} per connector identity.
+    @ivar resolver: the L{exmta.interfaces.IRecipientResolver} RCPT asks.
+    @ivar tlsOptions: the STARTTLS context factory, or L{None}.
+    """
+
+    def __init__(self, organization, server, portals, resolver, tlsOptions):
+        self.organization = organization
+        self.server = server
+        self.connectors = organization.connectorsOf(server.name)
+        self.portals = portals
+        self.resolver = resolver
+        self.tlsOptions = tlsOptions
+
+
+class _SessionFactory:
+    """
+    The factory as one session sees it: the L{ReceiveConfiguration} of the
+    moment it connected, and the factory's shared parts (queue, reactor,
+    connection counts, logs) for the rest.
+    """
+
+    def __init__(self, factory, configuration):
+        self._factory = factory
+        self._configuration = configuration
+        self.organization = configuration.organization
+        self.server = configuration.server
+        self.connectors = configuration.connectors
+        self.resolver = configuration.resolver
+
+    def portalFor(self, connector):
+        return self._configuration.portals[connector.identity]
+
+    def tlsContextFor(self, connector):
+        return self._configuration.tlsOptions
+
+    def __getattr__(self, name):
+        return getattr(self._factory, name)
+
+
 class ReceiveFactory(ServerFactory):
     """
     Shared by every socket of a transport server: sessions are handed to
     connectors by their local and peer addresses, not by socket.
 
-    @ivar organization: the L{exmta.config.model.Organization}.
+    @ivar configuration: the L{ReceiveConfiguration} new sessions start
+        under; C{organization}, C{server}, C{connectors} and C{resolver}
+        are its.
     @ivar queue: the L{exmta.interfaces.IMessageQueue} accepted mail goes to.
-    @ivar resolver: the L{exmta.interfaces.IRecipientResolver} RCPT asks.
     @ivar tracking: the L{exmta.interfaces.IMessageTrackingLog} that hears
         of each accepted message, or L{None}.
     """
@@ -43,19 +92,31 @@ class ReceiveFactory(ServerFactory):
         self, organization, server, portals, queue, resolver, tlsOptions, reactor,
         protocolLog=None, tracking=None,
     ):
-        self.organization = organization
-        self.server = server
-        self.connectors = organization.connectorsOf(server.name)
-        self._portals = portals
+        self.configuration = ReceiveConfiguration(organization, server, portals, resolver, tlsOptions)
         self.queue = queue
-        self.resolver = resolver
-        self._tlsOptions = tlsOptions
         self.reactor = reactor
         self._connections = Counter()
         self._connectionsBySource = Counter()
         self._protocolLog = protocolLog
         self.tracking = tracking
         self._sessions = itertools.count(1)
+
+    organization = property(lambda self: self.configuration.organization)
+    server = property(lambda self: self.configuration.server)
+    connectors = property(lambda self: self.configuration.connectors)
+    resolver = property(lambda self: self.configuration.resolver)
+
+    def reconfigure(self, configuration):
+        """
+        Start new sessions under C{configuration}, a
+        L{ReceiveConfiguration}; sessions in progress keep theirs.
+        """
+        self.configuration = configuration
+
+    def buildProtocol(self, addr):
+        protocol = super().buildProtocol(addr)
+        protocol.factory = _SessionFactory(self, self.configuration)
+        return protocol
 
     def protocolSession(self, connector, local, peer):
         """
@@ -75,10 +136,10 @@ class ReceiveFactory(ServerFactory):
         return selectConnector(self.connectors, localHost, localPort, peerHost)
 
     def portalFor(self, connector):
-        return self._portals[connector.identity]
+        return self.configuration.portals[connector.identity]
 
     def tlsContextFor(self, connector):
-        return self._tlsOptions
+        return self.configuration.tlsOptions
 
     def admit(self, connector, peerHost):
         """
@@ -114,6 +175,12 @@ class ReceiveService(service.Service):
     below 1024 before it drops privileges, and so a busy port stops the
     start instead of leaving a server that silently does not listen.
 
+    After a reload, L{listen} opens the sockets of new bindings and
+    L{closeUnused} closes those no binding needs any more (connections
+    already accepted on them go on).  A reload that needs a port below 1024
+    after twistd dropped privileges fails (and is refused); so does one
+    that turns a specific binding into a wildcard one on the same port.
+
     @ivar ports: the listening ports, once started.
     """
 
@@ -122,29 +189,58 @@ class ReceiveService(service.Service):
     def __init__(self, factory, reactor):
         self.factory = factory
         self.reactor = reactor
-        self.ports = []
+        self._ports = {}
         self._bound = False
+
+    @property
+    def ports(self):
+        return list(self._ports.values())
 
     def privilegedStartService(self):
         super().privilegedStartService()
+        self.listen(self.factory.connectors)
         self._bound = True
+
+    def listen(self, connectors):
+        """
+        Open a socket for each binding of C{connectors} that has none.
+
+        @return: the bindings it opened.
+        @raise twisted.internet.error.CannotListenError: having closed the
+            sockets it opened.
+        """
+        opened = []
         try:
-            for binding in listeningAddresses(self.factory.connectors):
-                port = self.reactor.listenTCP(
+            for binding in listeningAddresses(connectors):
+                if binding in self._ports:
+                    continue
+                self._ports[binding] = self.reactor.listenTCP(
                     binding.port, self.factory, interface=binding.host
                 )
-                self.ports.append(port)
+                opened.append(binding)
                 self.log.info(
                     "listening on {binding} for {server}",
                     binding=str(binding),
                     server=self.factory.server.name,
                 )
         except BaseException:
-            for port in self.ports:
-                port.stopListening()
-            self.ports = []
-            self._bound = False
+            for binding in opened:
+                self._ports.pop(binding).stopListening()
             raise
+        return opened
+
+    def closeUnused(self, connectors):
+        """
+        Close the sockets of bindings C{connectors} no longer have.
+
+        @return: a Deferred firing when they are closed.
+        """
+        wanted = set(listeningAddresses(connectors))
+        closing = []
+        for binding in [b for b in self._ports if b not in wanted]:
+            self.log.info("no longer listening on {binding}", binding=str(binding))
+            closing.append(self._ports.pop(binding).stopListening())
+        return gatherResults(closing)
 
     def startService(self):
         if not self._bound:
@@ -153,6 +249,6 @@ class ReceiveService(service.Service):
 
     def stopService(self):
         super().stopService()
-        ports, self.ports = self.ports, []
+        ports, self._ports = list(self._ports.values()), {}
         self._bound = False
         return gatherResults([port.stopListening() for port in ports])

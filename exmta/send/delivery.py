@@ -175,6 +175,20 @@ class SmtpDelivery:
         self._live = set()
         self._protocolLog = None
         self._sessions = 0
+        self._generation = 0
+
+    def reconfigure(self, organization, server, credentials=None):
+        """
+        Send under a new configuration from now on.  Sends in progress
+        finish under the old one; connections it opened are not reused
+        (they close once idle).  The outbound connection caps and the
+        SendProtocolLogPath stay as they were until a restart.
+        """
+        self.organization = organization
+        self.server = server
+        if credentials is not None:
+            self._credentials = credentials
+        self._generation += 1
 
     # IRemoteDelivery
 
@@ -211,7 +225,9 @@ class SmtpDelivery:
         )
         for _ in range(3):
             try:
-                client = await self._pool.acquire(settings.key, lambda: self._open(settings))
+                client = await self._pool.acquire(
+                    (self._generation, settings.key), lambda: self._open(settings)
+                )
             except SMTPFailure as failure:
                 log.info(
                     "{queueId} not sent to {nextHop}: {reply}",

@@ -1,0 +1,575 @@
+"""
+What Get-Queue and Get-Message show: a transport server's queues as
+Exchange 2010 names them, computed from the spool's messages and the queue
+manager's in-memory state, and the C{-Filter} language that selects them.
+Pure: no I/O, no reactor.
+
+Queues
+======
+The spool holds messages, not queues; a message's C{Ready} recipients put
+it in these queues (one message may sit in several, one row in each):
+
+  - one delivery queue per next hop (L{exmta.envelope.NextHop.key}: the
+    send connector's name, C{connector:domain} for MX delivery, or a
+    transport server's name), where the recipient was last routed;
+    C{DeliveryType} C{SmartHostConnectorDelivery}, C{DnsConnectorDelivery}
+    or C{SmtpRelayWithinAdSite};
+  - C{Submission}: recipients not yet routed (no attempt yet);
+  - C{Unreachable}: remote recipients that wait for a send side;
+  - C{MailboxDelivery} (C{MapiDelivery}): local recipients waiting for a
+    retry of their mailbox delivery.
+
+A queue's identity is C{Server\\Name} (C{HubA\\ToInternetGateway}); a
+message's is C{Server\\Queue\\QueueId}, the queue id being the spool's.
+
+Queue status: C{Suspended} (Suspend-Queue), C{Active} (a delivery to it is
+in progress), C{Retry} (every recipient in it failed its last attempt and
+waits for its retry time), else C{Ready}.  Message status:
+C{PendingSuspend} or C{PendingRemove} (an administrator's request waits
+for the delivery in progress), C{Suspended}, C{Active}, C{Retry}, C{Ready}.
+
+Times are ISO 8601 strings in UTC (C{2026-01-01T00:00:00Z}).
+"""
+
+import fnmatch
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from exmta.queue.spool import READY
+
+SUBMISSION = "Submission"
+UNREACHABLE = "Unreachable"
+MAILBOX_DELIVERY = "MailboxDelivery"
+
+# The lastError of a remote recipient a manager without a send side holds.
+WAITING_FOR_SEND_CONNECTOR = "Waiting for a send connector"
+
+_SPECIAL_TYPES = {
+    SUBMISSION: "Undefined",
+    UNREACHABLE: "Unreachable",
+    MAILBOX_DELIVERY: "MapiDelivery",
+}
+
+ACTIVE = "Active"
+READY_STATUS = "Ready"
+RETRY = "Retry"
+SUSPENDED = "Suspended"
+PENDING_SUSPEND = "PendingSuspend"
+PENDING_REMOVE = "PendingRemove"
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """
+    What the queue manager knows at one moment.
+
+    @ivar server: the TransportServer's name, the first part of identities.
+    @ivar now: seconds since the epoch.
+    @ivar messages: the spool's L{exmta.envelope.QueuedMessage}s.
+    @ivar suspendedQueues: names of the suspended queues.
+    @ivar activeQueues: names of the queues a delivery is in progress to.
+    @ivar activeMessages: queue ids of the messages being worked on.
+    @ivar pending: queue id to C{PendingSuspend} or C{PendingRemove}.
+    @ivar deliveryTypes: next hop key to its DeliveryType, where known.
+    @ivar messageExpirationTimeout: seconds, for C{ExpirationTime}.
+    """
+
+    server: str
+    now: float
+    messages: tuple = ()
+    suspendedQueues: frozenset = frozenset()
+    activeQueues: frozenset = frozenset()
+    activeMessages: frozenset = frozenset()
+    pending: dict = field(default_factory=dict)
+    deliveryTypes: dict = field(default_factory=dict)
+    messageExpirationTimeout: float = 2 * 86400
+
+
+def isoTime(when):
+    """
+    @return: C{when} (seconds since the epoch) as ISO 8601 UTC, or L{None}.
+    """
+    if when is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+def queueOf(recipient):
+    """
+    @return: the name of the queue a C{Ready} recipient waits in.
+    """
+    if recipient.nextHop is not None:
+        return recipient.nextHop
+    if recipient.lastError == WAITING_FOR_SEND_CONNECTOR:
+        return UNREACHABLE
+    if recipient.attempts == 0 and recipient.lastError is None:
+        return SUBMISSION
+    return MAILBOX_DELIVERY
+
+
+def deliveryTypeOf(name, deliveryTypes):
+    if name in _SPECIAL_TYPES:
+        return _SPECIAL_TYPES[name]
+    if name in deliveryTypes:
+        return deliveryTypes[name]
+    return "DnsConnectorDelivery" if ":" in name else "SmartHostConnectorDelivery"
+
+
+def _members(state):
+    """
+    @return: {queue name: {queue id: (message, [its recipients there])}},
+        in arrival order.
+    """
+    queues = {}
+    for queued in state.messages:
+        for recipient in queued.recipients:
+            if recipient.status != READY:
+                continue
+            entry = queues.setdefault(queueOf(recipient), {}).setdefault(
+                queued.queueId, (queued, [])
+            )
+            entry[1].append(recipient)
+    return queues
+
+
+def _waitingForRetry(recipients, now):
+    return all(
+        r.attempts > 0 and r.nextRetryTime is not None and r.nextRetryTime > now
+        for r in recipients
+    )
+
+
+def _lastError(recipients):
+    failed = [r for r in recipients if r.lastError]
+    if not failed:
+        return None
+    return max(failed, key=lambda r: (r.nextRetryTime or 0, r.attempts)).lastError
+
+
+def queueRows(state):
+    """
+    @return: Get-Queue's objects (dicts), C{Submission} first, then by name.
+    """
+    members = _members(state)
+    names = set(members) | set(state.suspendedQueues) | {SUBMISSION}
+    rows = []
+    for name in sorted(names, key=lambda n: (n != SUBMISSION, n.lower())):
+        messages = members.get(name, {})
+        recipients = [r for _, waiting in messages.values() for r in waiting]
+        if name in state.suspendedQueues:
+            status = SUSPENDED
+        elif name in state.activeQueues or (
+            name == SUBMISSION and set(messages) & state.activeMessages
+        ):
+            status = ACTIVE
+        elif recipients and _waitingForRetry(recipients, state.now):
+            status = RETRY
+        else:
+            status = READY_STATUS
+        retryTimes = [r.nextRetryTime for r in recipients if r.nextRetryTime is not None]
+        deliveryType = deliveryTypeOf(name, state.deliveryTypes)
+        rows.append(
+            {
+                "Identity": f"{state.server}\\{name}",
+                "DeliveryType": deliveryType,
+                "Status": status,
+                "MessageCount": len(messages),
+                "NextHopDomain": name.partition(":")[2] if ":" in name else name,
+                "NextHopConnector": name.partition(":")[0]
+                if deliveryType in ("SmartHostConnectorDelivery", "DnsConnectorDelivery")
+                else None,
+                "NextRetryTime": isoTime(min(retryTimes)) if status == RETRY else None,
+                "LastError": _lastError(recipients),
+            }
+        )
+    return rows
+
+
+def messageRows(state):
+    """
+    @return: Get-Message's objects (dicts): one per message and queue it is
+        in, by queue then arrival.
+    """
+    rows = []
+    for name, messages in sorted(_members(state).items(), key=lambda item: item[0].lower()):
+        for queued, recipients in messages.values():
+            rows.append(_messageRow(state, name, queued, recipients))
+    return rows
+
+
+def _messageRow(state, name, queued, recipients):
+    if queued.queueId in state.pending:
+        status = state.pending[queued.queueId]
+    elif queued.suspended:
+        status = SUSPENDED
+    elif queued.queueId in state.activeMessages:
+        status = ACTIVE
+    elif _waitingForRetry(recipients, state.now):
+        status = RETRY
+    else:
+        status = READY_STATUS
+    received = queued.receivedFrom or {}
+    return {
+        "Identity": f"{state.server}\\{name}\\{queued.queueId}",
+        "FromAddress": queued.mailFrom or "<>",
+        "Status": status,
+        "Size": queued.size,
+        "MessageSourceName": received.get("connector") or "DSN",
+        "SourceIP": received.get("peerHost") or None,
+        "DateReceived": isoTime(queued.arrivalTime),
+        "ExpirationTime": isoTime(queued.arrivalTime + state.messageExpirationTimeout),
+        "LastError": _lastError(recipients),
+        "RetryCount": max(r.attempts for r in recipients),
+        "Recipients": [r.address for r in recipients],
+        "Queue": f"{state.server}\\{name}",
+        "InternalMessageId": queued.queueId,
+    }
+
+
+# Identities
+
+
+class IdentityError(ValueError):
+    """
+    An identity names no queue or message of this server.
+    """
+
+
+def _parts(text):
+    return [part for part in str(text).strip().split("\\")]
+
+
+def queueName(text, server):
+    """
+    @param text: C{Server\\Queue} or C{Queue}.
+    @return: the queue's name.
+    @raise IdentityError: for another server's queue or an empty name.
+    """
+    parts = _parts(text)
+    if len(parts) == 2:
+        if parts[0].lower() != server.lower():
+            raise IdentityError(
+                f"The queue {text} is on server {parts[0]}; this is {server}"
+            )
+        parts = parts[1:]
+    if len(parts) != 1 or not parts[0]:
+        raise IdentityError(f"{text!r} is not a queue identity (Server\\Queue)")
+    return parts[0]
+
+
+def messageIdentity(text, server):
+    """
+    @param text: C{Server\\Queue\\QueueId}, C{Queue\\QueueId},
+        C{Server\\QueueId} or C{QueueId}.
+    @return: (queue name or L{None} for every queue, queue id).
+    @raise IdentityError: when it cannot be one of this server's messages.
+    """
+    parts = _parts(text)
+    queueId = parts[-1].strip().upper()
+    if not re.fullmatch(r"[0-9A-F]{24}", queueId):
+        raise IdentityError(f"{text!r} is not a message identity (Server\\Queue\\QueueId)")
+    rest = parts[:-1]
+    if len(rest) == 2:
+        return queueName("\\".join(rest), server), queueId
+    if len(rest) == 1:
+        if rest[0].lower() == server.lower():
+            return None, queueId
+        return queueName(rest[0], server), queueId
+    if rest:
+        raise IdentityError(f"{text!r} is not a message identity (Server\\Queue\\QueueId)")
+    return None, queueId
+
+
+def sameQueue(name, other):
+    return name.lower() == other.lower()
+
+
+# Dates
+
+
+_DATE_FORMATS = (
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+)
+
+
+def parseDateTime(value):
+    """
+    A date as the Shell takes one: ISO 8601 (C{2026-01-01T10:00:00Z}; local
+    time without an offset) or the U.S. forms Exchange's examples use
+    (C{1/31/2026 10:00 AM}, C{1/31/2026}), in local time.
+
+    @param value: a string, a L{datetime} or seconds since the epoch.
+    @return: seconds since the epoch.
+    @raise ValueError: for anything else.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.timestamp()
+    text = str(value).strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        parsed = None
+        for pattern in _DATE_FORMATS:
+            try:
+                parsed = datetime.strptime(text, pattern)
+                break
+            except ValueError:
+                continue
+        if parsed is None:
+            raise ValueError(f"{text!r} is not a date and time") from None
+    return parsed.timestamp()
+
+
+# Filters
+
+
+class FilterError(ValueError):
+    """
+    A C{-Filter} that cannot be parsed or names an unknown property.
+    """
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<open>\() | (?P<close>\)) |
+        '(?P<single>(?:[^']|'')*)' |
+        "(?P<double>(?:[^"`]|`.|"")*)" |
+        (?P<operator>-[A-Za-z]+) |
+        (?P<variable>\$[A-Za-z_]+) |
+        (?P<word>[^\s()'"]+)
+    )""",
+    re.VERBOSE,
+)
+
+_COMPARISONS = {"eq", "ne", "like", "notlike", "gt", "ge", "lt", "le", "contains", "notcontains"}
+_NUMBER = re.compile(r"(?i)^([+-]?\d+(?:\.\d+)?)(kb|mb|gb|tb)?$")
+_MULTIPLIERS = {None: 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
+
+
+def _tokens(text):
+    position = 0
+    text = text.strip()
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    while position < len(text):
+        if text[position:].strip() == "":
+            break
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            raise FilterError(f"Invalid filter syntax at {text[position:].strip()!r}")
+        position = match.end()
+        kind = match.lastgroup
+        value = match.group(kind)
+        if kind == "single":
+            yield "value", value.replace("''", "'")
+        elif kind == "double":
+            yield "value", re.sub(r"`(.)", r"\1", value).replace('""', '"')
+        elif kind == "variable":
+            lowered = value.lower()
+            if lowered not in ("$true", "$false", "$null"):
+                raise FilterError(f"Unknown variable {value} in the filter")
+            yield "value", {"$true": True, "$false": False, "$null": None}[lowered]
+        elif kind == "operator":
+            yield "operator", value[1:].lower()
+        elif kind == "word":
+            number = _NUMBER.match(value)
+            if number:
+                amount = float(number.group(1)) * _MULTIPLIERS[(number.group(2) or "").lower() or None]
+                yield "value", int(amount) if amount == int(amount) else amount
+            else:
+                yield "word", value
+        else:
+            yield kind, value
+
+
+class _Parser:
+    def __init__(self, text, fields):
+        self.text = text
+        self.tokens = list(_tokens(text))
+        self.position = 0
+        self.fields = {name.lower(): name for name in fields}
+
+    def peek(self):
+        if self.position < len(self.tokens):
+            return self.tokens[self.position]
+        return (None, None)
+
+    def take(self):
+        token = self.peek()
+        self.position += 1
+        return token
+
+    def parse(self):
+        if not self.tokens:
+            raise FilterError("The filter is empty")
+        predicate = self.orExpression()
+        if self.position != len(self.tokens):
+            raise FilterError(f"Invalid filter syntax at {self.describe(self.peek())}")
+        return predicate
+
+    def describe(self, token):
+        kind, value = token
+        if kind is None:
+            return "the end of the filter"
+        return {"operator": f"-{value}", "open": "(", "close": ")"}.get(kind, repr(value))
+
+    def orExpression(self):
+        terms = [self.andExpression()]
+        while self.peek() == ("operator", "or"):
+            self.take()
+            terms.append(self.andExpression())
+        if len(terms) == 1:
+            return terms[0]
+        return lambda row: any(term(row) for term in terms)
+
+    def andExpression(self):
+        terms = [self.notExpression()]
+        while self.peek() == ("operator", "and"):
+            self.take()
+            terms.append(self.notExpression())
+        if len(terms) == 1:
+            return terms[0]
+        return lambda row: all(term(row) for term in terms)
+
+    def notExpression(self):
+        if self.peek() == ("operator", "not"):
+            self.take()
+            inner = self.notExpression()
+            return lambda row: not inner(row)
+        return self.primary()
+
+    def primary(self):
+        kind, value = self.take()
+        if kind == "open":
+            inner = self.orExpression()
+            if self.take()[0] != "close":
+                raise FilterError("Invalid filter syntax: a ( is not closed")
+            return inner
+        if kind != "word":
+            raise FilterError(
+                f"Invalid filter syntax: expected a property name, found {self.describe((kind, value))}"
+            )
+        name = self.fields.get(value.lower())
+        if name is None:
+            raise FilterError(
+                f"{value} is not a property that can be filtered on; use one of "
+                + ", ".join(sorted(self.fields.values()))
+            )
+        operatorKind, operator = self.take()
+        if operatorKind != "operator" or operator not in _COMPARISONS:
+            raise FilterError(
+                f"Invalid filter syntax: expected a comparison such as -eq after {name}, "
+                f"found {self.describe((operatorKind, operator))}"
+            )
+        valueKind, operand = self.take()
+        if valueKind not in ("value", "word"):
+            raise FilterError(
+                f"Invalid filter syntax: expected a value after -{operator}, "
+                f"found {self.describe((valueKind, operand))}"
+            )
+        return _comparison(name, operator, operand)
+
+
+def _isDateField(name):
+    return name in ("DateReceived", "ExpirationTime", "NextRetryTime", "Timestamp")
+
+
+def _coerce(name, left, right):
+    """
+    @return: (left, right) made comparable: dates as epoch seconds, numbers
+        as numbers, the rest as lower-case text.
+    """
+    if left is None or right is None:
+        return left, right
+    if _isDateField(name):
+        return parseDateTime(left), parseDateTime(right)
+    if isinstance(left, bool) or isinstance(right, bool):
+        return str(left).lower(), str(right).lower()
+    if isinstance(left, (int, float)):
+        try:
+            return left, float(right)
+        except (TypeError, ValueError):
+            return str(left).lower(), str(right).lower()
+    return str(left).lower(), str(right).lower()
+
+
+def _compareOne(name, operator, left, right):
+    if operator in ("like", "notlike"):
+        matched = left is not None and fnmatch.fnmatchcase(str(left).lower(), str(right).lower())
+        return matched if operator == "like" else not matched
+    try:
+        left, right = _coerce(name, left, right)
+    except ValueError as error:
+        raise FilterError(f"Cannot compare {name} with {right!r}: {error}") from None
+    if operator == "eq":
+        return left == right
+    if operator == "ne":
+        return left != right
+    if left is None or right is None:
+        return False
+    try:
+        if operator == "gt":
+            return left > right
+        if operator == "ge":
+            return left >= right
+        if operator == "lt":
+            return left < right
+        if operator == "le":
+            return left <= right
+    except TypeError:
+        return False
+    raise FilterError(f"-{operator} cannot compare {name}")
+
+
+def _comparison(name, operator, operand):
+    if _isDateField(name) and operand is not None and operator not in ("like", "notlike"):
+        try:
+            parseDateTime(operand)
+        except ValueError as error:
+            raise FilterError(f"Cannot compare {name} with {operand!r}: {error}") from None
+
+    def predicate(row):
+        value = row.get(name)
+        if isinstance(value, (list, tuple)):
+            if operator in ("ne", "notlike", "notcontains"):
+                positive = {"ne": "eq", "notlike": "like", "notcontains": "eq"}[operator]
+                return not any(_compareOne(name, positive, item, operand) for item in value)
+            actual = "eq" if operator == "contains" else operator
+            return any(_compareOne(name, actual, item, operand) for item in value)
+        if operator in ("contains", "notcontains"):
+            equal = _compareOne(name, "eq", value, operand)
+            return equal if operator == "contains" else not equal
+        return _compareOne(name, operator, value, operand)
+
+    return predicate
+
+
+def parseFilter(text, fields):
+    """
+    Parse an OPATH filter as Get-Queue and Get-Message take it:
+    C{Property -op Value} comparisons (C{-eq -ne -like -notlike -gt -ge -lt
+    -le -contains -notcontains}) joined by C{-and} and C{-or} (C{-and}
+    binds tighter), negated by C{-not}, grouped by parentheses.  Values are
+    quoted strings, numbers (C{10KB} is 10240), C{$true}, C{$false},
+    C{$null} or bare words.  Text compares case-insensitively; C{-like}
+    takes C{*} and C{?} wildcards; a list property (C{Recipients}) matches
+    when any of its items does.  Date properties compare as dates.  The
+    surrounding braces of a script block are optional.
+
+    @param fields: the property names that may be used.
+    @return: a predicate over a row (a dict).
+    @raise FilterError: naming what is wrong.
+    """
+    text = getattr(text, "text", text)
+    return _Parser(str(text), fields).parse()

@@ -1,0 +1,567 @@
+"""
+The queue cmdlets, run against a transport server that is running, and
+Get-MessageTrackingLog, which reads its tracking log files:
+
+    Get-Queue [[-Identity] Server\\Queue] [-Filter {...}] [-Server S] [-ResultSize N]
+    Get-Message [[-Identity] Server\\Queue\\QueueId | -Queue Server\\Queue | -Filter {...}]
+                [-Server S] [-ResultSize N]
+    Retry-Queue [-Identity] Server\\Queue | -Filter {...} [-Resubmit $true] [-Server S]
+    Suspend-Queue / Resume-Queue [-Identity] Server\\Queue | -Filter {...} [-Server S]
+    Suspend-Message / Resume-Message [-Identity] ... | -Filter {...} [-Server S]
+    Remove-Message [-Identity] ... | -Filter {...} [-WithNDR $false] [-Server S]
+    Export-Message [-Identity] Server\\Queue\\QueueId [-Path file.eml] [-Server S]
+        Export-Message -Identity X | AssembleMessage -Path file.eml
+    Get-MessageTrackingLog [-Sender a] [-Recipients a,b] [-MessageId id]
+        [-InternalMessageId qid] [-EventId SEND] [-Start date] [-End date]
+        [-Server S] [-ResultSize N|Unlimited]
+
+Which server: C{-Server}, else the server an identity names
+(C{HubB\\ToInternet}), else the one C{twistd exmta} would be without
+C{--server} (L{exmta.service.chooseServer}).  The queue cmdlets talk to
+its admin endpoint (L{exmta.admin}); they need the Shell to run as the
+user the server runs as (or root), and say so, or that the server is not
+running, when they cannot reach it.
+
+C{-Filter} takes Exchange's OPATH filters over the objects' properties
+(C{{FromAddress -eq "kim@fabrikam.com" -and Status -eq "Retry"}}), which
+the server evaluates (L{exmta.queue.views.parseFilter}); the Shell's
+variables in it are replaced by their values first.  C{-Identity},
+C{-Queue} and C{-Filter} are mutually exclusive, as in Exchange.
+"""
+
+import base64
+import datetime
+import os
+import re
+from dataclasses import dataclass
+
+from exmta.admin import AdminClient, AdminError, AdminUnavailable, adminSocketPath
+from exmta.config import loadOrganization
+from exmta.errors import ConfigError
+from exmta.queue.views import parseDateTime
+from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf
+from exmta.tracking import readTrackingLog
+
+# Get-MessageTrackingLog's and Get-Queue's default -ResultSize, as in Exchange.
+DEFAULT_RESULT_SIZE = 1000
+
+
+@dataclass
+class QueueInfo:
+    DefaultDisplayPropertySet = ("Identity", "DeliveryType", "Status", "MessageCount", "NextHopDomain")
+
+    Identity: str
+    DeliveryType: str
+    Status: str
+    MessageCount: int
+    NextHopDomain: str
+    NextHopConnector: str | None
+    NextRetryTime: datetime.datetime | None
+    LastError: str | None
+
+
+@dataclass
+class MessageInfo:
+    DefaultDisplayPropertySet = ("Identity", "FromAddress", "Status", "Queue")
+
+    Identity: str
+    FromAddress: str
+    Status: str
+    Size: int
+    MessageSourceName: str
+    SourceIP: str | None
+    DateReceived: datetime.datetime | None
+    ExpirationTime: datetime.datetime | None
+    LastError: str | None
+    RetryCount: int
+    Recipients: tuple
+    Queue: str
+    InternalMessageId: str
+
+
+@dataclass
+class ExportedMessage:
+    """
+    Export-Message's output: the message's bytes, for AssembleMessage.
+    """
+
+    DefaultDisplayPropertySet = ("Identity", "Size")
+
+    Identity: str
+    Size: int
+    FileData: bytes
+
+
+@dataclass
+class MessageTrackingEvent:
+    DefaultDisplayPropertySet = ("Timestamp", "EventId", "Source", "Sender", "Recipients")
+
+    Timestamp: datetime.datetime
+    EventId: str
+    Source: str | None
+    Sender: str | None
+    Recipients: tuple
+    RecipientStatus: str | None
+    MessageId: str | None
+    InternalMessageId: str | None
+    TotalBytes: int | None
+    ConnectorId: str | None
+    NextHop: str | None
+    ClientIp: str | None
+    ServerIp: str | None
+    Reference: str | None
+    RelatedRecipientAddress: tuple
+
+
+# Reaching the server
+
+
+def _organization(context):
+    try:
+        return loadOrganization(context.configPath)
+    except ConfigError as error:
+        raise CmdletError(str(error)) from None
+    except OSError as error:
+        raise CmdletError(f"cannot read {context.configPath}: {error.strerror}") from None
+
+
+def _transportServer(context, server=None, identity=None):
+    """
+    The TransportServer a cmdlet acts on: C{-Server}, else the one the
+    identity's first part names, else L{chooseServer}'s.
+    """
+    from exmta.service import chooseServer
+
+    organization = _organization(context)
+    if server is None and identity is not None and "\\" in identity:
+        first = identity.split("\\", 1)[0]
+        for candidate in organization.transportServers.values():
+            if candidate.name.lower() == first.lower():
+                server = candidate.name
+    try:
+        return chooseServer(organization, server)
+    except ConfigError as error:
+        raise CmdletError(str(error)) from None
+
+
+def _call(context, command, server=None, named=None, **arguments):
+    """
+    Run C{command} on the admin endpoint of the TransportServer C{server},
+    else the one the identity C{named} names, else the default one.
+    """
+    transportServer = _transportServer(context, server, named)
+    client = AdminClient(adminSocketPath(transportServer))
+    try:
+        return client.call(command, **arguments)
+    except AdminUnavailable as error:
+        raise CmdletError(
+            f"Cannot reach TransportServer {transportServer.name}: {error}. "
+            f"Start it with: twistd exmta -c {context.configPath} --server {transportServer.name}"
+        ) from None
+    except AdminError as error:
+        raise CmdletError(error.message) from None
+
+
+def _identity(value):
+    identity = identityOf(value)
+    return None if identity is None else str(identity)
+
+
+_VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _filterText(context, value):
+    """
+    The text of a -Filter (a script block or a string) with the Shell's
+    variables replaced by their values, quoted.
+    """
+    if value is None:
+        return None
+    text = str(value)
+
+    def substitute(match):
+        name = match.group(1).lower()
+        if name in ("true", "false", "null") or name not in context.variables:
+            return match.group(0)
+        item = context.variables[name]
+        if isinstance(item, bool) or item is None:
+            return {True: "$true", False: "$false", None: "$null"}[item]
+        if isinstance(item, (int, float)):
+            return str(item)
+        return "'" + str(_identity(item)).replace("'", "''") + "'"
+
+    return _VARIABLE.sub(substitute, text)
+
+
+def _resultSize(value, default=DEFAULT_RESULT_SIZE):
+    if value is None:
+        return default
+    if isinstance(value, str) and value.lower() == "unlimited":
+        return None
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        raise CmdletError(f"Cannot bind parameter 'ResultSize': {value!r} is not a number or Unlimited") from None
+    if size < 0:
+        raise CmdletError("Cannot bind parameter 'ResultSize': it cannot be negative")
+    return size
+
+
+def _limited(context, objects, resultSize):
+    if resultSize is not None and len(objects) > resultSize:
+        context.writeWarning(
+            f"There are more results, use ResultSize to view more results ({resultSize} shown)."
+        )
+        return objects[:resultSize]
+    return objects
+
+
+def _localTime(text):
+    if text is None:
+        return None
+    return datetime.datetime.fromtimestamp(parseDateTime(text))
+
+
+def _queueInfo(row):
+    return QueueInfo(
+        Identity=row["Identity"],
+        DeliveryType=row["DeliveryType"],
+        Status=row["Status"],
+        MessageCount=row["MessageCount"],
+        NextHopDomain=row["NextHopDomain"],
+        NextHopConnector=row.get("NextHopConnector"),
+        NextRetryTime=_localTime(row.get("NextRetryTime")),
+        LastError=row.get("LastError"),
+    )
+
+
+def _messageInfo(row):
+    return MessageInfo(
+        Identity=row["Identity"],
+        FromAddress=row["FromAddress"],
+        Status=row["Status"],
+        Size=row["Size"],
+        MessageSourceName=row["MessageSourceName"],
+        SourceIP=row.get("SourceIP"),
+        DateReceived=_localTime(row.get("DateReceived")),
+        ExpirationTime=_localTime(row.get("ExpirationTime")),
+        LastError=row.get("LastError"),
+        RetryCount=row.get("RetryCount", 0),
+        Recipients=tuple(row.get("Recipients", ())),
+        Queue=row["Queue"],
+        InternalMessageId=row["InternalMessageId"],
+    )
+
+
+def _exclusive(**given):
+    named = [name for name, value in given.items() if value is not None]
+    if len(named) > 1:
+        raise CmdletError(
+            "Parameter set cannot be resolved using the specified named parameters: "
+            + " and ".join(f"-{name}" for name in named)
+            + " cannot be used together."
+        )
+
+
+def _identityOrFilter(identity, filter):
+    _exclusive(Identity=identity, Filter=filter)
+    if identity is None and filter is None:
+        raise CmdletError("Give -Identity or -Filter.")
+
+
+# Queues
+
+
+@cmdlet(
+    "Get-Queue",
+    Parameter("Identity", position=0, pipeline=True),
+    Parameter("Filter"),
+    Parameter("Server"),
+    Parameter("ResultSize"),
+)
+def getQueue(context, Identity=None, Filter=None, Server=None, ResultSize=None):
+    identity = _identity(Identity)
+    _exclusive(Identity=identity, Filter=Filter)
+    rows = _call(
+        context, "getQueue", Server, identity,
+        identity=identity, filter=_filterText(context, Filter),
+    )
+    return _limited(context, [_queueInfo(row) for row in rows], _resultSize(ResultSize))
+
+
+def _queueTargets(context, identity, filter, server):
+    """
+    @return: the identities of the queues -Identity or -Filter names.
+    """
+    identity = _identity(identity)
+    _identityOrFilter(identity, filter)
+    if identity is not None:
+        return [identity]
+    rows = _call(context, "getQueue", server, filter=_filterText(context, filter))
+    return [row["Identity"] for row in rows]
+
+
+@cmdlet(
+    "Retry-Queue",
+    Parameter("Identity", position=0, pipeline=True),
+    Parameter("Filter"),
+    Parameter("Resubmit"),
+    Parameter("Server"),
+    supportsWhatIf=True,
+)
+def retryQueue(context, Identity=None, Filter=None, Resubmit=False, Server=None):
+    for identity in _queueTargets(context, Identity, Filter, Server):
+        if context.shouldProcess(identity, "Retry-Queue"):
+            _call(context, "retryQueue", Server, identity, identity=identity, resubmit=bool(Resubmit))
+
+
+@cmdlet(
+    "Suspend-Queue",
+    Parameter("Identity", position=0, pipeline=True),
+    Parameter("Filter"),
+    Parameter("Server"),
+    supportsWhatIf=True,
+)
+def suspendQueue(context, Identity=None, Filter=None, Server=None):
+    for identity in _queueTargets(context, Identity, Filter, Server):
+        if context.shouldProcess(identity, "Suspend-Queue"):
+            _call(context, "suspendQueue", Server, identity, identity=identity)
+
+
+@cmdlet(
+    "Resume-Queue",
+    Parameter("Identity", position=0, pipeline=True),
+    Parameter("Filter"),
+    Parameter("Server"),
+    supportsWhatIf=True,
+)
+def resumeQueue(context, Identity=None, Filter=None, Server=None):
+    for identity in _queueTargets(context, Identity, Filter, Server):
+        if context.shouldProcess(identity, "Resume-Queue"):
+            _call(context, "resumeQueue", Server, identity, identity=identity)
+
+
+# Messages
+
+
+@cmdlet(
+    "Get-Message",
+    Parameter("Identity", position=0, pipeline=True),
+    Parameter("Queue"),
+    Parameter("Filter"),
+    Parameter("Server"),
+    Parameter("ResultSize"),
+    Parameter("IncludeRecipientInfo", kind="switch"),
+)
+def getMessage(
+    context, Identity=None, Queue=None, Filter=None, Server=None, ResultSize=None,
+    IncludeRecipientInfo=False,
+):
+    identity = _identity(Identity)
+    queue = _identity(Queue)
+    _exclusive(Identity=identity, Queue=queue, Filter=Filter)
+    rows = _call(
+        context, "getMessage", Server, identity or queue,
+        identity=identity, queue=queue, filter=_filterText(context, Filter),
+    )
+    return _limited(context, [_messageInfo(row) for row in rows], _resultSize(ResultSize))
+
+
+def _messageCommand(context, command, action, Identity, Filter, Server, **arguments):
+    identity = _identity(Identity)
+    _identityOrFilter(identity, Filter)
+    target = identity if identity is not None else f"messages matching {Filter}"
+    if not context.shouldProcess(target, action):
+        return
+    results = _call(
+        context, command, Server, identity,
+        identity=identity, filter=_filterText(context, Filter), **arguments,
+    )
+    for result in results:
+        if result["Status"].startswith("Pending"):
+            context.writeWarning(
+                f"{result['Identity']} is being delivered; it is {result['Status']} "
+                "until that ends."
+            )
+
+
+@cmdlet(
+    "Suspend-Message",
+    Parameter("Identity", position=0, pipeline=True),
+    Parameter("Filter"),
+    Parameter("Server"),
+    supportsWhatIf=True,
+)
+def suspendMessage(context, Identity=None, Filter=None, Server=None):
+    _messageCommand(context, "suspendMessage", "Suspend-Message", Identity, Filter, Server)
+
+
+@cmdlet(
+    "Resume-Message",
+    Parameter("Identity", position=0, pipeline=True),
+    Parameter("Filter"),
+    Parameter("Server"),
+    supportsWhatIf=True,
+)
+def resumeMessage(context, Identity=None, Filter=None, Server=None):
+    _messageCommand(context, "resumeMessage", "Resume-Message", Identity, Filter, Server)
+
+
+@cmdlet(
+    "Remove-Message",
+    Parameter("Identity", position=0, pipeline=True),
+    Parameter("Filter"),
+    Parameter("WithNDR"),
+    Parameter("Server"),
+    supportsWhatIf=True,
+)
+def removeMessage(context, Identity=None, Filter=None, WithNDR=True, Server=None):
+    if not isinstance(WithNDR, bool):
+        raise CmdletError(
+            f"Cannot bind parameter 'WithNDR': {WithNDR!r} is not $true or $false"
+        )
+    _messageCommand(
+        context, "removeMessage", "Remove-Message", Identity, Filter, Server, withNDR=WithNDR
+    )
+
+
+@cmdlet(
+    "Export-Message",
+    Parameter("Identity", mandatory=True, position=0, pipeline=True),
+    Parameter("Path"),
+    Parameter("Server"),
+)
+def exportMessage(context, Identity, Path=None, Server=None):
+    identity = _identity(Identity)
+    result = _call(context, "exportMessage", Server, identity, identity=identity)
+    exported = ExportedMessage(
+        Identity=result["Identity"],
+        Size=result["Size"],
+        FileData=base64.b64decode(result["Data"]),
+    )
+    if Path is None:
+        return [exported]
+    _writeMessage(Path, exported.FileData)
+    return []
+
+
+@cmdlet(
+    "AssembleMessage",
+    Parameter("InputObject", pipeline=True),
+    Parameter("Path", mandatory=True, position=0),
+    collectInput=True,
+)
+def assembleMessage(context, InputObject=(), Path=None):
+    """
+    Exchange 2010's script that writes what Export-Message outputs to a
+    file: C{Export-Message -Identity X | AssembleMessage -Path x.eml}.
+    """
+    messages = [item for item in (InputObject or ()) if item is not None]
+    if len(messages) != 1:
+        raise CmdletError(
+            f"AssembleMessage writes one message to -Path; {len(messages)} were piped in"
+        )
+    [message] = messages
+    data = getattr(message, "FileData", message)
+    if not isinstance(data, bytes):
+        raise CmdletError("AssembleMessage takes the output of Export-Message")
+    _writeMessage(Path, data)
+    return []
+
+
+def _writeMessage(path, data):
+    path = os.path.expanduser(str(path))
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(descriptor, "wb") as handle:
+            handle.write(data)
+    except OSError as error:
+        raise CmdletError(f"Cannot write {path}: {error.strerror}") from None
+
+
+# Message tracking
+
+
+def _date(name, value):
+    if value is None:
+        return None
+    try:
+        return parseDateTime(value)
+    except ValueError as error:
+        raise CmdletError(f"Cannot bind parameter '{name}': {error}") from None
+
+
+def _bare(messageId):
+    return str(messageId).strip().strip("<>").lower()
+
+
+@cmdlet(
+    "Get-MessageTrackingLog",
+    Parameter("Sender"),
+    Parameter("Recipients", kind="list"),
+    Parameter("MessageId"),
+    Parameter("InternalMessageId"),
+    Parameter("EventId"),
+    Parameter("Start"),
+    Parameter("End"),
+    Parameter("Server"),
+    Parameter("ResultSize"),
+)
+def getMessageTrackingLog(
+    context, Sender=None, Recipients=None, MessageId=None, InternalMessageId=None,
+    EventId=None, Start=None, End=None, Server=None, ResultSize=None,
+):
+    """
+    Read the TransportServer's MessageTrackingLogPath directly (the server
+    need not run).  -Sender, -MessageId, -InternalMessageId and -EventId
+    compare case-insensitively (a Message-ID with or without its angle
+    brackets); -Recipients matches an event about any of them; -Start is
+    inclusive, -End exclusive.
+    """
+    transportServer = _transportServer(context, Server)
+    start, end = _date("Start", Start), _date("End", End)
+    limit = _resultSize(ResultSize)
+    recipients = {str(r).lower() for r in Recipients} if Recipients else None
+    found = []
+    for event in readTrackingLog(transportServer.messageTrackingLogPath, start, end):
+        if Sender is not None and str(event.get("sender", "")).lower() != str(Sender).lower():
+            continue
+        if EventId is not None and str(event.get("eventId", "")).lower() != str(EventId).lower():
+            continue
+        if MessageId is not None and _bare(event.get("messageId", "")) != _bare(MessageId):
+            continue
+        if InternalMessageId is not None and (
+            str(event.get("internalMessageId", "")).upper() != str(InternalMessageId).upper()
+        ):
+            continue
+        if recipients is not None and not recipients & {
+            str(r).lower() for r in event.get("recipients", ())
+        }:
+            continue
+        found.append(_trackingEvent(event))
+        if limit is not None and len(found) > limit:
+            break
+    return _limited(context, found, limit)
+
+
+def _trackingEvent(event):
+    related = event.get("relatedRecipientAddress") or ()
+    if isinstance(related, str):
+        related = (related,)
+    return MessageTrackingEvent(
+        Timestamp=_localTime(event["timestamp"]),
+        EventId=event.get("eventId"),
+        Source=event.get("source"),
+        Sender=event.get("sender"),
+        Recipients=tuple(event.get("recipients", ())),
+        RecipientStatus=event.get("recipientStatus"),
+        MessageId=event.get("messageId"),
+        InternalMessageId=event.get("internalMessageId"),
+        TotalBytes=event.get("totalBytes"),
+        ConnectorId=event.get("connectorId"),
+        NextHop=event.get("nextHop"),
+        ClientIp=event.get("clientIp"),
+        ServerIp=event.get("serverIp"),
+        Reference=event.get("reference"),
+        RelatedRecipientAddress=tuple(related),
+    )

@@ -263,7 +263,9 @@ class Session:
             try:
                 self._statement(statement, output.append)
             except ShellError as error:
+                self._fail()
                 raise error.locate(script.source, statement.start, statement.end) from None
+            self.succeeded = not self._statementFailed
         return output
 
     def _show(self, output):

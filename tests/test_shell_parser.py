@@ -212,7 +212,9 @@ def test_colonArguments():
 
 
 def test_barewords():
-    assert command("a HubA 10.2.3.4:25 192.168.1.10 [::1]:2525 * smtp:*.contoso.com user@fabrikam.com C:\\x")[1] == [
+    assert command(
+        "a HubA 10.2.3.4:25 192.168.1.10 [::1]:2525 * smtp:*.contoso.com user@fabrikam.com C:\\x"
+    )[1] == [
         (None, "HubA"),
         (None, "10.2.3.4:25"),
         (None, "192.168.1.10"),
@@ -230,8 +232,10 @@ def test_semicolonEndsABareword():
 
 
 def test_commaLists():
-    assert command("a BasicAuth,BasicAuthRequireTLS")[1] == [(None, ["BasicAuth", "BasicAuthRequireTLS"])]
-    assert command('a "x", \'y\' ,z')[1] == [(None, ["x", "y", "z"])]
+    assert command("a BasicAuth,BasicAuthRequireTLS")[1] == [
+        (None, ["BasicAuth", "BasicAuthRequireTLS"])
+    ]
+    assert command("a \"x\", 'y' ,z")[1] == [(None, ["x", "y", "z"])]
     assert command("a -P 1,\n 2")[1] == [("P", None), (None, [1, 2])]
 
 
@@ -260,7 +264,11 @@ def test_doubleQuoted():
     assert node.parts[2] == "$ "
     assert node.parts[3].name == "odd name"
     assert node.parts[5].name == "env:HOME"
-    assert command('a "no variables" "`u{263A}" "$"')[1] == [(None, "no variables"), (None, "\u263a"), (None, "$")]
+    assert command('a "no variables" "`u{263A}" "$"')[1] == [
+        (None, "no variables"),
+        (None, "\u263a"),
+        (None, "$"),
+    ]
 
 
 def test_subexpressionInString():
@@ -273,7 +281,9 @@ def test_typographicQuotesAndDashes():
     """
     Lines pasted from a word processor keep working.
     """
-    assert command("New-SendConnector \u2013Name \u201cTo Gateway\u201d \u2014Usage \u2018Custom\u2019")[1] == [
+    assert command(
+        "New-SendConnector \u2013Name \u201cTo Gateway\u201d \u2014Usage \u2018Custom\u2019"
+    )[1] == [
         ("Name", None),
         (None, "To Gateway"),
         ("Usage", None),
@@ -311,7 +321,9 @@ def test_expressionsStartPipelines():
 
 
 def test_brackets():
-    node = one("a (Get-Credential) @(b; c) $(d) @{Add='1.2.3.4','5.6.7.8'; 'Remove' = x}").elements[0]
+    node = one("a (Get-Credential) @(b; c) $(d) @{Add='1.2.3.4','5.6.7.8'; 'Remove' = x}").elements[
+        0
+    ]
     paren, array, sub, table = node.elements
     assert isinstance(paren, Paren) and paren.pipeline.elements[0].name == "Get-Credential"
     assert isinstance(array, ArrayExpression) and len(array.statements) == 2
@@ -323,7 +335,9 @@ def test_brackets():
 def test_scriptBlocksAreText():
     node = one('Get-Message -Filter {FromAddress -eq "}{" -and {nested}} # c').elements[0]
     assert node.elements[1] == ScriptBlockLiteral(
-        ScriptBlock('FromAddress -eq "}{" -and {nested}'), node.elements[1].start, node.elements[1].end
+        ScriptBlock('FromAddress -eq "}{" -and {nested}'),
+        node.elements[1].start,
+        node.elements[1].end,
     )
     assert str(node.elements[1].block) == 'FromAddress -eq "}{" -and {nested}'
 
@@ -338,7 +352,12 @@ def test_comments():
 
 
 def test_lineContinuation():
-    assert command("New-Thing -Name x `\n  -Count 2")[1] == [("Name", None), (None, "x"), ("Count", None), (None, 2)]
+    assert command("New-Thing -Name x `\n  -Count 2")[1] == [
+        ("Name", None),
+        (None, "x"),
+        ("Count", None),
+        (None, 2),
+    ]
     assert command("a -x 1 `\r\n -y 2")[1][2] == ("y", None)
 
 
@@ -358,7 +377,12 @@ def failure(text):
 @pytest.mark.parametrize(
     "text, message, column, incomplete",
     [
-        ('New-SendConnector -Name "ToInternetGateway', 'The string is missing the terminator: ".', 25, True),
+        (
+            'New-SendConnector -Name "ToInternetGateway',
+            'The string is missing the terminator: ".',
+            25,
+            True,
+        ),
         ("a 'x", "The string is missing the terminator: '.", 3, True),
         ("a |", "An empty pipe element is not allowed.", 3, True),
         ("a | | b", "An empty pipe element is not allowed.", 3, False),
@@ -379,7 +403,12 @@ def failure(text):
         ("a | $x", "Expressions are only allowed as the first element of a pipeline.", 5, False),
         ("a `", "Missing the line that the backtick (`) at the end continues.", 3, True),
         ("a <# b", "Missing the terminator '#>' of a block comment.", 3, True),
-        ("a $c.M(1)", "Method calls with arguments are not supported by the exmta Shell.", 7, False),
+        (
+            "a $c.M(1)",
+            "Method calls with arguments are not supported by the exmta Shell.",
+            7,
+            False,
+        ),
         ("a $(b", "Missing closing ')' in subexpression.", 6, True),
         ("a\nb 'x", "The string is missing the terminator: '.", 3, True),
     ],
@@ -405,7 +434,10 @@ def test_errorTextIsPowerShells():
 
 
 def test_errorNamesTheToken():
-    assert failure("$x = 1 Get-Foo").message == "Unexpected token 'Get-Foo' in expression or statement."
+    assert (
+        failure("$x = 1 Get-Foo").message
+        == "Unexpected token 'Get-Foo' in expression or statement."
+    )
 
 
 def test_tooDeep():
@@ -418,7 +450,9 @@ def test_tooDeep():
 
 
 def test_filters():
-    node = parseFilter(ScriptBlock('FromAddress -eq "kim@fabrikam.com" -and -not ($_.Status -clike "S*")'))
+    node = parseFilter(
+        ScriptBlock('FromAddress -eq "kim@fabrikam.com" -and -not ($_.Status -clike "S*")')
+    )
     assert isinstance(node, Logical) and node.operator == "and"
     assert isinstance(node.left, Comparison) and node.left.operator == "eq"
     assert node.left.left == Bareword("FromAddress", 0, 11)
@@ -487,6 +521,10 @@ def test_singleQuotedValuesRoundTrip(name, arguments):
     def quote(value):
         return "'" + "".join(c + c if c in "'\u2018\u2019\u201a\u201b" else c for c in value) + "'"
 
-    text = f"Verb-{name} " + " ".join(f"-{parameter} {quote(value)}" for parameter, value in arguments)
+    text = f"Verb-{name} " + " ".join(
+        f"-{parameter} {quote(value)}" for parameter, value in arguments
+    )
     _, elements = command(text)
-    assert elements == [item for parameter, value in arguments for item in ((parameter, None), (None, value))]
+    assert elements == [
+        item for parameter, value in arguments for item in ((parameter, None), (None, value))
+    ]

@@ -40,7 +40,11 @@ from tests.test_shell_parser import REFERENCE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "S3cr3t-Gateway-Value"
-BUILTINS = {key: value for key, value in CMDLETS.items() if value.function.__module__ == "exmta.shell.builtins"}
+BUILTINS = {
+    key: value
+    for key, value in CMDLETS.items()
+    if value.function.__module__ == "exmta.shell.builtins"
+}
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,16 @@ class Connector:
 
 CONNECTORS = [
     Connector("HubA\\Client HubA", "Client HubA", "HubA", "Client", ("0.0.0.0-255.255.255.255",)),
-    Connector("HubA\\FromInternetGateway", "FromInternetGateway", "HubA", "Custom", ("192.168.5.77",)),
-    Connector("HubA\\Receive Connector Name", "Receive Connector Name", "HubA", "Custom", ("192.168.1.10",)),
+    Connector(
+        "HubA\\FromInternetGateway", "FromInternetGateway", "HubA", "Custom", ("192.168.5.77",)
+    ),
+    Connector(
+        "HubA\\Receive Connector Name",
+        "Receive Connector Name",
+        "HubA",
+        "Custom",
+        ("192.168.1.10",),
+    ),
 ]
 
 
@@ -100,7 +112,9 @@ def registry(calls):
         registry=cmdlets,
     )(record("New-ReceiveConnector"))
 
-    @cmdlet("Get-ReceiveConnector", Parameter("Identity", position=0, pipeline=True), registry=cmdlets)
+    @cmdlet(
+        "Get-ReceiveConnector", Parameter("Identity", position=0, pipeline=True), registry=cmdlets
+    )
     def getReceiveConnector(context, Identity=None):
         calls.append(("Get-ReceiveConnector", {"Identity": Identity}, context))
         if Identity is None:
@@ -109,7 +123,9 @@ def registry(calls):
         wanted = identityOf(Identity).lower()
         found = [c for c in CONNECTORS if wanted in (c.Name.lower(), c.Identity.lower())]
         if not found:
-            raise CmdletError(f"The operation couldn't be performed because object '{Identity}' couldn't be found.")
+            raise CmdletError(
+                f"The operation couldn't be performed because object '{Identity}' couldn't be found."
+            )
         yield from found
 
     @cmdlet(
@@ -122,9 +138,19 @@ def registry(calls):
         registry=cmdlets,
     )
     def addADPermission(context, Identity, User, ExtendedRights=None, AccessRights=None):
-        calls.append(("Add-ADPermission", {"Identity": Identity, "User": User, "ExtendedRights": ExtendedRights}, context))
+        calls.append(
+            (
+                "Add-ADPermission",
+                {"Identity": Identity, "User": User, "ExtendedRights": ExtendedRights},
+                context,
+            )
+        )
         if context.shouldProcess(f"Adding permission to {identityOf(Identity)}"):
-            return {"Identity": identityOf(Identity), "User": User, "ExtendedRights": ExtendedRights}
+            return {
+                "Identity": identityOf(Identity),
+                "User": User,
+                "ExtendedRights": ExtendedRights,
+            }
         return None
 
     cmdlet(
@@ -160,7 +186,9 @@ def registry(calls):
             return None
         return identityOf(Identity)
 
-    @cmdlet("Count-Input", Parameter("InputObject", pipeline=True), collectInput=True, registry=cmdlets)
+    @cmdlet(
+        "Count-Input", Parameter("InputObject", pipeline=True), collectInput=True, registry=cmdlets
+    )
     def countInput(context, InputObject=()):
         calls.append(("Count-Input", {"InputObject": InputObject}, context))
         return len(InputObject)
@@ -248,7 +276,9 @@ def test_referenceBasicAuth():
 
 def test_referenceExternallySecuredAndAnonymousRelay(shell):
     assert shell.run(REFERENCE[2])
-    assert shell.arguments("New-SendConnector")["SmartHostAuthMechanism"] == ("ExternalAuthoritative",)
+    assert shell.arguments("New-SendConnector")["SmartHostAuthMechanism"] == (
+        "ExternalAuthoritative",
+    )
     assert shell.arguments("New-SendConnector")["Usage"] == "Internal"
     assert shell.run(REFERENCE[3])
     assert shell.arguments("New-ReceiveConnector") == {
@@ -271,7 +301,9 @@ def test_referenceExternallySecuredAndAnonymousRelay(shell):
     }
 
 
-@pytest.mark.parametrize("line, connector", [(REFERENCE[4], CONNECTORS[2]), (REFERENCE[7], CONNECTORS[1])])
+@pytest.mark.parametrize(
+    "line, connector", [(REFERENCE[4], CONNECTORS[2]), (REFERENCE[7], CONNECTORS[1])]
+)
 def test_referencePipeline(shell, line, connector):
     """
     The connector Get-ReceiveConnector outputs binds Add-ADPermission's
@@ -324,7 +356,11 @@ def test_ambiguousPrefix(shell):
         "Possible matches include: -SmartHosts -SmartHostAuthMechanism."
     )
     assert error.command == "Test-Thing"
-    assert str(error).splitlines()[1:] == ["At line:1 char:12", "+ Test-Thing -Smart x", "+            ~~~~~~"]
+    assert str(error).splitlines()[1:] == [
+        "At line:1 char:12",
+        "+ Test-Thing -Smart x",
+        "+            ~~~~~~",
+    ]
     assert "-Name -NameSuffix" in shell.error("Test-Thing -Nam x").message
 
 
@@ -341,7 +377,9 @@ def test_aliases(shell):
 def test_unknownParameter(shell):
     error = shell.error("Test-Thing -Frob x")
     assert error.message == "A parameter cannot be found that matches parameter name 'Frob'."
-    assert str(error).startswith("Test-Thing : A parameter cannot be found that matches parameter name 'Frob'.\n")
+    assert str(error).startswith(
+        "Test-Thing : A parameter cannot be found that matches parameter name 'Frob'.\n"
+    )
     assert str(error).splitlines()[1] == "At line:1 char:12"
 
 
@@ -379,7 +417,12 @@ def test_switches(shell):
 
 def test_listsAndValues(shell):
     shell.invoke("Test-Thing -SmartHosts one -Name 'a','b' -Count $null -RemoteIPRanges $null")
-    assert shell.arguments() == {"SmartHosts": ("one",), "Name": ("a", "b"), "Count": None, "RemoteIPRanges": None}
+    assert shell.arguments() == {
+        "SmartHosts": ("one",),
+        "Name": ("a", "b"),
+        "Count": None,
+        "RemoteIPRanges": None,
+    }
 
 
 def test_confirmIsAcceptedAndIgnored(shell):
@@ -394,7 +437,10 @@ def test_whatIf(shell):
     assert shell.calls[-1][2].whatIf is True
     shell.invoke("New-SendConnector X")
     assert shell.calls[-1][2].whatIf is False
-    assert shell.error("Test-Thing -WhatIf").message == "A parameter cannot be found that matches parameter name 'WhatIf'."
+    assert (
+        shell.error("Test-Thing -WhatIf").message
+        == "A parameter cannot be found that matches parameter name 'WhatIf'."
+    )
 
 
 def test_shouldProcessPrintsWhatIf(shell):
@@ -418,7 +464,10 @@ def test_errorAction(shell):
 
 def test_mandatoryParameters(shell):
     error = shell.error("New-SendConnector -Usage Internet")
-    assert error.message == "Cannot process command because of one or more missing mandatory parameters: Name."
+    assert (
+        error.message
+        == "Cannot process command because of one or more missing mandatory parameters: Name."
+    )
     assert error.command == "New-SendConnector"
     # A pipeline parameter may come from each object piped in: when it
     # does not, that object fails, and the next is tried.
@@ -431,24 +480,36 @@ def test_mandatoryParameters(shell):
 
 
 def test_pipelineBindsIdentityToTheWholeObject(shell):
-    assert shell.invoke("Get-ReceiveConnector | Half-Thing") == [CONNECTORS[1].Identity, CONNECTORS[2].Identity]
+    assert shell.invoke("Get-ReceiveConnector | Half-Thing") == [
+        CONNECTORS[1].Identity,
+        CONNECTORS[2].Identity,
+    ]
     assert "Half-Thing : Cannot change 'HubA\\Client HubA'." in shell.errors
     assert shell.session.failed
 
 
 def test_pipelineBindsTextToIdentity(shell):
-    assert shell.invoke('"FromInternetGateway", "Receive Connector Name" | Get-ReceiveConnector') == CONNECTORS[1:]
+    assert (
+        shell.invoke('"FromInternetGateway", "Receive Connector Name" | Get-ReceiveConnector')
+        == CONNECTORS[1:]
+    )
 
 
 def test_pipelineBindsPropertiesByName(shell):
     shell.invoke("@{Identity='Client HubA'; User='kim'} | Add-ADPermission -ExtendedRights x")
     assert shell.arguments("Add-ADPermission")["User"] == "kim"
-    assert shell.arguments("Add-ADPermission")["Identity"] == {"Identity": "Client HubA", "User": "kim"}
+    assert shell.arguments("Add-ADPermission")["Identity"] == {
+        "Identity": "Client HubA",
+        "User": "kim",
+    }
 
 
 def test_pipelineObjectThatBindsNothing(shell):
     assert not shell.run("1, 2 | Test-Thing")
-    assert shell.errors.count("The input object cannot be bound to any parameters for the command") == 2
+    assert (
+        shell.errors.count("The input object cannot be bound to any parameters for the command")
+        == 2
+    )
 
 
 def test_pipelineParameterGivenOnTheCommandLineIsNotRebound(shell):
@@ -456,7 +517,9 @@ def test_pipelineParameterGivenOnTheCommandLineIsNotRebound(shell):
     As in PowerShell: with -Identity on the command line, the object piped
     in has nothing left to bind.
     """
-    assert not shell.run("Get-ReceiveConnector 'Client HubA' | Add-ADPermission -Identity Other -User u")
+    assert not shell.run(
+        "Get-ReceiveConnector 'Client HubA' | Add-ADPermission -Identity Other -User u"
+    )
     assert "The input object cannot be bound to any parameters" in shell.errors
     assert "Add-ADPermission" not in [call[0] for call in shell.calls]
 
@@ -492,7 +555,9 @@ def test_unknownCmdlet(shell):
 
 
 def test_keywords(shell):
-    assert "does not run PowerShell's 'if' statement" in shell.error("if ($x) { Test-Thing }").message
+    assert (
+        "does not run PowerShell's 'if' statement" in shell.error("if ($x) { Test-Thing }").message
+    )
 
 
 def test_exit(shell):
@@ -510,7 +575,10 @@ def test_exit(shell):
 
 def test_cmdletErrors(shell):
     assert not shell.run("Test-Thing a; Fail-Thing X; Test-Thing b")
-    assert shell.errors == "Fail-Thing : The thing 'X' failed.\nAt line:1 char:15\n+ Test-Thing a; Fail-Thing X; Test-Thing b\n+               ~~~~~~~~~~~~"
+    assert (
+        shell.errors
+        == "Fail-Thing : The thing 'X' failed.\nAt line:1 char:15\n+ Test-Thing a; Fail-Thing X; Test-Thing b\n+               ~~~~~~~~~~~~"
+    )
     assert [call[1] for call in shell.calls] == [{"Name": "a"}, {"Name": "b"}]
 
 
@@ -519,7 +587,10 @@ def test_unexpectedErrorsShowNoTraceback(shell):
     assert shell.errors.startswith("Broken-Thing : ValueError: boom (an error in exmta;")
     assert "Traceback" not in shell.errors
     assert not shell.run("Open-Thing")
-    assert f"Open-Thing : {os.sep}nonexistent{os.sep}org.ini: No such file or directory" in shell.errors
+    assert (
+        f"Open-Thing : {os.sep}nonexistent{os.sep}org.ini: No such file or directory"
+        in shell.errors
+    )
 
 
 def test_syntaxErrorsRunNothing(shell):
@@ -552,18 +623,25 @@ def test_variablesPersistAcrossLines(shell):
 
 
 def test_assignments(shell):
-    shell.run("$one = Get-ReceiveConnector 'Client HubA'; $all = Get-ReceiveConnector; $none = Write-Output")
+    shell.run(
+        "$one = Get-ReceiveConnector 'Client HubA'; $all = Get-ReceiveConnector; $none = Write-Output"
+    )
     assert shell.session.variables["one"] == CONNECTORS[0]
     assert shell.session.variables["all"] == tuple(CONNECTORS)
     assert shell.session.variables["none"] is None
     assert shell.run("$null = Test-Thing x") and shell.output == ""
-    assert shell.error("$true = 1").message == "Cannot overwrite variable true because it is read-only or constant."
+    assert (
+        shell.error("$true = 1").message
+        == "Cannot overwrite variable true because it is read-only or constant."
+    )
     assert shell.invoke("$undefined") == []
 
 
 def test_expansionAndMembers(shell):
     shell.run("$c = Get-ReceiveConnector FromInternetGateway")
-    assert shell.invoke('"Server $($c.Server), $c.Name"') == [f"Server HubA, {CONNECTORS[1].Identity}.Name"]
+    assert shell.invoke('"Server $($c.Server), $c.Name"') == [
+        f"Server HubA, {CONNECTORS[1].Identity}.Name"
+    ]
     assert shell.invoke("$c.RemoteIPRanges") == ["192.168.5.77"]
     assert shell.invoke("(Get-ReceiveConnector).Name") == [c.Name for c in CONNECTORS]
     assert shell.invoke("Write-Output pre-$($c.Usage)-post") == ["pre-Custom-post"]
@@ -579,7 +657,9 @@ def test_environmentAndStatus(shell, monkeypatch):
 
 
 def test_hashtablesAndScriptBlocks(shell):
-    shell.invoke("Test-Thing -Name @{Add='1.2.3.4','5.6.7.8'; Remove=$null} -Count {FromAddress -eq 'x'}")
+    shell.invoke(
+        "Test-Thing -Name @{Add='1.2.3.4','5.6.7.8'; Remove=$null} -Count {FromAddress -eq 'x'}"
+    )
     arguments = shell.arguments()
     assert arguments["Name"] == {"Add": ("1.2.3.4", "5.6.7.8"), "Remove": None}
     assert str(arguments["Count"]) == "FromAddress -eq 'x'"
@@ -595,7 +675,7 @@ def test_getCredential():
     assert credential.UserName == "smtpgateway@contoso.com"
     assert revealPassword(credential) == SECRET == credential.GetNetworkCredential().Password
     assert SECRET not in repr(credential) + str(credential)
-    shell.run("$mycred; $mycred | Format-List; $mycred | Format-Table; Write-Output \"$mycred\"")
+    shell.run('$mycred; $mycred | Format-List; $mycred | Format-Table; Write-Output "$mycred"')
     assert SECRET not in shell.output
     assert "System.Security.SecureString" in shell.output
 
@@ -653,9 +733,9 @@ def test_formatTable():
         "FromInternetGateway    Custom True\n"
         "Receive Connector Name Custom True"
     )
-    assert formatTable([{"Queue": "a", "MessageCount": 3}, {"Queue": "bb", "MessageCount": 12}]) == (
-        "Queue MessageCount\n----- ------------\na                3\nbb              12"
-    )
+    assert formatTable(
+        [{"Queue": "a", "MessageCount": 3}, {"Queue": "bb", "MessageCount": 12}]
+    ) == ("Queue MessageCount\n----- ------------\na                3\nbb              12")
 
 
 def test_formatDefault():
@@ -673,12 +753,29 @@ def test_formatDefault():
         More: str
         EvenMore: str
 
-    assert formatDefault([View("x", False, "o", "m", "e")]) == "Identity Enabled\n-------- -------\nx        False"
+    assert (
+        formatDefault([View("x", False, "o", "m", "e")])
+        == "Identity Enabled\n-------- -------\nx        False"
+    )
+
+
+def test_formatTableNarrowsToTheDisplay():
+    rows = [{"Identity": "HubA\\Default", "Bindings": "{127.0.0.1:2525}", "Enabled": True}]
+    assert formatTable(rows, width=30) == (
+        "Identity     Bindings\n"
+        "--------     --------\n"
+        "HubA\\Default {127.0.0.1:2525}\n"
+        "WARNING: 1 columns do not fit into the display and were removed."
+    )
+    assert formatTable(rows, width=200) == formatTable(rows)
 
 
 def test_formatCmdlets(shell):
     shell.run("Get-ReceiveConnector | Format-Table Name, Usage")
-    assert shell.host.output[-1].splitlines()[:2] == ["Name                   Usage", "----                   -----"]
+    assert shell.host.output[-1].splitlines()[:2] == [
+        "Name                   Usage",
+        "----                   -----",
+    ]
     shell.run("Get-ReceiveConnector 'Client HubA' | fl Name")
     assert shell.host.output[-1] == "Name : Client HubA"
     shell.run("Get-ReceiveConnector | ft -Property Name -HideTableHeaders -AutoSize")
@@ -689,13 +786,17 @@ def test_formatCmdlets(shell):
 
 
 def test_whereObject(shell):
-    assert shell.invoke("Get-ReceiveConnector | Where-Object {$_.Usage -eq 'custom' -and $_.Name -like '*Gateway'}") == [
-        CONNECTORS[1]
-    ]
+    assert shell.invoke(
+        "Get-ReceiveConnector | Where-Object {$_.Usage -eq 'custom' -and $_.Name -like '*Gateway'}"
+    ) == [CONNECTORS[1]]
     assert shell.invoke("Get-ReceiveConnector | ? Usage -EQ Client") == [CONNECTORS[0]]
-    assert shell.invoke("Get-ReceiveConnector | where {RemoteIPRanges -contains '192.168.1.10'}") == [CONNECTORS[2]]
+    assert shell.invoke(
+        "Get-ReceiveConnector | where {RemoteIPRanges -contains '192.168.1.10'}"
+    ) == [CONNECTORS[2]]
     shell.run("$wanted = 'Client HubA'")
-    assert shell.invoke("Get-ReceiveConnector | Where-Object {$_.Name -eq $wanted}") == [CONNECTORS[0]]
+    assert shell.invoke("Get-ReceiveConnector | Where-Object {$_.Name -eq $wanted}") == [
+        CONNECTORS[0]
+    ]
     error = shell.error("Get-ReceiveConnector | Where-Object {$_.Name -frob 1}")
     assert "Unexpected token '-frob'" in error.message
 
@@ -704,7 +805,9 @@ def test_selectSortForEach(shell):
     assert shell.invoke("Get-ReceiveConnector | Select-Object -First 1 -Property Name, Usage") == [
         {"Name": "Client HubA", "Usage": "Client"}
     ]
-    assert shell.invoke("Get-ReceiveConnector | Select-Object -Last 1 -ExpandProperty Name") == ["Receive Connector Name"]
+    assert shell.invoke("Get-ReceiveConnector | Select-Object -Last 1 -ExpandProperty Name") == [
+        "Receive Connector Name"
+    ]
     assert shell.invoke("Get-ReceiveConnector | Sort-Object Name -Descending | % Name") == [
         "Receive Connector Name",
         "FromInternetGateway",
@@ -729,7 +832,9 @@ def test_getCommand(shell):
 
 def test_getHelp(shell):
     text = str(shell.invoke("Get-Help Get-Credential")[0])
-    assert text.startswith("NAME\n    Get-Credential\n\nSYNOPSIS\n    Ask for a user name and a password")
+    assert text.startswith(
+        "NAME\n    Get-Credential\n\nSYNOPSIS\n    Ask for a user name and a password"
+    )
     assert "-UserName" in str(shell.invoke("help Get-Credential -Full")[0])
     assert "Get-Command" in str(shell.invoke("Get-Help")[0])
     assert "could not find Frob" in shell.error("Get-Help Frob").message
@@ -742,12 +847,17 @@ def test_completions(shell):
     session = shell.session
     assert completions(session, "", "New-S") == ["New-SendConnector"]
     assert completions(session, "Get-ReceiveConnector X | ", "add-") == ["Add-ADPermission"]
-    assert completions(session, "New-SendConnector -Name x ", "-Sm") == ["-SmartHosts", "-SmartHostAuthMechanism"]
+    assert completions(session, "New-SendConnector -Name x ", "-Sm") == [
+        "-SmartHosts",
+        "-SmartHostAuthMechanism",
+    ]
     assert completions(session, "New-SendConnector ", "-wh") == ["-WhatIf"]
     assert completions(session, "$c = ", "Get-Cred") == ["Get-Credential"]
     assert completions(session, 'Test-Thing "a | b" ', "-Forc") == ["-Force"]
     session.variables["mycred"] = None
-    assert completions(session, "New-SendConnector -AuthenticationCredential ", "$my") == ["$mycred"]
+    assert completions(session, "New-SendConnector -AuthenticationCredential ", "$my") == [
+        "$mycred"
+    ]
     assert completions(session, "Nothing-Here ", "-x") == []
 
 
@@ -756,12 +866,58 @@ def test_completions(shell):
 
 _TOKENS = st.sampled_from(
     [
-        "Write-Output", "Format-List", "fl", "ft", "Select-Object", "Where-Object", "Sort-Object", "%",
-        "Get-Command", "Get-Help", "Get-Credential", "Read-Host", "ConvertTo-SecureString", "Test-Thing",
-        "Get-ReceiveConnector", "Add-ADPermission", "Count-Input", "Secret-Thing", "|", ";", "-Name", "-P",
-        "-First", "-Property", "{", "}", "$x", "$x =", "'a'", '"b $x"', "1", "1,2", "@{a=1}", "(", ")",
-        "$null", "-Confirm:$false", "-WhatIf", "-AsPlainText", "-eq", "*", "Name", "-EQ", "-Value",
-        "$_.Name", "-ExpandProperty", "@(", "$c.Name", "-Force", "$true", "-User", "\n",
+        "Write-Output",
+        "Format-List",
+        "fl",
+        "ft",
+        "Select-Object",
+        "Where-Object",
+        "Sort-Object",
+        "%",
+        "Get-Command",
+        "Get-Help",
+        "Get-Credential",
+        "Read-Host",
+        "ConvertTo-SecureString",
+        "Test-Thing",
+        "Get-ReceiveConnector",
+        "Add-ADPermission",
+        "Count-Input",
+        "Secret-Thing",
+        "|",
+        ";",
+        "-Name",
+        "-P",
+        "-First",
+        "-Property",
+        "{",
+        "}",
+        "$x",
+        "$x =",
+        "'a'",
+        '"b $x"',
+        "1",
+        "1,2",
+        "@{a=1}",
+        "(",
+        ")",
+        "$null",
+        "-Confirm:$false",
+        "-WhatIf",
+        "-AsPlainText",
+        "-eq",
+        "*",
+        "Name",
+        "-EQ",
+        "-Value",
+        "$_.Name",
+        "-ExpandProperty",
+        "@(",
+        "$c.Name",
+        "-Force",
+        "$true",
+        "-User",
+        "\n",
     ]
 )
 
@@ -801,7 +957,10 @@ def config(tmp_path):
 
 def test_commandReadsGetCredentialFromStandardInput(config):
     result = exmtaShell(
-        "-c", config, "-Command", "$c = Get-Credential; Write-Output $c.UserName; $c | Format-List",
+        "-c",
+        config,
+        "-Command",
+        "$c = Get-Credential; Write-Output $c.UserName; $c | Format-List",
         input=f"smtpgateway@contoso.com\n{SECRET}\n",
     )
     assert result.returncode == 0, result.stderr
@@ -821,7 +980,9 @@ def test_exitStatuses(config):
     result = exmtaShell("-c", config, "-Command", "Get-Frob; Write-Output next")
     assert result.returncode == 1
     assert result.stdout == "next\n"
-    assert result.stderr.startswith("Get-Frob : The term 'Get-Frob' is not recognized as the name of a cmdlet")
+    assert result.stderr.startswith(
+        "Get-Frob : The term 'Get-Frob' is not recognized as the name of a cmdlet"
+    )
     assert "Traceback" not in result.stderr
     assert exmtaShell("-c", config, "-Command", "exit 7").returncode == 7
     assert exmtaShell("-c", config, "-Command", "Write-Output 'unterminated").returncode == 1
@@ -881,7 +1042,10 @@ def test_exmtaHelpListsTheShell():
 
 def test_arguments():
     assert parseArguments(["-c", "x.ini", "-Com", "a", "-b"]) == {
-        "config": "x.ini", "command": "a -b", "file": None, "help": False,
+        "config": "x.ini",
+        "command": "a -b",
+        "file": None,
+        "help": False,
     }
     assert parseArguments(["script.ps1", "-NoProfile"])["file"] == "script.ps1"
 

@@ -10,11 +10,26 @@ import inspect
 import re
 from dataclasses import dataclass
 
-from exmta.shell.cmdlet import CmdletError, Parameter, PSCredential, ScriptBlock, SecureString, cmdlet
+from exmta.shell.cmdlet import (
+    CmdletError,
+    Parameter,
+    PSCredential,
+    ScriptBlock,
+    SecureString,
+    cmdlet,
+)
 from exmta.shell.filter import FilterError, compare, evaluate, matches, member, parseFilter, truthy
-from exmta.shell.format import FormatOutput, formatList, formatTable, getProperty, isScalar, properties, toText
+from exmta.shell.format import (
+    FormatOutput,
+    formatList,
+    formatTable,
+    getProperty,
+    isScalar,
+    properties,
+    toText,
+)
 from exmta.shell.host import EndOfInput
-from exmta.shell.runtime import ALIASES
+from exmta.shell.runtime import ALIASES, notRecognized
 
 ALIASES.update(
     {
@@ -35,8 +50,26 @@ ALIASES.update(
 )
 
 _OPERATORS = (
-    "EQ", "NE", "GT", "GE", "LT", "LE", "Like", "NotLike", "Match", "NotMatch",
-    "Contains", "NotContains", "In", "NotIn", "CEQ", "CNE", "CLike", "CNotLike", "CMatch", "CNotMatch",
+    "EQ",
+    "NE",
+    "GT",
+    "GE",
+    "LT",
+    "LE",
+    "Like",
+    "NotLike",
+    "Match",
+    "NotMatch",
+    "Contains",
+    "NotContains",
+    "In",
+    "NotIn",
+    "CEQ",
+    "CNE",
+    "CLike",
+    "CNotLike",
+    "CMatch",
+    "CNotMatch",
 )
 
 
@@ -140,13 +173,18 @@ def formatListCmdlet(context, Property=None, InputObject=None):
     Parameter("InputObject", pipeline=True),
     collectInput=True,
 )
-def formatTableCmdlet(context, Property=None, AutoSize=False, Wrap=False, HideTableHeaders=False, InputObject=None):
+def formatTableCmdlet(
+    context, Property=None, AutoSize=False, Wrap=False, HideTableHeaders=False, InputObject=None
+):
     """
     Show the objects as a table: a column per property (all, or those
-    -Property names).  Columns are always as wide as their widest value
-    (-AutoSize and -Wrap are accepted for scripts that give them).
+    -Property names).  Columns are as wide as their widest value; those
+    that do not fit the terminal are left out, with a warning (-AutoSize
+    and -Wrap are accepted for scripts that give them).
     """
-    text = formatTable(_objects(InputObject), _patterns(Property))
+    text = formatTable(
+        _objects(InputObject), _patterns(Property), width=getattr(context.host, "width", None)
+    )
     if text and HideTableHeaders:
         text = "\n".join(text.split("\n")[2:])
     if text:
@@ -234,13 +272,13 @@ def getCommand(context, Name=None, Verb=None, Noun=None, Syntax=False):
     for pattern in Name or ("*",):
         pattern = str(pattern)
         resolved = session.findCmdlet(pattern) if not _wild(pattern) else None
-        found = [resolved] if resolved else [c for c in cmdlets if fnmatch.fnmatchcase(c.name.lower(), pattern.lower())]
+        found = (
+            [resolved]
+            if resolved
+            else [c for c in cmdlets if fnmatch.fnmatchcase(c.name.lower(), pattern.lower())]
+        )
         if not found and not _wild(pattern):
-            raise CmdletError(
-                f"The term '{pattern}' is not recognized as the name of a cmdlet, function, script file, "
-                "or operable program. Check the spelling of the name, or if a path was included, verify "
-                "that the path is correct and try again."
-            )
+            raise CmdletError(notRecognized(pattern))
         chosen.extend(c for c in found if c not in chosen)
     for cmdlet_ in chosen:
         verb, _, noun = cmdlet_.name.partition("-")
@@ -272,11 +310,19 @@ def syntax(session, cmdlet_):
     parts = [cmdlet_.name]
     ordered = sorted(
         cmdlet_.parameters,
-        key=lambda p: (p.position is None, p.position if p.position is not None else 0, not p.mandatory),
+        key=lambda p: (
+            p.position is None,
+            p.position if p.position is not None else 0,
+            not p.mandatory,
+        ),
     )
     for parameter in ordered:
         kind = {"switch": "", "list": " <Object[]>"}.get(parameter.kind, " <Object>")
-        name = f"[-{parameter.name}]" if parameter.position is not None and kind else f"-{parameter.name}"
+        name = (
+            f"[-{parameter.name}]"
+            if parameter.position is not None and kind
+            else f"-{parameter.name}"
+        )
         text = name + kind
         if not parameter.mandatory:
             text = f"[{text}]"
@@ -380,7 +426,14 @@ exit leaves the Shell."""
     collectInput=True,
 )
 def selectObject(
-    context, Property=None, ExpandProperty=None, First=None, Last=None, Skip=None, Unique=False, InputObject=None
+    context,
+    Property=None,
+    ExpandProperty=None,
+    First=None,
+    Last=None,
+    Skip=None,
+    Unique=False,
+    InputObject=None,
 ):
     """
     Choose objects (-First, -Last, -Skip, -Unique) and their properties
@@ -405,7 +458,7 @@ def selectObject(
         if ExpandProperty is not None:
             found = getProperty(value, str(ExpandProperty), _MISSING)
             if found is _MISSING:
-                context.writeError(f"Property \"{ExpandProperty}\" cannot be found.")
+                context.writeError(f'Property "{ExpandProperty}" cannot be found.')
                 continue
             yield from _objects(found)
         elif Property is not None:
@@ -417,7 +470,9 @@ def selectObject(
                         if fnmatch.fnmatchcase(name.lower(), pattern.lower()):
                             chosen.setdefault(name, item)
                 else:
-                    names = [name for name, _ in properties(value) if name.lower() == pattern.lower()]
+                    names = [
+                        name for name, _ in properties(value) if name.lower() == pattern.lower()
+                    ]
                     chosen.setdefault(names[0] if names else pattern, getProperty(value, pattern))
             yield chosen
         else:
@@ -433,7 +488,9 @@ def _count(value, name):
     except (TypeError, ValueError):
         raise CmdletError(f"Cannot bind parameter '{name}': \"{value}\" is not a number.") from None
     if count < 0:
-        raise CmdletError(f"Cannot validate argument on parameter '{name}': it must not be negative.")
+        raise CmdletError(
+            f"Cannot validate argument on parameter '{name}': it must not be negative."
+        )
     return count
 
 
@@ -457,7 +514,9 @@ def whereObject(context, FilterScript=None, Value=None, InputObject=None, **oper
     ($_.Name, or Name alone) and variables; it cannot run commands.
     """
     if FilterScript is None:
-        raise CmdletError("Cannot process command because of one or more missing mandatory parameters: FilterScript.")
+        raise CmdletError(
+            "Cannot process command because of one or more missing mandatory parameters: FilterScript."
+        )
     if isinstance(FilterScript, ScriptBlock):
         node = _parsed(FilterScript)
         try:
@@ -467,7 +526,9 @@ def whereObject(context, FilterScript=None, Value=None, InputObject=None, **oper
     else:
         given = [name for name, on in operators.items() if on]
         if len(given) > 1:
-            raise CmdletError("Parameter set cannot be resolved using the specified named parameters.")
+            raise CmdletError(
+                "Parameter set cannot be resolved using the specified named parameters."
+            )
         value = member(InputObject, str(FilterScript)) if not isScalar(InputObject) else None
         if not given:
             keep = truthy(value)
@@ -503,7 +564,9 @@ def forEachObject(context, Process=None, InputObject=None):
     is one of the filter language: commands cannot run in it.
     """
     if Process is None:
-        raise CmdletError("Cannot process command because of one or more missing mandatory parameters: Process.")
+        raise CmdletError(
+            "Cannot process command because of one or more missing mandatory parameters: Process."
+        )
     try:
         if isinstance(Process, ScriptBlock):
             value = evaluate(_parsed(Process), InputObject, context.variables)

@@ -52,8 +52,20 @@ __all__ = ["parseFilter", "matches", "evaluate"]
 _COMPARISONS = {
     f"{prefix}{operator}"
     for operator in (
-        "eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch",
-        "contains", "notcontains", "in", "notin",
+        "eq",
+        "ne",
+        "gt",
+        "ge",
+        "lt",
+        "le",
+        "like",
+        "notlike",
+        "match",
+        "notmatch",
+        "contains",
+        "notcontains",
+        "in",
+        "notin",
     )
     for prefix in ("", "i", "c")
 }
@@ -143,7 +155,11 @@ class _FilterParser(_Parser):
             token = self.filterOperator()
             if not token or token[1:].lower() not in _COMPARISONS:
                 if token and token[1:].lower() not in ("and", "or", "xor", "not"):
-                    self.fail(f"Unexpected token '{token}' in expression or statement.", self.i, len(token))
+                    self.fail(
+                        f"Unexpected token '{token}' in expression or statement.",
+                        self.i,
+                        len(token),
+                    )
                 return left
             self.i += len(token)
             self.skipSpace(newlines=True)
@@ -198,7 +214,6 @@ class _FilterParser(_Parser):
         if number is not None:
             return Constant(number, start, self.i)
         return Bareword(text, start, self.i)
-
 
 
 # Matching.
@@ -263,7 +278,9 @@ class _Evaluator:
             target = self.value(node.target)
             return member(target, node.name, node.call)
         if isinstance(node, ExpandableString):
-            return "".join(part if isinstance(part, str) else toText(self.value(part)) for part in node.parts)
+            return "".join(
+                part if isinstance(part, str) else toText(self.value(part)) for part in node.parts
+            )
         if isinstance(node, SubExpression):
             if self.subexpression is None:
                 raise FilterError("Subexpressions are not supported in a filter.")
@@ -324,12 +341,29 @@ def member(target, name, call=False):
     found = getProperty(target, name)
     if call:
         if not callable(found):
-            raise FilterError(f"Method invocation failed because the object does not contain a method named '{name}'.")
+            raise FilterError(
+                f"Method invocation failed because the object does not contain a method named '{name}'."
+            )
         return found()
     return found
 
 
-_BASE = {"eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch", "contains", "notcontains", "in", "notin"}
+_BASE = {
+    "eq",
+    "ne",
+    "gt",
+    "ge",
+    "lt",
+    "le",
+    "like",
+    "notlike",
+    "match",
+    "notmatch",
+    "contains",
+    "notcontains",
+    "in",
+    "notin",
+}
 
 
 def compare(operator, left, right):
@@ -351,7 +385,9 @@ def compare(operator, left, right):
         found = any(_equal(item, left, caseSensitive) for item in items)
         return found if operator == "in" else not found
     if _isList(left):
-        return tuple(item for item in left if compare(("c" if caseSensitive else "") + operator, item, right))
+        return tuple(
+            item for item in left if compare(("c" if caseSensitive else "") + operator, item, right)
+        )
     if operator in ("eq", "ne"):
         return _equal(left, right, caseSensitive) == (operator == "eq")
     if operator in ("gt", "ge", "lt", "le"):
@@ -362,13 +398,21 @@ def compare(operator, left, right):
         return {"gt": order > 0, "ge": order >= 0, "lt": order < 0, "le": order <= 0}[operator]
     if operator in ("like", "notlike"):
         pattern = fnmatch.translate(toText(right))
-        found = re.match(pattern, toText(left), 0 if caseSensitive else re.IGNORECASE | re.DOTALL) is not None
+        found = (
+            re.match(pattern, toText(left), 0 if caseSensitive else re.IGNORECASE | re.DOTALL)
+            is not None
+        )
         return found == (operator == "like")
     # match, notmatch
     try:
-        found = re.search(toText(right), toText(left), 0 if caseSensitive else re.IGNORECASE) is not None
+        found = (
+            re.search(toText(right), toText(left), 0 if caseSensitive else re.IGNORECASE)
+            is not None
+        )
     except re.error as error:
-        raise FilterError(f"The regular expression pattern {toText(right)} is not valid: {error}.") from None
+        raise FilterError(
+            f"The regular expression pattern {toText(right)} is not valid: {error}."
+        ) from None
     return found == (operator == "match")
 
 

@@ -54,8 +54,17 @@ def isScalar(value):
     return value is None or isinstance(
         value,
         (
-            str, bytes, int, float, enum.Enum, datetime.date, datetime.time,
-            datetime.timedelta, SecureString, ScriptBlock, FormatOutput,
+            str,
+            bytes,
+            int,
+            float,
+            enum.Enum,
+            datetime.date,
+            datetime.time,
+            datetime.timedelta,
+            SecureString,
+            ScriptBlock,
+            FormatOutput,
         ),
     )
 
@@ -88,7 +97,11 @@ def properties(value):
             if isinstance(slot, str) and slot not in names:
                 names.append(slot)
     names.extend(name for name in getattr(value, "__dict__", {}) if name not in names)
-    return [(name, getattr(value, name)) for name in names if not name.startswith("_") and hasattr(value, name)]
+    return [
+        (name, getattr(value, name))
+        for name in names
+        if not name.startswith("_") and hasattr(value, name)
+    ]
 
 
 _MISSING = object()
@@ -177,7 +190,13 @@ def formatValue(value):
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, Mapping):
-        return "{" + "; ".join(f"{key}={formatValue(shown(str(key), item))}" for key, item in value.items()) + "}"
+        return (
+            "{"
+            + "; ".join(
+                f"{key}={formatValue(shown(str(key), item))}" for key, item in value.items()
+            )
+            + "}"
+        )
     if isinstance(value, (list, tuple, set, frozenset)) and not hasattr(value, "_asdict"):
         items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
         return "{" + ", ".join(formatValue(item) for item in items) + "}"
@@ -254,11 +273,14 @@ def formatList(objects, patterns=None):
     return "\n\n".join(blocks)
 
 
-def formatTable(objects, patterns=None):
+def formatTable(objects, patterns=None, width=None):
     """
     Format-Table: columns named by the first object's properties (or
     C{patterns}, or its type's C{DefaultDisplayPropertySet}), a dashed
     line under the headers, numbers right-aligned.
+
+    @param width: the display's width: columns that do not fit are left
+        out, with a warning, as PowerShell does.  C{None}: no limit.
     """
     objects = [value for value in objects if value is not None]
     scalars = [value for value in objects if isScalar(value)]
@@ -272,7 +294,21 @@ def formatTable(objects, patterns=None):
             pairs = dict((name.lower(), item) for name, item in selectProperties(value, headers))
             cells.append([pairs.get(name.lower()) for name in headers])
         texts = [[" ".join(formatValue(item).splitlines()) for item in row] for row in cells]
-        widths = [max([len(header)] + [len(row[i]) for row in texts]) for i, header in enumerate(headers)]
+        widths = [
+            max([len(header)] + [len(row[i]) for row in texts]) for i, header in enumerate(headers)
+        ]
+        dropped = 0
+        if width:
+            while (
+                len(headers) - dropped > 1
+                and sum(widths[: len(headers) - dropped]) + len(headers) - dropped - 1 > width
+            ):
+                dropped += 1
+            if dropped:
+                keep = len(headers) - dropped
+                headers, widths = headers[:keep], widths[:keep]
+                cells = [row[:keep] for row in cells]
+                texts = [row[:keep] for row in texts]
         numeric = [
             any(row[i] is not None for row in cells)
             and all(
@@ -294,14 +330,20 @@ def formatTable(objects, patterns=None):
             line(["-" * len(header) for header in headers]),
             *(line(row) for row in texts),
         ]
+        if dropped:
+            table.append(
+                f"WARNING: {dropped} columns do not fit into the display and were removed."
+            )
         parts.append("\n".join(table))
     return "\n".join(parts)
 
 
-def formatDefault(objects):
+def formatDefault(objects, width=None):
     """
     The output of a pipeline nobody formatted: text as it is, runs of
     objects of one type as a table or a list.
+
+    @param width: the display's width, for tables (L{formatTable}).
     """
     parts = []
     run = []
@@ -311,7 +353,7 @@ def formatDefault(objects):
             return
         first = run[0]
         if getattr(type(first), "DefaultDisplayPropertySet", None) or len(properties(first)) <= 4:
-            parts.append((formatTable(run), True))
+            parts.append((formatTable(run, width=width), True))
         else:
             parts.append((formatList(run), True))
         run.clear()

@@ -12,6 +12,7 @@ Get-Credential; ...'} answers Get-Credential's user name and password.
 """
 
 import getpass
+import shutil
 import sys
 
 from exmta.shell.cmdlet import PSCredential
@@ -43,6 +44,19 @@ class Host:
             return self.stdin.isatty()
         except (AttributeError, ValueError):
             return False
+
+    @property
+    def width(self):
+        """
+        The terminal's width when output goes to one (tables narrow to it),
+        else C{None}.
+        """
+        try:
+            if self.stdout.isatty():
+                return shutil.get_terminal_size().columns
+        except (AttributeError, ValueError, OSError):
+            pass
+        return None
 
     def write(self, text):
         """
@@ -115,6 +129,7 @@ class MemoryHost(Host):
         self.errors = []
 
     interactive = False
+    width = None
 
     def write(self, text):
         self.output.append(text)

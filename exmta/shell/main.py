@@ -300,4 +300,3 @@ def _lastCommand(before):
         elif c == "=" and before[start:index].strip().startswith("$"):
             start = index + 1
     return before[start:]
-

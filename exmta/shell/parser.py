@@ -90,7 +90,17 @@ QUOTES = SINGLE_QUOTES + DOUBLE_QUOTES
 _SPECIAL = set(";|,(){}&<>") | set(QUOTES)
 _MAX_DEPTH = 50
 _SCOPES = ("env", "global", "script", "local", "private", "variable")
-_ESCAPES = {"0": "\0", "a": "\a", "b": "\b", "e": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+_ESCAPES = {
+    "0": "\0",
+    "a": "\a",
+    "b": "\b",
+    "e": "\x1b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+}
 _MULTIPLIERS = {"kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40, "pb": 1 << 50}
 _NUMBER = re.compile(
     r"(?P<sign>[-\u2013\u2014\u2015+])?(?:0x(?P<hex>[0-9a-f]+)|(?P<dec>(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?))"
@@ -136,7 +146,9 @@ class _Parser:
         return self.at(DASHES) and (self.peek(1).isalpha() or self.at("_?", 1))
 
     def fail(self, message, offset=None, length=1, incomplete=False):
-        raise ShellSyntaxError(message, self.s, self.i if offset is None else offset, length, incomplete)
+        raise ShellSyntaxError(
+            message, self.s, self.i if offset is None else offset, length, incomplete
+        )
 
     def nest(self, offset):
         self.depth += 1
@@ -160,14 +172,18 @@ class _Parser:
             elif c == "`" and self.peek(1) in ("\r", "\n"):
                 self.i += 3 if s.startswith("\r\n", self.i + 1) else 2
             elif c == "`" and self.i + 1 == len(s):
-                self.fail("Missing the line that the backtick (`) at the end continues.", incomplete=True)
+                self.fail(
+                    "Missing the line that the backtick (`) at the end continues.", incomplete=True
+                )
             elif c == "#":
                 while self.i < len(s) and s[self.i] not in "\r\n":
                     self.i += 1
             elif s.startswith("<#", self.i):
                 end = s.find("#>", self.i + 2)
                 if end < 0:
-                    self.fail("Missing the terminator '#>' of a block comment.", length=2, incomplete=True)
+                    self.fail(
+                        "Missing the terminator '#>' of a block comment.", length=2, incomplete=True
+                    )
                 self.i = end + 2
             else:
                 return
@@ -217,13 +233,17 @@ class _Parser:
             self.fail("Unexpected end of input.", incomplete=True)
         if c == "&":
             if self.peek(1) == "&":
-                self.fail("The token '&&' is not a valid statement separator in this version.", length=2)
+                self.fail(
+                    "The token '&&' is not a valid statement separator in this version.", length=2
+                )
             self.fail(
                 "The ampersand (&) character is not allowed. The & operator is reserved for future use; "
                 'wrap an ampersand in double quotation marks ("&") to pass it as part of a string.'
             )
         if c in "<>":
-            self.fail(f"The '{c}' operator is reserved for future use: the exmta Shell does not redirect.")
+            self.fail(
+                f"The '{c}' operator is reserved for future use: the exmta Shell does not redirect."
+            )
         if c in "(){},|;=":
             token = c
         else:
@@ -255,12 +275,16 @@ class _Parser:
             if self.peek() != "|":
                 break
             if self.peek(1) == "|":
-                self.fail("The token '||' is not a valid statement separator in this version.", length=2)
+                self.fail(
+                    "The token '||' is not a valid statement separator in this version.", length=2
+                )
             bar = self.i
             self.i += 1
             self.skipSpace(newlines=True)
             if self.peek() in ("", ";", "|", ")", "}"):
-                self.fail("An empty pipe element is not allowed.", bar, incomplete=self.peek() == "")
+                self.fail(
+                    "An empty pipe element is not allowed.", bar, incomplete=self.peek() == ""
+                )
             elements.append(self.pipelineElement(first=False))
         return Pipeline(tuple(elements), assignTo, start, self.i)
 
@@ -409,7 +433,10 @@ class _Parser:
                 if nxt in ("\r", "\n"):
                     break
                 if nxt == "":
-                    self.fail("Missing the line that the backtick (`) at the end continues.", incomplete=True)
+                    self.fail(
+                        "Missing the line that the backtick (`) at the end continues.",
+                        incomplete=True,
+                    )
                 out.append(nxt)
                 self.i += 2
                 continue
@@ -454,7 +481,11 @@ class _Parser:
             self.i += 1
             self.skipSpace(newlines=True)
             if self.peek() in ("", ";", "|", ")", "}", ","):
-                self.fail("Missing expression after unary operator ','.", start, incomplete=self.peek() == "")
+                self.fail(
+                    "Missing expression after unary operator ','.",
+                    start,
+                    incomplete=self.peek() == "",
+                )
             item = self.unary()
             self.depth -= 1
             return ArrayLiteral((item,), start, self.i)
@@ -550,18 +581,24 @@ class _Parser:
                 else:
                     key = keyNode.value
             else:
-                while self.i < len(self.s) and (self.s[self.i].isalnum() or self.s[self.i] in "_-."):
+                while self.i < len(self.s) and (
+                    self.s[self.i].isalnum() or self.s[self.i] in "_-."
+                ):
                     self.i += 1
                 key = self.s[keyStart : self.i]
                 if not key:
                     self.fail("Missing key before '=' in hash literal.")
             self.skipSpace()
             if self.peek() != "=":
-                self.fail("Missing '=' operator after key in hash literal.", incomplete=self.peek() == "")
+                self.fail(
+                    "Missing '=' operator after key in hash literal.", incomplete=self.peek() == ""
+                )
             self.i += 1
             self.skipSpace(newlines=True)
             if self.peek() in ("", ";", "}", "\r", "\n"):
-                self.fail("Missing statement after '=' in hash literal.", incomplete=self.peek() == "")
+                self.fail(
+                    "Missing statement after '=' in hash literal.", incomplete=self.peek() == ""
+                )
             value = self.statement()
             pairs.append((key, value))
             self.skipSpace()
@@ -600,7 +637,9 @@ class _Parser:
                 self.i = len(s) if end < 0 else end + 2
             else:
                 self.i += 1
-        self.fail("Missing closing '}' in statement block or type definition.", start, incomplete=True)
+        self.fail(
+            "Missing closing '}' in statement block or type definition.", start, incomplete=True
+        )
 
     def variable(self):
         """
@@ -641,7 +680,12 @@ class _Parser:
             out = []
             while True:
                 if self.i >= len(self.s):
-                    self.fail("The string is missing the terminator: '.", start, len(self.s) - start, incomplete=True)
+                    self.fail(
+                        "The string is missing the terminator: '.",
+                        start,
+                        len(self.s) - start,
+                        incomplete=True,
+                    )
                 c = self.s[self.i]
                 if c in SINGLE_QUOTES:
                     if self.peek(1) in SINGLE_QUOTES and self.peek(1) != "":
@@ -657,7 +701,12 @@ class _Parser:
         text = []
         while True:
             if self.i >= len(self.s):
-                self.fail('The string is missing the terminator: ".', start, len(self.s) - start, incomplete=True)
+                self.fail(
+                    'The string is missing the terminator: ".',
+                    start,
+                    len(self.s) - start,
+                    incomplete=True,
+                )
             c = self.s[self.i]
             if c in DOUBLE_QUOTES:
                 if self.peek(1) in DOUBLE_QUOTES and self.peek(1) != "":
@@ -703,6 +752,7 @@ class _Parser:
         if all(isinstance(part, str) for part in parts):
             return Constant("".join(parts), start, self.i)
         return ExpandableString(tuple(parts), start, self.i)
+
 
 def _missingClosing(closing):
     if closing == ")":

@@ -241,7 +241,9 @@ class Session:
             raise
         except Exception as error:  # noqa: BLE001 - never a traceback
             self._show(output)
-            self._error(ShellError(_describe(error)).locate(source, statement.start, statement.end, origin))
+            self._error(
+                ShellError(_describe(error)).locate(source, statement.start, statement.end, origin)
+            )
         else:
             self._show(output)
         self.succeeded = not self._statementFailed
@@ -270,7 +272,7 @@ class Session:
 
     def _show(self, output):
         if output:
-            text = formatDefault(output)
+            text = formatDefault(output, width=getattr(self.host, "width", None))
             if text:
                 self.host.write(text)
 
@@ -311,7 +313,9 @@ class Session:
         if lower == "null":
             return
         if lower in _READ_ONLY:
-            raise ShellError(f"Cannot overwrite variable {lower} because it is read-only or constant.")
+            raise ShellError(
+                f"Cannot overwrite variable {lower} because it is read-only or constant."
+            )
         self.variables[lower] = value
 
     # Pipelines.
@@ -461,9 +465,13 @@ class Session:
         lower = name.lower()
         candidates = self.parametersOf(cmdlet)
         for parameter in candidates:
-            if parameter.name.lower() == lower or lower in (alias.lower() for alias in parameter.aliases):
+            if parameter.name.lower() == lower or lower in (
+                alias.lower() for alias in parameter.aliases
+            ):
                 return parameter
-        matches = [parameter for parameter in candidates if parameter.name.lower().startswith(lower)]
+        matches = [
+            parameter for parameter in candidates if parameter.name.lower().startswith(lower)
+        ]
         if len(matches) > 1:
             # As in PowerShell 6 and later: a prefix shared with common
             # parameters only names the cmdlet's own (-P for -Property, not
@@ -479,7 +487,9 @@ class Session:
                 f"Possible matches include: {' '.join('-' + p.name for p in matches)}.",
                 cmdlet.name,
             )
-        raise ShellError(f"A parameter cannot be found that matches parameter name '{name}'.", cmdlet.name)
+        raise ShellError(
+            f"A parameter cannot be found that matches parameter name '{name}'.", cmdlet.name
+        )
 
     def _bind(self, node):
         cmdlet = self.findCmdlet(node.name)
@@ -518,7 +528,11 @@ class Session:
                 if argument is None:
                     raise self._missingArgument(cmdlet, parameter, element)
                 value = self.evaluate(argument)
-            target = common if parameter in COMMON_PARAMETERS or parameter in (WHATIF, CONFIRM) else arguments
+            target = (
+                common
+                if parameter in COMMON_PARAMETERS or parameter in (WHATIF, CONFIRM)
+                else arguments
+            )
             if parameter.name in target:
                 raise ShellError(
                     f"Cannot bind parameter because parameter '{parameter.name}' is specified more than once. "
@@ -538,7 +552,9 @@ class Session:
             (p for p in cmdlet.parameters if p.position is not None and p.name not in arguments),
             key=lambda p: p.position,
         )
-        leftover = next((p for p in cmdlet.parameters if p.remaining and p.name not in arguments), None)
+        leftover = next(
+            (p for p in cmdlet.parameters if p.remaining and p.name not in arguments), None
+        )
         rest = None
         for element in positional:
             value = self.evaluate(element)
@@ -562,14 +578,16 @@ class Session:
                     self._origin,
                 )
         if rest is not None:
-            arguments[leftover.name] = _coerce(leftover, rest[0] if len(rest) == 1 else tuple(rest), cmdlet.name)
+            arguments[leftover.name] = _coerce(
+                leftover, rest[0] if len(rest) == 1 else tuple(rest), cmdlet.name
+            )
         errorAction = common.get("ErrorAction")
         if errorAction is not None:
             errorAction = toText(errorAction)
             if errorAction.lower() not in (action.lower() for action in _ERROR_ACTIONS):
                 raise ShellError(
                     f"Cannot bind parameter 'ErrorAction'. Cannot convert value \"{errorAction}\" to type "
-                    f"\"System.Management.Automation.ActionPreference\". Specify one of the following "
+                    f'"System.Management.Automation.ActionPreference". Specify one of the following '
                     f"enumerator names and try again: {', '.join(_ERROR_ACTIONS)}",
                     cmdlet.name,
                     self._source,
@@ -610,28 +628,32 @@ class Session:
                 "it runs cmdlets, pipelines and variable assignments."
             )
         else:
-            message = (
-                f"The term '{node.name}' is not recognized as the name of a cmdlet, function, script file, "
-                "or operable program. Check the spelling of the name, or if a path was included, verify "
-                "that the path is correct and try again."
-            )
+            message = notRecognized(node.name)
             names = [cmdlet.name for cmdlet in self.cmdlets.values()]
-            close = difflib.get_close_matches(node.name.lower(), [name.lower() for name in names], n=3, cutoff=0.75)
+            close = difflib.get_close_matches(
+                node.name.lower(), [name.lower() for name in names], n=3, cutoff=0.75
+            )
             if close:
                 similar = [name for name in names if name.lower() in close]
-                message += f"\nSuggestion: the most similar commands are: {', '.join(sorted(similar))}."
+                message += (
+                    f"\nSuggestion: the most similar commands are: {', '.join(sorted(similar))}."
+                )
         end = node.start + len(self._source[node.start : node.end].split(None, 1)[0] or "x")
         return ShellError(message, node.name, self._source, node.start, end, self._origin)
 
     def _exit(self, node):
-        values = [self.evaluate(element) for element in node.elements if not isinstance(element, CommandParameter)]
+        values = [
+            self.evaluate(element)
+            for element in node.elements
+            if not isinstance(element, CommandParameter)
+        ]
         if not values:
             return ExitRequest(1 if self.failed else 0)
         try:
             return ExitRequest(int(values[0]))
         except (TypeError, ValueError):
             return ShellError(
-                f"Cannot convert value \"{toText(values[0])}\" to type \"System.Int32\".",
+                f'Cannot convert value "{toText(values[0])}" to type "System.Int32".',
                 "exit",
                 self._source,
                 node.start,
@@ -652,18 +674,25 @@ class Session:
                 return self.succeeded
             return lookupVariable(self.variables, node.name)
         if isinstance(node, ExpandableString):
-            return "".join(part if isinstance(part, str) else toText(self.evaluate(part)) for part in node.parts)
+            return "".join(
+                part if isinstance(part, str) else toText(self.evaluate(part))
+                for part in node.parts
+            )
         if isinstance(node, Composite):
             return "".join(toText(self.evaluate(piece)) for piece in node.pieces)
         if isinstance(node, Member):
             try:
                 return member(self.evaluate(node.target), node.name, node.call)
             except FilterError as error:
-                raise ShellError(str(error), None, self._source, node.start, node.end, self._origin) from None
+                raise ShellError(
+                    str(error), None, self._source, node.start, node.end, self._origin
+                ) from None
             except (ShellError, ExitRequest, KeyboardInterrupt):
                 raise
             except Exception as error:  # noqa: BLE001 - a method of an object failed
-                raise ShellError(_describe(error), None, self._source, node.start, node.end, self._origin) from None
+                raise ShellError(
+                    _describe(error), None, self._source, node.start, node.end, self._origin
+                ) from None
         if isinstance(node, ArrayLiteral):
             return tuple(self.evaluate(item) for item in node.items)
         if isinstance(node, Paren):
@@ -690,6 +719,17 @@ class Session:
         for statement in statements:
             self._statement(statement, output.append)
         return output
+
+
+def notRecognized(name):
+    """
+    PowerShell's message for a command it does not have.
+    """
+    return (
+        f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or "
+        "operable program. Check the spelling of the name, or if a path was included, verify that "
+        "the path is correct and try again."
+    )
 
 
 def _single(values):
@@ -726,7 +766,7 @@ def _coerce(parameter, value, command):
             return bool(value)
         raise ShellError(
             f"Cannot process argument transformation on parameter '{parameter.name}'. "
-            f"Cannot convert the \"{toText(value)}\" value of type \"{type(value).__name__}\" to type "
+            f'Cannot convert the "{toText(value)}" value of type "{type(value).__name__}" to type '
             '"System.Management.Automation.SwitchParameter".',
             command,
         )
@@ -773,5 +813,6 @@ def _describe(error):
         return f"{where}{error.strerror or error}"
     if os.environ.get("EXMTA_SHELL_TRACEBACK"):
         traceback.print_exception(error)
-    return f"{type(error).__name__}: {error} (an error in exmta; EXMTA_SHELL_TRACEBACK=1 shows where)"
-
+    return (
+        f"{type(error).__name__}: {error} (an error in exmta; EXMTA_SHELL_TRACEBACK=1 shows where)"
+    )

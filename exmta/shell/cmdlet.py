@@ -39,6 +39,20 @@ How the Shell calls a cmdlet (L{exmta.shell.runtime}):
     C{InputObject} takes the whole object.
   - With C{collectInput=True}: once, the pipeline parameter bound to the
     tuple of every object piped in (Format-Table needs them all).
+  - A pipeline object that binds no parameter, or leaves a mandatory one
+    unbound, is an error for that object; the next is still offered.
+  - Every cmdlet takes -Confirm, and ignores it (exmta never asks);
+    cmdlets declared with C{supportsWhatIf=True} take -WhatIf, which sets
+    C{context.whatIf}: call C{context.shouldProcess(...)} before a change,
+    and make it only when that returns C{True}.
+
+Printing: output objects (dataclasses, mappings) are printed at the end of
+the pipeline, as a table for four properties or fewer, else as a list; a
+class attribute C{DefaultDisplayPropertySet = ("Identity", "Enabled")}
+makes the default a table of those columns (Format-List still shows all).
+Text that is not output (a -WhatIf diff, progress) goes through
+C{context.host.write(text)}; warnings through C{context.writeWarning}.
+A property named C{...Password} or C{...Secret} is never shown.
 
 Values a cmdlet receives are Python values: C{str} (barewords and quoted
 strings), C{int}/C{float} (C{25}, C{10MB} is 10485760 as in PowerShell),

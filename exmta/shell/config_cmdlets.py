@@ -35,6 +35,8 @@ from exmta.shell.configedit import (
 
 @dataclass(frozen=True)
 class AcceptedDomainView:
+    DefaultDisplayPropertySet = ("Name", "DomainName", "DomainType", "Default")
+
     Identity: str
     Name: str
     DomainName: str
@@ -179,6 +181,8 @@ def _transportServerView(server):
 
 @dataclass(frozen=True)
 class TransportServerView:
+    DefaultDisplayPropertySet = ("Name", "Fqdn")
+
     Identity: str
     Name: str
     Fqdn: str

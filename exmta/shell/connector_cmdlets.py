@@ -49,6 +49,8 @@ from exmta.shell.configedit import (
 
 @dataclass(frozen=True)
 class SendConnectorView:
+    DefaultDisplayPropertySet = ("Identity", "AddressSpaces", "Enabled")
+
     Identity: str
     Name: str
     Usage: str
@@ -315,6 +317,8 @@ def removeSendConnector(context, Identity):
 
 @dataclass(frozen=True)
 class ReceiveConnectorView:
+    DefaultDisplayPropertySet = ("Identity", "Bindings", "Enabled")
+
     Identity: str
     Name: str
     Server: str
@@ -577,6 +581,8 @@ def removeReceiveConnector(context, Identity):
 
 @dataclass(frozen=True)
 class ADPermissionView:
+    DefaultDisplayPropertySet = ("Identity", "User", "Deny", "IsInherited")
+
     Identity: str
     User: str
     Deny: bool

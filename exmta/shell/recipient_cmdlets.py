@@ -23,6 +23,8 @@ from exmta.shell.configedit import apply, hashtableOf, items, load, matching, na
 
 @dataclass(frozen=True)
 class MailboxView:
+    DefaultDisplayPropertySet = ("Name", "Alias", "PrimarySmtpAddress")
+
     Identity: str
     Name: str
     Alias: str

@@ -1098,6 +1098,10 @@ def test_interactive(config, tmp_path):
             ("User: ", "kim"),
             ("Password for user kim: ", SECRET),
             ("[PS] exmta> ", "$c.UserName"),
+            # Tab completes a cmdlet's name, then a parameter's (adding no
+            # space, as in PowerShell).
+            ("[PS] exmta> ", "Write-Out\t completed"),
+            ("[PS] exmta> ", "Write-Output -NoEnu\t parameter"),
             ("[PS] exmta> ", "exit 4"),
         ],
         {"HOME": str(tmp_path)},
@@ -1105,6 +1109,7 @@ def test_interactive(config, tmp_path):
     assert status == 4, output
     assert "hello,\r\nworld" in output
     assert "\r\nkim\r\n" in output
+    assert "\r\ncompleted\r\n" in output and "\r\nparameter\r\n" in output
     assert SECRET not in output
     history = tmp_path / ".exmta_history"
     assert stat.S_IMODE(history.stat().st_mode) == 0o600

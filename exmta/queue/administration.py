@@ -51,7 +51,7 @@ class QueueAdministration:
             now=self.reactor.seconds(),
             messages=tuple(self.spool.messages()),
             suspendedQueues=frozenset(self._suspendedQueues),
-            activeQueues=frozenset(self._activeQueues),
+            inFlight={key: dict(sending) for key, sending in self._inFlight.items()},
             activeMessages=frozenset(self._passes),
             pending=dict(self._pending),
             deliveryTypes=dict(self._deliveryTypes),
@@ -192,19 +192,9 @@ class QueueAdministration:
         Run C{action} through L{_exclusively}, the message showing
         C{pending} while it waits for a pass in progress.
         """
-        busy = queueId in self._passes
-        if busy:
+        if queueId in self._passes:
             self._pending[queueId] = pending
-        done = self._exclusively(queueId, action)
-        if busy:
-
-            def clear(result):
-                if self._pending.get(queueId) == pending:
-                    del self._pending[queueId]
-                return result
-
-            done.addBoth(clear)
-        return done
+        return self._exclusively(queueId, action)
 
     @inlineCallbacks
     def _exclusively(self, queueId, action):
@@ -219,6 +209,7 @@ class QueueAdministration:
             yield self.processed(queueId)
         queued = self._current(queueId)
         if queued is None:
+            self._pending.pop(queueId, None)
             raise KeyError(queueId)
         self._cancelTimer(queueId)
         running = self._passes[queueId] = Deferred()
@@ -226,6 +217,7 @@ class QueueAdministration:
             result = yield action(queued)
         finally:
             del self._passes[queueId]
+            self._pending.pop(queueId, None)
             current = self._current(queueId)
             if current is not None:
                 self._schedule(current, self._wakeTime(current))

@@ -73,7 +73,6 @@ unknown, unroutable and expired ones), and C{DSN} for each notification
 
 import socket
 import sys
-from collections import Counter
 from dataclasses import replace
 
 from twisted.application import service
@@ -225,7 +224,7 @@ class QueueManager(QueueAdministration, service.Service):
         self._waiters = {}
         self._timers = {}
         self._suspendedQueues = set()
-        self._activeQueues = Counter()
+        self._inFlight = {}
         self._deliveryTypes = {}
         self._pending = {}
 
@@ -493,7 +492,8 @@ class QueueManager(QueueAdministration, service.Service):
         queued = work.queued
 
         def send():
-            self._activeQueues[nextHop.key] += 1
+            sending = self._inFlight.setdefault(nextHop.key, {})
+            sending[queued.queueId] = frozenset(addresses)
             reading = self.spool.messageBytes(queued.queueId).addCallback(work.read)
             reading.addCallback(
                 lambda message: self.remoteDelivery.send(nextHop, queued, list(addresses), message)
@@ -501,9 +501,10 @@ class QueueManager(QueueAdministration, service.Service):
             return reading.addBoth(sent)
 
         def sent(result):
-            self._activeQueues[nextHop.key] -= 1
-            if not self._activeQueues[nextHop.key]:
-                del self._activeQueues[nextHop.key]
+            sending = self._inFlight[nextHop.key]
+            del sending[queued.queueId]
+            if not sending:
+                del self._inFlight[nextHop.key]
             return result
 
         def failed(reason):

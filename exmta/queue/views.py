@@ -69,7 +69,8 @@ class QueueState:
     @ivar now: seconds since the epoch.
     @ivar messages: the spool's L{exmta.envelope.QueuedMessage}s.
     @ivar suspendedQueues: names of the suspended queues.
-    @ivar activeQueues: names of the queues a delivery is in progress to.
+    @ivar inFlight: for each queue a send is in progress to, the
+        addresses being sent, by queue id.
     @ivar activeMessages: queue ids of the messages being worked on.
     @ivar pending: queue id to C{PendingSuspend} or C{PendingRemove}.
     @ivar deliveryTypes: next hop key to its DeliveryType, where known.
@@ -80,7 +81,7 @@ class QueueState:
     now: float
     messages: tuple = ()
     suspendedQueues: frozenset = frozenset()
-    activeQueues: frozenset = frozenset()
+    inFlight: dict = field(default_factory=dict)
     activeMessages: frozenset = frozenset()
     pending: dict = field(default_factory=dict)
     deliveryTypes: dict = field(default_factory=dict)
@@ -98,7 +99,8 @@ def isoTime(when):
 
 def queueOf(recipient):
     """
-    @return: the name of the queue a C{Ready} recipient waits in.
+    @return: the name of the queue a C{Ready} recipient waits in, as the
+        spool says.
     """
     if recipient.nextHop is not None:
         return recipient.nextHop
@@ -122,12 +124,19 @@ def _members(state):
     @return: {queue name: {queue id: (message, [its recipients there])}},
         in arrival order.
     """
+    sending = {
+        (queueId, address): name
+        for name, messages in state.inFlight.items()
+        for queueId, addresses in messages.items()
+        for address in addresses
+    }
     queues = {}
     for queued in state.messages:
         for recipient in queued.recipients:
             if recipient.status != READY:
                 continue
-            entry = queues.setdefault(queueOf(recipient), {}).setdefault(
+            name = sending.get((queued.queueId, recipient.address)) or queueOf(recipient)
+            entry = queues.setdefault(name, {}).setdefault(
                 queued.queueId, (queued, [])
             )
             entry[1].append(recipient)
@@ -160,7 +169,7 @@ def queueRows(state):
         recipients = [r for _, waiting in messages.values() for r in waiting]
         if name in state.suspendedQueues:
             status = SUSPENDED
-        elif name in state.activeQueues or (
+        elif name in state.inFlight or (
             name == SUBMISSION and set(messages) & state.activeMessages
         ):
             status = ACTIVE

@@ -991,6 +991,33 @@ def test_exitStatuses(config):
     assert exmtaShell("-h").stdout.startswith("usage: exmta shell")
 
 
+def test_outputReadByOneThatStopsReading(config):
+    """
+    C{exmta shell -Command ... | head -1}: the Shell stops quietly.
+    """
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exmta.cli",
+            "shell",
+            "-c",
+            config,
+            "-Command",
+            "Get-Command;" * 100,
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout.readline().startswith(b"CommandType")
+    process.stdout.close()
+    assert process.wait(timeout=60) == 1
+    assert process.stderr.read() == b""
+    process.stderr.close()
+
+
 def test_scriptFile(config, tmp_path):
     script = tmp_path / "setup.ps1"
     script.write_text("# set up\nWrite-Output one\nGet-Frob\nWrite-Output two\n")

@@ -142,6 +142,12 @@ def main(argv=None, host=None):
         return request.status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Whoever read the output stopped (| head): stop too, quietly, and
+        # keep Python from failing to flush at exit.
+        descriptor = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(descriptor, sys.stdout.fileno())
+        return 1
     return 1 if session.failed else 0
 
 

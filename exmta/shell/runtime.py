@@ -239,6 +239,8 @@ class Session:
         except (ExitRequest, KeyboardInterrupt):
             self._show(output)
             raise
+        except BrokenPipeError:
+            raise
         except Exception as error:  # noqa: BLE001 - never a traceback
             self._show(output)
             self._error(

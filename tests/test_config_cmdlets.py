@@ -10,6 +10,8 @@ runtime in-process, for what the language hands the cmdlets (sizes such as
 
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -22,6 +24,8 @@ from exmta.shell.host import MemoryHost
 from exmta.shell.runtime import Session, loadCmdlets
 
 loadCmdlets()
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 BASE = """\
 # The organization the cmdlet tests start from.
@@ -819,3 +823,39 @@ def test_credentialFromGetCredential(shell):
     assert shell.credentials.get("Gw") == ("smtpgateway@contoso.com", PASSWORD)
     assert shell.line("Get-SendConnector | Format-List")
     assert PASSWORD not in "\n".join(shell.host.output)
+
+
+# Several Shells at once
+
+
+def test_shellsEditingAtOnceLoseNothing(shell):
+    """
+    Four C{exmta shell} processes add accepted domains and receive
+    connectors at the same time: every one is in org.ini afterwards, and
+    org.ini is valid.
+    """
+    def statements(number):
+        for index in range(4):
+            domain = f"s{number}n{index}.example"
+            yield f"New-AcceptedDomain -Name {domain} -DomainName {domain} -DomainType ExternalRelay"
+            yield (f'New-ReceiveConnector "R{number}{index}" -Custom -Bindings 127.0.{number}.{index + 1}:2525 '
+                   f"-RemoteIPRanges 10.0.{number}.{index}")
+
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "exmta.cli", "shell", "-c", shell.path, "-Command", "\n".join(statements(number))],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONPATH=ROOT),
+        )
+        for number in range(4)
+    ]
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, out + err
+    organization = shell.organization()
+    assert {a.domainName for a in organization.acceptedDomains} == {"fabrikam.com"} | {
+        f"s{number}n{index}.example" for number in range(4) for index in range(4)}
+    assert len(organization.receiveConnectors) == 1 + 16
+    # What was there is still there, comments included, in its order.
+    remaining = iter(shell.text().splitlines())
+    assert all(line in remaining for line in BASE.splitlines())

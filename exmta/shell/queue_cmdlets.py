@@ -141,7 +141,7 @@ def _transportServer(context, server=None, identity=None):
     try:
         return chooseServer(organization, server)
     except ConfigError as error:
-        raise CmdletError(str(error)) from None
+        raise CmdletError(str(error).replace("--server NAME", "-Server NAME")) from None
 
 
 def _call(context, command, server=None, named=None, **arguments):

@@ -26,13 +26,13 @@ given.
 
 import datetime
 import difflib
-import fcntl
 import os
 import re
 import secrets
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
+from exmta.auth.secretfile import locked
 from exmta.config.organization import parseOrganization
 from exmta.config.values import formatTimespan
 from exmta.errors import ConfigError
@@ -328,6 +328,7 @@ class Edit:
         self.path = path
         self.original = original
         self.document = Document(original)
+        self._validated = None
 
     @property
     def changed(self):
@@ -340,7 +341,10 @@ class Edit:
         @raise ConfigError: the server would refuse it; the message names
             the line of the changed text, section and key at fault.
         """
-        return parseOrganization(self.document.text.removeprefix(_BOM), self.path)
+        text = self.document.text
+        if self._validated is None or self._validated[0] != text:
+            self._validated = (text, parseOrganization(text.removeprefix(_BOM), self.path))
+        return self._validated[1]
 
     def diff(self):
         """
@@ -380,7 +384,7 @@ def editing(path):
     @raise ConfigError: org.ini cannot be read or is not UTF-8.
     """
     path = os.path.realpath(path)
-    with _locked(path):
+    with locked(path):
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
@@ -410,16 +414,6 @@ def modify(path, change, whatIf=False):
         if not whatIf:
             edit.write()
         return diff, organization
-
-
-@contextmanager
-def _locked(path):
-    descriptor = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
 
 
 def _replace(path, text):

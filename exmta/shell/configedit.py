@@ -48,7 +48,7 @@ def kindOf(schema, key):
     )
 
 
-def parameters(schema, leaveOut=(), pipeline=False):
+def parameters(schema, leaveOut=()):
     """
     @return: a L{Parameter} for every key of C{schema} but C{leaveOut}:
         multi-valued keys take comma lists.

@@ -9,20 +9,20 @@ the user name and password in the credential store next to org.ini (under
 the connector's name), and org.ini only names that entry.
 """
 
-import os
 import re
 from dataclasses import dataclass
 
 from exmta.auth.credentials import CredentialStore, checkUsername
 from exmta.auth.permissions import canonicalRight
 from exmta.config.editor import formatValue
+from exmta.config.model import Organization
 from exmta.config.organization import (
     RECEIVE_CONNECTOR_KEYS,
     SEND_CONNECTOR_KEYS,
     SEND_USAGES,
     USAGES,
 )
-from exmta.config.values import credentialName, formatTimespan
+from exmta.config.values import boolean, credentialName, formatTimespan
 from exmta.errors import ConfigError
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf, revealPassword
 from exmta.shell.configedit import (
@@ -30,6 +30,7 @@ from exmta.shell.configedit import (
     comments,
     countShown,
     flagsShown,
+    hashtableOf,
     items,
     load,
     matching,
@@ -129,7 +130,7 @@ def _credential(context, connector, value, current):
             name = credentialName(value)
         except ValueError as error:
             raise CmdletError(f"-AuthenticationCredential: {error}") from None
-        store = CredentialStore(os.path.join(os.path.dirname(os.path.abspath(context.configPath)), "credentials"))
+        store = CredentialStore(Organization(path=context.configPath).credentialStorePath)
         try:
             present = name in store
         except ConfigError as error:
@@ -161,11 +162,14 @@ def _credential(context, connector, value, current):
     return name, store
 
 
-def _sendSpan(document, identity):
-    name = identityOf(identity).strip()
-    span = document.section("SendConnector", name)
+def _sendSpan(document, identity, path):
+    """
+    @return: the section of the send connector C{identity} names.
+    @raise CmdletError: there is none.
+    """
+    span = document.section("SendConnector", identityOf(identity).strip())
     if span is None:
-        return None
+        raise notFound(identityOf(identity), path)
     return span
 
 
@@ -228,34 +232,21 @@ def setSendConnector(context, Identity, **given):
     identity = identityOf(Identity)
     rename = given.pop("Name", None)
     credential = given.pop("AuthenticationCredential", ...)
-    orphan = []
+    mechanism = hashtableOf(given.get("SmartHostAuthMechanism", ...))
 
     def change(document):
-        span = _sendSpan(document, identity)
-        if span is None:
-            raise notFound(identity, context.configPath)
-        name = span.name
-        effect = None
-        values = dict(given)
-        mechanism = given.get("SmartHostAuthMechanism", ...)
-        if (
-            credential is ...
-            and mechanism is not ...
-            and not isinstance(mechanism, dict)
-            and "basicauth" not in _lowered(mechanism)
-        ):
+        span = _sendSpan(document, identity, context.configPath)
+        name, current = span.name, span.get("AuthenticationCredential")
+        values, effect, orphan = dict(given), None, None
+        if credential is None:
+            values["AuthenticationCredential"], orphan = None, current
+        elif credential is not ...:
+            values["AuthenticationCredential"], effect = _credential(context, name, credential, current)
+        elif mechanism is not ... and not isinstance(mechanism, dict) and "basicauth" not in _lowered(mechanism):
             # Exchange keeps a credential that no longer applies; org.ini
             # may not name one then, so the key goes (the secret stays in
             # the store, for a later -AuthenticationCredential NAME).
             values["AuthenticationCredential"] = None
-        elif credential is None:
-            values["AuthenticationCredential"] = None
-            current = span.get("AuthenticationCredential")
-            if current:
-                orphan.append(current)
-        elif credential is not ...:
-            current = span.get("AuthenticationCredential")
-            values["AuthenticationCredential"], effect = _credential(context, name, credential, current)
         if rename is not None:
             newName = nameOf(rename, "send connector")
             other = document.section("SendConnector", newName)
@@ -264,9 +255,7 @@ def setSendConnector(context, Identity, **given):
             document.rename(span, newName)
             name = newName
         setKeys(document, "SendConnector", name, SEND_CONNECTOR_KEYS, values)
-        if orphan:
-            return _forgetCredentials(orphan, effect)
-        return effect
+        return _forgetCredentials([orphan]) if orphan else effect
 
     apply(context, "Set-SendConnector", identity, change)
 
@@ -275,15 +264,13 @@ def _lowered(value):
     return [item.lower() for item in items(value)] if value is not None else []
 
 
-def _forgetCredentials(names, then=None):
+def _forgetCredentials(names):
     """
     @return: an effect removing the credentials C{names} from the store
         when no send connector of the new organization names them any more.
     """
 
     def forget(organization):
-        if then is not None:
-            then(organization)
         used = {c.authenticationCredential.lower() for c in organization.sendConnectors if c.authenticationCredential}
         store = CredentialStore(organization.credentialStorePath)
         for name in names:
@@ -302,9 +289,7 @@ def removeSendConnector(context, Identity):
     identity = identityOf(Identity)
 
     def change(document):
-        span = _sendSpan(document, identity)
-        if span is None:
-            raise notFound(identity, context.configPath)
+        span = _sendSpan(document, identity, context.configPath)
         credential = span.get("AuthenticationCredential")
         document.removeSection(span)
         return _forgetCredentials([credential]) if credential else None
@@ -549,7 +534,7 @@ def setReceiveConnector(context, Identity, Name=None, **given):
                 document.set(permission, "Identity", f"{server}\\{newName}" if server else newName)
             name = newName
         for key, value in given.items():
-            span = next(s for s in receiveSpans(document, f"{server}\\{name}" if server else name))
+            (span,) = receiveSpans(document, f"{server}\\{name}" if server else name)
             document.set(span, key, valueText(RECEIVE_CONNECTOR_KEYS, key, value, span.get(key)))
         return None
 
@@ -567,8 +552,7 @@ def removeReceiveConnector(context, Identity):
     def change(document):
         span = receiveSpan(document, identity, context.configPath)
         # Its ADPermission entries go with it, last first (indices shift).
-        headers = sorted((p.header for p in _permissionsOf(document, span)), reverse=True)
-        headers.append(span.header)
+        headers = [p.header for p in _permissionsOf(document, span)] + [span.header]
         for header in sorted(headers, reverse=True):
             document.removeSection(next(s for s in document.sections() if s.header == header))
         return None
@@ -647,7 +631,7 @@ def addADPermission(context, Identity, User, ExtendedRights=None, AccessRights=N
 
     organization = apply(context, "Add-ADPermission", identity, change)
     if organization is not None:
-        connector = next(c for c in organization.receiveConnectors if c.identity.lower() == target[0].lower() or c.name.lower() == target[0].lower())
+        (connector,) = matching(organization.receiveConnectors, target[0], "identity")
         return _permissionViews(connector)[-1:]
 
 
@@ -685,7 +669,7 @@ def removeADPermission(context, Identity, User, ExtendedRights=None, AccessRight
         span = receiveSpan(document, identity, context.configPath)
         touched = False
         for permission in reversed(_permissionsOf(document, span)):
-            deny = (permission.get("Deny") or "$false").strip().lower() in ("$true", "true", "yes", "on", "1")
+            deny = boolean(permission.get("Deny") or "$false")
             if (permission.get("User") or "").strip().lower() != user or deny != bool(Deny):
                 continue
             held = items(permission.get("ExtendedRights") or "")

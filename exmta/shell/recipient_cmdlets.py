@@ -188,7 +188,6 @@ def setMailbox(context, Identity, Name=None, PrimarySmtpAddress=None, EmailAddre
     password = _password(Password) if Password is not None else None
     upn = _upn(UserPrincipalName) if UserPrincipalName is not None else None
     accounts = _accounts(context)
-    moved = []
 
     def change(document):
         span = _mailboxSpan(document, identity, context.configPath)
@@ -228,21 +227,20 @@ def setMailbox(context, Identity, Name=None, PrimarySmtpAddress=None, EmailAddre
             changes["UserPrincipalName"] = newLogon
         for key, value in changes.items():
             document.set(document.section("Mailbox", name), key, value)
-        if newLogon != oldLogon and oldLogon in accounts.names():
-            if password is None:
-                raise CmdletError(
-                    f"the account {oldLogon} would become {newLogon}, and the account store "
-                    "keeps only a hash of its password: give -Password as well"
-                )
-            moved.append(oldLogon)
+        moved = newLogon != oldLogon and oldLogon in accounts.names()
+        if moved and password is None:
+            raise CmdletError(
+                f"the account {oldLogon} would become {newLogon}, and the account store "
+                "keeps only a hash of its password: give -Password as well"
+            )
         if password is None:
             return None
 
         def store(organization):
             accountStore = AccountStore(organization.accountStorePath)
             accountStore.setPassword(newLogon, password)
-            for old in moved:
-                accountStore.remove(old)
+            if moved:
+                accountStore.remove(oldLogon)
 
         return store
 

@@ -859,3 +859,25 @@ def test_shellsEditingAtOnceLoseNothing(shell):
     # What was there is still there, comments included, in its order.
     remaining = iter(shell.text().splitlines())
     assert all(line in remaining for line in BASE.splitlines())
+
+
+# The shipped organization
+
+
+def test_cmdletsOnTheShippedOrganization(tmp_path):
+    with open(os.path.join(ROOT, "etc", "org.ini")) as handle:
+        shipped = handle.read()
+    shell = Shell(str(tmp_path), shipped)
+    assert [c.Identity for c in shell("Get-ReceiveConnector")] == [
+        "HubA\\Default HubA", "HubA\\FromInternetGateway", "HubA\\AnonymousRelay"]
+    (permission,) = shell("Get-ADPermission", Identity="AnonymousRelay")
+    assert permission.ExtendedRights == ("ms-Exch-SMTP-Accept-Any-Recipient",)
+    shell("Set-ReceiveConnector", Identity="AnonymousRelay", Bindings="127.0.0.4:2626")
+    assert changed(shipped, shell.text()) == (["Bindings = 127.0.0.4:2525"], ["Bindings = 127.0.0.4:2626"])
+    # The connector goes with its [ADPermission] and nothing else.
+    before = shell.text()
+    shell("Remove-ReceiveConnector", Identity="AnonymousRelay")
+    start, end = before.index("[ReceiveConnector AnonymousRelay]"), before.index("[SendConnector ToInternetGateway]")
+    assert "[ADPermission]" in before[start:end]
+    assert shell.text() == before[:start] + before[end:]
+    assert shell.one("Test-Config").ReceiveConnectors == 2

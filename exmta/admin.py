@@ -45,8 +45,8 @@ Commands (identities and rows: L{exmta.queue.views}):
     Queue suspension is kept in memory: a restart resumes every queue.
   - C{suspendMessage} / C{resumeMessage} C{{identity? | filter?}}: durable
     (the spool's C{suspended}); result: C{[{Identity, Status}]}, the
-    status C{PendingSuspend} when a delivery of the message is in
-    progress (the suspension follows when it ends).
+    status C{PendingSuspend} (C{PendingResume}) when a delivery of the
+    message is in progress (the action follows when it ends).
   - C{removeMessage} C{{identity? | filter?, withNDR? = true}}: fail the
     message's recipients (those of the queue an identity or filter row
     names) with C{550 4.3.2 QUEUE.Admin; message deleted by administrative
@@ -425,16 +425,20 @@ class AdminProtocol(LineOnlyReceiver):
     MAX_LENGTH = MAX_LINE
 
     def connectionMade(self):
+        self._last = succeed(None)
         uid = _peerUid(self.transport)
         if uid is not None and uid not in (0, os.geteuid()):
             log.warn("refused an admin connection from uid {uid}", uid=uid)
             self._send({"ok": False, "error": {"kind": "BadRequest", "message": "permission denied"}})
             self.transport.loseConnection()
-            return
-        self._last = succeed(None)
 
     def lineReceived(self, line):
+        if self.transport.disconnecting:
+            return
         self._last.addCallback(lambda _: self._answer(line))
+        self._last.addErrback(
+            lambda failure: log.failure("cannot answer an admin request", failure)
+        )
 
     def lineLengthExceeded(self, line):
         self._send(
@@ -559,11 +563,10 @@ class AdminService(service.Service):
         """
         @raise ConfigError: the socket cannot be made, or not safely.
         """
-        folder = os.path.dirname(self.path)
+        scope = contextlib.ExitStack()
         try:
-            os.makedirs(folder, mode=0o700, exist_ok=True)
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
             _removeStale(self.path)
-            scope = contextlib.ExitStack()
             address = scope.enter_context(_reachable(self.path))
             previous = os.umask(0o077)
             try:
@@ -571,14 +574,15 @@ class AdminService(service.Service):
             finally:
                 os.umask(previous)
         except ConfigError:
+            scope.close()
             raise
         except Exception as error:
+            scope.close()
             raise ConfigError(f"cannot open the admin socket: {error}", self.path) from None
         try:
             _check(self.path)
         except BaseException:
-            port.stopListening()
-            scope.close()
+            maybeDeferred(port.stopListening).addBoth(lambda _: scope.close())
             raise
         self.port, self._scope = port, scope
         super().startService()

@@ -60,20 +60,30 @@ class _StartOrExit(service.MultiService):
 
 class _ReloadOnHangup(service.Service):
     """
-    While running, SIGHUP reloads the server's configuration.
+    While running, SIGHUP reloads the server's configuration.  The handler
+    is installed before the server opens any socket, so a SIGHUP sent once
+    it listens never meets the default action (which ends the process); a
+    reload asked for before the reactor runs happens when it does.
     """
 
     def __init__(self, server):
         self.server = server
+        self._installed = False
         self._previous = None
 
-    def startService(self):
+    def privilegedStartService(self):
         from twisted.internet import reactor
 
+        super().privilegedStartService()
+        if not self._installed:
+            self._previous = signal.signal(
+                signal.SIGHUP, lambda number, frame: reactor.callFromThread(self._reload)
+            )
+            self._installed = True
+
+    def startService(self):
+        self.privilegedStartService()
         super().startService()
-        self._previous = signal.signal(
-            signal.SIGHUP, lambda number, frame: reactor.callFromThread(self._reload)
-        )
 
     def _reload(self):
         try:
@@ -83,9 +93,9 @@ class _ReloadOnHangup(service.Service):
 
     def stopService(self):
         super().stopService()
-        if self._previous is not None:
-            signal.signal(signal.SIGHUP, self._previous)
-            self._previous = None
+        if self._installed:
+            signal.signal(signal.SIGHUP, self._previous or signal.SIG_DFL)
+            self._installed = False
 
 
 def makeService(options):
@@ -95,6 +105,6 @@ def makeService(options):
         sys.stderr.write(f"exmta: {error}\n")
         raise SystemExit(1)
     top = _StartOrExit()
-    server.setServiceParent(top)
     _ReloadOnHangup(server).setServiceParent(top)
+    server.setServiceParent(top)
     return top

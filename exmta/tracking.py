@@ -17,8 +17,8 @@ Each line is one JSON object with Exchange's field names in camelCase::
     delivery status notification was made; its C{reference} is the
     original's Message-ID and C{relatedRecipientAddress} the recipients it
     reports on), C{EXPAND}.
-  - C{source}: C{SMTP}, C{STOREDRIVER} (mailbox delivery), C{DSN} or
-    C{ROUTING}.
+  - C{source}: C{SMTP}, C{STOREDRIVER} (mailbox delivery), C{DSN},
+    C{ROUTING} or C{ADMIN} (Remove-Message).
   - C{internalMessageId}: the queue id; C{messageId}: the Message-ID
     header, when the event's author knows it; C{sender}: the envelope
     sender (C{""} for C{<>}); C{recipients}: the addresses the event is
@@ -30,7 +30,8 @@ A field whose value is unknown is left out.  One file a day (UTC),
 C{MSGTRK<yyyymmdd>.log}, in the TransportServer's MessageTrackingLogPath
 (created with mode 0700; files 0600), appended to line by line.  Writing it
 never raises: a log that cannot be written is reported through
-L{twisted.logger} and mail goes on.
+L{twisted.logger} and mail goes on.  Get-MessageTrackingLog reads the
+files with L{readTrackingLog}.
 """
 
 import calendar

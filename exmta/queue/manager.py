@@ -67,8 +67,9 @@ C{SMTP}, or C{DSN} for its own notifications), C{DELIVER} (source
 C{STOREDRIVER}) and C{SEND} (source C{SMTP}, with C{connectorId} and
 C{nextHop}) for the recipients a stage took, C{DEFER} and C{FAIL} for each
 recipient that failed (with C{recipientStatus}; source C{ROUTING} for
-unknown, unroutable and expired ones), and C{DSN} for each notification
-(its own queue id, C{reference} the original's Message-ID).
+unknown, unroutable and expired ones, C{ADMIN} for those an administrator
+removed), and C{DSN} for each notification (its own queue id,
+C{reference} the original's Message-ID).
 """
 
 import socket

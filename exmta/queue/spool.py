@@ -9,6 +9,8 @@ and tools may too.  The queue folder is the TransportServer's
 C{QueueDatabasePath}; folders are created with mode 0700, files 0600::
 
     lock                       held (flock) by the one process using the queue
+    admin.sock                 the admin endpoint's socket while the server
+                               runs (L{exmta.admin}); not the spool's
     tmp/                       files being written; emptied at every open
     messages/<queueId>.eml     the message exactly as received: CRLF line
                                ends, headers included

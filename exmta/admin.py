@@ -36,7 +36,8 @@ Commands (identities and rows: L{exmta.queue.views}):
 
   - C{getQueue} C{{identity?, filter?}}: the Get-Queue rows.
   - C{getMessage} C{{identity? | queue? | filter?}} (at most one): the
-    Get-Message rows, one per message and queue.
+    Get-Message rows, one per message and queue; C{Subject} and
+    C{InternetMessageId} come from the first 64 KiB of each message.
   - C{retryQueue} C{{identity, resubmit?}}: try the queue's recipients now
     (it must be in C{Retry} status unless C{resubmit}, which routes them
     again first); result C{{Identity, MessageCount}}.
@@ -184,21 +185,29 @@ class AdminCommands:
             rows = self._filtered(rows, filter, _QUEUE_FIELDS)
         return rows
 
-    def getMessage(self, identity=None, queue=None, filter=None):
+    async def _messageRows(self):
+        """
+        @return: every Get-Message row, with the messages' subjects.
+        """
+        state = self.manager.state()
+        headers = await self.manager.spool.headerSections([m.queueId for m in state.messages])
+        return views.messageRows(state, headers)
+
+    async def getMessage(self, identity=None, queue=None, filter=None):
         if sum(value is not None for value in (identity, queue, filter)) > 1:
             raise AdminError("Identity, Queue and Filter cannot be used together")
-        state = self.manager.state()
-        rows = views.messageRows(state)
-        if identity is not None:
-            return self._messageRows(identity, rows)
         if queue is not None:
-            name = self._queueRow(queue, state)["Identity"]
+            name = self._queueRow(queue)["Identity"]
+        rows = await self._messageRows()
+        if identity is not None:
+            return self._identified(identity, rows)
+        if queue is not None:
             return [row for row in rows if views.sameQueue(row["Queue"], name)]
         if filter is not None:
             return self._filtered(rows, filter, _MESSAGE_FIELDS)
         return rows
 
-    def _messageRows(self, identity, rows):
+    def _identified(self, identity, rows):
         try:
             queue, queueId = views.messageIdentity(identity, self.server)
         except views.IdentityError as error:
@@ -212,14 +221,22 @@ class AdminCommands:
             raise AdminError(f"The message {identity} was not found", "NotFound")
         return found
 
-    def _targets(self, identity, filter):
+    async def _targets(self, identity, filter):
         """
         @return: the rows of the messages an identity or a filter names.
         """
         _identityOrFilter(identity, filter)
-        rows = views.messageRows(self.manager.state())
         if identity is not None:
-            return self._messageRows(identity, rows)
+            try:
+                views.messageIdentity(identity, self.server)
+            except views.IdentityError as error:
+                raise AdminError(str(error)) from None
+        else:
+            # A bad filter is refused before any file is read.
+            self._filtered([], filter, _MESSAGE_FIELDS)
+        rows = await self._messageRows()
+        if identity is not None:
+            return self._identified(identity, rows)
         return self._filtered(rows, filter, _MESSAGE_FIELDS)
 
     # Queues
@@ -299,35 +316,35 @@ class AdminCommands:
                 unique.append(row)
         return unique
 
-    def suspendMessage(self, identity=None, filter=None):
-        rows = self._perMessage(self._targets(identity, filter))
+    async def suspendMessage(self, identity=None, filter=None):
+        rows = self._perMessage(await self._targets(identity, filter))
         log.info("{count} message(s) suspended by an administrator", count=len(rows))
-        return self._act(
+        return await self._act(
             rows,
             lambda row: self.manager.suspendMessage(row["InternalMessageId"]),
             views.PENDING_SUSPEND,
             views.SUSPENDED,
         )
 
-    def resumeMessage(self, identity=None, filter=None):
-        rows = self._perMessage(self._targets(identity, filter))
+    async def resumeMessage(self, identity=None, filter=None):
+        rows = self._perMessage(await self._targets(identity, filter))
         log.info("{count} message(s) resumed by an administrator", count=len(rows))
-        return self._act(
+        return await self._act(
             rows,
             lambda row: self.manager.resumeMessage(row["InternalMessageId"]),
             "PendingResume",
             views.READY_STATUS,
         )
 
-    def removeMessage(self, identity=None, filter=None, withNDR=True):
-        rows = self._targets(identity, filter)
+    async def removeMessage(self, identity=None, filter=None, withNDR=True):
+        rows = await self._targets(identity, filter)
         everywhere = False
         if identity is not None:
             everywhere = views.messageIdentity(identity, self.server)[0] is None
         queues = {}
         for row in rows:
             queues.setdefault(row["InternalMessageId"], set()).add(_queueName(row["Queue"]))
-        return self._act(
+        return await self._act(
             self._perMessage(rows),
             lambda row: self.manager.removeMessage(
                 row["InternalMessageId"],
@@ -338,8 +355,8 @@ class AdminCommands:
             "Removed",
         )
 
-    def exportMessage(self, identity):
-        [row, *_] = self._targets(identity, None)
+    async def exportMessage(self, identity):
+        [row, *_] = await self._targets(identity, None)
         queueId = row["InternalMessageId"]
         queued = self.manager.spool.message(queueId)
         if queued is None or not queued.suspended:
@@ -348,14 +365,12 @@ class AdminCommands:
                 "before it can be exported",
                 "InvalidState",
             )
-        reading = self.manager.spool.messageBytes(queueId)
-        return reading.addCallback(
-            lambda data: {
-                "Identity": row["Identity"],
-                "Size": len(data),
-                "Data": base64.b64encode(data).decode("ascii"),
-            }
-        )
+        data = await self.manager.spool.messageBytes(queueId)
+        return {
+            "Identity": row["Identity"],
+            "Size": len(data),
+            "Data": base64.b64encode(data).decode("ascii"),
+        }
 
     # Configuration
 
@@ -369,7 +384,7 @@ class AdminCommands:
 
 
 _MESSAGE_FIELDS = (
-    "Identity", "FromAddress", "Status", "Size", "MessageSourceName", "SourceIP",
+    "Identity", "Subject", "InternetMessageId", "FromAddress", "Status", "Size", "MessageSourceName", "SourceIP",
     "DateReceived", "ExpirationTime", "LastError", "RetryCount", "Recipients", "Queue",
     "InternalMessageId",
 )

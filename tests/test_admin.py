@@ -197,6 +197,8 @@ class MessageViewTests(CommandTestCase):
             row,
             {
                 "Identity": f"HubA\\ToInternet\\{queueId}",
+                "Subject": "Quarterly report",
+                "InternetMessageId": "<m1@fabrikam.com>",
                 "FromAddress": "alice@fabrikam.com",
                 "Status": "Retry",
                 "Size": len(MESSAGE),
@@ -256,6 +258,7 @@ class MessageViewTests(CommandTestCase):
         self.assertEqual(await ids("FromAddress -like '*@fabrikam.com'"), [first, second])
         self.assertEqual(await ids("Recipients -eq 'carol@example.org'"), [first])
         self.assertEqual(await ids("Recipients -notcontains 'carol@example.org'"), [second])
+        self.assertEqual(await ids("Subject -like 'quarterly*'"), [first, second])
         self.assertEqual(await ids("Status -eq 'Retry' -and Size -gt 1KB"), [])
         self.assertEqual(await ids("Status -eq 'Retry' -and Size -lt 1KB"), [first, second])
         self.assertEqual(await ids("DateReceived -ge '2026-01-01T00:00:00Z'"), [first, second])

@@ -193,3 +193,19 @@ class QueueOfTests(SynchronousTestCase):
         )
         [message] = messageRows(state)
         self.assertEqual((message["Recipients"], message["RetryCount"]), (["b@x"], 2))
+
+    def test_subject(self):
+        """
+        Given the messages' header sections, rows carry the Subject (encoded
+        words decoded) and the Message-ID.
+        """
+        message = QueuedMessage(
+            QUEUE_ID, "kim@fabrikam.com", (QueuedRecipient("b@x", nextHop="ToInternet"),),
+            arrivalTime=0, size=10,
+        )
+        state = QueueState("HubA", now=0, messages=(message,))
+        headers = {QUEUE_ID: b"Subject: =?utf-8?q?Caf=C3=A9?=\r\n report\r\nMessage-ID: <c@x>\r\n"}
+        [row] = messageRows(state, headers)
+        self.assertEqual((row["Subject"], row["InternetMessageId"]), ("Café report", "<c@x>"))
+        [row] = messageRows(state)
+        self.assertEqual((row["Subject"], row["InternetMessageId"]), (None, None))

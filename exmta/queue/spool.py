@@ -375,6 +375,29 @@ class Spool:
             return fail(KeyError(queueId))
         return self._inThread(_read, os.path.join(self._messages, queueId + ".eml"))
 
+    def headerSections(self, queueIds, limit=65536):
+        """
+        Read the header sections of messages, for Get-Message's Subject:
+        at most C{limit} bytes of each message's start.
+
+        @return: a Deferred firing with {queue id: header section bytes}
+            (L{exmta.queue.dsn.headerSection}); messages gone meanwhile
+            are left out.
+        """
+        from exmta.queue.dsn import headerSection
+
+        def read():
+            sections = {}
+            for queueId in queueIds:
+                try:
+                    with open(os.path.join(self._messages, queueId + ".eml"), "rb") as handle:
+                        sections[queueId] = headerSection(handle.read(limit))
+                except FileNotFoundError:
+                    continue
+            return sections
+
+        return self._inThread(read)
+
     def update(self, queued):
         """
         See L{IMessageQueue.update}.  The new value replaces the old one

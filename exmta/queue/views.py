@@ -28,7 +28,9 @@ waits for its retry time), else C{Ready}.  Message status:
 C{PendingSuspend} or C{PendingRemove} (an administrator's request waits
 for the delivery in progress), C{Suspended}, C{Active}, C{Retry}, C{Ready}.
 
-Times are ISO 8601 strings in UTC (C{2026-01-01T00:00:00Z}).
+Times are ISO 8601 strings in UTC (C{2026-01-01T00:00:00Z}).  A message
+row's C{Subject} and C{InternetMessageId} come from its header section,
+which the caller reads (L{exmta.queue.spool.Spool.headerSections}).
 """
 
 import fnmatch
@@ -36,7 +38,9 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.header import decode_header, make_header
 
+from exmta.queue.dsn import originalHeader
 from exmta.queue.spool import READY
 
 SUBMISSION = "Submission"
@@ -196,19 +200,33 @@ def queueRows(state):
     return rows
 
 
-def messageRows(state):
+def messageRows(state, headers=None):
     """
+    @param headers: {queue id: header section}, for C{Subject} and
+        C{InternetMessageId}; without a message's, they are L{None}.
     @return: Get-Message's objects (dicts): one per message and queue it is
         in, by queue then arrival.
     """
     rows = []
     for name, messages in sorted(_members(state).items(), key=lambda item: item[0].lower()):
         for queued, recipients in messages.values():
-            rows.append(_messageRow(state, name, queued, recipients))
+            rows.append(_messageRow(state, name, queued, recipients, (headers or {}).get(queued.queueId)))
     return rows
 
 
-def _messageRow(state, name, queued, recipients):
+def _decoded(value):
+    """
+    A header value with its RFC 2047 encoded words decoded.
+    """
+    if value is None:
+        return None
+    try:
+        return str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError):
+        return value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+
+
+def _messageRow(state, name, queued, recipients, header):
     if queued.queueId in state.pending:
         status = state.pending[queued.queueId]
     elif queued.suspended:
@@ -220,8 +238,14 @@ def _messageRow(state, name, queued, recipients):
     else:
         status = READY_STATUS
     received = queued.receivedFrom or {}
+    subject = messageId = None
+    if header is not None:
+        subject = _decoded(originalHeader(header, "Subject"))
+        messageId = originalHeader(header, "Message-ID")
     return {
         "Identity": f"{state.server}\\{name}\\{queued.queueId}",
+        "Subject": subject,
+        "InternetMessageId": messageId,
         "FromAddress": queued.mailFrom or "<>",
         "Status": status,
         "Size": queued.size,

@@ -62,9 +62,11 @@ class QueueInfo:
 
 @dataclass
 class MessageInfo:
-    DefaultDisplayPropertySet = ("Identity", "FromAddress", "Status", "Queue")
+    DefaultDisplayPropertySet = ("Identity", "FromAddress", "Status", "Queue", "Subject")
 
     Identity: str
+    Subject: str | None
+    InternetMessageId: str | None
     FromAddress: str
     Status: str
     Size: int
@@ -238,6 +240,8 @@ def _queueInfo(row):
 def _messageInfo(row):
     return MessageInfo(
         Identity=row["Identity"],
+        Subject=row.get("Subject"),
+        InternetMessageId=row.get("InternetMessageId"),
         FromAddress=row["FromAddress"],
         Status=row["Status"],
         Size=row["Size"],

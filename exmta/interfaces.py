@@ -198,3 +198,98 @@ class IDeliveryAgent(Interface):
         @return: a Deferred firing with a mapping of recipient address to
             L{None} (delivered) or an L{exmta.errors.SMTPFailure}.
         """
+
+
+class IAgentFactory(Interface):
+    """
+    A transport agent plugin, found with C{twisted.plugin.getPlugins} in the
+    L{exmta.plugins} dropin package and enabled by a C{[TransportAgent Name]}
+    section of org.ini whose name is C{name}.
+    """
+
+    name = Attribute("The name org.ini uses: C{[TransportAgent <name>]}.")
+
+    def makeAgent(settings):
+        """
+        @param settings: a dict of the section's keys other than exmta's own
+            (Enabled, Priority, Timeout, FailurePolicy, Comment), as written.
+        @return: an L{IReceiveAgent}.
+        @raise ValueError: a key is unknown or its value bad; raise
+            L{exmta.agents.SettingError} to point at the key.  Either is a
+            L{exmta.errors.ConfigError} naming the line.
+        """
+
+
+class IReceiveAgent(Interface):
+    """
+    A receive agent: called at SMTP events of every receive connector, in
+    Priority order.  An agent defines only the methods of the events it
+    handles; the others are never called.
+
+    Each method takes an L{exmta.agents.AgentEvent} (the session, the
+    envelope, and what the event is about) and returns an
+    L{exmta.agents.Verdict}, or a Deferred firing with one.  The first
+    verdict other than CONTINUE decides; ACCEPT skips the agents after it
+    for that event.  An agent that raises or does not answer within its
+    Timeout fails the command with 451 4.7.0 (FailClosed) or is skipped
+    (FailOpen).
+    """
+
+    def OnConnect(event):
+        """
+        The connection was admitted, before the greeting.  A refusal of any
+        kind is sent instead of the greeting and closes the connection.
+        """
+
+    def OnHelo(event):
+        """
+        HELO, valid so far; C{event.session.helo} is the name given.
+        """
+
+    def OnEhlo(event):
+        """
+        EHLO, valid so far; C{event.session.helo} is the name given.
+        """
+
+    def OnAuth(event):
+        """
+        A successful AUTH; C{event.session} is the authenticated session.
+        Refused, the session stays as it was before AUTH.
+        """
+
+    def OnMailCommand(event):
+        """
+        MAIL FROM, accepted by exmta's checks; C{event.address} is the
+        sender and C{event.envelope} the transaction it starts.
+        """
+
+    def OnRcptCommand(event):
+        """
+        RCPT TO, accepted by exmta's checks; C{event.address} is the
+        recipient (not yet in C{event.envelope}).
+        """
+
+    def OnDataCommand(event):
+        """
+        DATA, before the 354 reply.
+        """
+
+    def OnEndOfHeaders(event):
+        """
+        The message's header as received (C{event.header}, bytes).  exmta
+        reads a message whole, so this comes at the end of data, right
+        before L{OnEndOfData}.
+        """
+
+    def OnEndOfData(event):
+        """
+        The whole message as it will be queued (C{event.message}, bytes,
+        CRLF line ends, exmta's Received headers included).  A CONTINUE or
+        ACCEPT verdict may carry new message bytes, which later agents see
+        and the queue stores.
+        """
+
+    def OnDisconnect(event):
+        """
+        The connection is gone; the verdict is ignored.
+        """

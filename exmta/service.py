@@ -14,6 +14,7 @@ from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
+from exmta.agents import loadAgents
 from exmta.admin import AdminCommands, AdminService, adminSocketPath
 from exmta.auth import portalFor
 from exmta.auth.accounts import AccountStore
@@ -139,6 +140,7 @@ class _Configuration:
     tlsOptions: object
     recipients: object
     portals: dict
+    agents: object = None
 
     @property
     def postmaster(self):
@@ -149,7 +151,8 @@ class _Configuration:
 
     def receiveConfiguration(self):
         return ReceiveConfiguration(
-            self.organization, self.transportServer, self.portals, self.recipients, self.tlsOptions
+            self.organization, self.transportServer, self.portals, self.recipients,
+            self.tlsOptions, self.agents,
         )
 
 
@@ -175,6 +178,7 @@ def _configure(organization, serverName, reactor):
             connector.identity: portalFor(organization, connector, accounts, reactor)
             for connector in connectors
         },
+        agents=loadAgents(organization, reactor),
     )
 
 
@@ -254,6 +258,7 @@ def makeService(organization, server=None, reactor=None, resolver=None):
         reactor,
         protocolLog=ProtocolLog(transportServer.receiveProtocolLogPath, "RECV", reactor),
         tracking=tracking,
+        agents=configuration.agents,
     )
 
     remoteDelivery = SmtpDelivery(

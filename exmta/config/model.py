@@ -178,6 +178,31 @@ class ReceiveConnector:
 
 
 @dataclass(frozen=True)
+class TransportAgent:
+    """
+    A [TransportAgent Name] section: Exchange's Install-TransportAgent and
+    Set-TransportAgent.  C{name} is the agent factory plugin's name
+    (L{exmta.interfaces.IAgentFactory}); whether such a plugin exists is
+    checked when the agents are made (L{exmta.agents.loadAgents}), not here.
+
+    @ivar priority: lower runs first; unique in the organization.
+    @ivar timeout: seconds an agent has to answer one event.
+    @ivar failurePolicy: C{FailClosed} (a failing agent makes the command
+        fail with 451 4.7.0) or C{FailOpen} (it is skipped).
+    @ivar settings: the section's other keys, as C{((key, value), ...)} in
+        file order, handed to the factory's C{makeAgent}.
+    """
+
+    name: str
+    priority: int
+    enabled: bool = True
+    timeout: int = 30
+    failurePolicy: str = "FailClosed"
+    settings: tuple[tuple[str, str], ...] = ()
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True)
 class Organization:
     path: str
     transportServers: dict = field(default_factory=dict)
@@ -185,6 +210,7 @@ class Organization:
     mailboxes: tuple[Mailbox, ...] = ()
     receiveConnectors: tuple[ReceiveConnector, ...] = ()
     sendConnectors: tuple[SendConnector, ...] = ()
+    transportAgents: tuple[TransportAgent, ...] = ()
 
     @property
     def folder(self):

@@ -16,6 +16,7 @@ from exmta.config.model import (
     Origin,
     Permission,
     ReceiveConnector,
+    TransportAgent,
     TransportServer,
 )
 from exmta.config.sendconnectors import sendConnectors as _sendConnectors
@@ -180,6 +181,17 @@ SEND_CONNECTOR_KEYS = {
     "Comment": (str, None),
 }
 
+FAILURE_POLICIES = ("FailClosed", "FailOpen")
+
+# The keys exmta reads itself; every other key of the section is the agent's.
+TRANSPORT_AGENT_KEYS = {
+    "Enabled": (values.boolean, True),
+    "Priority": (values.integer(-(2**31), 2**31 - 1), REQUIRED),
+    "Timeout": (values.timespan(1, DAY), 30),
+    "FailurePolicy": (values.choice(FAILURE_POLICIES), "FailClosed"),
+    "Comment": (str, None),
+}
+
 SECTION_KINDS = {
     "TransportServer": TRANSPORT_SERVER_KEYS,
     "AcceptedDomain": ACCEPTED_DOMAIN_KEYS,
@@ -187,6 +199,7 @@ SECTION_KINDS = {
     "ADPermission": PERMISSION_KEYS,
     "ReceiveConnector": RECEIVE_CONNECTOR_KEYS,
     "SendConnector": SEND_CONNECTOR_KEYS,
+    "TransportAgent": TRANSPORT_AGENT_KEYS,
 }
 
 
@@ -244,6 +257,57 @@ class _Reader:
         return self.values[key]
 
 
+class _AgentReader(_Reader):
+    """
+    A [TransportAgent Name] section: its own keys are checked like any
+    section's, the others are kept (with their lines) for the agent.
+    """
+
+    def __init__(self, path, section, schema):
+        known = {key.lower() for key in schema}
+        own = tuple(e for e in section.entries if e.key.lower() in known)
+        super().__init__(path, ini.Section(section.kind, section.name, section.line, own), schema)
+        self.section = section
+        self.settings = tuple(
+            (e.key, e.value) for e in section.entries if e.key.lower() not in known
+        )
+
+    @property
+    def origin(self):
+        keys = tuple((self.schema.get(e.key.lower(), e.key), e.line) for e in self.section.entries)
+        return Origin(self.path, self.section.line, self.section.header, keys)
+
+
+def _transportAgents(readers):
+    """
+    @return: the L{TransportAgent}s in Priority order.
+    """
+    _unique(readers, "TransportAgent")
+    agents, priorities = [], {}
+    for reader in readers:
+        priority = reader["Priority"]
+        if priority in priorities:
+            raise reader.error(
+                f"Priority {priority} is already that of [TransportAgent "
+                f"{priorities[priority][0]}] (line {priorities[priority][1]}); "
+                "priorities must be unique",
+                "Priority",
+            )
+        priorities[priority] = (reader.section.name, reader.line("Priority"))
+        agents.append(
+            TransportAgent(
+                name=reader.section.name,
+                priority=priority,
+                enabled=reader["Enabled"],
+                timeout=reader["Timeout"],
+                failurePolicy=reader["FailurePolicy"],
+                settings=reader.settings,
+                origin=reader.origin,
+            )
+        )
+    return tuple(sorted(agents, key=lambda agent: agent.priority))
+
+
 def _relative(folder, path):
     return os.path.normpath(os.path.join(folder, os.path.expanduser(path)))
 
@@ -294,7 +358,10 @@ def parseOrganization(text, path):
                 section.line,
                 section.header,
             )
-        readers[section.kind].append(_Reader(path, section, schema))
+        if section.kind == "TransportAgent":
+            readers[section.kind].append(_AgentReader(path, section, schema))
+        else:
+            readers[section.kind].append(_Reader(path, section, schema))
 
     servers = _transportServers(readers["TransportServer"], folder)
     domains = _acceptedDomains(readers["AcceptedDomain"])
@@ -305,6 +372,7 @@ def parseOrganization(text, path):
     )
     _checkConnectorOverlaps(connectors, readers["ReceiveConnector"])
     sendConnectors = _sendConnectors(readers["SendConnector"], servers)
+    agents = _transportAgents(readers["TransportAgent"])
     return Organization(
         path=path,
         transportServers=servers,
@@ -312,6 +380,7 @@ def parseOrganization(text, path):
         mailboxes=mailboxes,
         receiveConnectors=connectors,
         sendConnectors=sendConnectors,
+        transportAgents=agents,
     )
 
 

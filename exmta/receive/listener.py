@@ -36,15 +36,18 @@ class ReceiveConfiguration:
     @ivar portals: a L{twisted.cred.portal.Portal} per connector identity.
     @ivar resolver: the L{exmta.interfaces.IRecipientResolver} RCPT asks.
     @ivar tlsOptions: the STARTTLS context factory, or L{None}.
+    @ivar agents: the L{exmta.agents.AgentPipeline} of the enabled transport
+        agents, or L{None} when there are none.
     """
 
-    def __init__(self, organization, server, portals, resolver, tlsOptions):
+    def __init__(self, organization, server, portals, resolver, tlsOptions, agents=None):
         self.organization = organization
         self.server = server
         self.connectors = organization.connectorsOf(server.name)
         self.portals = portals
         self.resolver = resolver
         self.tlsOptions = tlsOptions
+        self.agents = agents
 
 
 class _SessionFactory:
@@ -61,6 +64,7 @@ class _SessionFactory:
         self.server = configuration.server
         self.connectors = configuration.connectors
         self.resolver = configuration.resolver
+        self.agents = configuration.agents
 
     def portalFor(self, connector):
         return self._configuration.portals[connector.identity]
@@ -90,9 +94,11 @@ class ReceiveFactory(ServerFactory):
 
     def __init__(
         self, organization, server, portals, queue, resolver, tlsOptions, reactor,
-        protocolLog=None, tracking=None,
+        protocolLog=None, tracking=None, agents=None,
     ):
-        self.configuration = ReceiveConfiguration(organization, server, portals, resolver, tlsOptions)
+        self.configuration = ReceiveConfiguration(
+            organization, server, portals, resolver, tlsOptions, agents
+        )
         self.queue = queue
         self.reactor = reactor
         self._connections = Counter()
@@ -105,6 +111,7 @@ class ReceiveFactory(ServerFactory):
     server = property(lambda self: self.configuration.server)
     connectors = property(lambda self: self.configuration.connectors)
     resolver = property(lambda self: self.configuration.resolver)
+    agents = property(lambda self: self.configuration.agents)
 
     def reconfigure(self, configuration):
         """

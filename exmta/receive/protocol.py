@@ -15,6 +15,8 @@ order, ignores SIZE and BODY, and reads DATA one line at a time.  Here:
   - STARTTLS throws away whatever was buffered behind it and resets the
     session to its state at connect time.
   - The end-of-data reply is sent only after the queue has fsynced.
+  - Transport agents (L{exmta.agents}) are asked at each SMTP event through
+    the same one-command-at-a-time path; without agents nothing is built.
 """
 
 import base64
@@ -31,6 +33,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
+from exmta.agents import ACCEPT, CONTINUE, DISCONNECT, AgentEvent
 from exmta.auth import ExternallySecured, permissions
 from exmta.envelope import Address, Envelope, Reply, Session
 from exmta.errors import SMTPFailure
@@ -97,6 +100,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         self.session = None
         self._connectPrincipal = None
         self.envelope = None
+        self._agents = None
 
     # Connection
 
@@ -125,6 +129,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             self._close(refusal)
             return
         self._admitted = True
+        self._agents = getattr(factory, "agents", None)
         self._protocolLog = factory.protocolSession(connector, host, peer)
         self.session = Session(
             connector=connector.name,
@@ -171,6 +176,9 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         return login.addCallback(loggedIn)
 
     def _greet(self, _):
+        return self._agentsThen("OnConnect", self._greeting, refusalCloses=True)
+
+    def _greeting(self):
         if self.connector.banner:
             return Reply(220, "", self.connector.banner[4:].strip() or self.connector.fqdn)
         date = formatdate(self.factory.reactor.seconds(), usegmt=True)
@@ -182,6 +190,8 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             self._sessionTimer.cancel()
         if self._admitted:
             self.factory.release(self.connector, self.session.peerHost)
+            if self._agents is not None and self._agents.wants("OnDisconnect"):
+                self._agents.run(AgentEvent("OnDisconnect", self.session, self.envelope))
             if self._protocolLog is not None:
                 self._protocolLog.event("-")
             self.log.info(
@@ -317,6 +327,37 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             for line in str(response).split("\r\n"):
                 self._protocolLog.event(">", line)
 
+    # Transport agents
+
+    def _agentsThen(self, name, then, refusalCloses=False, **about):
+        """
+        Ask the agents handling event C{name}, then answer with C{then()}
+        unless one refused.  Without agents for the event C{then} runs at
+        once and no event is built.
+
+        @param then: makes the command's own reply; it is passed the message
+            when an OnEndOfData agent changed it.
+        @param refusalCloses: a refusal closes the connection (OnConnect).
+        @param about: L{AgentEvent} fields; C{session} and C{envelope}
+            default to the session's.
+        """
+        agents = self._agents
+        if agents is None or not agents.wants(name):
+            return then()
+        about.setdefault("session", self.session)
+        about.setdefault("envelope", self.envelope)
+        return agents.run(AgentEvent(name, **about)).addCallback(
+            self._verdict, then, refusalCloses
+        )
+
+    def _verdict(self, verdict, then, refusalCloses):
+        if verdict.kind in (CONTINUE, ACCEPT):
+            return then() if verdict.message is None else then(verdict.message)
+        if verdict.kind == DISCONNECT or refusalCloses:
+            self._close(verdict.reply)
+            return None
+        return verdict.reply
+
     # Commands
 
     def _lineReceived(self, line):
@@ -340,20 +381,30 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
     def smtp_HELO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: HELO hostname")
-        self._resetTransaction()
-        self.session = replace(self.session, helo=argument, esmtp=False)
-        return Reply(250, "", f"{self.connector.fqdn} Hello [{self.session.peerHost}]")
+        session = replace(self.session, helo=argument, esmtp=False)
+
+        def accept():
+            self._resetTransaction()
+            self.session = session
+            return Reply(250, "", f"{self.connector.fqdn} Hello [{self.session.peerHost}]")
+
+        return self._agentsThen("OnHelo", accept, session=session)
 
     def smtp_EHLO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: EHLO hostname")
-        self._resetTransaction()
-        self.session = replace(self.session, helo=argument, esmtp=True)
-        return Reply(
-            250,
-            "",
-            (f"{self.connector.fqdn} Hello [{self.session.peerHost}]",) + self._extensions(),
-        )
+        session = replace(self.session, helo=argument, esmtp=True)
+
+        def accept():
+            self._resetTransaction()
+            self.session = session
+            return Reply(
+                250,
+                "",
+                (f"{self.connector.fqdn} Hello [{self.session.peerHost}]",) + self._extensions(),
+            )
+
+        return self._agentsThen("OnEhlo", accept, session=session)
 
     def _extensions(self):
         extensions = [f"SIZE {self.connector.maxMessageSize}", "PIPELINING", "8BITMIME",
@@ -516,14 +567,19 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             _, principal, _ = result
             if not principal.has(permissions.SUBMIT):
                 return self._loginFailed(user)
-            self.session = replace(self.session, principal=principal, authenticated=True)
-            self.log.info(
-                "authenticated {user} from {peerHost} on {connector}",
-                user=principal.name,
-                peerHost=self.session.peerHost,
-                connector=self.connector.name,
-            )
-            return reply(235, "2.7.0", "Authentication successful")
+            session = replace(self.session, principal=principal, authenticated=True)
+
+            def accept():
+                self.session = session
+                self.log.info(
+                    "authenticated {user} from {peerHost} on {connector}",
+                    user=principal.name,
+                    peerHost=self.session.peerHost,
+                    connector=self.connector.name,
+                )
+                return reply(235, "2.7.0", "Authentication successful")
+
+            return self._agentsThen("OnAuth", accept, session=session)
 
         def failed(failure):
             failure.trap(UnauthorizedLogin)
@@ -596,8 +652,13 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
                 return reply(555, "5.5.4", f"Unsupported parameter {name}")
         if not self._maySendAs(sender, principal):
             return CANNOT_SEND_AS
-        self.envelope = Envelope(sender, (), body, size)
-        return reply(250, "2.1.0", "Sender OK")
+        envelope = Envelope(sender, (), body, size)
+
+        def accept():
+            self.envelope = envelope
+            return reply(250, "2.1.0", "Sender OK")
+
+        return self._agentsThen("OnMailCommand", accept, envelope=envelope, address=sender)
 
     def _sizeLimit(self):
         if self._principal().has(permissions.BYPASS_MESSAGE_SIZE_LIMIT):
@@ -653,8 +714,14 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         refusal = self._checkRecipient(recipient)
         if refusal is not None:
             return refusal
-        self.envelope = replace(self.envelope, recipients=self.envelope.recipients + (recipient,))
-        return reply(250, "2.1.5", "Recipient OK")
+
+        def accept():
+            self.envelope = replace(
+                self.envelope, recipients=self.envelope.recipients + (recipient,)
+            )
+            return reply(250, "2.1.5", "Recipient OK")
+
+        return self._agentsThen("OnRcptCommand", accept, address=recipient)
 
     def _postmaster(self, argument):
         """
@@ -686,13 +753,18 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             return reply(503, "5.5.2", "Need RCPT command")
         if argument:
             return reply(501, "5.5.4", "Syntax: DATA takes no parameters")
-        self._mode = _DATA
-        # The message buffer starts with the CRLF that ended the DATA line,
-        # so a terminator on the very first line is found like any other.
-        self._buffer[:0] = b"\r\n"
-        self._scanFrom = 0
-        self._discarded = 0
-        return Reply(354, "", "Start mail input; end with <CRLF>.<CRLF>")
+
+        def accept():
+            self._mode = _DATA
+            # The message buffer starts with the CRLF that ended the DATA
+            # line, so a terminator on the very first line is found like
+            # any other.
+            self._buffer[:0] = b"\r\n"
+            self._scanFrom = 0
+            self._discarded = 0
+            return Reply(354, "", "Start mail input; end with <CRLF>.<CRLF>")
+
+        return self._agentsThen("OnDataCommand", accept)
 
     def _scanData(self):
         """
@@ -746,9 +818,16 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             + headers.firewall(header, principal.rights)
             + body
         )
-        enqueued = self.factory.queue.enqueue(envelope, self.session, stored)
 
-        def queued(queueId):
+        def endOfHeaders():
+            return self._agentsThen("OnEndOfData", enqueue, envelope=envelope, message=stored)
+
+        def enqueue(message=stored):
+            return self.factory.queue.enqueue(envelope, self.session, message).addCallback(
+                queued, message
+            )
+
+        def queued(queueId, stored):
             if self.factory.tracking is not None:
                 self.factory.tracking.track(
                     "RECEIVE",
@@ -775,7 +854,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             )
             return reply(250, "2.6.0", f"<{queueId}@{fqdn}> Queued mail for delivery")
 
-        return enqueued.addCallback(queued)
+        return self._agentsThen("OnEndOfHeaders", endOfHeaders, envelope=envelope, header=header)
 
 
 class _SASLAbort(Exception):

@@ -27,7 +27,7 @@ from bench.peers import RECIPIENT, SENDER
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
 
 
-def smtpSource(port, messages, sessions, size, timeout=1800):
+def smtpSource(port, messages, sessions, size, timeout=900):
     """
     Run C{smtp-source -l SIZE -m MESSAGES -s SESSIONS -r 1} against
     127.0.0.1:PORT, a new connection per message.
@@ -40,8 +40,11 @@ def smtpSource(port, messages, sessions, size, timeout=1800):
         f"127.0.0.1:{port}",
     ]
     started = time.monotonic()
-    finished = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              timeout=timeout)
+    try:
+        finished = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  timeout=timeout)
+    except subprocess.TimeoutExpired as expired:
+        return time.monotonic() - started, f"smtp-source timed out after {timeout} s\n{expired.stderr or ''}"
     elapsed = time.monotonic() - started
     return elapsed, finished.stderr.decode("utf-8", "replace")
 
@@ -80,8 +83,9 @@ class LatencyProbe:
     @ivar errors: replies or failures that were not the expected ones.
     """
 
-    def __init__(self, port, sessions=10, size=1000):
+    def __init__(self, port, sessions=10, size=1000, quota=None):
         self.port = port
+        self.quota = quota
         self.sessions = sessions
         self.payload = message(size) + b".\r\n"
         self.latencies = []
@@ -90,33 +94,36 @@ class LatencyProbe:
         self._stopping = False
 
     async def _session(self):
-        while not self._stopping:
+        while not self._stopping and (self.quota is None or self.sent < self.quota):
             try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                try:
-                    steps = [None, b"EHLO probe.source.test\r\n", f"MAIL FROM:<{SENDER}>\r\n".encode(),
-                             f"RCPT TO:<{RECIPIENT}>\r\n".encode(), b"DATA\r\n"]
-                    expected = [220, 250, 250, 250, 354]
-                    for step, code in zip(steps, expected):
-                        if step is not None:
-                            writer.write(step)
-                        if await _reply(reader) != code:
-                            raise ValueError(step)
-                    started = time.perf_counter()
-                    writer.write(self.payload)
-                    code = await _reply(reader)
-                    finished = time.perf_counter()
-                    if code != 250:
-                        raise ValueError(code)
-                    self.latencies.append(finished - started)
-                    self.sent += 1
-                    writer.write(b"QUIT\r\n")
-                    await _reply(reader)
-                finally:
-                    writer.close()
-            except (OSError, ValueError, ConnectionError):
+                await asyncio.wait_for(self._one(), 60)
+            except (OSError, ValueError, ConnectionError, asyncio.TimeoutError):
                 self.errors += 1
                 await asyncio.sleep(0.01)
+
+    async def _one(self):
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            steps = [None, b"EHLO probe.source.test\r\n", f"MAIL FROM:<{SENDER}>\r\n".encode(),
+                     f"RCPT TO:<{RECIPIENT}>\r\n".encode(), b"DATA\r\n"]
+            expected = [220, 250, 250, 250, 354]
+            for step, code in zip(steps, expected):
+                if step is not None:
+                    writer.write(step)
+                if await _reply(reader) != code:
+                    raise ValueError(step)
+            started = time.perf_counter()
+            writer.write(self.payload)
+            code = await _reply(reader)
+            finished = time.perf_counter()
+            if code != 250:
+                raise ValueError(code)
+            self.latencies.append(finished - started)
+            self.sent += 1
+            writer.write(b"QUIT\r\n")
+            await _reply(reader)
+        finally:
+            writer.close()
 
     async def run(self, until):
         """
@@ -132,12 +139,16 @@ class LatencyProbe:
 
 def smtpSourceWithProbe(port, messages, sessions, size, probeSessions):
     """
-    smtp-source with C{sessions - probeSessions} sessions, and a
-    L{LatencyProbe} with the others, for as long as smtp-source runs.
+    smtp-source with C{sessions - probeSessions} sessions and C{messages},
+    and a L{LatencyProbe} with the others, for as long as smtp-source runs
+    and at most its share of messages (C{messages * probeSessions /
+    (sessions - probeSessions)}), so that the probe's sessions carry no
+    more of the load than smtp-source's.
 
-    @return: (wall seconds, messages the probe sent, probe).
+    @return: (wall seconds, probe).
     """
-    probe = LatencyProbe(port, probeSessions, size)
+    probe = LatencyProbe(port, probeSessions, size,
+                         quota=messages * probeSessions // (sessions - probeSessions))
 
     async def main():
         started = time.monotonic()
@@ -154,22 +165,29 @@ def smtpSourceWithProbe(port, messages, sessions, size, probeSessions):
     return elapsed, probe
 
 
-async def _openIdle(port, count, concurrency, sockets):
+async def _openIdle(port, count, concurrency, sockets, timeout=15):
     semaphore = asyncio.Semaphore(concurrency)
     failures = 0
+
+    async def opened():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            if await _reply(reader) != 220:
+                raise ValueError("banner")
+            writer.write(b"EHLO idle.source.test\r\n")
+            if await _reply(reader) != 250:
+                raise ValueError("EHLO")
+        except BaseException:
+            writer.transport.abort()
+            raise
+        return writer
 
     async def one():
         nonlocal failures
         async with semaphore:
             try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                if await _reply(reader) != 220:
-                    raise ValueError("banner")
-                writer.write(b"EHLO idle.source.test\r\n")
-                if await _reply(reader) != 250:
-                    raise ValueError("EHLO")
-                sockets.append(writer)
-            except (OSError, ValueError, ConnectionError):
+                sockets.append(await asyncio.wait_for(opened(), timeout))
+            except (OSError, ValueError, ConnectionError, asyncio.TimeoutError):
                 failures += 1
 
     await asyncio.gather(*(one() for _ in range(count)))
@@ -181,9 +199,15 @@ class IdleSessions:
     C{count} sessions to 127.0.0.1:PORT, each greeted and after EHLO, then
     silent; L{close} ends them.  The event loop stays open (and idle) while
     they are held.
+
+    At most C{concurrency} are being opened at once: Twisted's listenTCP
+    has a listen backlog of 50, and a connection the kernel completes
+    beyond a full backlog can be dropped by the server while the client
+    waits for a banner that never comes (tcp_abort_on_overflow = 0).  A
+    session not greeted and EHLO'd within 15 s counts as a failure.
     """
 
-    def __init__(self, port, count, concurrency=200):
+    def __init__(self, port, count, concurrency=40):
         self.loop = asyncio.new_event_loop()
         self.writers = []
         started = time.monotonic()

@@ -90,3 +90,71 @@ def fmt(value, digits=0):
     if value is None or value != value:
         return "–"
     return f"{value:,.{digits}f}"
+
+
+def listenOverflows():
+    """
+    The kernel's count of connections dropped because a listen queue was
+    full (TcpExt ListenOverflows), machine-wide.
+    """
+    try:
+        with open("/proc/net/netstat") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return 0
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            fields = dict(zip(names.split()[1:], values.split()[1:]))
+            return int(fields.get("ListenOverflows", 0))
+    return 0
+
+
+def machineBusy():
+    """
+    CPU seconds the whole machine has spent busy (all cores), from /proc/stat.
+    """
+    with open("/proc/stat") as handle:
+        fields = [int(value) for value in handle.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...
+    busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + (fields[7] if len(fields) > 7 else 0)
+    return busy / TICKS
+
+
+class Interval:
+    """
+    What happened on the machine between L{start} and L{stop}: the CPU of
+    processes other than the server measured, this benchmark process and
+    its children (the load generator), as a share of all cores; and the
+    listen-queue overflows.
+    """
+
+    def __init__(self, server):
+        import resource
+        import time
+
+        self._resource = resource
+        self._time = time
+        self.server = server
+        self.started = time.monotonic()
+        self.busy = machineBusy()
+        self.own = self._own()
+        self.serverCpu = server.cpuSeconds()
+        self.overflows = listenOverflows()
+
+    def _own(self):
+        usage = [self._resource.getrusage(who) for who in
+                 (self._resource.RUSAGE_SELF, self._resource.RUSAGE_CHILDREN)]
+        return sum(u.ru_utime + u.ru_stime for u in usage)
+
+    def stop(self):
+        """
+        @return: (server CPU seconds, others' share of all cores in %,
+            listen overflows).
+        """
+        elapsed = self._time.monotonic() - self.started
+        serverCpu = self.server.cpuSeconds() - self.serverCpu
+        busy = machineBusy() - self.busy
+        own = self._own() - self.own
+        others = max(0.0, busy - serverCpu - own)
+        share = 100 * others / max(elapsed * (os.cpu_count() or 1), 1e-9)
+        return serverCpu, share, listenOverflows() - self.overflows

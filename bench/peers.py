@@ -427,21 +427,23 @@ class ExmtaServer:
         Stop the server (SIGTERM, SIGKILL after C{timeout} or at once if
         C{kill}).
 
-        @return: seconds the stop took.
+        @return: (seconds the stop took, whether SIGKILL ended it).
         """
         if self.process is None:
-            return 0.0
+            return 0.0, False
         started = time.monotonic()
+        killed = kill
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
+                killed = True
                 self.process.kill()
                 self.process.wait(30)
         self._logHandle.close()
         self.process = None
-        return time.monotonic() - started
+        return time.monotonic() - started, killed
 
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)

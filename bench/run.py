@@ -32,12 +32,13 @@ TARGETS = ["accept-1k-20", "accept-1k-100", "accept-100k-20", "latency-1k-100", 
 QUICK_TARGETS = TARGETS[:6]
 
 PROFILES = {
-    # rounds, 1 KB messages a round, 100 KB, relay, latency (smtp-source part),
-    # idle sessions, queue size
-    "quick": dict(rounds=3, messages1k=2000, messages100k=400, relayMessages=2000,
-                  latencyMessages=2000, idleSessions=10000, queueSize=0),
-    "full": dict(rounds=5, messages1k=5000, messages100k=1000, relayMessages=4000,
-                 latencyMessages=4000, idleSessions=10000, queueSize=20000),
+    # Messages a round: 1 KB at 20 and at 100 sessions, 100 KB, relay,
+    # latency (smtp-source's part); idle sessions; queue size.  Sized so
+    # that the slowest server's round lasts seconds, not minutes.
+    "quick": dict(rounds=3, messages1k=1500, messages1k100=600, messages100k=150,
+                  relayMessages=1000, latencyMessages=500, idleSessions=10000, queueSize=0),
+    "full": dict(rounds=5, messages1k=4000, messages1k100=1500, messages100k=400,
+                 relayMessages=3000, latencyMessages=1000, idleSessions=10000, queueSize=20000),
 }
 
 
@@ -108,7 +109,8 @@ def main(argv=None):
                         help="fewer rounds and messages, no queue or diagnostic targets (~2 minutes)")
     parser.add_argument("--only", help="comma-separated targets: " + ", ".join(TARGETS))
     parser.add_argument("--rounds", type=int, help="rounds per target (default 3 quick, 5 full)")
-    parser.add_argument("--messages", type=int, help="1 KB messages a round")
+    parser.add_argument("--messages", type=int,
+                        help="1 KB messages a round at 20 sessions; the other rounds scale with it")
     parser.add_argument("--queue-size", type=int, help="messages in the queue target (default 20,000)")
     parser.add_argument("--idle-sessions", type=int, help="idle sessions (default 10,000)")
     parser.add_argument("--python", default=sys.executable,
@@ -120,7 +122,8 @@ def main(argv=None):
     parser.add_argument("--tmp", default=tempfile.gettempdir(),
                         help="where the servers' queues go (default: the system's temp folder)")
     parser.add_argument("--json", help="also write the results here, as JSON")
-    parser.add_argument("--profile-output", help="where to keep the py-spy profile (raw format)")
+    parser.add_argument("--profile-output",
+                        help="keep the py-spy profiles (raw, collapsed stacks) as PREFIX-1k.txt and PREFIX-100k.txt")
     arguments = parser.parse_args(argv)
 
     if os.geteuid() != 0:
@@ -141,7 +144,9 @@ def main(argv=None):
     if arguments.rounds:
         values["rounds"] = arguments.rounds
     if arguments.messages:
-        values["messages1k"] = arguments.messages
+        scale = arguments.messages / values["messages1k"]
+        for name in ("messages1k", "messages1k100", "messages100k", "relayMessages", "latencyMessages"):
+            values[name] = max(10, int(values[name] * scale))
     if arguments.queue_size:
         values["queueSize"] = arguments.queue_size
     if arguments.idle_sessions:
@@ -158,7 +163,9 @@ def main(argv=None):
     started = time.monotonic()
     header = machine(folder, arguments.python, arguments.exmta_source)
     if arguments.exmta_rev:
-        header[-1] = ("exmta", f"git revision {arguments.exmta_rev} (exported clean)")
+        with open(os.path.join(exmtaSource, "REVISION")) as handle:
+            commit = handle.read().strip()
+        header[-1] = ("exmta", f"git revision {arguments.exmta_rev} = {commit[:12]} (exported clean)")
     print("exmta benchmark against Postfix (issue 6)")
     print("=========================================\n")
     for label, value in header:
@@ -175,7 +182,7 @@ def main(argv=None):
             if name == "accept-1k-20":
                 result = targets.acceptance(settings, name, 1000, 20, values["messages1k"], 1.0)
             elif name == "accept-1k-100":
-                result = targets.acceptance(settings, name, 1000, 100, values["messages1k"], 1.2)
+                result = targets.acceptance(settings, name, 1000, 100, values["messages1k100"], 1.2)
             elif name == "accept-100k-20":
                 result = targets.acceptance(settings, name, 100_000, 20, values["messages100k"], 1.0)
             elif name == "latency-1k-100":
@@ -192,14 +199,13 @@ def main(argv=None):
             elif name == "smarthost-down":
                 result = targets.smartHostDown(settings, name)
             elif name == "profile":
-                result = targets.profile(settings, name, output=arguments.profile_output)
-            results.append(result)
-            print(result.text())
-            if name == "profile" and result.data.get("summary"):
-                print("::\n")
-                print("\n".join("    " + line for line in result.data["summary"].splitlines()))
-                print()
-            sys.stdout.flush()
+                for size, messages in ((1000, 5000), (100_000, 500)):
+                    output = arguments.profile_output and f"{arguments.profile_output}-{size // 1000}k.txt"
+                    result = targets.profile(settings, f"profile-{size // 1000}k", messages=messages,
+                                             size=size, output=output)
+                    _show(results, result)
+                continue
+            _show(results, result)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -216,6 +222,16 @@ def main(argv=None):
                                     "notes": r.notes, "verdicts": r.verdicts,
                                     "data": _jsonable(r.data)} for r in results]},
                       handle, indent=1, ensure_ascii=False)
+
+
+def _show(results, result):
+    results.append(result)
+    print(result.text())
+    if result.data.get("summary"):
+        print("::\n")
+        print("\n".join("    " + line for line in result.data["summary"].splitlines()))
+        print()
+    sys.stdout.flush()
 
 
 def _jsonable(value):

@@ -81,6 +81,7 @@ CMDLET_MODULES = (
     "exmta.shell.builtins",
     "exmta.shell.config_cmdlets",
     "exmta.shell.queue_cmdlets",
+    "exmta.shell.agent_cmdlets",
 )
 
 COMMON_PARAMETERS = (

@@ -37,7 +37,7 @@ PROFILES = {
     # that the slowest server's round lasts seconds, not minutes.
     "quick": dict(rounds=3, messages1k=1500, messages1k100=600, messages100k=150,
                   relayMessages=1000, latencyMessages=500, idleSessions=10000, queueSize=0),
-    "full": dict(rounds=5, messages1k=4000, messages1k100=1500, messages100k=400,
+    "full": dict(rounds=5, messages1k=4000, messages1k100=1000, messages100k=400,
                  relayMessages=3000, latencyMessages=1000, idleSessions=10000, queueSize=20000),
 }
 
@@ -123,7 +123,7 @@ def main(argv=None):
                         help="where the servers' queues go (default: the system's temp folder)")
     parser.add_argument("--json", help="also write the results here, as JSON")
     parser.add_argument("--profile-output",
-                        help="keep the py-spy profiles (raw, collapsed stacks) as PREFIX-1k.txt and PREFIX-100k.txt")
+                        help="keep the py-spy profiles (raw, collapsed stacks) as PREFIX-1k.txt, PREFIX-100k.txt, PREFIX-relay-1k.txt")
     arguments = parser.parse_args(argv)
 
     if os.geteuid() != 0:
@@ -199,10 +199,11 @@ def main(argv=None):
             elif name == "smarthost-down":
                 result = targets.smartHostDown(settings, name)
             elif name == "profile":
-                for size, messages in ((1000, 5000), (100_000, 500)):
-                    output = arguments.profile_output and f"{arguments.profile_output}-{size // 1000}k.txt"
-                    result = targets.profile(settings, f"profile-{size // 1000}k", messages=messages,
-                                             size=size, output=output)
+                for label, size, messages, relay in (("1k", 1000, 5000, False), ("100k", 100_000, 500, False),
+                                                     ("relay-1k", 1000, 3000, True)):
+                    output = arguments.profile_output and f"{arguments.profile_output}-{label}.txt"
+                    result = targets.profile(settings, f"profile-{label}", messages=messages,
+                                             size=size, output=output, relay=relay)
                     _show(results, result)
                 continue
             _show(results, result)

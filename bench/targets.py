@@ -526,11 +526,13 @@ def smartHostDown(settings, key="smarthost-down", messages=2000, sessions=20):
     return result
 
 
-def profile(settings, key="profile", messages=5000, sessions=20, size=1000, output=None):
+def profile(settings, key="profile", messages=5000, sessions=20, size=1000, output=None,
+            relay=False):
     """
     exmta alone under py-spy (attached, 200 Hz, only samples holding the
     GIL, so that waits in fsync and epoll are left out) during an
-    acceptance round; per-thread CPU from /proc.
+    acceptance round (or, with C{relay}, a relay round to smtp-sink until
+    it has every message); per-thread CPU from /proc.
     """
     import shutil
     import subprocess
@@ -538,14 +540,15 @@ def profile(settings, key="profile", messages=5000, sessions=20, size=1000, outp
     from bench import flame
 
     spy = shutil.which("py-spy", path=os.path.dirname(settings.python) + os.pathsep + os.environ.get("PATH", ""))
-    result = Result(key, f"Profile: exmta, {size // 1000} KB, {sessions} sessions, {messages:,} messages",
-                    ["thread", "user s", "system s"])
+    what = "relay to smtp-sink" if relay else "acceptance"
+    result = Result(key, f"Profile: exmta {what}, {size // 1000} KB, {sessions} sessions, "
+                    f"{messages:,} messages", ["thread", "user s", "system s"])
     if spy is None:
         result.notes.append("py-spy is not installed: pip install py-spy into the venv")
         return result
-    tarpit = Tarpit().start()
+    tarpit = SmtpSink(folder=settings.folder).start() if relay else Tarpit().start()
     exmta = ExmtaServer(settings.python, settings.source, smartHost=tarpit.port,
-                        folder=settings.folder, server=HOLDING).start()
+                        folder=settings.folder, server=None if relay else HOLDING).start()
     output = output or os.path.join(settings.folder, "exmta-profile.txt")
     main = str(exmta.pid)
     try:
@@ -557,7 +560,18 @@ def profile(settings, key="profile", messages=5000, sessions=20, size=1000, outp
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         time.sleep(1)
-        measured = _throughputRound(exmta, messages, sessions, size)
+        if relay:
+            base = tarpit.messages()
+            interval = Interval(exmta)
+            started = time.monotonic()
+            load.smtpSource(exmta.port, messages, sessions, size)
+            done = tarpit.waitFor(base + messages, timeout=max(120, messages / 20))
+            _settle(exmta)
+            cpu, _, _ = interval.stop()
+            measured = {"rate": messages / ((done or time.monotonic()) - started),
+                        "cpuMs": 1000 * cpu / messages}
+        else:
+            measured = _throughputRound(exmta, messages, sessions, size)
         recorder.send_signal(2)
         recorder.wait(60)
         after = _threadTimes(exmta.pid)

@@ -182,7 +182,9 @@ class IMessageTrackingLog(Interface):
 
 class IDeliveryAgent(Interface):
     """
-    Delivers messages to local mailboxes.
+    Delivers messages to local mailboxes.  The TransportServer's
+    C{DeliveryAgent} key names the one a server uses (C{Maildir} unless
+    set); an L{IDeliveryAgentFactory} plugin makes it.
     """
 
     name = Attribute("The name org.ini uses for this agent.")
@@ -200,6 +202,60 @@ class IDeliveryAgent(Interface):
         """
 
 
+class IDeliveryAgentFactory(Interface):
+    """
+    A delivery agent plugin, found with C{twisted.plugin.getPlugins} in the
+    L{exmta.plugins} dropin package.  A TransportServer's C{DeliveryAgent}
+    key names it; its settings come from a C{[DeliveryAgent <name>]}
+    section, if there is one.  The built-in C{Maildir} is such a plugin.
+    """
+
+    name = Attribute("The name org.ini uses: C{DeliveryAgent = <name>}.")
+
+    def makeDeliveryAgent(settings, transportServer, reactor):
+        """
+        @param settings: a dict of the C{[DeliveryAgent <name>]} section's
+            keys, as written (empty when there is no such section).
+        @param transportServer: the L{exmta.config.model.TransportServer}
+            (its C{mailboxDatabasePath} is where mailboxes live by default).
+        @param reactor: the reactor the agent runs on.
+        @return: an L{IDeliveryAgent}.
+        @raise ValueError: a key is unknown or its value bad (raise
+            L{exmta.agents.SettingError} to point at the key); a
+            L{exmta.errors.ConfigError} naming the line results.
+        """
+
+
+class ICheckerFactory(Interface):
+    """
+    An authentication plugin: makes the twisted.cred checker that verifies
+    the user names and passwords of BasicAuth on a receive connector.  A
+    connector's C{CredentialCheckers} key names the ones it asks, in order
+    (C{Accounts}, the built-in account store, unless set); settings come
+    from a C{[CredentialChecker <name>]} section, if there is one.  Shaped
+    like Twisted's own C{twisted.cred.strcred.ICheckerFactory}.
+    """
+
+    name = Attribute("The name org.ini uses: C{CredentialCheckers = <name>, ...}.")
+    credentialInterfaces = Attribute(
+        "The credential interfaces its checkers accept; BasicAuth needs "
+        "C{twisted.cred.credentials.IUsernamePassword}."
+    )
+
+    def makeChecker(settings, organization, reactor):
+        """
+        @param settings: a dict of the C{[CredentialChecker <name>]}
+            section's keys, as written (empty when there is none).
+        @param organization: the L{exmta.config.model.Organization}.
+        @param reactor: the reactor (whose thread pool may run slow checks).
+        @return: a L{twisted.cred.checkers.ICredentialsChecker} whose
+            avatar ids are user principal names (C{str}), which the
+            connector's realm turns into an L{IPrincipal}.  It must not
+            block the reactor.
+        @raise ValueError: as L{IDeliveryAgentFactory.makeDeliveryAgent}.
+        """
+
+
 class IAgentFactory(Interface):
     """
     A transport agent plugin, found with C{twisted.plugin.getPlugins} in the
@@ -213,7 +269,8 @@ class IAgentFactory(Interface):
         """
         @param settings: a dict of the section's keys other than exmta's own
             (Enabled, Priority, Timeout, FailurePolicy, Comment), as written.
-        @return: an L{IReceiveAgent}.
+        @return: an agent providing L{IReceiveAgent}, L{IRoutingAgent} or
+            both; it is called at the events whose methods it has.
         @raise ValueError: a key is unknown or its value bad; raise
             L{exmta.agents.SettingError} to point at the key.  Either is a
             L{exmta.errors.ConfigError} naming the line.
@@ -292,4 +349,69 @@ class IReceiveAgent(Interface):
     def OnDisconnect(event):
         """
         The connection is gone; the verdict is ignored.
+        """
+
+
+class IRoutingAgent(Interface):
+    """
+    A routing agent: called as the queue manager works a message, in
+    Priority order (the same [TransportAgent] sections and Priority as
+    receive agents; one agent object may be both).  An agent defines only
+    the methods of the events it handles.
+
+    Each method takes an L{exmta.agents.RoutingEvent} and returns an
+    L{exmta.agents.Verdict} (or a Deferred firing with one), except the
+    delivery notifications, whose answer is ignored.  At the message
+    events, REJECT fails the recipients concerned with its reply (the
+    sender gets a non-delivery report), TEMPORARY_REJECT defers them (they
+    are retried on the queue's schedule) and DISCONNECT is not allowed.  An
+    agent that raises or does not answer within its Timeout defers the
+    recipients concerned with 451 4.7.0 (FailClosed) or is skipped
+    (FailOpen); no mail is lost either way.
+    """
+
+    def OnSubmittedMessage(event):
+        """
+        The message is in the queue, before its recipients are resolved:
+        called once per message (again only if the process died before
+        that was recorded).  C{event.message} is the message bytes as
+        queued; C{event.recipients} every recipient still to be delivered.
+        """
+
+    def OnResolvedMessage(event):
+        """
+        After accepted-domain resolution, once per message.  A CONTINUE or
+        ACCEPT verdict may carry C{recipients=}, a mapping of a recipient
+        address (str) to the addresses (str) it becomes: none drops it,
+        others expand or redirect it.  The change is recorded in the queue
+        before anything is delivered.
+        """
+
+    def OnRoutedMessage(event):
+        """
+        Before each delivery attempt to one next hop: C{event.nextHop} is
+        the L{exmta.envelope.NextHop} (its C{connector} the send connector)
+        or L{None} for local delivery, C{event.recipients} the recipients
+        going there, C{event.message} the bytes about to be sent.  A
+        CONTINUE or ACCEPT verdict may carry C{message=} new bytes for this
+        attempt only (the queued copy stays as it was; e.g. a DKIM
+        signature), or C{nextHop=} another L{exmta.envelope.NextHop}.
+        """
+
+    def OnDelivered(event):
+        """
+        C{event.recipients} were delivered through C{event.nextHop} (L{None}
+        for local delivery).  For notifications; the answer is ignored.
+        """
+
+    def OnDeferred(event):
+        """
+        C{event.recipients} failed transiently with C{event.reply} (str) and
+        will be retried.  The answer is ignored.
+        """
+
+    def OnFailed(event):
+        """
+        C{event.recipients} failed for good with C{event.reply} (str); the
+        sender is told.  The answer is ignored.
         """

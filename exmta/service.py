@@ -97,7 +97,7 @@ class TransportServerService(service.MultiService):
         factory.reconfigure(new.receiveConfiguration())
         delivery.reconfigure(new.organization, new.transportServer, new.credentials)
         manager.reconfigure(new.recipients, new.route, server=new.transportServer,
-                            postmaster=new.postmaster)
+                            postmaster=new.postmaster, agents=new.agents)
         receive.closeUnused(new.connectors)
         self.configuration = new
         restart = [
@@ -278,6 +278,7 @@ def makeService(organization, server=None, reactor=None, resolver=None):
         route=configuration.route,
         remoteDelivery=remoteDelivery,
         trackingLog=tracking,
+        agents=configuration.agents,
     )
     manager.setServiceParent(top)
     receive = ReceiveService(factory, reactor)

@@ -189,6 +189,8 @@ class TransportAgent:
     @ivar timeout: seconds an agent has to answer one event.
     @ivar failurePolicy: C{FailClosed} (a failing agent makes the command
         fail with 451 4.7.0) or C{FailOpen} (it is skipped).
+    @ivar disableAfterFailures: after this many failures in a row the agent
+        is no longer called until the next start or reload; 0: never.
     @ivar settings: the section's other keys, as C{((key, value), ...)} in
         file order, handed to the factory's C{makeAgent}.
     """
@@ -198,6 +200,7 @@ class TransportAgent:
     enabled: bool = True
     timeout: int = 30
     failurePolicy: str = "FailClosed"
+    disableAfterFailures: int = 0
     settings: tuple[tuple[str, str], ...] = ()
     origin: Origin | None = None
 

@@ -189,6 +189,7 @@ TRANSPORT_AGENT_KEYS = {
     "Priority": (values.integer(-(2**31), 2**31 - 1), REQUIRED),
     "Timeout": (values.timespan(1, DAY), 30),
     "FailurePolicy": (values.choice(FAILURE_POLICIES), "FailClosed"),
+    "DisableAfterFailures": (values.integer(0, 2**31 - 1), 0),
     "Comment": (str, None),
 }
 
@@ -301,6 +302,7 @@ def _transportAgents(readers):
                 enabled=reader["Enabled"],
                 timeout=reader["Timeout"],
                 failurePolicy=reader["FailurePolicy"],
+                disableAfterFailures=reader["DisableAfterFailures"],
                 settings=reader.settings,
                 origin=reader.origin,
             )

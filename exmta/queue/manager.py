@@ -172,6 +172,7 @@ class QueueManager(QueueAdministration, service.Service):
         route=None,
         remoteDelivery=None,
         trackingLog=None,
+        agents=None,
         maxConcurrentMailboxDeliveries=20,
     ):
         """
@@ -194,6 +195,8 @@ class QueueManager(QueueAdministration, service.Service):
         @param remoteDelivery: the L{exmta.interfaces.IRemoteDelivery};
             given with C{route} or not at all (then remote recipients wait).
         @param trackingLog: an L{exmta.interfaces.IMessageTrackingLog}.
+        @param agents: the L{exmta.agents.AgentPipeline} whose routing
+            agents are called as messages are worked, or L{None}.
         @param maxConcurrentMailboxDeliveries: how many messages may be in
             local delivery at once, which bounds the message bytes held in
             memory when a restart finds a long queue.  Remote sends are
@@ -208,6 +211,7 @@ class QueueManager(QueueAdministration, service.Service):
         self.route = route
         self.remoteDelivery = remoteDelivery
         self.tracking = NoTrackingLog() if trackingLog is None else trackingLog
+        self.agents = agents
         if server is None:
             self.schedule = RetrySchedule()
             self.reportingMta = socket.getfqdn()
@@ -272,17 +276,18 @@ class QueueManager(QueueAdministration, service.Service):
         while self._passes:
             yield DeferredList(list(self._passes.values()))
 
-    def reconfigure(self, resolver, route=None, *, server=None, postmaster=None):
+    def reconfigure(self, resolver, route=None, *, server=None, postmaster=None, agents=None):
         """
         Work from now on with a new configuration's resolver and routes
         (passes in progress finish with the old ones).  C{route} must be
         given if and only if the manager has a send side; C{server} brings
-        its retry settings and Fqdn.
+        its retry settings and Fqdn; C{agents} the new agent pipeline.
         """
         if (route is None) != (self.remoteDelivery is None):
             raise ValueError("route and remoteDelivery go together")
         self.resolver = resolver
         self.route = route
+        self.agents = agents
         if server is not None:
             self.schedule = RetrySchedule.of(server)
             self.reportingMta = server.fqdn

@@ -31,11 +31,14 @@ class TransportAgentView:
     Priority: int
     Timeout: float
     FailurePolicy: str
+    DisableAfterFailures: int
 
 
 def _views(organization, name=None):
     views = [
-        TransportAgentView(a.name, a.enabled, a.priority, a.timeout, a.failurePolicy)
+        TransportAgentView(
+            a.name, a.enabled, a.priority, a.timeout, a.failurePolicy, a.disableAfterFailures
+        )
         for a in organization.transportAgents
     ]
     if name is not None:

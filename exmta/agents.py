@@ -285,7 +285,7 @@ def loadAgents(organization, reactor, factories=None):
         if not section.enabled:
             continue
         try:
-            agent = factory.makeAgent(dict(section.settings))
+            agent = factory.makeAgent(dict(section.settings), organization, reactor)
         except SettingError as error:
             raise section.origin.error(str(error), error.key) from None
         except ValueError as error:

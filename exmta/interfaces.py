@@ -265,10 +265,15 @@ class IAgentFactory(Interface):
 
     name = Attribute("The name org.ini uses: C{[TransportAgent <name>]}.")
 
-    def makeAgent(settings):
+    def makeAgent(settings, organization, reactor):
         """
         @param settings: a dict of the section's keys other than exmta's own
-            (Enabled, Priority, Timeout, FailurePolicy, Comment), as written.
+            (Enabled, Priority, Timeout, FailurePolicy, DisableAfterFailures,
+            Comment), as written.
+        @param organization: the L{exmta.config.model.Organization} (e.g.
+            C{organization.folder}, which relative paths are relative to).
+        @param reactor: the reactor the agent runs on (e.g. its thread pool
+            for CPU-heavy work, which must not block the reactor).
         @return: an agent providing L{IReceiveAgent}, L{IRoutingAgent} or
             both; it is called at the events whose methods it has.
         @raise ValueError: a key is unknown or its value bad; raise

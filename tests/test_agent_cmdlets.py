@@ -45,7 +45,7 @@ class Plugin:
     def __init__(self, name):
         self.name = name
 
-    def makeAgent(self, settings):
+    def makeAgent(self, settings, organization, reactor):
         for key in settings:
             if key.lower() != "color":
                 raise SettingError(key, "unknown key")

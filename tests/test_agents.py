@@ -35,7 +35,7 @@ class Factory:
         self.agent = agent
         self.settings = None
 
-    def makeAgent(self, settings):
+    def makeAgent(self, settings, organization, reactor):
         if "Bad" in settings:
             raise ValueError("Bad is bad")
         self.settings = settings

@@ -38,7 +38,7 @@ class SenderBlockListAgent:
 class SenderBlockList:
     name = "SenderBlockList"
 
-    def makeAgent(self, settings):
+    def makeAgent(self, settings, organization, reactor):
         addresses, domains = set(), set()
         for key, value in settings.items():
             if key.lower() != "blockedsenders":

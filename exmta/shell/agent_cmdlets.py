@@ -14,6 +14,8 @@ and take -WhatIf.
 
 from dataclasses import dataclass
 
+from twisted.internet import reactor
+
 from exmta.agents import agentFactories
 from exmta.config.organization import TRANSPORT_AGENT_KEYS
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf
@@ -165,7 +167,7 @@ def _enabling(action, enabled):
                 factory = _factory(span.name)
                 settings = {key: value for key, value, *_ in span.keys if key.lower() not in _OWN_KEYS}
                 try:
-                    factory.makeAgent(settings)
+                    factory.makeAgent(settings, load(context), reactor)
                 except ValueError as error:
                     where = f"{error.key}: " if getattr(error, "key", None) else ""
                     raise CmdletError(

@@ -3,18 +3,33 @@ Transport agents: discovery, [TransportAgent] sections, verdicts at SMTP
 events, Priority order, and isolation from failing or slow agents.
 """
 
+import dataclasses
+
 from twisted.cred.checkers import AllowAnonymousAccess
 from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from exmta.agents import Verdict, agentFactories, loadAgents
+from exmta.agents import (
+    ACCEPT,
+    AGENT_FAILURE,
+    REJECT,
+    TEMPORARY_REJECT,
+    AgentEvent,
+    AgentPipeline,
+    ConfiguredAgent,
+    RoutingEvent,
+    Verdict,
+    agentFactories,
+    loadAgents,
+)
 from exmta.auth.realm import ConnectorRealm
 from exmta.config import parseOrganization
-from exmta.envelope import Reply
+from exmta.envelope import Address, NextHop, QueuedMessage, QueuedRecipient, Reply
 from exmta.errors import ConfigError
 from exmta.interfaces import IAgentFactory
 from exmta.receive.listener import ReceiveFactory
@@ -206,6 +221,22 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(replies[0], "250 2.1.0 Sender OK")
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
+    def test_disableAfterFailures(self):
+        """
+        A receive agent that failed DisableAfterFailures times in a row is
+        no longer asked: the next MAIL FROM is accepted without it.
+        """
+        agent = Recorder(self.calls, "a", OnMailCommand=lambda e: 1 / 0)
+        protocol, transport, _ = self.session(self.factory([("A", 1, agent, "DisableAfterFailures = 2")]))
+        self.say(protocol, transport, b"EHLO c\r\n")
+        replies = self.say(protocol, transport, b"MAIL FROM:<a@example.com>\r\n" * 3)
+        self.assertEqual(
+            replies,
+            ["451 4.7.0 Temporary agent failure", "451 4.7.0 Temporary agent failure", "250 2.1.0 Sender OK"],
+        )
+        self.assertEqual(len(self.calls), 2)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 2)
+
     def test_notAVerdictFails(self):
         agent = Recorder(self.calls, "a", OnMailCommand="250 OK")
         protocol, transport, _ = self.session(self.factory([("A", 1, agent)]))
@@ -274,3 +305,238 @@ class ProtocolTests(SynchronousTestCase):
             b"EHLO c\r\nMAIL FROM:<BAD@x.com>\r\nMAIL FROM:<a@SPAM.example>\r\nMAIL FROM:<>\r\n",
         )
         self.assertEqual(replies[-3:], ["550 5.7.1 Sender denied", "550 5.7.1 Sender denied", "250 2.1.0 Sender OK"])
+
+
+def configured(name, priority, agent, failOpen=False, timeout=30, disableAfterFailures=0):
+    return ConfiguredAgent(name, priority, timeout, failOpen, agent, disableAfterFailures)
+
+
+QUEUED = QueuedMessage("Q1", "a@contoso.com", (QueuedRecipient("kim@fabrikam.com"),), 0.0, 10)
+SMART_HOST = NextHop("SmartHostConnectorDelivery", "ToInternet")
+
+
+def routing(name, recipients=("kim@fabrikam.com",), **fields):
+    return RoutingEvent(name, QUEUED, tuple(recipients), **fields)
+
+
+class PipelineTests(SynchronousTestCase):
+    """
+    L{AgentPipeline.run} on its own: how verdicts compose across agents and
+    which changes each event allows.
+    """
+
+    def setUp(self):
+        self.calls = []
+        self.clock = MemoryReactorClock()
+
+    def run_(self, event, *agents):
+        pipeline = AgentPipeline(agents, self.clock)
+        return self.successResultOf(pipeline.run(event))
+
+    def rcpt(self, address=Address("kim", "fabrikam.com")):
+        return AgentEvent("OnRcptCommand", session=None, address=address, recipients=(address,))
+
+    def test_eventFields(self):
+        """
+        The fields other helpers and agent authors code against.
+        """
+        self.assertEqual(
+            [f.name for f in dataclasses.fields(RoutingEvent)],
+            ["name", "queued", "recipients", "message", "nextHop", "reply"],
+        )
+        self.assertEqual(AgentEvent("OnConnect", None).recipients, ())
+        verdict = Verdict.continue_(message=b"x", recipients=(), nextHop=SMART_HOST)
+        self.assertEqual((verdict.message, verdict.recipients, verdict.nextHop), (b"x", (), SMART_HOST))
+        self.assertEqual(Verdict.accept(recipients={"a@b.c": ()}).recipients, {"a@b.c": ()})
+
+    def test_verdictChangesChecked(self):
+        with self.assertRaises(ValueError):
+            Verdict(REJECT, Reply(550, "5.7.1", "no"), recipients=())
+        with self.assertRaises(ValueError):
+            Verdict(TEMPORARY_REJECT, Reply(451, "4.7.1", "no"), nextHop=SMART_HOST)
+        with self.assertRaises(ValueError):
+            Verdict.continue_(nextHop="ToInternet")
+        with self.assertRaises(ValueError):
+            Verdict.continue_(recipients=["kim@fabrikam.com"])
+
+    def test_rcptRecipientsCompose(self):
+        """
+        At OnRcptCommand each agent sees the recipients earlier agents made
+        of the command's one; the verdict carries the last, repeats
+        collapsed.
+        """
+        seen = []
+        kim, lee, max_ = Address("kim", "fabrikam.com"), Address("lee", "fabrikam.com"), Address("max", "fabrikam.com")
+
+        def second(event):
+            seen.append(event.recipients)
+            return Verdict.continue_(recipients=event.recipients[1:] + (max_, Address("LEE", "fabrikam.com")))
+
+        verdict = self.run_(
+            self.rcpt(),
+            configured("Second", 2, Recorder(self.calls, "2", OnRcptCommand=second)),
+            configured("First", 1, Recorder(self.calls, "1", OnRcptCommand=Verdict.continue_(recipients=(kim, lee)))),
+            configured("Third", 3, Recorder(self.calls, "3", OnRcptCommand=lambda e: seen.append(e.recipients) or Verdict.continue_())),
+        )
+        self.assertEqual(verdict, Verdict.continue_(recipients=(lee, max_)))
+        self.assertEqual(seen, [(kim, lee), (lee, max_)])
+        self.assertEqual([label for label, _ in self.calls], ["1", "2", "3"])
+
+    def test_rcptRecipientDropped(self):
+        verdict = self.run_(
+            self.rcpt(),
+            configured("A", 1, Recorder(self.calls, "a", OnRcptCommand=Verdict.accept(recipients=()))),
+            configured("B", 2, Recorder(self.calls, "b", OnRcptCommand=Verdict.reject())),
+        )
+        self.assertEqual(verdict, Verdict.accept(recipients=()))
+        self.assertEqual(self.calls, [("a", "OnRcptCommand")])
+
+    def test_rcptRecipientsNotAddresses(self):
+        for bad in (("lee@fabrikam.com",), (Address("", ""),)):
+            verdict = self.run_(
+                self.rcpt(), configured("A", 1, Recorder(self.calls, "a", OnRcptCommand=Verdict.continue_(recipients=bad)))
+            )
+            self.assertEqual(verdict, Verdict.temporaryReject(AGENT_FAILURE), bad)
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 2)
+
+    def test_resolvedRecipientsCompose(self):
+        """
+        At OnResolvedMessage the verdict maps each first recipient to what
+        the agents together made of it; later agents see the result.
+        """
+        seen = []
+        first = Recorder(
+            self.calls, "1",
+            OnResolvedMessage=Verdict.continue_(
+                recipients={"list@fabrikam.com": ("kim@fabrikam.com", "lee@fabrikam.com"), "old@fabrikam.com": ("new@Fabrikam.COM",)}
+            ),
+        )
+
+        def second(event):
+            seen.append(event.recipients)
+            return Verdict.accept(recipients={"LEE@fabrikam.com": (), "new@fabrikam.com": ["x@example.org"]})
+
+        third = Recorder(self.calls, "3", OnResolvedMessage=Verdict.reject())
+        event = routing("OnResolvedMessage", ("list@fabrikam.com", "old@fabrikam.com", "kim@fabrikam.com", "stay@fabrikam.com"), message=b"m")
+        verdict = self.run_(
+            event,
+            configured("First", 1, first),
+            configured("Second", 2, Recorder(self.calls, "2", OnResolvedMessage=second)),
+            configured("Third", 3, third),
+        )
+        self.assertEqual(seen, [("kim@fabrikam.com", "lee@fabrikam.com", "new@fabrikam.com", "stay@fabrikam.com")])
+        self.assertEqual(verdict.kind, ACCEPT)
+        self.assertEqual(
+            verdict.recipients,
+            {"list@fabrikam.com": ("kim@fabrikam.com",), "old@fabrikam.com": ("x@example.org",)},
+        )
+
+    def test_resolvedRecipientsChecked(self):
+        for bad in ({"other@fabrikam.com": ()}, {"kim@fabrikam.com": "lee@fabrikam.com"}, {"kim@fabrikam.com": ("not an address",)}, ("kim@fabrikam.com",)):
+            agent = Recorder(self.calls, "a", OnResolvedMessage=Verdict.continue_(recipients=bad))
+            verdict = self.run_(routing("OnResolvedMessage"), configured("A", 1, agent))
+            self.assertEqual(verdict, Verdict.temporaryReject(AGENT_FAILURE), bad)
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 4)
+
+    def test_routedMessageAndNextHop(self):
+        other = NextHop("DnsConnectorDelivery", "ByMX", domain="fabrikam.com")
+        seen = []
+
+        def second(event):
+            seen.append((event.message, event.nextHop))
+            return Verdict.continue_(message=b"B" + event.message)
+
+        verdict = self.run_(
+            routing("OnRoutedMessage", message=b"m", nextHop=SMART_HOST),
+            configured("A", 1, Recorder(self.calls, "a", OnRoutedMessage=Verdict.continue_(message=b"A" + b"m", nextHop=other))),
+            configured("B", 2, Recorder(self.calls, "b", OnRoutedMessage=second)),
+        )
+        self.assertEqual(seen, [(b"Am", other)])
+        self.assertEqual(verdict, Verdict.continue_(message=b"BAm", nextHop=other))
+
+    def test_changesOnlyWhereAllowed(self):
+        """
+        A change an event does not allow, or DISCONNECT at a routing event,
+        is an agent failure.
+        """
+        cases = [
+            (routing("OnRoutedMessage", message=b"m"), Verdict.continue_(nextHop=SMART_HOST)),
+            (routing("OnSubmittedMessage", message=b"m"), Verdict.continue_(message=b"x")),
+            (routing("OnSubmittedMessage", message=b"m"), Verdict.continue_(recipients={})),
+            (routing("OnResolvedMessage", message=b"m"), Verdict.continue_(nextHop=SMART_HOST)),
+            (routing("OnRoutedMessage", message=b"m", nextHop=SMART_HOST), Verdict.continue_(recipients={})),
+            (routing("OnRoutedMessage", message=b"m", nextHop=SMART_HOST), Verdict.disconnect()),
+            (AgentEvent("OnMailCommand", None), Verdict.continue_(recipients=())),
+            (AgentEvent("OnEndOfData", None, message=b"m"), Verdict.continue_(nextHop=SMART_HOST)),
+        ]
+        for event, answer in cases:
+            agent = Recorder(self.calls, "a", **{event.name: answer})
+            self.assertEqual(
+                self.run_(event, configured("A", 1, agent)), Verdict.temporaryReject(AGENT_FAILURE), (event.name, answer)
+            )
+            self.assertEqual(self.run_(event, configured("A", 1, agent, failOpen=True)), Verdict.continue_())
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 2 * len(cases))
+
+    def test_routingTimeout(self):
+        agent = Recorder(self.calls, "a", OnSubmittedMessage=lambda e: defer.Deferred())
+        pipeline = AgentPipeline([configured("A", 1, agent, timeout=10)], self.clock)
+        running = pipeline.run(routing("OnSubmittedMessage", message=b"m"))
+        self.clock.advance(9)
+        self.assertNoResult(running)
+        self.clock.advance(1)
+        self.assertEqual(self.successResultOf(running), Verdict.temporaryReject(AGENT_FAILURE))
+        self.assertEqual(len(self.flushLoggedErrors(defer.TimeoutError)), 1)
+
+    def test_deliveryEventsIgnoreAnswers(self):
+        """
+        At the notification events every agent is called in order whatever
+        the others answered or raised, FailClosed or not.
+        """
+        agents = [
+            configured("A", 1, Recorder(self.calls, "a", OnFailed=lambda e: 1 / 0)),
+            configured("B", 2, Recorder(self.calls, "b", OnFailed="not a verdict")),
+            configured("C", 3, Recorder(self.calls, "c", OnFailed=Verdict.reject())),
+            configured("D", 4, Recorder(self.calls, "d", OnFailed=None)),
+        ]
+        event = routing("OnFailed", reply="550 5.1.1 no")
+        self.assertEqual(self.run_(event, *agents), Verdict.continue_())
+        self.assertEqual([label for label, _ in self.calls], ["a", "b", "c", "d"])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_disableAfterFailures(self):
+        """
+        After DisableAfterFailures failures in a row an agent is no longer
+        called, at any event; a success in between starts the count again.
+        """
+        answers = []
+        agent = Recorder(self.calls, "a", OnRoutedMessage=lambda e: answers.pop(0), OnMailCommand=Verdict.continue_())
+        other = Recorder(self.calls, "b", OnRoutedMessage=Verdict.continue_())
+        pipeline = AgentPipeline(
+            [configured("A", 1, agent, disableAfterFailures=2), configured("B", 2, other)], self.clock
+        )
+        event = routing("OnRoutedMessage", message=b"m")
+        answers.extend(["bad", Verdict.continue_(), "bad", "bad"])
+        results = [self.successResultOf(pipeline.run(event)) for _ in range(4)]
+        failed = Verdict.temporaryReject(AGENT_FAILURE)
+        self.assertEqual(results, [failed, Verdict.continue_(), failed, failed])
+        self.assertEqual(pipeline.disabled, {"A"})
+        self.assertTrue(pipeline.wants("OnRoutedMessage"))
+        self.assertFalse(pipeline.wants("OnMailCommand"))
+        del self.calls[:]
+        self.assertEqual(self.successResultOf(pipeline.run(event)), Verdict.continue_())
+        self.assertEqual(self.calls, [("b", "OnRoutedMessage")])
+        self.flushLoggedErrors(TypeError)
+
+    def test_disableLogsAnError(self):
+        logged = []
+        from twisted.logger import globalLogPublisher
+
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        agent = Recorder(self.calls, "a", OnSubmittedMessage=lambda e: 1 / 0)
+        pipeline = AgentPipeline([configured("Flaky", 1, agent, failOpen=True, disableAfterFailures=1)], self.clock)
+        self.assertEqual(self.successResultOf(pipeline.run(routing("OnSubmittedMessage"))), Verdict.continue_())
+        (error,) = [e for e in logged if e.get("log_level") == LogLevel.error]
+        self.assertEqual(error["agent"], "Flaky")
+        self.assertIn("disabled", formatEvent(error))
+        self.flushLoggedErrors(ZeroDivisionError)

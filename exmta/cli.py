@@ -46,6 +46,12 @@ def checkConfig(arguments):
     # must name one that exists.
     credentials = CredentialStore.open(organization.credentialStorePath)
     checkCredentials(organization, credentials)
+    # And the plugins org.ini names must exist and take their settings.
+    from twisted.internet import reactor
+
+    from exmta.service import checkPlugins
+
+    checkPlugins(organization, reactor)
     counts = {
         "TransportServers": len(organization.transportServers),
         "ReceiveConnectors": len(organization.receiveConnectors),

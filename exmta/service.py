@@ -16,11 +16,10 @@ from twisted.logger import Logger
 
 from exmta.agents import loadAgents
 from exmta.admin import AdminCommands, AdminService, adminSocketPath
-from exmta.auth import portalFor
-from exmta.auth.accounts import AccountStore
+from exmta.auth import connectorChecker, loadCredentialCheckers, makePortal
 from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import loadOrganization
-from exmta.deliver.maildir import MaildirDeliveryAgent
+from exmta.deliver import loadDeliveryAgent
 from exmta.errors import ConfigError
 from exmta.protocollog import ProtocolLog
 from exmta.queue.manager import QueueManager
@@ -98,6 +97,7 @@ class TransportServerService(service.MultiService):
         delivery.reconfigure(new.organization, new.transportServer, new.credentials)
         manager.reconfigure(new.recipients, new.route, server=new.transportServer,
                             postmaster=new.postmaster, agents=new.agents)
+        manager.deliveryAgent = new.deliveryAgent
         receive.closeUnused(new.connectors)
         self.configuration = new
         restart = [
@@ -134,12 +134,12 @@ class _Configuration:
 
     organization: object
     transportServer: object
-    accounts: object
     credentials: object
     connectors: tuple
     tlsOptions: object
     recipients: object
     portals: dict
+    deliveryAgent: object
     agents: object = None
 
     @property
@@ -162,24 +162,40 @@ def _configure(organization, serverName, reactor):
     @raise ConfigError: naming the file, line, section and key at fault.
     """
     transportServer = chooseServer(organization, serverName)
-    accounts = AccountStore.open(organization.accountStorePath)
     credentials = CredentialStore.open(organization.credentialStorePath)
     checkCredentials(organization, credentials)
     connectors = organization.connectorsOf(transportServer.name)
+    checkers = loadCredentialCheckers(organization, connectors, reactor)
     return _Configuration(
         organization=organization,
         transportServer=transportServer,
-        accounts=accounts,
         credentials=credentials,
         connectors=connectors,
         tlsOptions=serverTLSOptions(transportServer, connectors, reactor),
         recipients=Resolver(organization),
         portals={
-            connector.identity: portalFor(organization, connector, accounts, reactor)
+            connector.identity: makePortal(
+                organization, connector, connectorChecker(connector, checkers)
+            )
             for connector in connectors
         },
+        deliveryAgent=loadDeliveryAgent(organization, transportServer, reactor),
         agents=loadAgents(organization, reactor),
     )
+
+
+def checkPlugins(organization, reactor):
+    """
+    Make, and drop, the credential checkers of every receive connector and
+    the delivery agent of every TransportServer, as servers starting on
+    C{organization} would: what C{exmta check-config} checks beyond
+    org.ini itself.  Nothing listens or connects.
+
+    @raise ConfigError: naming the file, line, section and key at fault.
+    """
+    loadCredentialCheckers(organization, organization.receiveConnectors, reactor)
+    for transportServer in organization.transportServers.values():
+        loadDeliveryAgent(organization, transportServer, reactor)
 
 
 def chooseServer(organization, name=None, hostname=None):
@@ -271,7 +287,7 @@ def makeService(organization, server=None, reactor=None, resolver=None):
     manager = QueueManager(
         spool,
         configuration.recipients,
-        MaildirDeliveryAgent(transportServer.mailboxDatabasePath, reactor),
+        configuration.deliveryAgent,
         reactor,
         server=transportServer,
         postmaster=configuration.postmaster,

@@ -437,6 +437,7 @@ RECEIVE_SHOWN = dict(
     ProtocolLoggingLevel="Verbose",
     Enabled=True,
     Comment="Partner mail",
+    CredentialCheckers=("Accounts",),
 )
 
 

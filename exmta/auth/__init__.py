@@ -4,21 +4,41 @@ Authentication and authorization of SMTP sessions, through twisted.cred.
 Each receive connector has its own L{Portal}: its checkers say how a peer
 may prove who it is (L{exmta.auth.checkers}), its realm makes the principal
 it then runs as (L{exmta.auth.realm}), and L{exmta.auth.permissions} says
-what that principal may do on the connector.  The account store behind
-BasicAuth is L{exmta.auth.accounts}.
+what that principal may do on the connector.
+
+BasicAuth asks the credential checker plugins
+(L{exmta.interfaces.ICheckerFactory}) that the connector's
+C{CredentialCheckers} names, in order: C{Accounts}, exmta's own account
+store (L{exmta.auth.accounts}), unless it says otherwise.  Their settings
+come from C{[CredentialChecker Name]} sections of org.ini.
 """
 
 from twisted.cred.checkers import AllowAnonymousAccess
+from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
 
 from exmta.auth import permissions
-from exmta.auth.checkers import AccountChecker, ExternallySecured, ExternalTrustChecker
+from exmta.auth.checkers import (
+    AccountChecker,
+    CheckerChain,
+    ExternallySecured,
+    ExternalTrustChecker,
+)
 from exmta.auth.realm import ConnectorRealm, Principal
+from exmta.interfaces import ICheckerFactory
 
-__all__ = ["ExternallySecured", "Principal", "permissions", "portalFor"]
+__all__ = [
+    "ExternallySecured",
+    "connectorChecker",
+    "Principal",
+    "loadCredentialCheckers",
+    "makePortal",
+    "permissions",
+    "portalFor",
+]
 
 
-def portalFor(organization, connector, accountStore, reactor):
+def makePortal(organization, connector, passwordChecker):
     """
     The portal sessions on C{connector} log in through.
 
@@ -27,14 +47,98 @@ def portalFor(organization, connector, accountStore, reactor):
 
     @param organization: the L{exmta.config.model.Organization}.
     @param connector: the L{exmta.config.model.ReceiveConnector}.
-    @param accountStore: the L{exmta.interfaces.IAccountStore} BasicAuth
-        checks, if the connector's AuthMechanism includes it.
-    @param reactor: the reactor whose thread pool checks passwords.
+    @param passwordChecker: the L{twisted.cred.checkers.ICredentialsChecker}
+        of user names and passwords, asked if the connector's AuthMechanism
+        includes BasicAuth (a L{CheckerChain}, from L{connectorChecker}).
     @return: a L{Portal} whose avatars provide L{exmta.interfaces.IPrincipal}.
     """
     checkers = [AllowAnonymousAccess()]
     if "BasicAuth" in connector.authMechanism:
-        checkers.append(AccountChecker(accountStore, reactor))
+        checkers.append(passwordChecker)
     if "ExternalAuthoritative" in connector.authMechanism:
         checkers.append(ExternalTrustChecker(connector))
     return Portal(ConnectorRealm(organization, connector), checkers)
+
+
+def portalFor(organization, connector, accountStore, reactor):
+    """
+    The portal of C{connector} with BasicAuth checked against one account
+    store, as the C{Accounts} checker does: for embedding and tests.
+
+    @param accountStore: an L{exmta.interfaces.IAccountStore}.
+    @param reactor: the reactor whose thread pool checks passwords.
+    """
+    checker = CheckerChain([("Accounts", AccountChecker(accountStore, reactor))])
+    return makePortal(organization, connector, checker)
+
+
+def checkerFactories():
+    """
+    @return: a dict of every L{ICheckerFactory} plugin by lower-case name.
+    """
+    from twisted.plugin import getPlugins
+
+    import exmta.plugins
+
+    return {f.name.lower(): f for f in getPlugins(ICheckerFactory, exmta.plugins)}
+
+
+def loadCredentialCheckers(organization, connectors, reactor, factories=None):
+    """
+    Make the credential checkers that C{connectors} name in their
+    CredentialCheckers, and those of every C{[CredentialChecker Name]}
+    section (used or not, so that a mistake shows before it is used).
+    Each is made once, and shared by the connectors naming it.
+
+    @param connectors: the L{exmta.config.model.ReceiveConnector}s to serve.
+    @param factories: the L{ICheckerFactory}s to choose from; by default
+        the plugins in L{exmta.plugins}.
+    @return: a dict of lower-case name to its checker.
+    @raise exmta.errors.ConfigError: a name has no plugin, the plugin does
+        not check user names and passwords, or it refused its settings;
+        naming the CredentialCheckers key or the section's key at fault.
+    """
+    if factories is None:
+        byName = checkerFactories()
+    else:
+        byName = {factory.name.lower(): factory for factory in factories}
+    wanted = {}
+    for section in organization.credentialCheckers:
+        wanted.setdefault(section.name.lower(), (section.name, section.origin, None))
+    for connector in connectors:
+        for name in connector.credentialCheckers:
+            wanted.setdefault(name.lower(), (name, connector.origin, "CredentialCheckers"))
+    made = {}
+    for lowered, (name, origin, key) in wanted.items():
+        factory = byName.get(lowered)
+        if factory is None:
+            raise origin.error(
+                f"no credential checker plugin is named {name!r}; installed: "
+                + (", ".join(sorted(f.name for f in byName.values())) or "none"),
+                key,
+            )
+        if IUsernamePassword not in factory.credentialInterfaces:
+            raise origin.error(
+                f"the credential checker {factory.name} does not check user names "
+                "and passwords, which BasicAuth needs",
+                key,
+            )
+        section = organization.credentialCheckerSettings(name)
+        settings = {} if section is None else dict(section.settings)
+        try:
+            made[lowered] = factory.makeChecker(settings, organization, reactor)
+        except ValueError as error:
+            if section is not None:
+                raise section.origin.refused(error) from None
+            raise origin.error(f"{factory.name}: {error}", key) from None
+    return made
+
+
+def connectorChecker(connector, checkers):
+    """
+    @param checkers: what L{loadCredentialCheckers} made for the connector.
+    @return: the L{CheckerChain} of C{connector}'s CredentialCheckers.
+    """
+    return CheckerChain(
+        (name, checkers[name.lower()]) for name in connector.credentialCheckers
+    )

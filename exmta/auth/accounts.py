@@ -52,6 +52,21 @@ def _dummyHash():
     return _hasher.hash(secrets.token_hex(32))
 
 
+def verifyPassword(hashed, password):
+    """
+    Check a password against an argon2 hash, slowly.
+
+    @param hashed: the hash string, or L{None} for an unknown account,
+        which costs a hash all the same (see L{_dummyHash}).
+    @param password: L{str} or L{bytes}.
+    @return: L{True} if there is a hash and the password matches it.
+    """
+    try:
+        return _hasher.verify(hashed or _dummyHash(), password) and hashed is not None
+    except VerificationError:
+        return False
+
+
 def checkUserPrincipalName(name):
     """
     @return: C{name} lower-cased, as the store keeps it.
@@ -101,12 +116,7 @@ class AccountStore:
         @return: L{True} if the account exists and the password is right.
         @raise ConfigError: the file has become unsafe or broken.
         """
-        stored = self._accounts().get(userPrincipalName.lower())
-        # An unknown account costs a hash all the same; see _dummyHash.
-        try:
-            return _hasher.verify(stored or _dummyHash(), password) and stored is not None
-        except VerificationError:
-            return False
+        return verifyPassword(self._accounts().get(userPrincipalName.lower()), password)
 
     def setPassword(self, userPrincipalName, password):
         """

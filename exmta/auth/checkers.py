@@ -2,7 +2,9 @@
 The twisted.cred checkers a receive connector's portal uses.
 
   - L{AccountChecker}: BasicAuth (AUTH PLAIN and LOGIN) against the
-    L{exmta.auth.accounts.AccountStore}.
+    L{exmta.auth.accounts.AccountStore}; the C{Accounts} plugin makes it.
+  - L{CheckerChain}: the checkers a connector's C{CredentialCheckers} names,
+    asked in order, as the one checker of BasicAuth.
   - L{ExternalTrustChecker}: AuthMechanism C{ExternalAuthoritative}, where
     the connector trusts every peer in its RemoteIPRanges as an Externally
     Secured Server, with no secret exchanged.
@@ -18,9 +20,11 @@ from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from exmta.auth import permissions
+from exmta.auth.accounts import checkUserPrincipalName
 from exmta.interfaces import IExternallySecured
 
 
@@ -67,6 +71,74 @@ class AccountChecker:
             credentials.password,
         )
         return verifying.addCallback(checked)
+
+
+@implementer(ICredentialsChecker)
+class CheckerChain:
+    """
+    Several user name and password checkers as one: twisted.cred's portal
+    asks a single checker per credential interface, and a connector's
+    CredentialCheckers may name several.
+
+    A login succeeds with the first checker, in order, that accepts it; a
+    checker that refuses it (not knowing the user, or a wrong password)
+    passes it to the next.  A checker that fails otherwise (its file or
+    directory is unusable) is logged by name and skipped too, and if no
+    checker accepts the login that failure is the answer instead of
+    L{UnauthorizedLogin}: the client hears of a temporary problem, not of
+    a wrong password.
+
+    The avatar id is checked here: it must be a user principal name
+    (C{name@domain}, lower-cased), so that no plugin can log a session in
+    as a well-known principal.
+    """
+
+    credentialInterfaces = (IUsernamePassword,)
+    log = Logger()
+
+    def __init__(self, checkers):
+        """
+        @param checkers: C{(name, checker)} pairs in the order to ask them;
+            the checkers are L{ICredentialsChecker}s of L{IUsernamePassword}.
+        """
+        self.checkers = tuple(checkers)
+
+    def requestAvatarId(self, credentials):
+        """
+        @return: a Deferred firing with the lower-case user principal name
+            of the first checker that accepts C{credentials}.
+        """
+        problems = []
+
+        def ask(index):
+            if index == len(self.checkers):
+                return defer.fail(problems[0] if problems else UnauthorizedLogin())
+            name, checker = self.checkers[index]
+            asking = defer.maybeDeferred(checker.requestAvatarId, credentials)
+            asking.addCallback(self._userPrincipalName, name)
+
+            def refused(failure):
+                if not failure.check(UnauthorizedLogin):
+                    self.log.failure(
+                        "credential checker {checker} failed", failure, checker=name
+                    )
+                    problems.append(failure)
+                return ask(index + 1)
+
+            return asking.addErrback(refused)
+
+        return ask(0)
+
+    @staticmethod
+    def _userPrincipalName(avatarId, checker):
+        if not isinstance(avatarId, str):
+            raise TypeError(f"credential checker {checker} answered {avatarId!r}, not a str")
+        try:
+            return checkUserPrincipalName(avatarId)
+        except ValueError:
+            raise ValueError(
+                f"credential checker {checker} answered {avatarId!r}, not a user principal name"
+            ) from None
 
 
 @implementer(IExternallySecured)

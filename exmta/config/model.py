@@ -40,6 +40,14 @@ class Origin:
         line = self.lineOf(key) if key is not None else self.line
         return ConfigError(message, self.path, line, self.section, key)
 
+    def refused(self, error):
+        """
+        @param error: the L{ValueError} a plugin raised over this section's
+            settings; an L{exmta.agents.SettingError} names the key.
+        @return: a L{ConfigError} pointing at that key, else at the section.
+        """
+        return self.error(str(error), getattr(error, "key", None))
+
 
 @dataclass(frozen=True)
 class TransportServer:
@@ -70,6 +78,7 @@ class TransportServer:
     externalPostmasterAddress: str | None = None
     internalDNSServers: tuple = ()
     externalDNSServers: tuple = ()
+    deliveryAgent: str = "Maildir"
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,7 @@ class ReceiveConnector:
     origin: Origin
     permissions: tuple[Permission, ...] = ()
     protocolLoggingLevel: str = "None"
+    credentialCheckers: tuple[str, ...] = ()
 
     @property
     def identity(self):
@@ -206,6 +216,22 @@ class TransportAgent:
 
 
 @dataclass(frozen=True)
+class PluginSettings:
+    """
+    A C{[CredentialChecker Name]} or C{[DeliveryAgent Name]} section: the
+    keys, as written, that exmta hands to the plugin called C{name}
+    (L{exmta.interfaces.ICheckerFactory},
+    L{exmta.interfaces.IDeliveryAgentFactory}), which checks them.
+
+    @ivar settings: C{((key, value), ...)} in file order, Comment left out.
+    """
+
+    name: str
+    settings: tuple[tuple[str, str], ...] = ()
+    origin: Origin | None = None
+
+
+@dataclass(frozen=True)
 class Organization:
     path: str
     transportServers: dict = field(default_factory=dict)
@@ -214,6 +240,8 @@ class Organization:
     receiveConnectors: tuple[ReceiveConnector, ...] = ()
     sendConnectors: tuple[SendConnector, ...] = ()
     transportAgents: tuple[TransportAgent, ...] = ()
+    credentialCheckers: tuple[PluginSettings, ...] = ()
+    deliveryAgents: tuple[PluginSettings, ...] = ()
 
     @property
     def folder(self):
@@ -267,6 +295,19 @@ class Organization:
                 return connector
         return None
 
+    def credentialCheckerSettings(self, name):
+        """
+        @return: the L{PluginSettings} of C{[CredentialChecker name]}
+            (matched case-insensitively), or L{None}.
+        """
+        return _named(self.credentialCheckers, name)
+
+    def deliveryAgentSettings(self, name):
+        """
+        @return: the L{PluginSettings} of C{[DeliveryAgent name]}, or L{None}.
+        """
+        return _named(self.deliveryAgents, name)
+
     def postmasterAddressOf(self, server):
         """
         The address DSNs from C{server} (a TransportServer name) come from:
@@ -281,3 +322,8 @@ class Organization:
             if accepted.domainType == "Authoritative":
                 return "postmaster@" + accepted.domainName.removeprefix("*.")
         return None
+
+
+def _named(sections, name):
+    lowered = name.lower()
+    return next((section for section in sections if section.name.lower() == lowered), None)

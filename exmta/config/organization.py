@@ -15,6 +15,7 @@ from exmta.config.model import (
     Organization,
     Origin,
     Permission,
+    PluginSettings,
     ReceiveConnector,
     TransportAgent,
     TransportServer,
@@ -111,6 +112,8 @@ TRANSPORT_SERVER_KEYS = {
     "ExternalPostmasterAddress": (str, None),
     "InternalDNSServers": (values.dnsServers, ()),
     "ExternalDNSServers": (values.dnsServers, ()),
+    # The IDeliveryAgentFactory plugin that delivers to local mailboxes.
+    "DeliveryAgent": (values.pluginName, "Maildir"),
 }
 
 ACCEPTED_DOMAIN_KEYS = {
@@ -157,6 +160,8 @@ RECEIVE_CONNECTOR_KEYS = {
     "ProtocolLoggingLevel": (values.choice(PROTOCOL_LOGGING_LEVELS), "None"),
     "Enabled": (values.boolean, True),
     "Comment": (str, None),
+    # The ICheckerFactory plugins BasicAuth asks, in order; Accounts if unset.
+    "CredentialCheckers": (values.pluginNames, None),
 }
 
 SEND_CONNECTOR_KEYS = {
@@ -193,6 +198,10 @@ TRANSPORT_AGENT_KEYS = {
     "Comment": (str, None),
 }
 
+# [CredentialChecker Name] and [DeliveryAgent Name]: every key but Comment
+# is the plugin's.
+PLUGIN_KEYS = {"Comment": (str, None)}
+
 SECTION_KINDS = {
     "TransportServer": TRANSPORT_SERVER_KEYS,
     "AcceptedDomain": ACCEPTED_DOMAIN_KEYS,
@@ -201,7 +210,13 @@ SECTION_KINDS = {
     "ReceiveConnector": RECEIVE_CONNECTOR_KEYS,
     "SendConnector": SEND_CONNECTOR_KEYS,
     "TransportAgent": TRANSPORT_AGENT_KEYS,
+    "CredentialChecker": PLUGIN_KEYS,
+    "DeliveryAgent": PLUGIN_KEYS,
 }
+
+_PLUGIN_SECTION_KINDS = ("TransportAgent", "CredentialChecker", "DeliveryAgent")
+
+DEFAULT_CREDENTIAL_CHECKERS = ("Accounts",)
 
 
 class _Reader:
@@ -260,8 +275,9 @@ class _Reader:
 
 class _AgentReader(_Reader):
     """
-    A [TransportAgent Name] section: its own keys are checked like any
-    section's, the others are kept (with their lines) for the agent.
+    A [TransportAgent Name], [CredentialChecker Name] or [DeliveryAgent
+    Name] section: exmta's own keys are checked like any section's, the
+    others are kept (with their lines) for the plugin.
     """
 
     def __init__(self, path, section, schema):
@@ -308,6 +324,18 @@ def _transportAgents(readers):
             )
         )
     return tuple(sorted(agents, key=lambda agent: agent.priority))
+
+
+def _pluginSections(readers, kind):
+    """
+    @return: the L{PluginSettings} of the [kind Name] sections, in file
+        order; whether a plugin of that name exists, and takes those
+        settings, is checked when it is made.
+    """
+    _unique(readers, kind)
+    return tuple(
+        PluginSettings(reader.section.name, reader.settings, reader.origin) for reader in readers
+    )
 
 
 def _relative(folder, path):
@@ -360,7 +388,7 @@ def parseOrganization(text, path):
                 section.line,
                 section.header,
             )
-        if section.kind == "TransportAgent":
+        if section.kind in _PLUGIN_SECTION_KINDS:
             readers[section.kind].append(_AgentReader(path, section, schema))
         else:
             readers[section.kind].append(_Reader(path, section, schema))
@@ -383,6 +411,8 @@ def parseOrganization(text, path):
         receiveConnectors=connectors,
         sendConnectors=sendConnectors,
         transportAgents=agents,
+        credentialCheckers=_pluginSections(readers["CredentialChecker"], "CredentialChecker"),
+        deliveryAgents=_pluginSections(readers["DeliveryAgent"], "DeliveryAgent"),
     )
 
 
@@ -459,6 +489,7 @@ def _transportServers(readers, folder):
             externalPostmasterAddress=postmaster,
             internalDNSServers=reader["InternalDNSServers"],
             externalDNSServers=reader["ExternalDNSServers"],
+            deliveryAgent=reader["DeliveryAgent"],
         )
     return servers
 
@@ -662,6 +693,16 @@ def _receiveConnector(reader, servers):
         raise reader.error(
             "RequireTLS $true needs Tls in AuthMechanism", "RequireTLS"
         )
+    checkers = reader["CredentialCheckers"]
+    if checkers is not None and "BasicAuth" not in auth:
+        # Nothing would ask them: say so rather than ignore the key.
+        raise reader.error(
+            "CredentialCheckers check BasicAuth logins; add BasicAuth to "
+            "AuthMechanism or remove CredentialCheckers",
+            "CredentialCheckers",
+        )
+    if "BasicAuth" in auth:
+        checkers = checkers or DEFAULT_CREDENTIAL_CHECKERS
 
     banner = reader["Banner"]
     if banner is not None:
@@ -705,6 +746,7 @@ def _receiveConnector(reader, servers):
         enabled=reader["Enabled"],
         origin=reader.origin,
         protocolLoggingLevel=reader["ProtocolLoggingLevel"],
+        credentialCheckers=checkers or (),
     )
 
 

@@ -34,6 +34,35 @@ def commaList(text):
     return tuple(item for item in items if item)
 
 
+_PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
+
+
+def pluginName(text):
+    """
+    The name of a plugin (a credential checker, a delivery agent), as its
+    factory's C{name} spells it.
+    """
+    name = text.strip().strip("'\"").strip()
+    if not _PLUGIN_NAME.fullmatch(name):
+        raise ValueError(f"{text!r} is not a plugin name (letters, digits, '.', '_', '-')")
+    return name
+
+
+def pluginNames(text):
+    """
+    A comma list of plugin names, each once, at least one.
+    """
+    names = tuple(pluginName(item) for item in commaList(text))
+    if not names:
+        raise ValueError("is empty; name at least one plugin")
+    seen = set()
+    for name in names:
+        if name.lower() in seen:
+            raise ValueError(f"names {name} twice")
+        seen.add(name.lower())
+    return names
+
+
 def integer(low, high, unlimited=False):
     def parse(text):
         stripped = text.strip()

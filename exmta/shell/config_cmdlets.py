@@ -175,6 +175,7 @@ def _transportServerView(server):
         "ExternalPostmasterAddress": server.externalPostmasterAddress,
         "InternalDNSServers": _dnsShown(server.internalDNSServers),
         "ExternalDNSServers": _dnsShown(server.externalDNSServers),
+        "DeliveryAgent": server.deliveryAgent,
     }
     return TransportServerView(**fields)
 
@@ -205,6 +206,7 @@ class TransportServerView:
     ExternalPostmasterAddress: str | None
     InternalDNSServers: tuple
     ExternalDNSServers: tuple
+    DeliveryAgent: str
 
 
 @cmdlet("Get-TransportServer", Parameter("Identity", position=0, pipeline=True))
@@ -254,14 +256,20 @@ class ConfigTestResult:
 @cmdlet("Test-Config")
 def testConfig(context):
     """
-    Validate org.ini, the account store and the credential store as a
-    server does before it starts (and as C{exmta check-config} does).
+    Validate org.ini, the account store, the credential store and the
+    plugins org.ini names as a server does before it starts (and as
+    C{exmta check-config} does).
     """
+    from twisted.internet import reactor
+
+    from exmta.service import checkPlugins
+
     try:
         organization = loadOrganization(context.configPath)
         accounts = AccountStore.open(organization.accountStorePath)
         credentials = CredentialStore.open(organization.credentialStorePath)
         checkCredentials(organization, credentials)
+        checkPlugins(organization, reactor)
     except ConfigError as error:
         raise CmdletError(str(error)) from None
     return ConfigTestResult(

@@ -330,6 +330,7 @@ class ReceiveConnectorView:
     ProtocolLoggingLevel: str
     Enabled: bool
     Comment: str | None
+    CredentialCheckers: tuple | None
 
 
 _AUTH_ORDER = ("None", "Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative")
@@ -364,6 +365,8 @@ def _receiveConnectorView(connector, notes):
         ProtocolLoggingLevel=connector.protocolLoggingLevel,
         Enabled=connector.enabled,
         Comment=notes.get(("receiveconnector", connector.name.lower())),
+        # Without BasicAuth nothing asks checkers, and org.ini may not name any.
+        CredentialCheckers=connector.credentialCheckers or None,
     )
 
 

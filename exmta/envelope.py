@@ -124,6 +124,9 @@ class QueuedMessage:
         which the send side must honour.
     @ivar suspended: an administrator suspended it (Suspend-Message): the
         queue manager leaves it alone until it is resumed.
+    @ivar categorized: the routing agents' once-per-message events
+        (OnSubmittedMessage, OnResolvedMessage) have run and what they
+        decided is recorded.
     """
 
     queueId: str
@@ -135,6 +138,7 @@ class QueuedMessage:
     body: str = "7BIT"
     delayNotified: bool = False
     suspended: bool = False
+    categorized: bool = False
 
 
 @dataclass(frozen=True)

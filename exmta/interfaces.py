@@ -378,18 +378,24 @@ class IRoutingAgent(Interface):
     def OnSubmittedMessage(event):
         """
         The message is in the queue, before its recipients are resolved:
-        called once per message (again only if the process died before
-        that was recorded).  C{event.message} is the message bytes as
-        queued; C{event.recipients} every recipient still to be delivered.
+        called once per message, the queue's own delivery status
+        notifications included (again only if the process died before
+        that was recorded, or if an agent refused or failed: then at the
+        next attempt).  C{event.message} is the message bytes as queued;
+        C{event.recipients} every recipient still to be delivered.
         """
 
     def OnResolvedMessage(event):
         """
-        After accepted-domain resolution, once per message.  A CONTINUE or
-        ACCEPT verdict may carry C{recipients=}, a mapping of a recipient
-        address (str) to the addresses (str) it becomes: none drops it,
-        others expand or redirect it.  The change is recorded in the queue
-        before anything is delivered.
+        After accepted-domain resolution, once per message, as
+        L{OnSubmittedMessage}; C{event.recipients} are the recipients
+        resolution knows (unknown local ones fail with 5.1.1).  A CONTINUE
+        or ACCEPT verdict may carry C{recipients=}, a mapping of some of
+        C{event.recipients} (str) to the addresses (str) each becomes: none
+        drops it (it is neither delivered nor reported), others expand or
+        redirect it; an address already among the message's recipients is
+        not added twice.  The change is recorded in the queue before
+        anything is delivered.
         """
 
     def OnRoutedMessage(event):

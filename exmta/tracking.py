@@ -28,8 +28,10 @@ Each line is one JSON object with Exchange's field names in camelCase::
 
 A field whose value is unknown is left out.  One file a day (UTC),
 C{MSGTRK<yyyymmdd>.log}, in the TransportServer's MessageTrackingLogPath
-(created with mode 0700; files 0600), appended to line by line.  Writing it
-never raises: a log that cannot be written is reported through
+(created with mode 0700; files 0600).  Events are gathered and appended
+together once per reactor iteration, and at L{MessageTrackingLog.close}, so
+a clean stop loses none; the file is not fsynced (a crash may lose the last
+lines: it is a log, not the queue).  Writing it never raises: a log that cannot be written is reported through
 L{twisted.logger} and mail goes on.  Get-MessageTrackingLog reads the
 files with L{readTrackingLog}.
 """
@@ -47,6 +49,9 @@ from exmta.interfaces import IMessageTrackingLog
 
 def _timestamp(when):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f".{int(when * 1000) % 1000:03d}Z"
+
+
+_encodeEvent = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 def eventFields(eventId, queued=None, **fields):
@@ -79,12 +84,18 @@ class MessageTrackingLog:
         """
         @param path: the folder (MessageTrackingLogPath); created when the
             first event is written.
-        @param clock: an L{twisted.internet.interfaces.IReactorTime}.
+        @param clock: an L{twisted.internet.interfaces.IReactorTime}: it
+            stamps the events and schedules their writing.
         """
         self.path = os.path.abspath(path)
         self.clock = clock
         self._day = None
         self._file = None
+        self._second = None
+        self._secondText = None
+        self._dayOfSecond = None
+        self._pending = []
+        self._flushCall = None
 
     def track(self, eventId, queued=None, **fields):
         """
@@ -92,20 +103,50 @@ class MessageTrackingLog:
         """
         try:
             when = self.clock.seconds()
-            event = {"timestamp": _timestamp(when)}
+            second = int(when)
+            if second != self._second:
+                moment = time.gmtime(second)
+                self._secondText = time.strftime("%Y-%m-%dT%H:%M:%S", moment)
+                self._dayOfSecond = time.strftime("%Y%m%d", moment)
+                self._second = second
+            event = {"timestamp": f"{self._secondText}.{int(when * 1000) % 1000:03d}Z"}
             event.update(eventFields(eventId, queued, **fields))
-            line = json.dumps(event, ensure_ascii=False, default=str) + "\n"
-            day = time.strftime("%Y%m%d", time.gmtime(when))
-            if day != self._day:
-                self._open(day)
-            self._file.write(line)
+            self._pending.append((self._dayOfSecond, _encodeEvent(event) + "\n"))
+            if self._flushCall is None:
+                self._flushCall = self.clock.callLater(0, self.flush)
+        except Exception:
+            self.log.failure(
+                "cannot write the message tracking log in {path}", path=self.path
+            )
+
+    def flush(self):
+        """
+        Append the events tracked so far to their day's file.
+        """
+        if self._flushCall is not None:
+            if self._flushCall.active():
+                self._flushCall.cancel()
+            self._flushCall = None
+        pending, self._pending = self._pending, []
+        try:
+            start = 0
+            while start < len(pending):
+                day = pending[start][0]
+                end = start
+                while end < len(pending) and pending[end][0] == day:
+                    end += 1
+                if day != self._day:
+                    self._open(day)
+                self._file.write("".join(line for _, line in pending[start:end]))
+                self._file.flush()
+                start = end
         except Exception:
             self.log.failure(
                 "cannot write the message tracking log in {path}", path=self.path
             )
 
     def _open(self, day):
-        self.close()
+        self._closeFile()
         os.makedirs(self.path, mode=0o700, exist_ok=True)
         descriptor = os.open(
             os.path.join(self.path, f"MSGTRK{day}.log"),
@@ -114,18 +155,21 @@ class MessageTrackingLog:
         )
         # A raw 8-bit header value reaches here as surrogate escapes, which
         # backslashreplace writes as JSON's own \udcXX escapes.
-        self._file = open(
-            descriptor, "a", encoding="utf-8", errors="backslashreplace", buffering=1
-        )
+        self._file = open(descriptor, "a", encoding="utf-8", errors="backslashreplace")
         self._day = day
 
-    def close(self):
-        """
-        Close the day's file; the next event opens it again.
-        """
+    def _closeFile(self):
         if self._file is not None:
             file, self._file, self._day = self._file, None, None
             file.close()
+
+    def close(self):
+        """
+        Write what is pending and close the day's file; the next event
+        opens it again.
+        """
+        self.flush()
+        self._closeFile()
 
 
 @implementer(IMessageTrackingLog)

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, replace
 
 from twisted.internet import reactor
@@ -20,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from exmta import durable
 from exmta.config import parseOrganization
 from exmta.deliver import MaildirDeliveryAgent
 from exmta.envelope import Address, Envelope, QueuedRecipient, Session
@@ -88,22 +90,43 @@ class SpoolTests(TestCase):
         self.spools.append(self.spool)
         return self.spool
 
-    def journal(self):
+    def journal(self, hasSyncfs=True):
         """
-        Record the file operations that make the spool durable, in order.
+        Record the file operations that make the spool durable, in order:
+        files created and written (C{written}, at their close), syncfs,
+        fsyncs, renames and unlinks.
+
+        @param hasSyncfs: whether the system has syncfs; without it the spool
+            fsyncs each file.
         """
         journal = []
         names = {}
-        realOpen, realFsync, realRename, realUnlink = os.open, os.fsync, os.rename, os.unlink
+        created = set()
+        realOpen, realClose, realFsync = os.open, os.close, os.fsync
+        realRename, realUnlink = os.rename, os.unlink
+        realSyncfs = durable._syncfs
 
         def open_(path, flags, *args, **kwargs):
             descriptor = realOpen(path, flags, *args, **kwargs)
             names[descriptor] = os.path.relpath(path, self.path)
+            if flags & os.O_CREAT:
+                created.add(descriptor)
             return descriptor
+
+        def close(descriptor):
+            realClose(descriptor)
+            if descriptor in created:
+                created.discard(descriptor)
+                journal.append(("written", names[descriptor]))
 
         def fsync(descriptor):
             realFsync(descriptor)
             journal.append(("fsync", names[descriptor]))
+
+        def syncfs(descriptor):
+            result = realSyncfs(descriptor)
+            journal.append(("syncfs",))
+            return result
 
         def rename(source, destination):
             realRename(source, destination)
@@ -116,9 +139,11 @@ class SpoolTests(TestCase):
             journal.append(("unlink", os.path.relpath(path, self.path)))
 
         self.patch(os, "open", open_)
+        self.patch(os, "close", close)
         self.patch(os, "fsync", fsync)
         self.patch(os, "rename", rename)
         self.patch(os, "unlink", unlink)
+        self.patch(durable, "_syncfs", syncfs if hasSyncfs and realSyncfs else None)
         return journal
 
     def test_interface(self):
@@ -194,9 +219,9 @@ class SpoolTests(TestCase):
 
     async def test_commitOrder(self):
         """
-        The message is fsynced and in place before its envelope is written;
-        the envelope is fsynced before it is renamed in; the directory is
-        fsynced last; only then does enqueue fire.
+        The message and its envelope are written and made durable (one
+        syncfs) before they are renamed in, the message first; the
+        directory is fsynced last; only then does enqueue fire.
         """
         journal = self.journal()
         queueId = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
@@ -206,20 +231,92 @@ class SpoolTests(TestCase):
         self.assertEqual(
             journal,
             [
-                ("fsync", tmp + ".eml"),
+                ("written", tmp + ".eml"),
+                ("written", tmp + ".json"),
+                ("syncfs",),
                 ("rename", tmp + ".eml", final + ".eml"),
-                ("fsync", tmp + ".json"),
                 ("rename", tmp + ".json", final + ".json"),
                 ("fsync", "messages"),
                 "fired",
             ],
         )
 
+    async def test_commitOrderWithoutSyncfs(self):
+        """
+        Where there is no syncfs, each file is fsynced before it is closed.
+        """
+        journal = self.journal(hasSyncfs=False)
+        queueId = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        journal.append("fired")
+        tmp = os.path.join("tmp", queueId)
+        final = os.path.join("messages", queueId)
+        self.assertEqual(
+            journal,
+            [
+                ("fsync", tmp + ".eml"),
+                ("written", tmp + ".eml"),
+                ("fsync", tmp + ".json"),
+                ("written", tmp + ".json"),
+                ("rename", tmp + ".eml", final + ".eml"),
+                ("rename", tmp + ".json", final + ".json"),
+                ("fsync", "messages"),
+                "fired",
+            ],
+        )
+
+    async def test_groupCommit(self):
+        """
+        Messages enqueued while the writer is busy share one syncfs and one
+        directory fsync, and each enqueue still fires only after its own
+        files were made durable, renamed in, and the directory fsynced.
+        """
+        journal = self.journal()
+        realWriteFile = durable.writeFile
+        busy, release = threading.Event(), threading.Event()
+
+        def slowFirstWrite(*arguments, **keywords):
+            if not busy.is_set():
+                busy.set()
+                release.wait()
+            return realWriteFile(*arguments, **keywords)
+
+        self.patch(durable, "writeFile", slowFirstWrite)
+        enqueues = [self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)]
+        busy.wait()
+        enqueues += [
+            self.spool.enqueue(envelope(f"r{n}@fabrikam.com"), SESSION, MESSAGE) for n in range(19)
+        ]
+
+        def fired(queueId):
+            journal.append(("fired", queueId))
+            return queueId
+
+        for enqueued in enqueues:
+            enqueued.addCallback(fired)
+        release.set()
+        queueIds = [await enqueued for enqueued in enqueues]
+
+        syncs = [n for n, entry in enumerate(journal) if entry == ("syncfs",)]
+        folderSyncs = [n for n, entry in enumerate(journal) if entry == ("fsync", "messages")]
+        self.assertLessEqual(len(syncs), 2)
+        self.assertLessEqual(len(folderSyncs), 2)
+        for queueId in queueIds:
+            tmp, final = os.path.join("tmp", queueId), os.path.join("messages", queueId)
+            written = max(journal.index(("written", tmp + ".eml")),
+                          journal.index(("written", tmp + ".json")))
+            renamed = journal.index(("rename", tmp + ".json", final + ".json"))
+            fired = journal.index(("fired", queueId))
+            self.assertLess(journal.index(("rename", tmp + ".eml", final + ".eml")), renamed)
+            self.assertTrue(any(written < n < renamed for n in syncs), queueId)
+            self.assertTrue(any(renamed < n < fired for n in folderSyncs), queueId)
+        self.assertEqual(len(self.reopen().messages()), 20)
+
     async def test_updateOrder(self):
         """
-        An update is a new envelope, fsynced, renamed over the old one, then
+        An update is a new envelope, made durable, renamed over the old one, then
         a directory fsync; a removal unlinks the envelope (the commit point)
-        before the message.
+        before the message, and needs no fsync: a crash that undoes it
+        brings the message back, to be delivered again, never lost.
         """
         queueId = await self.spool.enqueue(envelope("bob@fabrikam.com", "carol@fabrikam.com"), SESSION, MESSAGE)
         (queued,) = self.spool.messages()
@@ -231,20 +328,50 @@ class SpoolTests(TestCase):
             replace(queued, recipients=(replace(bob, status=DELIVERED), replace(carol, status=FAILED)))
         )
         journal.append("removed")
-        (fsyncTemporary, renamed, fsyncFolder, updated, *removal) = journal
-        self.assertEqual(fsyncTemporary[0], "fsync")
-        self.assertTrue(fsyncTemporary[1].startswith(os.path.join("tmp", queueId)))
-        self.assertEqual(renamed, ("rename", fsyncTemporary[1], os.path.join("messages", queueId + ".json")))
+        (writtenTemporary, synced, renamed, fsyncFolder, updated, *removal) = journal
+        self.assertEqual(writtenTemporary[0], "written")
+        self.assertTrue(writtenTemporary[1].startswith(os.path.join("tmp", queueId)))
+        self.assertEqual(synced, ("syncfs",))
+        self.assertEqual(renamed, ("rename", writtenTemporary[1], os.path.join("messages", queueId + ".json")))
         self.assertEqual((fsyncFolder, updated), (("fsync", "messages"), "updated"))
         self.assertEqual(
             removal,
             [
                 ("unlink", os.path.join("messages", queueId + ".json")),
                 ("unlink", os.path.join("messages", queueId + ".eml")),
-                ("fsync", "messages"),
                 "removed",
             ],
         )
+
+    async def test_recentMessagesAreNotReadBack(self):
+        """
+        The first delivery attempt of a message just enqueued gets its
+        bytes without reading the file; older ones are read.
+        """
+        queueId = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        journal = self.journal()
+        self.assertEqual(await self.spool.messageBytes(queueId), MESSAGE)
+        self.assertEqual(journal, [])
+        self.assertEqual(await self.reopen().messageBytes(queueId), MESSAGE)
+
+    async def test_failedFolderSyncLeavesNothing(self):
+        """
+        If the directory cannot be fsynced, the enqueues of that batch fail
+        (their clients hear 451) and leave no files.
+        """
+        realFsync = os.fsync
+
+        def fsync(descriptor):
+            if os.path.samestat(os.fstat(descriptor), os.stat(self.messages)):
+                raise OSError(5, "Input/output error")
+            realFsync(descriptor)
+
+        self.patch(os, "fsync", fsync)
+        with self.assertRaises(OSError):
+            await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        self.assertEqual(files(self.messages), [])
+        self.assertEqual(files(os.path.join(self.path, "tmp")), [])
+        self.assertEqual(self.spool.messages(), [])
 
     async def test_failedCommitLeavesNothing(self):
         """

@@ -44,6 +44,38 @@ lost, whenever the process dies (kill -9 included):
      which removes the message once no recipient is C{Ready}; only then
      is the next attempt scheduled.
 
+Routing agents
+==============
+With an agent pipeline (L{exmta.agents}) whose routing agents handle them,
+the manager asks, about every message (its own notifications included):
+
+  - OnSubmittedMessage, then OnResolvedMessage (about the recipients
+    accepted-domain resolution knows; unknown ones fail as above), once per
+    message, in its first pass, before anything is delivered.  A REJECT
+    fails the recipients concerned with its reply (tracking source
+    C{AGENT}; the sender is told), a TEMPORARY_REJECT or a FailClosed
+    failure defers them with its reply; both events are asked again at the
+    next attempt.  Once both answered without refusing, C{categorized} is
+    set on the message, so they are not asked again, unless the process
+    died before that was recorded.
+  - An OnResolvedMessage verdict's C{recipients} replace recipients in the
+    message: new addresses are added (C{Ready}), addresses already among
+    its recipients are not added twice (compared without case), and a
+    recipient mapped to none is removed from the message: it is neither
+    delivered nor reported to the sender.  Tracking says C{EXPAND} (one
+    address became several), C{REDIRECT} (another one) or C{FAIL} with
+    C{550 4.3.2 QUEUE.TransportAgent} (deleted), each with source C{AGENT}.
+    The new recipients and C{categorized} are recorded together
+    (L{exmta.interfaces.IMessageQueue.update}) before any delivery, so a
+    crash can neither lose nor expand them twice.
+  - OnRoutedMessage before each remote send (per next hop, with the bytes
+    read for that send) and before local delivery (C{nextHop} L{None}):
+    its C{message} is what is sent or delivered this time (the queued
+    copy does not change), its C{nextHop} (remote only) where it goes; a
+    refusal fails or defers those recipients, with source C{AGENT}.
+  - OnDelivered, OnDeferred and OnFailed once the outcomes are recorded,
+    one event per next hop and reply; the pass does not wait for them.
+
 Scheduling
 ==========
 After each pass the manager sets one timer (C{reactor.callLater}) for the
@@ -68,8 +100,10 @@ C{STOREDRIVER}) and C{SEND} (source C{SMTP}, with C{connectorId} and
 C{nextHop}) for the recipients a stage took, C{DEFER} and C{FAIL} for each
 recipient that failed (with C{recipientStatus}; source C{ROUTING} for
 unknown, unroutable and expired ones, C{ADMIN} for those an administrator
-removed), and C{DSN} for each notification (its own queue id,
-C{reference} the original's Message-ID).
+removed, C{AGENT} for those a routing agent refused), C{EXPAND} and
+C{REDIRECT} (source C{AGENT}, C{relatedRecipientAddress} the recipient
+replaced) for the changes of routing agents, and C{DSN} for each
+notification (its own queue id, C{reference} the original's Message-ID).
 """
 
 import socket
@@ -87,12 +121,14 @@ from twisted.internet.defer import (
 )
 from twisted.logger import Logger
 
+from exmta.agents import DELIVERY_EVENTS, RoutingEvent
 from exmta.envelope import Address
 from exmta.errors import PermanentFailure, SMTPFailure, TransientFailure
 from exmta.queue import dsn
 from exmta.queue.retry import RetrySchedule
 from exmta.queue.spool import DELIVERED, FAILED, READY
 from exmta.queue.administration import QueueAdministration
+from exmta.queue.routingagents import AGENT, RoutingAgentCalls, refusal
 from exmta.queue.views import WAITING_FOR_SEND_CONNECTOR
 from exmta.routing import LOCAL, UNKNOWN
 from exmta.tracking import NoTrackingLog
@@ -128,15 +164,20 @@ class _Pass:
 
     @ivar headers: the message's header section, once read.
     @ivar reports: L{dsn.RecipientReport}s of the recipients failed so far.
+    @ivar outcomes: when routing agents are to hear of them, the outcomes
+        so far: (event name, next hop, reply, address) tuples.
     """
 
-    def __init__(self, queued):
+    def __init__(self, queued, notifying=False):
         self.queued = queued
         self.recipients = list(queued.recipients)
         self.delayNotified = queued.delayNotified
+        self.categorized = queued.categorized
         self.headers = None
         self.messageId = None
         self.reports = []
+        self.notifying = notifying
+        self.outcomes = []
 
     def read(self, message):
         if self.headers is None:
@@ -146,11 +187,18 @@ class _Pass:
 
     def result(self):
         return replace(
-            self.queued, recipients=tuple(self.recipients), delayNotified=self.delayNotified
+            self.queued,
+            recipients=tuple(self.recipients),
+            delayNotified=self.delayNotified,
+            categorized=self.categorized,
         )
 
+    def note(self, event, nextHop, reply, address):
+        if self.notifying:
+            self.outcomes.append((event, nextHop, reply, address))
 
-class QueueManager(QueueAdministration, service.Service):
+
+class QueueManager(QueueAdministration, RoutingAgentCalls, service.Service):
     """
     Works the queue of one transport server.
 
@@ -305,6 +353,9 @@ class QueueManager(QueueAdministration, service.Service):
                 return queued
         return None
 
+    def _isKnown(self, address):
+        return self.resolver.resolve(_address(address)).kind != UNKNOWN
+
     def _enqueued(self, queued):
         source = SMTP if queued.receivedFrom.get("connector") else DSN
         self.tracking.track("SUBMIT", queued, source=source)
@@ -377,11 +428,19 @@ class QueueManager(QueueAdministration, service.Service):
         @return: a Deferred firing with the message's new state, once that
             is recorded.
         """
-        work = _Pass(queued)
+        work = _Pass(queued, notifying=any(map(self._wants, DELIVERY_EVENTS)))
         now = self.reactor.seconds()
         if now >= self.schedule.expiresAt(queued):
             self._expire(work)
         else:
+            if not queued.categorized and (
+                self._wants("OnSubmittedMessage") or self._wants("OnResolvedMessage")
+            ):
+                if (yield self._runMessageAgents(work, now)):
+                    # New recipients are recorded before anything is
+                    # delivered, so a crash neither loses nor re-expands them.
+                    queued = work.queued = work.result()
+                    yield self.spool.update(queued)
             local, remote = self._categorize(work, now)
             attempts = []
             if local:
@@ -408,6 +467,7 @@ class QueueManager(QueueAdministration, service.Service):
                 waiting=sum(r.status == READY for r in result.recipients),
                 total=len(result.recipients),
             )
+        self._announce(work, result)
         return result
 
     def _categorize(self, work, now):
@@ -458,11 +518,20 @@ class QueueManager(QueueAdministration, service.Service):
         queued = work.queued
         mailboxes = {address: folder for address, (folder, _) in local.items()}
 
+        @inlineCallbacks
         def deliver():
-            reading = self.spool.messageBytes(queued.queueId).addCallback(work.read)
-            return reading.addCallback(
-                lambda message: self.deliveryAgent.deliver(queued, mailboxes, message)
-            )
+            message = work.read((yield self.spool.messageBytes(queued.queueId)))
+            if self._wants("OnRoutedMessage"):
+                verdict = yield self.agents.run(
+                    RoutingEvent("OnRoutedMessage", queued, tuple(mailboxes), message=message)
+                )
+                outcome = refusal(verdict)
+                if outcome is not None:
+                    return dict.fromkeys(mailboxes, outcome), AGENT
+                if verdict.message is not None:
+                    message = verdict.message
+            outcomes = yield self.deliveryAgent.deliver(queued, mailboxes, message)
+            return outcomes, STOREDRIVER
 
         def failed(reason):
             self.log.failure(
@@ -472,14 +541,15 @@ class QueueManager(QueueAdministration, service.Service):
             failure = TransientFailure.of(
                 451, "4.3.0", f"{self.deliveryAgent.name} delivery failed: {reason.getErrorMessage()}"
             )
-            return dict.fromkeys(mailboxes, failure)
+            return dict.fromkeys(mailboxes, failure), STOREDRIVER
 
-        def settle(outcomes):
+        def settle(result):
+            outcomes, source = result
             delivered = []
             for address, (_, indices) in local.items():
                 outcome = outcomes.get(address, _NO_OUTCOME)
                 for index in indices:
-                    self._settle(work, index, outcome, STOREDRIVER)
+                    self._settle(work, index, outcome, source)
                 if outcome is None:
                     delivered.append(address)
                     self.log.info(
@@ -496,52 +566,77 @@ class QueueManager(QueueAdministration, service.Service):
 
     def _send(self, work, nextHop, addresses):
         queued = work.queued
+        # The next hop the message goes to: an OnRoutedMessage agent may
+        # choose another.
+        going = [nextHop]
 
+        @inlineCallbacks
         def send():
-            sending = self._inFlight.setdefault(nextHop.key, {})
-            sending[queued.queueId] = frozenset(addresses)
-            reading = self.spool.messageBytes(queued.queueId).addCallback(work.read)
-            reading.addCallback(
-                lambda message: self.remoteDelivery.send(nextHop, queued, list(addresses), message)
-            )
-            return reading.addBoth(sent)
-
-        def sent(result):
-            sending = self._inFlight[nextHop.key]
-            del sending[queued.queueId]
-            if not sending:
-                del self._inFlight[nextHop.key]
-            return result
+            self._sending(nextHop, queued, addresses)
+            try:
+                message = work.read((yield self.spool.messageBytes(queued.queueId)))
+                if self._wants("OnRoutedMessage"):
+                    verdict = yield self.agents.run(
+                        RoutingEvent(
+                            "OnRoutedMessage", queued, tuple(addresses),
+                            message=message, nextHop=nextHop,
+                        )
+                    )
+                    outcome = refusal(verdict)
+                    if outcome is not None:
+                        return dict.fromkeys(addresses, outcome), AGENT
+                    if verdict.message is not None:
+                        message = verdict.message
+                    if verdict.nextHop is not None and verdict.nextHop != nextHop:
+                        self._sent(nextHop, queued)
+                        going[0] = verdict.nextHop
+                        self._deliveryTypes[verdict.nextHop.key] = verdict.nextHop.deliveryType
+                        self._sending(verdict.nextHop, queued, addresses)
+                outcomes = yield self.remoteDelivery.send(going[0], queued, list(addresses), message)
+                return outcomes, SMTP
+            finally:
+                self._sent(going[0], queued)
 
         def failed(reason):
             self.log.failure(
                 "sending {queueId} to {nextHop} failed", reason,
-                queueId=queued.queueId, nextHop=nextHop.key,
+                queueId=queued.queueId, nextHop=going[0].key,
             )
             failure = TransientFailure.of(
-                451, "4.4.0", f"Sending to {nextHop.key} failed: {reason.getErrorMessage()}"
+                451, "4.4.0", f"Sending to {going[0].key} failed: {reason.getErrorMessage()}"
             )
-            return dict.fromkeys(addresses, failure)
+            return dict.fromkeys(addresses, failure), SMTP
 
-        def settle(outcomes):
+        def settle(result):
+            outcomes, source = result
+            hop = going[0]
             sent = []
             for address, indices in addresses.items():
                 outcome = outcomes.get(address, _NO_OUTCOME)
                 for index in indices:
-                    self._settle(work, index, outcome, SMTP, nextHop)
+                    self._settle(work, index, outcome, source, hop)
                 if outcome is None:
                     sent.append(address)
                     self.log.info(
                         "sent {queueId} to {recipient} through {nextHop}",
-                        queueId=queued.queueId, recipient=address, nextHop=nextHop.key,
+                        queueId=queued.queueId, recipient=address, nextHop=hop.key,
                     )
             if sent:
                 self.tracking.track(
                     "SEND", queued, source=SMTP, recipients=sent, messageId=work.messageId,
-                    connectorId=nextHop.connector, nextHop=nextHop.key,
+                    connectorId=hop.connector, nextHop=hop.key,
                 )
 
         return self._sends.run(send).addErrback(failed).addCallback(settle)
+
+    def _sending(self, nextHop, queued, addresses):
+        self._inFlight.setdefault(nextHop.key, {})[queued.queueId] = frozenset(addresses)
+
+    def _sent(self, nextHop, queued):
+        sending = self._inFlight[nextHop.key]
+        del sending[queued.queueId]
+        if not sending:
+            del self._inFlight[nextHop.key]
 
     def _settle(self, work, index, outcome, source, nextHop=None):
         """
@@ -554,6 +649,7 @@ class QueueManager(QueueAdministration, service.Service):
             work.recipients[index] = replace(
                 recipient, status=DELIVERED, lastError=None, nextRetryTime=None, nextHop=hop
             )
+            work.note("OnDelivered", nextHop, None, recipient.address)
         elif isinstance(outcome, PermanentFailure):
             self._fail(
                 work, index, _reply(outcome), source, nextHop,
@@ -585,6 +681,7 @@ class QueueManager(QueueAdministration, service.Service):
                 diagnostic=reply, remoteMta=remoteMta, lastAttemptTime=attemptTime,
             )
         )
+        work.note("OnFailed", nextHop, reply, recipient.address)
         self.tracking.track(
             "FAIL", work.queued, source=source, recipients=[recipient.address],
             recipientStatus=reply, messageId=work.messageId,
@@ -608,6 +705,7 @@ class QueueManager(QueueAdministration, service.Service):
             nextRetryTime=self.reactor.seconds() + interval,
             nextHop=recipient.nextHop if nextHop is None else nextHop.key,
         )
+        work.note("OnDeferred", nextHop, reply, recipient.address)
         self.tracking.track(
             "DEFER", work.queued, source=source, recipients=[recipient.address],
             recipientStatus=reply, messageId=work.messageId,
@@ -629,6 +727,7 @@ class QueueManager(QueueAdministration, service.Service):
             work.reports.append(
                 dsn.RecipientReport(recipient.address, dsn.FAILED, "4.4.7", diagnostic=lastError)
             )
+            work.note("OnFailed", None, MESSAGE_EXPIRED, recipient.address)
             self.tracking.track(
                 "FAIL", work.queued, source=ROUTING, recipients=[recipient.address],
                 recipientStatus=MESSAGE_EXPIRED,

@@ -28,6 +28,8 @@ A queue id is 24 upper-case hex digits that sort by arrival
       "body": "7BIT",                         ESMTP BODY: 7BIT or 8BITMIME
       "delayNotified": false,                 a delay DSN has been sent
       "suspended": true,                      Suspend-Message; only written when true
+      "categorized": true,                    routing agents' message events ran;
+                                              only written when true
       "receivedFrom": {
         "connector": "Default HubA", "server": "HubA",
         "peerHost": "192.0.2.7", "peerPort": 50123,
@@ -66,32 +68,45 @@ its next update.  A message of any other C{version} is left alone.
 
 Writing
 -------
-Enqueueing writes the C{.eml} into C{tmp/}, fsyncs it and renames it into
-C{messages/}; then does the same with the C{.json}; then fsyncs
-C{messages/}.  Only then does C{enqueue}'s Deferred fire, and only then
-does the client hear 250.  An update writes a new C{.json} the same way
-and renames it over the old one.  A message with no C{Ready} recipient
-left is removed: C{.json} first, then C{.eml}, then C{messages/} is fsynced.
+Enqueueing writes the C{.eml} and the C{.json} into C{tmp/} and makes them
+durable, renames the C{.eml} into C{messages/} and then the C{.json}; then
+fsyncs C{messages/}.  Only then does C{enqueue}'s Deferred fire, and only
+then does the client hear 250.  An update writes a new C{.json} the same
+way and renames it over the old one.  Writes are group-committed: one
+thread (L{exmta.durable.GroupCommitter}) takes every enqueue and update
+waiting when it is free, writes all their files, makes them durable with
+one C{syncfs} (Linux; elsewhere an fsync per file), renames them all, and
+fsyncs C{messages/} once before any of their Deferreds fires.
+
+A message with no C{Ready} recipient left is removed: C{.json} first, then
+C{.eml}, with no fsync.  A crash may bring a removed message back; it is
+then delivered again to the recipients whose C{Delivered} or C{Failed}
+state was not yet written (a duplicate, never a loss).
 
 The C{.json} is the commit point: a message is queued when C{messages/}
 holds both of its files.  So at open, after a crash, an C{.eml} without its
 C{.json} is an enqueue (or a removal) that did not finish and is deleted;
 so is a C{.json} without its C{.eml}, which only a crash before the final
-directory fsync can leave.  A C{.json} that cannot be read, or whose
-C{size} is not its C{.eml}'s, is logged and left where it is, unqueued.
+directory fsync, or during a removal, can leave.  A C{.json} that cannot be
+read, or whose C{size} is not its C{.eml}'s, is logged and left where it
+is, unqueued.
 """
 
 import fcntl
 import itertools
 import json
 import os
+from collections import OrderedDict
+from functools import partial
 
-from twisted.internet.defer import DeferredLock, fail
+from twisted.internet.defer import fail
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from exmta.durable import makeFolders, syncFolder, unlinkQuietly, writeFile
+from exmta.durable import GroupCommitter, makeFolders, syncFolder, unlinkQuietly, writeFile
 from exmta.envelope import QueuedMessage, QueuedRecipient, newQueueId
 from exmta.errors import ConfigError
 from exmta.interfaces import IMessageQueue
@@ -102,6 +117,12 @@ READABLE_VERSIONS = (1, 2)
 READY = "Ready"
 DELIVERED = "Delivered"
 FAILED = "Failed"
+
+# The bytes of recently enqueued messages are kept, up to this many, so
+# their first delivery attempt does not read back what was just written.
+RECENT_MESSAGE_BYTES = 32 * 1024 * 1024
+
+_encodeDocument = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _read(path):
@@ -133,7 +154,9 @@ def _encode(queued):
     }
     if queued.suspended:
         document["suspended"] = True
-    return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
+    if queued.categorized:
+        document["categorized"] = True
+    return _encodeDocument(document).encode("utf-8")
 
 
 def _decode(document):
@@ -161,6 +184,7 @@ def _decode(document):
         body=document.get("body", "7BIT"),
         delayNotified=document.get("delayNotified", False),
         suspended=document.get("suspended", False),
+        categorized=document.get("categorized", False),
     )
 
 
@@ -203,7 +227,7 @@ class Spool:
     The queue folder of one transport server, with an in-memory index of
     what it holds.  Opening it recovers from a crash (see the module
     docstring); afterwards every blocking call runs in the reactor's thread
-    pool.
+    pool, apart from the writes, which one thread group-commits.
 
     @ivar onEnqueued: callables, each called with the
         L{exmta.envelope.QueuedMessage} of every newly committed message,
@@ -229,7 +253,10 @@ class Spool:
         self._tmp = os.path.join(self.path, "tmp")
         self._messages = os.path.join(self.path, "messages")
         self._names = itertools.count()
-        self._locks = {}
+        self._removing = set()
+        self._recent = OrderedDict()
+        self._recentSize = 0
+        self._committer = GroupCommitter(reactor, self._messages)
         makeFolders(self.path)
         self._lockDescriptor = _lock(self.path)
         self._index = self._recover()
@@ -243,8 +270,10 @@ class Spool:
 
     def close(self):
         """
-        Release the queue folder for another L{Spool}.
+        Finish the writes asked for, and release the queue folder for
+        another L{Spool}.  Blocks until the writes are done.
         """
+        self._committer.stop()
         os.close(self._lockDescriptor)
 
     def _recover(self):
@@ -319,28 +348,43 @@ class Spool:
             receivedFrom=_receivedFrom(session),
             body=envelope.body,
         )
-        committed = self._inThread(self._commit, queued, message)
-        return committed.addCallback(self._committed, queued)
+        committed = self._committer.submit(
+            partial(self._write, queued, message),
+            publish=partial(self._publish, queued.queueId),
+            undo=partial(self._uncommit, queued.queueId),
+        )
+        return committed.addCallback(self._committed, queued, message)
 
-    def _commit(self, queued, message):
-        document = _encode(queued)
-        base = os.path.join(self._messages, queued.queueId)
+    def _write(self, queued, message, batch):
         temporary = os.path.join(self._tmp, queued.queueId)
         try:
-            writeFile(temporary + ".eml", message)
-            os.rename(temporary + ".eml", base + ".eml")
-            writeFile(temporary + ".json", document)
-            os.rename(temporary + ".json", base + ".json")
-            syncFolder(self._messages)
+            batch.writeFile(temporary + ".eml", message)
+            batch.writeFile(temporary + ".json", _encode(queued))
         except BaseException:
-            # The client will hear 451 and send again: leave nothing that a
-            # later open could take for this message.
-            for path in (base + ".json", base + ".eml", temporary + ".json", temporary + ".eml"):
-                unlinkQuietly(path)
+            self._uncommit(queued.queueId)
             raise
 
-    def _committed(self, _, queued):
+    def _publish(self, queueId):
+        base = os.path.join(self._messages, queueId)
+        temporary = os.path.join(self._tmp, queueId)
+        try:
+            os.rename(temporary + ".eml", base + ".eml")
+            os.rename(temporary + ".json", base + ".json")
+        except BaseException:
+            self._uncommit(queueId)
+            raise
+
+    def _uncommit(self, queueId):
+        # The client will hear 451 and send again: leave nothing that a
+        # later open could take for this message.
+        base = os.path.join(self._messages, queueId)
+        temporary = os.path.join(self._tmp, queueId)
+        for path in (base + ".json", base + ".eml", temporary + ".json", temporary + ".eml"):
+            unlinkQuietly(path)
+
+    def _committed(self, _, queued, message):
         self._index[queued.queueId] = queued
+        self._remember(queued.queueId, message)
         for observer in list(self.onEnqueued):
             try:
                 observer(queued)
@@ -353,6 +397,18 @@ class Spool:
                     queueId=queued.queueId,
                 )
         return queued.queueId
+
+    def _remember(self, queueId, message):
+        self._recent[queueId] = message
+        self._recentSize += len(message)
+        while self._recentSize > RECENT_MESSAGE_BYTES:
+            _, oldest = self._recent.popitem(last=False)
+            self._recentSize -= len(oldest)
+
+    def _forget(self, queueId):
+        message = self._recent.pop(queueId, None)
+        if message is not None:
+            self._recentSize -= len(message)
 
     def messages(self):
         """
@@ -373,6 +429,11 @@ class Spool:
         """
         if queueId not in self._index:
             return fail(KeyError(queueId))
+        recent = self._recent.get(queueId)
+        if recent is not None:
+            # Not at once: a caller reached from an onEnqueued observer
+            # would otherwise run ahead of the enqueue's own callbacks.
+            return deferLater(self.reactor, 0, lambda: recent)
         return self._inThread(_read, os.path.join(self._messages, queueId + ".eml"))
 
     def headerSections(self, queueIds, limit=65536):
@@ -401,48 +462,52 @@ class Spool:
     def update(self, queued):
         """
         See L{IMessageQueue.update}.  The new value replaces the old one
-        whole.  Updates of one message are written in the order they were
-        asked for, so an older state can never overwrite a newer one.
+        whole.  Updates are written in the order they were asked for, so an
+        older state can never overwrite a newer one, and a message being
+        removed cannot be updated.
 
         @raise KeyError: (in the Deferred) the message is not queued.
         """
         queueId = queued.queueId
-        lock = self._locks.setdefault(queueId, DeferredLock())
+        if queueId not in self._index or queueId in self._removing:
+            return fail(KeyError(queueId))
+        if any(r.status == READY for r in queued.recipients):
+            temporary = os.path.join(self._tmp, f"{queueId}.{next(self._names)}.json")
+            return self._committer.submit(
+                partial(self._rewrite, queued, temporary),
+                publish=partial(self._replace, queueId, temporary),
+                undo=partial(unlinkQuietly, temporary),
+            ).addCallback(self._updated, queued)
+        self._removing.add(queueId)
+        return self._committer.submit(partial(self._remove, queueId), synced=False).addBoth(
+            self._removed, queueId
+        )
 
-        def write():
-            if queueId not in self._index:
-                raise KeyError(queueId)
-            if any(r.status == READY for r in queued.recipients):
-                return self._inThread(self._rewrite, queued).addCallback(remember)
-            return self._inThread(self._remove, queueId).addCallback(forget)
+    def _updated(self, _, queued):
+        self._index[queued.queueId] = queued
 
-        def remember(_):
-            self._index[queueId] = queued
-
-        def forget(_):
+    def _removed(self, result, queueId):
+        self._removing.discard(queueId)
+        if not isinstance(result, Failure):
             del self._index[queueId]
+            self._forget(queueId)
+        return result
 
-        def unlock(result):
-            # Another update may have taken this lock, or finished with it
-            # and dropped it, by the time this one returns.
-            if not lock.locked and self._locks.get(queueId) is lock:
-                del self._locks[queueId]
-            return result
-
-        return lock.run(write).addBoth(unlock)
-
-    def _rewrite(self, queued):
-        temporary = os.path.join(self._tmp, f"{queued.queueId}.{next(self._names)}.json")
+    def _rewrite(self, queued, temporary, batch):
         try:
-            writeFile(temporary, _encode(queued))
-            os.rename(temporary, os.path.join(self._messages, queued.queueId + ".json"))
+            batch.writeFile(temporary, _encode(queued))
         except BaseException:
             unlinkQuietly(temporary)
             raise
-        syncFolder(self._messages)
 
-    def _remove(self, queueId):
+    def _replace(self, queueId, temporary):
+        try:
+            os.rename(temporary, os.path.join(self._messages, queueId + ".json"))
+        except BaseException:
+            unlinkQuietly(temporary)
+            raise
+
+    def _remove(self, queueId, batch):
         base = os.path.join(self._messages, queueId)
         os.unlink(base + ".json")
         os.unlink(base + ".eml")
-        syncFolder(self._messages)

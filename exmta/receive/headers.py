@@ -97,6 +97,22 @@ def firewall(header, rights):
     return b"".join(kept)
 
 
+_lastDate = (None, None)
+
+
+def _date(when):
+    """
+    RFC 5322's date of C{when} (now if L{None}), made once per second.
+    """
+    global _lastDate
+    if when is None:
+        return formatdate(None, localtime=False, usegmt=True)
+    second = int(when)
+    if _lastDate[0] != second:
+        _lastDate = (second, formatdate(second, localtime=False, usegmt=True))
+    return _lastDate[1]
+
+
 def receivedHeader(session, fqdn, when=None):
     """
     A C{Received:} field for this hop, with the protocol keyword of RFC
@@ -111,7 +127,7 @@ def receivedHeader(session, fqdn, when=None):
     if session.tlsVersion:
         protocol += f" (version={session.tlsVersion}, cipher={session.tlsCipher})"
     helo = session.helo or "unknown"
-    date = formatdate(when, localtime=False, usegmt=True)
+    date = _date(when)
     text = (
         f"Received: from {helo} ([{session.peerHost}]) by {fqdn} "
         f"([{session.localHost}]) with {protocol};\r\n\t{date}\r\n"

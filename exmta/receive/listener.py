@@ -24,6 +24,13 @@ TOO_MANY_CONNECTIONS = Reply(
 )
 
 
+# Connections the kernel may hold for us before accept: Twisted's default of
+# 50 overflows when a hundred clients connect at once, and each dropped SYN
+# costs its client a one-second retransmission.  The kernel caps it at
+# net.core.somaxconn.
+LISTEN_BACKLOG = 4096
+
+
 class ReceiveConfiguration:
     """
     What sessions take from org.ini.  Each session keeps the configuration
@@ -222,7 +229,7 @@ class ReceiveService(service.Service):
                 if binding in self._ports:
                     continue
                 self._ports[binding] = self.reactor.listenTCP(
-                    binding.port, self.factory, interface=binding.host
+                    binding.port, self.factory, backlog=LISTEN_BACKLOG, interface=binding.host
                 )
                 opened.append(binding)
                 self.log.info(

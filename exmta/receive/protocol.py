@@ -21,7 +21,6 @@ order, ignores SIZE and BODY, and reads DATA one line at a time.  Here:
 
 import base64
 import binascii
-import re
 from dataclasses import replace
 from email.utils import formatdate, getaddresses
 
@@ -40,17 +39,16 @@ from exmta.errors import SMTPFailure
 from exmta.interfaces import IPrincipal
 from exmta.receive import headers
 from exmta.receive.address import AddressError, parsePath
+from exmta.receive.data import TOO_BIG, MessageReader, checkMessage, unstuff
 
 COMMAND_LINE_LIMIT = 512
 # RFC 4954 section 4: AUTH lines may be longer than other commands.
 AUTH_LINE_LIMIT = 12288
-TEXT_LINE_LIMIT = 1000
 # While a command waits, stop reading once this much is buffered behind it.
 PAUSE_THRESHOLD = 256 * 1024
 HARD_MESSAGE_LIMIT = 2 * 1024**3
 
 _PROTOCOL_ERROR_CODES = {500, 501, 502, 503, 504, 555}
-_LONG_LINE = re.compile(rb"[^\r\n]{%d}" % (TEXT_LINE_LIMIT - 1))
 
 _COMMAND, _DATA, _SASL = "command", "data", "sasl"
 
@@ -66,7 +64,6 @@ MUST_STARTTLS = reply(530, "5.7.0", "Must issue a STARTTLS command first")
 UNABLE_TO_RELAY = reply(550, "5.7.1", "Unable to relay")
 RECIPIENT_NOT_FOUND = reply(550, "5.1.1", "RESOLVER.ADR.RecipNotFound; not found")
 TOO_MANY_RECIPIENTS = reply(452, "4.5.3", "Too many recipients")
-TOO_BIG = reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 CANNOT_SEND_AS = reply(550, "5.7.1", "Client does not have permissions to send as this sender")
 AUTH_FAILED = reply(535, "5.7.3", "Authentication unsuccessful")
 TOO_MANY_ERRORS = reply(
@@ -101,6 +98,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         self._connectPrincipal = None
         self.envelope = None
         self._agents = None
+        self._reader = None
 
     # Connection
 
@@ -146,12 +144,6 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         )
         if self._protocolLog is not None:
             self._protocolLog.event("+")
-        self.log.info(
-            "connection from {peerHost}:{peerPort} to {connector}",
-            peerHost=peer.host,
-            peerPort=peer.port,
-            connector=connector.name,
-        )
         self._await(self._connectLogin().addCallback(self._greet))
 
     def _connectLogin(self):
@@ -194,12 +186,16 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
                 self._agents.run(AgentEvent("OnDisconnect", self.session, self.envelope))
             if self._protocolLog is not None:
                 self._protocolLog.event("-")
-            self.log.info(
-                "disconnected {peerHost}:{peerPort} from {connector}",
-                peerHost=self.session.peerHost,
-                peerPort=self.session.peerPort,
-                connector=self.connector.name,
-            )
+            # Sessions come and go by the thousand; the server log names
+            # each accepted message, and only the sessions that left one
+            # unfinished.
+            if self.envelope is not None:
+                self.log.info(
+                    "disconnected {peerHost}:{peerPort} from {connector} during a mail transaction",
+                    peerHost=self.session.peerHost,
+                    peerPort=self.session.peerPort,
+                    connector=self.connector.name,
+                )
         self._closing = True
         self._buffer = bytearray()
 
@@ -756,12 +752,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
 
         def accept():
             self._mode = _DATA
-            # The message buffer starts with the CRLF that ended the DATA
-            # line, so a terminator on the very first line is found like
-            # any other.
-            self._buffer[:0] = b"\r\n"
-            self._scanFrom = 0
-            self._discarded = 0
+            self._reader = MessageReader(self._buffer, self._sizeLimit())
             return Reply(354, "", "Start mail input; end with <CRLF>.<CRLF>")
 
         return self._agentsThen("OnDataCommand", accept)
@@ -773,35 +764,22 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         @return: L{True} if the message ended (and was handed on), L{False}
             if more input is needed.
         """
-        end = self._buffer.find(b"\r\n.\r\n", self._scanFrom)
-        if end == -1:
-            self._scanFrom = max(len(self._buffer) - 4, 0)
-            if self._discarded + len(self._buffer) - 2 > self._sizeLimit():
-                # Too big: keep scanning for the end, but stop keeping it.
-                keep = self._buffer[-4:]
-                self._discarded += len(self._buffer) - len(keep)
-                self._buffer = bytearray(keep)
-                self._scanFrom = 0
+        raw = self._reader.feed(self._buffer)
+        if raw is None:
             return False
-        raw = bytes(self._buffer[: end + 2])
-        del self._buffer[: end + 5]
         self._mode = _COMMAND
-        tooBig = self._discarded > 0 or len(raw) - 2 > self._sizeLimit()
-        self._respond(self._endOfData(raw, tooBig))
+        self._reader = None
+        self._respond(self._endOfData(raw))
         return True
 
-    def _endOfData(self, raw, tooBig):
+    def _endOfData(self, raw):
         envelope, self.envelope = self.envelope, None
-        if tooBig:
+        if raw is TOO_BIG:
             return TOO_BIG
-        message = raw.replace(b"\r\n..", b"\r\n.")[2:]
-        crlf = message.count(b"\r\n")
-        if self.connector.bareLinefeedRejectionEnabled and (
-            message.count(b"\n") != crlf or message.count(b"\r") != crlf
-        ):
-            return reply(550, "5.6.11", "Bare line feeds or carriage returns are not allowed; use CRLF")
-        if _LONG_LINE.search(message):
-            return reply(550, "5.6.0", f"A line of the message exceeds {TEXT_LINE_LIMIT} octets")
+        message = unstuff(raw)
+        refusal = checkMessage(message, self.connector.bareLinefeedRejectionEnabled)
+        if refusal is not None:
+            return refusal
         header, body = headers.splitHeader(message)
         if len(header) > self.connector.maxHeaderSize:
             self._close(reply(552, "5.3.4", "Header size exceeds fixed maximum size"))
@@ -828,14 +806,16 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             )
 
         def queued(queueId, stored):
+            sender = str(envelope.mailFrom)
+            recipients = [str(r) for r in envelope.recipients]
             if self.factory.tracking is not None:
                 self.factory.tracking.track(
                     "RECEIVE",
                     source="SMTP",
                     internalMessageId=queueId,
                     messageId=headers.messageId(header),
-                    sender=str(envelope.mailFrom),
-                    recipients=[str(r) for r in envelope.recipients],
+                    sender=sender,
+                    recipients=recipients,
                     totalBytes=len(stored),
                     connectorId=self.connector.identity,
                     clientIp=self.session.peerHost,
@@ -844,11 +824,13 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
                 )
             self.log.info(
                 "accepted {queueId} from {sender} for {recipients} on {connector} "
-                "({size} bytes, {principal})",
+                "({size} bytes, {principal}, [{peerHost}]:{peerPort})",
                 queueId=queueId,
-                sender=str(envelope.mailFrom),
-                recipients=[str(r) for r in envelope.recipients],
+                sender=sender,
+                recipients=recipients,
                 connector=self.connector.name,
+                peerHost=self.session.peerHost,
+                peerPort=self.session.peerPort,
                 size=len(stored),
                 principal=principal.name,
             )

@@ -487,3 +487,43 @@ def _plain(user, password):
     import base64
 
     return base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+
+
+def test_listenBacklogHoldsManyConnectingClients(organization):
+    """
+    A hundred clients connecting at once must not overflow the accept
+    queue (Twisted's default backlog is 50): the kernel shows the backlog
+    as a listening socket's Send-Q.
+    """
+    port = organization.ports["internet"]
+    listing = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    with open("/proc/sys/net/core/somaxconn") as handle:
+        ceiling = int(handle.read())
+    assert int(listing[2]) == min(4096, ceiling), listing
+
+
+def test_largeMessageArrivesExactlyInOneWrite(organization):
+    """
+    A 300 KB message with stuffed dots and long (but legal) lines, sent in
+    one write with the next command behind it, is queued byte for byte.
+    """
+    raw = client(organization, "relay", source="127.0.5.77")
+    ehlo(raw)
+    lines = [b"..dot %d" % n if n % 7 == 0 else b"%d " % n + b"q" * (n % 998) for n in range(600)]
+    original = b"Subject: big\r\n\r\n" + b"".join(
+        (line[1:] if line.startswith(b"..") else line) + b"\r\n" for line in lines)
+    stuffed = b"Subject: big\r\n\r\n" + b"".join(line + b"\r\n" for line in lines)
+    assert raw.command("MAIL FROM:<a@contoso.com>")[0] == 250
+    assert raw.command("RCPT TO:<kim@fabrikam.com>")[0] == 250
+    assert raw.command("DATA")[0] == 354
+    raw.send(stuffed + b".\r\nNOOP\r\n")
+    code, replyLines = raw.reply()
+    assert code == 250, replyLines
+    assert raw.reply()[0] == 250
+    queueId = queueIdOf(replyLines[0])
+    raw.close()
+    organization.server.waitFor(f"delivered {queueId}")
+    stored = [m for m in maildirMessages(organization.mailbox("kim@fabrikam.com"))
+              if m.endswith(original)]
+    assert len(stored) == 1

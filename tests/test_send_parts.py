@@ -309,6 +309,99 @@ class PoolTests(SynchronousTestCase):
         self.assertIsInstance(self.take(pool, "a")[0].value, ConnectionFailure)
 
 
+class PoolWaitingTests(SynchronousTestCase):
+    """
+    Long waiting lines: order, caps across next hops, and no recursion when
+    each taker hands its connection straight back.
+    """
+
+    def setUp(self):
+        self.clock = task.Clock()
+        self.opened = []
+
+    def opener(self, key):
+        def open():
+            d = defer.Deferred()
+            self.opened.append((key, d))
+            return d
+
+        return open
+
+    def test_manyWaitersAreServedInOrderOnTwoConnections(self):
+        pool = ConnectionPool(self.clock, maxPerHop=2)
+        served = []
+        for number in range(2000):
+            pool.acquire("a", self.opener("a")).addCallback(lambda client, n=number: served.append((n, client)))
+        self.assertEqual(len(self.opened), 2)
+        self.assertEqual(pool.waiting("a"), 1998)
+        clients = [FakeClient("a1"), FakeClient("a2")]
+        for (_, opening), client in zip(self.opened, clients):
+            opening.callback(client)
+        done = 0
+        while done < len(served):
+            _, client = served[done]
+            done += 1
+            pool.released(client)
+        self.assertEqual([number for number, _ in served], list(range(2000)))
+        self.assertEqual(len(self.opened), 2)
+        self.assertEqual(pool.waiting("a"), 0)
+        self.assertEqual(pool.total, 2)
+
+    def test_takersThatReleaseAtOnceDoNotRecurse(self):
+        # A transaction refused before it starts (a message over the
+        # peer's SIZE) releases the connection inside the callback.
+        pool = ConnectionPool(self.clock, maxPerHop=1)
+        served = []
+
+        def takeAndRelease(client):
+            served.append(client)
+            pool.released(client)
+
+        for _ in range(5000):
+            pool.acquire("a", self.opener("a")).addCallback(takeAndRelease)
+        self.opened[0][1].callback(FakeClient("a"))
+        self.assertEqual(len(served), 5000)
+        self.assertEqual(pool.waiting("a"), 0)
+
+    def test_nextHopsStuckOnTheTotalCapGoInTurn(self):
+        pool = ConnectionPool(self.clock, maxConnections=1, maxPerHop=5)
+        first = []
+        pool.acquire("a", self.opener("a")).addCallback(first.append)
+        self.opened[0][1].callback(FakeClient("a"))
+        later = {key: [] for key in "bcd"}
+        for key in "bcd":
+            pool.acquire(key, self.opener(key)).addCallback(later[key].append)
+        self.assertEqual(len(self.opened), 1)
+        order = []
+        client = first[0]
+        for _ in "bcd":
+            pool.released(client)
+            self.assertEqual(client.quits, 1)  # closed to make room
+            pool.lost(client)
+            key, opening = self.opened[-1]
+            order.append(key)
+            client = FakeClient(key)
+            opening.callback(client)
+            self.assertEqual(later[key], [client])
+        self.assertEqual(order, ["b", "c", "d"])
+        self.assertEqual(pool.total, 1)
+
+    def test_unreachableNextHopDoesNotHoldOthers(self):
+        pool = ConnectionPool(self.clock, maxConnections=2, maxPerHop=1)
+        down = [pool.acquire("down", self.opener("down")) for _ in range(100)]
+        failures = []
+        for waiting in down:
+            waiting.addErrback(failures.append)
+        up = []
+        pool.acquire("up", self.opener("up")).addCallback(up.append)
+        self.assertEqual([key for key, _ in self.opened], ["down", "up"])
+        self.opened[0][1].errback(ConnectionFailure(Reply(451, "4.4.1", "down")))
+        self.assertEqual(len(failures), 100)
+        self.opened[1][1].callback(FakeClient("up"))
+        self.assertEqual(len(up), 1)
+        self.assertEqual(pool.total, 1)
+
+
 class HostTests(SynchronousTestCase):
     def test_failedHostsGoLastForAWhile(self):
         clock = task.Clock()

@@ -5,8 +5,8 @@ MTA needs and it lacks (exchange-semantics.md section 2.3).
 Kept from Twisted: the reply parser and its state machine
 (C{_expected}/C{_okresponse}/C{_failresponse}), the greeting, EHLO and the
 HELO fallback, STARTTLS followed by a new EHLO, the SASL challenge loop for
-LOGIN, the RCPT loop, L{FileSender} for the data, and RSET after each
-message.
+LOGIN, the RCPT loop, L{FileSender} for the data of large messages, and
+RSET after each message.
 
 Changed, and why:
 
@@ -71,6 +71,10 @@ log = Logger(namespace="exmta.send")
 
 # How long to wait for the answer to QUIT before dropping the connection.
 QUIT_TIMEOUT = 30
+
+# Messages up to this size (in wire form) are written at once; larger ones
+# go through a producer in chunks, each chunk resetting the reply timeout.
+DIRECT_WRITE_LIMIT = 64 * 1024
 
 _STATUS = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
 _sessions = itertools.count(1)
@@ -245,6 +249,7 @@ class DeliveryClient(ESMTPClient):
         self._closing = False
         self._lost = False
         self._items = {}
+        self._data = None
 
     # Wire and logs
 
@@ -339,6 +344,14 @@ class DeliveryClient(ESMTPClient):
         reply = Reply(451, "4.4.2", f"Timed out waiting for {self.target}")
         log.warn("timed out waiting for {target}", target=str(self.target))
         self._abandon(reply, quit=False)
+
+    def abort(self, reply):
+        """
+        Drop the connection now: a send still connecting fails with
+        C{reply}, as does a transaction under way.
+        """
+        if not self._lost:
+            self._abandon(reply, quit=False)
 
     def quit(self):
         """
@@ -581,7 +594,7 @@ class DeliveryClient(ESMTPClient):
         return self._tx.recipients
 
     def getMailData(self):
-        return BytesIO(encodeData(self._tx.message))
+        return BytesIO(self._data)
 
     def smtpState_to(self, code, resp):
         self._stage = "RCPT"
@@ -626,7 +639,15 @@ class DeliveryClient(ESMTPClient):
     def smtpState_data(self, code, resp):
         self._stage = "DOT"
         self._log("*", f"{self._tx.size} bytes of message data", context="DATA")
-        ESMTPClient.smtpState_data(self, code, resp)
+        self._data = encodeData(self._tx.message)
+        if len(self._data) > DIRECT_WRITE_LIMIT:
+            return ESMTPClient.smtpState_data(self, code, resp)
+        # Small messages go out with the final dot in one write, without a
+        # producer's extra turn of the reactor.
+        self.transport.write(self._data + b".\r\n")
+        self._data = None
+        self._expected = SUCCESS
+        self._okresponse = self.smtpState_msgSent
 
     def transformChunk(self, chunk):
         # The data is already in wire form (encodeData); just keep the
@@ -635,6 +656,7 @@ class DeliveryClient(ESMTPClient):
         return chunk
 
     def finishedFileTransfer(self, lastsent):
+        self._data = None
         self.sendLine(b".")
 
     def smtpState_msgSent(self, code, resp):
@@ -691,7 +713,8 @@ class DeliveryClient(ESMTPClient):
         self._outcomes = {}
         self._stage = None
         delivered = sum(1 for outcome in outcomes.values() if outcome is None)
-        log.info(
+        # The queue manager logs each recipient's outcome.
+        log.debug(
             "{queueId} to {target}: {delivered} of {count} recipients accepted",
             queueId=tx.queueId,
             target=str(self.target),

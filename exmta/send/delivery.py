@@ -46,7 +46,7 @@ from exmta.interfaces import IRemoteDelivery
 from exmta.protocollog import ProtocolLog
 from exmta.send import hosts
 from exmta.send.client import DeliveryClient, HostFailure, StaleConnection, Transaction, connectionFailure
-from exmta.send.pool import IDLE_TIMEOUT, ConnectionPool
+from exmta.send.pool import IDLE_TIMEOUT, SHUTTING_DOWN, ConnectionPool
 from exmta.send.tls import TlsPolicy
 
 log = Logger(namespace="exmta.send")
@@ -60,6 +60,10 @@ RELAY = "SmtpRelayWithinAdSite"
 CONNECT_TIMEOUT = 60
 
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+
+# How long a stop lets transactions already under way finish before their
+# connections are dropped (their recipients stay queued).
+STOP_GRACE = 2
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,7 @@ class SmtpDelivery:
             idleTimeout,
         )
         self._live = set()
+        self._connecting = set()
         self._protocolLog = None
         self._sessions = 0
         self._generation = 0
@@ -248,14 +253,26 @@ class SmtpDelivery:
 
     def close(self):
         """
-        Stop sending: waiting sends fail with a ConnectionFailure, idle
-        connections QUIT, busy ones after their transaction.
+        Stop sending.  Sends that wait for a connection, or whose
+        connection is still being opened (a host that does not answer),
+        fail at once with a L{ConnectionFailure}, so their recipients stay
+        queued; idle connections QUIT; transactions under way have
+        L{STOP_GRACE} seconds to finish before their connections are
+        dropped.
 
         @return: a L{Deferred} that fires once every connection is closed.
         """
         self._pool.close()
+        for connecting in list(self._connecting):
+            connecting.cancel()
+        for client in list(self._live):
+            if not client.ready.called:
+                client.abort(SHUTTING_DOWN)
         waits = [client.whenLost for client in list(self._live)]
         done = DeferredList(waits) if waits else succeed(None)
+        if waits:
+            grace = self._clock.callLater(STOP_GRACE, self._dropAll)
+            done.addBoth(lambda result: grace.cancel() if grace.active() else None)
 
         def closeLog(result):
             if self._protocolLog is not None:
@@ -263,6 +280,10 @@ class SmtpDelivery:
             return None
 
         return done.addCallback(closeLog)
+
+    def _dropAll(self):
+        for client in list(self._live):
+            client.abort(SHUTTING_DOWN)
 
     # Settings
 
@@ -373,9 +394,13 @@ class SmtpDelivery:
         failures = [(str(name), reply) for name, reply in failures]
         credentials = self._credentialsFor(settings) if settings.authentication else None
         for target in self._failedHosts.order(targets):
+            if self._pool.closed:
+                raise ConnectionFailure(SHUTTING_DOWN)
             try:
                 client = await self._connect(target, settings, credentials)
             except HostFailure as failed:
+                if self._pool.closed:
+                    raise ConnectionFailure(SHUTTING_DOWN) from None
                 log.warn(
                     "{target} failed for {nextHop}: {reply}",
                     target=str(target),
@@ -427,12 +452,16 @@ class SmtpDelivery:
             timeout=min(CONNECT_TIMEOUT, settings.timeout or CONNECT_TIMEOUT),
         )
         log.debug("connecting to {target} for {nextHop}", target=str(target), nextHop=settings.key)
+        connecting = connectProtocol(endpoint, client)
+        self._connecting.add(connecting)
         try:
-            await connectProtocol(endpoint, client)
+            await connecting
         except Exception as error:
             raise HostFailure(
                 Reply(451, "4.4.1", f"Unable to connect to {target}: {_errorText(error)}")
             ) from None
+        finally:
+            self._connecting.discard(connecting)
         self._live.add(client)
         client.whenLost.addBoth(lambda _: self._live.discard(client))
         return await client.ready

@@ -9,9 +9,13 @@ send waits; waiting sends are served in the order they asked, each as soon
 as its next hop has an idle connection or room for a new one.  When the
 total cap is what stops a send, an idle connection to another next hop is
 closed to make room.  Idle connections are closed after L{IDLE_TIMEOUT}.
+
+Waiting sends are kept in one first-in first-out line per next hop, and
+next hops that wait for room under the total cap in one more line, so that
+each acquire, release and loss costs the same however many sends wait.
 """
 
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -27,6 +31,8 @@ SHUTTING_DOWN = Reply(451, "4.3.2", "The send side is shutting down")
 
 
 class _Waiter:
+    __slots__ = ("key", "opener", "deferred")
+
     def __init__(self, key, opener):
         self.key = key
         self.opener = opener
@@ -36,6 +42,7 @@ class _Waiter:
 class ConnectionPool:
     """
     @ivar closed: set by L{close}; no connection is opened or kept after.
+    @ivar total: connections open or being opened, to every next hop.
     """
 
     def __init__(self, clock, maxConnections=None, maxPerHop=None, idleTimeout=IDLE_TIMEOUT):
@@ -44,24 +51,33 @@ class ConnectionPool:
         self._maxPerHop = maxPerHop
         self._idleTimeout = idleTimeout
         self._count = Counter()
+        self.total = 0
+        # key -> {client: None}, most recently used last.
         self._idle = {}
+        # client -> its expiry timer, oldest idle first.
         self._timers = {}
         self._keys = {}
         self._evicting = set()
-        self._waiting = deque()
+        # key -> deque of _Waiter, in the order they asked.
+        self._waiting = {}
+        # Next hops whose first waiter has room under its own cap but not
+        # under the total cap, in the order they got stuck.
+        self._needRoom = OrderedDict()
         self._dispatching = False
-        self._again = False
+        self._dirty = OrderedDict()
         self.closed = False
-
-    @property
-    def total(self):
-        return sum(self._count.values())
 
     def connections(self, key):
         """
         @return: how many connections to C{key} are open or being opened.
         """
         return self._count[key]
+
+    def waiting(self, key):
+        """
+        @return: how many sends wait for a connection to C{key}.
+        """
+        return len(self._waiting.get(key, ()))
 
     def acquire(self, key, opener):
         """
@@ -78,43 +94,63 @@ class ConnectionPool:
         if self.closed:
             waiter.deferred.errback(ConnectionFailure(SHUTTING_DOWN))
             return waiter.deferred
-        self._waiting.append(waiter)
-        self._dispatch()
+        waiters = self._waiting.get(key)
+        if waiters is None:
+            waiters = self._waiting[key] = deque()
+        waiters.append(waiter)
+        if len(waiters) == 1:
+            self._dispatch(key)
         return waiter.deferred
 
-    def _dispatch(self):
+    def _dispatch(self, key):
         # Handing out a connection runs the taker's code, which may come
-        # back here (a transaction refused at once releases the client).
+        # back here (a transaction refused at once releases the client):
+        # the outer call serves what the inner ones marked.
+        self._dirty[key] = None
         if self._dispatching:
-            self._again = True
             return
         self._dispatching = True
         try:
-            self._again = True
-            while self._again:
-                self._again = False
-                self._serveWaiters()
+            while self._dirty:
+                key, _ = self._dirty.popitem(last=False)
+                self._serve(key)
         finally:
             self._dispatching = False
 
-    def _serveWaiters(self):
-        for waiter in list(self._waiting):
-            if waiter not in self._waiting:
-                continue
-            key = waiter.key
+    def _serve(self, key):
+        """
+        Give the sends waiting for C{key} what they can have now: idle
+        connections, then new ones while the caps allow.
+        """
+        waiters = self._waiting.get(key)
+        while waiters:
             client = self._takeIdle(key)
             if client is not None:
-                self._waiting.remove(waiter)
-                waiter.deferred.callback(client)
+                waiters.popleft().deferred.callback(client)
                 continue
             if self._maxPerHop is not None and self._count[key] >= self._maxPerHop:
-                continue
+                break
             if self._max is not None and self.total >= self._max:
+                self._needRoom[key] = None
                 self._evictIdle()
-                continue
-            self._waiting.remove(waiter)
+                break
+            waiter = waiters.popleft()
             self._count[key] += 1
+            self.total += 1
             self._open(waiter)
+        if not waiters:
+            self._waiting.pop(key, None)
+            self._needRoom.pop(key, None)
+
+    def _roomMade(self, key):
+        """
+        A connection to C{key} is gone: its own waiters, then those of the
+        next hops held by the total cap, may have it.
+        """
+        self._dispatch(key)
+        while self._needRoom and (self._max is None or self.total < self._max):
+            stuck, _ = self._needRoom.popitem(last=False)
+            self._dispatch(stuck)
 
     def _takeIdle(self, key):
         """
@@ -122,29 +158,26 @@ class ConnectionPool:
             L{None}.  Connections the server has started to close are
             dropped on the way.
         """
-        while self._idle.get(key):
-            client = self._idle[key].pop()
-            if not self._idle[key]:
+        clients = self._idle.get(key)
+        while clients:
+            client, _ = clients.popitem()
+            if not clients:
                 del self._idle[key]
             timer = self._timers.pop(client, None)
             if timer is not None and timer.active():
                 timer.cancel()
             if client.idle:
                 return client
+            clients = self._idle.get(key)
         return None
 
     def _evictIdle(self):
-        if self._evicting:
+        if self._evicting or not self._timers:
             return
-        oldest = None
-        for key, clients in self._idle.items():
-            for client in clients:
-                if oldest is None or self._timers[client].getTime() < self._timers[oldest].getTime():
-                    oldest = client
-        if oldest is not None:
-            self._evicting.add(oldest)
-            self._dropIdle(oldest)
-            oldest.quit()
+        oldest = next(iter(self._timers))
+        self._evicting.add(oldest)
+        self._dropIdle(oldest)
+        oldest.quit()
 
     def _open(self, waiter):
         key = waiter.key
@@ -159,35 +192,41 @@ class ConnectionPool:
             waiter.deferred.callback(client)
 
         def failed(failure):
-            self._count[key] -= 1
-            if not self._count[key]:
-                del self._count[key]
+            self._forget(key)
             waiter.deferred.errback(failure)
             if failure.check(SMTPFailure) and not self._count[key]:
                 # Nothing reaches this next hop now: the sends waiting for
                 # it hear so at once, instead of each trying every host.
-                for other in list(self._waiting):
-                    if other.key == key:
-                        self._waiting.remove(other)
-                        other.deferred.errback(failure.value)
-            self._dispatch()
+                self._needRoom.pop(key, None)
+                for other in self._waiting.pop(key, ()):
+                    other.deferred.errback(failure.value)
+            self._roomMade(key)
 
         waiter.opener().addCallbacks(opened, failed)
+
+    def _forget(self, key):
+        self.total -= 1
+        self._count[key] -= 1
+        if not self._count[key]:
+            del self._count[key]
 
     def released(self, client):
         """
         C{client} finished a transaction and is idle again.
         """
         key = self._keys.get(client)
-        if key is None:
+        if key is None or self.closed:
             client.quit()
             return
-        if self.closed:
-            client.quit()
+        self._idle.setdefault(key, {})[client] = None
+        if key in self._waiting:
+            # Straight to the next send for the same next hop, without an
+            # idle timer.
+            self._dispatch(key)
             return
-        self._idle.setdefault(key, []).append(client)
         self._timers[client] = self._clock.callLater(self._idleTimeout, self._expire, client)
-        self._dispatch()
+        if self._needRoom:
+            self._evictIdle()
 
     def _expire(self, client):
         self._timers.pop(client, None)
@@ -196,11 +235,11 @@ class ConnectionPool:
 
     def _dropIdle(self, client):
         key = self._keys.get(client)
-        clients = self._idle.get(key, [])
-        if client in clients:
-            clients.remove(client)
-        if not clients:
-            self._idle.pop(key, None)
+        clients = self._idle.get(key)
+        if clients is not None:
+            clients.pop(client, None)
+            if not clients:
+                del self._idle[key]
         timer = self._timers.pop(client, None)
         if timer is not None and timer.active():
             timer.cancel()
@@ -209,22 +248,13 @@ class ConnectionPool:
         """
         C{client}'s connection is gone.
         """
-        key = self._keys.pop(client, None)
         self._evicting.discard(client)
-        if key is None:
+        if client not in self._keys:
             return
-        clients = self._idle.get(key, [])
-        if client in clients:
-            clients.remove(client)
-            if not clients:
-                self._idle.pop(key, None)
-        timer = self._timers.pop(client, None)
-        if timer is not None and timer.active():
-            timer.cancel()
-        self._count[key] -= 1
-        if not self._count[key]:
-            del self._count[key]
-        self._dispatch()
+        self._dropIdle(client)
+        key = self._keys.pop(client)
+        self._forget(key)
+        self._roomMade(key)
 
     def close(self):
         """
@@ -232,9 +262,11 @@ class ConnectionPool:
         busy ones QUIT when their transaction ends.
         """
         self.closed = True
-        waiting, self._waiting = self._waiting, deque()
-        for waiter in waiting:
-            waiter.deferred.errback(ConnectionFailure(SHUTTING_DOWN))
+        waiting, self._waiting = self._waiting, {}
+        self._needRoom.clear()
+        for waiters in waiting.values():
+            for waiter in waiters:
+                waiter.deferred.errback(ConnectionFailure(SHUTTING_DOWN))
         for clients in list(self._idle.values()):
             for client in list(clients):
                 self._dropIdle(client)

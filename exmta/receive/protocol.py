@@ -17,17 +17,17 @@ order, ignores SIZE and BODY, and reads DATA one line at a time.  Here:
   - The end-of-data reply is sent only after the queue has fsynced.
   - Transport agents (L{exmta.agents}) are asked at each SMTP event through
     the same one-command-at-a-time path; without agents nothing is built.
+    At OnRcptCommand their C{recipients=} replace the command's recipient.
+
+AUTH lives in L{exmta.receive.auth}, the DATA framing and whole-message
+checks in L{exmta.receive.data}.
 """
 
-import base64
-import binascii
 from dataclasses import replace
 from email.utils import formatdate, getaddresses
 
-from twisted.cred.credentials import Anonymous, UsernamePassword
-from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.credentials import Anonymous
 from twisted.internet import defer
-from twisted.internet.task import deferLater
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -39,6 +39,7 @@ from exmta.errors import SMTPFailure
 from exmta.interfaces import IPrincipal
 from exmta.receive import headers
 from exmta.receive.address import AddressError, parsePath
+from exmta.receive.auth import COMMAND, SASL, TOO_MANY_ERRORS, AuthCommands
 from exmta.receive.data import TOO_BIG, MessageReader, checkMessage, unstuff
 
 COMMAND_LINE_LIMIT = 512
@@ -50,7 +51,7 @@ HARD_MESSAGE_LIMIT = 2 * 1024**3
 
 _PROTOCOL_ERROR_CODES = {500, 501, 502, 503, 504, 555}
 
-_COMMAND, _DATA, _SASL = "command", "data", "sasl"
+_DATA = "data"
 
 
 def reply(code, status, text):
@@ -65,14 +66,10 @@ UNABLE_TO_RELAY = reply(550, "5.7.1", "Unable to relay")
 RECIPIENT_NOT_FOUND = reply(550, "5.1.1", "RESOLVER.ADR.RecipNotFound; not found")
 TOO_MANY_RECIPIENTS = reply(452, "4.5.3", "Too many recipients")
 CANNOT_SEND_AS = reply(550, "5.7.1", "Client does not have permissions to send as this sender")
-AUTH_FAILED = reply(535, "5.7.3", "Authentication unsuccessful")
-TOO_MANY_ERRORS = reply(
-    421, "4.7.0", "Too many errors on this connection, closing transmission channel"
-)
 QUEUE_ERROR = reply(451, "4.3.0", "Error in processing; try again later")
 
 
-class ReceiveProtocol(Protocol, TimeoutMixin):
+class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     """
     One SMTP session.  C{self.factory} is the L{exmta.receive.listener.ReceiveFactory}
     that chooses the connector and holds the portal, queue and resolver.
@@ -82,7 +79,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
 
     def __init__(self):
         self._buffer = bytearray()
-        self._mode = _COMMAND
+        self._mode = COMMAND
         self._pending = None
         self._processing = False
         self._paused = False
@@ -99,6 +96,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         self.envelope = None
         self._agents = None
         self._reader = None
+        self._recipientsAccepted = 0
 
     # Connection
 
@@ -257,7 +255,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             self._processing = False
 
     def _lineLimit(self):
-        if self._mode == _SASL or self._buffer[:5].upper() == b"AUTH ":
+        if self._mode == SASL or self._buffer[:5].upper() == b"AUTH ":
             return AUTH_LINE_LIMIT
         return COMMAND_LINE_LIMIT
 
@@ -311,7 +309,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         Log a command line, keeping SASL responses (which carry passwords)
         out of the log: only the AUTH verb and mechanism are written.
         """
-        if self._mode == _SASL:
+        if self._mode == SASL:
             self._protocolLog.event("<", redact=True)
         elif line[:5].upper() == b"AUTH ":
             self._protocolLog.event("<", b" ".join(line.split()[:2]), context="response redacted")
@@ -331,8 +329,10 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         unless one refused.  Without agents for the event C{then} runs at
         once and no event is built.
 
-        @param then: makes the command's own reply; it is passed the message
-            when an OnEndOfData agent changed it.
+        @param then: makes the command's own reply; it is passed the
+            changes the agents made (L{exmta.agents.Verdict.changes}) as
+            keyword arguments: C{message} at OnEndOfData, C{recipients} at
+            OnRcptCommand.
         @param refusalCloses: a refusal closes the connection (OnConnect).
         @param about: L{AgentEvent} fields; C{session} and C{envelope}
             default to the session's.
@@ -348,7 +348,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
 
     def _verdict(self, verdict, then, refusalCloses):
         if verdict.kind in (CONTINUE, ACCEPT):
-            return then() if verdict.message is None else then(verdict.message)
+            return then(**verdict.changes())
         if verdict.kind == DISCONNECT or refusalCloses:
             self._close(verdict.reply)
             return None
@@ -360,7 +360,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         if self._protocolLog is not None:
             self._logCommand(line)
         self._refreshTLS()
-        if self._mode == _SASL:
+        if self._mode == SASL:
             return self._saslStep(line)
         try:
             text = line.decode("ascii")
@@ -482,131 +482,6 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             return
         self.session = replace(self.session, tlsVersion=version, tlsCipher=cipher)
 
-    # AUTH
-
-    def smtp_AUTH(self, argument):
-        auth = self.connector.authMechanism
-        if self.session.helo is None or not self.session.esmtp:
-            return reply(503, "5.5.1", "Send EHLO first")
-        if "BasicAuth" not in auth:
-            return reply(503, "5.5.1", "Authentication is not enabled on this connector")
-        if self.session.authenticated:
-            return reply(503, "5.5.1", "Already authenticated")
-        if self.envelope is not None:
-            return reply(503, "5.5.1", "AUTH is not permitted during a mail transaction")
-        mechanism, _, initial = argument.partition(" ")
-        mechanism = mechanism.upper()
-        if mechanism not in ("PLAIN", "LOGIN"):
-            return reply(504, "5.7.4", "Unrecognized authentication type")
-        if "BasicAuthRequireTLS" in auth and not self.session.tlsVersion:
-            return reply(538, "5.7.11", "Encryption required for requested authentication mechanism")
-        initial = initial.strip()
-        if mechanism == "PLAIN":
-            if initial:
-                return self._plainResponse(initial.encode("ascii"))
-            return self._challenge(b"", self._plainResponse)
-        if initial:
-            return self._loginUsername(initial.encode("ascii"))
-        return self._challenge(b"Username:", self._loginUsername)
-
-    def _challenge(self, text, step):
-        self._mode = _SASL
-        self._saslStep = step
-        return Reply(334, "", base64.b64encode(text).decode("ascii"))
-
-    def _decodeResponse(self, line):
-        self._mode = _COMMAND
-        if line.strip() == b"*":
-            raise _Cancelled()
-        try:
-            return base64.b64decode(line.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise _Malformed() from None
-
-    def _plainResponse(self, line):
-        try:
-            decoded = self._decodeResponse(line)
-        except _SASLAbort as abort:
-            return abort.reply
-        parts = decoded.split(b"\0")
-        if len(parts) != 3:
-            return reply(501, "5.5.2", "Cannot decode AUTH PLAIN response")
-        authorizationId, user, password = parts
-        if authorizationId and authorizationId != user:
-            return self._loginFailed(user)
-        return self._login(user, password)
-
-    def _loginUsername(self, line):
-        try:
-            user = self._decodeResponse(line)
-        except _SASLAbort as abort:
-            return abort.reply
-
-        def password(line):
-            try:
-                secret = self._decodeResponse(line)
-            except _SASLAbort as abort:
-                return abort.reply
-            return self._login(user, secret)
-
-        return self._challenge(b"Password:", password)
-
-    def _login(self, user, password):
-        try:
-            user.decode("utf-8")
-        except UnicodeDecodeError:
-            return self._loginFailed(user)
-        portal = self.factory.portalFor(self.connector)
-        login = portal.login(UsernamePassword(user, password), None, IPrincipal)
-
-        def loggedIn(result):
-            _, principal, _ = result
-            if not principal.has(permissions.SUBMIT):
-                return self._loginFailed(user)
-            session = replace(self.session, principal=principal, authenticated=True)
-
-            def accept():
-                self.session = session
-                self.log.info(
-                    "authenticated {user} from {peerHost} on {connector}",
-                    user=principal.name,
-                    peerHost=self.session.peerHost,
-                    connector=self.connector.name,
-                )
-                return reply(235, "2.7.0", "Authentication successful")
-
-            return self._agentsThen("OnAuth", accept, session=session)
-
-        def failed(failure):
-            failure.trap(UnauthorizedLogin)
-            return self._loginFailed(user)
-
-        return login.addCallbacks(loggedIn, failed)
-
-    def _loginFailed(self, user):
-        """
-        Answer a failed login after the connector's AuthTarpitInterval, and
-        end the session once MaxLogonFailures is reached.
-        """
-        self._logonFailures += 1
-        self.log.warn(
-            "failed login {failures} for {user} from {peerHost} on {connector}",
-            failures=self._logonFailures,
-            user=user.decode("utf-8", "replace"),
-            peerHost=self.session.peerHost,
-            connector=self.connector.name,
-        )
-        limit = self.connector.maxLogonFailures
-
-        def answer():
-            if limit and self._logonFailures >= limit:
-                self._send(AUTH_FAILED)
-                self._close(TOO_MANY_ERRORS)
-                return None
-            return AUTH_FAILED
-
-        return deferLater(self.factory.reactor, self.connector.authTarpitInterval, answer)
-
     # The mail transaction
 
     def _principal(self):
@@ -652,6 +527,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
 
         def accept():
             self.envelope = envelope
+            self._recipientsAccepted = 0
             return reply(250, "2.1.0", "Sender OK")
 
         return self._agentsThen("OnMailCommand", accept, envelope=envelope, address=sender)
@@ -711,13 +587,24 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         if refusal is not None:
             return refusal
 
-        def accept():
-            self.envelope = replace(
-                self.envelope, recipients=self.envelope.recipients + (recipient,)
-            )
+        def accept(recipients=None):
+            current = self.envelope.recipients
+            if recipients is None:
+                added = (recipient,)
+            else:
+                # An agent's replacements: each counts against the limit,
+                # and one already in the envelope is not added twice.
+                present = {str(address).casefold() for address in current}
+                added = tuple(a for a in recipients if str(a).casefold() not in present)
+                if len(current) + len(added) > self.connector.maxRecipientsPerMessage:
+                    return TOO_MANY_RECIPIENTS
+            self.envelope = replace(self.envelope, recipients=current + added)
+            self._recipientsAccepted += 1
             return reply(250, "2.1.5", "Recipient OK")
 
-        return self._agentsThen("OnRcptCommand", accept, address=recipient)
+        return self._agentsThen(
+            "OnRcptCommand", accept, address=recipient, recipients=(recipient,)
+        )
 
     def _postmaster(self, argument):
         """
@@ -745,7 +632,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
     def smtp_DATA(self, argument):
         if self.envelope is None:
             return reply(503, "5.5.1", "Need MAIL command")
-        if not self.envelope.recipients:
+        if not self._recipientsAccepted:
             return reply(503, "5.5.2", "Need RCPT command")
         if argument:
             return reply(501, "5.5.4", "Syntax: DATA takes no parameters")
@@ -767,7 +654,7 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
         raw = self._reader.feed(self._buffer)
         if raw is None:
             return False
-        self._mode = _COMMAND
+        self._mode = COMMAND
         self._reader = None
         self._respond(self._endOfData(raw))
         return True
@@ -801,6 +688,16 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             return self._agentsThen("OnEndOfData", enqueue, envelope=envelope, message=stored)
 
         def enqueue(message=stored):
+            if not envelope.recipients:
+                # Agents dropped every recipient the client was told 250
+                # for: the message is taken, and goes nowhere.
+                self.log.info(
+                    "accepted and dropped a message from {sender} on {connector}: "
+                    "transport agents removed all its recipients",
+                    sender=str(envelope.mailFrom),
+                    connector=self.connector.name,
+                )
+                return reply(250, "2.6.0", "Queued mail for delivery")
             return self.factory.queue.enqueue(envelope, self.session, message).addCallback(
                 queued, message
             )
@@ -837,16 +734,3 @@ class ReceiveProtocol(Protocol, TimeoutMixin):
             return reply(250, "2.6.0", f"<{queueId}@{fqdn}> Queued mail for delivery")
 
         return self._agentsThen("OnEndOfHeaders", endOfHeaders, envelope=envelope, header=header)
-
-
-class _SASLAbort(Exception):
-    reply = None
-
-
-class _Cancelled(_SASLAbort):
-    reply = reply(501, "5.0.0", "Authentication cancelled")
-
-
-class _Malformed(_SASLAbort):
-    reply = reply(501, "5.5.2", "Cannot decode response")
-

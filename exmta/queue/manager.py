@@ -33,6 +33,10 @@ Order of durable steps
 Delivery is at least once, and no recipient and no notification is ever
 lost, whenever the process dies (kill -9 included):
 
+  0. Recipients that routing agents changed at OnResolvedMessage are
+     recorded, with C{categorized}, before any delivery (see Routing
+     agents below); a crash before that record makes the next pass ask
+     the agents again about the recipients as they were received.
   1. The delivery (a Maildir file, a remote 250) happens first; a crash
      before step 3 leaves the recipient C{Ready} as it was, so the next
      pass delivers again: a duplicate, never a loss.

@@ -428,3 +428,78 @@ class PortalTests(TestCase):
     def test_wrongPassword(self):
         with self.assertRaises(UnauthorizedLogin):
             yield self.portal.login(UsernamePassword(b"lee@fabrikam.com", b"Kim-Pa55"), None, IPrincipal)
+
+
+class ReloadTests(TestCase):
+    """
+    A reload makes the checkers org.ini names now, checked as a start is.
+    """
+
+    def test_reload(self):
+        from exmta.service import makeService
+
+        from tests.e2e.harness import freePort
+
+        folder = temporaryFolder(self)
+        bindings = f"Bindings = 127.0.0.1:{freePort()}\n"
+        organizationIn(folder, bindings)
+        service = makeService(os.path.join(folder, "org.ini"), reactor=reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        portal = service.configuration.portals["HubA\\Client HubA"]
+        writePasswd(os.path.join(folder, "users"), "")
+
+        extra = bindings + "CredentialCheckers = Accounts, Ldap\n"
+        organizationIn(folder, extra)
+        with self.assertRaises(ConfigError) as raised:
+            service.reload()
+        self.assertEqual(raised.exception.line, lineOf(extra, "Ldap"))
+        self.assertIs(service.configuration.portals["HubA\\Client HubA"], portal)
+
+        organizationIn(
+            folder,
+            bindings + "CredentialCheckers = PasswdFile\n\n"
+            "[CredentialChecker PasswdFile]\nPath = users\n",
+        )
+        service.reload()
+        (passwordChecker,) = [
+            checker
+            for checker in service.configuration.portals["HubA\\Client HubA"].checkers.values()
+            if isinstance(checker, CheckerChain)
+        ]
+        self.assertEqual([name for name, _ in passwordChecker.checkers], ["PasswdFile"])
+
+
+# The Shell
+
+
+def cmdlet(path, name, **parameters):
+    from exmta.shell import config_cmdlets  # noqa: F401 (registers the cmdlets)
+    from exmta.shell.cmdlet import CMDLETS, Context
+    from exmta.shell.host import MemoryHost
+
+    return CMDLETS[name.lower()].function(Context(path, host=MemoryHost()), **parameters)
+
+
+def test_setReceiveConnectorCredentialCheckers(tmp_path):
+    from exmta.shell.cmdlet import CmdletError
+
+    folder = str(tmp_path)
+    writePasswd(os.path.join(folder, "users"), "")
+    organizationIn(folder, "\n[CredentialChecker PasswdFile]\nPath = users\n")
+    path = os.path.join(folder, "org.ini")
+    (shown,) = cmdlet(path, "Get-ReceiveConnector", Identity="Client HubA")
+    assert shown.CredentialCheckers == ("Accounts",)
+
+    cmdlet(path, "Set-ReceiveConnector", Identity="Client HubA", CredentialCheckers=("PasswdFile", "Accounts"))
+    (shown,) = cmdlet(path, "Get-ReceiveConnector", Identity="Client HubA")
+    assert shown.CredentialCheckers == ("PasswdFile", "Accounts")
+    assert "CredentialCheckers = PasswdFile, Accounts\n" in open(path).read()
+
+    # What a server would refuse to start with is refused here.
+    before = open(path).read()
+    with pytest.raises(CmdletError, match="no credential checker plugin is named 'Ldap'"):
+        cmdlet(path, "Set-ReceiveConnector", Identity="Client HubA", CredentialCheckers="Ldap")
+    with pytest.raises(CmdletError, match="CredentialCheckers check BasicAuth logins"):
+        cmdlet(path, "Set-ReceiveConnector", Identity="Client HubA", AuthMechanism="Tls")
+    assert open(path).read() == before

@@ -370,6 +370,22 @@ def _receiveConnectorView(connector, notes):
     )
 
 
+def checkPlugins(organization):
+    """
+    Refuse a change naming plugins that a server would refuse to start
+    with: one that is not installed, or that refuses its section's keys.
+    Called by L{apply} with the changed organization, before writing.
+    """
+    from twisted.internet import reactor
+
+    from exmta.service import checkPlugins as check
+
+    try:
+        check(organization, reactor)
+    except ConfigError as error:
+        raise CmdletError(f"{error} (the change was refused; org.ini is unchanged)") from None
+
+
 def serverOf(document, span):
     """
     @return: the TransportServer a receive connector section runs on: its
@@ -539,7 +555,7 @@ def setReceiveConnector(context, Identity, Name=None, **given):
         for key, value in given.items():
             (span,) = receiveSpans(document, f"{server}\\{name}" if server else name)
             document.set(span, key, valueText(RECEIVE_CONNECTOR_KEYS, key, value, span.get(key)))
-        return None
+        return checkPlugins if "CredentialCheckers" in given else None
 
     apply(context, "Set-ReceiveConnector", identity, change)
 

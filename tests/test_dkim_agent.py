@@ -13,6 +13,7 @@ import tempfile
 import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -154,13 +155,15 @@ class QueuedThreadPool:
                 onResult(True, result)
 
 
-class ThreadedReactor:
+class ThreadedReactor(MemoryReactorClock):
     """
-    The part of L{twisted.internet.interfaces.IReactorThreads} that
+    A memory reactor with the part of
+    L{twisted.internet.interfaces.IReactorThreads} that
     C{deferToThreadPool} uses.
     """
 
     def __init__(self):
+        super().__init__()
         self.pool = QueuedThreadPool()
 
     def getThreadPool(self):
@@ -452,3 +455,30 @@ class SettingTests(SynchronousTestCase):
     def test_requiredKeys(self):
         for key in ("DomainName", "Selector", "PrivateKeyPath"):
             self.assertIn(f"needs {key}", self.refused(**{key: None}))
+
+
+class PipelineTests(SynchronousTestCase):
+    def test_rewrittenThenSigned(self):
+        """
+        AddressRewrite before DkimSigner in Priority order: the signature is
+        made over the rewritten From, in the external domain.
+        """
+        folder = Folder(self)
+        folder.write("dkim.key", rsaKey()[0])
+        settings = dict(DEFAULT_SETTINGS, SendConnectors="ToInternetGateway")
+        text = (
+            ORGANIZATION
+            + "".join(f"{key} = {value}\n" for key, value in settings.items())
+            + "\n[TransportAgent AddressRewrite]\nPriority = 0\n"
+            + "AddressRewriteEntries = corp.fabrikam.com -> fabrikam.com\n"
+        )
+        organization = parseOrganization(text, os.path.join(folder.path, "org.ini"))
+        reactor = ThreadedReactor()
+        pipeline = loadAgents(organization, reactor)
+        message = MESSAGE.replace(b"kim@fabrikam.com", b"kim@corp.fabrikam.com")
+        result = pipeline.run(routed(message))
+        reactor.pool.runAll()
+        signed = self.successResultOf(result).message
+        self.assertIn(b'From: "Kim Akers" <kim@fabrikam.com>\r\n', signed)
+        self.assertEqual(signatureTags(signed)["d"], "fabrikam.com")
+        self.assertTrue(verifies(signed))

@@ -84,7 +84,6 @@ class AddressMap:
     """
 
     def __init__(self, entries):
-        self.entries = tuple(entries)
         self._outboundAddresses = {e.internal: e.external for e in entries if e.isAddress}
         self._outboundDomains = {
             e.internal: e.external for e in entries if not e.isAddress and not e.isWildcard

@@ -527,6 +527,19 @@ class PipelineTests(SynchronousTestCase):
         self.assertEqual(self.calls, [("b", "OnRoutedMessage")])
         self.flushLoggedErrors(TypeError)
 
+    def test_timeoutsCountAsFailures(self):
+        agent = Recorder(self.calls, "a", OnResolvedMessage=lambda e: defer.Deferred())
+        pipeline = AgentPipeline([configured("Slow", 1, agent, timeout=5, disableAfterFailures=2)], self.clock)
+        for _ in range(2):
+            running = pipeline.run(routing("OnResolvedMessage"))
+            self.clock.advance(5)
+            self.assertEqual(self.successResultOf(running), Verdict.temporaryReject(AGENT_FAILURE))
+        self.assertEqual(pipeline.disabled, {"Slow"})
+        self.assertFalse(pipeline.wants("OnResolvedMessage"))
+        self.assertEqual(self.successResultOf(pipeline.run(routing("OnResolvedMessage"))), Verdict.continue_())
+        self.assertEqual(len(self.calls), 2)
+        self.assertEqual(len(self.flushLoggedErrors(defer.TimeoutError)), 2)
+
     def test_disableLogsAnError(self):
         logged = []
         from twisted.logger import globalLogPublisher

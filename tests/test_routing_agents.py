@@ -574,3 +574,53 @@ class DeliveryEventTests(RoutingAgentTestCase):
         self.clock.advance(10)
         self.assertEqual([label for label, _ in self.seen], ["s", "b"])
         self.assertEqual(len(self.flushLoggedErrors(TimeoutError, ZeroDivisionError)), 2)
+
+
+class VerdictMatrixTests(RoutingAgentTestCase):
+    def outcomes(self, queueId):
+        """
+        @return: each recipient's (address, status, reply) as the tracking
+            log tells it.
+        """
+        states = {}
+        for event, fields in [(e, f) for e, q, f in self.tracking.events if q == queueId]:
+            for address in fields.get("recipients", ()):
+                if event in ("SEND", "DELIVER"):
+                    states[address] = (DELIVERED, None)
+                elif event == "FAIL":
+                    states[address] = (FAILED, fields["recipientStatus"])
+                elif event == "DEFER":
+                    states[address] = (READY, fields["recipientStatus"])
+        return {(address, *state) for address, state in states.items()}
+
+    async def test_eachVerdictAtEachEvent(self):
+        """
+        What each verdict does to a remote and a local recipient at each
+        routing event.
+        """
+        verdicts = {
+            "continue": (Verdict.continue_(), DELIVERED, None),
+            "accept": (Verdict.accept(), DELIVERED, None),
+            "reject": (Verdict.reject(REFUSED_BY_AGENT), FAILED, str(REFUSED_BY_AGENT)),
+            "temporaryReject": (Verdict.temporaryReject(LATER), READY, str(LATER)),
+            "disconnect": (Verdict.disconnect(), READY, AGENT_FAILURE_TEXT),
+        }
+        self.start()
+        seen = []
+        for event in ("OnSubmittedMessage", "OnResolvedMessage", "OnRoutedMessage"):
+            for name, (verdict, status, lastError) in verdicts.items():
+
+                def answer(e, verdict=verdict):
+                    # The manager's own notifications pass.
+                    return verdict if e.queued.mailFrom else Verdict.continue_()
+
+                self.queue.agents = self.pipeline(("A", Agent(seen, "a", **{event: answer})))
+                queueId = await self.submit("carol@example.org", "bob@fabrikam.com")
+                self.assertEqual(
+                    self.outcomes(queueId),
+                    {("carol@example.org", status, lastError), ("bob@fabrikam.com", status, lastError)},
+                    (event, name),
+                )
+        # DISCONNECT is refused at each: once per message event, and at
+        # OnRoutedMessage once for the remote and once for the local one.
+        self.assertEqual(len(self.flushLoggedErrors(TypeError)), 4)

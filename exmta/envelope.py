@@ -114,7 +114,7 @@ def newQueueId(clock=time.time):
     return f"{int(clock() * 1_000_000):014X}{os.urandom(5).hex().upper()}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QueuedMessage:
     """
     A message as the queue holds it: its identifier, envelope, where it came
@@ -141,7 +141,7 @@ class QueuedMessage:
     categorized: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QueuedRecipient:
     """
     One recipient of a queued message.  C{status} is C{Ready} until a delivery

@@ -413,6 +413,20 @@ class SpoolTests(TestCase):
         self.assertEqual(files(self.messages), [queueId + ".eml", queueId + ".json"])
         self.assertEqual(files(os.path.join(self.path, "tmp")), [])
 
+    async def test_reopenedMessagesShareStrings(self):
+        """
+        A long queue read at open keeps one copy of the strings its
+        messages have in common.
+        """
+        for _ in range(2):
+            await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        first, second = self.reopen().messages()
+        self.assertEqual(first.receivedFrom, second.receivedFrom)
+        for key in ("connector", "server", "peerHost", "principal"):
+            self.assertIs(first.receivedFrom[key], second.receivedFrom[key])
+        self.assertIs(first.mailFrom, second.mailFrom)
+        self.assertIs(first.recipients[0].status, second.recipients[0].status)
+
     async def test_mismatchLeftAlone(self):
         """
         A message whose .eml is not the size its .json records, or whose

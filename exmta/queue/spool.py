@@ -106,7 +106,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from exmta.durable import GroupCommitter, makeFolders, syncFolder, unlinkQuietly, writeFile
+from exmta.durable import GroupCommitter, makeFolders, syncFolder, unlinkQuietly
 from exmta.envelope import QueuedMessage, QueuedRecipient, newQueueId
 from exmta.errors import ConfigError
 from exmta.interfaces import IMessageQueue
@@ -122,12 +122,10 @@ FAILED = "Failed"
 # their first delivery attempt does not read back what was just written.
 RECENT_MESSAGE_BYTES = 32 * 1024 * 1024
 
+_EML, _JSON = 1, 2
+_READ_SIZE = 1 << 16
+
 _encodeDocument = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _read(path):
-    with open(path, "rb") as handle:
-        return handle.read()
 
 
 def _encode(queued):
@@ -159,18 +157,25 @@ def _encode(queued):
     return _encodeDocument(document).encode("utf-8")
 
 
-def _decode(document):
+def _decode(document, shared=None):
+    """
+    @param shared: a dict used to share equal strings between the messages
+        read together (the same connector, server, sender, status, error
+        text...), which keeps a long queue small in memory.
+    """
     if document.get("version") not in READABLE_VERSIONS:
         raise ValueError(
             f"format version {document.get('version')!r}, not one of {READABLE_VERSIONS}"
         )
+    share = (lambda value, _: value) if shared is None else shared.setdefault
+    receivedFrom = document.get("receivedFrom", {})
     return QueuedMessage(
         queueId=document["queueId"],
-        mailFrom=document["mailFrom"],
+        mailFrom=share(document["mailFrom"], document["mailFrom"]),
         recipients=tuple(
             QueuedRecipient(
                 r["address"],
-                r["status"],
+                share(r["status"], r["status"]),
                 r.get("lastError"),
                 attempts=r.get("attempts", 0),
                 nextRetryTime=r.get("nextRetryTime"),
@@ -180,12 +185,27 @@ def _decode(document):
         ),
         arrivalTime=document["arrivalTime"],
         size=document["size"],
-        receivedFrom=document.get("receivedFrom", {}),
+        receivedFrom={
+            share(key, key): share(value, value) if type(value) is str else value
+            for key, value in receivedFrom.items()
+        },
         body=document.get("body", "7BIT"),
         delayNotified=document.get("delayNotified", False),
         suspended=document.get("suspended", False),
         categorized=document.get("categorized", False),
     )
+
+
+def _readFile(path):
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        chunks = [os.read(descriptor, _READ_SIZE)]
+        # A regular file's read comes back short only at its end.
+        while len(chunks[-1]) == _READ_SIZE:
+            chunks.append(os.read(descriptor, _READ_SIZE))
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 def _receivedFrom(session):
@@ -281,35 +301,44 @@ class Spool:
         makeFolders(self._messages)
         for name in os.listdir(self._tmp):
             os.unlink(os.path.join(self._tmp, name))
-        names = set(os.listdir(self._messages))
-        index = {}
-        removed = False
-        for name in sorted(names):
-            stem, extension = os.path.splitext(name)
-            partner = {".eml": ".json", ".json": ".eml"}.get(extension)
-            if partner is None:
+        # One listing; each message's files found by name, its .json read
+        # and its .eml's size taken: a long queue opens in seconds.
+        present = {}
+        for name in os.listdir(self._messages):
+            if name.endswith(".json"):
+                stem, found = name[:-5], _JSON
+            elif name.endswith(".eml"):
+                stem, found = name[:-4], _EML
+            else:
                 continue
-            if stem + partner not in names:
-                self.log.warn(
-                    "removing {file}: a crash interrupted its message's enqueue or removal",
-                    file=os.path.join(self._messages, name),
-                )
-                os.unlink(os.path.join(self._messages, name))
-                removed = True
-            elif extension == ".json":
-                queued = self._load(stem)
+            present[stem] = present.get(stem, 0) | found
+        shared = {}
+        loaded = []
+        removed = False
+        for stem in sorted(present):
+            found = present[stem]
+            if found == _JSON | _EML:
+                queued = self._load(stem, shared)
                 if queued is not None:
-                    index[queued.queueId] = queued
+                    loaded.append(queued)
+                continue
+            name = stem + (".json" if found == _JSON else ".eml")
+            self.log.warn(
+                "removing {file}: a crash interrupted its message's enqueue or removal",
+                file=os.path.join(self._messages, name),
+            )
+            os.unlink(os.path.join(self._messages, name))
+            removed = True
         if removed:
             syncFolder(self._messages)
-        ordered = sorted(index.values(), key=lambda m: (m.arrivalTime, m.queueId))
-        return {m.queueId: m for m in ordered}
+        # Queue ids sort by arrival, so this sort finds them nearly in order.
+        loaded.sort(key=lambda m: (m.arrivalTime, m.queueId))
+        return {m.queueId: m for m in loaded}
 
-    def _load(self, stem):
+    def _load(self, stem, shared):
         base = os.path.join(self._messages, stem)
         try:
-            with open(base + ".json", "rb") as handle:
-                queued = _decode(json.loads(handle.read()))
+            queued = _decode(json.loads(_readFile(base + ".json")), shared)
             size = os.stat(base + ".eml").st_size
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             self.log.error(
@@ -434,7 +463,7 @@ class Spool:
             # Not at once: a caller reached from an onEnqueued observer
             # would otherwise run ahead of the enqueue's own callbacks.
             return deferLater(self.reactor, 0, lambda: recent)
-        return self._inThread(_read, os.path.join(self._messages, queueId + ".eml"))
+        return self._inThread(_readFile, os.path.join(self._messages, queueId + ".eml"))
 
     def headerSections(self, queueIds, limit=65536):
         """

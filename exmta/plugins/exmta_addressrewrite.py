@@ -6,8 +6,8 @@ external ones, and mail to the external ones reaches the internal mailboxes.
 
     [TransportAgent AddressRewrite]
     Priority = 10
-    AddressRewriteEntries = john@corp.fabrikam.com -> john@fabrikam.com, corp.fabrikam.com -> fabrikam.com, *.fabrikam.com -> fabrikam.com
-    OutboundOnly = sales.fabrikam.com
+    AddressRewriteEntries = john@corp.fabrikam.com -> john.smith@fabrikam.com, corp.fabrikam.com -> fabrikam.com, *.fabrikam.com -> fabrikam.com, fabrikam.net -> fabrikam.com
+    OutboundOnly = fabrikam.net
 
 Each entry is C{InternalAddress -> ExternalAddress}, one of:
 
@@ -241,7 +241,8 @@ def _tokens(value):
             while index < length and value[index] != close:
                 index += 2 if value[index] == "\\" else 1
             index += 1
-            yield ("word" if char == '"' else "literal", value[start:index], start, min(index, length))
+            end = min(index, length)
+            yield ("word" if char == '"' else "literal", value[start:end], start, end)
             continue
         if char in _SPECIALS:
             index += 1
@@ -271,7 +272,7 @@ def addrSpecs(value):
         last = at + 1
         if last >= len(tokens) or tokens[last][0] != "word":
             continue
-        while last + 2 < len(tokens) and tokens[last + 1][0] == "." and tokens[last + 2][0] == "word":
+        while last + 2 < len(tokens) and (tokens[last + 1][0], tokens[last + 2][0]) == (".", "word"):
             last += 2
         found.append(
             AddrSpec(
@@ -326,7 +327,9 @@ def parseEntries(text):
         seen.add(entry.internal)
         entries.append(entry)
     if not entries:
-        raise ValueError("AddressRewriteEntries needs at least one InternalAddress -> ExternalAddress")
+        raise ValueError(
+            "AddressRewriteEntries needs at least one InternalAddress -> ExternalAddress"
+        )
     return entries
 
 

@@ -245,9 +245,8 @@ class DkimSigner:
             parse("HeaderCanonicalization", _canonicalization, "Relaxed").lower().encode("ascii"),
             parse("BodyCanonicalization", _canonicalization, "Relaxed").lower().encode("ascii"),
         )
-        headers = parse(
-            "HeadersToSign", _headersToSign, [name.lower().encode() for name in DEFAULT_HEADERS_TO_SIGN]
-        )
+        defaultHeaders = [name.lower().encode() for name in DEFAULT_HEADERS_TO_SIGN]
+        headers = parse("HeadersToSign", _headersToSign, defaultHeaders)
         return DkimSignerAgent(
             domains, selector, privateKey, connectors, canonicalization, headers, reactor
         )

@@ -268,7 +268,8 @@ def test_externalAddressReachesInternalMailbox(running):
     delivered = running.atHub("john@corp.fabrikam.com", token)
     # The recipient was redirected; the header says what the sender wrote.
     assert headerOf(delivered, "To") == "John <john@fabrikam.com>"
-    assert not os.path.exists(os.path.join(running.hubFolder, "var", "mailboxes", "john@fabrikam.com"))
+    mailboxes = os.path.join(running.hubFolder, "var", "mailboxes")
+    assert not os.path.exists(os.path.join(mailboxes, "john@fabrikam.com"))
 
 
 @pytest.mark.parametrize(

@@ -139,3 +139,18 @@ class StopTests(TestCase):
         yield closed
         yield peer.closed()
         peer.held = []
+
+    @defer.inlineCallbacks
+    def test_closingTwiceWaitsForTheFirstClose(self):
+        clock = task.Clock()
+        peer = Peer(holdFinal=True)
+        delivery = self.delivery(listen(self, peer), clock=clock)
+        stuck = delivery.send(HOP, Queued(queueId="1"), ["kim@contoso.com"], MESSAGE)
+        yield peer.whenHeld(1)
+        first, second = delivery.close(), delivery.close()
+        self.assertFalse(second.called)
+        clock.advance(STOP_GRACE)
+        yield defer.gatherResults([first, second, stuck])
+        self.assertIsNone((yield delivery.close()))
+        yield peer.closed()
+        peer.held = []

@@ -82,6 +82,18 @@ the manager asks, about every message (its own notifications included):
 
 Scheduling
 ==========
+At most L{MAX_PASSES} passes run at once; messages due beyond that wait
+their turn in arrival order, so a restart with a long queue holds a queue
+id per message, not a suspended pass.  A message with nothing due gets no
+pass, only its timer.
+
+A next hop none of whose hosts would take a session is in retry
+(L{exmta.queue.hops}, Exchange's queue C{Retry} status) until its failed
+recipients' retry time: recipients routed to it meanwhile are deferred
+without an attempt (C{lastError} the next hop's, C{nextRetryTime} the end
+of its retry), and messages whose due recipients all wait for it are
+parked until one attempt says whether it is back.
+
 After each pass the manager sets one timer (C{reactor.callLater}) for the
 message, at its earliest C{nextRetryTime}, delay notification or expiry
 (L{exmta.queue.retry.RetrySchedule.wakeTime}).  Passes run for every
@@ -132,6 +144,7 @@ from exmta.queue import dsn
 from exmta.queue.retry import RetrySchedule
 from exmta.queue.spool import DELIVERED, FAILED, READY
 from exmta.queue.administration import QueueAdministration
+from exmta.queue.hops import NextHopRetry, NextHopScheduling
 from exmta.queue.routingagents import AGENT, RoutingAgentCalls, refusal
 from exmta.queue.views import WAITING_FOR_SEND_CONNECTOR
 from exmta.routing import LOCAL, UNKNOWN
@@ -146,6 +159,9 @@ SMTP = "SMTP"
 STOREDRIVER = "STOREDRIVER"
 ROUTING = "ROUTING"
 DSN = "DSN"
+
+# Passes running at once; each holds its message's bytes while it sends.
+MAX_PASSES = 1000
 
 # A delivery agent or send side that leaves a recipient out of its answer
 # has not delivered to it.
@@ -202,7 +218,7 @@ class _Pass:
             self.outcomes.append((event, nextHop, reply, address))
 
 
-class QueueManager(QueueAdministration, RoutingAgentCalls, service.Service):
+class QueueManager(NextHopScheduling, QueueAdministration, RoutingAgentCalls, service.Service):
     """
     Works the queue of one transport server.
 
@@ -284,6 +300,8 @@ class QueueManager(QueueAdministration, RoutingAgentCalls, service.Service):
         self._inFlight = {}
         self._deliveryTypes = {}
         self._pending = {}
+        self._due = {}
+        self._hops = NextHopRetry(reactor, self._release)
 
     def startService(self):
         super().startService()
@@ -293,7 +311,9 @@ class QueueManager(QueueAdministration, RoutingAgentCalls, service.Service):
 
     def stopService(self):
         """
-        Stop taking messages and cancel the timers.
+        Stop taking messages, cancel the timers and stop the send side, so
+        that sends waiting on a host end now (their recipients stay
+        queued, deferred).
 
         @return: a Deferred that fires when the passes running have ended.
         """
@@ -303,6 +323,13 @@ class QueueManager(QueueAdministration, RoutingAgentCalls, service.Service):
             if timer.active():
                 timer.cancel()
         self._timers.clear()
+        self._due.clear()
+        self._hops.stop()
+        # IRemoteDelivery has no close; SmtpDelivery's is safe to call
+        # again when the service's owner releases it.
+        closeSends = getattr(self.remoteDelivery, "close", None)
+        if closeSends is not None:
+            closeSends()
         return DeferredList(list(self._passes.values()))
 
     def processed(self, queueId):
@@ -313,7 +340,7 @@ class QueueManager(QueueAdministration, RoutingAgentCalls, service.Service):
             (at once if none is), with the message as the spool then holds
             it, or L{None} if it is no longer queued.
         """
-        if queueId not in self._passes:
+        if queueId not in self._passes and queueId not in self._due:
             return succeed(self._current(queueId))
         waiter = Deferred()
         self._waiters.setdefault(queueId, []).append(waiter)
@@ -370,10 +397,33 @@ class QueueManager(QueueAdministration, RoutingAgentCalls, service.Service):
         if queueId in self._passes or queued.suspended:
             return
         self._cancelTimer(queueId)
+        now = self.reactor.seconds()
+        if not self._needsPass(queued, now):
+            self._schedule(queued, self._wakeTime(queued))
+            return
+        key = self._waitsOnlyFor(queued, now)
+        if key is not None and self._hops.hold(key, queueId):
+            # Parked behind its next hop; its expiry and delay notice
+            # still wake it.
+            self._schedule(queued, self._noticeTime(queued))
+            return
+        if len(self._passes) >= MAX_PASSES:
+            self._due[queueId] = None
+            return
         running = self._passes[queueId] = self._pass(queued)
         running.addCallback(lambda queued: (queued, self._wakeTime(queued)))
         running.addErrback(self._passFailed, queued)
         running.addCallback(self._passed, queueId)
+
+    def _startDue(self):
+        while self._due and len(self._passes) < MAX_PASSES and self.running:
+            queueId = next(iter(self._due))
+            del self._due[queueId]
+            queued = self._current(queueId)
+            if queued is not None:
+                self._process(queued)
+            else:
+                self._hops.passEnded(queueId)
 
     def _cancelTimer(self, queueId):
         timer = self._timers.pop(queueId, None)
@@ -420,6 +470,8 @@ class QueueManager(QueueAdministration, RoutingAgentCalls, service.Service):
         self._schedule(queued, wake)
         for waiter in self._waiters.pop(queueId, ()):
             waiter.callback(self._current(queueId))
+        self._hops.passEnded(queueId)
+        self._startDue()
 
     def _schedule(self, queued, wake):
         if wake is not None and self.running:
@@ -614,6 +666,8 @@ class QueueManager(QueueAdministration, RoutingAgentCalls, service.Service):
         def settle(result):
             outcomes, source = result
             hop = going[0]
+            if source == SMTP and self.running:
+                self._judgeHop(work, hop, addresses, outcomes)
             sent = []
             for address, indices in addresses.items():
                 outcome = outcomes.get(address, _NO_OUTCOME)
@@ -631,7 +685,21 @@ class QueueManager(QueueAdministration, RoutingAgentCalls, service.Service):
                     connectorId=hop.connector, nextHop=hop.key,
                 )
 
+        retry = self._hops.retryTime(nextHop.key)
+        if retry is not None and retry[0] > self.reactor.seconds():
+            self._hold(work, nextHop, addresses, retry[1])
+            return succeed(None)
         return self._sends.run(send).addErrback(failed).addCallback(settle)
+
+    def _hold(self, work, nextHop, addresses, failure):
+        """
+        Defer recipients routed to a next hop in retry as its last attempt
+        was, without an attempt of their own.
+        """
+        for indices in addresses.values():
+            for index in indices:
+                self._defer(work, index, failure, SMTP, nextHop)
+
 
     def _sending(self, nextHop, queued, addresses):
         self._inFlight.setdefault(nextHop.key, {})[queued.queueId] = frozenset(addresses)

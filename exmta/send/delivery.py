@@ -178,6 +178,7 @@ class SmtpDelivery:
         )
         self._live = set()
         self._connecting = set()
+        self._closing = None
         self._protocolLog = None
         self._sessions = 0
         self._generation = 0
@@ -260,8 +261,23 @@ class SmtpDelivery:
         L{STOP_GRACE} seconds to finish before their connections are
         dropped.
 
+        Called again (the queue manager stops the sends, then the service
+        releases what it shared), it only waits for the first call to end.
+
         @return: a L{Deferred} that fires once every connection is closed.
         """
+        if self._closing is None:
+            self._closing = self._close()
+        done = Deferred()
+
+        def fire(result):
+            done.callback(None)
+            return result
+
+        self._closing.addBoth(fire)
+        return done
+
+    def _close(self):
         self._pool.close()
         for connecting in list(self._connecting):
             connecting.cancel()

@@ -6,6 +6,8 @@ redirected inbound, and its org.ini keys.
 """
 
 import email.utils
+import os
+import re
 
 from hypothesis import given, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -294,3 +296,29 @@ class SettingTests(SynchronousTestCase):
     def test_unknownAndMissingKeys(self):
         self.assertIn("known keys are", self.refused({"AddressRewriteEntries": ENTRIES, "Entries": "x"}).message)
         self.assertIn("needs AddressRewriteEntries", self.refused({}).message)
+
+
+class DocumentationTests(SynchronousTestCase):
+    def test_exampleLoads(self):
+        """
+        The example in docs/agents-builtin.rst is a working configuration.
+        """
+        example = exampleSection("AddressRewrite")
+        organization = parseOrganization(
+            "[TransportServer HubA]\nFqdn = huba.fabrikam.com\n" + example, "/o/org.ini"
+        )
+        mapping = loadAgents(organization, reactor=None).agents[0].agent.addressMap
+        self.assertEqual(mapping.outbound("kim", "fabrikam.net"), ("kim", "fabrikam.com"))
+        self.assertEqual(mapping.inbound("kim@fabrikam.com"), "kim@corp.fabrikam.com")
+
+
+def exampleSection(name):
+    """
+    @return: the C{[TransportAgent name]} example of docs/agents-builtin.rst,
+        unindented.
+    """
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "agents-builtin.rst")
+    with open(path) as handle:
+        text = handle.read()
+    block = re.search(rf"^    \[TransportAgent {name}\]\n(?:    \S.*\n)+", text, re.M).group(0)
+    return "\n".join(line[4:] for line in block.splitlines()) + "\n"

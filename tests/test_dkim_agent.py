@@ -26,6 +26,8 @@ from exmta.interfaces import IAgentFactory, IRoutingAgent
 from exmta.plugins.exmta_dkim import fromDomain
 from exmta.receive.headers import fields, splitHeader
 
+from tests.test_addressrewrite_agent import exampleSection
+
 ORGANIZATION = """
 [TransportServer HubA]
 Fqdn = huba.fabrikam.com
@@ -482,3 +484,19 @@ class PipelineTests(SynchronousTestCase):
         self.assertIn(b'From: "Kim Akers" <kim@fabrikam.com>\r\n', signed)
         self.assertEqual(signatureTags(signed)["d"], "fabrikam.com")
         self.assertTrue(verifies(signed))
+
+
+class DocumentationTests(SynchronousTestCase):
+    def test_exampleLoads(self):
+        """
+        The example in docs/agents-builtin.rst is a working configuration.
+        """
+        folder = Folder(self)
+        folder.write(os.path.join("dkim", "fabrikam.com.key"), rsaKey()[0])
+        text = ORGANIZATION.split("[TransportAgent")[0] + exampleSection("DkimSigner")
+        organization = parseOrganization(text, os.path.join(folder.path, "org.ini"))
+        reactor = ThreadedReactor()
+        agent = loadAgents(organization, reactor).agents[0].agent
+        result = agent.OnRoutedMessage(routed())
+        reactor.pool.runAll()
+        self.assertTrue(verifies(self.successResultOf(result).message))

@@ -175,6 +175,17 @@ def test_lmtpDataUnstuffsToTheLines(lines):
     assert read == lines
 
 
+@given(st.binary(max_size=200))
+def test_lmtpDataHasOnlyCrlfLineEnds(message):
+    """
+    Whatever the stored bytes, no bare CR or LF reaches the server, where
+    it could be read as a line end (and a dot after it as the end of data).
+    """
+    data = lmtpData(message)
+    assert b"\r" not in data.replace(b"\r\n", b"") and b"\n" not in data.replace(b"\r\n", b"")
+    assert all(not line.startswith(b".") or line.startswith(b"..") for line in data.split(b"\r\n"))
+
+
 # The client, in memory
 
 

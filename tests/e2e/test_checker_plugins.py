@@ -134,3 +134,25 @@ def test_anUnknownCheckerStopsTheStartNamingItsLine(tmp_path):
     assert checked.returncode == 1
     assert where in checked.stderr
     assert "CredentialCheckers" in checked.stderr
+
+
+def test_maxLogonFailuresCountsEveryCheckersRefusals(server):
+    """
+    MaxLogonFailures (3, Exchange's default) ends the session whichever
+    checkers refused the logins.
+    """
+    import base64
+
+    from tests.e2e.harness import RawClient
+
+    client = RawClient("127.0.0.1", server)
+    try:
+        assert client.reply()[0] == 220
+        assert client.command("EHLO client.fabrikam.com")[0] == 250
+        for user, password in (("kim@fabrikam.com", "x"), ("lee@fabrikam.com", "y"), ("max@fabrikam.com", "z")):
+            token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+            assert client.command(f"AUTH PLAIN {token}")[0] == 535
+        assert client.reply()[0] == 421
+        assert client.closedByPeer()
+    finally:
+        client.close()

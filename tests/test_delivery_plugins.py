@@ -533,3 +533,15 @@ def test_setTransportServerDeliveryAgent(tmp_path):
     run("Set-TransportServer", Identity="HubA", DeliveryAgent="Lmtp")
     (shown,) = run("Get-TransportServer")
     assert shown.DeliveryAgent == "Lmtp"
+
+
+def test_testConfigChecksTheDeliveryAgent(tmp_path):
+    from exmta.shell import config_cmdlets  # noqa: F401 (registers the cmdlets)
+    from exmta.shell.cmdlet import CMDLETS, CmdletError, Context
+    from exmta.shell.host import MemoryHost
+
+    path = str(tmp_path / "org.ini")
+    with open(path, "w") as handle:
+        handle.write(ORGANIZATION + "DeliveryAgent = Mbox\n")
+    with pytest.raises(CmdletError, match=r"org.ini:3: \[TransportServer HubA\] DeliveryAgent: no delivery agent plugin"):
+        CMDLETS["test-config"].function(Context(path, host=MemoryHost()))

@@ -232,7 +232,7 @@ def setTransportServer(context, Identity, **given):
         if span is None:
             raise notFound(identity, context.configPath)
         setKeys(document, "TransportServer", span.name, TRANSPORT_SERVER_KEYS, given)
-        return connector_cmdlets.checkPlugins if "DeliveryAgent" in given else None
+        return connector_cmdlets.refuseUnusablePlugins if "DeliveryAgent" in given else None
 
     apply(context, "Set-TransportServer", identity, change)
 

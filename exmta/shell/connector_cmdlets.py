@@ -370,7 +370,7 @@ def _receiveConnectorView(connector, notes):
     )
 
 
-def checkPlugins(organization):
+def refuseUnusablePlugins(organization):
     """
     Refuse a change naming plugins that a server would refuse to start
     with: one that is not installed, or that refuses its section's keys.
@@ -378,10 +378,10 @@ def checkPlugins(organization):
     """
     from twisted.internet import reactor
 
-    from exmta.service import checkPlugins as check
+    from exmta.service import checkPlugins
 
     try:
-        check(organization, reactor)
+        checkPlugins(organization, reactor)
     except ConfigError as error:
         raise CmdletError(f"{error} (the change was refused; org.ini is unchanged)") from None
 
@@ -555,7 +555,7 @@ def setReceiveConnector(context, Identity, Name=None, **given):
         for key, value in given.items():
             (span,) = receiveSpans(document, f"{server}\\{name}" if server else name)
             document.set(span, key, valueText(RECEIVE_CONNECTOR_KEYS, key, value, span.get(key)))
-        return checkPlugins if "CredentialCheckers" in given else None
+        return refuseUnusablePlugins if "CredentialCheckers" in given else None
 
     apply(context, "Set-ReceiveConnector", identity, change)
 

@@ -100,9 +100,10 @@ def firewall(header, rights):
 _lastDate = (None, None)
 
 
-def _date(when):
+def rfc5322Date(when):
     """
-    RFC 5322's date of C{when} (now if L{None}), made once per second.
+    RFC 5322's date of C{when} (now if L{None}), in GMT, made once per
+    second.
     """
     global _lastDate
     if when is None:
@@ -127,7 +128,7 @@ def receivedHeader(session, fqdn, when=None):
     if session.tlsVersion:
         protocol += f" (version={session.tlsVersion}, cipher={session.tlsCipher})"
     helo = session.helo or "unknown"
-    date = _date(when)
+    date = rfc5322Date(when)
     text = (
         f"Received: from {helo} ([{session.peerHost}]) by {fqdn} "
         f"([{session.localHost}]) with {protocol};\r\n\t{date}\r\n"

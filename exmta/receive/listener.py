@@ -4,6 +4,7 @@ choices made before the first reply: which connector, and whether its
 connection limits let the client in.
 """
 
+import functools
 import itertools
 from collections import Counter
 
@@ -55,6 +56,11 @@ class ReceiveConfiguration:
         self.resolver = resolver
         self.tlsOptions = tlsOptions
         self.agents = agents
+        # Choosing parses addresses against every connector's ranges: done
+        # once per recent (local address, port, peer), not per connection.
+        self.select = functools.lru_cache(maxsize=4096)(
+            functools.partial(selectConnector, self.connectors)
+        )
 
 
 class _SessionFactory:
@@ -147,7 +153,7 @@ class ReceiveFactory(ServerFactory):
         )
 
     def select(self, localHost, localPort, peerHost):
-        return selectConnector(self.connectors, localHost, localPort, peerHost)
+        return self.configuration.select(localHost, localPort, peerHost)
 
     def portalFor(self, connector):
         return self.configuration.portals[connector.identity]

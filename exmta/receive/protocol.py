@@ -24,7 +24,7 @@ checks in L{exmta.receive.data}.
 """
 
 from dataclasses import replace
-from email.utils import formatdate, getaddresses
+from email.utils import getaddresses
 
 from twisted.cred.credentials import Anonymous
 from twisted.internet import defer
@@ -171,7 +171,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _greeting(self):
         if self.connector.banner:
             return Reply(220, "", self.connector.banner[4:].strip() or self.connector.fqdn)
-        date = formatdate(self.factory.reactor.seconds(), usegmt=True)
+        date = headers.rfc5322Date(self.factory.reactor.seconds())
         return Reply(220, "", f"{self.connector.fqdn} exmta ESMTP service ready at {date}")
 
     def connectionLost(self, reason):

@@ -216,6 +216,8 @@ class LmtpClient(LineOnlyReceiver, TimeoutMixin):
 
 
 class _OneClient(Factory):
+    noisy = False
+
     def __init__(self, client):
         self.client = client
 

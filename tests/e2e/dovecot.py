@@ -14,6 +14,9 @@ child process.  Its LMTP service listens on 127.0.0.1 on a free port::
     peer.waitForMessages("alice@fabrikam.com", 1)
     peer.stop()
 
+Every user has a quota (Dovecot's quota plugin: a message that does not
+fit is refused after DATA with 552 5.2.2), unlimited unless given.
+
 Dovecot refuses to store mail as root (and as any uid or gid below
 first_valid_uid/gid), so as root the Maildirs belong to C{nobody}; run by
 another user, to that user.
@@ -52,6 +55,10 @@ mail_gid = {mailGroup}
 first_valid_uid = 1
 first_valid_gid = 1
 mail_location = maildir:{folder}/mail/%u
+mail_plugins = $mail_plugins quota
+plugin {{
+  quota = maildir:User quota
+}}
 passdb {{
   driver = passwd-file
   args = {folder}/passwd
@@ -81,9 +88,11 @@ class DovecotPeer:
         ARGON2ID hashes, as C{doveadm pw} writes them.
     """
 
-    def __init__(self, users):
+    def __init__(self, users, quotas=None):
         """
         @param users: {address: password} of the users it knows.
+        @param quotas: {address: size}, e.g. C{"1K"}, for users whose
+            mailbox may hold only that much (Dovecot's quota_rule).
         """
         if not os.path.exists(DOVECOT):
             pytest.skip("dovecot is not installed (apt-get install dovecot-lmtpd)")
@@ -107,7 +116,13 @@ class DovecotPeer:
                 )
             )
         self.passwd = os.path.join(self.folder, "passwd")
-        lines = [f"{user}:{self._hash(password)}::::::\n" for user, password in users.items()]
+        quotas = quotas or {}
+        lines = [
+            f"{user}:{self._hash(password)}::::::"
+            + (f"userdb_quota_rule=*:storage={quotas[user]}" if user in quotas else "")
+            + "\n"
+            for user, password in users.items()
+        ]
         with open(self.passwd, "w") as handle:
             handle.writelines(lines)
         os.chmod(self.passwd, 0o640)

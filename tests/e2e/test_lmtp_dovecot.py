@@ -3,7 +3,9 @@ The Lmtp delivery agent against a real, private Dovecot
 (L{tests.e2e.dovecot}), in a real C{twistd exmta}: mail taken over SMTP
 appears in the user's Dovecot Maildir, exactly; a recipient Dovecot does
 not know fails with Dovecot's 550 and the sender gets a non-delivery
-report; with Dovecot down the recipient is deferred, and delivered once
+report; a recipient whose mailbox is full is refused by Dovecot after
+DATA (552 5.2.2) while the other recipient of the message is delivered;
+with Dovecot down the recipient is deferred, and delivered once
 Dovecot runs and the queue is retried (Retry-Queue).
 
 The submission connector checks passwords with the PasswdFile checker
@@ -14,6 +16,7 @@ import os
 import smtplib
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -40,6 +43,10 @@ EmailAddresses = smtp:a.smith@fabrikam.com
 [Mailbox Bob]
 PrimarySmtpAddress = bob@fabrikam.com
 
+# A mailbox whose Dovecot quota (1 KB) a large message exceeds.
+[Mailbox Carol]
+PrimarySmtpAddress = carol@fabrikam.com
+
 [ReceiveConnector Client HubA]
 Usage = Client
 Bindings = 127.0.0.1:{port}
@@ -65,7 +72,10 @@ class Running:
     """
 
     def __init__(self, folder, socket=False):
-        self.dovecot = DovecotPeer({"alice@fabrikam.com": ALICE_PASSWORD})
+        self.dovecot = DovecotPeer(
+            {"alice@fabrikam.com": ALICE_PASSWORD, "carol@fabrikam.com": "Carol-Pa55"},
+            quotas={"carol@fabrikam.com": "1K"},
+        )
         self.port = freePort()
         where = (
             f"Socket = {self.dovecot.socketPath}"
@@ -146,6 +156,25 @@ def test_aUserDovecotDoesNotKnowGetsAnNdr(running):
     assert b"5.1.1" in report
     assert b"Status: 5.1.1" in report
     assert running.dovecot.messages("bob@fabrikam.com") == []
+
+
+def test_aFullMailboxFailsOnlyItsRecipient(running):
+    """
+    Dovecot answers each recipient after DATA: one transaction, two outcomes.
+    """
+    running.send(["carol@fabrikam.com", "alice@fabrikam.com"], "large", body=(b"y" * 76 + b"\r\n") * 40)
+    running.server.waitFor("to carol@fabrikam.com: 552 5.2.2")
+
+    def arrived():
+        messages = running.dovecot.messages("alice@fabrikam.com")
+        reports = [m for m in messages if b"Status: 5.2.2" in m and b"carol@fabrikam.com" in m]
+        return withSubject(messages, "large"), reports
+
+    deadline = time.monotonic() + 30
+    while not all(arrived()):
+        assert time.monotonic() < deadline, running.dovecot.log()
+        time.sleep(0.02)
+    assert running.dovecot.messages("carol@fabrikam.com") == []
 
 
 def test_dovecotDownDefersUntilItRunsAndTheQueueIsRetried(tmp_path):

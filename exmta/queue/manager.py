@@ -517,12 +517,15 @@ class QueueManager(NextHopScheduling, QueueAdministration, RoutingAgentCalls, se
         result = work.result()
         if result != queued:
             yield self.spool.update(result)
-            self.log.info(
-                "recorded {queueId}: {waiting} of {total} recipients waiting",
-                queueId=queued.queueId,
-                waiting=sum(r.status == READY for r in result.recipients),
-                total=len(result.recipients),
-            )
+            waiting = sum(r.status == READY for r in result.recipients)
+            if waiting:
+                # A message settled for good has had a line per recipient.
+                self.log.info(
+                    "recorded {queueId}: {waiting} of {total} recipients waiting",
+                    queueId=queued.queueId,
+                    waiting=waiting,
+                    total=len(result.recipients),
+                )
         self._announce(work, result)
         return result
 

@@ -525,7 +525,7 @@ def test_setTransportServerDeliveryAgent(tmp_path):
     (shown,) = run("Get-TransportServer")
     assert shown.DeliveryAgent == "Maildir"
     # Lmtp needs its section first: refused, as a server would refuse it.
-    with pytest.raises(CmdletError, match=r"Lmtp: .*Host .*\(the change was refused"):
+    with pytest.raises(CmdletError, match=r"Lmtp needs one of Host .*\(the change was refused"):
         run("Set-TransportServer", Identity="HubA", DeliveryAgent="Lmtp")
     assert open(path).read() == ORGANIZATION
     with open(path, "a") as handle:

@@ -130,7 +130,9 @@ def loadCredentialCheckers(organization, connectors, reactor, factories=None):
         except ValueError as error:
             if section is not None:
                 raise section.origin.refused(error) from None
-            raise origin.error(f"{factory.name}: {error}", key) from None
+            raise origin.error(
+                f"{error}; give it in a [CredentialChecker {factory.name}] section", key
+            ) from None
     return made
 
 

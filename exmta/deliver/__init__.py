@@ -61,7 +61,7 @@ def loadDeliveryAgent(organization, transportServer, reactor, factories=None):
             if section is not None:
                 raise section.origin.refused(error) from None
             raise origin.error(
-                f"{factory.name}: {error} (in a [DeliveryAgent {factory.name}] section)", key
+                f"{error}; give it in a [DeliveryAgent {factory.name}] section", key
             ) from None
 
     for section in organization.deliveryAgents:

@@ -186,13 +186,14 @@ def _configure(organization, serverName, reactor):
 
 def checkPlugins(organization, reactor):
     """
-    Make, and drop, the credential checkers of every receive connector and
-    the delivery agent of every TransportServer, as servers starting on
-    C{organization} would: what C{exmta check-config} checks beyond
-    org.ini itself.  Nothing listens or connects.
+    Make, and drop, the transport agents, the credential checkers of every
+    receive connector and the delivery agent of every TransportServer, as
+    servers starting on C{organization} would: what C{exmta check-config}
+    checks beyond org.ini itself.  Nothing listens or connects.
 
     @raise ConfigError: naming the file, line, section and key at fault.
     """
+    loadAgents(organization, reactor)
     loadCredentialCheckers(organization, organization.receiveConnectors, reactor)
     for transportServer in organization.transportServers.values():
         loadDeliveryAgent(organization, transportServer, reactor)

@@ -86,6 +86,14 @@ def test_checkConfigBroken(config):
     assert message.startswith(f"exmta: {config}:12: [ReceiveConnector Client HubA] MaxMessageSize: ")
 
 
+def test_checkConfigRefusesAnUnknownTransportAgent(config):
+    with open(config, "a") as handle:
+        handle.write("\n[TransportAgent NoSuchAgent]\nPriority = 1\n")
+    message = failed(exmta("check-config", "-c", config))
+    assert message.startswith(f"exmta: {config}:13: [TransportAgent NoSuchAgent]: ")
+    assert "no transport agent plugin is named 'NoSuchAgent'" in message
+
+
 def test_checkConfigMissing(tmp_path):
     missing = str(tmp_path / "org.ini")
     assert failed(exmta("check-config", "-c", missing)) == (

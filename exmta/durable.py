@@ -8,6 +8,7 @@ import ctypes
 import os
 import queue
 import threading
+from functools import partial
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -73,26 +74,29 @@ def unlinkQuietly(path):
 
 class GroupCommitter:
     """
-    One thread that does a folder's durable file work in batches, so
-    concurrent writers share the flushes to disk (group commit).
+    Group commit for a folder's durable file work: concurrent writers
+    share the flushes to disk.
 
-    Work submitted while a batch is being written waits; when the batch is
-    done the thread takes everything waiting as the next batch and, for
-    the whole batch at once:
+    Each piece of work is submitted with up to three steps.  C{write}
+    runs at once, on the caller's (the reactor's) thread, and writes the
+    piece's files into a temporary folder without syncing them.  Pieces
+    submitted while a batch is in flight wait; then, for the whole batch
+    at once:
 
-      1. runs each piece's C{write(batch)}, which writes its files through
-         L{Batch.writeFile};
-      2. makes all those files durable with one C{syncfs} of the folder's
-         filesystem (one fsync per file where there is no C{syncfs});
-      3. runs each piece's C{publish()} (the renames that make the files
-         visible);
-      4. fsyncs the folder, making the renames durable;
-      5. reports every outcome to the reactor in one call.
+      1. one C{syncfs} of the folder's filesystem makes every file the
+         batch wrote durable (an fsync per file where there is no
+         C{syncfs}), in the committer's thread;
+      2. each piece's C{publish} runs (the renames that make its files
+         visible), on the reactor thread;
+      3. one fsync of the folder makes the renames durable, in the thread;
+      4. every piece's Deferred fires.
 
     So a Deferred fires only after its own files and the folder fsync that
-    makes their renames durable, and the reactor thread pays one hand-off
-    per batch.  Pieces run in submission order, one at a time: two that
-    touch the same file never race.
+    makes their renames durable.  The thread makes two system calls per
+    batch and no file work: file work in a thread contends for the GIL
+    with the busy reactor at every system call, which made small writes
+    take milliseconds each.  Pieces are published in submission order,
+    so two that touch the same file never race.
 
     C{syncfs} flushes everything written to that filesystem, other
     programs' files too: on a filesystem shared with heavy writers, each
@@ -102,115 +106,180 @@ class GroupCommitter:
     def __init__(self, reactor, folder):
         """
         @param reactor: the L{twisted.internet.interfaces.IReactorThreads}
-            the outcomes are reported to.
+            whose thread submits work and hears the outcomes.
         @param folder: the folder fsynced once per batch.
         """
         self._reactor = reactor
         self._folder = folder
-        self._waiting = queue.SimpleQueue()
+        self._files = Batch(folder)
+        self._waiting = []
+        self._inFlight = None
+        self._request = None
+        self._requests = queue.SimpleQueue()
         self._thread = None
+        self._stopped = False
 
-    def submit(self, write, publish=None, undo=None, synced=True):
+    def submit(self, write=None, publish=None, undo=None, synced=True):
         """
-        Have the committer's thread run C{write} and C{publish} as part of
-        its next batch.
+        Add a piece of work to the next batch.
 
-        @param write: called with the L{Batch}; its result is the
-            Deferred's.
-        @param publish: called once the batch's files are durable.
-        @param undo: called, instead of reporting success, if C{write}
-            succeeded but a later step of the batch failed.
+        @param write: called at once with the L{Batch} the next batch
+            syncs; its result is the Deferred's.  It must leave nothing
+            behind if it raises.
+        @param publish: called once the batch's files are durable.  It
+            must leave nothing behind if it raises.
+        @param undo: called, instead of reporting success, if a step of
+            the batch after C{write} failed.
         @param synced: the outcome waits for the batch's folder fsync.  A
-            removal, which the queue never needs durable, says L{False}.
+            removal, which the queue never needs durable, says L{False}:
+            it fires once published.
         @return: a Deferred firing with C{write}'s result, or failing with
             the exception of the step that failed.
         """
+        piece = _Piece(write, publish, undo, synced, Deferred())
+        if write is not None:
+            piece.run(write, self._files)
+            if not piece.succeeded:
+                _report([piece])
+                return piece.deferred
+        self._waiting.append(piece)
+        if self._inFlight is None:
+            self._startBatch()
+        return piece.deferred
+
+    def stop(self):
+        """
+        Finish the work submitted so far, on the calling thread, and end
+        the committer's thread.  Blocks until it is done.
+        """
+        if self._thread is not None:
+            self._requests.put(None)
+            self._thread.join()
+            self._thread = None
+        self._stopped = True
+        request, self._request = self._request, None
+        if request is not None:
+            self._runNow(*request)
+
+    def _startBatch(self):
+        pieces, self._waiting = self._waiting, []
+        files, self._files = self._files, Batch(self._folder)
+        self._inFlight = pieces
+        if files.written and any(piece.synced for piece in pieces):
+            self._inThread(files.sync, self._dataSynced)
+        else:
+            self._dataSynced(None)
+
+    def _dataSynced(self, failure):
+        pieces = self._inFlight
+        if failure is not None:
+            _abandon([piece for piece in pieces if piece.succeeded and piece.synced], failure)
+        for piece in pieces:
+            if piece.publish is not None:
+                piece.run(piece.publish)
+        _report([piece for piece in pieces if not piece.synced])
+        if any(piece.succeeded and piece.synced for piece in pieces):
+            self._inThread(partial(syncFolder, self._folder), self._folderSynced)
+        else:
+            self._finishBatch()
+
+    def _folderSynced(self, failure):
+        if failure is not None:
+            _abandon([piece for piece in self._inFlight if piece.succeeded and piece.synced], failure)
+        self._finishBatch()
+
+    def _finishBatch(self):
+        pieces, self._inFlight = self._inFlight, None
+        if self._waiting:
+            self._startBatch()
+        _report([piece for piece in pieces if piece.synced])
+
+    def _inThread(self, function, then):
+        """
+        Run C{function} in the committer's thread, then C{then(failure)} on
+        the reactor thread, C{failure} being L{None} if it succeeded.
+        """
+        if self._stopped:
+            self._runNow(function, then)
+            return
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name=f"group commit {self._folder}", daemon=True
             )
             self._thread.start()
-        deferred = Deferred()
-        self._waiting.put(_Piece(write, publish, undo, synced, deferred))
-        return deferred
-
-    def stop(self):
-        """
-        Finish the work submitted so far and end the thread.  Blocks until
-        it has; the outcomes are still reported to the reactor.
-        """
-        if self._thread is not None:
-            self._waiting.put(None)
-            self._thread.join()
-            self._thread = None
+        self._request = (function, then)
+        self._requests.put(self._request)
 
     def _run(self):
-        stopping = False
-        while not stopping:
-            pieces = [self._waiting.get()]
-            while not self._waiting.empty():
-                pieces.append(self._waiting.get())
-            if None in pieces:
-                stopping = True
-                pieces = [piece for piece in pieces if piece is not None]
-            if pieces:
-                self._commit(pieces)
-                self._reactor.callFromThread(_report, pieces)
-
-    def _commit(self, pieces):
-        batch = Batch(self._folder)
-        for piece in pieces:
-            piece.run(piece.write, batch)
-        waiting = [piece for piece in pieces if piece.succeeded and piece.synced]
-        if not waiting:
-            return
-        try:
-            batch.sync()
-        except BaseException:
-            _abandon(waiting, Failure())
-            return
-        for piece in waiting:
-            if piece.publish is not None:
-                piece.run(piece.publish)
-        waiting = [piece for piece in waiting if piece.succeeded]
-        if waiting:
+        while (request := self._requests.get()) is not None:
+            function, _ = request
             try:
-                syncFolder(self._folder)
+                function()
             except BaseException:
-                _abandon(waiting, Failure())
+                failure = Failure()
+            else:
+                failure = None
+            self._reactor.callFromThread(self._done, request, failure)
+
+    def _done(self, request, failure):
+        # After stop, the work was finished on the stopping thread.
+        if request is self._request:
+            self._request = None
+            request[1](failure)
+
+    def _runNow(self, function, then):
+        try:
+            function()
+        except BaseException:
+            then(Failure())
+        else:
+            then(None)
 
 
 class Batch:
     """
-    The files written by one batch of a L{GroupCommitter}, made durable
+    The files written for one batch of a L{GroupCommitter}, made durable
     together.
+
+    @ivar written: whether any file was written.
     """
 
     def __init__(self, folder):
         self._folder = folder
-        self._unsynced = False
+        self._paths = []
+        self.written = False
 
     def writeFile(self, path, *chunks):
         """
         Like L{writeFile}, but the file is durable only once the batch is
         synced.
         """
-        writeFile(path, *chunks, sync=_syncfs is None)
-        self._unsynced = True
+        writeFile(path, *chunks, sync=False)
+        self._paths.append(path)
+        self.written = True
 
     def sync(self):
         """
-        Make the files written so far durable.
+        Make the files written so far durable.  Blocks.
         """
-        if self._unsynced and _syncfs is not None:
-            descriptor = os.open(self._folder, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                if _syncfs(descriptor) != 0:
-                    error = ctypes.get_errno()
-                    raise OSError(error, os.strerror(error), self._folder)
-            finally:
-                os.close(descriptor)
-        self._unsynced = False
+        if _syncfs is None:
+            for path in self._paths:
+                try:
+                    descriptor = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue  # its piece failed, and removed it
+                try:
+                    os.fsync(descriptor)
+                finally:
+                    os.close(descriptor)
+            return
+        descriptor = os.open(self._folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if _syncfs(descriptor) != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, os.strerror(error), self._folder)
+        finally:
+            os.close(descriptor)
 
 
 class _Piece:

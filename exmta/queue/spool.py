@@ -74,9 +74,9 @@ fsyncs C{messages/}.  Only then does C{enqueue}'s Deferred fire, and only
 then does the client hear 250.  An update writes a new C{.json} the same
 way and renames it over the old one.  Writes are group-committed: one
 thread (L{exmta.durable.GroupCommitter}) takes every enqueue and update
-waiting when it is free, writes all their files, makes them durable with
-one C{syncfs} (Linux; elsewhere an fsync per file), renames them all, and
-fsyncs C{messages/} once before any of their Deferreds fires.
+waiting when it is free, makes all their files durable with one C{syncfs}
+(Linux; elsewhere an fsync per file), and once they are renamed fsyncs
+C{messages/} once before any of their Deferreds fires.
 
 A message with no C{Ready} recipient left is removed: C{.json} first, then
 C{.eml}, with no fsync.  A crash may bring a removed message back; it is
@@ -247,7 +247,9 @@ class Spool:
     The queue folder of one transport server, with an in-memory index of
     what it holds.  Opening it recovers from a crash (see the module
     docstring); afterwards every blocking call runs in the reactor's thread
-    pool, apart from the writes, which one thread group-commits.
+    pool, apart from the writes: their files are written on the reactor
+    thread (small writes to the page cache), and one thread makes them
+    durable in batches (group commit).
 
     @ivar onEnqueued: callables, each called with the
         L{exmta.envelope.QueuedMessage} of every newly committed message,
@@ -508,7 +510,7 @@ class Spool:
                 undo=partial(unlinkQuietly, temporary),
             ).addCallback(self._updated, queued)
         self._removing.add(queueId)
-        return self._committer.submit(partial(self._remove, queueId), synced=False).addBoth(
+        return self._committer.submit(publish=partial(self._remove, queueId), synced=False).addBoth(
             self._removed, queueId
         )
 
@@ -536,7 +538,7 @@ class Spool:
             unlinkQuietly(temporary)
             raise
 
-    def _remove(self, queueId, batch):
+    def _remove(self, queueId):
         base = os.path.join(self._messages, queueId)
         os.unlink(base + ".json")
         os.unlink(base + ".eml")

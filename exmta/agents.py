@@ -8,12 +8,17 @@ L{exmta.plugins} dropin package (or any installed package's
 C{exmta/plugins/} folder).  org.ini enables it with a section named after it:
 
     [TransportAgent SenderBlockList]
-    Priority = 10              ; lower runs first; unique
+    # Lower runs first; unique.
+    Priority = 10
     Enabled = $true
-    Timeout = 00:00:30         ; per event
-    FailurePolicy = FailClosed ; or FailOpen
-    DisableAfterFailures = 5   ; 0 (the default): never
-    BlockedSenders = a@x.com, *@spam.example   ; the agent's own keys
+    # Per event.
+    Timeout = 00:00:30
+    # Or FailOpen.
+    FailurePolicy = FailClosed
+    # 0 (the default): never.
+    DisableAfterFailures = 5
+    # The agent's own keys.
+    BlockedSenders = a@x.com, *@spam.example
 
 The agent object the factory makes is called at the events whose methods it
 has, receive events and routing events alike, in Priority order.

@@ -78,7 +78,9 @@ class IAccountStore(Interface):
 
     def remove(userPrincipalName):
         """
-        Delete the account.  @raise KeyError: there is none.
+        Delete the account.
+
+        @raise KeyError: there is none.
         """
 
     def names():

@@ -103,6 +103,24 @@ class OutcomeTests(DeliveryTestCase):
         self.assertEqual(message.content, MESSAGE)
 
     @defer.inlineCallbacks
+    def test_pipelinedOutcomes(self):
+        replies = {"bad@contoso.com": b"550 5.1.1 User unknown"}
+        peer, delivery = self.peerDelivery(
+            Peer(
+                extensions=[b"SIZE 10485760", b"PIPELINING", b"ENHANCEDSTATUSCODES"],
+                rcptReply=lambda address: replies.get(address, b"250 2.1.5 OK"),
+            )
+        )
+        for number in range(3):
+            outcomes = yield delivery.send(
+                HOP, Queued(queueId=str(number)), ["kim@contoso.com", "bad@contoso.com"], MESSAGE
+            )
+            self.assertIsNone(outcomes["kim@contoso.com"])
+            self.assertEqual(outcomes["bad@contoso.com"].reply.status, "5.1.1")
+        self.assertEqual([m.content for m in peer.messages], [MESSAGE] * 3)
+        self.assertEqual(len(peer.sessions), 1)
+
+    @defer.inlineCallbacks
     def test_eightBitMimeWhenOffered(self):
         peer, delivery = self.peerDelivery()
         yield delivery.send(HOP, Queued(body="8BITMIME"), ["kim@contoso.com"], MESSAGE)
@@ -346,6 +364,26 @@ class ReuseTests(DeliveryTestCase):
         self.assertEqual(results, [{f"r{n}@contoso.com": None} for n in range(5)])
         self.assertEqual(len(peer.sessions), 2)
         self.assertEqual(peer.maxOpen, 2)
+
+    @defer.inlineCallbacks
+    def test_manySendsToOneNextHopShareItsConnections(self):
+        """
+        A burst of messages for one next hop goes over at most
+        MaxPerDomainOutboundConnections connections, several messages
+        each, one after the other with RSET between them.
+        """
+        peer, delivery = self.peerDelivery(server=transportServer(maxPerDomainOutboundConnections=4))
+        results = yield defer.gatherResults([
+            delivery.send(HOP, Queued(queueId=str(n)), [f"r{n}@contoso.com"], MESSAGE)
+            for n in range(200)
+        ])
+        self.assertEqual(results, [{f"r{n}@contoso.com": None} for n in range(200)])
+        self.assertLessEqual(len(peer.sessions), 4)
+        self.assertEqual(sum(len(session.messages) for session in peer.sessions), 200)
+        for number in range(len(peer.sessions)):
+            verbs = peer.verbs(number)
+            self.assertEqual(verbs.count("MAIL"), verbs.count("RSET"))
+            self.assertGreater(verbs.count("MAIL"), 1)
 
     @defer.inlineCallbacks
     def test_totalCapClosesIdleConnectionsOfOtherNextHops(self):

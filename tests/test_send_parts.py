@@ -86,7 +86,7 @@ class FakeOwner:
         self.lostClients.append(client)
 
 
-class ClientTests(SynchronousTestCase):
+class ClientTestCase(SynchronousTestCase):
     def connect(self, authentication=None, credentials=None, requireTLS=False, context=None, log=None):
         self.clock = task.Clock()
         client = DeliveryClient(
@@ -120,6 +120,8 @@ class ClientTests(SynchronousTestCase):
         client.transact(Transaction("Q1", "a@fabrikam.com", tuple(recipients), message)).addBoth(outcomes.append)
         return outcomes
 
+
+class ClientTests(ClientTestCase):
     def test_transactionAndReset(self):
         client, transport = self.readyClient()
         outcomes = self.send(client, transport, ["kim@contoso.com", "bad@contoso.com"])
@@ -207,6 +209,95 @@ class ClientTests(SynchronousTestCase):
         sent = [data for kind, data, _ in events if kind == ">"]
         self.assertEqual(sent, [b"EHLO huba.fabrikam.com", b"AUTH LOGIN", "<redacted>", "<redacted>"])
         self.assertEqual(events[0], ("+", "", str(TARGET)))
+
+
+class PipeliningTests(ClientTestCase):
+    """
+    With PIPELINING (RFC 2920), MAIL, the RCPTs and DATA go in one write
+    and their replies are read in order before anything else is sent.
+    """
+
+    def readyClient(self, **kw):
+        client, transport = self.connect(**kw)
+        self.say(client, transport, b"220 hello")
+        self.say(client, transport, b"250-peer", b"250-SIZE 1000", b"250 PIPELINING")
+        self.assertEqual(self.ready, [client])
+        client.owner = FakeOwner()
+        return client, transport
+
+    def test_transactionAndReset(self):
+        client, transport = self.readyClient()
+        outcomes = self.send(client, transport, ["kim@contoso.com", "bad@contoso.com"])
+        self.assertEqual(
+            transport.takeReplies(),
+            ["MAIL FROM:<a@fabrikam.com> SIZE=4", "RCPT TO:<kim@contoso.com>",
+             "RCPT TO:<bad@contoso.com>", "DATA"],
+        )
+        self.assertEqual(self.say(client, transport, b"250 ok", b"250 ok", b"550 5.1.1 unknown"), [])
+        self.assertEqual(self.say(client, transport, b"354 go"), ["hi", "."])
+        self.assertEqual(self.say(client, transport, b"250 2.6.0 queued"), ["RSET"])
+        self.say(client, transport, b"250 reset")
+        [result] = outcomes
+        self.assertIsNone(result["kim@contoso.com"])
+        self.assertEqual(result["bad@contoso.com"].reply.status, "5.1.1")
+        self.assertEqual(client.owner.releasedClients, [client])
+        # The next message is pipelined too.
+        self.send(client, transport, ["lee@contoso.com"])
+        self.assertEqual(len(transport.takeReplies()), 3)
+
+    def test_senderRefused(self):
+        client, transport = self.readyClient()
+        outcomes = self.send(client, transport, ["kim@contoso.com", "lee@contoso.com"])
+        transport.takeReplies()
+        # RSET waits for the replies to the RCPTs and DATA already sent.
+        self.assertEqual(self.say(client, transport, b"550 5.7.1 not you", b"503 5.5.1 no sender"), [])
+        self.assertEqual(self.say(client, transport, b"503 5.5.1 no sender"), [])
+        self.assertEqual(self.say(client, transport, b"503 5.5.1 no sender"), ["RSET"])
+        self.say(client, transport, b"250 reset")
+        [result] = outcomes
+        for address in ("kim@contoso.com", "lee@contoso.com"):
+            self.assertIsInstance(result[address], PermanentFailure)
+            self.assertEqual(result[address].reply.status, "5.7.1")
+
+    def test_everyRecipientRefused(self):
+        client, transport = self.readyClient()
+        outcomes = self.send(client, transport, ["kim@contoso.com"])
+        transport.takeReplies()
+        self.assertEqual(
+            self.say(client, transport, b"250 ok", b"450 4.2.1 busy", b"554 5.5.1 no valid recipients"),
+            ["RSET"],
+        )
+        self.say(client, transport, b"250 reset")
+        [result] = outcomes
+        self.assertEqual(result["kim@contoso.com"].reply.status, "4.2.1")
+
+    def test_dataRefused(self):
+        client, transport = self.readyClient()
+        outcomes = self.send(client, transport, ["kim@contoso.com"])
+        transport.takeReplies()
+        self.assertEqual(self.say(client, transport, b"250 ok", b"250 ok", b"451 4.3.0 later"), ["RSET"])
+        self.say(client, transport, b"250 reset")
+        [result] = outcomes
+        self.assertIsInstance(result["kim@contoso.com"], ConnectionFailure)
+        self.assertEqual(result["kim@contoso.com"].reply.status, "4.3.0")
+
+    def test_dataAcceptedWithoutRecipients(self):
+        client, transport = self.readyClient()
+        outcomes = self.send(client, transport, ["kim@contoso.com"])
+        transport.takeReplies()
+        self.say(client, transport, b"250 ok", b"550 5.1.1 unknown", b"354 go")
+        [result] = outcomes
+        self.assertEqual(result["kim@contoso.com"].reply.status, "5.1.1")
+        self.assertTrue(transport.disconnected)
+
+    def test_resetRefusedKeepsTheOutcome(self):
+        client, transport = self.readyClient()
+        outcomes = self.send(client, transport)
+        transport.takeReplies()
+        self.say(client, transport, b"250 ok", b"250 ok", b"354 go")
+        self.say(client, transport, b"250 queued")
+        self.assertEqual(self.say(client, transport, b"500 what"), ["QUIT"])
+        self.assertEqual(outcomes, [{"kim@contoso.com": None}])
 
 
 class FakeClient:

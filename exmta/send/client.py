@@ -16,6 +16,10 @@ Changed, and why:
     messages.  Replies that arrive while idle (a server's 421 before it
     hangs up) close the connection instead of being taken for the answer
     to the last command.
+  - With a peer that offers PIPELINING (RFC 2920), MAIL, every RCPT and
+    DATA go out in one write and their replies are read in order; a
+    refused MAIL is settled once the replies to the commands sent after
+    it are in.  Twisted's client waits for each reply.
   - MAIL carries C{SIZE=} and C{BODY=8BITMIME} when the peer advertises
     them; a message above the peer's SIZE is refused here (552 5.3.4)
     without starting a transaction.  Paths are written as given instead of
@@ -46,6 +50,7 @@ Changed, and why:
 import base64
 import itertools
 import re
+from collections import deque
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -75,6 +80,8 @@ QUIT_TIMEOUT = 30
 # Messages up to this size (in wire form) are written at once; larger ones
 # go through a producer in chunks, each chunk resetting the reply timeout.
 DIRECT_WRITE_LIMIT = 64 * 1024
+
+NON_ASCII_RECIPIENT = Reply(553, "5.6.7", "Non-ASCII recipient address; SMTPUTF8 is not supported")
 
 _STATUS = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
 _sessions = itertools.count(1)
@@ -250,6 +257,8 @@ class DeliveryClient(ESMTPClient):
         self._lost = False
         self._items = {}
         self._data = None
+        self._awaiting = deque()
+        self._mailRefusal = None
 
     # Wire and logs
 
@@ -585,10 +594,78 @@ class DeliveryClient(ESMTPClient):
         if tx.body == "8BITMIME" and b"8BITMIME" in self.extensions:
             parameters += b" BODY=8BITMIME"
         self._stage = "MAIL"
+        if b"PIPELINING" in self.extensions:
+            return self._pipeline(b"MAIL FROM:" + sender + parameters)
         self._expected = [250]
         self._okresponse = self.smtpState_to
         self._failresponse = self.smtpTransferFailed
         self.sendLine(b"MAIL FROM:" + sender + parameters)
+
+    def _pipeline(self, mail):
+        """
+        RFC 2920: MAIL, every RCPT and DATA go in one write, and their
+        replies are read in order (L{_pipelinedReply}) before anything
+        else is sent.
+        """
+        self.successAddresses = []
+        lines = [mail]
+        self._awaiting = deque([("MAIL", None)])
+        for address in self._tx.recipients:
+            try:
+                lines.append(b"RCPT TO:" + _path(address))
+            except UnicodeEncodeError:
+                self._outcomes[address] = PermanentFailure(NON_ASCII_RECIPIENT)
+                continue
+            self._awaiting.append(("RCPT", address))
+        if len(self._awaiting) > 1:
+            lines.append(b"DATA")
+            self._awaiting.append(("DATA", None))
+        self._mailRefusal = None
+        self._expected = range(0, 1000)
+        self._okresponse = self._failresponse = self._pipelinedReply
+        for line in lines:
+            self.sendLine(line)
+
+    def _pipelinedReply(self, code, resp):
+        kind, address = self._awaiting.popleft()
+        if kind == "MAIL":
+            self._stage = "RCPT"
+            if code != 250 and (code == 421 or not self._awaiting):
+                # Closing, or nothing else was sent: settle it now.
+                self._stage = "MAIL"
+                return self.smtpState_msgSent(code, resp)
+            if code != 250:
+                # The RCPT and DATA replies still to come are refusals.
+                self._mailRefusal = (code, resp)
+            elif not self._awaiting:
+                self._endTransaction(lambda recipient: self._outcomes[recipient])
+                self._reset()
+            return
+        if code == 421:
+            return self._abandon(parseReply(code, resp), quit=False)
+        if kind == "RCPT":
+            if self._mailRefusal is None:
+                if code in SUCCESS:
+                    self.successAddresses.append(address)
+                else:
+                    self._outcomes[address] = outcomeOf(parseReply(code, resp), self.target.name)
+            return
+        if code == 354 and (self._mailRefusal is not None or not self.successAddresses):
+            return self._abandon(
+                Reply(451, "4.5.0", f"{self.target} accepted DATA without a sender or recipient"),
+                quit=False,
+            )
+        if self._mailRefusal is not None:
+            self._stage = "MAIL"
+            return self.smtpState_msgSent(*self._mailRefusal)
+        if not self.successAddresses:
+            self._endTransaction(lambda recipient: self._outcomes[recipient])
+            return self._reset()
+        self._stage = "DATA"
+        self._failresponse = self.smtpTransferFailed
+        if code == 354:
+            return self.smtpState_data(code, resp)
+        return self.smtpState_msgSent(code, resp)
 
     def getMailTo(self):
         return self._tx.recipients
@@ -619,9 +696,7 @@ class DeliveryClient(ESMTPClient):
             try:
                 path = _path(self.lastAddress)
             except UnicodeEncodeError:
-                self._outcomes[self.lastAddress] = PermanentFailure(
-                    Reply(553, "5.6.7", "Non-ASCII recipient address; SMTPUTF8 is not supported")
-                )
+                self._outcomes[self.lastAddress] = PermanentFailure(NON_ASCII_RECIPIENT)
                 continue
             self.sendLine(b"RCPT TO:" + path)
             return

@@ -585,6 +585,24 @@ class SpoolTests(TestCase):
             await late
         self.assertEqual(files(self.messages), [])
 
+    async def test_removalWaitsForTheUpdateInFlight(self):
+        """
+        A removal asked for while an update of the same message is still
+        being written happens after it: the update's envelope cannot come
+        back once the message is gone.
+        """
+        await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        (queued,) = self.spool.messages()
+        waiting = replace(queued, recipients=(QueuedRecipient("bob@fabrikam.com", READY, "later"),))
+        done = replace(queued, recipients=(QueuedRecipient("bob@fabrikam.com", DELIVERED),))
+        update = self.spool.update(waiting)
+        removal = self.spool.update(done)
+        await update
+        await removal
+        self.assertEqual(files(self.messages), [])
+        self.assertEqual(self.spool.messages(), [])
+        self.assertEqual(self.reopen().messages(), [])
+
     async def test_updateUnknown(self):
         await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
         (queued,) = self.spool.messages()

@@ -79,7 +79,7 @@ waiting when it is free, makes all their files durable with one C{syncfs}
 C{messages/} once before any of their Deferreds fires.
 
 A message with no C{Ready} recipient left is removed: C{.json} first, then
-C{.eml}, with no fsync.  A crash may bring a removed message back; it is
+C{.eml}, with no fsync, in the reactor's thread pool.  A crash may bring a removed message back; it is
 then delivered again to the recipients whose C{Delivered} or C{Failed}
 state was not yet written (a duplicate, never a loss).
 
@@ -99,7 +99,7 @@ import os
 from collections import OrderedDict
 from functools import partial
 
-from twisted.internet.defer import fail
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -276,6 +276,7 @@ class Spool:
         self._messages = os.path.join(self.path, "messages")
         self._names = itertools.count()
         self._removing = set()
+        self._rewriting = {}
         self._recent = OrderedDict()
         self._recentSize = 0
         self._committer = GroupCommitter(reactor, self._messages)
@@ -504,18 +505,35 @@ class Spool:
             return fail(KeyError(queueId))
         if any(r.status == READY for r in queued.recipients):
             temporary = os.path.join(self._tmp, f"{queueId}.{next(self._names)}.json")
-            return self._committer.submit(
-                partial(self._rewrite, queued, temporary),
-                publish=partial(self._replace, queueId, temporary),
-                undo=partial(unlinkQuietly, temporary),
-            ).addCallback(self._updated, queued)
+            finished = self._rewriting[queueId] = Deferred()
+            return (
+                self._committer.submit(
+                    partial(self._rewrite, queued, temporary),
+                    publish=partial(self._replace, queueId, temporary),
+                    undo=partial(unlinkQuietly, temporary),
+                )
+                .addCallback(self._updated, queued)
+                .addBoth(self._rewritten, queueId, finished)
+            )
         self._removing.add(queueId)
-        return self._committer.submit(publish=partial(self._remove, queueId), synced=False).addBoth(
-            self._removed, queueId
-        )
+        # The unlinks need no sync, so they stay out of the group commit's
+        # batches (and off the reactor thread), once the rewrites asked for
+        # before are in place.
+        rewriting = self._rewriting.get(queueId)
+        if rewriting is None:
+            removed = self._inThread(self._remove, queueId)
+        else:
+            removed = rewriting.addCallback(lambda _: self._inThread(self._remove, queueId))
+        return removed.addBoth(self._removed, queueId)
 
     def _updated(self, _, queued):
         self._index[queued.queueId] = queued
+
+    def _rewritten(self, result, queueId, finished):
+        if self._rewriting.get(queueId) is finished:
+            del self._rewriting[queueId]
+        finished.callback(None)
+        return result
 
     def _removed(self, result, queueId):
         self._removing.discard(queueId)

@@ -132,6 +132,8 @@ CONTINUE, ACCEPT, REJECT, TEMPORARY_REJECT, DISCONNECT = (
 )
 
 AGENT_FAILURE = Reply(451, "4.7.0", "Temporary agent failure")
+# The tracking log's recipientStatus for a recipient an agent removed.
+RECIPIENT_DELETED = "550 4.3.2 QUEUE.TransportAgent; recipient deleted by a transport agent"
 DEFAULT_REJECT = Reply(550, "5.7.1", "Rejected by transport agent")
 DEFAULT_TEMPORARY_REJECT = Reply(451, "4.7.1", "Temporarily rejected by transport agent")
 DEFAULT_DISCONNECT = Reply(421, "4.7.0", "Closing transmission channel")

@@ -20,6 +20,7 @@ from exmta.receive.listener import ReceiveFactory
 from exmta.routing import Resolver
 from exmta.testing import connect
 from tests.test_agents import Factory, Recorder, agentSection
+from tests.test_manager import FakeTrackingLog
 from tests.test_protocol import ORG, ControlledQueue
 
 KIM = Address("kim", "fabrikam.com")
@@ -32,6 +33,7 @@ class RcptRecipientTests(SynchronousTestCase):
         self.calls = []
         self.clock = MemoryReactorClock()
         self.queue = ControlledQueue()
+        self.tracking = FakeTrackingLog()
 
     def run_session(self, answer, commands, limit=None):
         """
@@ -54,6 +56,7 @@ class RcptRecipientTests(SynchronousTestCase):
             organization, organization.transportServers["HubA"], {connector.identity: portal},
             self.queue, Resolver(organization), None, self.clock,
             agents=loadAgents(organization, self.clock, [Factory("A", agent)]),
+            tracking=self.tracking,
         )
         protocol, transport = connect(factory)
         transport.takeReplies()
@@ -121,6 +124,56 @@ class RcptRecipientTests(SynchronousTestCase):
         )
         self.assertEqual(replies, ["452 4.5.3 Too many recipients", "250 2.1.5 Recipient OK"])
         self.assertEqual(protocol.envelope.recipients, (LEE, ARCHIVE))
+
+    def test_replacementOutsideTheOrganizationRefused(self):
+        """
+        An anonymous session may not relay, so an agent may not make it: a
+        replacement outside the accepted domains gets the refusal the
+        client's own address would.
+        """
+        protocol, _, replies = self.run_session(
+            Verdict.continue_(recipients=(LEE, Address("victim", "example.net"))),
+            b"RCPT TO:<kim@fabrikam.com>\r\n",
+        )
+        self.assertEqual(replies, ["550 5.7.1 Unable to relay"])
+        self.assertEqual(protocol.envelope.recipients, ())
+
+    def test_unknownLocalReplacementRefused(self):
+        protocol, _, replies = self.run_session(
+            Verdict.continue_(recipients=(Address("ghost", "fabrikam.com"),)),
+            b"RCPT TO:<kim@fabrikam.com>\r\n",
+        )
+        self.assertEqual(replies, ["550 5.1.1 RESOLVER.ADR.RecipNotFound; not found"])
+        self.assertEqual(protocol.envelope.recipients, ())
+
+    def test_replacementsTracked(self):
+        """
+        The tracking log shows what the agents did to each RCPT: REDIRECT,
+        EXPAND or FAIL (deleted), with source AGENT; an unchanged recipient
+        leaves no event.
+        """
+        answers = {
+            "kim": Verdict.continue_(recipients=(LEE,)),
+            "lee": Verdict.continue_(recipients=(KIM, ARCHIVE)),
+            "archive": Verdict.continue_(recipients=()),
+        }
+        self.run_session(
+            lambda e: answers.get(e.address.localPart, Verdict.continue_()),
+            b"RCPT TO:<kim@fabrikam.com>\r\nRCPT TO:<lee@fabrikam.com>\r\n"
+            b"RCPT TO:<archive@fabrikam.com>\r\n",
+        )
+        events = [
+            (kind, fields["source"], fields["recipients"],
+             fields.get("relatedRecipientAddress"), fields.get("recipientStatus"))
+            for kind, _, fields in self.tracking.events
+        ]
+        self.assertEqual(events, [
+            ("REDIRECT", "AGENT", ["lee@fabrikam.com"], ["kim@fabrikam.com"], None),
+            ("EXPAND", "AGENT", ["kim@fabrikam.com", "archive@fabrikam.com"],
+             ["lee@fabrikam.com"], None),
+            ("FAIL", "AGENT", ["archive@fabrikam.com"], None,
+             "550 4.3.2 QUEUE.TransportAgent; recipient deleted by a transport agent"),
+        ])
 
 
 # Over a real socket: an agent plugin installed beside exmta, in a folder

@@ -7,13 +7,12 @@ L{exmta.queue.manager}'s docstring.
 
 from twisted.internet.defer import inlineCallbacks
 
-from exmta.agents import REJECT, TEMPORARY_REJECT, RoutingEvent
+from exmta.agents import RECIPIENT_DELETED, REJECT, TEMPORARY_REJECT, RoutingEvent
 from exmta.envelope import QueuedRecipient
 from exmta.errors import PermanentFailure, TransientFailure
 
 # The tracking log source of what routing agents decided.
 AGENT = "AGENT"
-RECIPIENT_DELETED = "550 4.3.2 QUEUE.TransportAgent; recipient deleted by a transport agent"
 
 
 def refusal(verdict):

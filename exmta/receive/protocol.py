@@ -32,7 +32,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
-from exmta.agents import ACCEPT, CONTINUE, DISCONNECT, AgentEvent
+from exmta.agents import ACCEPT, CONTINUE, DISCONNECT, RECIPIENT_DELETED, AgentEvent
 from exmta.auth import ExternallySecured, permissions
 from exmta.envelope import Address, Envelope, Reply, Session
 from exmta.errors import SMTPFailure
@@ -598,6 +598,22 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                 added = tuple(a for a in recipients if str(a).casefold() not in present)
                 if len(current) + len(added) > self.connector.maxRecipientsPerMessage:
                     return TOO_MANY_RECIPIENTS
+                # A replacement gets the checks the client's own address got:
+                # an agent must not make this session a relay, nor accept
+                # unknown local recipients only to bounce them later.
+                for replacement in added:
+                    refusal = self._checkRecipient(replacement)
+                    if refusal is not None:
+                        self.log.warn(
+                            "transport agents replaced {recipient} with {replacement}, "
+                            "refused for this session on {connector}: {reply}",
+                            recipient=str(recipient),
+                            replacement=str(replacement),
+                            connector=self.connector.name,
+                            reply=str(refusal),
+                        )
+                        return refusal
+                self._trackReplacement(recipient, recipients)
             self.envelope = replace(self.envelope, recipients=current + added)
             self._recipientsAccepted += 1
             return reply(250, "2.1.5", "Recipient OK")
@@ -605,6 +621,24 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         return self._agentsThen(
             "OnRcptCommand", accept, address=recipient, recipients=(recipient,)
         )
+
+    def _trackReplacement(self, recipient, replacements):
+        tracking = self.factory.tracking
+        if tracking is None:
+            return
+        if not replacements:
+            tracking.track(
+                "FAIL", source="AGENT", sender=str(self.envelope.mailFrom),
+                recipients=[str(recipient)], recipientStatus=RECIPIENT_DELETED,
+                connectorId=self.connector.identity, clientIp=self.session.peerHost,
+            )
+        elif len(replacements) > 1 or str(replacements[0]).casefold() != str(recipient).casefold():
+            tracking.track(
+                "EXPAND" if len(replacements) > 1 else "REDIRECT", source="AGENT",
+                sender=str(self.envelope.mailFrom), recipients=[str(a) for a in replacements],
+                relatedRecipientAddress=[str(recipient)], connectorId=self.connector.identity,
+                clientIp=self.session.peerHost,
+            )
 
     def _postmaster(self, argument):
         """

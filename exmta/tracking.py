@@ -16,9 +16,11 @@ Each line is one JSON object with Exchange's field names in camelCase::
     (a transient failure; it will be retried), C{FAIL}, C{DSN} (a
     delivery status notification was made; its C{reference} is the
     original's Message-ID and C{relatedRecipientAddress} the recipients it
-    reports on), C{EXPAND}.
+    reports on), C{EXPAND} and C{REDIRECT} (a transport agent replaced a
+    recipient; C{relatedRecipientAddress} is the one it replaced).
   - C{source}: C{SMTP}, C{STOREDRIVER} (mailbox delivery), C{DSN},
-    C{ROUTING} or C{ADMIN} (Remove-Message).
+    C{ROUTING}, C{AGENT} (a transport agent's verdict) or C{ADMIN}
+    (Remove-Message).
   - C{internalMessageId}: the queue id; C{messageId}: the Message-ID
     header, when the event's author knows it; C{sender}: the envelope
     sender (C{""} for C{<>}); C{recipients}: the addresses the event is
@@ -31,8 +33,8 @@ C{MSGTRK<yyyymmdd>.log}, in the TransportServer's MessageTrackingLogPath
 (created with mode 0700; files 0600).  Events are gathered and appended
 together once per reactor iteration, and at L{MessageTrackingLog.close}, so
 a clean stop loses none; the file is not fsynced (a crash may lose the last
-lines: it is a log, not the queue).  Writing it never raises: a log that cannot be written is reported through
-L{twisted.logger} and mail goes on.  Get-MessageTrackingLog reads the
+lines: it is a log, not the queue).  Writing it never raises: a log that
+cannot be written is reported through L{twisted.logger} and mail goes on.  Get-MessageTrackingLog reads the
 files with L{readTrackingLog}.
 """
 

@@ -123,6 +123,10 @@ DELIVERY_EVENTS = (
 
 ALL_EVENTS = EVENTS + ROUTING_EVENTS + DELIVERY_EVENTS
 
+# Events that only inform: every agent is told, whatever the others answer,
+# and answers and failures change nothing.
+_NOTICE_EVENTS = frozenset(DELIVERY_EVENTS + ("OnDisconnect",))
+
 CONTINUE, ACCEPT, REJECT, TEMPORARY_REJECT, DISCONNECT = (
     "CONTINUE",
     "ACCEPT",
@@ -433,7 +437,7 @@ class AgentPipeline:
         @raise TypeError: C{verdict} is not one C{event} allows.
         """
         name = event.name
-        if name in DELIVERY_EVENTS:
+        if name in _NOTICE_EVENTS:
             return Verdict.continue_()
         if not isinstance(verdict, Verdict):
             raise TypeError(f"answered {verdict!r}, not a Verdict")
@@ -530,7 +534,7 @@ class AgentPipeline:
                 agent=configured.name,
                 failures=failures,
             )
-        if configured.failOpen or event.name in DELIVERY_EVENTS:
+        if configured.failOpen or event.name in _NOTICE_EVENTS:
             return Verdict.continue_()
         return Verdict.temporaryReject(AGENT_FAILURE)
 

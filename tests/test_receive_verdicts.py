@@ -638,12 +638,6 @@ def test_failureLoggedWithAgentAndEvent(event, policy, how, logged):
     assert logged.errors() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OnDisconnect's verdict is documented as ignored, but AgentPipeline.run "
-    "still stops at the first refusal (or FailClosed failure) there, so the agents "
-    "after it are never told the connection is gone",
-)
 @pytest.mark.parametrize("answer", ["reject", "temporaryReject", "disconnect", "raises"])
 def test_everyAgentToldOfDisconnect(answer, logged):
     """

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass, replace
 
 from twisted.internet import reactor
-from twisted.internet.defer import fail, succeed
-from twisted.internet.task import Clock
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -206,6 +206,51 @@ class ManagerTestCase(TestCase):
         @return: the notifications in a local sender's mailbox, parsed.
         """
         return [parseReport(data) for data in self.mailbox(folder)]
+
+
+class HangingDeliveryAgent:
+    """
+    A delivery agent whose first delivery never answers; later ones
+    deliver.
+    """
+
+    name = "Hanging"
+
+    def __init__(self):
+        self.calls = 0
+        self.called = Deferred()
+
+    def deliver(self, queued, mailboxes, message):
+        self.calls += 1
+        if self.calls == 1:
+            self.called.callback(None)
+            return Deferred()
+        return succeed(dict.fromkeys(mailboxes))
+
+
+class LocalDeliveryTimeoutTests(ManagerTestCase):
+    async def test_silentDeliveryAgentDeferred(self):
+        """
+        A delivery agent that never answers holds its delivery slot only
+        until the timeout: the recipient is deferred with 451 4.3.0 and
+        delivered at the retry, through the one slot there is.
+        """
+        self.start(maxConcurrentMailboxDeliveries=1, localDeliveryTimeout=60)
+        agent = self.queue.deliveryAgent = HangingDeliveryAgent()
+        await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        await agent.called
+        # Let the manager finish the call (and set its timeout) first.
+        await deferLater(reactor, 0, lambda: None)
+        await self.advance(60)
+        (queued,) = self.spool.messages()
+        (recipient,) = queued.recipients
+        self.assertEqual(recipient.status, READY)
+        self.assertEqual(
+            recipient.lastError, "451 4.3.0 Hanging delivery failed: no answer within 60 s"
+        )
+        await self.advance(recipient.nextRetryTime - self.clock.seconds())
+        self.assertEqual(agent.calls, 2)
+        self.assertEqual(self.spool.messages(), [])
 
 
 class NextHopTests(ManagerTestCase):

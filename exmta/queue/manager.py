@@ -131,8 +131,10 @@ from twisted.internet.defer import (
     Deferred,
     DeferredList,
     DeferredSemaphore,
+    TimeoutError,
     gatherResults,
     inlineCallbacks,
+    maybeDeferred,
     succeed,
 )
 from twisted.logger import Logger
@@ -166,6 +168,11 @@ MAX_PASSES = 1000
 # A delivery agent or send side that leaves a recipient out of its answer
 # has not delivered to it.
 _NO_OUTCOME = TransientFailure.of(451, "4.3.0", "The delivery stage reported no outcome")
+
+# How long a delivery agent has for one message before its recipients are
+# deferred: a plugin that never answers must not hold a delivery slot, and
+# with enough of them all local delivery, for ever.
+LOCAL_DELIVERY_TIMEOUT = 10 * 60
 
 
 def _address(text):
@@ -242,6 +249,7 @@ class QueueManager(NextHopScheduling, QueueAdministration, RoutingAgentCalls, se
         trackingLog=None,
         agents=None,
         maxConcurrentMailboxDeliveries=20,
+        localDeliveryTimeout=LOCAL_DELIVERY_TIMEOUT,
     ):
         """
         @param spool: the L{exmta.queue.spool.Spool}, or any
@@ -269,6 +277,10 @@ class QueueManager(NextHopScheduling, QueueAdministration, RoutingAgentCalls, se
             local delivery at once, which bounds the message bytes held in
             memory when a restart finds a long queue.  Remote sends are
             bounded likewise by MaxOutboundConnections.
+        @param localDeliveryTimeout: seconds the delivery agent has for one
+            message; then its recipients are deferred (451 4.3.0) and
+            retried, and the delivery, if it still happens, makes a
+            duplicate, never a loss.
         """
         if (route is None) != (remoteDelivery is None):
             raise ValueError("route and remoteDelivery go together")
@@ -292,6 +304,7 @@ class QueueManager(NextHopScheduling, QueueAdministration, RoutingAgentCalls, se
             maxSends = server.maxOutboundConnections
         self.postmaster = postmaster or f"postmaster@{self.reportingMta}"
         self._deliveries = DeferredSemaphore(maxConcurrentMailboxDeliveries)
+        self._localDeliveryTimeout = localDeliveryTimeout
         self._sends = DeferredSemaphore(sys.maxsize if maxSends is None else maxSends)
         self._passes = {}
         self._waiters = {}
@@ -589,16 +602,26 @@ class QueueManager(NextHopScheduling, QueueAdministration, RoutingAgentCalls, se
                     return dict.fromkeys(mailboxes, outcome), AGENT
                 if verdict.message is not None:
                     message = verdict.message
-            outcomes = yield self.deliveryAgent.deliver(queued, mailboxes, message)
+            delivering = maybeDeferred(self.deliveryAgent.deliver, queued, mailboxes, message)
+            delivering.addTimeout(self._localDeliveryTimeout, self.reactor)
+            outcomes = yield delivering
             return outcomes, STOREDRIVER
 
         def failed(reason):
-            self.log.failure(
-                "{agent} delivery of {queueId} failed", reason,
-                agent=self.deliveryAgent.name, queueId=queued.queueId,
-            )
+            if reason.check(TimeoutError):
+                problem = f"no answer within {self._localDeliveryTimeout} s"
+                self.log.error(
+                    "{agent} delivery of {queueId} failed: {problem}",
+                    agent=self.deliveryAgent.name, queueId=queued.queueId, problem=problem,
+                )
+            else:
+                problem = reason.getErrorMessage()
+                self.log.failure(
+                    "{agent} delivery of {queueId} failed", reason,
+                    agent=self.deliveryAgent.name, queueId=queued.queueId,
+                )
             failure = TransientFailure.of(
-                451, "4.3.0", f"{self.deliveryAgent.name} delivery failed: {reason.getErrorMessage()}"
+                451, "4.3.0", f"{self.deliveryAgent.name} delivery failed: {problem}"
             )
             return dict.fromkeys(mailboxes, failure), STOREDRIVER
 

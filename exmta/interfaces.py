@@ -166,6 +166,16 @@ class IRemoteDelivery(Interface):
             failed).  It never errbacks for a delivery outcome.
         """
 
+    def close():
+        """
+        Stop sending: sends not yet under way fail at once with a
+        L{exmta.errors.ConnectionFailure} (their recipients stay queued),
+        transactions under way get a short time to finish.  Safe to call
+        more than once.
+
+        @return: a Deferred that fires once every connection is closed.
+        """
+
 
 class IMessageTrackingLog(Interface):
     """

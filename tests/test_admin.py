@@ -15,7 +15,7 @@ import stat
 import tempfile
 
 from twisted.internet import reactor, threads
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
@@ -47,6 +47,9 @@ class HeldRemoteDelivery:
         self.calls = []
         self.pending = []
         self.outcomes = {}
+
+    def close(self):
+        return succeed(None)
 
     def send(self, nextHop, queued, recipients, message):
         self.calls.append(Call(nextHop, queued.queueId, queued.mailFrom, tuple(recipients), message))

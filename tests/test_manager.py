@@ -85,6 +85,9 @@ class FakeRemoteDelivery:
         self.calls = []
         self.outcomes = {}
 
+    def close(self):
+        return succeed(None)
+
     def send(self, nextHop, queued, recipients, message):
         self.calls.append(Call(nextHop, queued.queueId, queued.mailFrom, tuple(recipients), message))
         return succeed({address: self.outcomes.get(address) for address in recipients})

@@ -40,7 +40,7 @@ PrimarySmtpAddress = alice@fabrikam.com
 SCRIPT = """
 import os, sys
 from dataclasses import replace
-from twisted.internet import reactor, task
+from twisted.internet import defer, reactor, task
 from zope.interface import implementer
 from exmta.config import loadOrganization
 from exmta.deliver import MaildirDeliveryAgent
@@ -64,6 +64,9 @@ def failed(reason):
 
 @implementer(IRemoteDelivery)
 class Remote:
+    def close(self):
+        return defer.succeed(None)
+
     def send(self, nextHop, queued, recipients, message):
         number = message.split(b"\\r\\n", 1)[0].split()[1].decode()
         attempts = {r.address: r.attempts for r in queued.recipients}

@@ -338,11 +338,10 @@ class QueueManager(NextHopScheduling, QueueAdministration, RoutingAgentCalls, se
         self._timers.clear()
         self._due.clear()
         self._hops.stop()
-        # IRemoteDelivery has no close; SmtpDelivery's is safe to call
-        # again when the service's owner releases it.
-        closeSends = getattr(self.remoteDelivery, "close", None)
-        if closeSends is not None:
-            closeSends()
+        # Sends waiting on a silent next hop would hold the stop; close is
+        # safe to call again when the service's owner releases the sends.
+        if self.remoteDelivery is not None:
+            self.remoteDelivery.close()
         return DeferredList(list(self._passes.values()))
 
     def processed(self, queueId):

@@ -7,7 +7,7 @@ service.
 """
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twisted.application import service
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
@@ -125,6 +125,9 @@ _RESTART_SETTINGS = (
 )
 
 
+_MAX_ROUTES = 10_000
+
+
 @dataclass(frozen=True)
 class _Configuration:
     """
@@ -141,13 +144,26 @@ class _Configuration:
     portals: dict
     deliveryAgent: object
     agents: object = None
+    # Next hops by recipient domain: routing depends only on the
+    # organization, fixed for this configuration (a reload makes a new one).
+    # Emptied when full, so that clients naming ever new domains cannot grow it.
+    _routes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def postmaster(self):
         return self.organization.postmasterAddressOf(self.transportServer.name)
 
     def route(self, address):
-        return nextHopFor(self.organization, self.transportServer.name, address.domain)
+        domain = address.domain
+        try:
+            return self._routes[domain]
+        except KeyError:
+            if len(self._routes) >= _MAX_ROUTES:
+                self._routes.clear()
+            nextHop = self._routes[domain] = nextHopFor(
+                self.organization, self.transportServer.name, domain
+            )
+            return nextHop
 
     def receiveConfiguration(self):
         return ReceiveConfiguration(

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from exmta.config import parseOrganization
 from exmta.config.model import Organization, Origin, SendConnector
 from exmta.config.values import addressSpace, smartHost
-from exmta.envelope import NextHop
+from exmta.envelope import Address, NextHop
 from exmta.routing import chooseSendConnector, forwardingTarget, nextHopFor
 
 SERVERS = """\
@@ -366,3 +366,46 @@ def test_choiceAgreesWithTheRules(specs, domain, server):
         assert hop == NextHop("SmartHostConnectorDelivery", choice.name)
     else:
         assert hop == NextHop("SmtpRelayWithinAdSite", choice.name, server=choice.sourceTransportServers[0])
+
+
+# The running server's routes
+
+
+class TestServiceRoutes:
+    """
+    The service keeps each domain's next hop for its configuration, and a
+    reload routes by the new one.
+    """
+
+    @pytest.fixture
+    def running(self, tmp_path):
+        from twisted.internet import reactor
+
+        from exmta.service import makeService
+
+        path = tmp_path / "org.ini"
+        path.write_text(SERVERS + send("Outbound", "*"))
+        server = makeService(str(path), server="HubA", reactor=reactor)
+        server.startService()
+        yield path, server
+        server.stopService()
+
+    def test_aDomainRoutedTwiceTakesTheSameHop(self, running):
+        _, server = running
+        route = server.getServiceNamed("queue").route
+        first = route(Address("a", "contoso.com"))
+        assert first == NextHop("SmartHostConnectorDelivery", "Outbound")
+        assert route(Address("b", "contoso.com")) is first
+
+    def test_aReloadRoutesByTheNewConnectors(self, running):
+        path, server = running
+        manager = server.getServiceNamed("queue")
+        manager.route(Address("a", "contoso.com"))
+        path.write_text(SERVERS + send("Outbound", "*") + send("Contoso", "contoso.com"))
+        server.reload()
+        assert manager.route(Address("a", "contoso.com")) == NextHop(
+            "SmartHostConnectorDelivery", "Contoso"
+        )
+        assert manager.route(Address("a", "fabrikam.net")) == NextHop(
+            "SmartHostConnectorDelivery", "Outbound"
+        )

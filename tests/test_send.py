@@ -300,6 +300,27 @@ class SizeTests(DeliveryTestCase):
         self.assertIsNone(outcomes["kim@contoso.com"])
         self.assertEqual(len(peer.sessions), 1)
 
+    @defer.inlineCallbacks
+    def test_aReconfiguredMaxMessageSize(self):
+        """
+        A next hop's settings are kept between sends, and made again under
+        a new configuration.
+        """
+        peer, delivery = self.peerDelivery()
+        self.assertIs(delivery.settingsFor(HOP), delivery.settingsFor(HOP))
+        outcomes = yield delivery.send(HOP, Queued(), ["kim@contoso.com"], MESSAGE)
+        self.assertIsNone(outcomes["kim@contoso.com"])
+        smaller = organization(
+            sendConnector(
+                smartHosts=delivery.settingsFor(HOP).connector.smartHosts,
+                maxMessageSize=len(MESSAGE) - 1,
+            )
+        )
+        delivery.reconfigure(smaller, next(iter(smaller.transportServers.values())))
+        outcomes = yield delivery.send(HOP, Queued(), ["kim@contoso.com"], MESSAGE)
+        self.assertEqual(outcomes["kim@contoso.com"].reply.status, "5.3.4")
+        self.assertEqual(len(peer.sessions), 1)
+
 
 class ReuseTests(DeliveryTestCase):
     @defer.inlineCallbacks

@@ -66,6 +66,9 @@ TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 STOP_GRACE = 2
 
 
+_MAX_SETTINGS = 10_000
+
+
 @dataclass(frozen=True)
 class HopSettings:
     """
@@ -182,6 +185,7 @@ class SmtpDelivery:
         self._protocolLog = None
         self._sessions = 0
         self._generation = 0
+        self._settings = {}
 
     def reconfigure(self, organization, server, credentials=None):
         """
@@ -195,6 +199,7 @@ class SmtpDelivery:
         if credentials is not None:
             self._credentials = credentials
         self._generation += 1
+        self._settings = {}
 
     # IRemoteDelivery
 
@@ -305,9 +310,21 @@ class SmtpDelivery:
 
     def settingsFor(self, nextHop):
         """
-        @return: the L{HopSettings} of C{nextHop}.
+        @return: the L{HopSettings} of C{nextHop}, made once per
+            configuration.
         @raise ConnectionFailure: when its send connector is not defined.
         """
+        try:
+            return self._settings[nextHop]
+        except KeyError:
+            # Next hops by DNS are one per domain: emptied when full, so
+            # that ever new domains cannot grow it.
+            if len(self._settings) >= _MAX_SETTINGS:
+                self._settings.clear()
+            settings = self._settings[nextHop] = self._makeSettings(nextHop)
+            return settings
+
+    def _makeSettings(self, nextHop):
         connector = self._connector(nextHop.connector)
         if connector is None:
             raise ConnectionFailure(

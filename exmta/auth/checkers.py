@@ -50,27 +50,37 @@ class AccountChecker:
         @return: a Deferred firing with the lower-case user principal name,
             or failing with L{UnauthorizedLogin}.
         """
-        name = credentials.username
-        if isinstance(name, bytes):
-            try:
-                name = name.decode("utf-8")
-            except UnicodeDecodeError:
-                return defer.fail(UnauthorizedLogin())
-        name = name.lower()
+        return verifyInThreadPool(self.reactor, credentials, self.store.verify)
 
-        def checked(valid):
-            if not valid:
-                raise UnauthorizedLogin()
-            return name
 
-        verifying = deferToThreadPool(
-            self.reactor,
-            self.reactor.getThreadPool(),
-            self.store.verify,
-            name,
-            credentials.password,
-        )
-        return verifying.addCallback(checked)
+def verifyInThreadPool(reactor, credentials, verify):
+    """
+    Check a user name and password in the reactor's thread pool, for
+    checkers whose password hashes are slow on purpose.
+
+    @param credentials: L{IUsernamePassword} credentials.
+    @param verify: called in the thread pool with the lower-case user name
+        and the password; returns whether they match.
+    @return: a Deferred firing with the lower-case user name, or failing
+        with L{UnauthorizedLogin} (also for a user name that is not UTF-8).
+    """
+    name = credentials.username
+    if isinstance(name, bytes):
+        try:
+            name = name.decode("utf-8")
+        except UnicodeDecodeError:
+            return defer.fail(UnauthorizedLogin())
+    name = name.lower()
+
+    def checked(valid):
+        if not valid:
+            raise UnauthorizedLogin()
+        return name
+
+    verifying = deferToThreadPool(
+        reactor, reactor.getThreadPool(), verify, name, credentials.password
+    )
+    return verifying.addCallback(checked)
 
 
 @implementer(ICredentialsChecker)

@@ -33,12 +33,10 @@ import argon2
 from argon2.exceptions import InvalidHashError
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
-from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import defer
-from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
 from exmta.auth.accounts import checkUserPrincipalName, verifyPassword
+from exmta.auth.checkers import verifyInThreadPool
 from exmta.errors import ConfigError
 
 _SCHEME = re.compile(r"\{([A-Za-z0-9._-]+)\}")
@@ -143,21 +141,8 @@ class PasswdFileChecker:
             or failing with L{UnauthorizedLogin}; with L{ConfigError} if
             the file has become unusable.
         """
-        name = credentials.username
-        if isinstance(name, bytes):
-            try:
-                name = name.decode("utf-8")
-            except UnicodeDecodeError:
-                return defer.fail(UnauthorizedLogin())
-        name = name.lower()
 
-        def verify():
-            return verifyPassword(readPasswdFile(self.path).get(name), credentials.password)
+        def verify(name, password):
+            return verifyPassword(readPasswdFile(self.path).get(name), password)
 
-        def checked(valid):
-            if not valid:
-                raise UnauthorizedLogin()
-            return name
-
-        verifying = deferToThreadPool(self.reactor, self.reactor.getThreadPool(), verify)
-        return verifying.addCallback(checked)
+        return verifyInThreadPool(self.reactor, credentials, verify)

@@ -24,10 +24,10 @@ from exmta.errors import ConnectionFailure, PermanentFailure, TransientFailure
 from exmta.interfaces import IMessageTrackingLog, IRemoteDelivery
 from exmta.queue import DELIVERED, FAILED, READY, QueueManager, Spool
 from exmta.queue.manager import (
-    MESSAGE_EXPIRED,
     RECIPIENT_NOT_FOUND,
     UNABLE_TO_ROUTE,
 )
+from exmta.queue.notifications import MESSAGE_EXPIRED
 from exmta.routing import Resolver
 from tests.test_queue import SESSION, envelope, files, temporaryFolder
 

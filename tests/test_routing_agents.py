@@ -15,7 +15,8 @@ from twisted.internet.defer import Deferred, TimeoutError, fail
 from exmta.agents import AGENT_FAILURE, AgentPipeline, ConfiguredAgent, Verdict
 from exmta.envelope import Reply
 from exmta.queue import DELIVERED, FAILED, READY
-from exmta.queue.manager import MESSAGE_EXPIRED, UNABLE_TO_ROUTE
+from exmta.queue.manager import UNABLE_TO_ROUTE
+from exmta.queue.notifications import MESSAGE_EXPIRED
 from exmta.queue.routingagents import RECIPIENT_DELETED
 from tests.test_queue import SESSION, envelope
 from tests.test_manager import (

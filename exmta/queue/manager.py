@@ -147,6 +147,7 @@ from exmta.queue.retry import RetrySchedule
 from exmta.queue.spool import DELIVERED, FAILED, READY
 from exmta.queue.administration import QueueAdministration
 from exmta.queue.hops import NextHopRetry, NextHopScheduling
+from exmta.queue.notifications import DSN, ROUTING, SenderNotifications
 from exmta.queue.routingagents import AGENT, RoutingAgentCalls, refusal
 from exmta.queue.views import WAITING_FOR_SEND_CONNECTOR
 from exmta.routing import LOCAL, UNKNOWN
@@ -154,13 +155,10 @@ from exmta.tracking import NoTrackingLog
 
 RECIPIENT_NOT_FOUND = "550 5.1.1 RESOLVER.ADR.RecipNotFound; not found"
 UNABLE_TO_ROUTE = "550 5.4.4 Unable to route"
-MESSAGE_EXPIRED = "550 4.4.7 QUEUE.Expired; message expired"
 
 # Tracking log sources.
 SMTP = "SMTP"
 STOREDRIVER = "STOREDRIVER"
-ROUTING = "ROUTING"
-DSN = "DSN"
 
 # Passes running at once; each holds its message's bytes while it sends.
 MAX_PASSES = 1000
@@ -225,7 +223,9 @@ class _Pass:
             self.outcomes.append((event, nextHop, reply, address))
 
 
-class QueueManager(NextHopScheduling, QueueAdministration, RoutingAgentCalls, service.Service):
+class QueueManager(
+    NextHopScheduling, QueueAdministration, RoutingAgentCalls, SenderNotifications, service.Service
+):
     """
     Works the queue of one transport server.
 
@@ -807,63 +807,4 @@ class QueueManager(NextHopScheduling, QueueAdministration, RoutingAgentCalls, se
             "DEFER", work.queued, source=source, recipients=[recipient.address],
             recipientStatus=reply, messageId=work.messageId,
             connectorId=nextHop and nextHop.connector, nextHop=nextHop and nextHop.key,
-        )
-
-    def _expire(self, work):
-        for index, recipient in enumerate(work.recipients):
-            if recipient.status != READY:
-                continue
-            self.log.warn(
-                "failed {queueId} to {recipient}: {reply}",
-                queueId=work.queued.queueId, recipient=recipient.address, reply=MESSAGE_EXPIRED,
-            )
-            work.recipients[index] = replace(
-                recipient, status=FAILED, lastError=MESSAGE_EXPIRED, nextRetryTime=None
-            )
-            lastError = recipient.lastError if dsn.isReply(recipient.lastError) else None
-            work.reports.append(
-                dsn.RecipientReport(recipient.address, dsn.FAILED, "4.4.7", diagnostic=lastError)
-            )
-            work.note("OnFailed", None, MESSAGE_EXPIRED, recipient.address)
-            self.tracking.track(
-                "FAIL", work.queued, source=ROUTING, recipients=[recipient.address],
-                recipientStatus=MESSAGE_EXPIRED,
-            )
-
-    def _delayReport(self, recipient):
-        lastError = recipient.lastError if dsn.isReply(recipient.lastError) else None
-        status = dsn.statusOf(lastError, "4.4.7")
-        return dsn.RecipientReport(
-            recipient.address,
-            dsn.DELAYED,
-            status if status.startswith("4.") else "4.4.7",
-            diagnostic=lastError,
-        )
-
-    @inlineCallbacks
-    def _notify(self, work, reports):
-        """
-        Enqueue a notification to the sender, durably.
-        """
-        queued = work.queued
-        if work.headers is None:
-            work.read((yield self.spool.messageBytes(queued.queueId)))
-        now = self.reactor.seconds()
-        message, messageId, body = dsn.notification(
-            queued, work.headers, reports, self.reportingMta, self.postmaster, now,
-            willRetryUntil=self.schedule.expiresAt(queued),
-        )
-        queueId = yield self.spool.enqueue(
-            dsn.envelopeFor(queued, body), dsn.localSubmission(self.serverName), message
-        )
-        related = [report.address for report in reports]
-        self.log.info(
-            "notified the sender of {queueId} ({action}: {recipients}) in {dsnQueueId}",
-            queueId=queued.queueId, action=reports[0].action,
-            recipients=", ".join(related), dsnQueueId=queueId,
-        )
-        self.tracking.track(
-            "DSN", source=DSN, internalMessageId=queueId, messageId=messageId, sender="",
-            recipients=[queued.mailFrom], totalBytes=len(message), reference=work.messageId,
-            relatedRecipientAddress=related,
         )

@@ -6,8 +6,9 @@ The pipeline is receive -> permissions -> queue -> routing -> delivery.
   - The receive protocol (L{exmta.receive}) logs each connection in through
     a twisted.cred portal and gets an L{IPrincipal} avatar, whose rights
     (L{exmta.auth.permissions}) decide what it may do.
-  - An accepted message goes to an L{IMessageQueue}, which fires only once
-    the message is durable.
+  - An accepted message goes to an L{IMessageSubmission} (the
+    L{IMessageQueue} itself, or a receive worker's handle on its folder),
+    which fires only once the message is durable.
   - The queue manager asks an L{IRecipientResolver} where each recipient
     goes, and hands local recipients to an L{IDeliveryAgent}.
 
@@ -89,16 +90,12 @@ class IAccountStore(Interface):
         """
 
 
-class IMessageQueue(Interface):
+class IMessageSubmission(Interface):
     """
-    The durable queue between receiving and sending.
+    Where the receive side hands an accepted message: the queue itself, or,
+    in a receive worker process, the queue folder the main process's queue
+    owns (L{exmta.receive.worker}).
     """
-
-    onEnqueued = Attribute(
-        "A list of callables, each called with the new "
-        "L{exmta.envelope.QueuedMessage} once a message is durable, before "
-        "C{enqueue}'s Deferred fires: how the queue manager hears of new mail."
-    )
 
     def enqueue(envelope, session, message):
         """
@@ -111,6 +108,19 @@ class IMessageQueue(Interface):
             message and its envelope are on disk and fsynced; until then the
             client must not hear 250.
         """
+
+
+class IMessageQueue(IMessageSubmission):
+    """
+    The durable queue between receiving and sending.
+    """
+
+    onEnqueued = Attribute(
+        "A list of callables, each called with the new "
+        "L{exmta.envelope.QueuedMessage} once a message is durable, before "
+        "C{enqueue}'s Deferred fires (or once a receive worker's message is "
+        "adopted): how the queue manager hears of new mail."
+    )
 
     def messages():
         """

@@ -109,7 +109,7 @@ from zope.interface import implementer
 from exmta.durable import GroupCommitter, makeFolders, syncFolder, unlinkQuietly
 from exmta.envelope import QueuedMessage, QueuedRecipient, newQueueId
 from exmta.errors import ConfigError
-from exmta.interfaces import IMessageQueue
+from exmta.interfaces import IMessageQueue, IMessageSubmission
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -128,7 +128,10 @@ _READ_SIZE = 1 << 16
 _encodeDocument = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def _encode(queued):
+def encodeQueued(queued):
+    """
+    @return: the C{.json} document of a L{QueuedMessage}, as bytes.
+    """
     document = {
         "version": FORMAT_VERSION,
         "queueId": queued.queueId,
@@ -157,8 +160,11 @@ def _encode(queued):
     return _encodeDocument(document).encode("utf-8")
 
 
-def _decode(document, shared=None):
+def decodeQueued(document, shared=None):
     """
+    @param document: a C{.json} document, parsed.
+    @return: its L{QueuedMessage}.
+    @raise ValueError: a version this exmta cannot read.
     @param shared: a dict used to share equal strings between the messages
         read together (the same connector, server, sender, status, error
         text...), which keeps a long queue small in memory.
@@ -241,6 +247,91 @@ def _lock(path):
     return descriptor
 
 
+@implementer(IMessageSubmission)
+class SpoolWriter:
+    """
+    Writes accepted messages into a queue folder and makes them durable,
+    without owning the folder: the L{Spool} writes through one, and so does
+    each receive worker process (L{exmta.receive.worker}) into its main
+    process's queue folder.  Queue ids are unique across processes
+    (L{exmta.envelope.newQueueId}), so writers share C{tmp/} and
+    C{messages/}.
+
+    @ivar committer: the L{GroupCommitter} making its files durable; the
+        L{Spool} sends its updates through it too.
+    """
+
+    def __init__(self, path, reactor, clock=None):
+        self.path = os.path.abspath(path)
+        self.clock = reactor if clock is None else clock
+        self.tmp = os.path.join(self.path, "tmp")
+        self.messages = os.path.join(self.path, "messages")
+        self.committer = GroupCommitter(reactor, self.messages)
+
+    def write(self, envelope, session, message):
+        """
+        Write a message and its envelope, as L{IMessageSubmission.enqueue}
+        does.
+
+        @return: a Deferred firing with the message's L{QueuedMessage} once
+            both files are durable in C{messages/}.
+        """
+        queued = QueuedMessage(
+            queueId=newQueueId(),
+            mailFrom=str(envelope.mailFrom),
+            recipients=tuple(QueuedRecipient(str(r)) for r in envelope.recipients),
+            arrivalTime=self.clock.seconds(),
+            size=len(message),
+            receivedFrom=_receivedFrom(session),
+            body=envelope.body,
+        )
+        committed = self.committer.submit(
+            partial(self._write, queued, message),
+            publish=partial(self._publish, queued.queueId),
+            undo=partial(self._uncommit, queued.queueId),
+        )
+        return committed.addCallback(lambda _: queued)
+
+    def enqueue(self, envelope, session, message):
+        """
+        See L{IMessageSubmission.enqueue}.
+        """
+        return self.write(envelope, session, message).addCallback(lambda queued: queued.queueId)
+
+    def _write(self, queued, message, batch):
+        temporary = os.path.join(self.tmp, queued.queueId)
+        try:
+            batch.writeFile(temporary + ".eml", message)
+            batch.writeFile(temporary + ".json", encodeQueued(queued))
+        except BaseException:
+            self._uncommit(queued.queueId)
+            raise
+
+    def _publish(self, queueId):
+        base = os.path.join(self.messages, queueId)
+        temporary = os.path.join(self.tmp, queueId)
+        try:
+            os.rename(temporary + ".eml", base + ".eml")
+            os.rename(temporary + ".json", base + ".json")
+        except BaseException:
+            self._uncommit(queueId)
+            raise
+
+    def _uncommit(self, queueId):
+        # The client will hear 451 and send again: leave nothing that a
+        # later open could take for this message.
+        base = os.path.join(self.messages, queueId)
+        temporary = os.path.join(self.tmp, queueId)
+        for path in (base + ".json", base + ".eml", temporary + ".json", temporary + ".eml"):
+            unlinkQuietly(path)
+
+    def close(self):
+        """
+        Finish the writes asked for.  Blocks until they are done.
+        """
+        self.committer.stop()
+
+
 @implementer(IMessageQueue)
 class Spool:
     """
@@ -272,14 +363,15 @@ class Spool:
         self.reactor = reactor
         self.clock = reactor if clock is None else clock
         self.onEnqueued = []
-        self._tmp = os.path.join(self.path, "tmp")
-        self._messages = os.path.join(self.path, "messages")
+        self._writer = SpoolWriter(self.path, reactor, clock)
+        self._tmp = self._writer.tmp
+        self._messages = self._writer.messages
         self._names = itertools.count()
         self._removing = set()
         self._rewriting = {}
         self._recent = OrderedDict()
         self._recentSize = 0
-        self._committer = GroupCommitter(reactor, self._messages)
+        self._committer = self._writer.committer
         makeFolders(self.path)
         self._lockDescriptor = _lock(self.path)
         self._index = self._recover()
@@ -296,7 +388,7 @@ class Spool:
         Finish the writes asked for, and release the queue folder for
         another L{Spool}.  Blocks until the writes are done.
         """
-        self._committer.stop()
+        self._writer.close()
         os.close(self._lockDescriptor)
 
     def _recover(self):
@@ -341,7 +433,7 @@ class Spool:
     def _load(self, stem, shared):
         base = os.path.join(self._messages, stem)
         try:
-            queued = _decode(json.loads(_readFile(base + ".json")), shared)
+            queued = decodeQueued(json.loads(_readFile(base + ".json")), shared)
             size = os.stat(base + ".eml").st_size
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             self.log.error(
@@ -371,52 +463,52 @@ class Spool:
         """
         See L{IMessageQueue.enqueue}.
         """
-        queued = QueuedMessage(
-            queueId=newQueueId(),
-            mailFrom=str(envelope.mailFrom),
-            recipients=tuple(QueuedRecipient(str(r)) for r in envelope.recipients),
-            arrivalTime=self.clock.seconds(),
-            size=len(message),
-            receivedFrom=_receivedFrom(session),
-            body=envelope.body,
+        return self._writer.write(envelope, session, message).addCallback(
+            self._committed, message
         )
-        committed = self._committer.submit(
-            partial(self._write, queued, message),
-            publish=partial(self._publish, queued.queueId),
-            undo=partial(self._uncommit, queued.queueId),
-        )
-        return committed.addCallback(self._committed, queued, message)
 
-    def _write(self, queued, message, batch):
-        temporary = os.path.join(self._tmp, queued.queueId)
-        try:
-            batch.writeFile(temporary + ".eml", message)
-            batch.writeFile(temporary + ".json", _encode(queued))
-        except BaseException:
-            self._uncommit(queued.queueId)
-            raise
-
-    def _publish(self, queueId):
-        base = os.path.join(self._messages, queueId)
-        temporary = os.path.join(self._tmp, queueId)
-        try:
-            os.rename(temporary + ".eml", base + ".eml")
-            os.rename(temporary + ".json", base + ".json")
-        except BaseException:
-            self._uncommit(queueId)
-            raise
-
-    def _uncommit(self, queueId):
-        # The client will hear 451 and send again: leave nothing that a
-        # later open could take for this message.
-        base = os.path.join(self._messages, queueId)
-        temporary = os.path.join(self._tmp, queueId)
-        for path in (base + ".json", base + ".eml", temporary + ".json", temporary + ".eml"):
-            unlinkQuietly(path)
-
-    def _committed(self, _, queued, message):
-        self._index[queued.queueId] = queued
+    def _committed(self, queued, message):
         self._remember(queued.queueId, message)
+        self._announce(queued)
+        return queued.queueId
+
+    def adopt(self, queued):
+        """
+        Take into the queue a message another process (a receive worker)
+        wrote durably into C{messages/} through its own L{SpoolWriter}.
+        A message already queued is left as it is: the worker's word and
+        L{adoptWritten} may both name it.
+
+        @param queued: its L{QueuedMessage}, as the worker wrote it.
+        """
+        if queued.queueId not in self._index:
+            self._announce(queued)
+
+    def adoptWritten(self):
+        """
+        Adopt every message of C{messages/} that is complete on disk and
+        not queued: what a receive worker that died had written without
+        saying so.  Blocks (one listing of the folder).
+
+        @return: how many were adopted.
+        """
+        present = {}
+        for name in os.listdir(self._messages):
+            if name.endswith(".json"):
+                present[name[:-5]] = present.get(name[:-5], 0) | _JSON
+            elif name.endswith(".eml"):
+                present[name[:-4]] = present.get(name[:-4], 0) | _EML
+        adopted = 0
+        for stem in sorted(present):
+            if present[stem] == _JSON | _EML and stem not in self._index:
+                queued = self._load(stem, {})
+                if queued is not None:
+                    self.adopt(queued)
+                    adopted += 1
+        return adopted
+
+    def _announce(self, queued):
+        self._index[queued.queueId] = queued
         for observer in list(self.onEnqueued):
             try:
                 observer(queued)
@@ -428,7 +520,6 @@ class Spool:
                     observer=observer,
                     queueId=queued.queueId,
                 )
-        return queued.queueId
 
     def _remember(self, queueId, message):
         self._recent[queueId] = message
@@ -544,7 +635,7 @@ class Spool:
 
     def _rewrite(self, queued, temporary, batch):
         try:
-            batch.writeFile(temporary, _encode(queued))
+            batch.writeFile(temporary, encodeQueued(queued))
         except BaseException:
             unlinkQuietly(temporary)
             raise

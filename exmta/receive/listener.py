@@ -97,7 +97,8 @@ class ReceiveFactory(ServerFactory):
     @ivar configuration: the L{ReceiveConfiguration} new sessions start
         under; C{organization}, C{server}, C{connectors} and C{resolver}
         are its.
-    @ivar queue: the L{exmta.interfaces.IMessageQueue} accepted mail goes to.
+    @ivar queue: the L{exmta.interfaces.IMessageSubmission} accepted mail
+        goes to.
     @ivar tracking: the L{exmta.interfaces.IMessageTrackingLog} that hears
         of each accepted message, or L{None}.
     """

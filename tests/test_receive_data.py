@@ -8,7 +8,7 @@ import re
 from hypothesis import given, strategies as st
 
 from exmta.receive.data import (
-    BARE_LINE_END, LINE_TOO_LONG, TOO_BIG, MessageReader, checkMessage, unstuff,
+    BARE_LINE_END, LINE_TOO_LONG, TOO_BIG, MessageReader, checkMessage,
 )
 
 
@@ -52,20 +52,20 @@ def test_anyCuttingFindsTheSameMessage(messageLines, cuts, after):
     original = b"".join(line + b"\r\n" for line in messageLines)
     stuffed = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n"
                        for line in messageLines)
-    raw, rest = read(split(stuffed + b".\r\n" + after, cuts))
-    assert unstuff(raw) == original
+    message, rest = read(split(stuffed + b".\r\n" + after, cuts))
+    assert message == original
     assert rest == after
 
 
 def test_terminatorOnTheFirstLine():
-    raw, rest = read([b".\r\nQUIT\r\n"])
-    assert unstuff(raw) == b""
+    message, rest = read([b".\r\nQUIT\r\n"])
+    assert message == b""
     assert rest == b"QUIT\r\n"
 
 
 def test_bareLineEndsDoNotEndData():
-    raw, _ = read([b"a\n.\nb\r.\r\nc\r\n.\r\n"])
-    assert unstuff(raw) == b"a\n.\nb\r.\r\nc\r\n"
+    message, _ = read([b"a\n.\nb\r.\r\nc\r\n.\r\n"])
+    assert message == b"a\n.\nb\r.\r\nc\r\n"
 
 
 def test_tooBigIsKnownOnlyAtTheEndAndNotKept():
@@ -82,7 +82,7 @@ def test_tooBigIsKnownOnlyAtTheEndAndNotKept():
 
 def test_sizeLimitIsExact():
     message = b"x" * 98 + b"\r\n"
-    assert unstuff(read([message + b".\r\n"], sizeLimit=100)[0]) == message
+    assert read([message + b".\r\n"], sizeLimit=100)[0] == message
     assert read([message + b".\r\n"], sizeLimit=99)[0] is TOO_BIG
 
 
@@ -101,10 +101,82 @@ def test_bareLineEnds():
     assert checkMessage((b"x" * 999 + b"\r") * 3, False) is LINE_TOO_LONG
 
 
-@given(st.lists(st.sampled_from([b"\r\n", b"\r", b"\n", b"x" * 400, b"y" * 600, b"z"]),
-                max_size=12))
+def expectedCheck(message, refuseBareLineEnds):
+    """
+    What L{checkMessage} must answer, made the slow and obvious way: one
+    object per line.
+    """
+    if refuseBareLineEnds and re.search(rb"\r(?!\n)|(?<!\r)\n", message):
+        return BARE_LINE_END
+    longest = max(map(len, re.split(rb"\r\n|[\r\n]", message)))
+    return LINE_TOO_LONG if longest > 998 else None
+
+
+linePieces = st.sampled_from([
+    b"\r\n", b"\r", b"\n", b"x" * 400, b"y" * 600, b"z", b"w" * 997, b"w" * 998, b"w" * 999,
+    b"v" * 78 + b"\r\n",
+])
+
+
+@given(st.lists(linePieces, max_size=12))
 def test_lineLengthAsTheLongestRunWithoutLineEnds(pieces):
     message = b"".join(pieces)
     longest = max(map(len, re.split(rb"[\r\n]", message)))
     expected = LINE_TOO_LONG if longest >= 999 else None
     assert checkMessage(message, False) is expected
+
+
+@given(st.lists(st.one_of(linePieces, st.lists(linePieces, max_size=40).map(b"".join)),
+                max_size=12),
+       st.booleans())
+def test_checksAsLineByLine(pieces, refuseBareLineEnds):
+    """
+    Many short lines before a long one (the check jumps over lines a
+    window at a time), lines at the limit, CRLF-only and bare line ends:
+    the answer is the line-by-line one.
+    """
+    message = b"".join(pieces)
+    assert checkMessage(message, refuseBareLineEnds) is expectedCheck(message, refuseBareLineEnds)
+
+
+def test_longLineAfterManyShortOnes():
+    short = (b"v" * 78 + b"\r\n") * 1300
+    assert checkMessage(short, True) is None
+    for length in (998, 999):
+        message = short + b"x" * length + b"\r\n" + short
+        assert checkMessage(message, True) is expectedCheck(message, True)
+    assert checkMessage(short + b"x" * 999 + b"\r\n", True) is LINE_TOO_LONG
+
+
+def readWhole(data):
+    """
+    The message in C{data} (what follows the DATA command), found and
+    unstuffed the obvious way, all at once; and what follows it.
+    """
+    stream = b"\r\n" + data
+    end = stream.find(b"\r\n.\r\n")
+    return stream[: end + 2].replace(b"\r\n..", b"\r\n.")[2:], stream[end + 5:]
+
+
+@given(st.lists(st.sampled_from([b"\r\n", b"\r", b"\n", b".", b"..", b"x", b"\r\n.", b"\r\n.."]),
+                max_size=30),
+       st.binary(max_size=10),
+       st.lists(st.integers(min_value=0), max_size=8))
+def test_anyInputAnyCuttingReadsAsAWhole(pieces, after, cuts):
+    """
+    Whatever the client sends (bare line ends, dots it did not double,
+    stuffed lines before or after the first read), cut anywhere, the
+    reader finds and unstuffs what a single pass over the whole input does.
+    """
+    data = b"".join(pieces).replace(b"\r\n.\r\n", b"\r\n..\r\n") + b"\r\n.\r\n" + after
+    assert read(split(data, cuts)) == readWhole(data)
+
+
+def test_stuffedSizeCountsAsSent():
+    """
+    The size limit counts the octets the client sent, doubled dots
+    included.
+    """
+    message = b".." + b"x" * 96 + b"\r\n"
+    assert read([message + b".\r\n"], sizeLimit=100)[0] == message[1:]
+    assert read([message + b".\r\n"], sizeLimit=99)[0] is TOO_BIG

@@ -40,7 +40,7 @@ from exmta.interfaces import IPrincipal
 from exmta.receive import headers
 from exmta.receive.address import AddressError, parsePath
 from exmta.receive.auth import COMMAND, SASL, TOO_MANY_ERRORS, AuthCommands
-from exmta.receive.data import TOO_BIG, MessageReader, checkMessage, unstuff
+from exmta.receive.data import TOO_BIG, MessageReader, checkMessage
 
 COMMAND_LINE_LIMIT = 512
 # RFC 4954 section 4: AUTH lines may be longer than other commands.
@@ -685,19 +685,18 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         @return: L{True} if the message ended (and was handed on), L{False}
             if more input is needed.
         """
-        raw = self._reader.feed(self._buffer)
-        if raw is None:
+        message = self._reader.feed(self._buffer)
+        if message is None:
             return False
         self._mode = COMMAND
         self._reader = None
-        self._respond(self._endOfData(raw))
+        self._respond(self._endOfData(message))
         return True
 
-    def _endOfData(self, raw):
+    def _endOfData(self, message):
         envelope, self.envelope = self.envelope, None
-        if raw is TOO_BIG:
+        if message is TOO_BIG:
             return TOO_BIG
-        message = unstuff(raw)
         refusal = checkMessage(message, self.connector.bareLinefeedRejectionEnabled)
         if refusal is not None:
             return refusal

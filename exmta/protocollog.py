@@ -75,8 +75,15 @@ class ProtocolLog:
             self._file.close()
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
         path = os.path.join(self.folder, f"{self.prefix}{day}.LOG")
-        fresh = not os.path.exists(path)
-        self._file = open(path, "a", encoding="utf-8", buffering=1, newline="")
+        try:
+            # Whoever creates the file writes its header: receive workers
+            # share it.
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+            fresh = True
+        except FileExistsError:
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
+            fresh = False
+        self._file = open(descriptor, "a", encoding="utf-8", buffering=1, newline="")
         self._day = day
         if fresh:
             self._file.write("#Fields: " + ",".join(FIELDS) + "\r\n")

@@ -92,7 +92,7 @@ class MessageTrackingLog:
         self.path = os.path.abspath(path)
         self.clock = clock
         self._day = None
-        self._file = None
+        self._descriptor = None
         self._second = None
         self._secondText = None
         self._dayOfSecond = None
@@ -139,8 +139,17 @@ class MessageTrackingLog:
                     end += 1
                 if day != self._day:
                     self._open(day)
-                self._file.write("".join(line for _, line in pending[start:end]))
-                self._file.flush()
+                # One write of whole lines: receive workers append to the
+                # same file, and O_APPEND keeps each write whole.  A raw
+                # 8-bit header value reaches here as surrogate escapes,
+                # which backslashreplace writes as JSON's own \udcXX escapes.
+                view = memoryview(
+                    "".join(line for _, line in pending[start:end]).encode(
+                        "utf-8", "backslashreplace"
+                    )
+                )
+                while view:
+                    view = view[os.write(self._descriptor, view) :]
                 start = end
         except Exception:
             self.log.failure(
@@ -155,15 +164,13 @@ class MessageTrackingLog:
             os.O_WRONLY | os.O_APPEND | os.O_CREAT,
             0o600,
         )
-        # A raw 8-bit header value reaches here as surrogate escapes, which
-        # backslashreplace writes as JSON's own \udcXX escapes.
-        self._file = open(descriptor, "a", encoding="utf-8", errors="backslashreplace")
+        self._descriptor = descriptor
         self._day = day
 
     def _closeFile(self):
-        if self._file is not None:
-            file, self._file, self._day = self._file, None, None
-            file.close()
+        if self._descriptor is not None:
+            descriptor, self._descriptor, self._day = self._descriptor, None, None
+            os.close(descriptor)
 
     def close(self):
         """

@@ -26,8 +26,9 @@ from exmta.config import parseOrganization
 from exmta.deliver import MaildirDeliveryAgent
 from exmta.envelope import Address, Envelope, QueuedRecipient, Session
 from exmta.errors import ConfigError, TransientFailure
-from exmta.interfaces import IDeliveryAgent, IMessageQueue
+from exmta.interfaces import IDeliveryAgent, IMessageQueue, IMessageSubmission
 from exmta.queue import DELIVERED, FAILED, READY, QueueManager, Spool
+from exmta.queue.spool import SpoolWriter, decodeQueued, encodeQueued
 from exmta.queue.manager import RECIPIENT_NOT_FOUND, WAITING_FOR_SEND_CONNECTOR
 from exmta.routing import Resolver
 
@@ -624,6 +625,37 @@ class SpoolTests(TestCase):
         self.assertEqual(heard, self.spool.messages())
         self.assertEqual(heard[0].queueId, queueId)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    async def test_writerOfAnotherProcess(self):
+        """
+        A L{SpoolWriter} (a receive worker's) writes into the folder the
+        spool holds, without its lock and without telling it; the spool
+        adopts the message when told (twice is once), or finds it with
+        adoptWritten, which takes only messages complete on disk.
+        """
+        writer = SpoolWriter(self.path, reactor)
+        self.addCleanup(writer.close)
+        self.assertTrue(verifyObject(IMessageSubmission, writer))
+        heard = []
+        self.spool.onEnqueued.append(heard.append)
+        told = await writer.write(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        notTold = await writer.enqueue(envelope("carol@fabrikam.com"), SESSION, MESSAGE)
+        self.assertEqual((heard, self.spool.messages()), ([], []))
+
+        self.spool.adopt(decodeQueued(json.loads(encodeQueued(told))))
+        self.spool.adopt(told)
+        self.assertEqual([m.queueId for m in heard], [told.queueId])
+        self.assertEqual(await self.spool.messageBytes(told.queueId), MESSAGE)
+
+        with open(os.path.join(self.messages, "FFFFFFFFFFFFFFFFFFFFFFFF.eml"), "wb") as half:
+            half.write(MESSAGE)
+        self.assertEqual(self.spool.adoptWritten(), 1)
+        self.assertEqual(self.spool.adoptWritten(), 0)
+        self.assertEqual([m.queueId for m in heard], [told.queueId, notTold])
+        self.assertEqual(
+            [r.address for r in self.spool.message(notTold).recipients], ["carol@fabrikam.com"]
+        )
+        self.assertIsNone(self.spool.message("FFFFFFFFFFFFFFFFFFFFFFFF"))
 
     def test_locked(self):
         """

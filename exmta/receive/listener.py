@@ -6,24 +6,15 @@ connection limits let the client in.
 
 import functools
 import itertools
-from collections import Counter
 
 from twisted.application import service
 from twisted.internet.defer import gatherResults
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
-from exmta.envelope import Reply
+from exmta.receive.limits import ConnectionCounts
 from exmta.receive.protocol import ReceiveProtocol
 from exmta.receive.selection import listeningAddresses, selectConnector
-
-TOO_MANY_CONNECTIONS = Reply(
-    421,
-    "4.3.2",
-    "The maximum number of concurrent connections has exceeded a limit, "
-    "closing transmission channel",
-)
-
 
 # Connections the kernel may hold for us before accept: Twisted's default of
 # 50 overflows when a hundred clients connect at once, and each dropped SYN
@@ -101,6 +92,9 @@ class ReceiveFactory(ServerFactory):
         goes to.
     @ivar tracking: the L{exmta.interfaces.IMessageTrackingLog} that hears
         of each accepted message, or L{None}.
+    @ivar connectionCounts: the L{exmta.receive.limits.ConnectionCounts} the
+        connectors' connection limits are counted in: shared with the
+        server's receive workers, or this process's own.
     """
 
     protocol = ReceiveProtocol
@@ -108,15 +102,14 @@ class ReceiveFactory(ServerFactory):
 
     def __init__(
         self, organization, server, portals, queue, resolver, tlsOptions, reactor,
-        protocolLog=None, tracking=None, agents=None,
+        protocolLog=None, tracking=None, agents=None, connections=None,
     ):
         self.configuration = ReceiveConfiguration(
             organization, server, portals, resolver, tlsOptions, agents
         )
         self.queue = queue
         self.reactor = reactor
-        self._connections = Counter()
-        self._connectionsBySource = Counter()
+        self.connectionCounts = ConnectionCounts.create(1) if connections is None else connections
         self._protocolLog = protocolLog
         self.tracking = tracking
         self._sessions = itertools.count(1)
@@ -165,28 +158,15 @@ class ReceiveFactory(ServerFactory):
     def admit(self, connector, peerHost):
         """
         Count a new session against the connector's MaxInboundConnection and
-        MaxInboundConnectionPerSource.
+        MaxInboundConnectionPerSource, over every process of the server.
 
         @return: L{None} if admitted (L{release} must follow), else the
             reply to close with.
         """
-        source = (connector.identity, peerHost)
-        total = connector.maxInboundConnection
-        perSource = connector.maxInboundConnectionPerSource
-        if total is not None and self._connections[connector.identity] >= total:
-            return TOO_MANY_CONNECTIONS
-        if perSource is not None and self._connectionsBySource[source] >= perSource:
-            return TOO_MANY_CONNECTIONS
-        self._connections[connector.identity] += 1
-        self._connectionsBySource[source] += 1
-        return None
+        return self.connectionCounts.admit(connector, peerHost)
 
     def release(self, connector, peerHost):
-        source = (connector.identity, peerHost)
-        self._connections[connector.identity] -= 1
-        self._connectionsBySource[source] -= 1
-        if not self._connectionsBySource[source]:
-            del self._connectionsBySource[source]
+        self.connectionCounts.release(connector, peerHost)
 
 
 class ReceiveService(service.Service):

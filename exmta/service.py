@@ -24,7 +24,9 @@ from exmta.errors import ConfigError
 from exmta.protocollog import ProtocolLog
 from exmta.queue.manager import QueueManager
 from exmta.queue.spool import Spool
+from exmta.receive.limits import ConnectionCounts
 from exmta.receive.listener import ReceiveConfiguration, ReceiveFactory, ReceiveService
+from exmta.receive.workerpool import WorkerPool
 from exmta.receive.tls import serverTLSOptions
 from exmta.routing import Resolver, nextHopFor
 from exmta.send import SmtpDelivery
@@ -75,9 +77,9 @@ class TransportServerService(service.MultiService):
             stays.
         """
         old = self.configuration
-        reactor, factory, manager, delivery, receive = self._parts
+        reactor, factory, manager, delivery, receive, workers = self._parts
         try:
-            new = _configure(
+            new = configure(
                 loadOrganization(old.organization.path), old.transportServer.name, reactor
             )
         except ConfigError as error:
@@ -99,6 +101,8 @@ class TransportServerService(service.MultiService):
                             postmaster=new.postmaster, agents=new.agents)
         manager.deliveryAgent = new.deliveryAgent
         receive.closeUnused(new.connectors)
+        if workers is not None:
+            workers.replace()
         self.configuration = new
         restart = [
             setting for setting, attribute in _RESTART_SETTINGS
@@ -132,7 +136,7 @@ _MAX_ROUTES = 10_000
 class _Configuration:
     """
     What a transport server takes from org.ini, checked: made at start and
-    at each reload by L{_configure}.
+    at each reload by L{configure}.
     """
 
     organization: object
@@ -172,7 +176,7 @@ class _Configuration:
         )
 
 
-def _configure(organization, serverName, reactor):
+def configure(organization, serverName, reactor):
     """
     @param serverName: see L{chooseServer}.
     @raise ConfigError: naming the file, line, section and key at fault.
@@ -250,7 +254,7 @@ def chooseServer(organization, name=None, hostname=None):
     )
 
 
-def makeService(organization, server=None, reactor=None, resolver=None):
+def makeService(organization, server=None, reactor=None, resolver=None, workers=0):
     """
     Build the services of one transport server: its receive connectors'
     listeners, the durable queue, local delivery and the send connectors.
@@ -265,6 +269,8 @@ def makeService(organization, server=None, reactor=None, resolver=None):
     @param resolver: the L{twisted.names} resolver the send side looks names
         and MX records up with; by default one asking the TransportServer's
         InternalDNSServers, else the system's.
+    @param workers: how many receive worker processes share this process's
+        listening sockets (L{exmta.receive.workerpool}); none by default.
     @return: a L{TransportServerService} (a L{service.MultiService});
         attach it with C{setServiceParent}.
     @raise ConfigError: naming the file, line, section and key at fault.
@@ -273,7 +279,7 @@ def makeService(organization, server=None, reactor=None, resolver=None):
         from twisted.internet import reactor
     if isinstance(organization, str):
         organization = loadOrganization(organization)
-    configuration = _configure(organization, server, reactor)
+    configuration = configure(organization, server, reactor)
     transportServer = configuration.transportServer
     spool = Spool.open(transportServer.queueDatabasePath, reactor)
     tracking = (
@@ -281,6 +287,9 @@ def makeService(organization, server=None, reactor=None, resolver=None):
         if transportServer.messageTrackingLogEnabled
         else None
     )
+    # Rows for the workers, those of a reload's new generation, and those
+    # of an older one still draining.
+    connections = ConnectionCounts.create(1 + 3 * workers) if workers else None
     factory = ReceiveFactory(
         organization,
         transportServer,
@@ -292,6 +301,7 @@ def makeService(organization, server=None, reactor=None, resolver=None):
         protocolLog=ProtocolLog(transportServer.receiveProtocolLogPath, "RECV", reactor),
         tracking=tracking,
         agents=configuration.agents,
+        connections=connections,
     )
 
     remoteDelivery = SmtpDelivery(
@@ -300,6 +310,8 @@ def makeService(organization, server=None, reactor=None, resolver=None):
     closers = [remoteDelivery.close, spool.close]
     if tracking is not None:
         closers.append(tracking.close)
+    if connections is not None:
+        closers.append(connections.close)
     top = TransportServerService(f"exmta {transportServer.name}", closers)
     manager = QueueManager(
         spool,
@@ -317,9 +329,16 @@ def makeService(organization, server=None, reactor=None, resolver=None):
     receive = ReceiveService(factory, reactor)
     receive.setName("receive")
     receive.setServiceParent(top)
+    pool = None
+    if workers:
+        pool = WorkerPool(
+            workers, receive, spool, connections, organization.path, transportServer.name, reactor
+        )
+        pool.setName("workers")
+        pool.setServiceParent(top)
     AdminService(
         adminSocketPath(transportServer), AdminCommands(manager, top.reload), reactor
     ).setServiceParent(top)
     top.configuration = configuration
-    top._parts = (reactor, factory, manager, remoteDelivery, receive)
+    top._parts = (reactor, factory, manager, remoteDelivery, receive, pool)
     return top

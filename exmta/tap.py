@@ -17,7 +17,7 @@ from exmta.service import makeService as makeServerService
 
 
 class Options(usage.Options):
-    synopsis = "[-c etc/org.ini] [--server NAME]"
+    synopsis = "[-c etc/org.ini] [--server NAME] [--workers N]"
     longdesc = (
         "Run one transport server of an exmta organization: its receive "
         "connectors, durable queue and local delivery, as org.ini describes."
@@ -31,7 +31,19 @@ class Options(usage.Options):
             "Which TransportServer of the organization this process is. Default: "
             "the only one defined, else the one whose Fqdn is this host's name.",
         ],
+        [
+            "workers",
+            None,
+            0,
+            "Receive also in this many worker processes sharing the listening "
+            "sockets, so SMTP sessions use more than one core. Default: 0.",
+            int,
+        ],
     ]
+
+    def postOptions(self):
+        if self["workers"] < 0:
+            raise usage.UsageError("--workers must be 0 or more")
 
 
 class _StartOrExit(service.MultiService):
@@ -100,7 +112,9 @@ class _ReloadOnHangup(service.Service):
 
 def makeService(options):
     try:
-        server = makeServerService(options["config"], options["server"])
+        server = makeServerService(
+            options["config"], options["server"], workers=options["workers"]
+        )
     except ConfigError as error:
         sys.stderr.write(f"exmta: {error}\n")
         raise SystemExit(1)

@@ -6,6 +6,7 @@ connection limits let the client in.
 
 import functools
 import itertools
+import os
 
 from twisted.application import service
 from twisted.internet.defer import gatherResults
@@ -141,7 +142,8 @@ class ReceiveFactory(ServerFactory):
             return None
         return self._protocolLog.session(
             connector.identity,
-            f"{self.reactor.seconds():.0f}-{next(self._sessions)}",
+            # The process id tells apart the sessions of receive workers.
+            f"{self.reactor.seconds():.0f}-{os.getpid()}-{next(self._sessions)}",
             f"{local.host}:{local.port}",
             f"{peer.host}:{peer.port}",
         )
@@ -182,6 +184,11 @@ class ReceiveService(service.Service):
     after twistd dropped privileges fails (and is refused); so does one
     that turns a specific binding into a wildcard one on the same port.
 
+    While the server has receive workers ready, this process only holds
+    the sockets for them (L{accepting} false): they stay bound and
+    listening, so the kernel queues connections, but this process does not
+    accept them.
+
     @ivar ports: the listening ports, once started.
     """
 
@@ -190,8 +197,26 @@ class ReceiveService(service.Service):
     def __init__(self, factory, reactor):
         self.factory = factory
         self.reactor = reactor
+        self._accepting = True
         self._ports = {}
         self._bound = False
+
+    @property
+    def accepting(self):
+        """
+        Whether this process accepts connections on its sockets.
+        """
+        return self._accepting
+
+    @accepting.setter
+    def accepting(self, accepting):
+        if accepting != self._accepting:
+            self._accepting = accepting
+            for port in self._ports.values():
+                if accepting:
+                    port.startReading()
+                else:
+                    port.stopReading()
 
     @property
     def ports(self):
@@ -215,9 +240,11 @@ class ReceiveService(service.Service):
             for binding in listeningAddresses(connectors):
                 if binding in self._ports:
                     continue
-                self._ports[binding] = self.reactor.listenTCP(
+                port = self._ports[binding] = self.reactor.listenTCP(
                     binding.port, self.factory, backlog=LISTEN_BACKLOG, interface=binding.host
                 )
+                if not self.accepting:
+                    port.stopReading()
                 opened.append(binding)
                 self.log.info(
                     "listening on {binding} for {server}",

@@ -29,6 +29,15 @@ def test_helpDocumentsConfigAndServer():
     assert result.returncode == 0, result.stderr
     assert "-c, --config=" in result.stdout
     assert "--server=" in result.stdout
+    assert "--workers=" in result.stdout
+
+
+def test_aNegativeWorkerCountIsAUsageError(tmp_path):
+    config, _ = makeOrganization(str(tmp_path))
+    result = runTwistd(config, "--workers", "-1")
+    assert result.returncode != 0
+    assert "--workers must be 0 or more" in result.stdout
+    assert "Traceback" not in result.stdout
 
 
 def test_badConfigurationStopsStartWithoutTraceback(tmp_path):

@@ -1,0 +1,266 @@
+"""
+The main process's side of receive workers (C{twistd exmta --workers N}):
+starting them on the listening sockets, adopting the messages they queue,
+relaying their logs, starting again one that died, and replacing them all
+when the configuration is reloaded.  The worker's side, and what the two
+say to each other, is L{exmta.receive.worker}.
+
+The main process binds the sockets, and stops accepting on them once a
+worker is ready (L{exmta.receive.listener.ReceiveService.accepting}): it
+runs the queue, the send side and local delivery, the workers run the
+sessions.  Measured (bench/RESULTS.rst), that split is what makes workers
+pay: a main process that accepted too spent its one thread on both.
+Should no worker be ready (all died, or a reload's new ones are still
+starting), the main process accepts again meanwhile.
+
+Why inherited sockets and not C{SO_REUSEPORT}: with one socket shared by
+every worker, the kernel gives a connection to whichever worker accepts
+first, so a busy worker takes fewer; C{SO_REUSEPORT}
+deals connections out by a hash, whatever each worker's load, loses
+those waiting on the socket of a worker that dies, and lets any process
+of the same user bind the port too.
+"""
+
+import json
+import os
+import signal
+import sys
+
+from twisted.application import service
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger, eventFromJSON, globalLogPublisher
+
+import exmta
+from exmta.queue.spool import decodeQueued
+
+# A worker told to stop at once (its standard input closed) that has not
+# ended after this long is killed.
+STOP_GRACE = 10.0
+# A worker that ends within this long of its start is started again only
+# after a pause, doubled each time up to the longest.
+SHORT_LIFE = 10.0
+FIRST_PAUSE = 1.0
+LONGEST_PAUSE = 60.0
+
+_CHANNEL = 3
+
+
+class _WorkerProcess(ProcessProtocol):
+    """
+    One worker, as its main process sees it.
+    """
+
+    log = Logger()
+
+    def __init__(self, pool, number, row):
+        self.pool = pool
+        self.number = number
+        self.row = row
+        self.ready = False
+        self.draining = False
+        self.ended = Deferred()
+        self.startedAt = pool.reactor.seconds()
+        self._pending = {}
+
+    def childDataReceived(self, descriptor, data):
+        lines = (self._pending.pop(descriptor, b"") + data).split(b"\n")
+        if lines[-1]:
+            self._pending[descriptor] = lines[-1]
+        for line in lines[:-1]:
+            if descriptor == _CHANNEL:
+                self._told(line)
+            elif line.strip():
+                self.log.warn(
+                    "worker {number} wrote: {line}",
+                    number=self.number,
+                    line=line.decode("utf-8", "replace"),
+                )
+
+    def _told(self, line):
+        kind, _, text = line.partition(b" ")
+        try:
+            if kind == b"Q":
+                self.pool.spool.adopt(decodeQueued(json.loads(text)))
+            elif kind == b"R":
+                self.ready = True
+                self.pool._acceptWhileNoWorkerIs()
+            elif kind == b"L":
+                event = eventFromJSON(text.decode("utf-8"))
+                level = event.get("log_level")
+                event["log_system"] = "{}#{} worker {}".format(
+                    event.get("log_namespace", "-"), getattr(level, "name", "-"), self.number
+                )
+                globalLogPublisher(event)
+        except Exception:
+            self.log.failure(
+                "cannot understand worker {number}: {line!r}", number=self.number, line=line[:200]
+            )
+
+    def processEnded(self, reason):
+        self.pool._ended(self, reason)
+        self.ended.callback(None)
+
+    def signal(self, name):
+        try:
+            self.transport.signalProcess(name)
+        except Exception:
+            # It has ended meanwhile.
+            pass
+
+
+class WorkerPool(service.Service):
+    """
+    Receive worker processes sharing the listening sockets of a
+    L{exmta.receive.listener.ReceiveService}.
+
+    @ivar workers: the running L{_WorkerProcess}es, draining ones included.
+    """
+
+    log = Logger()
+
+    def __init__(self, count, receive, spool, connections, configPath, serverName, reactor):
+        """
+        @param count: how many workers.
+        @param receive: the L{exmta.receive.listener.ReceiveService} whose
+            sockets they accept on.
+        @param spool: the L{exmta.queue.spool.Spool} that adopts what they
+            queue.
+        @param connections: the L{exmta.receive.limits.ConnectionCounts}
+            they share; row 0 is the main process's.
+        @param configPath: org.ini, which they read.
+        @param serverName: the TransportServer they are part of.
+        """
+        self.count = count
+        self.receive = receive
+        self.spool = spool
+        self.connections = connections
+        self.configPath = os.path.abspath(configPath)
+        self.serverName = serverName
+        self.reactor = reactor
+        self.workers = []
+        self._numbers = iter(range(1, sys.maxsize))
+        self._pause = FIRST_PAUSE
+
+    def startService(self):
+        super().startService()
+        for _ in range(self.count):
+            self._start()
+
+    def replace(self):
+        """
+        Start new workers (which read org.ini afresh and take the sockets
+        listening now) and drain the old ones.
+        """
+        old = [w for w in self.workers if not w.draining]
+        for worker in old:
+            worker.draining = True
+        self._acceptWhileNoWorkerIs()
+        for _ in range(self.count):
+            self._start()
+        for worker in old:
+            self.log.info("draining worker {number}", number=worker.number)
+            worker.transport.write(b"drain\n")
+
+    def stopService(self):
+        super().stopService()
+        if not self.workers:
+            return None
+        for worker in self.workers:
+            worker.transport.closeStdin()
+        kill = self.reactor.callLater(STOP_GRACE, self._kill)
+        ended = DeferredList([w.ended for w in self.workers])
+        ended.addBoth(lambda result: kill.active() and kill.cancel())
+        return ended
+
+    def _acceptWhileNoWorkerIs(self):
+        self.receive.accepting = not any(w.ready and not w.draining for w in self.workers)
+
+    def _kill(self):
+        for worker in self.workers:
+            self.log.warn("worker {number} did not stop; killing it", number=worker.number)
+            worker.signal("KILL")
+
+    def _freeRow(self):
+        taken = {w.row for w in self.workers}
+        for row in range(1, self.connections.rows):
+            if row not in taken:
+                return row
+        return None
+
+    def _start(self):
+        row = self._freeRow()
+        if row is None:
+            # Reloads came faster than draining workers ended: end the
+            # oldest now; its replacement starts when it has.
+            oldest = next(w for w in self.workers if w.draining)
+            oldest.transport.closeStdin()
+            oldest.ended.addCallback(lambda _: self.running and self._start())
+            return
+        number = next(self._numbers)
+        worker = _WorkerProcess(self, number, row)
+        childFDs = {0: "w", 1: "r", 2: "r", _CHANNEL: "r"}
+        arguments = [
+            # Not "-m": as __main__ the module's classes would log under
+            # that name.
+            sys.executable, "-c", "import sys; from exmta.receive.worker import main; sys.exit(main())",
+            "--config", self.configPath,
+            "--server", self.serverName,
+            "--row", str(row),
+        ]
+        descriptor = _CHANNEL + 1
+        childFDs[descriptor] = self.connections.fileno()
+        arguments += ["--connections", str(descriptor)]
+        for port in self.receive.ports:
+            descriptor += 1
+            childFDs[descriptor] = port.fileno()
+            arguments += ["--listen", str(descriptor)]
+        environment = dict(os.environ)
+        # The workers run the exmta this process runs, wherever it came from.
+        home = os.path.dirname(os.path.dirname(os.path.abspath(exmta.__file__)))
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [home] + [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p]
+        )
+        self.reactor.spawnProcess(
+            worker, sys.executable, arguments, env=environment, childFDs=childFDs
+        )
+        self.workers.append(worker)
+        self.log.info(
+            "started receive worker {number} (pid {pid})",
+            number=number,
+            pid=worker.transport.pid,
+        )
+
+    def _ended(self, worker, reason):
+        self.workers.remove(worker)
+        if self.running:
+            self._acceptWhileNoWorkerIs()
+        # Its sessions ended with it.
+        self.connections.clearRow(worker.row)
+        adopted = self.spool.adoptWritten()
+        status = reason.value
+        how = (
+            f"signal {signal.Signals(status.signal).name}"
+            if getattr(status, "signal", None)
+            else f"exit status {getattr(status, 'exitCode', '?')}"
+        )
+        if not self.running or worker.draining and status.exitCode == 0:
+            self.log.info("receive worker {number} ended ({how})", number=worker.number, how=how)
+            return
+        lived = self.reactor.seconds() - worker.startedAt
+        if lived >= SHORT_LIFE:
+            self._pause = FIRST_PAUSE
+            pause = 0
+        else:
+            pause, self._pause = self._pause, min(self._pause * 2, LONGEST_PAUSE)
+        self.log.error(
+            "receive worker {number} ended ({how}) after {lived:.1f} s; {adopted} message(s) "
+            "it had written adopted; starting another in {pause:.0f} s",
+            number=worker.number,
+            how=how,
+            lived=lived,
+            adopted=adopted,
+            pause=pause,
+        )
+        if not worker.draining:
+            self.reactor.callLater(pause, lambda: self.running and self._start())

@@ -1,0 +1,307 @@
+"""
+C{twistd exmta --workers N}: receive worker processes on the main
+process's listening sockets, over real sockets and real processes.
+"""
+
+import csv
+import json
+import os
+import signal
+import smtplib
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.e2e.harness import (
+    REPLY_TIMEOUT,
+    STARTUP_TIMEOUT,
+    ServerProcess,
+    freePort,
+    maildirMessages,
+    writeOrganization,
+)
+
+ORGANIZATION = r"""
+[TransportServer HubA]
+Fqdn = huba.fabrikam.com
+QueueDatabasePath = var/queue
+MailboxDatabasePath = var/mailboxes
+MessageTrackingLogPath = var/tracking
+ReceiveProtocolLogPath = var/protocol
+
+[AcceptedDomain fabrikam.com]
+
+[Mailbox Kim Akers]
+PrimarySmtpAddress = kim@fabrikam.com
+
+[ReceiveConnector Anonymous HubA]
+Usage = Custom
+PermissionGroups = AnonymousUsers
+Bindings = 127.0.0.1:{port}
+RemoteIPRanges = 127.0.0.0/8
+MaxInboundConnectionPerSource = {perSource}
+ProtocolLoggingLevel = Verbose
+"""
+
+NEW_MAILBOX = """
+[Mailbox David Pelton]
+PrimarySmtpAddress = david@fabrikam.com
+"""
+
+
+class Workers:
+    """
+    An organization served by C{twistd exmta --workers 2}.
+    """
+
+    def __init__(self, folder, perSource=100):
+        self.folder = folder
+        self.port = freePort()
+        self.config = writeOrganization(
+            folder, ORGANIZATION.format(port=self.port, perSource=perSource)
+        )
+        self.server = ServerProcess(self.config, sockets=1, extra=["--workers", "2"])
+        self.server.waitFor("receive worker accepting on", count=2)
+
+    def mailbox(self, address="kim@fabrikam.com"):
+        return os.path.join(self.folder, "var", "mailboxes", address)
+
+    def workerPids(self):
+        """
+        @return: the pids of the running workers, from their start lines in
+            the log, alive now.
+        """
+        self.server.drain()
+        pids = set()
+        for line in self.server.output:
+            if "started receive worker" in line:
+                pids.add(int(line.rsplit("pid ", 1)[1].rstrip(")")))
+        return {pid for pid in pids if _alive(pid)}
+
+    def send(self, subject, recipient="kim@fabrikam.com", source="127.0.0.1"):
+        with smtplib.SMTP(
+            "127.0.0.1", self.port, timeout=REPLY_TIMEOUT, source_address=(source, 0)
+        ) as client:
+            client.sendmail(
+                "sender@example.com",
+                [recipient],
+                f"Subject: {subject}\r\nFrom: sender@example.com\r\n\r\nbody {subject}\r\n",
+            )
+
+
+def _sendAll(workers, subjects, clients=10, **keywords):
+    """
+    Send a message per subject on C{clients} connections at a time, reading
+    the server's log meanwhile (a full pipe would stop the server).
+    """
+    with ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(workers.send, s, **keywords) for s in subjects]
+        while not all(f.done() for f in futures):
+            workers.server.drain()
+            time.sleep(0.05)
+        for future in futures:
+            future.result()
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            # A zombie has ended; only its parent's wait is missing.
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _awaitDelivered(workers, mailbox, count):
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while len(maildirMessages(mailbox)) < count:
+        assert time.monotonic() < deadline, f"{len(maildirMessages(mailbox))} of {count} delivered"
+        workers.server.drain()
+        time.sleep(0.05)
+    return maildirMessages(mailbox)
+
+
+def _subjects(messages):
+    return {m.split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0].decode() for m in messages}
+
+
+def _awaitGone(pids):
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"still running: {[p for p in pids if _alive(p)]}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def workers(tmp_path):
+    running = Workers(str(tmp_path))
+    yield running
+    running.server.stop()
+
+
+def test_workersAcceptMailQueuedAndDeliveredByTheMainProcess(workers):
+    """
+    Mail sent on many connections is accepted by the workers as well as the
+    main process, every message is delivered by the main process's queue,
+    and the tracking log holds one whole RECEIVE line per message, written
+    by several processes into one file.
+    """
+    assert len(workers.workerPids()) == 2
+    subjects = [f"message {n}" for n in range(300)]
+    _sendAll(workers, subjects)
+    assert _subjects(_awaitDelivered(workers, workers.mailbox(), len(subjects))) == set(subjects)
+    log = workers.server.drain()
+    byWorkers = [l for l in log.splitlines() if " accepted " in l and " worker " in l.split("]")[0]]
+    assert byWorkers, log
+    received = []
+    tracking = os.path.join(workers.folder, "var", "tracking")
+    for name in os.listdir(tracking):
+        with open(os.path.join(tracking, name), encoding="utf-8") as handle:
+            for line in handle:
+                event = json.loads(line)
+                if event["eventId"] == "RECEIVE":
+                    received.append(event)
+    assert len(received) == len(subjects)
+    sessions = {}
+    headers = 0
+    protocol = os.path.join(workers.folder, "var", "protocol")
+    for name in os.listdir(protocol):
+        with open(os.path.join(protocol, name), encoding="utf-8", newline="") as handle:
+            for row in csv.reader(handle):
+                if row[0].startswith("#Fields"):
+                    headers += 1
+                    continue
+                sessions.setdefault(row[2], set()).add(row[5])
+    assert headers == 1
+    assert len(sessions) == len(subjects)
+    assert all(len(remotes) == 1 for remotes in sessions.values())
+
+
+def test_aKilledWorkerIsReplacedAndNoAcceptedMessageIsLost(workers):
+    """
+    kill -9 of a worker while clients send: every message that heard 250
+    is delivered (what the dead worker wrote is adopted), and another
+    worker takes its place.
+    """
+    acknowledged = []
+    stop = threading.Event()
+
+    def client(number):
+        sent = 0
+        while not stop.is_set():
+            subject = f"client {number} message {sent}"
+            sent += 1
+            try:
+                workers.send(subject)
+            except (smtplib.SMTPException, OSError):
+                continue
+            acknowledged.append(subject)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        victim = min(workers.workerPids())
+        while len(acknowledged) < 50:
+            workers.server.drain()
+            time.sleep(0.01)
+        os.kill(victim, signal.SIGKILL)
+        workers.server.waitFor("started receive worker", count=3)
+        workers.server.waitFor("receive worker accepting on", count=3)
+        while len(acknowledged) < 150:
+            workers.server.drain()
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert "ended (signal SIGKILL)" in workers.server.drain()
+    delivered = _subjects(_awaitDelivered(workers, workers.mailbox(), len(acknowledged)))
+    assert set(acknowledged) <= delivered
+    assert len(workers.workerPids()) == 2
+
+
+def test_theMainProcessAcceptsWhileNoWorkerCan(workers):
+    """
+    Once its workers are ready the main process leaves the sockets to
+    them; should they all die and fail to start again (here org.ini was
+    broken meanwhile), it accepts mail itself.
+    """
+    _sendAll(workers, ["before"])
+    log = workers.server.drain()
+    assert " worker " in [l for l in log.splitlines() if " accepted " in l][0].split("]")[0]
+    with open(workers.config, "a") as handle:
+        handle.write("[ReceiveConnector Broken]\nNoSuchKey = 1\n")
+    for pid in workers.workerPids():
+        os.kill(pid, signal.SIGKILL)
+    workers.server.waitFor("ended (exit status 1)")
+    _sendAll(workers, ["while broken"])
+    accepted = [l for l in workers.server.drain().splitlines() if " accepted " in l]
+    assert len(accepted) == 2
+    assert " worker " not in accepted[1].split("]")[0], accepted
+    delivered = _awaitDelivered(workers, workers.mailbox(), 2)
+    assert _subjects(delivered) == {"before", "while broken"}
+
+
+def test_aReloadStartsWorkersUnderTheNewConfiguration(workers):
+    """
+    SIGHUP: the main process reloads org.ini and replaces its workers, so a
+    mailbox added to org.ini is known to every process at once.
+    """
+    old = workers.workerPids()
+    with open(workers.config, "a") as handle:
+        handle.write(NEW_MAILBOX)
+    workers.server.process.send_signal(signal.SIGHUP)
+    workers.server.waitFor("receive worker accepting on", count=4)
+    _awaitGone(old)
+    subjects = [f"for david {n}" for n in range(30)]
+    _sendAll(workers, subjects, clients=6, recipient="david@fabrikam.com")
+    delivered = _awaitDelivered(workers, workers.mailbox("david@fabrikam.com"), len(subjects))
+    assert _subjects(delivered) == set(subjects)
+
+
+def test_connectionLimitsHoldForTheWholeServer(tmp_path):
+    """
+    MaxInboundConnectionPerSource counts the sessions of every process: of
+    nine connections from one address, opened one after the other, three
+    are admitted, whichever process accepted them.
+    """
+    running = Workers(str(tmp_path), perSource=3)
+    clients = []
+    try:
+        banners = []
+        for _ in range(9):
+            client = socket.create_connection(("127.0.0.1", running.port), REPLY_TIMEOUT)
+            clients.append(client)
+            banners.append(client.recv(512)[:3])
+        assert banners.count(b"220") == 3, banners
+        assert banners.count(b"421") == 6, banners
+    finally:
+        for client in clients:
+            client.close()
+        running.server.stop()
+
+
+def test_theMainProcessKilledTakesItsWorkersWithIt(tmp_path):
+    """
+    Workers end when the main process dies, so a restart finds the port
+    free and the queue folder its own.
+    """
+    running = Workers(str(tmp_path))
+    pids = running.workerPids()
+    assert len(pids) == 2
+    running.server.kill()
+    _awaitGone(pids)
+
+
+def test_aStopEndsEveryProcess(workers):
+    pids = workers.workerPids()
+    assert len(pids) == 2
+    workers.server.process.send_signal(signal.SIGTERM)
+    # twistd ends by the signal that stopped it.
+    assert workers.server.process.wait(STARTUP_TIMEOUT) == -signal.SIGTERM
+    assert "ended (exit status 0)" in workers.server.drain()
+    _awaitGone(pids)

@@ -349,7 +349,7 @@ class ExmtaServer:
     name = "exmta"
 
     def __init__(self, python, source=REPOSITORY, smartHost=None, folder=None, server=None,
-                 extra=()):
+                 extra=(), workers=0):
         self.folder = tempfile.mkdtemp(prefix="bench-exmta-", dir=folder)
         self.python = python
         self.source = source
@@ -363,7 +363,7 @@ class ExmtaServer:
             ))
         self.logPath = os.path.join(self.folder, "twistd.log")
         self.queueFolder = os.path.join(self.folder, "var", "queue")
-        self.extra = list(extra)
+        self.extra = list(extra) + (["--workers", str(workers)] if workers else [])
         self.process = None
         self.startupSeconds = None
 
@@ -393,13 +393,21 @@ class ExmtaServer:
     def pid(self):
         return self.process.pid
 
+    def pids(self):
+        """
+        The server's process and its live receive workers.
+        """
+        from bench.measure import descendants
+
+        return [self.process.pid] + descendants(self.process.pid)
+
     def cpuSeconds(self):
-        return processCpu(self.process.pid, children=True)
+        return sum(processCpu(pid, children=True) for pid in self.pids())
 
     def rss(self):
         from bench.measure import processRss
 
-        return processRss(self.process.pid)
+        return sum(processRss(pid) for pid in self.pids())
 
     def queued(self):
         """

@@ -28,7 +28,7 @@ from bench import targets  # noqa: E402
 from bench.peers import raiseFileLimit  # noqa: E402
 
 TARGETS = ["accept-1k-20", "accept-1k-100", "accept-100k-20", "latency-1k-100", "relay-1k-20",
-           "idle-10k", "queue", "smarthost-down", "profile"]
+           "idle-10k", "workers", "workers-100k", "queue", "smarthost-down", "profile"]
 QUICK_TARGETS = TARGETS[:6]
 
 PROFILES = {
@@ -121,6 +121,9 @@ def main(argv=None):
     source.add_argument("--exmta-rev", help="measure this git revision instead (exported with git archive)")
     parser.add_argument("--tmp", default=tempfile.gettempdir(),
                         help="where the servers' queues go (default: the system's temp folder)")
+    parser.add_argument("--exmta-workers", type=int, default=0,
+                        help="run every exmta with twistd exmta --workers N (default 0); "
+                             "the workers targets compare 0, 1 and 2")
     parser.add_argument("--json", help="also write the results here, as JSON")
     parser.add_argument("--profile-output",
                         help="keep the py-spy profiles (raw, collapsed stacks) as PREFIX-1k.txt, PREFIX-100k.txt, PREFIX-relay-1k.txt")
@@ -158,7 +161,8 @@ def main(argv=None):
     if arguments.exmta_rev:
         exmtaSource = exportRevision(arguments.exmta_rev, folder)
     settings = targets.Settings(python=arguments.python, source=exmtaSource, folder=folder,
-                                log=lambda line: print(line, file=sys.stderr, flush=True), **values)
+                                log=lambda line: print(line, file=sys.stderr, flush=True),
+                                workers=arguments.exmta_workers, **values)
 
     started = time.monotonic()
     header = machine(folder, arguments.python, arguments.exmta_source)
@@ -196,6 +200,10 @@ def main(argv=None):
                 if not values["queueSize"]:
                     continue
                 result = targets.queue(settings, name, relayRate)
+            elif name == "workers":
+                result = targets.workers(settings, name)
+            elif name == "workers-100k":
+                result = targets.workers(settings, name, size=100_000)
             elif name == "smarthost-down":
                 result = targets.smartHostDown(settings, name)
             elif name == "profile":

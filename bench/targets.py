@@ -37,6 +37,9 @@ class Settings:
     idleSessions: int
     queueSize: int
     log: callable = print
+    # twistd exmta --workers for every exmta started (the workers target
+    # sets its own).
+    workers: int = 0
 
 
 @dataclass
@@ -117,7 +120,8 @@ def _throughputRound(server, messages, sessions, size):
 
 def _startPair(settings, postfixMode="hold", smartHost=None, exmtaServer=None):
     exmta = ExmtaServer(settings.python, settings.source, smartHost=smartHost,
-                        folder=settings.folder, server=exmtaServer).start()
+                        folder=settings.folder, server=exmtaServer,
+                        workers=settings.workers).start()
     postfix = PostfixInstance(postfixMode, smartHost=smartHost, folder=settings.folder).start()
     return exmta, postfix
 
@@ -194,6 +198,79 @@ def acceptance(settings, key, size, sessions, messages, threshold):
         tarpit.stop()
     _cpuVerdict(result)
     result.verdicts.insert(0, _verdict("exmta/Postfix throughput", result.data["ratio"], threshold))
+    return result
+
+
+def workers(settings, key="workers", size=1000, sessions=20, counts=(0, 1, 2)):
+    """
+    What receive workers give: durable acceptance by exmta with each number
+    of workers in C{counts} and by Postfix, back to back in every round
+    (order rotating), as in L{acceptance}.
+    """
+    messages = settings.messages1k if size == 1000 else settings.messages100k
+    title = (f"Receive workers (twistd exmta --workers N): durable acceptance, {size // 1000} KB, "
+             f"{sessions} sessions ({messages:,} messages a round)")
+    names = [f"exmta {n} workers" for n in counts]
+    columns = ["round"] + [f"{n} msg/s" for n in names] + ["Postfix msg/s"] + [
+        f"{n} CPU ms/msg" for n in names] + ["Postfix CPU ms/msg"] + [
+        f"ratio {n}" for n in counts] + [f"speed-up {n}" for n in counts[1:]]
+    result = Result(key, title, columns)
+    tarpit = Tarpit().start()
+    servers = [
+        ExmtaServer(settings.python, settings.source, smartHost=tarpit.port,
+                    folder=settings.folder, server=HOLDING, workers=count).start()
+        for count in counts
+    ]
+    for server, name in zip(servers, names):
+        server.name = name
+    postfix = PostfixInstance("hold", folder=settings.folder).start()
+    everyone = servers + [postfix]
+    rounds = []
+    try:
+        for server in everyone:
+            _warm(server, size=size)
+        for number in range(1, settings.rounds + 1):
+            measured = {}
+            shift = number % len(everyone)
+            for server in everyone[shift:] + everyone[:shift]:
+                measured[server.name] = _throughputRound(server, messages, sessions, size)
+                settings.log(f"  {key} round {number} {server.name}: "
+                             f"{fmt(measured[server.name]['rate'])} msg/s")
+            rounds.append(measured)
+    finally:
+        for server in servers:
+            server.stop(kill=True)
+            server.remove()
+        postfix.stop()
+        tarpit.stop()
+    everyName = names + ["Postfix"]
+
+    def cells(pick):
+        rates = [pick([r[n]["rate"] for r in rounds]) for n in everyName]
+        cpu = [pick([r[n]["cpuMs"] for r in rounds]) for n in everyName]
+        ratios = [pick([r[n]["rate"] / r["Postfix"]["rate"] for r in rounds]) for n in names]
+        speedups = [pick([r[n]["rate"] / r[names[0]]["rate"] for r in rounds]) for n in names[1:]]
+        return rates, cpu, ratios, speedups
+
+    for number, measured in enumerate(rounds, 1):
+        rates = [measured[n]["rate"] for n in everyName]
+        cpu = [measured[n]["cpuMs"] for n in everyName]
+        ratios = [measured[n]["rate"] / measured["Postfix"]["rate"] for n in names]
+        speedups = [measured[n]["rate"] / measured[names[0]]["rate"] for n in names[1:]]
+        result.rows.append([str(number)] + [fmt(v) for v in rates] + [fmt(v, 2) for v in cpu]
+                           + [fmt(v, 2) for v in ratios + speedups])
+    median = lambda values: summary(values)[0]
+    rates, cpu, ratios, speedups = cells(median)
+    result.rows.append(["median"] + [fmt(v) for v in rates] + [fmt(v, 2) for v in cpu]
+                       + [fmt(v, 2) for v in ratios + speedups])
+    result.data = {"rounds": rounds, "ratios": dict(zip(names, ratios)),
+                   "speedups": dict(zip(names[1:], speedups))}
+    for count, ratio in zip(counts, ratios):
+        result.verdicts.append(_verdict(f"exmta --workers {count} / Postfix throughput", ratio,
+                                        1.0))
+    for count, speedup in zip(counts[1:], speedups):
+        result.notes.append(f"--workers {count} ÷ --workers {counts[0]}: {fmt(speedup, 2)}× "
+                            "(median of the rounds' ratios)")
     return result
 
 
@@ -358,7 +435,8 @@ def idle(settings, key="idle-10k", postfixSessions=300, banners=20):
     result = Result(key, title, columns)
     if limit < count + 100:
         result.notes.append(f"RLIMIT_NOFILE is {limit}: fewer sessions than asked")
-    exmta = ExmtaServer(settings.python, settings.source, folder=settings.folder).start()
+    exmta = ExmtaServer(settings.python, settings.source, folder=settings.folder,
+                        workers=settings.workers).start()
     try:
         warm = load.IdleSessions(exmta.port, 200)
         warm.close()
@@ -428,7 +506,7 @@ def queue(settings, key="queue", relayRate=None):
     retries = dict(HOLDING, MessageRetryInterval="00:00:05", TransientFailureRetryInterval="00:00:05",
                    OutboundConnectionFailureRetryInterval="00:00:05")
     exmta = ExmtaServer(settings.python, settings.source, smartHost=tarpit.port,
-                        folder=settings.folder, server=retries).start()
+                        folder=settings.folder, server=retries, workers=settings.workers).start()
     sink = None
     try:
         elapsed, _ = load.smtpSource(exmta.port, size, 20, 1000, timeout=3600)
@@ -508,7 +586,7 @@ def smartHostDown(settings, key="smarthost-down", messages=2000, sessions=20):
                                 ("silent (tarpit)", "tarpit", None),
                                 ("refusing connections", "refused", None)):
         tarpit = Tarpit().start() if down == "tarpit" else None
-        exmta = ExmtaServer(settings.python, settings.source,
+        exmta = ExmtaServer(settings.python, settings.source, workers=settings.workers,
                             smartHost=tarpit.port if tarpit else None,
                             folder=settings.folder, server=server).start()
         try:
@@ -548,7 +626,8 @@ def profile(settings, key="profile", messages=5000, sessions=20, size=1000, outp
         return result
     tarpit = SmtpSink(folder=settings.folder).start() if relay else Tarpit().start()
     exmta = ExmtaServer(settings.python, settings.source, smartHost=tarpit.port,
-                        folder=settings.folder, server=None if relay else HOLDING).start()
+                        folder=settings.folder, server=None if relay else HOLDING,
+                        workers=settings.workers).start()
     output = output or os.path.join(settings.folder, "exmta-profile.txt")
     main = str(exmta.pid)
     try:

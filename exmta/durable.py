@@ -258,6 +258,14 @@ class Batch:
         self._paths.append(path)
         self.written = True
 
+    def addWritten(self, *paths):
+        """
+        Make durable with the batch files another process wrote (a receive
+        worker), already closed.
+        """
+        self._paths.extend(paths)
+        self.written = True
+
     def sync(self):
         """
         Make the files written so far durable.  Blocks.

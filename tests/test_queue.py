@@ -26,9 +26,9 @@ from exmta.config import parseOrganization
 from exmta.deliver import MaildirDeliveryAgent
 from exmta.envelope import Address, Envelope, QueuedRecipient, Session
 from exmta.errors import ConfigError, TransientFailure
-from exmta.interfaces import IDeliveryAgent, IMessageQueue, IMessageSubmission
+from exmta.interfaces import IDeliveryAgent, IMessageQueue
 from exmta.queue import DELIVERED, FAILED, READY, QueueManager, Spool
-from exmta.queue.spool import SpoolWriter, decodeQueued, encodeQueued
+from exmta.queue.spool import decodeQueued, encodeQueued, newQueuedMessage, writeUnsynced
 from exmta.queue.manager import RECIPIENT_NOT_FOUND, WAITING_FOR_SEND_CONNECTOR
 from exmta.routing import Resolver
 
@@ -626,36 +626,64 @@ class SpoolTests(TestCase):
         self.assertEqual(heard[0].queueId, queueId)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
-    async def test_writerOfAnotherProcess(self):
+    async def test_commitWritten(self):
         """
-        A L{SpoolWriter} (a receive worker's) writes into the folder the
-        spool holds, without its lock and without telling it; the spool
-        adopts the message when told (twice is once), or finds it with
-        adoptWritten, which takes only messages complete on disk.
+        A receive worker's files, written into C{tmp/} without a sync, are
+        committed by the spool like its own: synced in its group commit,
+        renamed into C{messages/}, the folder fsynced, and only then
+        announced.
         """
-        writer = SpoolWriter(self.path, reactor)
-        self.addCleanup(writer.close)
-        self.assertTrue(verifyObject(IMessageSubmission, writer))
         heard = []
         self.spool.onEnqueued.append(heard.append)
-        told = await writer.write(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
-        notTold = await writer.enqueue(envelope("carol@fabrikam.com"), SESSION, MESSAGE)
-        self.assertEqual((heard, self.spool.messages()), ([], []))
-
-        self.spool.adopt(decodeQueued(json.loads(encodeQueued(told))))
-        self.spool.adopt(told)
-        self.assertEqual([m.queueId for m in heard], [told.queueId])
-        self.assertEqual(await self.spool.messageBytes(told.queueId), MESSAGE)
-
-        with open(os.path.join(self.messages, "FFFFFFFFFFFFFFFFFFFFFFFF.eml"), "wb") as half:
-            half.write(MESSAGE)
-        self.assertEqual(self.spool.adoptWritten(), 1)
-        self.assertEqual(self.spool.adoptWritten(), 0)
-        self.assertEqual([m.queueId for m in heard], [told.queueId, notTold])
-        self.assertEqual(
-            [r.address for r in self.spool.message(notTold).recipients], ["carol@fabrikam.com"]
+        queued = newQueuedMessage(
+            envelope("bob@fabrikam.com"), SESSION, MESSAGE, self.spool.clock
         )
-        self.assertIsNone(self.spool.message("FFFFFFFFFFFFFFFFFFFFFFFF"))
+        writeUnsynced(self.path, queued, MESSAGE)
+        self.assertEqual(heard, [])
+        journal = self.journal()
+        received = decodeQueued(json.loads(encodeQueued(queued)))
+        await self.spool.commitWritten(received)
+        tmp = os.path.join("tmp", queued.queueId)
+        messages = os.path.join("messages", queued.queueId)
+        self.assertEqual(
+            journal,
+            [
+                ("syncfs",),
+                ("rename", tmp + ".eml", messages + ".eml"),
+                ("rename", tmp + ".json", messages + ".json"),
+                ("fsync", "messages"),
+            ],
+        )
+        self.assertEqual(heard, [received])
+        self.assertEqual(self.spool.messages(), [received])
+        self.assertEqual(await self.spool.messageBytes(queued.queueId), MESSAGE)
+        self.assertEqual(files(os.path.join(self.path, "tmp")), [])
+
+    async def test_commitWrittenRefusesWhatIsNoQueueId(self):
+        """
+        A worker names the files to commit by queue id: nothing else, such
+        as a path, is taken.
+        """
+        queued = newQueuedMessage(
+            envelope("bob@fabrikam.com"), SESSION, MESSAGE, self.spool.clock
+        )
+        for name in ("../lock", "0" * 23, queued.queueId.lower()):
+            with self.assertRaises(ValueError):
+                await self.spool.commitWritten(replace(queued, queueId=name))
+        self.assertEqual(self.spool.messages(), [])
+
+    async def test_commitWrittenOfFilesNeverWritten(self):
+        """
+        A commit of files that are not there fails (the worker's client
+        hears 451) and queues nothing.
+        """
+        queued = newQueuedMessage(
+            envelope("bob@fabrikam.com"), SESSION, MESSAGE, self.spool.clock
+        )
+        with self.assertRaises(FileNotFoundError):
+            await self.spool.commitWritten(queued)
+        self.assertEqual(self.spool.messages(), [])
+        self.assertEqual(files(self.messages), [])
 
     def test_locked(self):
         """

@@ -78,6 +78,12 @@ waiting when it is free, makes all their files durable with one C{syncfs}
 (Linux; elsewhere an fsync per file), and once they are renamed fsyncs
 C{messages/} once before any of their Deferreds fires.
 
+A receive worker (another process of the same server; see
+L{exmta.receive.worker}) writes a message's two files into C{tmp/} without
+syncing them and asks the process holding the queue to commit them: they
+join that process's next group commit, renames and fsync of C{messages/}
+like its own, and only then does the worker's client hear 250.
+
 A message with no C{Ready} recipient left is removed: C{.json} first, then
 C{.eml}, with no fsync, in the reactor's thread pool.  A crash may bring a removed message back; it is
 then delivered again to the recipients whose C{Delivered} or C{Failed}
@@ -96,6 +102,7 @@ import fcntl
 import itertools
 import json
 import os
+import re
 from collections import OrderedDict
 from functools import partial
 
@@ -106,10 +113,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from exmta.durable import GroupCommitter, makeFolders, syncFolder, unlinkQuietly
+from exmta.durable import GroupCommitter, makeFolders, syncFolder, unlinkQuietly, writeFile
 from exmta.envelope import QueuedMessage, QueuedRecipient, newQueueId
 from exmta.errors import ConfigError
-from exmta.interfaces import IMessageQueue, IMessageSubmission
+from exmta.interfaces import IMessageQueue
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -123,6 +130,8 @@ FAILED = "Failed"
 RECENT_MESSAGE_BYTES = 32 * 1024 * 1024
 
 _EML, _JSON = 1, 2
+# What newQueueId makes; the only names a worker may have the spool commit.
+_QUEUE_ID = re.compile(r"[0-9A-F]{24}")
 _READ_SIZE = 1 << 16
 
 _encodeDocument = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -247,15 +256,43 @@ def _lock(path):
     return descriptor
 
 
-@implementer(IMessageSubmission)
+def newQueuedMessage(envelope, session, message, clock):
+    """
+    @return: the L{QueuedMessage} of a message just accepted: a new queue
+        id, every recipient C{Ready}.
+    """
+    return QueuedMessage(
+        queueId=newQueueId(),
+        mailFrom=str(envelope.mailFrom),
+        recipients=tuple(QueuedRecipient(str(r)) for r in envelope.recipients),
+        arrivalTime=clock.seconds(),
+        size=len(message),
+        receivedFrom=_receivedFrom(session),
+        body=envelope.body,
+    )
+
+
+def writeUnsynced(path, queued, message):
+    """
+    Write a message's two files into the C{tmp/} folder of the queue at
+    C{path}, not yet durable: what a receive worker does before asking its
+    main process to commit them (L{Spool.commitWritten}).  Blocks.
+    """
+    temporary = os.path.join(path, "tmp", queued.queueId)
+    try:
+        writeFile(temporary + ".eml", message, sync=False)
+        writeFile(temporary + ".json", encodeQueued(queued), sync=False)
+    except BaseException:
+        unlinkQuietly(temporary + ".eml")
+        unlinkQuietly(temporary + ".json")
+        raise
+
+
 class SpoolWriter:
     """
-    Writes accepted messages into a queue folder and makes them durable,
-    without owning the folder: the L{Spool} writes through one, and so does
-    each receive worker process (L{exmta.receive.worker}) into its main
-    process's queue folder.  Queue ids are unique across processes
-    (L{exmta.envelope.newQueueId}), so writers share C{tmp/} and
-    C{messages/}.
+    Makes new messages durable in a queue folder: those the L{Spool}'s own
+    process writes, and those its receive workers wrote into C{tmp/}
+    (L{exmta.receive.worker}), in the same group commits.
 
     @ivar committer: the L{GroupCommitter} making its files durable; the
         L{Spool} sends its updates through it too.
@@ -270,33 +307,35 @@ class SpoolWriter:
 
     def write(self, envelope, session, message):
         """
-        Write a message and its envelope, as L{IMessageSubmission.enqueue}
-        does.
+        Write a message and its envelope, as L{IMessageQueue.enqueue} does.
 
         @return: a Deferred firing with the message's L{QueuedMessage} once
             both files are durable in C{messages/}.
         """
-        queued = QueuedMessage(
-            queueId=newQueueId(),
-            mailFrom=str(envelope.mailFrom),
-            recipients=tuple(QueuedRecipient(str(r)) for r in envelope.recipients),
-            arrivalTime=self.clock.seconds(),
-            size=len(message),
-            receivedFrom=_receivedFrom(session),
-            body=envelope.body,
-        )
+        queued = newQueuedMessage(envelope, session, message, self.clock)
+        return self._commit(queued, partial(self._write, queued, message))
+
+    def commitWritten(self, queued):
+        """
+        Make durable, and move into C{messages/}, the two files another
+        process wrote into C{tmp/} with L{writeUnsynced}.
+
+        @return: a Deferred firing with C{queued} once they are durable.
+        """
+        temporary = os.path.join(self.tmp, queued.queueId)
+
+        def write(batch):
+            batch.addWritten(temporary + ".eml", temporary + ".json")
+
+        return self._commit(queued, write)
+
+    def _commit(self, queued, write):
         committed = self.committer.submit(
-            partial(self._write, queued, message),
+            write,
             publish=partial(self._publish, queued.queueId),
             undo=partial(self._uncommit, queued.queueId),
         )
         return committed.addCallback(lambda _: queued)
-
-    def enqueue(self, envelope, session, message):
-        """
-        See L{IMessageSubmission.enqueue}.
-        """
-        return self.write(envelope, session, message).addCallback(lambda queued: queued.queueId)
 
     def _write(self, queued, message, batch):
         temporary = os.path.join(self.tmp, queued.queueId)
@@ -472,40 +511,19 @@ class Spool:
         self._announce(queued)
         return queued.queueId
 
-    def adopt(self, queued):
+    def commitWritten(self, queued):
         """
-        Take into the queue a message another process (a receive worker)
-        wrote durably into C{messages/} through its own L{SpoolWriter}.
-        A message already queued is left as it is: the worker's word and
-        L{adoptWritten} may both name it.
+        Queue a message a receive worker accepted: it wrote the two files
+        into C{tmp/} (L{writeUnsynced}); make them durable in the next group
+        commit, move them into C{messages/}, and announce the message as
+        L{enqueue} would.
 
         @param queued: its L{QueuedMessage}, as the worker wrote it.
+        @return: a Deferred firing when the worker's client may hear 250.
         """
-        if queued.queueId not in self._index:
-            self._announce(queued)
-
-    def adoptWritten(self):
-        """
-        Adopt every message of C{messages/} that is complete on disk and
-        not queued: what a receive worker that died had written without
-        saying so.  Blocks (one listing of the folder).
-
-        @return: how many were adopted.
-        """
-        present = {}
-        for name in os.listdir(self._messages):
-            if name.endswith(".json"):
-                present[name[:-5]] = present.get(name[:-5], 0) | _JSON
-            elif name.endswith(".eml"):
-                present[name[:-4]] = present.get(name[:-4], 0) | _EML
-        adopted = 0
-        for stem in sorted(present):
-            if present[stem] == _JSON | _EML and stem not in self._index:
-                queued = self._load(stem, {})
-                if queued is not None:
-                    self.adopt(queued)
-                    adopted += 1
-        return adopted
+        if not _QUEUE_ID.fullmatch(queued.queueId):
+            return fail(ValueError(f"not a queue id: {queued.queueId!r}"))
+        return self._writer.commitWritten(queued).addCallback(self._announce)
 
     def _announce(self, queued):
         self._index[queued.queueId] = queued

@@ -5,13 +5,15 @@ on more than one core.
 
 The main process (L{exmta.receive.workerpool}) binds the sockets and
 starts the workers with them; the kernel hands each new connection to
-whichever process accepts it first.  A worker runs the receive side only
+whichever worker accepts it first.  A worker runs the receive side
 (connector choice, permissions, transport agents' receive events,
-message checks) and writes each accepted message into the main process's
-queue folder with its own L{exmta.queue.spool.SpoolWriter}, durably
-before its 250, exactly as the main process would.  The queue manager,
-the send side, local delivery and the admin endpoint stay in the main
-process, which adopts what the workers wrote.
+message checks), writes each accepted message's files into the queue
+folder's C{tmp/} and asks the main process to commit them: they join its
+group commit (L{exmta.queue.spool.Spool.commitWritten}), so the server
+makes one stream of syncs however many workers it has, and the worker's
+client hears 250 only once the main process says the message is durable
+and queued.  The queue manager, the send side, local delivery and the
+admin endpoint stay in the main process.
 
 Started by the main process, never by hand::
 
@@ -21,16 +23,18 @@ Started by the main process, never by hand::
 Its link to the main process:
 
   - file descriptor 3 carries lines to it: C{R} once the worker accepts
-    on its sockets; C{Q} and the C{.json} document of a message just made
-    durable (sent before the client's 250); C{L} and a log event
+    on its sockets; C{C} and the C{.json} document of a message whose
+    files are written, to commit; C{L} and a log event
     (L{twisted.logger.eventAsJSON}), which the main process writes to its
     own log;
-  - on standard input, the line C{drain} asks it to stop accepting and to
-    end once its sessions have; the end of standard input (the main
-    process stopped or died) stops it at once, as SIGTERM does.
+  - standard input carries lines from it: C{K} or C{F} and a queue id,
+    the message is queued or could not be (451 to the client); C{drain},
+    stop accepting and end once the sessions have; its end (the main
+    process stopped or died) stops the worker at once, as SIGTERM does.
 
-A worker stopped at once finishes the queue writes it started; sessions
-that had not heard 250 are cut, and their clients send again.
+Sessions of a worker stopped at once that had not heard 250 are cut, and
+their clients send again; files it left in C{tmp/} are removed at the
+queue's next open.
 """
 
 import argparse
@@ -41,6 +45,7 @@ import sys
 import weakref
 
 from twisted.internet import stdio
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ReactorNotRunning
 from twisted.internet.task import LoopingCall
 from twisted.logger import (
@@ -59,7 +64,7 @@ from exmta.config import loadOrganization
 from exmta.errors import ConfigError
 from exmta.interfaces import IMessageSubmission
 from exmta.protocollog import ProtocolLog
-from exmta.queue.spool import SpoolWriter, encodeQueued
+from exmta.queue.spool import encodeQueued, newQueuedMessage, writeUnsynced
 from exmta.receive.limits import ConnectionCounts
 from exmta.receive.listener import ReceiveFactory
 from exmta.service import configure
@@ -81,11 +86,17 @@ class MainProcessLink(LineOnlyReceiver):
     worker = None
 
     def lineReceived(self, line):
-        if line.strip() == b"drain" and self.worker is not None:
+        if self.worker is None:
+            return
+        order, _, queueId = line.strip().partition(b" ")
+        if order == b"drain":
             self.worker.drain()
+        elif order in (b"K", b"F"):
+            self.worker.submission.answered(order, queueId.decode("ascii", "replace"))
 
     def connectionLost(self, reason):
         if self.worker is not None:
+            self.worker.submission.abandon()
             self.worker.stopNow()
 
     @property
@@ -97,25 +108,56 @@ class MainProcessLink(LineOnlyReceiver):
             self.transport.write(kind + b" " + text.encode("utf-8", "backslashreplace") + b"\n")
 
 
+class QueueCommitRefused(Exception):
+    """
+    The main process could not commit a message the worker wrote.
+    """
+
+
 @implementer(IMessageSubmission)
 class WorkerSubmission:
     """
-    Writes a message into the queue folder, then tells the main process,
-    whose queue adopts it (L{exmta.queue.spool.Spool.adopt}).  Should the
-    worker die between the two, the main process finds the message when it
-    sees the worker end (L{exmta.queue.spool.Spool.adoptWritten}).
+    Writes a message's files into the queue folder's C{tmp/}, unsynced,
+    and asks the main process to commit them
+    (L{exmta.queue.spool.Spool.commitWritten}): the whole server's new
+    messages share its group commits.  The Deferred fires when the main
+    process answers that the message is durable and queued.
     """
 
-    def __init__(self, writer, link):
-        self.writer = writer
+    def __init__(self, queuePath, link, clock):
+        self.queuePath = queuePath
         self.link = link
+        self.clock = clock
+        self._waiting = {}
 
     def enqueue(self, envelope, session, message):
-        return self.writer.write(envelope, session, message).addCallback(self._written)
+        queued = newQueuedMessage(envelope, session, message, self.clock)
+        try:
+            writeUnsynced(self.queuePath, queued, message)
+        except OSError:
+            return fail()
+        if not self.link.up:
+            return fail(QueueCommitRefused("the main process is gone"))
+        committed = self._waiting[queued.queueId] = Deferred()
+        self.link.send(b"C", encodeQueued(queued).decode("utf-8"))
+        return committed
 
-    def _written(self, queued):
-        self.link.send(b"Q", encodeQueued(queued).decode("utf-8"))
-        return queued.queueId
+    def answered(self, answer, queueId):
+        waiting = self._waiting.pop(queueId, None)
+        if waiting is None:
+            return
+        if answer == b"K":
+            waiting.callback(queueId)
+        else:
+            waiting.errback(QueueCommitRefused(f"the main process could not queue {queueId}"))
+
+    def abandon(self):
+        """
+        The main process is gone: no commit asked for will be answered.
+        """
+        waiting, self._waiting = self._waiting, {}
+        for queueId, committed in waiting.items():
+            committed.errback(QueueCommitRefused(f"the main process is gone; {queueId} not queued"))
 
 
 class WorkerReceiveFactory(ReceiveFactory):
@@ -156,8 +198,8 @@ class Worker:
         self.reactor = reactor
         configuration = configure(organization, serverName, reactor)
         server = configuration.transportServer
-        self.writer = SpoolWriter(server.queueDatabasePath, reactor)
         self.link = link
+        self.submission = WorkerSubmission(server.queueDatabasePath, link, reactor)
         self.tracking = (
             MessageTrackingLog(server.messageTrackingLogPath, reactor)
             if server.messageTrackingLogEnabled
@@ -167,7 +209,7 @@ class Worker:
             organization,
             server,
             configuration.portals,
-            WorkerSubmission(self.writer, self.link),
+            self.submission,
             configuration.recipients,
             configuration.tlsOptions,
             reactor,
@@ -229,8 +271,6 @@ class Worker:
             port.stopListening()
 
     def _close(self):
-        # Blocks until the queue writes asked for are durable.
-        self.writer.close()
         if self.tracking is not None:
             self.tracking.close()
 

@@ -1,7 +1,7 @@
 """
 The main process's side of receive workers (C{twistd exmta --workers N}):
-starting them on the listening sockets, adopting the messages they queue,
-relaying their logs, starting again one that died, and replacing them all
+starting them on the listening sockets, committing the messages they
+write into the queue, relaying their logs, starting again one that died, and replacing them all
 when the configuration is reloaded.  The worker's side, and what the two
 say to each other, is L{exmta.receive.worker}.
 
@@ -80,8 +80,8 @@ class _WorkerProcess(ProcessProtocol):
     def _told(self, line):
         kind, _, text = line.partition(b" ")
         try:
-            if kind == b"Q":
-                self.pool.spool.adopt(decodeQueued(json.loads(text)))
+            if kind == b"C":
+                self._commit(decodeQueued(json.loads(text)))
             elif kind == b"R":
                 self.ready = True
                 self.pool._acceptWhileNoWorkerIs()
@@ -96,6 +96,27 @@ class _WorkerProcess(ProcessProtocol):
             self.log.failure(
                 "cannot understand worker {number}: {line!r}", number=self.number, line=line[:200]
             )
+
+    def _commit(self, queued):
+        queueId = queued.queueId.encode("ascii", "replace")
+
+        def refused(failure):
+            self.log.failure(
+                "cannot queue {queueId} from worker {number}",
+                failure,
+                queueId=queued.queueId,
+                number=self.number,
+            )
+            return b"F"
+
+        # To a worker that ended meanwhile the answer is lost (its standard
+        # input is closed): its client never heard 250, and the message,
+        # queued or not, is what the spool says.
+        (
+            self.pool.spool.commitWritten(queued)
+            .addCallbacks(lambda _: b"K", refused)
+            .addCallback(lambda answer: self.transport.write(answer + b" " + queueId + b"\n"))
+        )
 
     def processEnded(self, reason):
         self.pool._ended(self, reason)
@@ -124,8 +145,8 @@ class WorkerPool(service.Service):
         @param count: how many workers.
         @param receive: the L{exmta.receive.listener.ReceiveService} whose
             sockets they accept on.
-        @param spool: the L{exmta.queue.spool.Spool} that adopts what they
-            queue.
+        @param spool: the L{exmta.queue.spool.Spool} that commits what they
+            write.
         @param connections: the L{exmta.receive.limits.ConnectionCounts}
             they share; row 0 is the main process's.
         @param configPath: org.ini, which they read.
@@ -237,7 +258,6 @@ class WorkerPool(service.Service):
             self._acceptWhileNoWorkerIs()
         # Its sessions ended with it.
         self.connections.clearRow(worker.row)
-        adopted = self.spool.adoptWritten()
         status = reason.value
         how = (
             f"signal {signal.Signals(status.signal).name}"
@@ -254,12 +274,11 @@ class WorkerPool(service.Service):
         else:
             pause, self._pause = self._pause, min(self._pause * 2, LONGEST_PAUSE)
         self.log.error(
-            "receive worker {number} ended ({how}) after {lived:.1f} s; {adopted} message(s) "
-            "it had written adopted; starting another in {pause:.0f} s",
+            "receive worker {number} ended ({how}) after {lived:.1f} s; "
+            "starting another in {pause:.0f} s",
             number=worker.number,
             how=how,
             lived=lived,
-            adopted=adopted,
             pause=pause,
         )
         if not worker.draining:

@@ -46,9 +46,15 @@ MaxInboundConnectionPerSource = {perSource}
 ProtocolLoggingLevel = Verbose
 """
 
-NEW_MAILBOX = """
+NEW_MAILBOX_AND_CONNECTOR = """
 [Mailbox David Pelton]
 PrimarySmtpAddress = david@fabrikam.com
+
+[ReceiveConnector Second HubA]
+Usage = Custom
+PermissionGroups = AnonymousUsers
+Bindings = 127.0.0.2:{port}
+RemoteIPRanges = 127.0.0.0/8
 """
 
 
@@ -81,10 +87,9 @@ class Workers:
                 pids.add(int(line.rsplit("pid ", 1)[1].rstrip(")")))
         return {pid for pid in pids if _alive(pid)}
 
-    def send(self, subject, recipient="kim@fabrikam.com", source="127.0.0.1"):
-        with smtplib.SMTP(
-            "127.0.0.1", self.port, timeout=REPLY_TIMEOUT, source_address=(source, 0)
-        ) as client:
+    def send(self, subject, recipient="kim@fabrikam.com", source="127.0.0.1", to=None):
+        host, port = to or ("127.0.0.1", self.port)
+        with smtplib.SMTP(host, port, timeout=REPLY_TIMEOUT, source_address=(source, 0)) as client:
             client.sendmail(
                 "sender@example.com",
                 [recipient],
@@ -249,18 +254,23 @@ def test_theMainProcessAcceptsWhileNoWorkerCan(workers):
 def test_aReloadStartsWorkersUnderTheNewConfiguration(workers):
     """
     SIGHUP: the main process reloads org.ini and replaces its workers, so a
-    mailbox added to org.ini is known to every process at once.
+    mailbox added to org.ini is known to every process at once, and the
+    new workers accept on the socket of a connector added with it.
     """
     old = workers.workerPids()
+    second = freePort("127.0.0.2")
     with open(workers.config, "a") as handle:
-        handle.write(NEW_MAILBOX)
+        handle.write(NEW_MAILBOX_AND_CONNECTOR.format(port=second))
     workers.server.process.send_signal(signal.SIGHUP)
     workers.server.waitFor("receive worker accepting on", count=4)
     _awaitGone(old)
     subjects = [f"for david {n}" for n in range(30)]
     _sendAll(workers, subjects, clients=6, recipient="david@fabrikam.com")
+    _sendAll(workers, ["on the second"], to=("127.0.0.2", second))
     delivered = _awaitDelivered(workers, workers.mailbox("david@fabrikam.com"), len(subjects))
     assert _subjects(delivered) == set(subjects)
+    accepted = [l for l in workers.server.drain().splitlines() if "on Second HubA" in l]
+    assert len(accepted) == 1 and " worker " in accepted[0].split("]")[0], accepted
 
 
 def test_connectionLimitsHoldForTheWholeServer(tmp_path):

@@ -86,6 +86,18 @@ def test_sizeLimitIsExact():
     assert read([message + b".\r\n"], sizeLimit=99)[0] is TOO_BIG
 
 
+@given(st.lists(st.integers(min_value=0), max_size=6))
+def test_sizeLimitIsExactWhereverTheReadsEnd(cuts):
+    """
+    A message of exactly the limit is taken however its terminator is cut
+    between reads (the octets of a terminator begun are not the message's),
+    and one octet more is refused.
+    """
+    message = b"x" * 98 + b"\r\n"
+    assert read(split(message + b".\r\n", cuts), sizeLimit=100)[0] == message
+    assert read(split(message + b".\r\n", cuts), sizeLimit=99)[0] is TOO_BIG
+
+
 def test_lineLimitCountsTheCRLF():
     assert checkMessage(b"a\r\n" + b"x" * 998 + b"\r\nb\r\n", True) is None
     assert checkMessage(b"a\r\n" + b"x" * 999 + b"\r\nb\r\n", True) is LINE_TOO_LONG

@@ -68,7 +68,9 @@ class MessageReader:
         if end == -1:
             # The terminator may have begun in the last four octets.
             self._scanFrom = max(len(buffer) - 4, 0)
-            if self._discarded + len(buffer) - 2 > self.sizeLimit:
+            # Past the leading CRLF, the last two octets may be a
+            # terminator's ".\r" rather than the message's.
+            if self._discarded + len(buffer) - 4 > self.sizeLimit:
                 # Too big: keep scanning for the end, but stop keeping it.
                 keep = max(len(buffer) - 4, 0)
                 self._discarded += keep

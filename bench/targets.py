@@ -201,11 +201,11 @@ def acceptance(settings, key, size, sessions, messages, threshold):
     return result
 
 
-def workers(settings, key="workers", size=1000, sessions=20, counts=(0, 1, 2), rounds=3):
+def workers(settings, key="workers", size=1000, sessions=20, counts=(0, 1, 2), maxRounds=3):
     """
     What receive workers give: durable acceptance by exmta with each number
     of workers in C{counts} and by Postfix, back to back in every round
-    (order rotating), as in L{acceptance}; at most C{rounds} rounds, so
+    (order rotating), as in L{acceptance}; at most C{maxRounds} rounds, so
     that the full run stays within its 15 minutes.
     """
     messages = settings.messages1k if size == 1000 else settings.messages100k
@@ -230,7 +230,7 @@ def workers(settings, key="workers", size=1000, sessions=20, counts=(0, 1, 2), r
     try:
         for server in everyone:
             _warm(server, size=size)
-        for number in range(1, min(settings.rounds, rounds) + 1):
+        for number in range(1, min(settings.rounds, maxRounds) + 1):
             measured = {}
             shift = number % len(everyone)
             for server in everyone[shift:] + everyone[:shift]:

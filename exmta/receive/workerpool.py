@@ -28,6 +28,7 @@ import sys
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 
@@ -125,8 +126,7 @@ class _WorkerProcess(ProcessProtocol):
     def signal(self, name):
         try:
             self.transport.signalProcess(name)
-        except Exception:
-            # It has ended meanwhile.
+        except ProcessExitedAlready:
             pass
 
 

@@ -84,10 +84,15 @@ def makeOrganization(folder, **overrides):
 
 
 class RunningOrganization:
-    def __init__(self, folder):
+    """
+    @param workers: C{twistd exmta --workers}; the constructor returns once
+        they accept.
+    """
+
+    def __init__(self, folder, workers=0):
         self.folder = folder
         self.config, self.ports = makeOrganization(folder)
-        self.server = ServerProcess(self.config, sockets=3)
+        self.server = ServerProcess(self.config, sockets=3, workers=workers)
 
     @property
     def queueFolder(self):

@@ -53,16 +53,19 @@ class ServerProcess:
     """
     C{twistd -n exmta -c org.ini} in a subprocess, with this checkout first
     on its path.  Started means listening: the constructor returns once the
-    server has logged every socket it opens.
+    server has logged every socket it opens, and, with C{workers}
+    (C{--workers}), once each receive worker accepts on them.
     """
 
-    def __init__(self, config, sockets, server=None, extra=()):
+    def __init__(self, config, sockets, server=None, extra=(), workers=0):
         self.config = config
         self.output = []
         environment = dict(os.environ, PYTHONPATH=REPOSITORY, PYTHONUNBUFFERED="1")
         command = [TWISTD, "-n", "--pidfile=", "exmta", "-c", config]
         if server:
             command += ["--server", server]
+        if workers:
+            command += ["--workers", str(workers)]
         self.process = subprocess.Popen(
             command + list(extra),
             cwd=os.path.dirname(config),
@@ -74,6 +77,8 @@ class ServerProcess:
         self._selector.register(self.process.stdout, selectors.EVENT_READ)
         self._partial = b""
         self.waitFor("listening on", count=sockets)
+        if workers:
+            self.waitFor("receive worker accepting on", count=workers)
 
     def waitFor(self, text, count=1, timeout=STARTUP_TIMEOUT):
         """

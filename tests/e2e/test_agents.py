@@ -33,11 +33,17 @@ BlockedSenders = spammer@contoso.com, *@spam.example
 """
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=[0, 2], ids=["one process", "two receive workers"])
+def server(tmp_path_factory, request):
+    """
+    Receive agents run where the sessions do: in the server's process, or
+    in each of its receive workers.
+    """
     folder = str(tmp_path_factory.mktemp("agents"))
     port = freePort()
-    process = ServerProcess(writeOrganization(folder, ORGANIZATION.format(port=port)), sockets=1)
+    process = ServerProcess(
+        writeOrganization(folder, ORGANIZATION.format(port=port)), sockets=1, workers=request.param
+    )
     yield port
     process.stop()
 

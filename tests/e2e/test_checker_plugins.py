@@ -59,11 +59,15 @@ def makeOrganization(folder, port, checkers):
     return config
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=[0, 2], ids=["one process", "two receive workers"])
+def server(tmp_path_factory, request):
+    """
+    The checkers run where the sessions do: in the server's process, or in
+    each of its receive workers.
+    """
     port = freePort()
     config = makeOrganization(str(tmp_path_factory.mktemp("checkers")), port, "Accounts, PasswdFile")
-    process = ServerProcess(config, sockets=1)
+    process = ServerProcess(config, sockets=1, workers=request.param)
     yield port
     process.stop()
 

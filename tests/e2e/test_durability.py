@@ -6,18 +6,56 @@ server and is found in the queue or a mailbox after a restart.
 import os
 import re
 import smtplib
+import time
 
-from tests.e2e.conftest import makeOrganization
-from tests.e2e.harness import ServerProcess, maildirMessages, queuedMessages
+import pytest
+
+from tests.e2e.conftest import RunningOrganization, makeOrganization
+from tests.e2e.harness import STARTUP_TIMEOUT, ServerProcess, maildirMessages, queuedMessages
 
 BATCH = 40
 
 
-def test_killNineLosesNoAcceptedMessage(tmp_path):
+def _workerPids(server):
+    server.drain()
+    return [
+        int(line.rsplit("pid ", 1)[1].rstrip(")"))
+        for line in server.output
+        if "started receive worker" in line
+    ]
+
+
+def _awaitEnded(pids):
+    """
+    Wait until processes are gone (the workers of a killed main process
+    end when their standard input does, and free the sockets).
+    """
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    for pid in pids:
+        while os.path.exists(f"/proc/{pid}") and "Z" != _state(pid):
+            assert time.monotonic() < deadline, f"worker {pid} outlived its main process"
+            time.sleep(0.02)
+
+
+def _state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "Z"
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["one process", "two receive workers"])
+def test_killNineLosesNoAcceptedMessage(tmp_path, workers):
+    """
+    With receive workers the kill is of the main process, which holds the
+    queue; its workers end with it.
+    """
     folder = str(tmp_path)
-    config, ports = makeOrganization(folder)
-    server = ServerProcess(config, sockets=3)
+    running = RunningOrganization(folder, workers=workers)
+    config, ports, server = running.config, running.ports, running.server
     accepted = []
+    pids = []
     try:
         with smtplib.SMTP("127.0.0.4", ports["relay"], timeout=30,
                           source_address=("127.0.5.77", 0)) as smtp:
@@ -31,10 +69,13 @@ def test_killNineLosesNoAcceptedMessage(tmp_path):
                 code, text = smtp.data(body)
                 assert code == 250, text
                 accepted.append((number, re.search(rb"<([0-9A-F]+)@", text).group(1).decode()))
+            pids = _workerPids(server)
+            assert len(pids) == workers
             server.kill()
     finally:
         if server.process.poll() is None:
             server.kill()
+    _awaitEnded(pids)
 
     restarted = ServerProcess(config, sockets=3)
     try:

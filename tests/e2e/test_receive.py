@@ -12,8 +12,21 @@ import warnings
 
 import pytest
 
-from tests.e2e.conftest import GATEWAY_PASSWORD
+from tests.e2e.conftest import GATEWAY_PASSWORD, RunningOrganization
 from tests.e2e.harness import RawClient, maildirMessages, queuedMessages
+
+
+@pytest.fixture(scope="module", params=[0, 2], ids=["one process", "two receive workers"])
+def organization(tmp_path_factory, request):
+    """
+    Every test of this module runs against a server that receives in its
+    own process, and again against one whose sessions run in receive
+    workers (C{--workers 2}): relay rights, AUTH, STARTTLS, smuggling and
+    limits must hold the same in both.
+    """
+    running = RunningOrganization(str(tmp_path_factory.mktemp("org")), workers=request.param)
+    yield running
+    running.server.stop()
 
 MESSAGE = b"From: a@contoso.com\r\nSubject: test\r\n\r\nHello.\r\n"
 

@@ -69,8 +69,7 @@ class Workers:
         self.config = writeOrganization(
             folder, ORGANIZATION.format(port=self.port, perSource=perSource)
         )
-        self.server = ServerProcess(self.config, sockets=1, extra=["--workers", "2"])
-        self.server.waitFor("receive worker accepting on", count=2)
+        self.server = ServerProcess(self.config, sockets=1, workers=2)
 
     def mailbox(self, address="kim@fabrikam.com"):
         return os.path.join(self.folder, "var", "mailboxes", address)

@@ -102,7 +102,7 @@ class TransportServerService(service.MultiService):
         manager.deliveryAgent = new.deliveryAgent
         receive.closeUnused(new.connectors)
         if workers is not None:
-            workers.replace()
+            workers.replace(new.organization)
         self.configuration = new
         restart = [
             setting for setting, attribute in _RESTART_SETTINGS
@@ -332,7 +332,7 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
     pool = None
     if workers:
         pool = WorkerPool(
-            workers, receive, spool, connections, organization.path, transportServer.name, reactor
+            workers, receive, spool, connections, organization, transportServer.name, reactor
         )
         pool.setName("workers")
         pool.setServiceParent(top)

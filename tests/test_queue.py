@@ -658,6 +658,12 @@ class SpoolTests(TestCase):
         self.assertEqual(self.spool.messages(), [received])
         self.assertEqual(await self.spool.messageBytes(queued.queueId), MESSAGE)
         self.assertEqual(files(os.path.join(self.path, "tmp")), [])
+        with self.assertRaises(ValueError):
+            await self.spool.commitWritten(received)
+        self.assertEqual(self.spool.messages(), [received])
+        self.assertEqual(
+            files(self.messages), [queued.queueId + ".eml", queued.queueId + ".json"]
+        )
 
     async def test_commitWrittenRefusesWhatIsNoQueueId(self):
         """

@@ -242,6 +242,9 @@ class Organization:
     transportAgents: tuple[TransportAgent, ...] = ()
     credentialCheckers: tuple[PluginSettings, ...] = ()
     deliveryAgents: tuple[PluginSettings, ...] = ()
+    # The org.ini text this was read from: receive workers run on exactly
+    # what their main process checked, not on the file as it is later.
+    text: str = field(default="", repr=False, compare=False)
 
     @property
     def folder(self):

@@ -413,6 +413,7 @@ def parseOrganization(text, path):
         transportAgents=agents,
         credentialCheckers=_pluginSections(readers["CredentialChecker"], "CredentialChecker"),
         deliveryAgents=_pluginSections(readers["DeliveryAgent"], "DeliveryAgent"),
+        text=text,
     )
 
 

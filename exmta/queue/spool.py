@@ -523,6 +523,9 @@ class Spool:
         """
         if not _QUEUE_ID.fullmatch(queued.queueId):
             return fail(ValueError(f"not a queue id: {queued.queueId!r}"))
+        if queued.queueId in self._index:
+            # A second commit would undo the first's files on failing.
+            return fail(ValueError(f"{queued.queueId} is queued already"))
         return self._writer.commitWritten(queued).addCallback(self._announce)
 
     def _announce(self, queued):

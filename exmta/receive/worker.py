@@ -17,8 +17,8 @@ admin endpoint stay in the main process.
 
 Started by the main process, never by hand::
 
-    python -c "from exmta.receive.worker import main; main()" --config ORG --server NAME \\
-        --connections FD --row N --listen FD ...
+    python -c "from exmta.receive.worker import main; main()" --config ORG \\
+        --config-text FD --server NAME --connections FD --row N --listen FD ...
 
 Its link to the main process:
 
@@ -29,8 +29,16 @@ Its link to the main process:
     own log;
   - standard input carries lines from it: C{K} or C{F} and a queue id,
     the message is queued or could not be (451 to the client); C{drain},
-    stop accepting and end once the sessions have; its end (the main
-    process stopped or died) stops the worker at once, as SIGTERM does.
+    stop accepting and end once the sessions have (a reload); C{stop},
+    stop accepting and end once the commits asked for are answered (the
+    server stops); its end (the main process died) stops the worker at
+    once, as SIGTERM does.
+
+The worker runs on the org.ini text its main process runs under, handed
+over in an in-memory file (C{--config-text}), not on the file on disk,
+which may hold edits the main process has not applied or has refused.
+The files org.ini names (TLS certificate and key, accounts, passwd-files)
+are read when the worker starts.
 
 Sessions of a worker stopped at once that had not heard 250 are cut, and
 their clients send again; files it left in C{tmp/} are removed at the
@@ -60,7 +68,7 @@ from twisted.logger import (
 from twisted.protocols.basic import LineOnlyReceiver
 from zope.interface import implementer
 
-from exmta.config import loadOrganization
+from exmta.config import parseOrganization
 from exmta.errors import ConfigError
 from exmta.interfaces import IMessageSubmission
 from exmta.protocollog import ProtocolLog
@@ -91,6 +99,8 @@ class MainProcessLink(LineOnlyReceiver):
         order, _, queueId = line.strip().partition(b" ")
         if order == b"drain":
             self.worker.drain()
+        elif order == b"stop":
+            self.worker.stopAfterCommits()
         elif order in (b"K", b"F"):
             self.worker.submission.answered(order, queueId.decode("ascii", "replace"))
 
@@ -131,13 +141,13 @@ class WorkerSubmission:
         self._waiting = {}
 
     def enqueue(self, envelope, session, message):
+        if not self.link.up:
+            return fail(QueueCommitRefused("the main process is gone"))
         queued = newQueuedMessage(envelope, session, message, self.clock)
         try:
             writeUnsynced(self.queuePath, queued, message)
         except OSError:
             return fail()
-        if not self.link.up:
-            return fail(QueueCommitRefused("the main process is gone"))
         committed = self._waiting[queued.queueId] = Deferred()
         self.link.send(b"C", encodeQueued(queued).decode("utf-8"))
         return committed
@@ -150,6 +160,17 @@ class WorkerSubmission:
             waiting.callback(queueId)
         else:
             waiting.errback(QueueCommitRefused(f"the main process could not queue {queueId}"))
+        if not self._waiting and self.onIdle is not None:
+            self.onIdle()
+
+    onIdle = None
+
+    @property
+    def waiting(self):
+        """
+        Whether a commit asked for is still unanswered.
+        """
+        return bool(self._waiting)
 
     def abandon(self):
         """
@@ -240,6 +261,18 @@ class Worker:
         self.reactor.addSystemEventTrigger("before", "shutdown", self._stopListening)
         self.reactor.addSystemEventTrigger("after", "shutdown", self._close)
 
+    def stopAfterCommits(self):
+        """
+        Stop accepting, and end as soon as the main process has answered
+        every commit asked for (those clients hear their 250); the other
+        sessions are cut, as a single process's are when it stops.
+        """
+        self._stopListening()
+        if self.submission.waiting:
+            self.submission.onIdle = self.stopNow
+        else:
+            self.stopNow()
+
     def drain(self):
         """
         Stop accepting; end once the last session has.
@@ -291,9 +324,22 @@ class _LinkObserver:
             sys.stderr.write(formatEventAsClassicLogText(event))
 
 
+def _organization(path, descriptor):
+    """
+    The organization the main process runs under: its org.ini text, from
+    the in-memory file it handed over, read as the file at C{path}.
+    """
+    size = os.fstat(descriptor).st_size
+    # pread: the main process and the other workers share the offset.
+    text = os.pread(descriptor, size, 0).decode("utf-8")
+    os.close(descriptor)
+    return parseOrganization(text, path)
+
+
 def main(argv=None, reactor=None):
     parser = argparse.ArgumentParser(prog="exmta receive worker")
     parser.add_argument("--config", required=True)
+    parser.add_argument("--config-text", type=int, required=True)
     parser.add_argument("--server", required=True)
     parser.add_argument("--connections", type=int, required=True)
     parser.add_argument("--row", type=int, required=True)
@@ -316,7 +362,7 @@ def main(argv=None, reactor=None):
     )
     try:
         worker = Worker(
-            loadOrganization(arguments.config),
+            _organization(arguments.config, arguments.config_text),
             arguments.server,
             arguments.listen,
             ConnectionCounts.attach(arguments.connections, arguments.row),

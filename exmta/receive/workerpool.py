@@ -24,6 +24,7 @@ of the same user bind the port too.
 import json
 import os
 import signal
+import site
 import sys
 
 from twisted.application import service
@@ -140,7 +141,7 @@ class WorkerPool(service.Service):
 
     log = Logger()
 
-    def __init__(self, count, receive, spool, connections, configPath, serverName, reactor):
+    def __init__(self, count, receive, spool, connections, organization, serverName, reactor):
         """
         @param count: how many workers.
         @param receive: the L{exmta.receive.listener.ReceiveService} whose
@@ -149,30 +150,53 @@ class WorkerPool(service.Service):
             write.
         @param connections: the L{exmta.receive.limits.ConnectionCounts}
             they share; row 0 is the main process's.
-        @param configPath: org.ini, which they read.
+        @param organization: the L{exmta.config.model.Organization} this
+            process runs under; workers run on its org.ini text (not on the
+            file, which may have changed since).
         @param serverName: the TransportServer they are part of.
         """
         self.count = count
         self.receive = receive
         self.spool = spool
         self.connections = connections
-        self.configPath = os.path.abspath(configPath)
         self.serverName = serverName
         self.reactor = reactor
         self.workers = []
         self._numbers = iter(range(1, sys.maxsize))
         self._pause = FIRST_PAUSE
+        self._restarts = []
+        self._snapshot = None
+        self._takeSnapshot(organization)
+
+    def _takeSnapshot(self, organization):
+        """
+        Keep the org.ini text of C{organization} in an in-memory file the
+        workers started from now on read.
+        """
+        descriptor = os.memfd_create("exmta-org.ini")
+        text = organization.text.encode("utf-8")
+        view = memoryview(text)
+        while view:
+            view = view[os.write(descriptor, view) :]
+        if self._snapshot is not None:
+            os.close(self._snapshot[1])
+        self._snapshot = (organization.path, descriptor)
 
     def startService(self):
         super().startService()
         for _ in range(self.count):
             self._start()
 
-    def replace(self):
+    def replace(self, organization):
         """
-        Start new workers (which read org.ini afresh and take the sockets
-        listening now) and drain the old ones.
+        Start new workers, on C{organization} (what this process now runs
+        under) and the sockets listening now, and drain the old ones.
         """
+        self._takeSnapshot(organization)
+        for restart in self._restarts:
+            if restart.active():
+                restart.cancel()
+        self._restarts = []
         old = [w for w in self.workers if not w.draining]
         for worker in old:
             worker.draining = True
@@ -185,14 +209,27 @@ class WorkerPool(service.Service):
 
     def stopService(self):
         super().stopService()
+        for restart in self._restarts:
+            if restart.active():
+                restart.cancel()
+        self._restarts = []
         if not self.workers:
+            self._closeSnapshot()
             return None
+        # "stop": no new sessions, and the messages waiting for their
+        # commit still get it and their 250, as in one process.
         for worker in self.workers:
-            worker.transport.closeStdin()
+            worker.transport.write(b"stop\n")
         kill = self.reactor.callLater(STOP_GRACE, self._kill)
         ended = DeferredList([w.ended for w in self.workers])
         ended.addBoth(lambda result: kill.active() and kill.cancel())
+        ended.addBoth(lambda result: self._closeSnapshot())
         return ended
+
+    def _closeSnapshot(self):
+        if self._snapshot is not None:
+            os.close(self._snapshot[1])
+            self._snapshot = None
 
     def _acceptWhileNoWorkerIs(self):
         self.receive.accepting = not any(w.ready and not w.draining for w in self.workers)
@@ -215,33 +252,40 @@ class WorkerPool(service.Service):
             # Reloads came faster than draining workers ended: end the
             # oldest now; its replacement starts when it has.
             oldest = next(w for w in self.workers if w.draining)
-            oldest.transport.closeStdin()
+            oldest.transport.write(b"stop\n")
             oldest.ended.addCallback(lambda _: self.running and self._start())
             return
         number = next(self._numbers)
         worker = _WorkerProcess(self, number, row)
         childFDs = {0: "w", 1: "r", 2: "r", _CHANNEL: "r"}
+        path, snapshot = self._snapshot
         arguments = [
             # Not "-m": as __main__ the module's classes would log under
             # that name.
             sys.executable, "-c", "import sys; from exmta.receive.worker import main; sys.exit(main())",
-            "--config", self.configPath,
+            "--config", path,
             "--server", self.serverName,
             "--row", str(row),
         ]
         descriptor = _CHANNEL + 1
         childFDs[descriptor] = self.connections.fileno()
         arguments += ["--connections", str(descriptor)]
+        descriptor += 1
+        childFDs[descriptor] = snapshot
+        arguments += ["--config-text", str(descriptor)]
         for port in self.receive.ports:
             descriptor += 1
             childFDs[descriptor] = port.fileno()
             arguments += ["--listen", str(descriptor)]
         environment = dict(os.environ)
-        # The workers run the exmta this process runs, wherever it came from.
+        # The workers run the exmta this process runs: from a checkout
+        # (twistd puts the current folder on the path), the checkout comes
+        # first; an installed exmta is found where the interpreter looks.
         home = os.path.dirname(os.path.dirname(os.path.abspath(exmta.__file__)))
-        environment["PYTHONPATH"] = os.pathsep.join(
-            [home] + [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p]
-        )
+        if home not in site.getsitepackages():
+            environment["PYTHONPATH"] = os.pathsep.join(
+                [home] + [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p]
+            )
         self.reactor.spawnProcess(
             worker, sys.executable, arguments, env=environment, childFDs=childFDs
         )
@@ -264,8 +308,9 @@ class WorkerPool(service.Service):
             if getattr(status, "signal", None)
             else f"exit status {getattr(status, 'exitCode', '?')}"
         )
-        if not self.running or worker.draining and status.exitCode == 0:
-            self.log.info("receive worker {number} ended ({how})", number=worker.number, how=how)
+        if not self.running or worker.draining:
+            log = self.log.info if status.exitCode == 0 else self.log.error
+            log("receive worker {number} ended ({how})", number=worker.number, how=how)
             return
         lived = self.reactor.seconds() - worker.startedAt
         if lived >= SHORT_LIFE:
@@ -281,5 +326,9 @@ class WorkerPool(service.Service):
             lived=lived,
             pause=pause,
         )
-        if not worker.draining:
-            self.reactor.callLater(pause, lambda: self.running and self._start())
+        self._restarts = [r for r in self._restarts if r.active()]
+        self._restarts.append(self.reactor.callLater(pause, self._startAgain))
+
+    def _startAgain(self):
+        if self.running and sum(not w.draining for w in self.workers) < self.count:
+            self._start()

@@ -58,6 +58,17 @@ RemoteIPRanges = 127.0.0.0/8
 """
 
 
+OPEN_RELAY_AND_A_MISTAKE = r"""
+[ADPermission]
+Identity = Anonymous HubA
+User = NT AUTHORITY\ANONYMOUS LOGON
+ExtendedRights = Ms-Exch-SMTP-Accept-Any-Recipient
+
+[ReceiveConnector Mistake]
+NoSuchKey = 1
+"""
+
+
 class Workers:
     """
     An organization served by C{twistd exmta --workers 2}.
@@ -231,14 +242,17 @@ def test_aKilledWorkerIsReplacedAndNoAcceptedMessageIsLost(workers):
 def test_theMainProcessAcceptsWhileNoWorkerCan(workers):
     """
     Once its workers are ready the main process leaves the sockets to
-    them; should they all die and fail to start again (here org.ini was
-    broken meanwhile), it accepts mail itself.
+    them; should they all die and fail to start again (here the send
+    connectors' credentials file was made readable by others meanwhile,
+    which a starting server refuses), it accepts mail itself.
     """
     _sendAll(workers, ["before"])
     log = workers.server.drain()
     assert " worker " in [l for l in log.splitlines() if " accepted " in l][0].split("]")[0]
-    with open(workers.config, "a") as handle:
-        handle.write("[ReceiveConnector Broken]\nNoSuchKey = 1\n")
+    credentials = os.path.join(workers.folder, "credentials")
+    with open(credentials, "w") as handle:
+        handle.write("")
+    os.chmod(credentials, 0o644)
     for pid in workers.workerPids():
         os.kill(pid, signal.SIGKILL)
     workers.server.waitFor("ended (exit status 1)")
@@ -248,6 +262,27 @@ def test_theMainProcessAcceptsWhileNoWorkerCan(workers):
     assert " worker " not in accepted[1].split("]")[0], accepted
     delivered = _awaitDelivered(workers, workers.mailbox(), 2)
     assert _subjects(delivered) == {"before", "while broken"}
+
+
+def test_aRestartedWorkerRunsWhatTheMainProcessRuns(workers):
+    """
+    A worker started again after a crash runs on the org.ini text its main
+    process checked and runs under, not on the file as it is now: an edit
+    granting anonymous relay that a reload refused (its other half is
+    invalid) does not open the server through the new worker.
+    """
+    with open(workers.config, "a") as handle:
+        handle.write(OPEN_RELAY_AND_A_MISTAKE)
+    workers.server.process.send_signal(signal.SIGHUP)
+    workers.server.waitFor("reload refused")
+    for pid in workers.workerPids():
+        os.kill(pid, signal.SIGKILL)
+    workers.server.waitFor("receive worker accepting on", count=4)
+    for _ in range(6):
+        with smtplib.SMTP("127.0.0.1", workers.port, timeout=REPLY_TIMEOUT) as client:
+            client.ehlo("client.example")
+            assert client.mail("sender@example.com")[0] == 250
+            assert client.rcpt("someone@example.org")[0] == 550
 
 
 def test_aReloadStartsWorkersUnderTheNewConfiguration(workers):

@@ -24,7 +24,12 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 import exmta
 from exmta.auth.realm import ConnectorRealm
 from exmta.config import parseOrganization
-from exmta.receive.limits import SLOTS, TOO_MANY_CONNECTIONS, ConnectionCounts
+from exmta.receive.limits import (
+    SLOTS,
+    TOO_MANY_CONNECTIONS,
+    ConnectionCounts,
+    LocalConnectionCounts,
+)
 from exmta.receive.listener import ReceiveFactory
 from exmta.routing import Resolver
 from exmta.testing import connect
@@ -154,6 +159,15 @@ class SharedRowsTests(SynchronousTestCase):
         self.assertIsNone(self.worker.admit(self.connector, first))
         self.assertIs(self.owner.admit(self.connector, second), TOO_MANY_CONNECTIONS)
 
+        # A server without workers counts exactly: the same two are apart.
+        local = LocalConnectionCounts()
+        self.assertIsNone(local.admit(self.connector, first))
+        self.assertIsNone(local.admit(self.connector, first))
+        self.assertIs(local.admit(self.connector, first), TOO_MANY_CONNECTIONS)
+        self.assertIsNone(local.admit(self.connector, second))
+        local.release(self.connector, first)
+        self.assertIsNone(local.admit(self.connector, first))
+
 
 def protocolFactory(connector, connections=None, reactor=None, text=LIMITED):
     organization = parseOrganization(text, "/nonexistent/org.ini")
@@ -175,7 +189,7 @@ class ReceiveFactoryTests(SynchronousTestCase):
 
     def test_ownCountsByDefault(self):
         factory = protocolFactory(self.connector, reactor=self.clock)
-        self.assertEqual((factory.connectionCounts.rows, factory.connectionCounts.row), (1, 0))
+        self.assertIsInstance(factory.connectionCounts, LocalConnectionCounts)
         sessions = [connect(factory, peer=(f"127.0.0.{n}", 40000)) for n in (7, 8, 9)]
         for _, transport in sessions:
             self.assertTrue(transport.takeReplies()[0].startswith("220 "))

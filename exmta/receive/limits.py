@@ -19,6 +19,9 @@ earlier than it should, never later: a source shares its slot with one of
 N other open sources about N times in 65,536 (one in twenty at 3,000), and
 is then refused only if the two together reach the per-source limit.
 
+A server without receive workers counts in L{LocalConnectionCounts}
+instead: exact, in its own memory, no slots shared by chance.
+
 Without a lock, processes that admit at the same instant can each see the
 count at limit - 1 and each let a session in: with P processes, a limit can
 be passed by at most P - 1 sessions.  Each process is single-threaded, so
@@ -29,6 +32,7 @@ import mmap
 import os
 import weakref
 import zlib
+from collections import Counter
 
 from exmta.envelope import Reply
 
@@ -47,6 +51,58 @@ _COUNTER = "i"
 _COUNTER_BYTES = 4
 _ROW_COUNTERS = 2 * SLOTS
 _ROW_BYTES = _ROW_COUNTERS * _COUNTER_BYTES
+
+
+def _refusal(connector, sessions, sessionsFromSource):
+    """
+    @return: L{TOO_MANY_CONNECTIONS} if C{connector}'s MaxInboundConnection
+        or MaxInboundConnectionPerSource (L{None}: unlimited) leaves no room
+        beside the sessions open, else L{None}.
+    """
+    total = connector.maxInboundConnection
+    perSource = connector.maxInboundConnectionPerSource
+    if total is not None and sessions() >= total:
+        return TOO_MANY_CONNECTIONS
+    if perSource is not None and sessionsFromSource() >= perSource:
+        return TOO_MANY_CONNECTIONS
+    return None
+
+
+class LocalConnectionCounts:
+    """
+    The open sessions of a server whose sessions all run in this process,
+    counted exactly: the L{ConnectionCounts} interface without sharing.
+    """
+
+    def __init__(self):
+        self._byConnector = Counter()
+        self._bySource = Counter()
+
+    def admit(self, connector, peerHost):
+        """
+        See L{ConnectionCounts.admit}.
+        """
+        source = (connector.identity, peerHost)
+        refusal = _refusal(
+            connector, lambda: self._byConnector[connector.identity], lambda: self._bySource[source]
+        )
+        if refusal is None:
+            self._byConnector[connector.identity] += 1
+            self._bySource[source] += 1
+        return refusal
+
+    def release(self, connector, peerHost):
+        """
+        See L{ConnectionCounts.release}.
+        """
+        source = (connector.identity, peerHost)
+        self._byConnector[connector.identity] -= 1
+        self._bySource[source] -= 1
+        if not self._bySource[source]:
+            del self._bySource[source]
+
+    def close(self):
+        pass
 
 
 def _positions(connector, peerHost):
@@ -131,18 +187,18 @@ class ConnectionCounts:
         @return: L{None} if admitted (L{release} must follow), else the
             reply to close with.
         """
-        total = connector.maxInboundConnection
-        perSource = connector.maxInboundConnectionPerSource
         byConnector, bySource = _positions(connector, peerHost)
         counters = self._counters
         # counters[position::_ROW_COUNTERS] is that counter in every row.
-        if total is not None and sum(counters[byConnector::_ROW_COUNTERS]) >= total:
-            return TOO_MANY_CONNECTIONS
-        if perSource is not None and sum(counters[bySource::_ROW_COUNTERS]) >= perSource:
-            return TOO_MANY_CONNECTIONS
-        counters[self._own + byConnector] += 1
-        counters[self._own + bySource] += 1
-        return None
+        refusal = _refusal(
+            connector,
+            lambda: sum(counters[byConnector::_ROW_COUNTERS]),
+            lambda: sum(counters[bySource::_ROW_COUNTERS]),
+        )
+        if refusal is None:
+            counters[self._own + byConnector] += 1
+            counters[self._own + bySource] += 1
+        return refusal
 
     def release(self, connector, peerHost):
         """

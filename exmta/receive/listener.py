@@ -13,7 +13,7 @@ from twisted.internet.defer import gatherResults
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
-from exmta.receive.limits import ConnectionCounts
+from exmta.receive.limits import LocalConnectionCounts
 from exmta.receive.protocol import ReceiveProtocol
 from exmta.receive.selection import listeningAddresses, selectConnector
 
@@ -93,9 +93,10 @@ class ReceiveFactory(ServerFactory):
         goes to.
     @ivar tracking: the L{exmta.interfaces.IMessageTrackingLog} that hears
         of each accepted message, or L{None}.
-    @ivar connectionCounts: the L{exmta.receive.limits.ConnectionCounts} the
-        connectors' connection limits are counted in: shared with the
-        server's receive workers, or this process's own.
+    @ivar connectionCounts: where the connectors' connection limits are
+        counted: a L{exmta.receive.limits.ConnectionCounts} shared with the
+        server's receive workers, or this process's own exact
+        L{exmta.receive.limits.LocalConnectionCounts}.
     """
 
     protocol = ReceiveProtocol
@@ -110,7 +111,7 @@ class ReceiveFactory(ServerFactory):
         )
         self.queue = queue
         self.reactor = reactor
-        self.connectionCounts = ConnectionCounts.create(1) if connections is None else connections
+        self.connectionCounts = LocalConnectionCounts() if connections is None else connections
         self._protocolLog = protocolLog
         self.tracking = tracking
         self._sessions = itertools.count(1)

@@ -322,12 +322,7 @@ class SpoolWriter:
 
         @return: a Deferred firing with C{queued} once they are durable.
         """
-        temporary = os.path.join(self.tmp, queued.queueId)
-
-        def write(batch):
-            batch.addWritten(temporary + ".eml", temporary + ".json")
-
-        return self._commit(queued, write)
+        return self._commit(queued, partial(self._addWritten, queued))
 
     def _commit(self, queued, write):
         committed = self.committer.submit(
@@ -338,13 +333,12 @@ class SpoolWriter:
         return committed.addCallback(lambda _: queued)
 
     def _write(self, queued, message, batch):
+        writeUnsynced(self.path, queued, message)
+        self._addWritten(queued, batch)
+
+    def _addWritten(self, queued, batch):
         temporary = os.path.join(self.tmp, queued.queueId)
-        try:
-            batch.writeFile(temporary + ".eml", message)
-            batch.writeFile(temporary + ".json", encodeQueued(queued))
-        except BaseException:
-            self._uncommit(queued.queueId)
-            raise
+        batch.addWritten(temporary + ".eml", temporary + ".json")
 
     def _publish(self, queueId):
         base = os.path.join(self.messages, queueId)

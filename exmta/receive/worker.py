@@ -89,8 +89,6 @@ class MainProcessLink(LineOnlyReceiver):
     """
 
     delimiter = b"\n"
-    MAX_LENGTH = 1 << 24
-
     worker = None
 
     def lineReceived(self, line):
@@ -113,9 +111,13 @@ class MainProcessLink(LineOnlyReceiver):
     def up(self):
         return self.transport is not None and not self.transport.disconnected
 
-    def send(self, kind, text):
+    def send(self, kind, data):
+        """
+        Tell the main process one line: C{kind} and C{data} (bytes without
+        a line end).
+        """
         if self.up:
-            self.transport.write(kind + b" " + text.encode("utf-8", "backslashreplace") + b"\n")
+            self.transport.write(kind + b" " + data + b"\n")
 
 
 class QueueCommitRefused(Exception):
@@ -134,6 +136,9 @@ class WorkerSubmission:
     process answers that the message is durable and queued.
     """
 
+    # Called once every commit asked for is answered (set by a stop).
+    onIdle = None
+
     def __init__(self, queuePath, link, clock):
         self.queuePath = queuePath
         self.link = link
@@ -149,7 +154,7 @@ class WorkerSubmission:
         except OSError:
             return fail()
         committed = self._waiting[queued.queueId] = Deferred()
-        self.link.send(b"C", encodeQueued(queued).decode("utf-8"))
+        self.link.send(b"C", encodeQueued(queued))
         return committed
 
     def answered(self, answer, queueId):
@@ -162,8 +167,6 @@ class WorkerSubmission:
             waiting.errback(QueueCommitRefused(f"the main process could not queue {queueId}"))
         if not self._waiting and self.onIdle is not None:
             self.onIdle()
-
-    onIdle = None
 
     @property
     def waiting(self):
@@ -253,7 +256,7 @@ class Worker:
             self.ports.append(self.reactor.adoptStreamPort(descriptor, family, self.factory))
             # adoptStreamPort took a copy.
             os.close(descriptor)
-        self.link.send(b"R", "")
+        self.link.send(b"R", b"")
         self.log.info(
             "receive worker accepting on {addresses}",
             addresses=", ".join(f"{p.getHost().host}:{p.getHost().port}" for p in self.ports),
@@ -319,7 +322,7 @@ class _LinkObserver:
 
     def __call__(self, event):
         if self.link.up:
-            self.link.send(b"L", eventAsJSON(event))
+            self.link.send(b"L", eventAsJSON(event).encode("utf-8", "backslashreplace"))
         else:
             sys.stderr.write(formatEventAsClassicLogText(event))
 

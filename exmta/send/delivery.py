@@ -44,6 +44,7 @@ from exmta.envelope import Reply
 from exmta.errors import ConnectionFailure, PermanentFailure, SMTPFailure
 from exmta.interfaces import IRemoteDelivery
 from exmta.protocollog import ProtocolLog
+from exmta.routing.connectors import forwardingTarget
 from exmta.send import hosts
 from exmta.send.client import DeliveryClient, HostFailure, StaleConnection, Transaction, connectionFailure
 from exmta.send.pool import IDLE_TIMEOUT, SHUTTING_DOWN, ConnectionPool
@@ -105,33 +106,6 @@ def authenticationOf(connector):
     if "BasicAuth" in mechanism:
         return "BasicAuth"
     return None
-
-
-def _forwardingTarget(organization, serverName):
-    """
-    Where the transport server C{serverName} takes mail from the others:
-    L{exmta.routing.connectors.forwardingTarget}.
-
-    @raise ValueError: when it takes none.
-    """
-    try:
-        from exmta.routing.connectors import forwardingTarget
-    except ImportError:
-        forwardingTarget = _firstExchangeServersBinding
-    return forwardingTarget(organization, serverName)
-
-
-def _firstExchangeServersBinding(organization, serverName):
-    # The same rule, for checkouts where routing has not landed yet.
-    for server in organization.transportServers.values():
-        if server.name.lower() != str(serverName).lower():
-            continue
-        for connector in organization.connectorsOf(server.name):
-            if connector.enabled and "ExchangeServers" in connector.permissionGroups:
-                for binding in connector.bindings:
-                    return (server.fqdn if binding.isWildcard else binding.host, binding.port)
-        raise ValueError(f"TransportServer {server.name} takes no mail from other servers")
-    raise ValueError(f"no TransportServer is named {serverName!r}")
 
 
 @implementer(IRemoteDelivery)
@@ -405,7 +379,7 @@ class SmtpDelivery:
         if settings.deliveryType == DNS:
             return await hosts.mailExchangerTargets(resolver, settings.domain, settings.port)
         try:
-            host, port = _forwardingTarget(self.organization, settings.server)
+            host, port = forwardingTarget(self.organization, settings.server)
         except ValueError as error:
             raise ConnectionFailure(Reply(451, "4.4.0", str(error))) from None
         try:

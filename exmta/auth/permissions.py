@@ -54,22 +54,8 @@ def canonicalRight(name):
     return _CANONICAL_RIGHTS.get(name.strip().lower())
 
 
-_SERVER_RIGHTS = frozenset(
-    {
-        SUBMIT,
-        ACCEPT_ANY_RECIPIENT,
-        ACCEPT_ANY_SENDER,
-        ACCEPT_AUTHORITATIVE_DOMAIN_SENDER,
-        ACCEPT_AUTHENTICATION_FLAG,
-        BYPASS_ANTI_SPAM,
-        BYPASS_MESSAGE_SIZE_LIMIT,
-        ACCEPT_HEADERS_ROUTING,
-        ACCEPT_HEADERS_ORGANIZATION,
-        ACCEPT_HEADERS_FOREST,
-        ACCEPT_EXCH50,
-        ACCEPT_XSHADOW,
-    }
-)
+# Exchange servers hold every extended right.
+_SERVER_RIGHTS = frozenset(EXTENDED_RIGHTS)
 
 # Group -> ((principal, rights), ...), Exchange 2010's table.
 GROUP_GRANTS = {

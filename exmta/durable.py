@@ -1,13 +1,17 @@
 """
 Blocking file operations that survive a crash: each one is on disk when it
 returns.  The queue and the Maildir agent run them in a thread; the queue's
-go through a L{GroupCommitter}.
+go through a L{GroupCommitter}.  The secret stores and the org.ini editor
+replace whole files with L{replaceFile} under L{locked}.
 """
 
 import ctypes
+import fcntl
 import os
 import queue
+import secrets
 import threading
+from contextlib import contextmanager, suppress
 from functools import partial
 
 from twisted.internet.defer import Deferred
@@ -56,6 +60,55 @@ def writeFile(path, *chunks, sync=True):
                 view = view[os.write(descriptor, view) :]
         if sync:
             os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def replaceFile(path, data, keepModeAndOwner=False):
+    """
+    Replace C{path} with C{data} atomically and durably: a new file beside
+    it, fsynced, renamed over it, the folder fsynced so that the rename
+    itself survives a crash.  A reader or a crash sees the old file or the
+    new one, never half of one.  Hold L{locked} around a read-modify-write.
+    Blocks.
+
+    @param keepModeAndOwner: the new file gets C{path}'s mode and, when
+        this process may give it, its owner, as an editor keeps them;
+        otherwise it is private to its writer (mode 0600).
+    """
+    folder = os.path.dirname(path)
+    status = os.stat(path) if keepModeAndOwner else None
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}")
+    # Created private: what it holds never sits in a file others may read.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            if status is not None:
+                os.fchmod(handle.fileno(), status.st_mode & 0o7777)
+                if (status.st_uid, status.st_gid) != (os.getuid(), os.getgid()):
+                    with suppress(PermissionError):
+                        os.fchown(handle.fileno(), status.st_uid, status.st_gid)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        unlinkQuietly(temporary)
+        raise
+    syncFolder(folder)
+
+
+@contextmanager
+def locked(path):
+    """
+    Hold the write lock of C{path}: an exclusive lock on C{<path>.lock}, a
+    separate file because C{path} itself is replaced, not rewritten, on
+    every change.  Blocks until it is free.
+    """
+    descriptor = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
     finally:
         os.close(descriptor)
 

@@ -33,6 +33,7 @@ import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 from zope.interface import implementer
 
+from exmta import durable
 from exmta.auth import secretfile
 from exmta.errors import ConfigError
 from exmta.interfaces import IAccountStore
@@ -177,17 +178,9 @@ class AccountStore:
             list if the file does not exist.
         @raise ConfigError: see L{open}.
         """
-        text = secretfile.readPrivate(self.path, "password hashes")
-        if text is None:
-            return []
 
-        lines = []
-        seen = {}
-        for number, raw in enumerate(text.splitlines(), 1):
+        def entry(raw, number):
             line = raw.strip()
-            if not line or line.startswith("#"):
-                lines.append((None, raw))
-                continue
             # The line is not quoted in errors: it holds a password hash.
             name, colon, hashed = line.partition(":")
             name = name.strip().lower()
@@ -204,24 +197,18 @@ class AccountStore:
                     self.path,
                     number,
                 ) from None
-            if name in seen:
-                raise ConfigError(
-                    f"a second line for {name} (the first is line {seen[name]})",
-                    self.path,
-                    number,
-                )
-            seen[name] = number
-            lines.append((name, raw))
-        return lines
+            return name, raw
+
+        return secretfile.readEntries(self.path, "password hashes", entry)
 
     def _write(self, lines):
         """
         Replace the file with C{lines} atomically and durably.
         """
-        secretfile.writePrivate(self.path, "".join(text + "\n" for _, text in lines))
+        durable.replaceFile(self.path, "".join(text + "\n" for _, text in lines).encode("utf-8"))
 
     def _locked(self):
         """
         Hold the store's write lock.
         """
-        return secretfile.locked(self.path)
+        return durable.locked(self.path)

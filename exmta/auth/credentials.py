@@ -37,6 +37,7 @@ import os
 import re
 from typing import NamedTuple
 
+from exmta import durable
 from exmta.auth import secretfile
 from exmta.config.values import credentialName
 from exmta.errors import ConfigError
@@ -127,7 +128,7 @@ class CredentialStore:
             raise ValueError("the password is empty")
         encoded = base64.b64encode(password.encode("utf-8")).decode("ascii")
         line = f"{name}:{username}:{encoded}"
-        with secretfile.locked(self.path):
+        with durable.locked(self.path):
             lines = self._read()
             for index, (entry, _) in enumerate(lines):
                 if entry is not None and entry.lower() == name.lower():
@@ -143,7 +144,7 @@ class CredentialStore:
 
         @raise KeyError: there is none.
         """
-        with secretfile.locked(self.path):
+        with durable.locked(self.path):
             lines = self._read()
             kept = [
                 (entry, line)
@@ -180,16 +181,9 @@ class CredentialStore:
             for comments and blank lines; an empty list if there is no file.
         @raise ConfigError: see L{open}.
         """
-        text = secretfile.readPrivate(self.path, "passwords")
-        if text is None:
-            return []
-        lines = []
-        seen = {}
-        for number, raw in enumerate(text.splitlines(), 1):
+
+        def entry(raw, number):
             stripped = raw.strip()
-            if not stripped or stripped.startswith("#"):
-                lines.append((None, raw))
-                continue
             # Errors never quote the line: it holds a password.
             parts = _split(stripped)
             if parts is None:
@@ -218,18 +212,12 @@ class CredentialStore:
                     self.path,
                     number,
                 ) from None
-            if name.lower() in seen:
-                raise ConfigError(
-                    f"a second line for {name} (the first is line {seen[name.lower()]})",
-                    self.path,
-                    number,
-                )
-            seen[name.lower()] = number
-            lines.append((name, stripped))
-        return lines
+            return name, stripped
+
+        return secretfile.readEntries(self.path, "passwords", entry)
 
     def _write(self, lines):
-        secretfile.writePrivate(self.path, "".join(line + "\n" for _, line in lines))
+        durable.replaceFile(self.path, "".join(line + "\n" for _, line in lines).encode("utf-8"))
 
 
 def _split(line):

@@ -6,19 +6,18 @@ Files that hold secrets: the BasicAuth account store
   - A secret file must not be open to group or others (mode 0600), as ssh
     insists for its keys; one that is is refused when read, with the
     C{chmod} that fixes it.
-  - Writers replace the file atomically (a new private file, fsynced,
-    renamed over the old one, the folder fsynced) while holding an
-    exclusive lock on C{<path>.lock}, so readers never see half a file and
+  - A store holds one entry a line, named by its first field; blank
+    lines and C{#} comments are kept as written (L{readEntries}).
+  - Writers replace the file atomically with a new private file
+    (L{exmta.durable.replaceFile}) while holding its write lock
+    (L{exmta.durable.locked}), so readers never see half a file and
     concurrent writers never lose each other's change.
 
 Every function blocks on the disk.
 """
 
-import fcntl
 import os
-import secrets
 import stat
-from contextlib import contextmanager, suppress
 
 from exmta.errors import ConfigError
 
@@ -54,43 +53,38 @@ def readPrivate(path, secret):
         raise ConfigError(f"is not UTF-8 text ({error.reason})", path) from None
 
 
-def writePrivate(path, text):
+def readEntries(path, secret, entry):
     """
-    Replace C{path} with C{text} atomically and durably, as a file only its
-    owner may read.  Hold L{locked} around the read-modify-write.
-    """
-    folder = os.path.dirname(path)
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}")
-    # Created private: the secrets never sit in a file others may read.
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    # The rename itself is durable only once the folder is synced.
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    Read the secret store C{path}, one entry a line.
 
-
-@contextmanager
-def locked(path):
+    @param secret: as for L{readPrivate}.
+    @param entry: called with each line that is neither blank nor a
+        comment, and its number; returns the entry's name and the line to
+        keep, or raises L{ConfigError}.  Its errors must not quote the
+        line: it holds a secret.
+    @return: the file's lines as a list of (name, line) pairs, the name
+        L{None} for comments and blank lines (kept as written); an empty
+        list if the file does not exist.
+    @raise ConfigError: see L{readPrivate}; a line C{entry} refused; a
+        second line for one name (compared without regard to case).
     """
-    Hold the write lock of the secret file C{path}.  It is a separate file,
-    C{<path>.lock}, because the file itself is replaced, not rewritten, on
-    every change.
-    """
-    descriptor = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
+    text = readPrivate(path, secret)
+    if text is None:
+        return []
+    lines = []
+    seen = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            lines.append((None, raw))
+            continue
+        name, kept = entry(raw, number)
+        if name.lower() in seen:
+            raise ConfigError(
+                f"a second line for {name} (the first is line {seen[name.lower()]})",
+                path,
+                number,
+            )
+        seen[name.lower()] = number
+        lines.append((name, kept))
+    return lines

@@ -14,9 +14,9 @@ Two layers:
     change; validates the new text with the server's own rules
     (L{exmta.config.parseOrganization}) before anything is written, so a
     change the server would refuse is refused and the file is untouched;
-    and replaces the file atomically (a temporary file in the same folder,
-    fsynced, renamed over org.ini, the folder fsynced), so a reader or a
-    crash never sees half a file.  C{diff()} shows the change as a unified
+    and replaces the file atomically (L{exmta.durable.replaceFile}: a
+    temporary file in the same folder, fsynced, renamed over org.ini, the
+    folder fsynced), so a reader or a crash never sees half a file.  C{diff()} shows the change as a unified
     diff, for -WhatIf.
 
 Values are written in org.ini's syntax by L{formatValue}: C{$true} and
@@ -28,13 +28,12 @@ import datetime
 import difflib
 import os
 import re
-import secrets
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from exmta.auth.secretfile import locked
 from exmta.config.organization import parseOrganization
 from exmta.config.values import formatTimespan
+from exmta.durable import locked, replaceFile
 from exmta.errors import ConfigError
 
 _ENDINGS = re.compile(r"(\r\n|\r|\n)")
@@ -371,7 +370,7 @@ class Edit:
         """
         self.validate()
         if self.changed:
-            _replace(self.path, self.document.text)
+            replaceFile(self.path, self.document.text.encode("utf-8"), keepModeAndOwner=True)
 
 
 @contextmanager
@@ -414,34 +413,3 @@ def modify(path, change, whatIf=False):
         if not whatIf:
             edit.write()
         return diff, organization
-
-
-def _replace(path, text):
-    """
-    Replace C{path} with C{text}: a temporary file beside it with the same
-    mode (and owner, when we may), fsynced, renamed over it, the folder
-    fsynced so that the rename itself survives a crash.
-    """
-    folder = os.path.dirname(path)
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}")
-    status = os.stat(path)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            os.fchmod(handle.fileno(), status.st_mode & 0o7777)
-            if (status.st_uid, status.st_gid) != (os.getuid(), os.getgid()):
-                with suppress(PermissionError):
-                    os.fchown(handle.fileno(), status.st_uid, status.st_gid)
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -93,7 +93,10 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from exmta.envelope import Address, NextHop, Reply
+# Re-exported: plugins import it from here, as docs/writing-an-agent.rst once showed.
+from exmta.errors import SettingError
 from exmta.interfaces import IAgentFactory, IReceiveAgent, IRoutingAgent
+from exmta.pluginkinds import TRANSPORT_AGENT, byName
 from exmta.receive.address import AddressError, parseMailbox
 
 EVENTS = (
@@ -145,17 +148,6 @@ DEFAULT_DISCONNECT = Reply(421, "4.7.0", "Closing transmission channel")
 # Where each change a verdict may carry is allowed.
 _MESSAGE_EVENTS = ("OnEndOfData", "OnRoutedMessage")
 _RECIPIENTS_EVENTS = ("OnRcptCommand", "OnResolvedMessage")
-
-
-class SettingError(ValueError):
-    """
-    Raised by L{IAgentFactory.makeAgent} for a bad key, so the configuration
-    error points at that key's line.
-    """
-
-    def __init__(self, key, message):
-        super().__init__(message)
-        self.key = key
 
 
 @dataclass(frozen=True)
@@ -543,11 +535,7 @@ def agentFactories():
     """
     @return: a dict of every L{IAgentFactory} plugin by lower-case name.
     """
-    from twisted.plugin import getPlugins
-
-    import exmta.plugins
-
-    return {factory.name.lower(): factory for factory in getPlugins(IAgentFactory, exmta.plugins)}
+    return TRANSPORT_AGENT.installed()
 
 
 def loadAgents(organization, reactor, factories=None):
@@ -560,26 +548,13 @@ def loadAgents(organization, reactor, factories=None):
     @raise exmta.errors.ConfigError: an agent has no plugin, or its factory
         refused its settings.
     """
-    if factories is None:
-        byName = agentFactories()
-    else:
-        byName = {factory.name.lower(): factory for factory in factories}
+    factories = agentFactories() if factories is None else byName(factories)
     agents = []
     for section in organization.transportAgents:
-        factory = byName.get(section.name.lower())
-        if factory is None:
-            raise section.origin.error(
-                f"no transport agent plugin is named {section.name!r}; installed: "
-                + (", ".join(sorted(f.name for f in byName.values())) or "none")
-            )
+        factory = TRANSPORT_AGENT.find(factories, section.name, section.origin)
         if not section.enabled:
             continue
-        try:
-            agent = factory.makeAgent(dict(section.settings), organization, reactor)
-        except SettingError as error:
-            raise section.origin.error(str(error), error.key) from None
-        except ValueError as error:
-            raise section.origin.error(str(error)) from None
+        agent = TRANSPORT_AGENT.make(factory, section, section.origin, None, organization, reactor)
         agents.append(
             ConfiguredAgent(
                 section.name,

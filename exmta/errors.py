@@ -1,7 +1,8 @@
 """
 The errors exmta raises across its stages.
 
-Configuration problems are L{ConfigError}s that name the place in org.ini.
+Configuration problems are L{ConfigError}s that name the place in org.ini;
+a plugin refuses a key of its settings with a L{SettingError}.
 SMTP outcomes are L{PermanentFailure} (5xx) and L{TransientFailure} (4xx),
 each carrying the full reply; the receive protocol turns them into replies
 and the send side will turn remote replies into them.
@@ -37,6 +38,18 @@ class ConfigError(Exception):
         if self.key is not None:
             where += f" {self.key}"
         return f"{where}: {self.message}"
+
+
+class SettingError(ValueError):
+    """
+    Raised by a plugin's factory (L{exmta.interfaces.IAgentFactory.makeAgent}
+    and the other kinds') for a bad key of its settings, so that the
+    L{ConfigError} it becomes points at that key's line.
+    """
+
+    def __init__(self, key, message):
+        super().__init__(message)
+        self.key = key
 
 
 class SMTPFailure(Exception):

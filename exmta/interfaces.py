@@ -243,7 +243,7 @@ class IDeliveryAgentFactory(Interface):
         @param reactor: the reactor the agent runs on.
         @return: an L{IDeliveryAgent}.
         @raise ValueError: a key is unknown or its value bad (raise
-            L{exmta.agents.SettingError} to point at the key); a
+            L{exmta.errors.SettingError} to point at the key); a
             L{exmta.errors.ConfigError} naming the line results.
         """
 
@@ -299,7 +299,7 @@ class IAgentFactory(Interface):
         @return: an agent providing L{IReceiveAgent}, L{IRoutingAgent} or
             both; it is called at the events whose methods it has.
         @raise ValueError: a key is unknown or its value bad; raise
-            L{exmta.agents.SettingError} to point at the key.  Either is a
+            L{exmta.errors.SettingError} to point at the key.  Either is a
             L{exmta.errors.ConfigError} naming the line.
         """
 

@@ -13,8 +13,8 @@ from zope.interface import implementer
 from twisted.plugin import IPlugin
 
 from exmta import agents as agentsModule
-from exmta.agents import SettingError
 from exmta.config import loadOrganization
+from exmta.errors import SettingError
 from exmta.interfaces import IAgentFactory
 from exmta.shell.cmdlet import CMDLETS, Context
 from exmta.shell.host import MemoryHost

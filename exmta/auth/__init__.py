@@ -25,7 +25,7 @@ from exmta.auth.checkers import (
     ExternalTrustChecker,
 )
 from exmta.auth.realm import ConnectorRealm, Principal
-from exmta.interfaces import ICheckerFactory
+from exmta.pluginkinds import CREDENTIAL_CHECKER, byName
 
 __all__ = [
     "ExternallySecured",
@@ -74,13 +74,10 @@ def portalFor(organization, connector, accountStore, reactor):
 
 def checkerFactories():
     """
-    @return: a dict of every L{ICheckerFactory} plugin by lower-case name.
+    @return: a dict of every L{exmta.interfaces.ICheckerFactory} plugin
+        by lower-case name.
     """
-    from twisted.plugin import getPlugins
-
-    import exmta.plugins
-
-    return {f.name.lower(): f for f in getPlugins(ICheckerFactory, exmta.plugins)}
+    return CREDENTIAL_CHECKER.installed()
 
 
 def loadCredentialCheckers(organization, connectors, reactor, factories=None):
@@ -91,17 +88,14 @@ def loadCredentialCheckers(organization, connectors, reactor, factories=None):
     Each is made once, and shared by the connectors naming it.
 
     @param connectors: the L{exmta.config.model.ReceiveConnector}s to serve.
-    @param factories: the L{ICheckerFactory}s to choose from; by default
-        the plugins in L{exmta.plugins}.
+    @param factories: the L{exmta.interfaces.ICheckerFactory}s to choose
+        from; by default the plugins in L{exmta.plugins}.
     @return: a dict of lower-case name to its checker.
     @raise exmta.errors.ConfigError: a name has no plugin, the plugin does
         not check user names and passwords, or it refused its settings;
         naming the CredentialCheckers key or the section's key at fault.
     """
-    if factories is None:
-        byName = checkerFactories()
-    else:
-        byName = {factory.name.lower(): factory for factory in factories}
+    factories = checkerFactories() if factories is None else byName(factories)
     wanted = {}
     for section in organization.credentialCheckers:
         wanted.setdefault(section.name.lower(), (section.name, section.origin, None))
@@ -110,13 +104,7 @@ def loadCredentialCheckers(organization, connectors, reactor, factories=None):
             wanted.setdefault(name.lower(), (name, connector.origin, "CredentialCheckers"))
     made = {}
     for lowered, (name, origin, key) in wanted.items():
-        factory = byName.get(lowered)
-        if factory is None:
-            raise origin.error(
-                f"no credential checker plugin is named {name!r}; installed: "
-                + (", ".join(sorted(f.name for f in byName.values())) or "none"),
-                key,
-            )
+        factory = CREDENTIAL_CHECKER.find(factories, name, origin, key)
         if IUsernamePassword not in factory.credentialInterfaces:
             raise origin.error(
                 f"the credential checker {factory.name} does not check user names "
@@ -124,15 +112,7 @@ def loadCredentialCheckers(organization, connectors, reactor, factories=None):
                 key,
             )
         section = organization.credentialCheckerSettings(name)
-        settings = {} if section is None else dict(section.settings)
-        try:
-            made[lowered] = factory.makeChecker(settings, organization, reactor)
-        except ValueError as error:
-            if section is not None:
-                raise section.origin.refused(error) from None
-            raise origin.error(
-                f"{error}; give it in a [CredentialChecker {factory.name}] section", key
-            ) from None
+        made[lowered] = CREDENTIAL_CHECKER.make(factory, section, origin, key, organization, reactor)
     return made
 
 

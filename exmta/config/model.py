@@ -43,7 +43,7 @@ class Origin:
     def refused(self, error):
         """
         @param error: the L{ValueError} a plugin raised over this section's
-            settings; an L{exmta.agents.SettingError} names the key.
+            settings; an L{exmta.errors.SettingError} names the key.
         @return: a L{ConfigError} pointing at that key, else at the section.
         """
         return self.error(str(error), getattr(error, "key", None))

@@ -10,9 +10,9 @@ from twisted.cred.credentials import IUsernamePassword
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from exmta.agents import SettingError
 from exmta.auth.accounts import AccountStore
 from exmta.auth.checkers import AccountChecker
+from exmta.errors import SettingError
 from exmta.interfaces import ICheckerFactory
 
 

@@ -43,8 +43,9 @@ from dataclasses import dataclass
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from exmta.agents import SettingError, Verdict
+from exmta.agents import Verdict
 from exmta.config.values import commaList, domain as domainName
+from exmta.errors import SettingError
 from exmta.interfaces import IAgentFactory, IRoutingAgent
 from exmta.receive.address import AddressError, parseMailbox
 from exmta.receive.headers import fieldName, fields, splitHeader

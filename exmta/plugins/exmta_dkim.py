@@ -41,10 +41,10 @@ from twisted.logger import Logger
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from exmta.agents import SettingError, Verdict
+from exmta.agents import Verdict
 from exmta.auth.secretfile import readPrivate
 from exmta.config.values import choice, commaList, fqdn
-from exmta.errors import ConfigError
+from exmta.errors import ConfigError, SettingError
 from exmta.interfaces import IAgentFactory, IRoutingAgent
 from exmta.receive.headers import fieldName, fields, splitHeader
 

@@ -21,9 +21,9 @@ from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from exmta.agents import SettingError
 from exmta.config import values
 from exmta.deliver.lmtp import LmtpDeliveryAgent
+from exmta.errors import SettingError
 from exmta.interfaces import IDeliveryAgentFactory
 
 LMTP_PORT = 24

@@ -7,8 +7,8 @@ the DeliveryAgent unless org.ini names another, and it takes no keys.
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from exmta.agents import SettingError
 from exmta.deliver.maildir import MaildirDeliveryAgent
+from exmta.errors import SettingError
 from exmta.interfaces import IDeliveryAgentFactory
 
 

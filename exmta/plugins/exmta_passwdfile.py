@@ -18,8 +18,8 @@ from twisted.cred.credentials import IUsernamePassword
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from exmta.agents import SettingError
 from exmta.auth.passwdfile import PasswdFileChecker, readPasswdFile
+from exmta.errors import SettingError
 from exmta.interfaces import ICheckerFactory
 
 

@@ -12,8 +12,9 @@ gets 550 5.7.1.
 from zope.interface import implementer
 from twisted.plugin import IPlugin
 
-from exmta.agents import SettingError, Verdict
+from exmta.agents import Verdict
 from exmta.envelope import Reply
+from exmta.errors import SettingError
 from exmta.interfaces import IAgentFactory, IReceiveAgent
 
 SENDER_DENIED = Reply(550, "5.7.1", "Sender denied")

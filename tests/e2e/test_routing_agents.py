@@ -35,7 +35,8 @@ import os
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from exmta.agents import SettingError, Verdict
+from exmta.agents import Verdict
+from exmta.errors import SettingError
 from exmta.interfaces import IAgentFactory, IRoutingAgent
 
 

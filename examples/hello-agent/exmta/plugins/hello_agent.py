@@ -13,8 +13,9 @@ the local part C{nobody} (in any domain) is refused at RCPT with 550 5.1.1.
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
-from exmta.agents import SettingError, Verdict
+from exmta.agents import Verdict
 from exmta.envelope import Reply
+from exmta.errors import SettingError
 from exmta.interfaces import IAgentFactory, IReceiveAgent
 
 NOBODY_REFUSED = Reply(550, "5.1.1", "Nobody lives here")

@@ -1,14 +1,16 @@
 """
-The docs in docs/ against the code they describe: the generated interface
-reference is current, every agent event is documented, the example's code
-shown in the walkthrough is the example's code, and links between the
-docs lead somewhere.
+The docs in docs/ against the code they describe: the site builds with
+Sphinx without a warning, the generated interface reference is current,
+every agent event is documented, the example's code shown in the
+walkthrough is the example's code, and links between the docs lead
+somewhere.
 """
 
 import glob
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -132,3 +134,56 @@ def test_linksBetweenDocsLead():
     for path in glob.glob(os.path.join(DOCS, "*.rst")):
         for target in re.findall(r"`[^`<]*<([^>`:]+)>`_", read(path)):
             assert os.path.exists(os.path.join(DOCS, target)), f"{os.path.basename(path)} links to {target}"
+
+
+def buildSite(source, into):
+    """
+    Build the Sphinx site in C{source} as HTML into C{into}, warnings as
+    errors (all of them reported, not only the first).
+
+    @return: the finished L{subprocess.CompletedProcess}.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+         "-d", os.path.join(into, "doctrees"), source, os.path.join(into, "html")],
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_siteBuildsWithoutWarnings(tmp_path):
+    """
+    Every page is in the table of contents, every link between pages leads
+    to a page, and the API reference imports everything it documents.
+    """
+    built = buildSite(DOCS, str(tmp_path))
+    assert built.returncode == 0, built.stderr
+    index = read(os.path.join(tmp_path, "html", "index.html"))
+    for page in ("readme", "writing-an-agent", "events", "interfaces", "api"):
+        assert f'href="{page}.html"' in index
+    api = read(os.path.join(tmp_path, "html", "api.html"))
+    assert "exmta.agents.Verdict" in api and "exmta.errors.SettingError" in api
+
+
+def test_siteLinksLeadToPages(tmp_path):
+    """
+    The pages link to each other by file name, as GitHub shows them; the
+    site turns those links into links to its pages, and a link to a page
+    it does not have fails the build.
+    """
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("conf.py", "generate_interfaces.py"):
+        shutil.copy(os.path.join(DOCS, name), source)
+    (source / "index.rst").write_text(
+        "Index\n=====\n\n`Other <other.rst>`_, `its part <other.rst#part>`_, "
+        "`gone <gone.rst>`_, `the web <https://example.com/x.rst>`_.\n\n"
+        ".. toctree::\n   :hidden:\n\n   other\n"
+    )
+    (source / "other.rst").write_text("Other\n=====\n\nPart\n----\n")
+    built = buildSite(str(source), str(tmp_path / "out"))
+    assert built.returncode != 0
+    assert "index links to gone.rst, which is no page of the docs" in built.stderr
+    assert built.stderr.count("WARNING") == 1, built.stderr
+    index = read(os.path.join(tmp_path, "out", "html", "index.html"))
+    assert 'href="other.html"' in index and 'href="other.html#part"' in index
+    assert 'href="https://example.com/x.rst"' in index

@@ -9,8 +9,8 @@ the delivery notifications.
 import json
 import os
 
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred, TimeoutError, fail
+from twisted.internet import defer, reactor
+from twisted.internet.defer import Deferred, fail
 
 from exmta.agents import AGENT_FAILURE, AgentPipeline, ConfiguredAgent, Verdict
 from exmta.envelope import Reply
@@ -289,7 +289,7 @@ class MessageEventVerdictTests(RoutingAgentTestCase):
         carol = self.recipient(queueId, "carol@example.org")
         self.assertEqual((carol.lastError, carol.nextRetryTime), (AGENT_FAILURE_TEXT, START + 70))
         self.assertEqual(self.remote.calls, [])
-        self.assertEqual(len(self.flushLoggedErrors(TimeoutError)), 1)
+        self.assertEqual(len(self.flushLoggedErrors(defer.TimeoutError)), 1)
 
 
 class RecipientChangeTests(RoutingAgentTestCase):
@@ -574,7 +574,7 @@ class DeliveryEventTests(RoutingAgentTestCase):
         self.assertEqual([label for label, _ in self.seen], ["s"])
         self.clock.advance(10)
         self.assertEqual([label for label, _ in self.seen], ["s", "b"])
-        self.assertEqual(len(self.flushLoggedErrors(TimeoutError, ZeroDivisionError)), 2)
+        self.assertEqual(len(self.flushLoggedErrors(defer.TimeoutError, ZeroDivisionError)), 2)
 
 
 class VerdictMatrixTests(RoutingAgentTestCase):

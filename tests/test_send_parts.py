@@ -318,12 +318,12 @@ class PoolTests(SynchronousTestCase):
         self.opened = []
 
     def opener(self, name):
-        def open():
+        def connection():
             d = defer.Deferred()
             self.opened.append((name, d))
             return d
 
-        return open
+        return connection
 
     def take(self, pool, key):
         taken = []
@@ -411,12 +411,12 @@ class PoolWaitingTests(SynchronousTestCase):
         self.opened = []
 
     def opener(self, key):
-        def open():
+        def connection():
             d = defer.Deferred()
             self.opened.append((key, d))
             return d
 
-        return open
+        return connection
 
     def test_manyWaitersAreServedInOrderOnTwoConnections(self):
         pool = ConnectionPool(self.clock, maxPerHop=2)

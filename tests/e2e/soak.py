@@ -112,11 +112,13 @@ class Sink:
     @ivar deliveries: {id: times delivered}; id L{None} for messages
         without one (notifications).
     @ivar damaged: the ids of deliveries whose body is not the one sent.
+    @ivar cut: transactions whose connection ended inside their data.
     """
 
     def __init__(self):
         self.deliveries = Counter()
         self.damaged = set()
+        self.cut = 0
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         listening = concurrent.futures.Future()
@@ -126,10 +128,10 @@ class Sink:
 
     def record(self):
         """
-        @return: a copy of (deliveries, damaged) as they are now.
+        @return: a copy of (deliveries, damaged, cut) as they are now.
         """
         with self._lock:
-            return Counter(self.deliveries), set(self.damaged)
+            return Counter(self.deliveries), set(self.damaged), self.cut
 
     def stop(self):
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -163,6 +165,8 @@ class Sink:
                     writer.write(b"354 Go ahead\r\n")
                     message = await self._data(reader)
                     if message is None:
+                        with self._lock:
+                            self.cut += 1
                         return
                     self._record(message)
                     writer.write(b"250 2.0.0 Kept\r\n")
@@ -310,6 +314,7 @@ class Report:
     acknowledged: set
     deliveries: Counter
     damaged: set
+    relaysCut: int
     stillQueued: int
     drainSeconds: float
     refusals: Counter
@@ -360,6 +365,7 @@ class Report:
             f"still queued at the end:            {self.stillQueued} "
             f"(after {self.drainSeconds:.1f} s of draining)",
             f"client sessions cut:                {self.cut}",
+            f"relays cut inside their data:       {self.relaysCut}",
             f"refusals by reply code:             {dict(sorted(self.refusals.items())) or 'none'}",
             f"tracebacks in the server logs:      {self.tracebacks}",
             "per cycle (seconds up, acknowledged, queued at the kill): "
@@ -427,7 +433,7 @@ def soak(folder, workers=0, cycles=20, interval=20.0, acknowledgedPerCycle=1, cl
             server.stop()
             logs.keep(server.output)
         sink.stop()
-    deliveries, damaged = sink.record()
+    deliveries, damaged, relaysCut = sink.record()
     return Report(
         workers=workers,
         seconds=time.monotonic() - began,
@@ -435,6 +441,7 @@ def soak(folder, workers=0, cycles=20, interval=20.0, acknowledgedPerCycle=1, cl
         acknowledged=set(load.acknowledged),
         deliveries=deliveries,
         damaged=damaged,
+        relaysCut=relaysCut,
         stillQueued=queuedCount(queueFolder),
         drainSeconds=drainSeconds,
         refusals=load.refusals,

@@ -53,6 +53,7 @@ def main(argv=None):
     failed = False
     for workers in arguments.workers:
         folder = tempfile.mkdtemp(prefix=f"crashsoak-workers{workers}-")
+        print(f"--workers {workers} in {folder}", file=sys.stderr, flush=True)
         report = soak(
             folder, workers=workers, cycles=arguments.cycles, interval=arguments.interval,
             clients=arguments.clients,

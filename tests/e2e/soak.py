@@ -415,6 +415,7 @@ def soak(folder, workers=0, cycles=20, interval=20.0, acknowledgedPerCycle=1, cl
             server.kill()
             done.append(Cycle(time.monotonic() - started, load.acknowledgedCount() - before, queued))
             logs.keep(server.output)
+            server = None
             awaitEnded(pids)
             progress(f"kill {number + 1}/{cycles}: {done[-1].acknowledged} acknowledged, "
                      f"{queued} queued")

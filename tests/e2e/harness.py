@@ -108,6 +108,18 @@ class ServerProcess:
             pass
         return "\n".join(self.output)
 
+    def workerPids(self):
+        """
+        @return: the pids of every receive worker the server has logged
+            starting, alive or not.
+        """
+        self.drain()
+        return [
+            int(line.rsplit("pid ", 1)[1].rstrip(")"))
+            for line in self.output
+            if "started receive worker" in line
+        ]
+
     def kill(self):
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(30)
@@ -127,6 +139,30 @@ class ServerProcess:
     def _close(self):
         self._selector.close()
         self.process.stdout.close()
+
+
+def alive(pid):
+    """
+    @return: whether process C{pid} runs; a zombie has ended, only its
+        parent's wait is missing.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def awaitEnded(pids, timeout=STARTUP_TIMEOUT):
+    """
+    Wait until processes that are not our children are gone (the workers
+    of a killed main process end when their standard input does, and free
+    the sockets), polling: their end cannot be waited for.
+    """
+    deadline = time.monotonic() + timeout
+    while any(alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"still running: {[p for p in pids if alive(p)]}"
+        time.sleep(0.02)
 
 
 def runTwistd(config, *extra):

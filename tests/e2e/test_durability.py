@@ -6,43 +6,13 @@ server and is found in the queue or a mailbox after a restart.
 import os
 import re
 import smtplib
-import time
 
 import pytest
 
 from tests.e2e.conftest import RunningOrganization, makeOrganization
-from tests.e2e.harness import STARTUP_TIMEOUT, ServerProcess, maildirMessages, queuedMessages
+from tests.e2e.harness import ServerProcess, awaitEnded, maildirMessages, queuedMessages
 
 BATCH = 40
-
-
-def _workerPids(server):
-    server.drain()
-    return [
-        int(line.rsplit("pid ", 1)[1].rstrip(")"))
-        for line in server.output
-        if "started receive worker" in line
-    ]
-
-
-def _awaitEnded(pids):
-    """
-    Wait until processes are gone (the workers of a killed main process
-    end when their standard input does, and free the sockets).
-    """
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    for pid in pids:
-        while os.path.exists(f"/proc/{pid}") and "Z" != _state(pid):
-            assert time.monotonic() < deadline, f"worker {pid} outlived its main process"
-            time.sleep(0.02)
-
-
-def _state(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "Z"
 
 
 @pytest.mark.parametrize("workers", [0, 2], ids=["one process", "two receive workers"])
@@ -69,13 +39,13 @@ def test_killNineLosesNoAcceptedMessage(tmp_path, workers):
                 code, text = smtp.data(body)
                 assert code == 250, text
                 accepted.append((number, re.search(rb"<([0-9A-F]+)@", text).group(1).decode()))
-            pids = _workerPids(server)
+            pids = server.workerPids()
             assert len(pids) == workers
             server.kill()
     finally:
         if server.process.poll() is None:
             server.kill()
-    _awaitEnded(pids)
+    awaitEnded(pids)
 
     restarted = ServerProcess(config, sockets=3)
     try:

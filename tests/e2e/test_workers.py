@@ -19,6 +19,8 @@ from tests.e2e.harness import (
     REPLY_TIMEOUT,
     STARTUP_TIMEOUT,
     ServerProcess,
+    alive,
+    awaitEnded,
     freePort,
     maildirMessages,
     writeOrganization,
@@ -90,12 +92,7 @@ class Workers:
         @return: the pids of the running workers, from their start lines in
             the log, alive now.
         """
-        self.server.drain()
-        pids = set()
-        for line in self.server.output:
-            if "started receive worker" in line:
-                pids.add(int(line.rsplit("pid ", 1)[1].rstrip(")")))
-        return {pid for pid in pids if _alive(pid)}
+        return {pid for pid in self.server.workerPids() if alive(pid)}
 
     def send(self, subject, recipient="kim@fabrikam.com", source="127.0.0.1", to=None):
         host, port = to or ("127.0.0.1", self.port)
@@ -121,15 +118,6 @@ def _sendAll(workers, subjects, clients=10, **keywords):
             future.result()
 
 
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            # A zombie has ended; only its parent's wait is missing.
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def _awaitDelivered(workers, mailbox, count):
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while len(maildirMessages(mailbox)) < count:
@@ -141,13 +129,6 @@ def _awaitDelivered(workers, mailbox, count):
 
 def _subjects(messages):
     return {m.split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0].decode() for m in messages}
-
-
-def _awaitGone(pids):
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while any(_alive(pid) for pid in pids):
-        assert time.monotonic() < deadline, f"still running: {[p for p in pids if _alive(p)]}"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -297,7 +278,7 @@ def test_aReloadStartsWorkersUnderTheNewConfiguration(workers):
         handle.write(NEW_MAILBOX_AND_CONNECTOR.format(port=second))
     workers.server.process.send_signal(signal.SIGHUP)
     workers.server.waitFor("receive worker accepting on", count=4)
-    _awaitGone(old)
+    awaitEnded(old)
     subjects = [f"for david {n}" for n in range(30)]
     _sendAll(workers, subjects, clients=6, recipient="david@fabrikam.com")
     _sendAll(workers, ["on the second"], to=("127.0.0.2", second))
@@ -338,7 +319,7 @@ def test_theMainProcessKilledTakesItsWorkersWithIt(tmp_path):
     pids = running.workerPids()
     assert len(pids) == 2
     running.server.kill()
-    _awaitGone(pids)
+    awaitEnded(pids)
 
 
 def test_aStopEndsEveryProcess(workers):
@@ -348,4 +329,4 @@ def test_aStopEndsEveryProcess(workers):
     # twistd ends by the signal that stopped it.
     assert workers.server.process.wait(STARTUP_TIMEOUT) == -signal.SIGTERM
     assert "ended (exit status 0)" in workers.server.drain()
-    _awaitGone(pids)
+    awaitEnded(pids)

@@ -152,9 +152,18 @@ class AuthCommands:
 
         def failed(failure):
             self._checking = None
-            if failure.check(VerificationDropped, VerifierBusy):
+            if failure.check(VerifierBusy):
                 attempt.finished()
-                return None if failure.check(VerificationDropped) else VERIFIER_BUSY
+                return VERIFIER_BUSY
+            if failure.check(VerificationDropped):
+                attempt.finished()
+                self.log.info(
+                    "dropped login from {peerHost} on {connector}: the client left "
+                    "before its check started",
+                    peerHost=self.session.peerHost,
+                    connector=self.connector.name,
+                )
+                return None
             if failure.check(CancelledError):
                 # The client left while its password was being checked.
                 attempt.failed()

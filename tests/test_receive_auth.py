@@ -216,6 +216,6 @@ class AuthTests(SynchronousTestCase):
         self.logIn(OTHER, plain(b"Secret-Pa55word", b"Secret-Pa55word"))
         self.assertEqual(
             self.failureLog(),
-            [("kim@fabrikam.com", 1), ("a user name that is no account", 1)],
+            [("kim@fabrikam.com", 1), ("a name not known as an account", 1)],
         )
         self.assertNotIn("Secret-Pa55word", repr(self.events))

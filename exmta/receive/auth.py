@@ -1,8 +1,10 @@
 """
 SMTP AUTH (RFC 4954) for the receive protocol: the PLAIN and LOGIN
 mechanisms, answered through twisted.cred, with Exchange's tarpit and
-MaxLogonFailures.  The protocol never sees a secret beyond passing it to
-the portal.
+MaxLogonFailures, and failed logons counted across sessions per client
+address and account (L{exmta.auth.throttle}).  The protocol never sees a
+secret beyond passing it to the portal, and logs a user name only once a
+checker has said it is an account's.
 """
 
 import base64
@@ -205,7 +207,7 @@ class AuthCommands:
         self.log.warn(
             "failed login {failures} for {user} from {peerHost} on {connector}",
             failures=self._logonFailures + 1,
-            user=user or "a user name that is no account",
+            user=user or "a name not known as an account",
             peerHost=self.session.peerHost,
             connector=self.connector.name,
         )

@@ -20,7 +20,7 @@ from zope.interface.verify import verifyObject
 
 from exmta.auth import ExternallySecured, permissions, portalFor
 from exmta.auth.accounts import AccountStore
-from exmta.auth.checkers import ExternalTrustChecker
+from exmta.auth.checkers import ExternalTrustChecker, WrongPassword
 from exmta.auth.realm import ConnectorRealm
 from exmta.config import parseOrganization
 from exmta.errors import ConfigError
@@ -308,12 +308,19 @@ class PortalTests(TestCase):
         return login.addCallback(loggedIn)
 
     def test_wrongPassword(self):
+        """
+        The account exists: L{WrongPassword}, so that its name may be logged.
+        """
         login = self.login("Client HubA", UsernamePassword(b"kim@fabrikam.com", b"kim-pa55"))
-        return self.assertFailure(login, UnauthorizedLogin)
+        return self.assertFailure(login, WrongPassword)
 
     def test_unknownAccount(self):
+        """
+        Plain L{UnauthorizedLogin}: the name may be a mistyped password.
+        """
         login = self.login("Client HubA", UsernamePassword(b"nobody@fabrikam.com", b"Kim-Pa55"))
-        return self.assertFailure(login, UnauthorizedLogin)
+        refused = self.assertFailure(login, UnauthorizedLogin)
+        return refused.addCallback(lambda error: self.assertNotIsInstance(error, WrongPassword))
 
     def test_userNameNotUTF8(self):
         login = self.login("Client HubA", UsernamePassword(b"k\xe9@fabrikam.com", b"Kim-Pa55"))

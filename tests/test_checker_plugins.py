@@ -19,7 +19,8 @@ from zope.interface.verify import verifyObject
 
 from exmta.auth import checkerFactories, connectorChecker, loadCredentialCheckers, makePortal
 from exmta.auth.accounts import AccountStore
-from exmta.auth.checkers import AccountChecker, CheckerChain
+from exmta.auth.checkers import AccountChecker, CheckerChain, WrongPassword
+from exmta.auth.hashing import VerifierBusy
 from exmta.auth.passwdfile import PasswdFileChecker, readPasswdFile
 from exmta.auth import permissions
 from exmta.config import parseOrganization
@@ -97,6 +98,15 @@ class Broken:
         return defer.fail(OSError("the directory is down"))
 
 
+class Failing(Refusing):
+    def __init__(self, error):
+        self.error = error
+
+    def requestAvatarId(self, credentials):
+        self.asked += 1
+        return defer.fail(self.error)
+
+
 class Answering:
     def __init__(self, avatarId):
         self.avatarId = avatarId
@@ -154,6 +164,28 @@ class CheckerChainTests(SynchronousTestCase):
         chain = CheckerChain([("A", Answering("kim@fabrikam.com")), ("B", refusing)])
         self.successResultOf(self.login(chain, b"kim@fabrikam.com", b"x"))
         self.assertEqual(refusing.asked, 0)
+
+    def test_aWrongPasswordFromAnyCheckerIsTheAnswer(self):
+        """
+        The account exists for one checker: the chain says so, and its name
+        may be logged.
+        """
+        chain = CheckerChain([("A", Failing(WrongPassword())), ("B", Refusing())])
+        self.failureResultOf(self.login(chain, b"kim@fabrikam.com", b"x"), WrongPassword)
+        chain = CheckerChain([("A", Refusing()), ("B", Failing(WrongPassword()))])
+        self.failureResultOf(self.login(chain, b"kim@fabrikam.com", b"x"), WrongPassword)
+        failure = self.failureResultOf(
+            self.login(CheckerChain([("A", Refusing()), ("B", Refusing())]), b"kim", b"x")
+        )
+        self.assertFalse(failure.check(WrongPassword))
+
+    def test_aBusyPoolOrACancelledCheckEndsTheChain(self):
+        for error in (VerifierBusy(), defer.CancelledError()):
+            second = Refusing()
+            chain = CheckerChain([("A", Failing(error)), ("B", second)])
+            self.failureResultOf(self.login(chain, b"kim@fabrikam.com", b"x"), type(error))
+            self.assertEqual(second.asked, 0)
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_aBrokenCheckerIsSkipped(self):
         chain = CheckerChain([("Broken", Broken()), ("B", Passwords(**{"kim@fabrikam.com": "one"}))])
@@ -375,9 +407,12 @@ class PasswdFileCheckerTests(TestCase):
     def test_rightAndWrongPasswords(self):
         avatarId = yield self.checker.requestAvatarId(UsernamePassword(b"KIM@fabrikam.com", b"Kim-Pa55"))
         self.assertEqual(avatarId, "kim@fabrikam.com")
-        for username, password in ((b"kim@fabrikam.com", b"wrong"), (b"lee@fabrikam.com", b"Kim-Pa55"), (b"\xff", b"x")):
-            with self.assertRaises(UnauthorizedLogin):
-                yield self.checker.requestAvatarId(UsernamePassword(username, password))
+        with self.assertRaises(WrongPassword):
+            yield self.checker.requestAvatarId(UsernamePassword(b"kim@fabrikam.com", b"wrong"))
+        for username, password in ((b"lee@fabrikam.com", b"Kim-Pa55"), (b"\xff", b"x")):
+            refusal = self.checker.requestAvatarId(UsernamePassword(username, password))
+            failure = yield self.assertFailure(refusal, UnauthorizedLogin)
+            self.assertNotIsInstance(failure, WrongPassword)
 
     @defer.inlineCallbacks
     def test_eachLoginReadsTheFile(self):

@@ -66,7 +66,7 @@ def portalFor(organization, connector, accountStore, reactor):
     store, as the C{Accounts} checker does: for embedding and tests.
 
     @param accountStore: an L{exmta.interfaces.IAccountStore}.
-    @param reactor: the reactor whose thread pool checks passwords.
+    @param reactor: the reactor whose process's verification pool checks passwords.
     """
     checker = CheckerChain([("Accounts", AccountChecker(accountStore, reactor))])
     return makePortal(organization, connector, checker)

@@ -6,10 +6,12 @@ hashes, in one file next to org.ini (L{Organization.accountStorePath
 The file format, like /etc/shadow::
 
     # Comments start with '#'; blank lines are allowed.
-    smtpgateway@fabrikam.com:$argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>
+    smtpgateway@fabrikam.com:$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>
 
   - UTF-8 text, one account a line: the lower-case user principal name, a
-    colon, and the hash string argon2-cffi's C{PasswordHasher} writes.
+    colon, and the hash string argon2-cffi's C{PasswordHasher} writes
+    (with the parameters of L{exmta.auth.hashing}; older lines keep theirs
+    until their password is set again).
   - A user principal name is C{name@domain} with no white space or colon.
   - The file must not be open to group or others (mode 0600), as ssh
     insists for its keys: a hash leaked is a password open to offline
@@ -24,48 +26,20 @@ Every read goes back to the file, so an account set or removed with
 C{exmta account} counts at once, without restarting the server.
 """
 
-import functools
 import os
 import re
-import secrets
 
 import argon2
-from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.exceptions import InvalidHashError
 from zope.interface import implementer
 
 from exmta import durable
 from exmta.auth import secretfile
+from exmta.auth.hashing import hashPassword, verifyPassword
 from exmta.errors import ConfigError
 from exmta.interfaces import IAccountStore
 
-_hasher = argon2.PasswordHasher()
-
 _USER_PRINCIPAL_NAME = re.compile(r"[^\s:@]+@[^\s:@]+")
-
-
-@functools.cache
-def _dummyHash():
-    """
-    A hash no password matches, made with the same parameters as real ones,
-    so that verifying an unknown account costs what verifying a known one
-    does and timing does not tell which accounts exist.
-    """
-    return _hasher.hash(secrets.token_hex(32))
-
-
-def verifyPassword(hashed, password):
-    """
-    Check a password against an argon2 hash, slowly.
-
-    @param hashed: the hash string, or L{None} for an unknown account,
-        which costs a hash all the same (see L{_dummyHash}).
-    @param password: L{str} or L{bytes}.
-    @return: L{True} if there is a hash and the password matches it.
-    """
-    try:
-        return _hasher.verify(hashed or _dummyHash(), password) and hashed is not None
-    except VerificationError:
-        return False
 
 
 def checkUserPrincipalName(name):
@@ -130,7 +104,7 @@ class AccountStore:
         if not password:
             raise ValueError("the password is empty")
         # Hash before taking the lock: it is the slow part.
-        entry = f"{name}:{_hasher.hash(password)}"
+        entry = f"{name}:{hashPassword(password)}"
         with self._locked():
             lines = self._read()
             for index, (account, _) in enumerate(lines):

@@ -19,20 +19,29 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from exmta.auth import permissions
 from exmta.auth.accounts import checkUserPrincipalName
+from exmta.auth.hashing import VerifierBusy, verificationPool
 from exmta.interfaces import IExternallySecured
+
+
+class WrongPassword(UnauthorizedLogin):
+    """
+    The account exists and the password is not its.  A checker that knows
+    says so with this rather than plain L{UnauthorizedLogin}, so that the
+    user name may be logged: a name that is no account is never logged, as
+    it may be a password typed into the user name field.
+    """
 
 
 @implementer(ICredentialsChecker)
 class AccountChecker:
     """
     Checks user names and passwords against an account store, in the
-    reactor's thread pool because argon2 is slow on purpose.
+    process's verification pool because argon2 is slow on purpose.
     """
 
     credentialInterfaces = (IUsernamePassword,)
@@ -40,7 +49,7 @@ class AccountChecker:
     def __init__(self, store, reactor):
         """
         @param store: an L{exmta.interfaces.IAccountStore}.
-        @param reactor: the reactor whose thread pool runs the checks.
+        @param reactor: the reactor whose process's pool runs the checks.
         """
         self.store = store
         self.reactor = reactor
@@ -48,21 +57,33 @@ class AccountChecker:
     def requestAvatarId(self, credentials):
         """
         @return: a Deferred firing with the lower-case user principal name,
-            or failing with L{UnauthorizedLogin}.
+            or failing as L{verifyInThreadPool} says.
         """
-        return verifyInThreadPool(self.reactor, credentials, self.store.verify)
+        return verifyInThreadPool(self.reactor, credentials, self._verify)
+
+    def _verify(self, name, password):
+        if self.store.verify(name, password):
+            return True
+        return False if name in self.store.names() else None
 
 
 def verifyInThreadPool(reactor, credentials, verify):
     """
-    Check a user name and password in the reactor's thread pool, for
-    checkers whose password hashes are slow on purpose.
+    Check a user name and password in the process's verification pool
+    (L{exmta.auth.hashing}), for checkers whose password hashes are slow on
+    purpose.
 
     @param credentials: L{IUsernamePassword} credentials.
-    @param verify: called in the thread pool with the lower-case user name
-        and the password; returns whether they match.
-    @return: a Deferred firing with the lower-case user name, or failing
-        with L{UnauthorizedLogin} (also for a user name that is not UTF-8).
+    @param verify: called in a thread of the pool with the lower-case user
+        name and the password; returns L{True} if they match, L{False} if
+        the account exists and the password is not its, L{None} if there is
+        no such account.
+    @return: a Deferred firing with the lower-case user name; or failing
+        with L{WrongPassword}, with L{UnauthorizedLogin} (no such account,
+        or a user name that is not UTF-8), with
+        L{exmta.auth.hashing.VerifierBusy} if the pool's line is full, and,
+        cancelled, with L{exmta.auth.hashing.VerificationDropped} if the
+        check had not started.
     """
     name = credentials.username
     if isinstance(name, bytes):
@@ -73,13 +94,13 @@ def verifyInThreadPool(reactor, credentials, verify):
     name = name.lower()
 
     def checked(valid):
-        if not valid:
+        if valid is None:
             raise UnauthorizedLogin()
+        if not valid:
+            raise WrongPassword()
         return name
 
-    verifying = deferToThreadPool(
-        reactor, reactor.getThreadPool(), verify, name, credentials.password
-    )
+    verifying = verificationPool(reactor).run(verify, name, credentials.password)
     return verifying.addCallback(checked)
 
 
@@ -96,7 +117,10 @@ class CheckerChain:
     directory is unusable) is logged by name and skipped too, and if no
     checker accepts the login that failure is the answer instead of
     L{UnauthorizedLogin}: the client hears of a temporary problem, not of
-    a wrong password.
+    a wrong password.  If any checker refused with L{WrongPassword}, so
+    does the chain.  A busy verification pool, or a check cancelled (the
+    client has gone), ends the chain there: the next checker would find
+    the pool as busy, and no one is waiting for the answer.
 
     The avatar id is checked here: it must be a user principal name
     (C{name@domain}, lower-cased), so that no plugin can log a session in
@@ -119,16 +143,23 @@ class CheckerChain:
             of the first checker that accepts C{credentials}.
         """
         problems = []
+        wrongPassword = []
 
         def ask(index):
             if index == len(self.checkers):
-                return defer.fail(problems[0] if problems else UnauthorizedLogin())
+                if problems:
+                    return defer.fail(problems[0])
+                return defer.fail(WrongPassword() if wrongPassword else UnauthorizedLogin())
             name, checker = self.checkers[index]
             asking = defer.maybeDeferred(checker.requestAvatarId, credentials)
             asking.addCallback(self._userPrincipalName, name)
 
             def refused(failure):
-                if not failure.check(UnauthorizedLogin):
+                if failure.check(VerifierBusy, defer.CancelledError):
+                    return failure
+                if failure.check(WrongPassword):
+                    wrongPassword.append(name)
+                elif not failure.check(UnauthorizedLogin):
                     self.log.failure(
                         "credential checker {checker} failed", failure, checker=name
                     )

@@ -35,7 +35,8 @@ from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
 from zope.interface import implementer
 
-from exmta.auth.accounts import checkUserPrincipalName, verifyPassword
+from exmta.auth.accounts import checkUserPrincipalName
+from exmta.auth.hashing import verifyPassword
 from exmta.auth.checkers import verifyInThreadPool
 from exmta.errors import ConfigError
 
@@ -123,7 +124,7 @@ def _argon2Hash(field, name, path, number):
 class PasswdFileChecker:
     """
     Checks user names and passwords against a passwd-file, in the
-    reactor's thread pool (argon2 is slow on purpose).
+    process's verification pool (argon2 is slow on purpose).
     """
 
     credentialInterfaces = (IUsernamePassword,)
@@ -143,6 +144,8 @@ class PasswdFileChecker:
         """
 
         def verify(name, password):
-            return verifyPassword(readPasswdFile(self.path).get(name), password)
+            hashed = readPasswdFile(self.path).get(name)
+            matches = verifyPassword(hashed, password)
+            return None if hashed is None else matches
 
         return verifyInThreadPool(self.reactor, credentials, verify)

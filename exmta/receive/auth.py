@@ -1,8 +1,10 @@
 """
 SMTP AUTH (RFC 4954) for the receive protocol: the PLAIN and LOGIN
 mechanisms, answered through twisted.cred, with Exchange's tarpit and
-MaxLogonFailures.  The protocol never sees a secret beyond passing it to
-the portal.
+MaxLogonFailures, and failed logons counted across sessions per client
+address and account (L{exmta.auth.throttle}).  The protocol never sees a
+secret beyond passing it to the portal, and logs a user name only once a
+checker has said it is an account's.
 """
 
 import base64
@@ -11,9 +13,12 @@ from dataclasses import replace
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import CancelledError
 from twisted.internet.task import deferLater
 
 from exmta.auth import permissions
+from exmta.auth.checkers import WrongPassword
+from exmta.auth.hashing import VerificationDropped, VerifierBusy
 from exmta.envelope import Reply
 from exmta.interfaces import IPrincipal
 
@@ -21,6 +26,10 @@ from exmta.interfaces import IPrincipal
 COMMAND, SASL = "command", "sasl"
 
 AUTH_FAILED = Reply(535, "5.7.3", "Authentication unsuccessful")
+THROTTLED = Reply(
+    454, "4.7.0", "Temporary authentication failure: too many failed logons, try again later"
+)
+VERIFIER_BUSY = Reply(454, "4.7.0", "Temporary authentication failure: server busy, try again later")
 TOO_MANY_ERRORS = Reply(
     421, "4.7.0", "Too many errors on this connection, closing transmission channel"
 )
@@ -35,7 +44,13 @@ class AuthCommands:
     The AUTH command of L{exmta.receive.protocol.ReceiveProtocol}, which
     this is mixed into: it uses the protocol's C{session}, C{connector},
     C{envelope}, C{factory}, C{_mode}, C{_send}, C{_close} and
-    C{_agentsThen}.
+    C{_agentsThen}, and the protocol calls L{_abandonLogin} when the
+    connection is lost.
+
+    Each password checked is counted against the client's address and the
+    account in the factory's C{logonThrottle}
+    (L{exmta.auth.throttle.LogonThrottle}), across connections; a logon
+    it refuses is answered 454 4.7.0 without checking the password.
     """
 
     def smtp_AUTH(self, argument):
@@ -87,7 +102,7 @@ class AuthCommands:
             return reply(501, "5.5.2", "Cannot decode AUTH PLAIN response")
         authorizationId, user, password = parts
         if authorizationId and authorizationId != user:
-            return self._loginFailed(user)
+            return self._loginFailed(None)
         return self._login(user, password)
 
     def _loginUsername(self, line):
@@ -109,14 +124,20 @@ class AuthCommands:
         try:
             user.decode("utf-8")
         except UnicodeDecodeError:
-            return self._loginFailed(user)
+            return self._loginFailed(None)
+        attempt = self.factory.logonThrottle.attempt(self.session.peerHost, user)
+        if attempt is None:
+            # The throttle said so in the log when it began refusing.
+            return self._refuseLogin(THROTTLED)
         portal = self.factory.portalFor(self.connector)
-        login = portal.login(UsernamePassword(user, password), None, IPrincipal)
+        login = self._checking = portal.login(UsernamePassword(user, password), None, IPrincipal)
 
         def loggedIn(result):
+            self._checking = None
+            attempt.finished()
             _, principal, _ = result
             if not principal.has(permissions.SUBMIT):
-                return self._loginFailed(user)
+                return self._loginFailed(principal.name)
             session = replace(self.session, principal=principal, authenticated=True)
 
             def accept():
@@ -132,34 +153,83 @@ class AuthCommands:
             return self._agentsThen("OnAuth", accept, session=session)
 
         def failed(failure):
-            failure.trap(UnauthorizedLogin)
-            return self._loginFailed(user)
+            self._checking = None
+            if failure.check(VerifierBusy):
+                attempt.finished()
+                return VERIFIER_BUSY
+            if failure.check(VerificationDropped):
+                attempt.finished()
+                self.log.info(
+                    "dropped login from {peerHost} on {connector}: the client left "
+                    "before its check started",
+                    peerHost=self.session.peerHost,
+                    connector=self.connector.name,
+                )
+                return None
+            if failure.check(CancelledError):
+                # The client left while its password was being checked.
+                attempt.failed()
+                self.log.warn(
+                    "abandoned login from {peerHost} on {connector}, counted as failed",
+                    peerHost=self.session.peerHost,
+                    connector=self.connector.name,
+                )
+                return None
+            if failure.check(UnauthorizedLogin):
+                # Only the name of an account that exists may be logged.
+                name = user.decode("utf-8").lower() if failure.check(WrongPassword) else None
+                attempt.failed(name)
+                return self._loginFailed(name)
+            attempt.finished()
+            return failure
 
         return login.addCallbacks(loggedIn, failed)
 
+    # The login whose password is being checked, if any.
+    _checking = None
+
+    def _abandonLogin(self):
+        """
+        The connection is lost: drop the check of its password if it has
+        not started; one that has started counts as a failed logon.
+        """
+        if self._checking is not None:
+            self._checking.cancel()
+
     def _loginFailed(self, user):
         """
-        Answer a failed login after the connector's AuthTarpitInterval, and
-        end the session once MaxLogonFailures is reached.
+        Log a failed login and refuse it.
+
+        @param user: the account's name, or L{None} if it is not known to
+            be an account: then the name is not logged, as it may be a
+            password typed into the user name field.
         """
-        self._logonFailures += 1
         self.log.warn(
             "failed login {failures} for {user} from {peerHost} on {connector}",
-            failures=self._logonFailures,
-            user=user.decode("utf-8", "replace"),
+            failures=self._logonFailures + 1,
+            user=user or "a name not known as an account",
             peerHost=self.session.peerHost,
             connector=self.connector.name,
         )
+        return self._refuseLogin(AUTH_FAILED)
+
+    def _refuseLogin(self, answer):
+        """
+        Answer a refused login with C{answer} after the connector's
+        AuthTarpitInterval, and end the session once MaxLogonFailures is
+        reached.
+        """
+        self._logonFailures += 1
         limit = self.connector.maxLogonFailures
 
-        def answer():
+        def respond():
             if limit and self._logonFailures >= limit:
-                self._send(AUTH_FAILED)
+                self._send(answer)
                 self._close(TOO_MANY_ERRORS)
                 return None
-            return AUTH_FAILED
+            return answer
 
-        return deferLater(self.factory.reactor, self.connector.authTarpitInterval, answer)
+        return deferLater(self.factory.reactor, self.connector.authTarpitInterval, respond)
 
 
 class _SASLAbort(Exception):

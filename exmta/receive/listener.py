@@ -13,6 +13,7 @@ from twisted.internet.defer import gatherResults
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
+from exmta.auth.throttle import LogonThrottle
 from exmta.receive.limits import LocalConnectionCounts
 from exmta.receive.protocol import ReceiveProtocol
 from exmta.receive.selection import listeningAddresses, selectConnector
@@ -97,6 +98,8 @@ class ReceiveFactory(ServerFactory):
         counted: a L{exmta.receive.limits.ConnectionCounts} shared with the
         server's receive workers, or this process's own exact
         L{exmta.receive.limits.LocalConnectionCounts}.
+    @ivar logonThrottle: the L{exmta.auth.throttle.LogonThrottle} counting
+        this process's failed logons, kept across reloads.
     """
 
     protocol = ReceiveProtocol
@@ -112,6 +115,7 @@ class ReceiveFactory(ServerFactory):
         self.queue = queue
         self.reactor = reactor
         self.connectionCounts = LocalConnectionCounts() if connections is None else connections
+        self.logonThrottle = LogonThrottle(reactor)
         self._protocolLog = protocolLog
         self.tracking = tracking
         self._sessions = itertools.count(1)

@@ -196,6 +196,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                 )
         self._closing = True
         self._buffer = bytearray()
+        self._abandonLogin()
 
     def timeoutConnection(self):
         self._close(reply(451, "4.7.0", "Timeout waiting for client input"))

@@ -369,6 +369,69 @@ def test_overlongCommandLineIsRefusedAndNotExecuted(organization):
     raw.close()
 
 
+def test_overlongCommandLineGetsOneReplyHoweverItArrives(organization):
+    """
+    A 200,000-octet command line, which reaches the server in many reads,
+    is answered once; the rest of it up to its CRLF is thrown away and the
+    session goes on.
+    """
+    raw = client(organization, "internet")
+    ehlo(raw)
+    raw.send(b"MAIL FROM:<" + b"a" * 100_000)
+    raw.send(b"b" * 100_000)
+    code, lines = raw.reply()
+    assert lines == ["500 5.5.2 Line too long"], lines
+    raw.send(b"c" * 1000 + b"\r")
+    raw.send(b"\nNOOP\r\n")
+    assert raw.reply()[1] == ["250 2.0.0 OK"]
+    assert raw.command("RSET")[1] == ["250 2.0.0 Resetting"]
+    raw.close()
+
+
+def test_overlongLineEndsTheAuthExchange(organization):
+    """
+    A SASL response line longer than AUTH allows fails the AUTH command
+    (RFC 4954 section 6), however it arrives: what follows is a command
+    again, not the next SASL step.
+    """
+    raw = client(organization)
+    ehlo(raw)
+    raw.command("STARTTLS")
+    raw.startTLS()
+    ehlo(raw)
+    assert raw.command("AUTH LOGIN")[0] == 334
+    raw.send(b"A" * 12289 + b"\r\n")
+    assert raw.reply()[1] == ["500 5.5.6 Authentication Exchange line is too long"]
+    assert raw.command("NOOP")[1] == ["250 2.0.0 OK"]
+    assert raw.command("AUTH PLAIN")[0] == 334
+    raw.send(b"A" * 13000)
+    assert raw.reply()[1] == ["500 5.5.6 Authentication Exchange line is too long"]
+    raw.send(b"A" * 13000 + b"\r\n")
+    code, lines = raw.command("QUIT")
+    assert lines == ["221 2.0.0 Service closing transmission channel"], lines
+    raw.close()
+
+
+def test_lineAfterAuthIsNeverLoggedInClear(organization):
+    """
+    A client that sends its credentials after an AUTH the server refused
+    (here 538, before TLS) does not get them into the protocol log.
+    """
+    raw = client(organization)
+    ehlo(raw)
+    assert raw.command("AUTH PLAIN")[1][0].startswith("538 5.7.11")
+    credentials = _plain("smtpgateway@fabrikam.com", GATEWAY_PASSWORD)
+    assert raw.command(credentials)[0] == 500
+    assert raw.command("AUTH LOGIN " + _b64("smtpgateway@fabrikam.com"))[0] == 538
+    assert raw.command(_b64(GATEWAY_PASSWORD))[0] == 500
+    assert raw.command("NOOP")[0] == 250
+    raw.close()
+    log = organization.receiveProtocolLog()
+    assert ",<,AUTH PLAIN,response redacted" in log
+    assert credentials not in log and _b64(GATEWAY_PASSWORD) not in log
+    assert _b64("smtpgateway@fabrikam.com") not in log
+
+
 def test_overlongTextLineIsRefusedWithoutTruncation(organization):
     raw = client(organization, "internet")
     ehlo(raw)

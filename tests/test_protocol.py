@@ -198,6 +198,13 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(self.say(protocol, transport, b"A\r\nQUIT\r\n"),
                          ["221 2.0.0 Service closing transmission channel"])
 
+    def test_helloWithControlCharactersIsRefused(self):
+        protocol, transport = self.session()
+        for command in (b"EHLO a\x00b (spoofed.example)", b"HELO a\x1bb", b"EHLO a\x7f"):
+            self.assertEqual(self.say(protocol, transport, command + b"\r\n"),
+                             ["501 5.5.4 Invalid domain name"])
+        self.assertIsNone(protocol.session.helo)
+
     def test_noReplyBeforeTheQueueCommitsAndRepliesStayInOrder(self):
         protocol, transport = self.session()
         self.say(protocol, transport, b"EHLO c\r\nMAIL FROM:<a@contoso.com>\r\nRCPT TO:<kim@fabrikam.com>\r\nDATA\r\n")

@@ -23,6 +23,7 @@ AUTH lives in L{exmta.receive.auth}, the DATA framing and whole-message
 checks in L{exmta.receive.data}.
 """
 
+import re
 from dataclasses import replace
 from email.utils import getaddresses
 
@@ -68,6 +69,10 @@ TOO_MANY_RECIPIENTS = reply(452, "4.5.3", "Too many recipients")
 CANNOT_SEND_AS = reply(550, "5.7.1", "Client does not have permissions to send as this sender")
 QUEUE_ERROR = reply(451, "4.3.0", "Error in processing; try again later")
 LINE_TOO_LONG = reply(500, "5.5.2", "Line too long")
+INVALID_DOMAIN = reply(501, "5.5.4", "Invalid domain name")
+
+# C0 controls and DEL: a HELO name with one would reach the Received header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _isAuthCommand(line):
@@ -410,6 +415,8 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def smtp_HELO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: HELO hostname")
+        if _CONTROL.search(argument):
+            return INVALID_DOMAIN
         session = replace(self.session, helo=argument, esmtp=False)
 
         def accept():
@@ -422,6 +429,8 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def smtp_EHLO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: EHLO hostname")
+        if _CONTROL.search(argument):
+            return INVALID_DOMAIN
         session = replace(self.session, helo=argument, esmtp=True)
 
         def accept():

@@ -510,6 +510,17 @@ def test_oversizedHeaderEndsTheSession(organization):
     assert raw.closedByPeer()
 
 
+@pytest.mark.parametrize("command", [b"EHLO a\x00b (spoofed.example)", b"HELO a\x01b",
+                                     b"EHLO a\tb", b"EHLO ab\x7f"])
+def test_controlCharactersInHelloAreRefused(organization, command):
+    raw = client(organization, "internet")
+    raw.send(command + b"\r\n")
+    assert raw.reply()[1] == ["501 5.5.4 Invalid domain name"]
+    assert raw.command("MAIL FROM:<a@contoso.com>")[1][0].startswith("503 5.5.1")
+    ehlo(raw)
+    raw.close()
+
+
 def test_tlsBelowVersion12IsRefused(organization):
     raw = client(organization)
     ehlo(raw)

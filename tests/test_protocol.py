@@ -205,6 +205,16 @@ class ProtocolTests(SynchronousTestCase):
                              ["501 5.5.4 Invalid domain name"])
         self.assertIsNone(protocol.session.helo)
 
+    def test_oversizedHeaderIsRefusedAndTheSessionStays(self):
+        protocol, transport = self.session()
+        self.say(protocol, transport, b"EHLO c\r\nMAIL FROM:<a@contoso.com>\r\nRCPT TO:<kim@fabrikam.com>\r\nDATA\r\n")
+        header = b"X-Filler: " + b"z" * 70 * 1024 + b"\r\n"
+        replies = self.say(protocol, transport, header + b"\r\nbody\r\n.\r\nNOOP\r\n")
+        self.assertEqual(replies, ["552 5.3.4 Header size exceeds fixed maximum size", "250 2.0.0 OK"])
+        self.assertFalse(transport.disconnecting)
+        self.assertIsNone(protocol.envelope)
+        self.assertEqual(self.queue.pending, [])
+
     def test_noReplyBeforeTheQueueCommitsAndRepliesStayInOrder(self):
         protocol, transport = self.session()
         self.say(protocol, transport, b"EHLO c\r\nMAIL FROM:<a@contoso.com>\r\nRCPT TO:<kim@fabrikam.com>\r\nDATA\r\n")

@@ -69,6 +69,7 @@ TOO_MANY_RECIPIENTS = reply(452, "4.5.3", "Too many recipients")
 CANNOT_SEND_AS = reply(550, "5.7.1", "Client does not have permissions to send as this sender")
 QUEUE_ERROR = reply(451, "4.3.0", "Error in processing; try again later")
 LINE_TOO_LONG = reply(500, "5.5.2", "Line too long")
+HEADER_TOO_BIG = reply(552, "5.3.4", "Header size exceeds fixed maximum size")
 INVALID_DOMAIN = reply(501, "5.5.4", "Invalid domain name")
 
 # C0 controls and DEL: a HELO name with one would reach the Received header.
@@ -744,8 +745,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             return refusal
         header, body = headers.splitHeader(message)
         if len(header) > self.connector.maxHeaderSize:
-            self._close(reply(552, "5.3.4", "Header size exceeds fixed maximum size"))
-            return None
+            return HEADER_TOO_BIG
         if headers.hopCount(header) >= self.connector.maxHopCount:
             return reply(554, "5.4.6", "Hop count exceeded - possible mail loop")
         principal = self._principal()

@@ -3,8 +3,6 @@ L{exmta.receive.data}: framing a message out of DATA, dot-unstuffing and
 the whole-message checks, fed in arbitrary pieces.
 """
 
-import re
-
 from hypothesis import given, strategies as st
 
 from exmta.receive.data import BARE_LINE_END, NUL_REFUSED, TOO_BIG, MessageReader, checkMessage

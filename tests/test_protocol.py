@@ -160,6 +160,61 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(len(replies), 5)
         self.assertTrue(transport.disconnecting)
 
+    def test_overlongLineIsAnsweredOnceWhateverTheReads(self):
+        """
+        An overlong command line gets one 500 however it is cut between
+        reads; what follows it up to its CRLF is dropped as it comes, and
+        a CR at the end of a read may still begin the CRLF.
+        """
+        protocol, transport = self.session()
+        replies = []
+        for piece in [b"MAIL FROM:<", b"a" * 300, b"a" * 300, b"a" * 5000, b"a" * 70000, b"\r"]:
+            replies += self.say(protocol, transport, piece)
+            self.assertLess(len(protocol._buffer), 600)
+        replies += self.say(protocol, transport, b"\nNOOP\r\n")
+        self.assertEqual(replies, ["500 5.5.2 Line too long", "250 2.0.0 OK"])
+
+    def test_lineAtTheLimitWithItsCRLFSplit(self):
+        protocol, transport = self.session()
+        self.assertEqual(self.say(protocol, transport, b"NOOP " + b"x" * 507 + b"\r"), [])
+        self.assertEqual(self.say(protocol, transport, b"\n"), ["250 2.0.0 OK"])
+
+    def test_overlongLinesCountAsProtocolErrors(self):
+        protocol, transport = self.session()
+        replies = self.say(protocol, transport, (b"x" * 600 + b"\r\n") * 3 + b"y" * 600)
+        self.assertEqual(replies, ["500 5.5.2 Line too long"] * 4 + [
+            "421 4.7.0 Too many errors on this connection, closing transmission channel"])
+        self.assertTrue(transport.disconnecting)
+
+    def test_overlongSASLResponseEndsTheExchange(self):
+        protocol, transport = self.session()
+        self.say(protocol, transport, b"EHLO c\r\n")
+        for mechanism in (b"LOGIN", b"PLAIN"):
+            self.assertEqual(self.say(protocol, transport, b"AUTH " + mechanism + b"\r\n")[0][:3], "334")
+            self.assertEqual(self.say(protocol, transport, b"A" * 12289 + b"\r\nNOOP\r\n"), [
+                "500 5.5.6 Authentication Exchange line is too long", "250 2.0.0 OK"])
+        self.assertEqual(self.say(protocol, transport, b"AUTH PLAIN\r\n" + b"A" * 13000), [
+            "334 ", "500 5.5.6 Authentication Exchange line is too long"])
+        self.assertEqual(self.say(protocol, transport, b"A\r\nQUIT\r\n"),
+                         ["221 2.0.0 Service closing transmission channel"])
+
+    def test_helloWithControlCharactersIsRefused(self):
+        protocol, transport = self.session()
+        for command in (b"EHLO a\x00b (spoofed.example)", b"HELO a\x1bb", b"EHLO a\x7f"):
+            self.assertEqual(self.say(protocol, transport, command + b"\r\n"),
+                             ["501 5.5.4 Invalid domain name"])
+        self.assertIsNone(protocol.session.helo)
+
+    def test_oversizedHeaderIsRefusedAndTheSessionStays(self):
+        protocol, transport = self.session()
+        self.say(protocol, transport, b"EHLO c\r\nMAIL FROM:<a@contoso.com>\r\nRCPT TO:<kim@fabrikam.com>\r\nDATA\r\n")
+        header = b"X-Filler: " + b"z" * 70 * 1024 + b"\r\n"
+        replies = self.say(protocol, transport, header + b"\r\nbody\r\n.\r\nNOOP\r\n")
+        self.assertEqual(replies, ["552 5.3.4 Header size exceeds fixed maximum size", "250 2.0.0 OK"])
+        self.assertFalse(transport.disconnecting)
+        self.assertIsNone(protocol.envelope)
+        self.assertEqual(self.queue.pending, [])
+
     def test_noReplyBeforeTheQueueCommitsAndRepliesStayInOrder(self):
         protocol, transport = self.session()
         self.say(protocol, transport, b"EHLO c\r\nMAIL FROM:<a@contoso.com>\r\nRCPT TO:<kim@fabrikam.com>\r\nDATA\r\n")
@@ -256,3 +311,43 @@ class ProtocolLogTests(SynchronousTestCase):
         self.assertNotIn(base64.b64encode(b"kim@fabrikam.com").decode(), text)
         self.assertNotIn(base64.b64encode(b"right").decode(), text)
         self.assertIn(",-,", text)
+
+    def test_theLineAfterAnyAuthCommandIsRedacted(self):
+        """
+        Whatever became of an AUTH command (refused, unknown mechanism, or
+        a line too long), the next line may be the credentials of a client
+        that did not wait for the answer: it is not written.
+        """
+        import os
+        import tempfile
+
+        from exmta.protocollog import ProtocolLog
+
+        organization = parseOrganization(ORG + "ProtocolLoggingLevel = Verbose\n", "/nonexistent/org.ini")
+        connector = organization.receiveConnectors[0]
+        clock = MemoryReactorClock()
+        folder = tempfile.mkdtemp()
+        portal = Portal(ConnectorRealm(organization, connector), [AllowAnonymousAccess(), PasswordChecker()])
+        factory = ReceiveFactory(
+            organization, organization.transportServers["HubA"], {connector.identity: portal},
+            ControlledQueue(), Resolver(organization), None, clock,
+            protocolLog=ProtocolLog(folder, "RECV", clock),
+        )
+        secrets = [base64.b64encode(b"\0kim@fabrikam.com\0secret%d" % n) for n in range(3)]
+        sessions = [
+            b"AUTH PLAIN\r\n" + secrets[0] + b"\r\nNOOP\r\n",
+            b"EHLO c\r\nAUTH CRAM-MD5\r\n" + secrets[1] + b"\r\nNOOP\r\n",
+            b"EHLO c\r\nAUTH PLAIN " + b"A" * 13000 + b"\r\n" + secrets[2] + b"\r\nNOOP\r\n",
+        ]
+        for data in sessions:
+            protocol, transport = connect(factory)
+            protocol.dataReceived(data)
+            self.assertEqual(transport.takeReplies()[-1], "250 2.0.0 OK")
+            protocol.connectionLost(None)
+        [name] = os.listdir(folder)
+        with open(os.path.join(folder, name)) as handle:
+            text = handle.read()
+        for secret in secrets:
+            self.assertNotIn(secret.decode(), text)
+        self.assertEqual(text.count(",<,<redacted>,"), 3)
+        self.assertEqual(text.count(",<,NOOP,"), 3)

@@ -159,6 +159,20 @@ def test_receivedHeaderNamesTLSAndAuth():
     assert b"with SMTP;" in headers.receivedHeader(session(esmtp=False), "h", 0)
 
 
+@given(st.text(max_size=40), st.text(max_size=20))
+def test_receivedHeaderNeverCarriesAControlCharacter(helo, cipher):
+    """
+    Whatever a session value holds (HELO refuses control characters, and
+    this is the second line of defence), the field is ASCII text with only
+    its own CRLF and folding tab.
+    """
+    header = headers.receivedHeader(session(helo=helo, tlsVersion="TLSv1.3", tlsCipher=cipher),
+                                    "huba.fabrikam.com", 0)
+    first, second = header.split(b"\r\n\t")
+    assert second.endswith(b"\r\n") and second.count(b"\r\n") == 1
+    assert all(32 <= octet < 127 for octet in first + second[:-2])
+
+
 def test_splitHeader():
     assert headers.splitHeader(b"A: 1\r\n\r\nbody\r\n") == (b"A: 1\r\n", b"\r\nbody\r\n")
     assert headers.splitHeader(b"\r\nbody\r\n") == (b"", b"\r\nbody\r\n")

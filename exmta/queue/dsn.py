@@ -40,6 +40,7 @@ DELAYED = "delayed"
 
 _MAX_LINE = 900
 _FOLD = re.compile(r"\r\n(?=[ \t])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _REPLY = re.compile(r"^([245])\d\d[ -](?:([245]\.\d{1,3}\.\d{1,3})\b)?")
 
 
@@ -102,15 +103,16 @@ def originalHeader(headers, name):
     """
     @param headers: a header section, as L{headerSection} gives it.
     @return: the first C{name} field's value, unfolded, with runs of white
-        space made one space; L{None} if there is none.  Raw 8-bit bytes
-        come back as surrogate escapes, so that encoding the value with
-        C{surrogateescape} gives them back unchanged.
+        space and control characters made one space (it goes into a
+        header the server writes); L{None} if there is none.  Raw 8-bit
+        bytes come back as surrogate escapes, so that encoding the value
+        with C{surrogateescape} gives them back unchanged.
     """
     text = headers.decode("ascii", "surrogateescape")
     prefix = name.lower() + ":"
     for line in _FOLD.sub("", text).split("\r\n"):
         if line.lower().startswith(prefix):
-            return " ".join(line[len(prefix) :].split())
+            return " ".join(_CONTROL.sub(" ", line[len(prefix) :]).split())
     return None
 
 

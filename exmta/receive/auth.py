@@ -33,6 +33,8 @@ VERIFIER_BUSY = Reply(454, "4.7.0", "Temporary authentication failure: server bu
 TOO_MANY_ERRORS = Reply(
     421, "4.7.0", "Too many errors on this connection, closing transmission channel"
 )
+# RFC 4954 section 6's code for a SASL response longer than the server takes.
+AUTH_LINE_TOO_LONG = Reply(500, "5.5.6", "Authentication Exchange line is too long")
 
 
 def reply(code, status, text):
@@ -44,8 +46,9 @@ class AuthCommands:
     The AUTH command of L{exmta.receive.protocol.ReceiveProtocol}, which
     this is mixed into: it uses the protocol's C{session}, C{connector},
     C{envelope}, C{factory}, C{_mode}, C{_send}, C{_close} and
-    C{_agentsThen}, and the protocol calls L{_abandonLogin} when the
-    connection is lost.
+    C{_agentsThen}.  The protocol frames the lines and calls
+    L{_abandonExchange} when a SASL response line is too long, and
+    L{_abandonLogin} when the connection is lost.
 
     Each password checked is counted against the client's address and the
     account in the factory's C{logonThrottle}
@@ -82,6 +85,16 @@ class AuthCommands:
         self._mode = SASL
         self._saslStep = step
         return Reply(334, "", base64.b64encode(text).decode("ascii"))
+
+    def _abandonExchange(self):
+        """
+        Fail the AUTH command whose SASL response line was too long: the
+        session reads commands again.
+
+        @return: the reply.
+        """
+        self._mode = COMMAND
+        return AUTH_LINE_TOO_LONG
 
     def _decodeResponse(self, line):
         self._mode = COMMAND

@@ -5,21 +5,25 @@ the client sends, and the checks made on the message as a whole.
 A 100 KB message is about 1,300 lines, and a Python step per line would
 cost more than the rest of its acceptance, so everything here works on the
 whole buffer in C: compiled patterns whose literal first octet the regular
-expression engine scans for, and C{rfind} (C{memrchr}) jumps of almost a
-line limit at a time.  No Python object is made per line.
+expression engine scans for, and C{in} (C{memchr}).  No Python object is
+made per line.
+
+Lines longer than RFC 5321's 1,000 octets are taken and kept as they
+came, as Exchange and Postfix take them (unwrapped HTML, long base64, long
+unfolded headers): refusing them bounces legitimate mail.  A NUL octet is
+refused: a next hop that drops NULs before it looks for the end of data
+would read C{CRLF NUL . CRLF} as one.
 """
 
 import re
 
 from exmta.envelope import Reply
 
-TEXT_LINE_LIMIT = 1000
-
 TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 BARE_LINE_END = Reply(
     550, "5.6.11", "Bare line feeds or carriage returns are not allowed; use CRLF"
 )
-LINE_TOO_LONG = Reply(550, "5.6.0", f"A line of the message exceeds {TEXT_LINE_LIMIT} octets")
+NUL_REFUSED = Reply(550, "5.6.0", "Message contains NUL characters")
 
 _TERMINATOR = b"\r\n.\r\n"
 _END = re.compile(re.escape(_TERMINATOR))
@@ -28,8 +32,6 @@ _END = re.compile(re.escape(_TERMINATOR))
 _END_OR_STUFFED_LINE = re.compile(rb"\r\n\.(?:\r\n|\.)")
 _BARE_CR = re.compile(rb"\r(?!\n)")
 _BARE_LF = re.compile(rb"\n(?<!\r\n)")
-# The most octets of text a line may have before its CRLF.
-_LINE_TEXT_LIMIT = TEXT_LINE_LIMIT - 2
 
 
 class MessageReader:
@@ -110,35 +112,12 @@ class MessageReader:
 def checkMessage(message, refuseBareLineEnds):
     """
     The checks of a whole message: bare CR or LF (when the connector
-    refuses them) and text lines longer than RFC 5321's 1,000 octets with
-    their CRLF.  Where bare CRs and LFs are allowed they end lines too.
+    refuses them), and NUL octets.
 
     @return: the refusal L{Reply}, or L{None} if the message passes.
     """
     if refuseBareLineEnds and (_BARE_CR.search(message) or _BARE_LF.search(message)):
         return BARE_LINE_END
-    if _hasLongLine(message):
-        return LINE_TOO_LONG
+    if b"\0" in message:
+        return NUL_REFUSED
     return None
-
-
-def _hasLongLine(message):
-    """
-    @return: whether a run of octets without CR or LF in C{message} is
-        longer than a line's text may be.
-
-    From the start of a line, the last line end within the next
-    C{_LINE_TEXT_LIMIT + 1} octets is found: every line before it is
-    shorter than that window, so the scan goes on from there, about a line
-    limit at a time.  No line end in the window is a line that is too long.
-    """
-    start = 0
-    while len(message) - start > _LINE_TEXT_LIMIT:
-        window = start + _LINE_TEXT_LIMIT + 1
-        lineEnd = message.rfind(b"\n", start, window)
-        if lineEnd == -1:
-            lineEnd = message.rfind(b"\r", start, window)
-            if lineEnd == -1:
-                return True
-        start = lineEnd + 1
-    return False

@@ -21,6 +21,7 @@ _OWN_HEADERS = {name.lower() for name in (AUTH_AS, AUTH_SOURCE, AUTH_MECHANISM)}
 _ORGANIZATION_PREFIX = b"x-ms-exchange-organization-"
 _FOREST_PREFIX = b"x-ms-exchange-forest-"
 _RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def splitHeader(message):
@@ -128,12 +129,20 @@ def receivedHeader(session, fqdn, when=None):
     if session.tlsVersion:
         protocol += f" (version={session.tlsVersion}, cipher={session.tlsCipher})"
     helo = session.helo or "unknown"
-    date = rfc5322Date(when)
-    text = (
-        f"Received: from {helo} ([{session.peerHost}]) by {fqdn} "
-        f"([{session.localHost}]) with {protocol};\r\n\t{date}\r\n"
+    fields = (
+        f"from {helo} ([{session.peerHost}]) by {fqdn} ([{session.localHost}]) with {protocol};"
     )
-    return text.encode("ascii", "replace")
+    return b"Received: " + headerText(fields) + b"\r\n\t" + rfc5322Date(when).encode("ascii") + b"\r\n"
+
+
+def headerText(text):
+    """
+    @return: C{text} as the ASCII octets of a header field the server
+        writes, each control character and non-ASCII character made a
+        C{?}: session values (a HELO name, a TLS cipher) cannot break the
+        field or hide in it.
+    """
+    return _CONTROL.sub("?", text).encode("ascii", "replace")
 
 
 def authenticationHeaders(principal, fqdn):
@@ -142,6 +151,6 @@ def authenticationHeaders(principal, fqdn):
     after L{firewall} has removed any copies the client sent.
     """
     return (
-        AUTH_AS + b": " + principal.authAs.encode("ascii") + b"\r\n"
-        + AUTH_SOURCE + b": " + fqdn.encode("ascii") + b"\r\n"
+        AUTH_AS + b": " + headerText(principal.authAs) + b"\r\n"
+        + AUTH_SOURCE + b": " + headerText(fqdn) + b"\r\n"
     )

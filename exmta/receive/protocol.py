@@ -23,6 +23,7 @@ AUTH lives in L{exmta.receive.auth}, the DATA framing and whole-message
 checks in L{exmta.receive.data}.
 """
 
+import re
 from dataclasses import replace
 from email.utils import getaddresses
 
@@ -67,6 +68,16 @@ RECIPIENT_NOT_FOUND = reply(550, "5.1.1", "RESOLVER.ADR.RecipNotFound; not found
 TOO_MANY_RECIPIENTS = reply(452, "4.5.3", "Too many recipients")
 CANNOT_SEND_AS = reply(550, "5.7.1", "Client does not have permissions to send as this sender")
 QUEUE_ERROR = reply(451, "4.3.0", "Error in processing; try again later")
+LINE_TOO_LONG = reply(500, "5.5.2", "Line too long")
+HEADER_TOO_BIG = reply(552, "5.3.4", "Header size exceeds fixed maximum size")
+INVALID_DOMAIN = reply(501, "5.5.4", "Invalid domain name")
+
+# C0 controls and DEL: a HELO name with one would reach the Received header.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _isAuthCommand(line):
+    return line[:5].upper() in (b"AUTH", b"AUTH ")
 
 
 class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
@@ -85,6 +96,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         self._paused = False
         self._closing = False
         self._discardingLine = False
+        self._afterAuthCommand = False
         self._protocolErrors = 0
         self._logonFailures = 0
         self._sessionTimer = None
@@ -236,29 +248,53 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                         return
                     continue
                 end = self._buffer.find(b"\r\n")
-                limit = self._lineLimit()
                 if end == -1:
-                    if len(self._buffer) > limit:
-                        self._buffer = bytearray()
-                        self._discardingLine = True
-                        self._send(reply(500, "5.5.2", "Line too long"))
+                    self._partialLine()
                     return
-                line = bytes(self._buffer[:end])
-                del self._buffer[: end + 2]
                 if self._discardingLine:
                     self._discardingLine = False
+                    del self._buffer[: end + 2]
                     continue
-                if end > limit:
-                    self._send(reply(500, "5.5.2", "Line too long"))
+                if end > self._lineLimit():
+                    self._refuseLongLine(end + 2)
                     continue
+                line = bytes(self._buffer[:end])
+                del self._buffer[: end + 2]
                 self._respond(self._lineReceived(line))
         finally:
             self._processing = False
 
+    def _partialLine(self):
+        """
+        The buffer holds the start of a line whose CRLF has not come yet.
+        Once it is longer than a line may be it is answered, once, and from
+        then on what arrives of it is thrown away up to its CRLF.
+        """
+        # A CR at the end may be the first half of the CRLF.
+        length = len(self._buffer) - self._buffer.endswith(b"\r")
+        if self._discardingLine:
+            del self._buffer[:length]
+        elif length > self._lineLimit():
+            self._refuseLongLine(length)
+            self._discardingLine = True
+
     def _lineLimit(self):
-        if self._mode == SASL or self._buffer[:5].upper() == b"AUTH ":
+        if self._mode == SASL or _isAuthCommand(self._buffer):
             return AUTH_LINE_LIMIT
         return COMMAND_LINE_LIMIT
+
+    def _refuseLongLine(self, length):
+        """
+        Drop the first C{length} octets of the buffer, an overlong line, and
+        answer it.  In a SASL exchange this ends the exchange.
+        """
+        if _isAuthCommand(self._buffer):
+            self._afterAuthCommand = True
+        del self._buffer[:length]
+        if self._mode == SASL:
+            self._send(self._abandonExchange())
+        else:
+            self._send(LINE_TOO_LONG)
 
     def _respond(self, result):
         if isinstance(result, defer.Deferred):
@@ -308,14 +344,17 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _logCommand(self, line):
         """
         Log a command line, keeping SASL responses (which carry passwords)
-        out of the log: only the AUTH verb and mechanism are written.
+        out of the log: of an AUTH command only the verb and mechanism are
+        written, and the line after it is never written, whatever became
+        of the AUTH: a client may send its credentials after a refusal.
         """
-        if self._mode == SASL:
+        if self._mode == SASL or self._afterAuthCommand:
             self._protocolLog.event("<", redact=True)
-        elif line[:5].upper() == b"AUTH ":
+        elif _isAuthCommand(line):
             self._protocolLog.event("<", b" ".join(line.split()[:2]), context="response redacted")
         else:
             self._protocolLog.event("<", line)
+        self._afterAuthCommand = _isAuthCommand(line)
 
     def _logReply(self, response):
         if self._protocolLog is not None:
@@ -378,6 +417,8 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def smtp_HELO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: HELO hostname")
+        if _CONTROL.search(argument):
+            return INVALID_DOMAIN
         session = replace(self.session, helo=argument, esmtp=False)
 
         def accept():
@@ -390,6 +431,8 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def smtp_EHLO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: EHLO hostname")
+        if _CONTROL.search(argument):
+            return INVALID_DOMAIN
         session = replace(self.session, helo=argument, esmtp=True)
 
         def accept():
@@ -703,8 +746,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             return refusal
         header, body = headers.splitHeader(message)
         if len(header) > self.connector.maxHeaderSize:
-            self._close(reply(552, "5.3.4", "Header size exceeds fixed maximum size"))
-            return None
+            return HEADER_TOO_BIG
         if headers.hopCount(header) >= self.connector.maxHopCount:
             return reply(554, "5.4.6", "Hop count exceeded - possible mail loop")
         principal = self._principal()

@@ -30,6 +30,7 @@ AuthMechanism = Tls, BasicAuth, BasicAuthRequireTLS
 PermissionGroups = ExchangeUsers
 AuthTarpitInterval = 00:00:00
 MaxLogonFailures = 2
+ProtocolLoggingLevel = Verbose
 
 # The reference document's externally secured gateway, told apart by address.
 [ReceiveConnector FromInternetGateway]
@@ -100,6 +101,18 @@ class RunningOrganization:
 
     def mailbox(self, address):
         return os.path.join(self.folder, "var", "mailboxes", address)
+
+    def receiveProtocolLog(self):
+        """
+        @return: the text of the receive protocol logs (the Default HubA
+            connector's ProtocolLoggingLevel is Verbose).
+        """
+        folder = os.path.join(self.folder, "var", "HubA", "ProtocolLog", "SmtpReceive")
+        text = ""
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+            with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                text += handle.read()
+        return text
 
 
 @pytest.fixture(scope="module")

@@ -177,6 +177,19 @@ def test_aFullMailboxFailsOnlyItsRecipient(running):
     assert running.dovecot.messages("carol@fabrikam.com") == []
 
 
+def test_longLinesReachDovecotExactly(running):
+    """
+    Lines longer than RFC 5321's 1,000 octets, which exmta takes, are
+    handed over LMTP and stored unchanged.
+    """
+    body = b"<html>" + b"x" * 30_000 + b"</html>\r\n.." + b"y" * 2000 + b"\r\nend\r\n"
+    before = len(running.dovecot.messages("alice@fabrikam.com"))
+    running.send(["alice@fabrikam.com"], "long lines", body=body)
+    (message,) = withSubject(
+        running.dovecot.waitForMessages("alice@fabrikam.com", count=before + 1), "long lines")
+    assert message.partition(b"\n\n")[2] == body.replace(b"\r\n", b"\n")
+
+
 def test_dovecotDownDefersUntilItRunsAndTheQueueIsRetried(tmp_path):
     running = Running(str(tmp_path), socket=True)
     try:

@@ -131,6 +131,33 @@ class OutcomeTests(DeliveryTestCase):
         self.assertEqual(plain.messages[0].mailFrom, b"FROM:<a@fabrikam.com>")
 
     @defer.inlineCallbacks
+    def test_eightBitContentIsDeclaredWhateverItsClientSaid(self):
+        """
+        A message received without BODY=8BITMIME (clients often leave it
+        out) but with 8-bit octets goes out with BODY=8BITMIME; to a peer
+        without 8BITMIME it does not go at all (554 5.6.3).
+        """
+        eightBit = MESSAGE.replace(b"Hello.", "Gr\u00fc\u00dfe.".encode())
+        peer, delivery = self.peerDelivery()
+        outcomes = yield delivery.send(HOP, Queued(body="7BIT"), ["kim@contoso.com"], eightBit)
+        self.assertIsNone(outcomes["kim@contoso.com"])
+        self.assertTrue(peer.messages[0].mailFrom.endswith(b" BODY=8BITMIME"))
+        self.assertEqual(peer.messages[0].content, eightBit)
+
+        plain, delivery = self.peerDelivery(Peer(extensions=[b"ENHANCEDSTATUSCODES"]))
+        outcomes = yield delivery.send(HOP, Queued(body="7BIT"), ["kim@contoso.com"], eightBit)
+        refusal = outcomes["kim@contoso.com"]
+        self.assertIsInstance(refusal, PermanentFailure)
+        self.assertEqual((refusal.reply.code, refusal.reply.status), (554, "5.6.3"))
+        self.assertIn("8BITMIME", str(refusal.reply))
+        self.assertEqual(refusal.remoteMta, "127.0.0.1")
+        self.assertNotIn("MAIL", plain.verbs())
+        # The connection stays usable for 7-bit mail.
+        outcomes = yield delivery.send(HOP, Queued(body="7BIT"), ["kim@contoso.com"], MESSAGE)
+        self.assertIsNone(outcomes["kim@contoso.com"])
+        self.assertEqual(len(plain.sessions), 1)
+
+    @defer.inlineCallbacks
     def test_nullSender(self):
         peer, delivery = self.peerDelivery()
         yield delivery.send(HOP, Queued(mailFrom=""), ["kim@contoso.com"], MESSAGE)

@@ -73,7 +73,9 @@ the manager asks, about every message (its own notifications included):
     (L{exmta.interfaces.IMessageQueue.update}) before any delivery, so a
     crash can neither lose nor expand them twice.
   - OnRoutedMessage before each remote send (per next hop, with the bytes
-    read for that send) and before local delivery (C{nextHop} L{None}):
+    read for that send, their lines already fitted to SMTP's limit by
+    L{exmta.linelimit}, so that a signing agent signs what is sent) and
+    before local delivery (C{nextHop} L{None}, the bytes as stored):
     its C{message} is what is sent or delivered this time (the queued
     copy does not change), its C{nextHop} (remote only) where it goes; a
     refusal fails or defers those recipients, with source C{AGENT}.
@@ -142,6 +144,7 @@ from twisted.logger import Logger
 from exmta.agents import DELIVERY_EVENTS, RoutingEvent
 from exmta.envelope import Address
 from exmta.errors import PermanentFailure, SMTPFailure, TransientFailure
+from exmta.linelimit import fitLineLimit
 from exmta.queue import dsn
 from exmta.queue.retry import RetrySchedule
 from exmta.queue.spool import DELIVERED, FAILED, READY
@@ -655,7 +658,7 @@ class QueueManager(
         def send():
             self._sending(nextHop, queued, addresses)
             try:
-                message = work.read((yield self.spool.messageBytes(queued.queueId)))
+                message = fitLineLimit(work.read((yield self.spool.messageBytes(queued.queueId))))
                 if self._wants("OnRoutedMessage"):
                     verdict = yield self.agents.run(
                         RoutingEvent(

@@ -5,7 +5,8 @@ The PEM files come from the TransportServer's TlsCertificatePath (the
 certificate first, then its chain) and TlsPrivateKeyPath.  Without them a
 self-signed certificate for the server's and its receive connectors' FQDNs
 is made on first start, kept in C{tls/} beside the queue folder, and a
-warning says so.  Only TLS 1.2 and newer are offered.
+warning says so.  The protocols, cipher suites and the rest of the TLS
+policy are L{exmta.tls.ServerOptions}'s.
 """
 
 import datetime
@@ -16,10 +17,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from OpenSSL import crypto
-from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
 
 from exmta.errors import ConfigError
+from exmta.tls import ServerOptions
 
 log = Logger()
 
@@ -37,7 +38,7 @@ def serverTLSOptions(server, connectors, clock):
     @param connectors: its receive connectors, whose FQDNs a self-signed
         certificate must name.
     @param clock: gives the current time for a new certificate's validity.
-    @return: a L{CertificateOptions} for STARTTLS.
+    @return: the L{ServerOptions} for STARTTLS.
     @raise ConfigError: if the configured files cannot be used.
     """
     if server.tlsCertificatePath is not None:
@@ -82,11 +83,10 @@ def _load(certificatePath, keyPath, origin):
         fail(keyPath, "TlsPrivateKeyPath", getattr(problem, "strerror", None) or "not an unencrypted PEM private key")
     if chain[0].public_key().public_numbers() != key.public_key().public_numbers():
         fail(keyPath, "TlsPrivateKeyPath", "this key does not belong to the certificate")
-    return CertificateOptions(
+    return ServerOptions(
         privateKey=crypto.PKey.from_cryptography_key(key),
         certificate=crypto.X509.from_cryptography(chain[0]),
         extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
-        raiseMinimumTo=TLSVersion.TLSv1_2,
     )
 
 

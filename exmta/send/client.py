@@ -20,10 +20,14 @@ Changed, and why:
     DATA go out in one write and their replies are read in order; a
     refused MAIL is settled once the replies to the commands sent after
     it are in.  Twisted's client waits for each reply.
-  - MAIL carries C{SIZE=} and C{BODY=8BITMIME} when the peer advertises
-    them; a message above the peer's SIZE is refused here (552 5.3.4)
-    without starting a transaction.  Paths are written as given instead of
-    through C{quoteaddr}, whose C{parseaddr} drops quoted local parts.
+  - MAIL carries C{SIZE=} when the peer advertises it, and C{BODY=8BITMIME}
+    when the peer advertises 8BITMIME and the message was received as
+    8BITMIME or has an octet above 127, whatever its client declared.  A
+    message above the peer's SIZE is refused here (552 5.3.4), and so is
+    one with 8-bit octets for a peer without 8BITMIME (554 5.6.3: exmta
+    does not convert content to 7 bit, see L{Transaction.eightBit}); neither
+    starts a transaction.  Paths are written as given instead of through
+    C{quoteaddr}, whose C{parseaddr} drops quoted local parts.
   - The data is the stored message, which already has CRLF line ends: it
     is dot-stuffed here and sent as it is.  C{transformChunk}'s C{\\n} to
     C{\\r\\n} conversion would turn each CRLF into CR CR LF, and
@@ -154,7 +158,7 @@ class Transaction:
     """
     One message for some of its recipients.
 
-    @ivar body: C{7BIT} or C{8BITMIME}: what C{BODY=} announces.
+    @ivar body: C{7BIT} or C{8BITMIME}: how the message was received.
     """
 
     queueId: str
@@ -166,6 +170,18 @@ class Transaction:
     @property
     def size(self):
         return len(self.message)
+
+    @property
+    def eightBit(self):
+        """
+        Whether the message has an octet above 127, which a peer may only be
+        sent under C{BODY=8BITMIME} (RFC 6152).  Converting such a message
+        to 7 bit (quoted-printable parts, as Postfix does) would break a
+        DKIM signature made before it reached us, and every SMTP server in
+        use offers 8BITMIME; a peer that does not gets no such message, and
+        the sender a report saying why.
+        """
+        return not self.message.isascii()
 
 
 class HostFailure(Exception):
@@ -572,27 +588,18 @@ class DeliveryClient(ESMTPClient):
 
     def _beginTransaction(self):
         tx = self._tx
-        limit = self.extensions.get(b"SIZE")
-        if limit and limit.isdigit() and int(limit) and tx.size > int(limit):
-            reply = Reply(
-                552, "5.3.4",
-                f"Message size exceeds fixed maximum message size of {self.target} ({int(limit)} bytes)",
-            )
-            self._endTransaction(lambda recipient: outcomeOf(reply, self.target.name))
-            self.smtpState_from(0, b"")
-            return
-        try:
-            sender = _path(tx.mailFrom)
-        except UnicodeEncodeError:
-            reply = Reply(553, "5.6.7", "Non-ASCII sender address; SMTPUTF8 is not supported")
-            self._endTransaction(lambda recipient: outcomeOf(reply, None))
+        refusal = self._refusal(tx)
+        if refusal is not None:
+            reply, remoteMta = refusal
+            self._endTransaction(lambda recipient: outcomeOf(reply, remoteMta))
             self.smtpState_from(0, b"")
             return
         parameters = b""
         if b"SIZE" in self.extensions:
             parameters += b" SIZE=%d" % tx.size
-        if tx.body == "8BITMIME" and b"8BITMIME" in self.extensions:
+        if b"8BITMIME" in self.extensions and (tx.eightBit or tx.body == "8BITMIME"):
             parameters += b" BODY=8BITMIME"
+        sender = _path(tx.mailFrom)
         self._stage = "MAIL"
         if b"PIPELINING" in self.extensions:
             return self._pipeline(b"MAIL FROM:" + sender + parameters)
@@ -600,6 +607,27 @@ class DeliveryClient(ESMTPClient):
         self._okresponse = self.smtpState_to
         self._failresponse = self.smtpTransferFailed
         self.sendLine(b"MAIL FROM:" + sender + parameters)
+
+    def _refusal(self, tx):
+        """
+        @return: (reply, Remote-MTA) when C{tx} cannot go to this peer at
+            all, else L{None}.
+        """
+        limit = self.extensions.get(b"SIZE")
+        if limit and limit.isdigit() and int(limit) and tx.size > int(limit):
+            return Reply(
+                552, "5.3.4",
+                f"Message size exceeds fixed maximum message size of {self.target} ({int(limit)} bytes)",
+            ), self.target.name
+        if not tx.mailFrom.isascii():
+            return Reply(553, "5.6.7", "Non-ASCII sender address; SMTPUTF8 is not supported"), None
+        if tx.eightBit and b"8BITMIME" not in self.extensions:
+            return Reply(
+                554, "5.6.3",
+                f"The message has 8-bit content and {self.target} does not offer 8BITMIME; "
+                "exmta does not convert messages to 7 bit",
+            ), self.target.name
+        return None
 
     def _pipeline(self, mail):
         """

@@ -14,8 +14,11 @@ the connector's settings:
   - C{DomainValidation}: the chain, and the name (TlsDomain, else the smart
     host's name or the recipient domain) through service_identity.
 
-Every level offers TLS 1.2 and newer only, and sends the server name (SNI)
-when it is a DNS name.
+Every level has the protocols and cipher suites of L{exmta.tls.BASELINE},
+and sends the server name (SNI) when it is a DNS name.  No ALPN is offered:
+SMTP has no ALPN identifier, and a server that cannot agree on one may end
+the handshake (RFC 7301 section 3.2), as exmta's own did (alert 80, see
+L{exmta.tls.ServerOptions}).
 """
 
 from dataclasses import dataclass
@@ -23,14 +26,14 @@ from dataclasses import dataclass
 from OpenSSL import SSL
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
-from twisted.internet.ssl import CertificateOptions, TLSVersion, optionsForClientTLS, platformTrust
+from twisted.internet.ssl import CertificateOptions, optionsForClientTLS, platformTrust
 from zope.interface import implementer
+
+from exmta.tls import BASELINE
 
 ENCRYPTION_ONLY = "EncryptionOnly"
 CERTIFICATE_VALIDATION = "CertificateValidation"
 DOMAIN_VALIDATION = "DomainValidation"
-
-_MINIMUM = {"raiseMinimumTo": TLSVersion.TLSv1_2}
 
 
 @dataclass(frozen=True)
@@ -74,14 +77,14 @@ class TlsPolicy:
             return optionsForClientTLS(
                 self.tlsDomain or serverName,
                 trustRoot=trustRoot if trustRoot is not None else platformTrust(),
-                extraCertificateOptions=dict(_MINIMUM),
+                extraCertificateOptions=dict(BASELINE),
             )
         if level == CERTIFICATE_VALIDATION:
             options = CertificateOptions(
-                trustRoot=trustRoot if trustRoot is not None else platformTrust(), **_MINIMUM
+                trustRoot=trustRoot if trustRoot is not None else platformTrust(), **BASELINE
             )
         else:
-            options = CertificateOptions(verify=False, **_MINIMUM)
+            options = CertificateOptions(verify=False, **BASELINE)
         return _SendServerName(options, serverName)
 
 

@@ -280,6 +280,32 @@ class Organization:
             server.stop()
 
 
+def queueDirectly(queueFolder, recipients, message, mailFrom=SENDER):
+    """
+    Put a message into a stopped server's queue folder in the spool's
+    documented format (exmta/queue/spool.py), as a tool may: for tests of
+    the send side that must not depend on what the receive side accepts.
+
+    @return: its queue id.
+    """
+    from exmta.envelope import QueuedMessage, QueuedRecipient, newQueueId
+    from exmta.queue.spool import encodeQueued
+
+    queued = QueuedMessage(
+        queueId=newQueueId(), mailFrom=mailFrom,
+        recipients=tuple(QueuedRecipient(address) for address in recipients),
+        arrivalTime=time.time(), size=len(message),
+        receivedFrom={"connector": "", "server": "HubA", "peerHost": "", "peerPort": 0,
+                      "helo": None, "principal": None, "tlsVersion": None},
+    )
+    folder = os.path.join(queueFolder, "messages")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    for suffix, content in ((".eml", message), (".json", encodeQueued(queued))):
+        with open(os.path.join(folder, queued.queueId + suffix), "wb") as handle:
+            handle.write(content)
+    return queued.queueId
+
+
 def setCredential(config, name, username, password):
     """
     C{exmta credential set -c org.ini NAME USERNAME}, password on stdin.

@@ -1,0 +1,78 @@
+"""
+What every TLS context of exmta has in common, receiving (STARTTLS offered
+by a receive connector, L{exmta.receive.tls}) and sending (STARTTLS to a
+next hop, L{exmta.send.tls}).
+
+  - TLS 1.2 and newer only.
+  - For TLS 1.2, the cipher suites of Mozilla's "intermediate"
+    configuration (Server Side TLS guidelines 6.0,
+    https://ssl-config.mozilla.org/guidelines/6.0.json): ECDHE key
+    exchange, so every session has forward secrecy, with AES-GCM or
+    ChaCha20-Poly1305, so every record is authenticated encryption (no CBC
+    suites and their padding oracles, LUCKY13; no static RSA key
+    exchange).  Guidelines 5.x also listed three DHE suites; 6.0 dropped
+    them, which spares administrators a dhparams file.  TLS 1.3 keeps
+    OpenSSL's suites, all of them AEAD.
+
+The server side adds two things a client context has no use for
+(L{ServerOptions}): clients may not renegotiate, and ALPN is ignored.
+"""
+
+from OpenSSL import SSL
+from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
+
+INTERMEDIATE_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    )
+)
+
+# The CertificateOptions arguments of every context, client or server.
+BASELINE = {
+    "raiseMinimumTo": TLSVersion.TLSv1_2,
+    "acceptableCiphers": AcceptableCiphers.fromOpenSSLCipherString(INTERMEDIATE_CIPHERS),
+}
+
+
+class ServerOptions(CertificateOptions):
+    """
+    L{CertificateOptions} for the server end of STARTTLS, with the
+    L{BASELINE} and:
+
+      - no renegotiation (C{OP_NO_RENEGOTIATION}): a client could make the
+        server redo the expensive half of a handshake as often as it likes.
+        OpenSSL 3 already refuses client-initiated renegotiation unless told
+        otherwise; 1.1.1 accepted it, and the flag does not depend on which
+        one the cryptography wheel brings.
+      - ALPN ignored.  Twisted installs an ALPN selection callback on every
+        context, and with no protocols of its own it answers a ClientHello
+        that offers ALPN with an empty selection, which OpenSSL 3 turns
+        into a fatal C{internal_error} alert (80): C{openssl s_client
+        -alpn smtp}, Go's and Android's clients never got through STARTTLS.
+        SMTP has no ALPN identifier to agree on, so the server now answers
+        as one without ALPN support does (as Postfix does): no ALPN in its
+        hello, the handshake goes on.
+    """
+
+    def __init__(self, **options):
+        super().__init__(**BASELINE, **options)
+        self._hardened = None
+
+    def getContext(self):
+        # Changed before any connection uses it: pyOpenSSL refuses to change
+        # a context afterwards.
+        if self._hardened is None:
+            context = super().getContext()
+            context.set_options(SSL.OP_NO_RENEGOTIATION)
+            context.set_alpn_select_callback(_ignoreALPN)
+            self._hardened = context
+        return self._hardened
+
+
+def _ignoreALPN(connection, offered):
+    return SSL.NO_OVERLAPPING_PROTOCOLS

@@ -18,7 +18,7 @@ Get-MessageTrackingLog, which reads its tracking log files:
 Which server: C{-Server}, else the server an identity names
 (C{HubB\\ToInternet}), else the one C{twistd exmta} would be without
 C{--server} (L{exmta.service.chooseServer}).  The queue cmdlets talk to
-its admin endpoint (L{exmta.admin}); they need the Shell to run as the
+its admin endpoint (L{exmta.admin.client}); they need the Shell to run as the
 user the server runs as (or root), and say so, or that the server is not
 running, when they cannot reach it.
 
@@ -35,7 +35,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from exmta.admin import AdminClient, AdminError, AdminUnavailable, adminSocketPath
+from exmta.admin.client import AdminClient, AdminUnavailable
+from exmta.admin.protocol import AdminError, adminSocketPath
 from exmta.config import loadOrganization
 from exmta.errors import ConfigError
 from exmta.queue.views import parseDateTime

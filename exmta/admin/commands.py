@@ -1,7 +1,7 @@
 """
 What each admin command does (L{exmta.admin.protocol} lists them), on
 one transport server's queue manager: the rows of L{exmta.queue.views},
-and the manager's actions.
+and the actions of its administration (L{exmta.interfaces.IQueueAdministration}).
 """
 
 import base64
@@ -73,7 +73,7 @@ class AdminCommands:
             name = views.queueName(identity, self.server)
         except views.IdentityError as error:
             raise AdminError(str(error)) from None
-        for row in views.queueRows(state or self.manager.state()):
+        for row in views.queueRows(state or self.manager.administration.state()):
             if views.sameQueue(_queueName(row["Identity"]), name):
                 return row
         raise AdminError(f"The queue {self.server}\\{name} was not found", "NotFound")
@@ -82,7 +82,7 @@ class AdminCommands:
         if identity is not None:
             rows = [self._queueRow(identity)]
         else:
-            rows = views.queueRows(self.manager.state())
+            rows = views.queueRows(self.manager.administration.state())
         if filter is not None:
             rows = self._filtered(rows, filter, _QUEUE_FIELDS)
         return rows
@@ -91,7 +91,7 @@ class AdminCommands:
         """
         @return: every Get-Message row, with the messages' subjects.
         """
-        state = self.manager.state()
+        state = self.manager.administration.state()
         headers = await self.manager.spool.headerSections([m.queueId for m in state.messages])
         return views.messageRows(state, headers)
 
@@ -157,7 +157,7 @@ class AdminCommands:
                 "use -Resubmit $true to route its messages again",
                 "InvalidState",
             )
-        tried = self.manager.retryQueue(name, resubmit=bool(resubmit))
+        tried = self.manager.administration.retryQueue(name, resubmit=bool(resubmit))
         return {"Identity": row["Identity"], "MessageCount": tried}
 
     def suspendQueue(self, identity):
@@ -171,7 +171,7 @@ class AdminCommands:
                 "exmta suspends only those",
                 "InvalidState",
             )
-        self.manager.suspendQueue(name)
+        self.manager.administration.suspendQueue(name)
         log.info("queue {queue} suspended by an administrator", queue=row["Identity"])
         return self._queueRow(identity)
 
@@ -179,7 +179,7 @@ class AdminCommands:
         row = self._queueRow(identity)
         if row["Status"] != views.SUSPENDED:
             raise AdminError(f"The queue {row['Identity']} is not suspended", "InvalidState")
-        self.manager.resumeQueue(_queueName(row["Identity"]))
+        self.manager.administration.resumeQueue(_queueName(row["Identity"]))
         log.info("queue {queue} resumed by an administrator", queue=row["Identity"])
         return self._queueRow(identity)
 
@@ -192,7 +192,7 @@ class AdminCommands:
         """
         results, waits = [], []
         for row in rows:
-            busy = self.manager.isBusy(row["InternalMessageId"])
+            busy = self.manager.administration.isBusy(row["InternalMessageId"])
             action = act(row)
             if busy:
                 action.addErrback(
@@ -223,7 +223,7 @@ class AdminCommands:
         log.info("{count} message(s) suspended by an administrator", count=len(rows))
         return await self._act(
             rows,
-            lambda row: self.manager.suspendMessage(row["InternalMessageId"]),
+            lambda row: self.manager.administration.suspendMessage(row["InternalMessageId"]),
             views.PENDING_SUSPEND,
             views.SUSPENDED,
         )
@@ -233,7 +233,7 @@ class AdminCommands:
         log.info("{count} message(s) resumed by an administrator", count=len(rows))
         return await self._act(
             rows,
-            lambda row: self.manager.resumeMessage(row["InternalMessageId"]),
+            lambda row: self.manager.administration.resumeMessage(row["InternalMessageId"]),
             "PendingResume",
             views.READY_STATUS,
         )
@@ -248,7 +248,7 @@ class AdminCommands:
             queues.setdefault(row["InternalMessageId"], set()).add(_queueName(row["Queue"]))
         return await self._act(
             self._perMessage(rows),
-            lambda row: self.manager.removeMessage(
+            lambda row: self.manager.administration.removeMessage(
                 row["InternalMessageId"],
                 withNDR=bool(withNDR),
                 queues=None if everywhere else queues[row["InternalMessageId"]],

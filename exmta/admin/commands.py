@@ -12,6 +12,7 @@ from twisted.logger import Logger
 
 from exmta.admin.protocol import AdminError
 from exmta.errors import ConfigError
+from exmta.opath import FilterError, parseQuery
 from exmta.queue import views
 
 log = Logger(namespace="exmta.admin")
@@ -63,9 +64,9 @@ class AdminCommands:
 
     def _filtered(self, rows, filter, fields):
         try:
-            predicate = views.parseFilter(filter, fields)
+            predicate = parseQuery(filter, fields, views.DATE_PROPERTIES)
             return [row for row in rows if predicate(row)]
-        except views.FilterError as error:
+        except FilterError as error:
             raise AdminError(str(error)) from None
 
     def _queueRow(self, identity, state=None):
@@ -84,7 +85,7 @@ class AdminCommands:
         else:
             rows = views.queueRows(self.manager.administration.state())
         if filter is not None:
-            rows = self._filtered(rows, filter, _QUEUE_FIELDS)
+            rows = self._filtered(rows, filter, views.QUEUE_PROPERTIES)
         return rows
 
     async def _messageRows(self):
@@ -106,7 +107,7 @@ class AdminCommands:
         if queue is not None:
             return [row for row in rows if views.sameQueue(row["Queue"], name)]
         if filter is not None:
-            return self._filtered(rows, filter, _MESSAGE_FIELDS)
+            return self._filtered(rows, filter, views.MESSAGE_PROPERTIES)
         return rows
 
     def _identified(self, identity, rows):
@@ -135,11 +136,11 @@ class AdminCommands:
                 raise AdminError(str(error)) from None
         else:
             # A bad filter is refused before any file is read.
-            self._filtered([], filter, _MESSAGE_FIELDS)
+            self._filtered([], filter, views.MESSAGE_PROPERTIES)
         rows = await self._messageRows()
         if identity is not None:
             return self._identified(identity, rows)
-        return self._filtered(rows, filter, _MESSAGE_FIELDS)
+        return self._filtered(rows, filter, views.MESSAGE_PROPERTIES)
 
     # Queues
 
@@ -283,17 +284,6 @@ class AdminCommands:
             return self._reload()
         except ConfigError as error:
             raise AdminError(str(error), "ConfigError") from None
-
-
-_MESSAGE_FIELDS = (
-    "Identity", "Subject", "InternetMessageId", "FromAddress", "Status", "Size", "MessageSourceName", "SourceIP",
-    "DateReceived", "ExpirationTime", "LastError", "RetryCount", "Recipients", "Queue",
-    "InternalMessageId",
-)
-_QUEUE_FIELDS = (
-    "Identity", "DeliveryType", "Status", "MessageCount", "NextHopDomain",
-    "NextHopConnector", "NextRetryTime", "LastError",
-)
 
 
 def _queueName(identity):

@@ -56,7 +56,7 @@ L{exmta.admin.commands}):
     L{exmta.service.TransportServerService.reload}); result
     C{{Path, RestartRequired}}.
 
-Filters (C{filter}): L{exmta.queue.views.parseFilter}.
+Filters (C{filter}) are Exchange's OPATH filters (L{exmta.opath.query}).
 """
 
 import contextlib

@@ -24,7 +24,7 @@ running, when they cannot reach it.
 
 C{-Filter} takes Exchange's OPATH filters over the objects' properties
 (C{{FromAddress -eq "kim@fabrikam.com" -and Status -eq "Retry"}}), which
-the server evaluates (L{exmta.queue.views.parseFilter}); the Shell's
+the server evaluates (L{exmta.opath.query}); the Shell's
 variables in it are replaced by their values first.  C{-Identity},
 C{-Queue} and C{-Filter} are mutually exclusive, as in Exchange.
 """
@@ -39,7 +39,7 @@ from exmta.admin.client import AdminClient, AdminUnavailable
 from exmta.admin.protocol import AdminError, adminSocketPath
 from exmta.config import loadOrganization
 from exmta.errors import ConfigError
-from exmta.queue.views import parseDateTime
+from exmta.opath import parseDateTime
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf
 from exmta.tracking import readTrackingLog
 

@@ -280,7 +280,7 @@ def sendOne(port, size=1000, timeout=60):
 def adminRequest(path, command, arguments=None, timeout=120):
     """
     One request to exmta's admin endpoint (a UNIX socket, one JSON object a
-    line; see exmta/admin.py).
+    line; see exmta/admin/protocol.py).
 
     @return: (seconds to the answer, the decoded answer).
     """

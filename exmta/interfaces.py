@@ -10,7 +10,10 @@ The pipeline is receive -> permissions -> queue -> routing -> delivery.
     L{IMessageQueue} itself, or a receive worker's handle on its folder),
     which fires only once the message is durable.
   - The queue manager asks an L{IRecipientResolver} where each recipient
-    goes, and hands local recipients to an L{IDeliveryAgent}.
+    goes, and hands local recipients to an L{IDeliveryAgent} and remote
+    ones to an L{IRemoteDelivery}.  It holds its collaborators by
+    interface: L{INextHops}, L{ISenderNotifications}, L{IRoutingEvents},
+    and L{IQueueAdministration}, which the admin endpoint calls.
 
 Built-in parts implement these interfaces exactly as plugins do.
 """
@@ -199,6 +202,258 @@ class IMessageTrackingLog(Interface):
         (C{messageId}, C{sender}, C{recipients}, C{connectorId},
         C{nextHop}, C{recipientStatus}, ...).  Never raises: tracking must
         not stop mail.
+        """
+
+
+# The queue manager's collaborators (L{exmta.queue.manager}): it works the
+# passes over messages and holds one of each for the rest.
+
+
+class INextHops(Interface):
+    """
+    What the queue manager knows of each next hop, in memory
+    (L{exmta.queue.hops}): whether it is suspended (Suspend-Queue), the
+    sends in flight to it, its DeliveryType, and whether it is in retry
+    (Exchange's queue C{Retry} status: one message, the probe, tries it
+    while the others wait, parked).  Keys are L{exmta.envelope.NextHop.key}s.
+    """
+
+    suspended = Attribute("The set of the keys of the suspended next hops.")
+
+    def suspend(key):
+        """
+        Send nothing more to C{key} (sends in flight finish).
+        """
+
+    def resume(key):
+        """
+        Send to C{key} again.
+        """
+
+    def isSuspended(key):
+        """
+        @return: whether C{key} is suspended.
+        """
+
+    def noteRouted(nextHop):
+        """
+        A recipient was routed to the L{exmta.envelope.NextHop}
+        C{nextHop}: its DeliveryType is known.
+        """
+
+    def sending(nextHop, queueId, addresses):
+        """
+        A send of message C{queueId} to C{addresses} through C{nextHop}
+        starts.
+        """
+
+    def sent(nextHop, queueId):
+        """
+        The send of C{queueId} through C{nextHop} ended.
+        """
+
+    def inFlight():
+        """
+        @return: a copy of the sends in flight: key to {queue id: the
+            addresses being sent}.
+        """
+
+    def deliveryTypes():
+        """
+        @return: a copy of key to DeliveryType, where known.
+        """
+
+    def waitsOnlyFor(queued, now, schedule):
+        """
+        @param schedule: the L{exmta.queue.retry.RetrySchedule}.
+        @return: the key every due recipient of the
+            L{exmta.envelope.QueuedMessage} C{queued} was deferred for, if
+            there is one and only a send is due; else L{None}.
+        """
+
+    def hold(key, queueId):
+        """
+        Whether a message that waits only for C{key} is parked: not if it
+        is to be the probe.
+
+        @return: L{True} if the message is parked, to be released later.
+        """
+
+    def passEnded(queueId):
+        """
+        The pass over C{queueId} ended (a probe that did not try its next
+        hop hands the probe on).
+        """
+
+    def retryTime(key):
+        """
+        @return: (when C{key} may be tried again, the
+            L{exmta.errors.ConnectionFailure} that put it in retry), or
+            L{None} when it is not in retry.
+        """
+
+    def judge(nextHop, failures, attempts, schedule):
+        """
+        After a send through C{nextHop}: if every one of C{failures} (what
+        the send said of each recipient) is a
+        L{exmta.errors.ConnectionFailure}, the next hop goes in retry for
+        the interval C{schedule} gives a recipient with C{attempts} failed
+        attempts before; any other answer releases what was parked for it.
+        """
+
+    def parked(key):
+        """
+        @return: how many messages are parked behind C{key}.
+        """
+
+    def retryNow(name):
+        """
+        Take the next hops of the queue named C{name} out of retry
+        (Retry-Queue).
+        """
+
+    def stop():
+        """
+        Forget every retry and cancel its timers.
+        """
+
+
+class ISenderNotifications(Interface):
+    """
+    What the queue manager tells senders (L{exmta.queue.notifications}):
+    non-delivery reports and delay notifications, enqueued durably as RFC
+    3464 reports; and the expiry that fails recipients for good.  C{work}
+    is the L{exmta.queue.passes.Pass} over the message concerned.
+    """
+
+    reportingMta = Attribute("The Fqdn notifications name as their Reporting-MTA.")
+    postmaster = Attribute("The address notifications come from.")
+
+    def expire(work):
+        """
+        Fail every recipient of C{work} still C{Ready} with C{550 4.4.7}.
+        """
+
+    def delayReport(recipient):
+        """
+        @return: the L{exmta.queue.dsn.RecipientReport} saying that the
+            L{exmta.envelope.QueuedRecipient} C{recipient} still waits.
+        """
+
+    def notify(work, reports):
+        """
+        Enqueue a notification to the sender of C{work}'s message.
+
+        @param reports: its L{exmta.queue.dsn.RecipientReport}s.
+        @return: a Deferred that fires once it is durable.
+        """
+
+
+class IRoutingEvents(Interface):
+    """
+    The routing agents' events (L{IRoutingAgent}) as the queue manager
+    raises them (L{exmta.queue.routingagents}).  C{work} is the
+    L{exmta.queue.passes.Pass} over the message concerned.
+    """
+
+    agents = Attribute(
+        "The L{exmta.agents.AgentPipeline} whose routing agents are called, or L{None}."
+    )
+
+    def wants(event):
+        """
+        @return: whether any agent handles the event named C{event}.
+        """
+
+    def categorize(work, now):
+        """
+        Raise OnSubmittedMessage and OnResolvedMessage about the
+        recipients due at C{now}, and apply the verdicts to C{work}.
+
+        @return: a Deferred firing with whether the recipients changed
+            (to be recorded before any delivery).
+        """
+
+    def routed(queued, addresses, message, nextHop=None):
+        """
+        Raise OnRoutedMessage before a delivery of C{message} to
+        C{addresses}, through C{nextHop} (L{None} for local delivery).
+
+        @return: a Deferred firing with the verdict, or L{None} when no
+            agent handles the event.
+        """
+
+    def announce(work, queued):
+        """
+        Raise OnDelivered, OnDeferred and OnFailed for the outcomes of
+        C{work}, now recorded as C{queued}, without waiting for the agents.
+        """
+
+
+class IQueueAdministration(Interface):
+    """
+    What an administrator may do to a running queue
+    (L{exmta.queue.administration}); the admin endpoint's commands
+    (L{exmta.admin.commands}) call these.  No action overlaps a pass over
+    the same message.  Queue names are next hop keys or
+    L{exmta.queue.views}' queue names.
+    """
+
+    def state():
+        """
+        @return: the L{exmta.queue.views.QueueState} that Get-Queue and
+            Get-Message show.
+        """
+
+    def isBusy(queueId):
+        """
+        @return: whether an action on C{queueId} asked for now waits for
+            a pass in progress.
+        """
+
+    def suspendMessage(queueId):
+        """
+        Suspend a message, durably.
+
+        @return: a Deferred firing with the message as now queued, or
+            failing with L{KeyError} when it is not queued.
+        """
+
+    def resumeMessage(queueId):
+        """
+        Resume a suspended message; it is worked on at once.
+
+        @return: a Deferred firing with the message as now queued, or
+            failing with L{KeyError} when it is not queued.
+        """
+
+    def removeMessage(queueId, withNDR=True, queues=None):
+        """
+        Fail the message's C{Ready} recipients (those in the queues named
+        C{queues}, or all) as removed by an administrator, telling the
+        sender if C{withNDR}.
+
+        @return: a Deferred firing with the message as now queued, or
+            L{None} once it is gone; failing with L{KeyError} when it is
+            not queued or has no recipient in C{queues}.
+        """
+
+    def suspendQueue(name):
+        """
+        Stop sending to the next hop C{name}, in memory.
+        """
+
+    def resumeQueue(name):
+        """
+        Send to the next hop C{name} again.
+        """
+
+    def retryQueue(name, resubmit=False):
+        """
+        Try the recipients in queue C{name} now; with C{resubmit}, route
+        them again first.
+
+        @return: how many messages were tried.
         """
 
 

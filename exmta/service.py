@@ -15,7 +15,9 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
 from exmta.agents import loadAgents
-from exmta.admin import AdminCommands, AdminService, adminSocketPath
+from exmta.admin.commands import AdminCommands
+from exmta.admin.protocol import adminSocketPath
+from exmta.admin.server import AdminService
 from exmta.auth import connectorChecker, loadCredentialCheckers, makePortal
 from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import loadOrganization

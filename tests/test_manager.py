@@ -21,7 +21,14 @@ from exmta.config import parseOrganization
 from exmta.deliver import MaildirDeliveryAgent
 from exmta.envelope import NextHop, QueuedRecipient
 from exmta.errors import ConnectionFailure, PermanentFailure, TransientFailure
-from exmta.interfaces import IMessageTrackingLog, IRemoteDelivery
+from exmta.interfaces import (
+    IMessageTrackingLog,
+    INextHops,
+    IQueueAdministration,
+    IRemoteDelivery,
+    IRoutingEvents,
+    ISenderNotifications,
+)
 from exmta.queue import DELIVERED, FAILED, READY, QueueManager, Spool
 from exmta.queue.manager import (
     RECIPIENT_NOT_FOUND,
@@ -389,6 +396,16 @@ class NextHopTests(ManagerTestCase):
     def test_routeWithoutSendSide(self):
         with self.assertRaises(ValueError):
             QueueManager(self.spool, None, None, self.clock, route=self.route)
+
+    def test_collaborators(self):
+        """
+        The manager holds its collaborators by their interfaces.
+        """
+        manager = self.start()
+        self.assertTrue(verifyObject(INextHops, manager.hops))
+        self.assertTrue(verifyObject(ISenderNotifications, manager.notifications))
+        self.assertTrue(verifyObject(IRoutingEvents, manager.routingEvents))
+        self.assertTrue(verifyObject(IQueueAdministration, manager.administration))
 
 
 class RetryTests(ManagerTestCase):

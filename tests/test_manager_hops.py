@@ -99,7 +99,7 @@ class NextHopRetryTests(ManagerTestCase):
         self.remote.calls.clear()
         await self.advance(RETRY)
         self.assertEqual(len(self.remote.calls), 1)
-        self.assertEqual(self.queue._hops.parked(SMART_HOST.key), 49)
+        self.assertEqual(self.queue.hops.parked(SMART_HOST.key), 49)
         self.remote.outcomes = {}
         self.remote.calls.clear()
         await self.advance(RETRY)
@@ -118,7 +118,7 @@ class NextHopRetryTests(ManagerTestCase):
         # Everything is due: one message tries, the others are parked.
         await self.advance(RETRY)
         self.assertEqual(len(self.remote.calls), 1)
-        self.assertEqual(self.queue._hops.parked(SMART_HOST.key), 29)
+        self.assertEqual(self.queue.hops.parked(SMART_HOST.key), 29)
         self.remote.outcomes = {}
         await self.advance(RETRY * 2)
         self.assertEqual(self.spool.messages(), [])
@@ -128,12 +128,12 @@ class NextHopRetryTests(ManagerTestCase):
         self.start()
         first, second, third = await self.submitMany(3)
         await self.advance(RETRY)
-        self.assertEqual(self.queue._hops.parked(SMART_HOST.key), 2)
-        await self.queue.removeMessage(second, withNDR=False)
+        self.assertEqual(self.queue.hops.parked(SMART_HOST.key), 2)
+        await self.queue.administration.removeMessage(second, withNDR=False)
         self.remote.calls.clear()
         await self.advance(RETRY)
         self.assertEqual([call.queueId for call in self.remote.calls], [third])
-        self.assertEqual(self.queue._hops.parked(SMART_HOST.key), 1)
+        self.assertEqual(self.queue.hops.parked(SMART_HOST.key), 1)
 
     async def test_retryQueueTriesAtOnce(self):
         self.remote.outcomes = {f"r{number}@example.org": REFUSED for number in range(5)}
@@ -141,7 +141,7 @@ class NextHopRetryTests(ManagerTestCase):
         await self.submitMany(5)
         self.remote.outcomes = {}
         self.remote.calls.clear()
-        self.assertEqual(self.queue.retryQueue("ToInternet"), 5)
+        self.assertEqual(self.queue.administration.retryQueue("ToInternet"), 5)
         await self.queue.whenIdle()
         self.assertEqual(len(self.remote.calls), 5)
         self.assertEqual(self.spool.messages(), [])

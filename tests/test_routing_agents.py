@@ -448,7 +448,7 @@ class RoutedMessageTests(RoutingAgentTestCase):
         (send,) = self.tracking.of("SEND")
         self.assertEqual((send[1]["nextHop"], send[1]["connectorId"]), (BY_MX.key, "ByMX"))
         self.assertIsNone(self.queued(queueId))
-        self.assertEqual(self.queue._inFlight, {})
+        self.assertEqual(self.queue.hops.inFlight(), {})
 
     async def test_nextHopOverrideRecorded(self):
         self.remote.outcomes = {"carol@example.org": MAILBOX_FULL}
@@ -503,7 +503,7 @@ class RoutedMessageTests(RoutingAgentTestCase):
         self.assertIsNone(self.queued(queueId))
         self.assertEqual(len(self.remote.calls), 1)
         self.assertEqual(len(self.events("OnRoutedMessage")), 2)
-        self.assertEqual(self.queue.agents.disabled, {"Broken"})
+        self.assertEqual(self.queue.routingEvents.agents.disabled, {"Broken"})
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
 
 
@@ -615,7 +615,7 @@ class VerdictMatrixTests(RoutingAgentTestCase):
                     # The manager's own notifications pass.
                     return verdict if e.queued.mailFrom else Verdict.continue_()
 
-                self.queue.agents = self.pipeline(("A", Agent(seen, "a", **{event: answer})))
+                self.queue.routingEvents.agents = self.pipeline(("A", Agent(seen, "a", **{event: answer})))
                 queueId = await self.submit("carol@example.org", "bob@fabrikam.com")
                 self.assertEqual(
                     self.outcomes(queueId),

@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exmta.shell.cmdlet import ScriptBlock
-from exmta.shell.filter import parseFilter
 from exmta.shell.parser import (
     ArrayExpression,
     ArrayLiteral,
@@ -26,7 +25,6 @@ from exmta.shell.parser import (
     Variable,
     parse,
 )
-from exmta.shell.syntax import Bareword, Comparison, Logical, Not
 
 # Every Shell example of "Configure Internet Mail Flow Through a Subscribed
 # Edge Transport Server / an external SMTP gateway" (Exchange 2010), as printed.
@@ -446,39 +444,6 @@ def test_tooDeep():
     assert failure("$x = " + ",(" * 100).message == "The script is nested too deeply."
 
 
-# The filter language.
-
-
-def test_filters():
-    node = parseFilter(
-        ScriptBlock('FromAddress -eq "kim@fabrikam.com" -and -not ($_.Status -clike "S*")')
-    )
-    assert isinstance(node, Logical) and node.operator == "and"
-    assert isinstance(node.left, Comparison) and node.left.operator == "eq"
-    assert node.left.left == Bareword("FromAddress", 0, 11)
-    assert isinstance(node.right, Not) and node.right.operand.operator == "clike"
-    assert parseFilter("Size -gt 10MB").right.value == 10 * 2**20
-    assert isinstance(parseFilter("Status -in Retry,Ready").right, ArrayLiteral)
-    assert isinstance(parseFilter("!Enabled"), Not)
-
-
-@pytest.mark.parametrize(
-    "text, message",
-    [
-        ("", "The filter is empty."),
-        ("a -eq", "You must provide a value expression following the '-eq' operator."),
-        ("a -frob b", "Unexpected token '-frob' in expression or statement."),
-        ("(a -eq b", "Missing closing ')' in expression."),
-        ("a b", "Unexpected token 'b' in expression or statement."),
-        ("a -eq )", "You must provide a value expression following the '-eq' operator."),
-    ],
-)
-def test_filterErrors(text, message):
-    with pytest.raises(ShellSyntaxError) as caught:
-        parseFilter(text)
-    assert caught.value.message == message
-
-
 # Any text parses or is refused with a ShellSyntaxError; nothing else.
 
 _SHELLISH = st.text(
@@ -495,15 +460,6 @@ def test_anyTextParsesOrIsRefused(text):
     except ShellSyntaxError as error:
         assert error.message
         assert 1 <= error.line and 1 <= error.column
-        str(error)
-
-
-@settings(max_examples=800, deadline=None)
-@given(st.one_of(st.text(max_size=60), _SHELLISH))
-def test_anyFilterParsesOrIsRefused(text):
-    try:
-        parseFilter(text)
-    except ShellSyntaxError as error:
         str(error)
 
 

@@ -1,11 +1,13 @@
 """
-What an administrator can do to a running queue (the admin endpoint,
-L{exmta.admin}, calls these): the part of
-L{exmta.queue.manager.QueueManager} that is not the work of passes.
+What an administrator can do to a running queue (the admin endpoint's
+commands, L{exmta.admin.commands}, call these): L{QueueAdministration},
+the collaborator of L{exmta.queue.manager.QueueManager} that is not the
+work of passes (L{exmta.interfaces.IQueueAdministration}).
 
 No action ever overlaps a pass over the same message: an action waits for
 the pass in progress (the message shows C{PendingSuspend} or
-C{PendingRemove} meanwhile), then runs in its place.
+C{PendingRemove} meanwhile), then runs in its place
+(L{exmta.queue.manager.QueueManager.exclusively}).
 
   - L{suspendMessage} / L{resumeMessage}: a suspended message (durable: the
     spool's C{suspended}) is left alone, no attempt, no expiry, no delay
@@ -18,15 +20,18 @@ C{PendingRemove} meanwhile), then runs in its place.
   - L{suspendQueue} / L{resumeQueue}: recipients routed to a suspended next
     hop stay C{Ready} and are not sent (sends in flight finish); their
     message still expires and its sender still hears of the delay.  Queue
-    suspension lives in memory: a restart resumes every queue.
-  - L{retryQueue}: the recipients in a queue are tried now; with
-    C{resubmit} they are routed again first.
+    suspension lives in memory (L{exmta.queue.hops}): a restart resumes
+    every queue.
+  - L{retryQueue}: the recipients in a queue are tried now, a next hop in
+    retry included; with C{resubmit} they are routed again first.
 """
 
 from dataclasses import replace
 
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import inlineCallbacks, succeed
+from zope.interface import implementer
 
+from exmta.interfaces import IQueueAdministration
 from exmta.queue.spool import READY
 from exmta.queue.views import PENDING_REMOVE, PENDING_SUSPEND, QueueState, queueOf, sameQueue
 
@@ -36,26 +41,37 @@ REMOVED_BY_ADMINISTRATOR = "550 4.3.2 QUEUE.Admin; message deleted by administra
 ADMIN = "ADMIN"
 
 
+@implementer(IQueueAdministration)
 class QueueAdministration:
     """
-    Mixed into L{exmta.queue.manager.QueueManager}; uses its passes,
-    timers and notifications.
+    Acts through the manager it belongs to: its spool, next hops
+    (L{exmta.interfaces.INextHops}) and notifications
+    (L{exmta.interfaces.ISenderNotifications}), and its passes
+    (C{process}, C{exclusively}, C{isWorking}, C{rescheduleFor}).
     """
+
+    def __init__(self, manager):
+        """
+        @param manager: the L{exmta.queue.manager.QueueManager}.
+        """
+        self._manager = manager
+        self._pending = {}
 
     def state(self):
         """
         @return: a L{QueueState}: what Get-Queue and Get-Message show.
         """
+        manager = self._manager
         return QueueState(
-            server=self.serverName,
-            now=self.reactor.seconds(),
-            messages=tuple(self.spool.messages()),
-            suspendedQueues=frozenset(self._suspendedQueues),
-            inFlight={key: dict(sending) for key, sending in self._inFlight.items()},
-            activeMessages=frozenset(self._passes),
+            server=manager.serverName,
+            now=manager.reactor.seconds(),
+            messages=tuple(manager.spool.messages()),
+            suspendedQueues=frozenset(manager.hops.suspended),
+            inFlight=manager.hops.inFlight(),
+            activeMessages=manager.working(),
             pending=dict(self._pending),
-            deliveryTypes=dict(self._deliveryTypes),
-            messageExpirationTimeout=self.schedule.messageExpirationTimeout,
+            deliveryTypes=manager.hops.deliveryTypes(),
+            messageExpirationTimeout=manager.schedule.messageExpirationTimeout,
         )
 
     def isBusy(self, queueId):
@@ -63,7 +79,7 @@ class QueueAdministration:
         Whether a pass over (or an action on) C{queueId} is in progress, so
         that an action asked for now waits for it.
         """
-        return queueId in self._passes
+        return self._manager.isWorking(queueId)
 
     def suspendMessage(self, queueId):
         """
@@ -77,7 +93,7 @@ class QueueAdministration:
             if queued.suspended:
                 return succeed(queued)
             suspended = replace(queued, suspended=True)
-            return self.spool.update(suspended).addCallback(lambda _: suspended)
+            return self._manager.spool.update(suspended).addCallback(lambda _: suspended)
 
         return self._pendingAction(queueId, PENDING_SUSPEND, suspend)
 
@@ -93,14 +109,14 @@ class QueueAdministration:
             if not queued.suspended:
                 return succeed(queued)
             resumed = replace(queued, suspended=False)
-            return self.spool.update(resumed).addCallback(lambda _: resumed)
+            return self._manager.spool.update(resumed).addCallback(lambda _: resumed)
 
         def process(queued):
             if queued is not None:
-                self._process(queued)
+                self._manager.process(queued)
             return queued
 
-        return self._exclusively(queueId, resume).addCallback(process)
+        return self._manager.exclusively(queueId, resume).addCallback(process)
 
     def removeMessage(self, queueId, withNDR=True, queues=None):
         """
@@ -114,27 +130,28 @@ class QueueAdministration:
         @raise KeyError: (in the Deferred) it is not queued, or has no
             recipient in C{queues}.
         """
+        manager = self._manager
 
         @inlineCallbacks
         def remove(queued):
-            work = self._newPass(queued)
+            work = manager.newPass(queued)
             for index, recipient in enumerate(queued.recipients):
                 if recipient.status == READY and (
                     queues is None or any(sameQueue(queueOf(recipient), q) for q in queues)
                 ):
-                    self._fail(work, index, REMOVED_BY_ADMINISTRATOR, ADMIN)
+                    work.fail(index, REMOVED_BY_ADMINISTRATOR, ADMIN)
             if not work.reports:
                 raise KeyError(f"{queueId} has no recipient in {', '.join(queues)}")
             if withNDR and queued.mailFrom:
-                yield self._notify(work, work.reports)
+                yield manager.notifications.notify(work, work.reports)
             result = work.result()
-            yield self.spool.update(result)
-            self.log.info(
+            yield manager.spool.update(result)
+            manager.log.info(
                 "{queueId} removed by an administrator ({count} recipients, {ndr})",
                 queueId=queueId, count=len(work.reports),
                 ndr="with a notification" if withNDR and queued.mailFrom else "silently",
             )
-            return self._current(queueId)
+            return manager.current(queueId)
 
         return self._pendingAction(queueId, PENDING_REMOVE, remove)
 
@@ -143,35 +160,34 @@ class QueueAdministration:
         Stop sending to the next hop C{name} (L{exmta.envelope.NextHop.key});
         sends in progress finish.  Kept in memory only.
         """
-        self._suspendedQueues.add(name)
-        for queueId, timer in list(self._timers.items()):
-            # Wake times change: recipients held there no longer count.
-            queued = self._current(queueId)
-            if queued is not None and any(r.nextHop == name for r in queued.recipients):
-                self._cancelTimer(queueId)
-                self._schedule(queued, self._wakeTime(queued))
+        self._manager.hops.suspend(name)
+        # Wake times change: recipients held there no longer count.
+        self._manager.rescheduleFor(name)
 
     def resumeQueue(self, name):
         """
         Send to the next hop C{name} again: its recipients that are due go
         at once.
         """
-        self._suspendedQueues.discard(name)
-        for queued in self.spool.messages():
+        self._manager.hops.resume(name)
+        for queued in self._manager.spool.messages():
             if any(r.status == READY and r.nextHop == name for r in queued.recipients):
-                self._process(queued)
+                self._manager.process(queued)
 
     def retryQueue(self, name, resubmit=False):
         """
-        Try the recipients in queue C{name} now, whatever their retry time;
-        with C{resubmit}, route them again first (Retry-Queue -Resubmit).
-        Messages suspended or being worked on are left alone.
+        Try the recipients in queue C{name} now, whatever their retry time
+        or their next hop's; with C{resubmit}, route them again first
+        (Retry-Queue -Resubmit).  Messages suspended or being worked on
+        are left alone.
 
         @return: how many messages were tried.
         """
+        manager = self._manager
+        manager.hops.retryNow(name)
         tried = 0
-        for queued in self.spool.messages():
-            if queued.suspended or queued.queueId in self._passes:
+        for queued in manager.spool.messages():
+            if queued.suspended or manager.isWorking(queued.queueId):
                 continue
             recipients = []
             inQueue = False
@@ -184,44 +200,22 @@ class QueueAdministration:
                 recipients.append(recipient)
             if inQueue:
                 tried += 1
-                self._process(replace(queued, recipients=tuple(recipients)))
+                manager.process(replace(queued, recipients=tuple(recipients)))
         return tried
 
     def _pendingAction(self, queueId, pending, action):
         """
-        Run C{action} through L{_exclusively}, the message showing
+        Run C{action} in the place of a pass, the message showing
         C{pending} while it waits for a pass in progress.
         """
-        if queueId in self._passes:
+        if self._manager.isWorking(queueId):
             self._pending[queueId] = pending
-        return self._exclusively(queueId, action)
 
-    @inlineCallbacks
-    def _exclusively(self, queueId, action):
-        """
-        Run C{action} (the message as queued to a Deferred of its new
-        state) once no pass over the message is running, in the place of
-        a pass, then schedule the message again.
+        def act(queued):
+            return action(queued).addBoth(self._ended, queueId)
 
-        @raise KeyError: the message is not queued.
-        """
-        while queueId in self._passes:
-            yield self.processed(queueId)
-        queued = self._current(queueId)
-        if queued is None:
-            self._pending.pop(queueId, None)
-            raise KeyError(queueId)
-        self._cancelTimer(queueId)
-        running = self._passes[queueId] = Deferred()
-        try:
-            result = yield action(queued)
-        finally:
-            del self._passes[queueId]
-            self._pending.pop(queueId, None)
-            current = self._current(queueId)
-            if current is not None:
-                self._schedule(current, self._wakeTime(current))
-            for waiter in self._waiters.pop(queueId, ()):
-                waiter.callback(current)
-            running.callback(None)
+        return self._manager.exclusively(queueId, act).addErrback(self._ended, queueId)
+
+    def _ended(self, result, queueId):
+        self._pending.pop(queueId, None)
         return result

@@ -1,6 +1,12 @@
 """
-Next hops in retry: Exchange's queue C{Retry} status.
+What the queue manager knows of each next hop (L{exmta.envelope.NextHop.key}),
+in memory: whether an administrator suspended it, the sends in flight to
+it, its DeliveryType, and whether it is in retry (Exchange's queue C{Retry}
+status).  L{NextHops} holds it for L{exmta.queue.manager.QueueManager}
+(L{exmta.interfaces.INextHops}).
 
+Retry
+=====
 When a send to a next hop fails as a whole (no host would take a session),
 every other message waiting for that next hop would fail the same way.
 Rather than each of them trying in turn (and waiting on a silent host),
@@ -20,17 +26,20 @@ I{probe}, says whether the next hop is back.
     all hands the probe to the next parked message.
 
 Nothing here is written to disk: after a restart every next hop is
-unknown again.
+unknown again, and every queue resumed.
 """
 
+from zope.interface import implementer
+
 from exmta.errors import ConnectionFailure
+from exmta.interfaces import INextHops
 from exmta.queue.views import sameQueue
 
 
-class NextHopRetry:
+@implementer(INextHops)
+class NextHops:
     """
-    @ivar retrying: next hop key to (the time it may be tried again, the
-        L{exmta.errors.ConnectionFailure} its last attempt ended with).
+    @ivar suspended: the keys of the next hops an administrator suspended.
     """
 
     def __init__(self, clock, release):
@@ -42,18 +51,121 @@ class NextHopRetry:
         """
         self._clock = clock
         self._release = release
-        self.retrying = {}
+        # Next hop key to (the time it may be tried again, the
+        # ConnectionFailure its last attempt ended with).
+        self._retrying = {}
+        self.suspended = set()
+        self._inFlight = {}
+        self._deliveryTypes = {}
         self._timers = {}
         self._probes = {}
         self._probeHops = {}
         self._parked = {}
+
+    # Suspension, sends in flight, delivery types
+
+    def suspend(self, key):
+        self.suspended.add(key)
+
+    def resume(self, key):
+        self.suspended.discard(key)
+
+    def isSuspended(self, key):
+        return key in self.suspended
+
+    def sending(self, nextHop, queueId, addresses):
+        """
+        A send of C{queueId} to C{addresses} through C{nextHop} starts.
+        """
+        self._inFlight.setdefault(nextHop.key, {})[queueId] = frozenset(addresses)
+
+    def sent(self, nextHop, queueId):
+        """
+        The send L{sending} announced has ended.
+        """
+        sending = self._inFlight[nextHop.key]
+        del sending[queueId]
+        if not sending:
+            del self._inFlight[nextHop.key]
+
+    def noteRouted(self, nextHop):
+        """
+        A recipient was routed to C{nextHop}: its DeliveryType is known.
+        """
+        self._deliveryTypes[nextHop.key] = nextHop.deliveryType
+
+    def inFlight(self):
+        """
+        @return: a copy of the sends in flight: next hop key to {queue id:
+            the addresses being sent}.
+        """
+        return {key: dict(sending) for key, sending in self._inFlight.items()}
+
+    def deliveryTypes(self):
+        """
+        @return: a copy of next hop key to DeliveryType, where known.
+        """
+        return dict(self._deliveryTypes)
+
+    # Retry
+
+    def waitsOnlyFor(self, queued, now, schedule):
+        """
+        @param schedule: the L{exmta.queue.retry.RetrySchedule}.
+        @return: the next hop every due recipient of C{queued} was
+            deferred for, if there is one such next hop and only a send
+            is due (no expiry, no delay notification); else L{None}.
+        """
+        if now >= schedule.noticeTime(queued):
+            return None
+        key = None
+        for recipient in queued.recipients:
+            if not schedule.isDue(recipient, now):
+                continue
+            hop = recipient.nextHop
+            if hop is None or recipient.nextRetryTime is None or hop in self.suspended:
+                return None
+            if key is None:
+                key = hop
+            elif hop != key:
+                return None
+        return key
+
+    def judge(self, nextHop, failures, attempts, schedule):
+        """
+        After a send: a next hop none of whose hosts took the session goes
+        in retry until its recipients' retry time; any answer releases the
+        messages parked for it.
+
+        @param failures: what the send said of each recipient.
+        @param attempts: the failed attempts of the first recipient sent,
+            before this one.
+        @param schedule: the L{exmta.queue.retry.RetrySchedule}.
+        """
+        if failures and all(isinstance(f, ConnectionFailure) for f in failures):
+            interval = schedule.retryInterval(failures[0], attempts + 1)
+            self._unreachable(nextHop.key, self._clock.seconds() + interval, failures[0])
+        else:
+            self._reached(nextHop.key)
+
+    def retryNow(self, name):
+        """
+        Take the next hops of queue C{name} out of retry (Retry-Queue):
+        their parked messages are no longer held.
+        """
+        for key in list(self._retrying):
+            if sameQueue(key, name):
+                self._endRetry(key)
+                queueId = self._probes.pop(key, None)
+                self._probeHops.pop(queueId, None)
+                self._parked.pop(key, None)
 
     def retryTime(self, key):
         """
         @return: (when C{key} may be tried again, the failure that put it in
             retry), or L{None} if it is not retrying.
         """
-        return self.retrying.get(key)
+        return self._retrying.get(key)
 
     def parked(self, key):
         """
@@ -69,7 +181,7 @@ class NextHopRetry:
 
         @return: L{True} if the message is parked, to be released later.
         """
-        retry = self.retrying.get(key)
+        retry = self._retrying.get(key)
         if retry is not None and retry[0] <= self._clock.seconds():
             self._endRetry(key)
             retry = None
@@ -83,7 +195,31 @@ class NextHopRetry:
             self._probeHops[queueId] = key
         return False
 
-    def reached(self, key):
+    def passEnded(self, queueId):
+        """
+        The pass over C{queueId} ended; if it was a probe that did not
+        decide, the next parked message is the probe.
+        """
+        key = self._probeHops.pop(queueId, None)
+        if key is not None and self._probes.get(key) == queueId:
+            del self._probes[key]
+            if key not in self._retrying:
+                self._promote(key)
+
+    def stop(self):
+        """
+        Forget every retry and cancel its timers (the manager stops).
+        """
+        for timer in self._timers.values():
+            if timer.active():
+                timer.cancel()
+        self._timers.clear()
+        self._retrying.clear()
+        self._probes.clear()
+        self._probeHops.clear()
+        self._parked.clear()
+
+    def _reached(self, key):
         """
         A send to C{key} got an answer: release what was parked for it.
         """
@@ -94,7 +230,7 @@ class NextHopRetry:
         for queueId in parked or ():
             self._release(queueId)
 
-    def unreachable(self, key, until, failure):
+    def _unreachable(self, key, until, failure):
         """
         A send to C{key} failed as a whole: nothing goes to it until
         C{until} but the probe then.
@@ -102,45 +238,12 @@ class NextHopRetry:
         self._endRetry(key)
         queueId = self._probes.pop(key, None)
         self._probeHops.pop(queueId, None)
-        self.retrying[key] = (until, failure)
+        self._retrying[key] = (until, failure)
         if self._parked.get(key):
             self._wakeAt(key, until)
 
-    def passEnded(self, queueId):
-        """
-        The pass over C{queueId} ended; if it was a probe that did not
-        decide, the next parked message is the probe.
-        """
-        key = self._probeHops.pop(queueId, None)
-        if key is not None and self._probes.get(key) == queueId:
-            del self._probes[key]
-            if key not in self.retrying:
-                self._promote(key)
-
-    def forget(self, key):
-        """
-        Take C{key} out of retry (Retry-Queue): its parked messages are no
-        longer held.
-
-        @return: the queue ids that were parked for it.
-        """
-        self._endRetry(key)
-        queueId = self._probes.pop(key, None)
-        self._probeHops.pop(queueId, None)
-        return list(self._parked.pop(key, ()))
-
-    def stop(self):
-        for timer in self._timers.values():
-            if timer.active():
-                timer.cancel()
-        self._timers.clear()
-        self.retrying.clear()
-        self._probes.clear()
-        self._probeHops.clear()
-        self._parked.clear()
-
     def _endRetry(self, key):
-        self.retrying.pop(key, None)
+        self._retrying.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer is not None and timer.active():
             timer.cancel()
@@ -154,14 +257,14 @@ class NextHopRetry:
 
     def _retryDue(self, key):
         self._timers.pop(key, None)
-        self.retrying.pop(key, None)
+        self._retrying.pop(key, None)
         self._promote(key)
 
     def _promote(self, key):
         # Parked messages that no longer need a pass (removed, suspended,
         # not due) are passed over until one does.
         parked = self._parked.get(key)
-        while parked and key not in self._probes and key not in self.retrying:
+        while parked and key not in self._probes and key not in self._retrying:
             queueId = next(iter(parked))
             del parked[queueId]
             self._probes[key] = queueId
@@ -171,89 +274,3 @@ class NextHopRetry:
                 del self._probeHops[queueId]
         if not parked:
             self._parked.pop(key, None)
-
-
-class NextHopScheduling:
-    """
-    The queue manager's side of L{NextHopRetry}: which messages wait only
-    for a next hop, what a send says about its next hop, and Retry-Queue.
-    Mixed into L{exmta.queue.manager.QueueManager}, whose C{_hops} it is.
-    """
-
-    def _needsPass(self, queued, now):
-        """
-        @return: whether anything of C{queued} is due at C{now}: a
-            recipient, its expiry or its delay notification.
-        """
-        if now >= self.schedule.expiresAt(queued):
-            return True
-        notice = self.schedule.delayNoticeAt(queued)
-        if notice is not None and now >= notice:
-            return True
-        return any(self.schedule.isDue(r, now) for r in queued.recipients)
-
-    def _noticeTime(self, queued):
-        """
-        @return: when C{queued} expires or its sender is due a delay
-            notification, whichever comes first.
-        """
-        notice = self.schedule.delayNoticeAt(queued)
-        expiry = self.schedule.expiresAt(queued)
-        return expiry if notice is None else min(notice, expiry)
-
-    def _waitsOnlyFor(self, queued, now):
-        """
-        @return: the next hop every due recipient of C{queued} was
-            deferred for, if there is one such next hop and only a send
-            is due (no expiry, no delay notification); else L{None}.
-        """
-        if now >= self._noticeTime(queued):
-            return None
-        key = None
-        for recipient in queued.recipients:
-            if not self.schedule.isDue(recipient, now):
-                continue
-            hop = recipient.nextHop
-            if hop is None or recipient.nextRetryTime is None or hop in self._suspendedQueues:
-                return None
-            if key is None:
-                key = hop
-            elif hop != key:
-                return None
-        return key
-
-    def _release(self, queueId):
-        """
-        Work on a message a next hop held (L{NextHopRetry}).
-
-        @return: whether a pass over it is running or waiting for room.
-        """
-        queued = self._current(queueId)
-        if queued is not None and self.running:
-            self._process(queued)
-        return queueId in self._passes or queueId in self._due
-
-    def _judgeHop(self, work, hop, addresses, outcomes):
-        """
-        After a send: a next hop none of whose hosts took the session goes
-        in retry until its recipients' retry time; any answer releases the
-        messages parked for it.
-        """
-        failures = [outcomes.get(address) for address in addresses]
-        if failures and all(isinstance(f, ConnectionFailure) for f in failures):
-            # Settled just after this: the retry time the recipients get.
-            attempts = max(work.recipients[i].attempts for i in next(iter(addresses.values())))
-            interval = self.schedule.retryInterval(failures[0], attempts + 1)
-            self._hops.unreachable(hop.key, self.reactor.seconds() + interval, failures[0])
-        else:
-            self._hops.reached(hop.key)
-
-    def retryQueue(self, name, resubmit=False):
-        """
-        See L{exmta.queue.administration.QueueAdministration.retryQueue}: a next hop in retry is tried
-        again at once.
-        """
-        for key in list(self._hops.retrying):
-            if sameQueue(key, name):
-                self._hops.forget(key)
-        return super().retryQueue(name, resubmit)

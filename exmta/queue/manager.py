@@ -104,11 +104,23 @@ on disk, and for each message the spool commits.  A pass that fails as a
 whole (the spool could not write, say) leaves the message as it was and
 is repeated after MessageRetryInterval.
 
-Administration
-==============
-The admin endpoint acts on the queue through the manager
-(L{exmta.queue.administration}), never at the same time as a pass over
-the same message.
+Collaborators
+=============
+The manager schedules and works passes (each pass's recipients are
+settled through its L{exmta.queue.passes.Pass}); what else the queue does
+is the work of four collaborators it holds, each behind an interface of
+L{exmta.interfaces}:
+
+  - C{hops}, L{exmta.queue.hops.NextHops} (C{INextHops}): what is known
+    of each next hop: suspension, sends in flight, retry.
+  - C{notifications}, L{exmta.queue.notifications.SenderNotifications}
+    (C{ISenderNotifications}): expiry, non-delivery reports and delay
+    notifications.
+  - C{routingEvents}, L{exmta.queue.routingagents.RoutingEvents}
+    (C{IRoutingEvents}): the events of routing agents.
+  - C{administration}, L{exmta.queue.administration.QueueAdministration}
+    (C{IQueueAdministration}): what the admin endpoint asks for, never at
+    the same time as a pass over the same message (L{QueueManager.exclusively}).
 
 Message tracking
 ================
@@ -124,6 +136,7 @@ replaced) for the changes of routing agents, and C{DSN} for each
 notification (its own queue id, C{reference} the original's Message-ID).
 """
 
+
 import socket
 import sys
 from dataclasses import replace
@@ -133,7 +146,7 @@ from twisted.internet.defer import (
     Deferred,
     DeferredList,
     DeferredSemaphore,
-    TimeoutError,
+    TimeoutError as DeferredTimeoutError,
     gatherResults,
     inlineCallbacks,
     maybeDeferred,
@@ -141,17 +154,17 @@ from twisted.internet.defer import (
 )
 from twisted.logger import Logger
 
-from exmta.agents import DELIVERY_EVENTS, RoutingEvent
+from exmta.agents import DELIVERY_EVENTS
 from exmta.envelope import Address
-from exmta.errors import PermanentFailure, SMTPFailure, TransientFailure
+from exmta.errors import TransientFailure
 from exmta.linelimit import fitLineLimit
-from exmta.queue import dsn
-from exmta.queue.retry import RetrySchedule
-from exmta.queue.spool import DELIVERED, FAILED, READY
 from exmta.queue.administration import QueueAdministration
-from exmta.queue.hops import NextHopRetry, NextHopScheduling
+from exmta.queue.hops import NextHops
 from exmta.queue.notifications import DSN, ROUTING, SenderNotifications
-from exmta.queue.routingagents import AGENT, RoutingAgentCalls, refusal
+from exmta.queue.passes import Pass
+from exmta.queue.retry import RetrySchedule
+from exmta.queue.routingagents import AGENT, RoutingEvents, refusal
+from exmta.queue.spool import READY
 from exmta.queue.views import WAITING_FOR_SEND_CONNECTOR
 from exmta.routing import LOCAL, UNKNOWN
 from exmta.tracking import NoTrackingLog
@@ -181,58 +194,15 @@ def _address(text):
     return Address(localPart, domain)
 
 
-def _reply(outcome):
-    return str(outcome.reply) if isinstance(outcome, SMTPFailure) else repr(outcome)
-
-
-class _Pass:
-    """
-    One pass over a message: its recipients as they are being settled, and
-    what the sender is to be told.
-
-    @ivar headers: the message's header section, once read.
-    @ivar reports: L{dsn.RecipientReport}s of the recipients failed so far.
-    @ivar outcomes: when routing agents are to hear of them, the outcomes
-        so far: (event name, next hop, reply, address) tuples.
-    """
-
-    def __init__(self, queued, notifying=False):
-        self.queued = queued
-        self.recipients = list(queued.recipients)
-        self.delayNotified = queued.delayNotified
-        self.categorized = queued.categorized
-        self.headers = None
-        self.messageId = None
-        self.reports = []
-        self.notifying = notifying
-        self.outcomes = []
-
-    def read(self, message):
-        if self.headers is None:
-            self.headers = dsn.headerSection(message)
-            self.messageId = dsn.originalHeader(self.headers, "Message-ID")
-        return message
-
-    def result(self):
-        return replace(
-            self.queued,
-            recipients=tuple(self.recipients),
-            delayNotified=self.delayNotified,
-            categorized=self.categorized,
-        )
-
-    def note(self, event, nextHop, reply, address):
-        if self.notifying:
-            self.outcomes.append((event, nextHop, reply, address))
-
-
-class QueueManager(
-    NextHopScheduling, QueueAdministration, RoutingAgentCalls, SenderNotifications, service.Service
-):
+class QueueManager(service.Service):
     """
     Works the queue of one transport server.
 
     @ivar schedule: the L{RetrySchedule}, from the TransportServer's settings.
+    @ivar hops: the L{exmta.interfaces.INextHops}.
+    @ivar notifications: the L{exmta.interfaces.ISenderNotifications}.
+    @ivar routingEvents: the L{exmta.interfaces.IRoutingEvents}.
+    @ivar administration: the L{exmta.interfaces.IQueueAdministration}.
     """
 
     name = "queue"
@@ -294,36 +264,36 @@ class QueueManager(
         self.route = route
         self.remoteDelivery = remoteDelivery
         self.tracking = NoTrackingLog() if trackingLog is None else trackingLog
-        self.agents = agents
         if server is None:
             self.schedule = RetrySchedule()
-            self.reportingMta = socket.getfqdn()
+            reportingMta = socket.getfqdn()
             self.serverName = ""
             maxSends = None
         else:
             self.schedule = RetrySchedule.of(server)
-            self.reportingMta = server.fqdn
+            reportingMta = server.fqdn
             self.serverName = server.name
             maxSends = server.maxOutboundConnections
-        self.postmaster = postmaster or f"postmaster@{self.reportingMta}"
         self._deliveries = DeferredSemaphore(maxConcurrentMailboxDeliveries)
         self._localDeliveryTimeout = localDeliveryTimeout
         self._sends = DeferredSemaphore(sys.maxsize if maxSends is None else maxSends)
         self._passes = {}
         self._waiters = {}
         self._timers = {}
-        self._suspendedQueues = set()
-        self._inFlight = {}
-        self._deliveryTypes = {}
-        self._pending = {}
         self._due = {}
-        self._hops = NextHopRetry(reactor, self._release)
+        self.hops = NextHops(reactor, self._release)
+        self.notifications = SenderNotifications(
+            spool, reactor, self.tracking, self.log, self.serverName,
+            reportingMta, postmaster or f"postmaster@{reportingMta}",
+        )
+        self.routingEvents = RoutingEvents(agents, spool, self.tracking, self.log, self._isKnown)
+        self.administration = QueueAdministration(self)
 
     def startService(self):
         super().startService()
         self.spool.onEnqueued.append(self._enqueued)
         for queued in self.spool.messages():
-            self._process(queued)
+            self.process(queued)
 
     def stopService(self):
         """
@@ -340,7 +310,7 @@ class QueueManager(
                 timer.cancel()
         self._timers.clear()
         self._due.clear()
-        self._hops.stop()
+        self.hops.stop()
         # Sends waiting on a silent next hop would hold the stop; close is
         # safe to call again when the service's owner releases the sends.
         if self.remoteDelivery is not None:
@@ -356,7 +326,7 @@ class QueueManager(
             it, or L{None} if it is no longer queued.
         """
         if queueId not in self._passes and queueId not in self._due:
-            return succeed(self._current(queueId))
+            return succeed(self.current(queueId))
         waiter = Deferred()
         self._waiters.setdefault(queueId, []).append(waiter)
         return waiter
@@ -381,16 +351,26 @@ class QueueManager(
             raise ValueError("route and remoteDelivery go together")
         self.resolver = resolver
         self.route = route
-        self.agents = agents
+        self.routingEvents.agents = agents
         if server is not None:
             self.schedule = RetrySchedule.of(server)
-            self.reportingMta = server.fqdn
-        self.postmaster = postmaster or f"postmaster@{self.reportingMta}"
+            self.notifications.reportingMta = server.fqdn
+        self.notifications.postmaster = (
+            postmaster or f"postmaster@{self.notifications.reportingMta}"
+        )
 
-    def _newPass(self, queued):
-        return _Pass(queued)
+    # What the collaborators ask of the passes.
 
-    def _current(self, queueId):
+    def newPass(self, queued, notifying=False):
+        """
+        @return: a L{Pass} over C{queued}, on the current schedule.
+        """
+        return Pass(queued, self.schedule, self.reactor, self.tracking, self.log, notifying)
+
+    def current(self, queueId):
+        """
+        @return: the message C{queueId} as the spool holds it, or L{None}.
+        """
         message = getattr(self.spool, "message", None)
         if message is not None:
             return message(queueId)
@@ -399,28 +379,36 @@ class QueueManager(
                 return queued
         return None
 
-    def _isKnown(self, address):
-        return self.resolver.resolve(_address(address)).kind != UNKNOWN
+    def isWorking(self, queueId):
+        """
+        @return: whether a pass over (or an action on) C{queueId} runs.
+        """
+        return queueId in self._passes
 
-    def _enqueued(self, queued):
-        source = SMTP if queued.receivedFrom.get("connector") else DSN
-        self.tracking.track("SUBMIT", queued, source=source)
-        self._process(queued)
+    def working(self):
+        """
+        @return: the queue ids of the messages being worked on.
+        """
+        return frozenset(self._passes)
 
-    def _process(self, queued):
+    def process(self, queued):
+        """
+        Work on C{queued} now if anything of it is due, else set its timer.
+        A suspended message, or one a pass is working on, is left alone.
+        """
         queueId = queued.queueId
         if queueId in self._passes or queued.suspended:
             return
         self._cancelTimer(queueId)
         now = self.reactor.seconds()
-        if not self._needsPass(queued, now):
+        if not self.schedule.needsPass(queued, now):
             self._schedule(queued, self._wakeTime(queued))
             return
-        key = self._waitsOnlyFor(queued, now)
-        if key is not None and self._hops.hold(key, queueId):
+        key = self.hops.waitsOnlyFor(queued, now, self.schedule)
+        if key is not None and self.hops.hold(key, queueId):
             # Parked behind its next hop; its expiry and delay notice
             # still wake it.
-            self._schedule(queued, self._noticeTime(queued))
+            self._schedule(queued, self.schedule.noticeTime(queued))
             return
         if len(self._passes) >= MAX_PASSES:
             self._due[queueId] = None
@@ -430,15 +418,75 @@ class QueueManager(
         running.addErrback(self._passFailed, queued)
         running.addCallback(self._passed, queueId)
 
+    @inlineCallbacks
+    def exclusively(self, queueId, action):
+        """
+        Run C{action} (the message as queued to a Deferred of its new
+        state) once no pass over the message is running, in the place of
+        a pass, then schedule the message again.
+
+        @raise KeyError: the message is not queued.
+        """
+        while queueId in self._passes:
+            yield self.processed(queueId)
+        queued = self.current(queueId)
+        if queued is None:
+            raise KeyError(queueId)
+        self._cancelTimer(queueId)
+        running = self._passes[queueId] = Deferred()
+        try:
+            result = yield action(queued)
+        finally:
+            del self._passes[queueId]
+            current = self.current(queueId)
+            if current is not None:
+                self._schedule(current, self._wakeTime(current))
+            for waiter in self._waiters.pop(queueId, ()):
+                waiter.callback(current)
+            running.callback(None)
+        return result
+
+    def rescheduleFor(self, key):
+        """
+        Set again the timers of the messages with a recipient routed to the
+        next hop C{key}, whose wake times changed (it was suspended).
+        """
+        for queueId in list(self._timers):
+            queued = self.current(queueId)
+            if queued is not None and any(r.nextHop == key for r in queued.recipients):
+                self._cancelTimer(queueId)
+                self._schedule(queued, self._wakeTime(queued))
+
+    # Scheduling.
+
+    def _isKnown(self, address):
+        return self.resolver.resolve(_address(address)).kind != UNKNOWN
+
+    def _enqueued(self, queued):
+        source = SMTP if queued.receivedFrom.get("connector") else DSN
+        self.tracking.track("SUBMIT", queued, source=source)
+        self.process(queued)
+
+    def _release(self, queueId):
+        """
+        Work on a message a next hop held (L{NextHops}).
+
+        @return: whether a pass over it is running or waiting for room.
+        """
+        queued = self.current(queueId)
+        if queued is not None and self.running:
+            self.process(queued)
+        return queueId in self._passes or queueId in self._due
+
     def _startDue(self):
         while self._due and len(self._passes) < MAX_PASSES and self.running:
             queueId = next(iter(self._due))
             del self._due[queueId]
-            queued = self._current(queueId)
+            queued = self.current(queueId)
             if queued is not None:
-                self._process(queued)
+                self.process(queued)
             else:
-                self._hops.passEnded(queueId)
+                self.hops.passEnded(queueId)
 
     def _cancelTimer(self, queueId):
         timer = self._timers.pop(queueId, None)
@@ -455,7 +503,7 @@ class QueueManager(
             return None
         held = [
             r for r in queued.recipients
-            if r.status == READY and r.nextHop in self._suspendedQueues
+            if r.status == READY and self.hops.isSuspended(r.nextHop)
         ]
         if not held:
             return self.schedule.wakeTime(queued)
@@ -463,7 +511,7 @@ class QueueManager(
             queued,
             recipients=tuple(
                 r for r in queued.recipients
-                if not (r.status == READY and r.nextHop in self._suspendedQueues)
+                if not (r.status == READY and self.hops.isSuspended(r.nextHop))
             ),
         )
         times = [
@@ -484,14 +532,16 @@ class QueueManager(
         del self._passes[queueId]
         self._schedule(queued, wake)
         for waiter in self._waiters.pop(queueId, ()):
-            waiter.callback(self._current(queueId))
-        self._hops.passEnded(queueId)
+            waiter.callback(self.current(queueId))
+        self.hops.passEnded(queueId)
         self._startDue()
 
     def _schedule(self, queued, wake):
         if wake is not None and self.running:
             delay = max(0, wake - self.reactor.seconds())
-            self._timers[queued.queueId] = self.reactor.callLater(delay, self._process, queued)
+            self._timers[queued.queueId] = self.reactor.callLater(delay, self.process, queued)
+
+    # A pass.
 
     @inlineCallbacks
     def _pass(self, queued):
@@ -499,15 +549,16 @@ class QueueManager(
         @return: a Deferred firing with the message's new state, once that
             is recorded.
         """
-        work = _Pass(queued, notifying=any(map(self._wants, DELIVERY_EVENTS)))
+        events = self.routingEvents
+        work = self.newPass(queued, notifying=any(map(events.wants, DELIVERY_EVENTS)))
         now = self.reactor.seconds()
-        if now >= self.schedule.expiresAt(queued):
-            self._expire(work)
+        if now >= work.schedule.expiresAt(queued):
+            self.notifications.expire(work)
         else:
             if not queued.categorized and (
-                self._wants("OnSubmittedMessage") or self._wants("OnResolvedMessage")
+                events.wants("OnSubmittedMessage") or events.wants("OnResolvedMessage")
             ):
-                if (yield self._runMessageAgents(work, now)):
+                if (yield events.categorize(work, now)):
                     # New recipients are recorded before anything is
                     # delivered, so a crash neither loses nor re-expands them.
                     queued = work.queued = work.result()
@@ -521,12 +572,14 @@ class QueueManager(
             yield gatherResults(attempts, consumeErrors=True)
 
         if work.reports and queued.mailFrom:
-            yield self._notify(work, work.reports)
-        notice = self.schedule.delayNoticeAt(queued)
+            yield self.notifications.notify(work, work.reports)
+        notice = work.schedule.delayNoticeAt(queued)
         if notice is not None and self.reactor.seconds() >= notice:
             late = [r for r in work.recipients if r.status == READY]
             if late:
-                yield self._notify(work, [self._delayReport(r) for r in late])
+                yield self.notifications.notify(
+                    work, [self.notifications.delayReport(r) for r in late]
+                )
                 work.delayNotified = True
 
         result = work.result()
@@ -541,7 +594,7 @@ class QueueManager(
                     waiting=waiting,
                     total=len(result.recipients),
                 )
-        self._announce(work, result)
+        events.announce(work, result)
         return result
 
     def _categorize(self, work, now):
@@ -554,14 +607,14 @@ class QueueManager(
         local = {}
         remote = {}
         for index, recipient in enumerate(work.recipients):
-            if not self.schedule.isDue(recipient, now):
+            if not work.schedule.isDue(recipient, now):
                 continue
             address = _address(recipient.address)
             resolution = self.resolver.resolve(address)
             if resolution.kind == LOCAL:
                 local.setdefault(recipient.address, (resolution.folder, []))[1].append(index)
             elif resolution.kind == UNKNOWN:
-                self._fail(work, index, RECIPIENT_NOT_FOUND, ROUTING)
+                work.fail(index, RECIPIENT_NOT_FOUND, ROUTING)
             elif self.route is None:
                 if recipient.lastError != WAITING_FOR_SEND_CONNECTOR:
                     self.log.info(
@@ -576,10 +629,10 @@ class QueueManager(
             else:
                 nextHop = self.route(address)
                 if nextHop is None:
-                    self._fail(work, index, UNABLE_TO_ROUTE, ROUTING)
+                    work.fail(index, UNABLE_TO_ROUTE, ROUTING)
                     continue
-                self._deliveryTypes[nextHop.key] = nextHop.deliveryType
-                if nextHop.key in self._suspendedQueues:
+                self.hops.noteRouted(nextHop)
+                if self.hops.isSuspended(nextHop.key):
                     # Held in its suspended queue, shown there.
                     if recipient.nextHop != nextHop.key:
                         work.recipients[index] = replace(recipient, nextHop=nextHop.key)
@@ -595,10 +648,8 @@ class QueueManager(
         @inlineCallbacks
         def deliver():
             message = work.read((yield self.spool.messageBytes(queued.queueId)))
-            if self._wants("OnRoutedMessage"):
-                verdict = yield self.agents.run(
-                    RoutingEvent("OnRoutedMessage", queued, tuple(mailboxes), message=message)
-                )
+            verdict = yield self.routingEvents.routed(queued, mailboxes, message)
+            if verdict is not None:
                 outcome = refusal(verdict)
                 if outcome is not None:
                     return dict.fromkeys(mailboxes, outcome), AGENT
@@ -610,7 +661,7 @@ class QueueManager(
             return outcomes, STOREDRIVER
 
         def failed(reason):
-            if reason.check(TimeoutError):
+            if reason.check(DeferredTimeoutError):
                 problem = f"no answer within {self._localDeliveryTimeout} s"
                 self.log.error(
                     "{agent} delivery of {queueId} failed: {problem}",
@@ -633,7 +684,7 @@ class QueueManager(
             for address, (_, indices) in local.items():
                 outcome = outcomes.get(address, _NO_OUTCOME)
                 for index in indices:
-                    self._settle(work, index, outcome, source)
+                    work.settle(index, outcome, source)
                 if outcome is None:
                     delivered.append(address)
                     self.log.info(
@@ -656,30 +707,25 @@ class QueueManager(
 
         @inlineCallbacks
         def send():
-            self._sending(nextHop, queued, addresses)
+            self.hops.sending(nextHop, queued.queueId, addresses)
             try:
                 message = fitLineLimit(work.read((yield self.spool.messageBytes(queued.queueId))))
-                if self._wants("OnRoutedMessage"):
-                    verdict = yield self.agents.run(
-                        RoutingEvent(
-                            "OnRoutedMessage", queued, tuple(addresses),
-                            message=message, nextHop=nextHop,
-                        )
-                    )
+                verdict = yield self.routingEvents.routed(queued, addresses, message, nextHop)
+                if verdict is not None:
                     outcome = refusal(verdict)
                     if outcome is not None:
                         return dict.fromkeys(addresses, outcome), AGENT
                     if verdict.message is not None:
                         message = verdict.message
                     if verdict.nextHop is not None and verdict.nextHop != nextHop:
-                        self._sent(nextHop, queued)
+                        self.hops.sent(nextHop, queued.queueId)
                         going[0] = verdict.nextHop
-                        self._deliveryTypes[verdict.nextHop.key] = verdict.nextHop.deliveryType
-                        self._sending(verdict.nextHop, queued, addresses)
+                        self.hops.noteRouted(verdict.nextHop)
+                        self.hops.sending(verdict.nextHop, queued.queueId, addresses)
                 outcomes = yield self.remoteDelivery.send(going[0], queued, list(addresses), message)
                 return outcomes, SMTP
             finally:
-                self._sent(going[0], queued)
+                self.hops.sent(going[0], queued.queueId)
 
         def failed(reason):
             self.log.failure(
@@ -695,12 +741,15 @@ class QueueManager(
             outcomes, source = result
             hop = going[0]
             if source == SMTP and self.running:
-                self._judgeHop(work, hop, addresses, outcomes)
+                attempts = max(work.recipients[i].attempts for i in next(iter(addresses.values())))
+                self.hops.judge(
+                    hop, [outcomes.get(address) for address in addresses], attempts, work.schedule
+                )
             sent = []
             for address, indices in addresses.items():
                 outcome = outcomes.get(address, _NO_OUTCOME)
                 for index in indices:
-                    self._settle(work, index, outcome, source, hop)
+                    work.settle(index, outcome, source, hop)
                 if outcome is None:
                     sent.append(address)
                     self.log.info(
@@ -713,7 +762,7 @@ class QueueManager(
                     connectorId=hop.connector, nextHop=hop.key,
                 )
 
-        retry = self._hops.retryTime(nextHop.key)
+        retry = self.hops.retryTime(nextHop.key)
         if retry is not None and retry[0] > self.reactor.seconds():
             self._hold(work, nextHop, addresses, retry[1])
             return succeed(None)
@@ -726,88 +775,4 @@ class QueueManager(
         """
         for indices in addresses.values():
             for index in indices:
-                self._defer(work, index, failure, SMTP, nextHop)
-
-
-    def _sending(self, nextHop, queued, addresses):
-        self._inFlight.setdefault(nextHop.key, {})[queued.queueId] = frozenset(addresses)
-
-    def _sent(self, nextHop, queued):
-        sending = self._inFlight[nextHop.key]
-        del sending[queued.queueId]
-        if not sending:
-            del self._inFlight[nextHop.key]
-
-    def _settle(self, work, index, outcome, source, nextHop=None):
-        """
-        Record what a delivery stage said for one recipient: L{None} for
-        delivered, or an L{SMTPFailure}.
-        """
-        recipient = work.recipients[index]
-        hop = recipient.nextHop if nextHop is None else nextHop.key
-        if outcome is None:
-            work.recipients[index] = replace(
-                recipient, status=DELIVERED, lastError=None, nextRetryTime=None, nextHop=hop
-            )
-            work.note("OnDelivered", nextHop, None, recipient.address)
-        elif isinstance(outcome, PermanentFailure):
-            self._fail(
-                work, index, _reply(outcome), source, nextHop,
-                remoteMta=getattr(outcome, "remoteMta", None),
-                attemptTime=self.reactor.seconds(),
-            )
-        else:
-            if not isinstance(outcome, TransientFailure):
-                outcome = TransientFailure.of(451, "4.3.0", _reply(outcome))
-            self._defer(work, index, outcome, source, nextHop)
-
-    def _fail(self, work, index, reply, source, nextHop=None, remoteMta=None, attemptTime=None):
-        recipient = work.recipients[index]
-        queueId = work.queued.queueId
-        self.log.warn(
-            "failed {queueId} to {recipient}: {reply}",
-            queueId=queueId, recipient=recipient.address, reply=reply,
-        )
-        work.recipients[index] = replace(
-            recipient,
-            status=FAILED,
-            lastError=reply,
-            nextRetryTime=None,
-            nextHop=recipient.nextHop if nextHop is None else nextHop.key,
-        )
-        work.reports.append(
-            dsn.RecipientReport(
-                recipient.address, dsn.FAILED, dsn.statusOf(reply, "5.0.0"),
-                diagnostic=reply, remoteMta=remoteMta, lastAttemptTime=attemptTime,
-            )
-        )
-        work.note("OnFailed", nextHop, reply, recipient.address)
-        self.tracking.track(
-            "FAIL", work.queued, source=source, recipients=[recipient.address],
-            recipientStatus=reply, messageId=work.messageId,
-            connectorId=nextHop and nextHop.connector, nextHop=nextHop and nextHop.key,
-        )
-
-    def _defer(self, work, index, failure, source, nextHop=None):
-        recipient = work.recipients[index]
-        attempts = recipient.attempts + 1
-        interval = self.schedule.retryInterval(failure, attempts)
-        reply = _reply(failure)
-        self.log.warn(
-            "deferred {queueId} to {recipient}: {reply}; retrying in {interval} s",
-            queueId=work.queued.queueId, recipient=recipient.address, reply=reply,
-            interval=interval,
-        )
-        work.recipients[index] = replace(
-            recipient,
-            lastError=reply,
-            attempts=attempts,
-            nextRetryTime=self.reactor.seconds() + interval,
-            nextHop=recipient.nextHop if nextHop is None else nextHop.key,
-        )
-        work.note("OnDeferred", nextHop, reply, recipient.address)
-        self.tracking.track(
-            "DEFER", work.queued, source=source, recipients=[recipient.address],
-            recipientStatus=reply, messageId=work.messageId,
-            connectorId=nextHop and nextHop.connector, nextHop=nextHop and nextHop.key,
-        )
+                work.defer(index, failure, SMTP, nextHop)

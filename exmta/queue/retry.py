@@ -86,6 +86,24 @@ class RetrySchedule:
             return None
         return queued.arrivalTime + self.delayNotificationTimeout
 
+    def noticeTime(self, queued):
+        """
+        @return: when C{queued} expires or its sender is due a delay
+            notification, whichever comes first.
+        """
+        notice = self.delayNoticeAt(queued)
+        expiry = self.expiresAt(queued)
+        return expiry if notice is None else min(notice, expiry)
+
+    def needsPass(self, queued, now):
+        """
+        @return: whether anything of C{queued} is due at C{now}: a
+            recipient, its expiry or its delay notification.
+        """
+        if now >= self.noticeTime(queued):
+            return True
+        return any(self.isDue(r, now) for r in queued.recipients)
+
     def isDue(self, recipient, now):
         return recipient.status == READY and (
             recipient.nextRetryTime is None or recipient.nextRetryTime <= now

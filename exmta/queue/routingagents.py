@@ -1,15 +1,19 @@
 """
 The queue manager's side of routing agents (L{exmta.interfaces.IRoutingAgent}):
-the once-per-message events, the recipient changes they make, and the
-delivery notifications.  What the manager promises about them is in
-L{exmta.queue.manager}'s docstring.
+the once-per-message events, the recipient changes they make, the event
+before each delivery, and the delivery notifications.
+L{RoutingEvents} raises them for L{exmta.queue.manager.QueueManager}
+(L{exmta.interfaces.IRoutingEvents}); what the manager promises about them
+is in L{exmta.queue.manager}'s docstring.
 """
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import inlineCallbacks, succeed
+from zope.interface import implementer
 
 from exmta.agents import RECIPIENT_DELETED, REJECT, TEMPORARY_REJECT, RoutingEvent
 from exmta.envelope import QueuedRecipient
 from exmta.errors import PermanentFailure, TransientFailure
+from exmta.interfaces import IRoutingEvents
 
 # The tracking log source of what routing agents decided.
 AGENT = "AGENT"
@@ -27,32 +31,48 @@ def refusal(verdict):
     return None
 
 
-class RoutingAgentCalls:
+@implementer(IRoutingEvents)
+class RoutingEvents:
     """
-    Mixed into L{exmta.queue.manager.QueueManager}: calls its C{agents}
-    (an L{exmta.agents.AgentPipeline} or L{None}).
+    @ivar agents: the L{exmta.agents.AgentPipeline} whose routing agents
+        are called, or L{None}.
     """
 
-    def _wants(self, event):
+    def __init__(self, agents, spool, tracking, log, isKnown):
+        """
+        @param spool: the L{exmta.interfaces.IMessageQueue} messages are
+            read from.
+        @param tracking: the L{exmta.interfaces.IMessageTrackingLog}.
+        @param log: the queue manager's L{twisted.logger.Logger}.
+        @param isKnown: whether accepted-domain resolution knows an address
+            (a callable from an address as text).
+        """
+        self.agents = agents
+        self._spool = spool
+        self._tracking = tracking
+        self._log = log
+        self._isKnown = isKnown
+
+    def wants(self, event):
         return self.agents is not None and self.agents.wants(event)
 
     @inlineCallbacks
-    def _runMessageAgents(self, work, now):
+    def categorize(self, work, now):
         """
         Ask the routing agents at OnSubmittedMessage, then at
         OnResolvedMessage about the recipients accepted-domain resolution
-        knows, and apply their verdicts to C{work}.  Once both have
-        answered without refusing, the message is categorized.
+        knows, and apply their verdicts to the pass C{work}.  Once both
+        have answered without refusing, the message is categorized.
 
         @return: a Deferred firing with whether the agents changed the
             recipients (the change must be recorded before any delivery).
         """
         queued = work.queued
-        due = [i for i, r in enumerate(work.recipients) if self.schedule.isDue(r, now)]
+        due = [i for i, r in enumerate(work.recipients) if work.schedule.isDue(r, now)]
         if not due:
             return False
-        message = work.read((yield self.spool.messageBytes(queued.queueId)))
-        if self._wants("OnSubmittedMessage"):
+        message = work.read((yield self._spool.messageBytes(queued.queueId)))
+        if self.wants("OnSubmittedMessage"):
             verdict = yield self.agents.run(
                 RoutingEvent(
                     "OnSubmittedMessage", queued,
@@ -63,7 +83,7 @@ class RoutingAgentCalls:
                 return False
         resolved = [i for i in due if self._isKnown(work.recipients[i].address)]
         changes = None
-        if resolved and self._wants("OnResolvedMessage"):
+        if resolved and self.wants("OnResolvedMessage"):
             verdict = yield self.agents.run(
                 RoutingEvent(
                     "OnResolvedMessage", queued,
@@ -79,6 +99,24 @@ class RoutingAgentCalls:
             return True
         return False
 
+    def routed(self, queued, addresses, message, nextHop=None):
+        """
+        Ask the routing agents at OnRoutedMessage before a delivery.
+
+        @param addresses: the recipients delivered to.
+        @param nextHop: the L{exmta.envelope.NextHop} of a remote delivery,
+            L{None} for a local one.
+        @return: a Deferred firing with the agents' verdict, or L{None}
+            when none handles the event.
+        """
+        if not self.wants("OnRoutedMessage"):
+            return succeed(None)
+        return self.agents.run(
+            RoutingEvent(
+                "OnRoutedMessage", queued, tuple(addresses), message=message, nextHop=nextHop,
+            )
+        )
+
     def _refused(self, work, indices, verdict):
         """
         Fail or defer the recipients at C{indices} if C{verdict} refused.
@@ -89,7 +127,7 @@ class RoutingAgentCalls:
         if outcome is None:
             return False
         for index in indices:
-            self._settle(work, index, outcome, AGENT)
+            work.settle(index, outcome, AGENT)
         return True
 
     def _reroute(self, work, changes):
@@ -118,7 +156,7 @@ class RoutingAgentCalls:
                 recipients.append(recipient if same else QueuedRecipient(address))
             self._trackReroute(work, recipient.address, becomes)
         work.recipients = recipients
-        self.log.info(
+        self._log.info(
             "transport agents changed the recipients of {queueId}: {changes}",
             queueId=queued.queueId,
             changes="; ".join(f"{a} -> {', '.join(b) or '(deleted)'}" for a, b in changes.items()),
@@ -126,32 +164,33 @@ class RoutingAgentCalls:
 
     def _trackReroute(self, work, address, becomes):
         if not becomes:
-            self.tracking.track(
+            self._tracking.track(
                 "FAIL", work.queued, source=AGENT, recipients=[address],
                 recipientStatus=RECIPIENT_DELETED, messageId=work.messageId,
             )
         elif len(becomes) > 1:
-            self.tracking.track(
+            self._tracking.track(
                 "EXPAND", work.queued, source=AGENT, recipients=list(becomes),
                 relatedRecipientAddress=[address], messageId=work.messageId,
             )
         elif becomes[0].casefold() != address.casefold():
-            self.tracking.track(
+            self._tracking.track(
                 "REDIRECT", work.queued, source=AGENT, recipients=list(becomes),
                 relatedRecipientAddress=[address], messageId=work.messageId,
             )
 
-    def _announce(self, work, queued):
+    def announce(self, work, queued):
         """
-        Tell the routing agents of the outcomes recorded, one event per
-        next hop and reply; their answers are not waited for.
+        Tell the routing agents of the outcomes of the pass C{work}, now
+        recorded as C{queued}: one event per next hop and reply; their
+        answers are not waited for.
         """
         groups = {}
         for event, nextHop, reply, address in work.outcomes:
             groups.setdefault((event, nextHop, reply), []).append(address)
         work.outcomes = []
         for (event, nextHop, reply), addresses in groups.items():
-            if self._wants(event):
+            if self.wants(event):
                 self.agents.run(
                     RoutingEvent(event, queued, tuple(addresses), nextHop=nextHop, reply=reply)
                 )

@@ -1,8 +1,8 @@
 """
 What Get-Queue and Get-Message show: a transport server's queues as
 Exchange 2010 names them, computed from the spool's messages and the queue
-manager's in-memory state, and the C{-Filter} language that selects them.
-Pure: no I/O, no reactor.
+manager's in-memory state, and the properties their C{-Filter}
+(L{exmta.opath.query}) may use.  Pure: no I/O, no reactor.
 
 Queues
 ======
@@ -33,11 +33,9 @@ row's C{Subject} and C{InternetMessageId} come from its header section,
 which the caller reads (L{exmta.queue.spool.Spool.headerSections}).
 """
 
-import fnmatch
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from email.header import decode_header, make_header
 
 from exmta.queue.dsn import originalHeader
@@ -55,6 +53,18 @@ _SPECIAL_TYPES = {
     UNREACHABLE: "Unreachable",
     MAILBOX_DELIVERY: "MapiDelivery",
 }
+
+# What a -Filter may compare, of each row; dates are ISO 8601 text.
+QUEUE_PROPERTIES = (
+    "Identity", "DeliveryType", "Status", "MessageCount", "NextHopDomain",
+    "NextHopConnector", "NextRetryTime", "LastError",
+)
+MESSAGE_PROPERTIES = (
+    "Identity", "Subject", "InternetMessageId", "FromAddress", "Status", "Size", "MessageSourceName", "SourceIP",
+    "DateReceived", "ExpirationTime", "LastError", "RetryCount", "Recipients", "Queue",
+    "InternalMessageId",
+)
+DATE_PROPERTIES = ("DateReceived", "ExpirationTime", "NextRetryTime")
 
 ACTIVE = "Active"
 READY_STATUS = "Ready"
@@ -317,292 +327,3 @@ def messageIdentity(text, server):
 
 def sameQueue(name, other):
     return name.lower() == other.lower()
-
-
-# Dates
-
-
-_DATE_FORMATS = (
-    "%m/%d/%Y %I:%M:%S %p",
-    "%m/%d/%Y %I:%M %p",
-    "%m/%d/%Y %H:%M:%S",
-    "%m/%d/%Y %H:%M",
-    "%m/%d/%Y",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%d",
-)
-
-
-def parseDateTime(value):
-    """
-    A date as the Shell takes one: ISO 8601 (C{2026-01-01T10:00:00Z}; local
-    time without an offset) or the U.S. forms Exchange's examples use
-    (C{1/31/2026 10:00 AM}, C{1/31/2026}), in local time.
-
-    @param value: a string, a L{datetime} or seconds since the epoch.
-    @return: seconds since the epoch.
-    @raise ValueError: for anything else.
-    """
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, datetime):
-        return value.timestamp()
-    text = str(value).strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        parsed = None
-        for pattern in _DATE_FORMATS:
-            try:
-                parsed = datetime.strptime(text, pattern)
-                break
-            except ValueError:
-                continue
-        if parsed is None:
-            raise ValueError(f"{text!r} is not a date and time") from None
-    return parsed.timestamp()
-
-
-# Filters
-
-
-class FilterError(ValueError):
-    """
-    A C{-Filter} that cannot be parsed or names an unknown property.
-    """
-
-
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<open>\() | (?P<close>\)) |
-        '(?P<single>(?:[^']|'')*)' |
-        "(?P<double>(?:[^"`]|`.|"")*)" |
-        (?P<operator>-[A-Za-z]+) |
-        (?P<variable>\$[A-Za-z_]+) |
-        (?P<word>[^\s()'"]+)
-    )""",
-    re.VERBOSE,
-)
-
-_COMPARISONS = {"eq", "ne", "like", "notlike", "gt", "ge", "lt", "le", "contains", "notcontains"}
-_NUMBER = re.compile(r"(?i)^([+-]?\d+(?:\.\d+)?)(kb|mb|gb|tb)?$")
-_MULTIPLIERS = {None: 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
-
-
-def _tokens(text):
-    position = 0
-    text = text.strip()
-    if text.startswith("{") and text.endswith("}"):
-        text = text[1:-1]
-    while position < len(text):
-        if text[position:].strip() == "":
-            break
-        match = _TOKEN.match(text, position)
-        if match is None or match.end() == position:
-            raise FilterError(f"Invalid filter syntax at {text[position:].strip()!r}")
-        position = match.end()
-        kind = match.lastgroup
-        value = match.group(kind)
-        if kind == "single":
-            yield "value", value.replace("''", "'")
-        elif kind == "double":
-            yield "value", re.sub(r"`(.)", r"\1", value).replace('""', '"')
-        elif kind == "variable":
-            lowered = value.lower()
-            if lowered not in ("$true", "$false", "$null"):
-                raise FilterError(f"Unknown variable {value} in the filter")
-            yield "value", {"$true": True, "$false": False, "$null": None}[lowered]
-        elif kind == "operator":
-            yield "operator", value[1:].lower()
-        elif kind == "word":
-            number = _NUMBER.match(value)
-            if number:
-                amount = float(number.group(1)) * _MULTIPLIERS[(number.group(2) or "").lower() or None]
-                yield "value", int(amount) if amount == int(amount) else amount
-            else:
-                yield "word", value
-        else:
-            yield kind, value
-
-
-class _Parser:
-    def __init__(self, text, fields):
-        self.text = text
-        self.tokens = list(_tokens(text))
-        self.position = 0
-        self.fields = {name.lower(): name for name in fields}
-
-    def peek(self):
-        if self.position < len(self.tokens):
-            return self.tokens[self.position]
-        return (None, None)
-
-    def take(self):
-        token = self.peek()
-        self.position += 1
-        return token
-
-    def parse(self):
-        if not self.tokens:
-            raise FilterError("The filter is empty")
-        predicate = self.orExpression()
-        if self.position != len(self.tokens):
-            raise FilterError(f"Invalid filter syntax at {self.describe(self.peek())}")
-        return predicate
-
-    def describe(self, token):
-        kind, value = token
-        if kind is None:
-            return "the end of the filter"
-        return {"operator": f"-{value}", "open": "(", "close": ")"}.get(kind, repr(value))
-
-    def orExpression(self):
-        terms = [self.andExpression()]
-        while self.peek() == ("operator", "or"):
-            self.take()
-            terms.append(self.andExpression())
-        if len(terms) == 1:
-            return terms[0]
-        return lambda row: any(term(row) for term in terms)
-
-    def andExpression(self):
-        terms = [self.notExpression()]
-        while self.peek() == ("operator", "and"):
-            self.take()
-            terms.append(self.notExpression())
-        if len(terms) == 1:
-            return terms[0]
-        return lambda row: all(term(row) for term in terms)
-
-    def notExpression(self):
-        if self.peek() == ("operator", "not"):
-            self.take()
-            inner = self.notExpression()
-            return lambda row: not inner(row)
-        return self.primary()
-
-    def primary(self):
-        kind, value = self.take()
-        if kind == "open":
-            inner = self.orExpression()
-            if self.take()[0] != "close":
-                raise FilterError("Invalid filter syntax: a ( is not closed")
-            return inner
-        if kind != "word":
-            raise FilterError(
-                f"Invalid filter syntax: expected a property name, found {self.describe((kind, value))}"
-            )
-        name = self.fields.get(value.lower())
-        if name is None:
-            raise FilterError(
-                f"{value} is not a property that can be filtered on; use one of "
-                + ", ".join(sorted(self.fields.values()))
-            )
-        operatorKind, operator = self.take()
-        if operatorKind != "operator" or operator not in _COMPARISONS:
-            raise FilterError(
-                f"Invalid filter syntax: expected a comparison such as -eq after {name}, "
-                f"found {self.describe((operatorKind, operator))}"
-            )
-        valueKind, operand = self.take()
-        if valueKind not in ("value", "word"):
-            raise FilterError(
-                f"Invalid filter syntax: expected a value after -{operator}, "
-                f"found {self.describe((valueKind, operand))}"
-            )
-        return _comparison(name, operator, operand)
-
-
-def _isDateField(name):
-    return name in ("DateReceived", "ExpirationTime", "NextRetryTime", "Timestamp")
-
-
-def _coerce(name, left, right):
-    """
-    @return: (left, right) made comparable: dates as epoch seconds, numbers
-        as numbers, the rest as lower-case text.
-    """
-    if left is None or right is None:
-        return left, right
-    if _isDateField(name):
-        return parseDateTime(left), parseDateTime(right)
-    if isinstance(left, bool) or isinstance(right, bool):
-        return str(left).lower(), str(right).lower()
-    if isinstance(left, (int, float)):
-        try:
-            return left, float(right)
-        except (TypeError, ValueError):
-            return str(left).lower(), str(right).lower()
-    return str(left).lower(), str(right).lower()
-
-
-def _compareOne(name, operator, left, right):
-    if operator in ("like", "notlike"):
-        matched = left is not None and fnmatch.fnmatchcase(str(left).lower(), str(right).lower())
-        return matched if operator == "like" else not matched
-    try:
-        left, right = _coerce(name, left, right)
-    except ValueError as error:
-        raise FilterError(f"Cannot compare {name} with {right!r}: {error}") from None
-    if operator == "eq":
-        return left == right
-    if operator == "ne":
-        return left != right
-    if left is None or right is None:
-        return False
-    try:
-        if operator == "gt":
-            return left > right
-        if operator == "ge":
-            return left >= right
-        if operator == "lt":
-            return left < right
-        if operator == "le":
-            return left <= right
-    except TypeError:
-        return False
-    raise FilterError(f"-{operator} cannot compare {name}")
-
-
-def _comparison(name, operator, operand):
-    if _isDateField(name) and operand is not None and operator not in ("like", "notlike"):
-        try:
-            parseDateTime(operand)
-        except ValueError as error:
-            raise FilterError(f"Cannot compare {name} with {operand!r}: {error}") from None
-
-    def predicate(row):
-        value = row.get(name)
-        if isinstance(value, (list, tuple)):
-            if operator in ("ne", "notlike", "notcontains"):
-                positive = {"ne": "eq", "notlike": "like", "notcontains": "eq"}[operator]
-                return not any(_compareOne(name, positive, item, operand) for item in value)
-            actual = "eq" if operator == "contains" else operator
-            return any(_compareOne(name, actual, item, operand) for item in value)
-        if operator in ("contains", "notcontains"):
-            equal = _compareOne(name, "eq", value, operand)
-            return equal if operator == "contains" else not equal
-        return _compareOne(name, operator, value, operand)
-
-    return predicate
-
-
-def parseFilter(text, fields):
-    """
-    Parse an OPATH filter as Get-Queue and Get-Message take it:
-    C{Property -op Value} comparisons (C{-eq -ne -like -notlike -gt -ge -lt
-    -le -contains -notcontains}) joined by C{-and} and C{-or} (C{-and}
-    binds tighter), negated by C{-not}, grouped by parentheses.  Values are
-    quoted strings, numbers (C{10KB} is 10240), C{$true}, C{$false},
-    C{$null} or bare words.  Text compares case-insensitively; C{-like}
-    takes C{*} and C{?} wildcards; a list property (C{Recipients}) matches
-    when any of its items does.  Date properties compare as dates.  The
-    surrounding braces of a script block are optional.
-
-    @param fields: the property names that may be used.
-    @return: a predicate over a row (a dict).
-    @raise FilterError: naming what is wrong.
-    """
-    text = getattr(text, "text", text)
-    return _Parser(str(text), fields).parse()

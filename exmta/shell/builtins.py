@@ -18,9 +18,10 @@ from exmta.shell.cmdlet import (
     SecureString,
     cmdlet,
 )
-from exmta.shell.filter import FilterError, compare, evaluate, matches, member, parseFilter, truthy
+from exmta.opath import FilterError, parseFilter, truthy
 from exmta.shell.format import (
     FormatOutput,
+    evaluator,
     formatList,
     formatTable,
     getProperty,
@@ -520,7 +521,7 @@ def whereObject(context, FilterScript=None, Value=None, InputObject=None, **oper
     if isinstance(FilterScript, ScriptBlock):
         node = _parsed(FilterScript)
         try:
-            keep = matches(node, InputObject, context.variables)
+            keep = evaluator.matches(node, InputObject, context.variables)
         except FilterError as error:
             raise CmdletError(str(error)) from None
     else:
@@ -529,12 +530,12 @@ def whereObject(context, FilterScript=None, Value=None, InputObject=None, **oper
             raise CmdletError(
                 "Parameter set cannot be resolved using the specified named parameters."
             )
-        value = member(InputObject, str(FilterScript)) if not isScalar(InputObject) else None
+        value = evaluator.member(InputObject, str(FilterScript)) if not isScalar(InputObject) else None
         if not given:
             keep = truthy(value)
         else:
             try:
-                keep = truthy(compare(given[0].lower(), value, Value))
+                keep = truthy(evaluator.compare(given[0].lower(), value, Value))
             except FilterError as error:
                 raise CmdletError(str(error)) from None
     if keep:
@@ -548,7 +549,7 @@ _FILTERS = {}
 def _parsed(block):
     node = _FILTERS.get(block.text)
     if node is None:
-        node = _FILTERS[block.text] = parseFilter(block)
+        node = _FILTERS[block.text] = parseFilter(block.text)
     return node
 
 
@@ -569,9 +570,9 @@ def forEachObject(context, Process=None, InputObject=None):
         )
     try:
         if isinstance(Process, ScriptBlock):
-            value = evaluate(_parsed(Process), InputObject, context.variables)
+            value = evaluator.evaluate(_parsed(Process), InputObject, context.variables)
         else:
-            value = member(InputObject, str(Process))
+            value = evaluator.member(InputObject, str(Process))
     except FilterError as error:
         raise CmdletError(str(error)) from None
     return list(_objects(value))
@@ -599,9 +600,9 @@ def sortObject(context, Property=None, Descending=False, Unique=False, InputObje
 
     def order(a, b):
         for left, right in zip(keys(a), keys(b)):
-            if compare("lt", left, right):
+            if evaluator.compare("lt", left, right):
                 return -1
-            if compare("gt", left, right):
+            if evaluator.compare("gt", left, right):
                 return 1
         return 0
 

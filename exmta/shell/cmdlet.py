@@ -256,8 +256,8 @@ class ScriptBlock:
     """
     A script block, C{{ FromAddress -eq "x" }}: the text between the
     braces, unparsed (C{str()} gives it, so a C{-Filter} may be a script
-    block or a string alike).  L{exmta.shell.parser.parseFilter} parses the
-    filter language of Where-Object and of Exchange's -Filter.
+    block or a string alike).  L{exmta.opath} reads the filter language
+    of Where-Object and of Exchange's -Filter.
     """
 
     text: str

@@ -26,6 +26,7 @@ import fnmatch
 import re
 from collections.abc import Mapping
 
+from exmta.opath import Evaluator
 from exmta.shell.cmdlet import PSCredential, ScriptBlock, SecureString
 
 _SECRET = re.compile(r"(password|secret)$", re.IGNORECASE)
@@ -157,6 +158,11 @@ def toText(value):
     if isinstance(value, (SecureString, PSCredential, ScriptBlock, FormatOutput)):
         return repr(value) if isinstance(value, SecureString) else str(value)
     return formatValue(value)
+
+
+# The filter language (L{exmta.opath}) over the Shell's objects:
+# Where-Object, ForEach-Object, Sort-Object and member access ($c.UserName).
+evaluator = Evaluator(getProperty, toText)
 
 
 def formatValue(value):

@@ -27,9 +27,10 @@ What it reads, as PowerShell reads it:
     adjacent pieces joined into one string (C{pre"fix"$x}); C{(pipeline)},
     C{$(statements)}, C{@(statements)} arrays, C{@{Key=value; ...}}
     hashtables and C{{ script blocks }}, kept as their text.
-  - L{exmta.shell.filter} reads the filter language of script blocks
+  - L{exmta.opath} reads the filter language of script blocks
     (C{Where-Object {$_.Name -like "To*"}}, Exchange's
-    C{-Filter {FromAddress -eq "kim@fabrikam.com"}}).
+    C{-Filter {FromAddress -eq "kim@fabrikam.com"}}); its tokens are this
+    language's (L{exmta.opath.reader}, which this parser builds on).
 
 What it does not read: operators outside filters (C{1 + 1}), keywords
 (C{if}, C{foreach}, C{function}), indexing, type literals, redirection,
@@ -40,26 +41,27 @@ PowerShell's: the line and column, the line with the fault underlined, and
 the message naming the token.
 """
 
-import re
-
+from exmta.opath.reader import DASHES, QUOTES, SPECIAL, Reader, parseNumber
+from exmta.opath.syntax import (
+    ArrayLiteral,
+    Constant,
+    ExpandableString,
+    Member,
+    Variable,
+)
 from exmta.shell.cmdlet import ScriptBlock
 from exmta.shell.syntax import (
     ArrayExpression,
-    ArrayLiteral,
     Command,
     CommandParameter,
     Composite,
-    Constant,
-    ExpandableString,
     HashLiteral,
-    Member,
     Paren,
     Pipeline,
     Script,
     ScriptBlockLiteral,
     ShellSyntaxError,
     SubExpression,
-    Variable,
 )
 
 __all__ = [
@@ -82,33 +84,6 @@ __all__ = [
     "Composite",
 ]
 
-DASHES = "-\u2013\u2014\u2015"
-SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
-DOUBLE_QUOTES = '"\u201c\u201d\u201e'
-QUOTES = SINGLE_QUOTES + DOUBLE_QUOTES
-# What ends a bareword in a command's arguments.
-_SPECIAL = set(";|,(){}&<>") | set(QUOTES)
-_MAX_DEPTH = 50
-_SCOPES = ("env", "global", "script", "local", "private", "variable")
-_ESCAPES = {
-    "0": "\0",
-    "a": "\a",
-    "b": "\b",
-    "e": "\x1b",
-    "f": "\f",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-    "v": "\v",
-}
-_MULTIPLIERS = {"kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40, "pb": 1 << 50}
-_NUMBER = re.compile(
-    r"(?P<sign>[-\u2013\u2014\u2015+])?(?:0x(?P<hex>[0-9a-f]+)|(?P<dec>(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?))"
-    r"(?P<type>[ld])?(?P<mult>kb|mb|gb|tb|pb)?",
-    re.IGNORECASE,
-)
-_MEMBER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
 
 def parse(source):
     """
@@ -122,81 +97,11 @@ def parse(source):
     return Script(statements, source)
 
 
-class _Parser:
-    def __init__(self, source):
-        self.s = source
-        self.i = 0
-        self.depth = 0
-
-    # Characters.
-
-    def peek(self, ahead=0):
-        index = self.i + ahead
-        return self.s[index] if index < len(self.s) else ""
-
-    def at(self, chars, ahead=0):
-        """
-        Whether the character C{ahead} of the position is one of C{chars}
-        (never at the end of the text).
-        """
-        c = self.peek(ahead)
-        return c != "" and c in chars
+class _Parser(Reader):
+    syntaxError = ShellSyntaxError
 
     def atParameter(self):
         return self.at(DASHES) and (self.peek(1).isalpha() or self.at("_?", 1))
-
-    def fail(self, message, offset=None, length=1, incomplete=False):
-        raise ShellSyntaxError(
-            message, self.s, self.i if offset is None else offset, length, incomplete
-        )
-
-    def nest(self, offset):
-        self.depth += 1
-        if self.depth > _MAX_DEPTH:
-            self.fail("The script is nested too deeply.", offset)
-
-    def skipSpace(self, newlines=False):
-        """
-        Skip blanks, comments and line continuations (and line ends, when
-        C{newlines}).
-        """
-        s = self.s
-        while self.i < len(s):
-            c = s[self.i]
-            if c in "\r\n":
-                if not newlines:
-                    return
-                self.i += 1
-            elif c.isspace():
-                self.i += 1
-            elif c == "`" and self.peek(1) in ("\r", "\n"):
-                self.i += 3 if s.startswith("\r\n", self.i + 1) else 2
-            elif c == "`" and self.i + 1 == len(s):
-                self.fail(
-                    "Missing the line that the backtick (`) at the end continues.", incomplete=True
-                )
-            elif c == "#":
-                while self.i < len(s) and s[self.i] not in "\r\n":
-                    self.i += 1
-            elif s.startswith("<#", self.i):
-                end = s.find("#>", self.i + 2)
-                if end < 0:
-                    self.fail(
-                        "Missing the terminator '#>' of a block comment.", length=2, incomplete=True
-                    )
-                self.i = end + 2
-            else:
-                return
-
-    def atNewline(self):
-        return self.peek() in ("\r", "\n")
-
-    def varStartsAt(self, offset):
-        """
-        Whether a variable reference starts at C{offset} (a C{$} there).
-        """
-        nxt = self.s[offset + 1] if offset + 1 < len(self.s) else ""
-        return nxt != "" and (nxt.isalnum() or nxt in "_?{(")
 
     # Statements.
 
@@ -308,7 +213,7 @@ class _Parser:
             self.bareChunk()
             text = self.s[saved : self.i]
             self.i = saved
-            return _number(text) is not None
+            return parseNumber(text) is not None
         return False
 
     # Commands.
@@ -337,7 +242,7 @@ class _Parser:
         self.i += 1
         while self.i < len(self.s):
             c = self.s[self.i]
-            if c.isspace() or c == ":" or c in _SPECIAL or c == "`" or c == "$":
+            if c.isspace() or c == ":" or c in SPECIAL or c == "`" or c == "$":
                 break
             self.i += 1
         name = self.s[start + 1 : self.i]
@@ -396,7 +301,7 @@ class _Parser:
                     pieces.append(self.postfix(self.bracketed()))
                 else:
                     pieces.append(self.postfix(self.variable()))
-            elif c.isspace() or c in _SPECIAL or (c == "`" and self.peek(1) in ("\r", "\n")):
+            elif c.isspace() or c in SPECIAL or (c == "`" and self.peek(1) in ("\r", "\n")):
                 break
             else:
                 chunkStart = self.i
@@ -407,7 +312,7 @@ class _Parser:
         if len(pieces) == 1:
             piece = pieces[0]
             if isinstance(piece, Constant) and piece.bareword:
-                number = _number(self.s[piece.start : piece.end])
+                number = parseNumber(self.s[piece.start : piece.end])
                 if number is not None:
                     return Constant(number, piece.start, piece.end)
             return piece
@@ -419,34 +324,6 @@ class _Parser:
         """
         c = self.peek()
         return c == "(" or (c == "$" and self.peek(1) == "(") or (c == "@" and self.at("({", 1))
-
-    def bareChunk(self):
-        """
-        Read a bareword of argument mode, with its backtick escapes.
-        """
-        s = self.s
-        out = []
-        while self.i < len(s):
-            c = s[self.i]
-            if c == "`":
-                nxt = self.peek(1)
-                if nxt in ("\r", "\n"):
-                    break
-                if nxt == "":
-                    self.fail(
-                        "Missing the line that the backtick (`) at the end continues.",
-                        incomplete=True,
-                    )
-                out.append(nxt)
-                self.i += 2
-                continue
-            if c.isspace() or c in _SPECIAL:
-                break
-            if c == "$" and self.varStartsAt(self.i):
-                break
-            out.append(c)
-            self.i += 1
-        return "".join(out)
 
     # Expressions.
 
@@ -503,27 +380,11 @@ class _Parser:
         if c == "{":
             return self.scriptBlock()
         text = self.bareChunk()
-        number = _number(text)
+        number = parseNumber(text)
         if number is None:
             self.i = start
             self.unexpected()
         return Constant(number, start, self.i)
-
-    def postfix(self, node):
-        """
-        Member access: C{.Name}, C{.Method()}.
-        """
-        while self.peek() == "." and _MEMBER.match(self.s, self.i + 1):
-            match = _MEMBER.match(self.s, self.i + 1)
-            self.i = match.end()
-            call = False
-            if self.peek() == "(":
-                if self.peek(1) != ")":
-                    self.fail("Method calls with arguments are not supported by the exmta Shell.")
-                self.i += 2
-                call = True
-            node = Member(node, match.group(), call, node.start, self.i)
-        return node
 
     def bracketed(self):
         """
@@ -641,146 +502,16 @@ class _Parser:
             "Missing closing '}' in statement block or type definition.", start, incomplete=True
         )
 
-    def variable(self):
-        """
-        C{$name}, C{$env:NAME}, C{${any name}}.
-        """
+    def subexpression(self):
         start = self.i
-        self.i += 1
-        if self.peek() == "{":
-            end = self.s.find("}", self.i)
-            if end < 0:
-                self.fail("Missing closing '}' of a variable name.", start, incomplete=True)
-            name = self.s[self.i + 1 : end]
-            if not name:
-                self.fail("Empty ${} variable.", start, 3)
-            self.i = end + 1
-            return Variable(name, start, self.i)
-        if self.peek() == "?":
-            self.i += 1
-            return Variable("?", start, self.i)
-        nameStart = self.i
-        while self.i < len(self.s) and (self.s[self.i].isalnum() or self.s[self.i] == "_"):
-            self.i += 1
-        if self.peek() == ":" and self.s[nameStart : self.i].lower() in _SCOPES:
-            after = self.i + 1
-            if after < len(self.s) and (self.s[after].isalnum() or self.s[after] == "_"):
-                self.i = after
-                while self.i < len(self.s) and (self.s[self.i].isalnum() or self.s[self.i] == "_"):
-                    self.i += 1
-        return Variable(self.s[nameStart : self.i], start, self.i)
-
-    def quoted(self):
-        """
-        A single- or double-quoted string, typographic quotes included.
-        """
-        start = self.i
-        if self.peek() in SINGLE_QUOTES:
-            self.i += 1
-            out = []
-            while True:
-                if self.i >= len(self.s):
-                    self.fail(
-                        "The string is missing the terminator: '.",
-                        start,
-                        len(self.s) - start,
-                        incomplete=True,
-                    )
-                c = self.s[self.i]
-                if c in SINGLE_QUOTES:
-                    if self.peek(1) in SINGLE_QUOTES and self.peek(1) != "":
-                        out.append(c)
-                        self.i += 2
-                        continue
-                    self.i += 1
-                    return Constant("".join(out), start, self.i)
-                out.append(c)
-                self.i += 1
-        self.i += 1
-        parts = []
-        text = []
-        while True:
-            if self.i >= len(self.s):
-                self.fail(
-                    'The string is missing the terminator: ".',
-                    start,
-                    len(self.s) - start,
-                    incomplete=True,
-                )
-            c = self.s[self.i]
-            if c in DOUBLE_QUOTES:
-                if self.peek(1) in DOUBLE_QUOTES and self.peek(1) != "":
-                    text.append(c)
-                    self.i += 2
-                    continue
-                self.i += 1
-                break
-            if c == "`":
-                nxt = self.peek(1)
-                if nxt == "":
-                    self.i += 1
-                    continue
-                if nxt == "u" and self.peek(2) == "{":
-                    end = self.s.find("}", self.i + 3)
-                    digits = self.s[self.i + 3 : end] if end > 0 else ""
-                    if not re.fullmatch(r"[0-9a-fA-F]{1,6}", digits) or int(digits, 16) > 0x10FFFF:
-                        self.fail("The Unicode escape sequence is not valid.", self.i, 3)
-                    text.append(chr(int(digits, 16)))
-                    self.i = end + 1
-                    continue
-                text.append(_ESCAPES.get(nxt, nxt))
-                self.i += 2
-                continue
-            if c == "$" and self.varStartsAt(self.i):
-                if text:
-                    parts.append("".join(text))
-                    text = []
-                if self.peek(1) == "(":
-                    self.nest(self.i)
-                    subStart = self.i
-                    self.i += 2
-                    statements = self.statements(closing=")")
-                    self.depth -= 1
-                    parts.append(SubExpression(statements, subStart, self.i))
-                else:
-                    parts.append(self.variable())
-                continue
-            text.append(c)
-            self.i += 1
-        if text or not parts:
-            parts.append("".join(text))
-        if all(isinstance(part, str) for part in parts):
-            return Constant("".join(parts), start, self.i)
-        return ExpandableString(tuple(parts), start, self.i)
+        self.nest(start)
+        self.i += 2
+        statements = self.statements(closing=")")
+        self.depth -= 1
+        return SubExpression(statements, start, self.i)
 
 
 def _missingClosing(closing):
     if closing == ")":
         return "Missing closing ')' in subexpression."
     return f"Missing closing '{closing}' in statement block or type definition."
-
-
-def _number(text):
-    """
-    @return: the value of a PowerShell number literal (C{25}, C{0x19},
-        C{1.5}, C{10MB}), or C{None} when C{text} is not one.
-    """
-    match = _NUMBER.fullmatch(text)
-    if match is None:
-        return None
-    if match["hex"] is not None:
-        value = int(match["hex"], 16)
-    elif re.fullmatch(r"\d+", match["dec"]):
-        value = int(match["dec"])
-    else:
-        try:
-            value = float(match["dec"])
-        except OverflowError:  # pragma: no cover - float() returns inf
-            return None
-    if match["mult"]:
-        value = value * _MULTIPLIERS[match["mult"].lower()]
-    if isinstance(value, float) and value.is_integer() and match["mult"]:
-        value = int(value)
-    if match["sign"] and match["sign"] != "+":
-        value = -value
-    return value

@@ -18,13 +18,13 @@ Get-MessageTrackingLog, which reads its tracking log files:
 Which server: C{-Server}, else the server an identity names
 (C{HubB\\ToInternet}), else the one C{twistd exmta} would be without
 C{--server} (L{exmta.service.chooseServer}).  The queue cmdlets talk to
-its admin endpoint (L{exmta.admin}); they need the Shell to run as the
+its admin endpoint (L{exmta.admin.client}); they need the Shell to run as the
 user the server runs as (or root), and say so, or that the server is not
 running, when they cannot reach it.
 
 C{-Filter} takes Exchange's OPATH filters over the objects' properties
 (C{{FromAddress -eq "kim@fabrikam.com" -and Status -eq "Retry"}}), which
-the server evaluates (L{exmta.queue.views.parseFilter}); the Shell's
+the server evaluates (L{exmta.opath.query}); the Shell's
 variables in it are replaced by their values first.  C{-Identity},
 C{-Queue} and C{-Filter} are mutually exclusive, as in Exchange.
 """
@@ -35,10 +35,11 @@ import os
 import re
 from dataclasses import dataclass
 
-from exmta.admin import AdminClient, AdminError, AdminUnavailable, adminSocketPath
+from exmta.admin.client import AdminClient, AdminUnavailable
+from exmta.admin.protocol import AdminError, adminSocketPath
 from exmta.config import loadOrganization
 from exmta.errors import ConfigError
-from exmta.queue.views import parseDateTime
+from exmta.opath import parseDateTime
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf
 from exmta.tracking import readTrackingLog
 

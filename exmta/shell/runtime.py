@@ -49,28 +49,25 @@ from collections.abc import Iterator
 
 from exmta.errors import ConfigError
 from exmta.shell.cmdlet import CMDLETS, CmdletError, Context, Parameter
-from exmta.shell.filter import FilterError, lookupVariable, member
-from exmta.shell.format import formatDefault, getProperty, hasProperty, isScalar, toText
+from exmta.opath import FilterError, lookupVariable
+from exmta.opath.syntax import (
+    ArrayLiteral, Constant, ExpandableString, Member, PowerShellSyntaxError, Variable, where,
+)
+from exmta.shell.format import evaluator, formatDefault, getProperty, hasProperty, isScalar, toText
 from exmta.shell.host import EndOfInput, Host
 from exmta.shell.parser import parse
 from exmta.shell.syntax import (
     ArrayExpression,
-    ArrayLiteral,
     Command,
     CommandParameter,
     Composite,
-    Constant,
-    ExpandableString,
     HashLiteral,
-    Member,
     Paren,
     Pipeline,
     Script,
     ScriptBlockLiteral,
     ShellSyntaxError,
     SubExpression,
-    Variable,
-    where,
 )
 
 # Aliases of cmdlet names, by lower-case alias (exmta.shell.builtins adds them).
@@ -685,7 +682,7 @@ class Session:
             return "".join(toText(self.evaluate(piece)) for piece in node.pieces)
         if isinstance(node, Member):
             try:
-                return member(self.evaluate(node.target), node.name, node.call)
+                return evaluator.member(self.evaluate(node.target), node.name, node.call)
             except FilterError as error:
                 raise ShellError(
                     str(error), None, self._source, node.start, node.end, self._origin
@@ -807,7 +804,7 @@ def _describe(error):
     """
     if isinstance(error, (CmdletError, ConfigError, FilterError)):
         return str(error)
-    if isinstance(error, ShellSyntaxError):
+    if isinstance(error, PowerShellSyntaxError):
         return str(error)
     if isinstance(error, EndOfInput):
         return "The end of standard input was reached before the answer."

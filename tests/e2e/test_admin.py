@@ -182,7 +182,7 @@ def test_reloadOnHangup(tmp_path):
         # The admin endpoint's reload says the same, with the text.
         result = subprocess.run(
             [sys.executable, "-c",
-             "import sys\nfrom exmta.admin import AdminClient, AdminError\n"
+             "import sys\nfrom exmta.admin.client import AdminClient\nfrom exmta.admin.protocol import AdminError\n"
              f"try:\n    AdminClient({os.path.join(folder, 'var', 'queue', 'admin.sock')!r}).call('reload')\n"
              "except AdminError as error:\n    print(error.kind, error.message)\n"],
             capture_output=True, text=True, timeout=TIMEOUT, env=dict(os.environ, PYTHONPATH=REPOSITORY),

@@ -1,0 +1,76 @@
+"""
+A client of a transport server's admin endpoint (L{exmta.admin.protocol}):
+how the Shell reaches a running server.  It loads nothing of the server.
+"""
+
+import socket
+
+from exmta.admin.protocol import decodeAnswer, encodeRequest, reachable
+
+
+class AdminUnavailable(Exception):
+    """
+    The client cannot reach the admin endpoint; the message says why.
+    """
+
+
+class AdminClient:
+    """
+    A blocking client of the admin endpoint, for the Shell.
+    """
+
+    def __init__(self, path, timeout=120):
+        self.path = path
+        self.timeout = timeout
+
+    def call(self, command, **arguments):
+        """
+        Send one request and wait for its answer.
+
+        @return: the result.
+        @raise AdminUnavailable: the server cannot be reached.
+        @raise AdminError: the server refused the request.
+        """
+        data = encodeRequest(command, arguments)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(self.timeout)
+            try:
+                with reachable(self.path) as address:
+                    connection.connect(address)
+            except (FileNotFoundError, ConnectionRefusedError):
+                raise AdminUnavailable(
+                    f"the server is not running (nothing answers at {self.path})"
+                ) from None
+            except PermissionError:
+                raise AdminUnavailable(
+                    f"permission denied on {self.path}: run the Shell as the user the "
+                    "server runs as, or as root"
+                ) from None
+            except OSError as error:
+                raise AdminUnavailable(f"cannot reach {self.path}: {error}") from None
+            try:
+                connection.sendall(data)
+                response = _readLine(connection)
+            except socket.timeout:
+                raise AdminUnavailable(
+                    f"the server at {self.path} did not answer within {self.timeout} s"
+                ) from None
+            except OSError as error:
+                raise AdminUnavailable(f"the connection to {self.path} failed: {error}") from None
+        try:
+            return decodeAnswer(response)
+        except ValueError:
+            raise AdminUnavailable(f"{self.path} answered with something other than JSON") from None
+
+
+def _readLine(connection):
+    chunks = []
+    while True:
+        chunk = connection.recv(65536)
+        if not chunk:
+            raise AdminUnavailable("the server closed the connection without answering")
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            chunks.append(chunk[:newline])
+            return b"".join(chunks).decode("utf-8")
+        chunks.append(chunk)

@@ -1,6 +1,6 @@
 """
-The pure parts of the receive side: command arguments, connector
-selection, listening sockets and header handling.
+The pure parts of the receive side: connector selection, listening
+sockets and header handling.
 """
 
 import pytest
@@ -8,60 +8,9 @@ from hypothesis import given, strategies as st
 
 from exmta.auth import permissions
 from exmta.config import parseOrganization
-from exmta.envelope import Address, Session
+from exmta.envelope import Session
 from exmta.receive import headers
-from exmta.receive.address import AddressError, parsePath
 from exmta.receive.selection import listeningAddresses, selectConnector
-
-
-# Command arguments
-
-
-@pytest.mark.parametrize(
-    "argument, address, parameters",
-    [
-        ("FROM:<a@b.example>", Address("a", "b.example"), {}),
-        ("from: <a@B.Example> SIZE=10 body=8BITMIME", Address("a", "b.example"),
-         {"SIZE": "10", "BODY": "8BITMIME"}),
-        ("FROM:<>", Address("", ""), {}),
-        ("FROM:a@b.example", Address("a", "b.example"), {}),
-        ("FROM:<@r1.example,@r2.example:a@b.example>", Address("a", "b.example"), {}),
-        ('FROM:<"a b>c"@b.example>', Address('"a b>c"', "b.example"), {}),
-        ("FROM:<a@[127.0.0.1]>", Address("a", "[127.0.0.1]"), {}),
-    ],
-)
-def test_parsePath(argument, address, parameters):
-    assert parsePath(argument, "FROM", allowNull=True) == (address, parameters)
-
-
-@pytest.mark.parametrize(
-    "argument",
-    [
-        "TO:<>",
-        "TO:<a@b@c.example>",
-        "TO:<a>",
-        "TO:<a@b.example",
-        "TO:<a@b.example>X",
-        "FROM:<a@b.example>",
-        "TO:<a@-bad.example>",
-        "TO:<a..b@c.example>",
-        "TO:<a@b.example> SIZE=1 SIZE=2",
-        "TO:<" + "a" * 65 + "@b.example>",
-    ],
-)
-def test_parsePathRefuses(argument):
-    with pytest.raises(AddressError):
-        parsePath(argument, "TO", allowNull=False)
-
-
-@given(st.text(max_size=80))
-def test_parsePathNeverRaisesAnythingElse(text):
-    try:
-        address, parameters = parsePath(text, "TO", allowNull=False)
-    except AddressError:
-        return
-    assert address.domain and address.localPart
-    assert "@" not in address.domain
 
 
 # Connector selection
@@ -171,12 +120,6 @@ def test_receivedHeaderNeverCarriesAControlCharacter(helo, cipher):
     first, second = header.split(b"\r\n\t")
     assert second.endswith(b"\r\n") and second.count(b"\r\n") == 1
     assert all(32 <= octet < 127 for octet in first + second[:-2])
-
-
-def test_splitHeader():
-    assert headers.splitHeader(b"A: 1\r\n\r\nbody\r\n") == (b"A: 1\r\n", b"\r\nbody\r\n")
-    assert headers.splitHeader(b"\r\nbody\r\n") == (b"", b"\r\nbody\r\n")
-    assert headers.splitHeader(b"A: 1\r\n") == (b"A: 1\r\n", b"")
 
 
 def test_firewallFollowsRights():

@@ -39,7 +39,8 @@ from exmta.envelope import Address, Envelope, Reply, Session
 from exmta.errors import SMTPFailure
 from exmta.interfaces import IPrincipal
 from exmta.receive import headers
-from exmta.receive.address import AddressError, parsePath
+from exmta.message.address import AddressError, parsePath
+from exmta.message.header import fieldName, fields, messageId, rfc5322Date, splitHeader
 from exmta.receive.auth import COMMAND, SASL, TOO_MANY_ERRORS, AuthCommands
 from exmta.receive.data import TOO_BIG, MessageReader, checkMessage
 
@@ -183,7 +184,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _greeting(self):
         if self.connector.banner:
             return Reply(220, "", self.connector.banner[4:].strip() or self.connector.fqdn)
-        date = headers.rfc5322Date(self.factory.reactor.seconds())
+        date = rfc5322Date(self.factory.reactor.seconds())
         return Reply(220, "", f"{self.connector.fqdn} exmta ESMTP service ready at {date}")
 
     def connectionLost(self, reason):
@@ -605,8 +606,8 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             return True
         values = [
             f.split(b":", 1)[1].decode("latin-1")
-            for f in headers.fields(header)
-            if headers.fieldName(f) == b"from"
+            for f in fields(header)
+            if fieldName(f) == b"from"
         ]
         for _, address in getaddresses(values):
             local, at, domain = address.rpartition("@")
@@ -744,7 +745,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         refusal = checkMessage(message, self.connector.bareLinefeedRejectionEnabled)
         if refusal is not None:
             return refusal
-        header, body = headers.splitHeader(message)
+        header, body = splitHeader(message)
         if len(header) > self.connector.maxHeaderSize:
             return HEADER_TOO_BIG
         if headers.hopCount(header) >= self.connector.maxHopCount:
@@ -786,7 +787,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                     "RECEIVE",
                     source="SMTP",
                     internalMessageId=queueId,
-                    messageId=headers.messageId(header),
+                    messageId=messageId(header),
                     sender=sender,
                     recipients=recipients,
                     totalBytes=len(stored),

@@ -14,6 +14,7 @@ from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
 from exmta.auth.throttle import LogonThrottle
+from exmta.cleanup.cleanup import Cleanup
 from exmta.receive.limits import LocalConnectionCounts
 from exmta.receive.protocol import ReceiveProtocol
 from exmta.receive.selection import listeningAddresses, selectConnector
@@ -59,13 +60,14 @@ class ReceiveConfiguration:
 class _SessionFactory:
     """
     The factory as one session sees it: the L{ReceiveConfiguration} of the
-    moment it connected, and the factory's shared parts (queue, reactor,
-    connection counts, logs) for the rest.
+    moment it connected and its cleanup stage, and the factory's shared
+    parts (queue, reactor, connection counts, logs) for the rest.
     """
 
-    def __init__(self, factory, configuration):
+    def __init__(self, factory, configuration, cleanup):
         self._factory = factory
         self._configuration = configuration
+        self.cleanup = cleanup
         self.organization = configuration.organization
         self.server = configuration.server
         self.connectors = configuration.connectors
@@ -92,6 +94,8 @@ class ReceiveFactory(ServerFactory):
         are its.
     @ivar queue: the L{exmta.interfaces.IMessageSubmission} accepted mail
         goes to.
+    @ivar cleanup: the L{exmta.interfaces.ICleanup} new sessions hand their
+        messages to, made for the configuration.
     @ivar tracking: the L{exmta.interfaces.IMessageTrackingLog} that hears
         of each accepted message, or L{None}.
     @ivar connectionCounts: where the connectors' connection limits are
@@ -119,6 +123,7 @@ class ReceiveFactory(ServerFactory):
         self._protocolLog = protocolLog
         self.tracking = tracking
         self._sessions = itertools.count(1)
+        self.cleanup = self._cleanupFor(self.configuration)
 
     organization = property(lambda self: self.configuration.organization)
     server = property(lambda self: self.configuration.server)
@@ -132,10 +137,17 @@ class ReceiveFactory(ServerFactory):
         L{ReceiveConfiguration}; sessions in progress keep theirs.
         """
         self.configuration = configuration
+        self.cleanup = self._cleanupFor(configuration)
+
+    def _cleanupFor(self, configuration):
+        return Cleanup(
+            configuration.organization, self.queue, self.reactor, configuration.agents,
+            self.tracking,
+        )
 
     def buildProtocol(self, addr):
         protocol = super().buildProtocol(addr)
-        protocol.factory = _SessionFactory(self, self.configuration)
+        protocol.factory = _SessionFactory(self, self.configuration, self.cleanup)
         return protocol
 
     def protocolSession(self, connector, local, peer):

@@ -1,5 +1,5 @@
 """
-What the receive side checks and changes in a message's header: the hop
+What the cleanup stage checks and changes in a message's header: the hop
 count, the header firewall of Exchange's Accept-Headers-* rights, and the
 C{Received:} and authentication headers it adds.
 

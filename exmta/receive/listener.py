@@ -4,7 +4,6 @@ choices made before the first reply: which connector, and whether its
 connection limits let the client in.
 """
 
-import functools
 import itertools
 import os
 
@@ -17,44 +16,14 @@ from exmta.auth.throttle import LogonThrottle
 from exmta.cleanup.cleanup import Cleanup
 from exmta.receive.limits import LocalConnectionCounts
 from exmta.receive.protocol import ReceiveProtocol
-from exmta.receive.selection import listeningAddresses, selectConnector
+from exmta.receive.configuration import ReceiveConfiguration
+from exmta.receive.selection import listeningAddresses
 
 # Connections the kernel may hold for us before accept: Twisted's default of
 # 50 overflows when a hundred clients connect at once, and each dropped SYN
 # costs its client a one-second retransmission.  The kernel caps it at
 # net.core.somaxconn.
 LISTEN_BACKLOG = 4096
-
-
-class ReceiveConfiguration:
-    """
-    What sessions take from org.ini.  Each session keeps the configuration
-    it started under, so a reload (L{ReceiveFactory.reconfigure}) changes
-    only the sessions that start after it.
-
-    @ivar organization: the L{exmta.config.model.Organization}.
-    @ivar server: the L{exmta.config.model.TransportServer}.
-    @ivar connectors: the server's receive connectors.
-    @ivar portals: a L{twisted.cred.portal.Portal} per connector identity.
-    @ivar resolver: the L{exmta.interfaces.IRecipientResolver} RCPT asks.
-    @ivar tlsOptions: the STARTTLS context factory, or L{None}.
-    @ivar agents: the L{exmta.agents.AgentPipeline} of the enabled transport
-        agents, or L{None} when there are none.
-    """
-
-    def __init__(self, organization, server, portals, resolver, tlsOptions, agents=None):
-        self.organization = organization
-        self.server = server
-        self.connectors = organization.connectorsOf(server.name)
-        self.portals = portals
-        self.resolver = resolver
-        self.tlsOptions = tlsOptions
-        self.agents = agents
-        # Choosing parses addresses against every connector's ranges: done
-        # once per recent (local address, port, peer), not per connection.
-        self.select = functools.lru_cache(maxsize=4096)(
-            functools.partial(selectConnector, self.connectors)
-        )
 
 
 class _SessionFactory:

@@ -97,7 +97,7 @@ from exmta.envelope import Address, NextHop, Reply
 from exmta.errors import SettingError
 from exmta.interfaces import IAgentFactory, IReceiveAgent, IRoutingAgent
 from exmta.pluginkinds import TRANSPORT_AGENT, byName
-from exmta.receive.address import AddressError, parseMailbox
+from exmta.message.address import AddressError, parseMailbox
 
 EVENTS = (
     "OnConnect",

@@ -49,7 +49,7 @@ def checkConfig(arguments):
     # And the plugins org.ini names must exist and take their settings.
     from twisted.internet import reactor
 
-    from exmta.service import checkPlugins
+    from exmta.validation import checkPlugins
 
     checkPlugins(organization, reactor)
     counts = {

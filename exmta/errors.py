@@ -66,6 +66,13 @@ class SMTPFailure(Exception):
         return cls(Reply(code, status, text))
 
 
+class Disconnect(SMTPFailure):
+    """
+    The client hears the reply and the session ends (a transport agent's
+    C{Verdict.disconnect}).
+    """
+
+
 class PermanentFailure(SMTPFailure):
     """
     A 5xx outcome: retrying the same thing will fail the same way.

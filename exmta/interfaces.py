@@ -113,6 +113,31 @@ class IMessageSubmission(Interface):
         """
 
 
+class ICleanup(Interface):
+    """
+    The stage between the SMTP session and the queue (Postfix's cleanup,
+    L{exmta.cleanup}): what becomes of a message once its DATA has ended.
+    """
+
+    def endOfData(connector, session, envelope, message):
+        """
+        Check the message's header, add this hop's headers, run the
+        transport agents' end-of-data events and submit the message.
+
+        @param connector: the L{exmta.config.model.ReceiveConnector} it
+            came in on.
+        @param session: the L{exmta.envelope.Session}; its principal is
+            the one the header is checked against.
+        @param envelope: the L{exmta.envelope.Envelope}.
+        @param message: the bytes the client sent, CRLF line ends, already
+            checked for size, bare line ends and NUL octets.
+        @return: the L{exmta.envelope.Reply} for the client, or a Deferred
+            firing with it once the message is durable (or refused); it
+            fails with L{exmta.errors.Disconnect} when an agent ends the
+            session.
+        """
+
+
 class IMessageQueue(IMessageSubmission):
     """
     The durable queue between receiving and sending.

@@ -6,7 +6,6 @@ service.
     makeService(loadOrganization("etc/org.ini"), "HubA").setServiceParent(application)
 """
 
-import socket
 from dataclasses import dataclass, field
 
 from twisted.application import service
@@ -14,23 +13,22 @@ from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 
-from exmta.agents import loadAgents
 from exmta.admin.commands import AdminCommands
 from exmta.admin.protocol import adminSocketPath
 from exmta.admin.server import AdminService
-from exmta.auth import connectorChecker, loadCredentialCheckers, makePortal
 from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import loadOrganization
+from exmta.config.servers import chooseServer
 from exmta.deliver import loadDeliveryAgent
 from exmta.errors import ConfigError
 from exmta.protocollog import ProtocolLog
 from exmta.queue.manager import QueueManager
 from exmta.queue.spool import Spool
 from exmta.receive.limits import ConnectionCounts
-from exmta.receive.listener import ReceiveConfiguration, ReceiveFactory, ReceiveService
+from exmta.receive.configuration import ReceiveConfiguration, configureReceive
+from exmta.receive.listener import ReceiveFactory, ReceiveService
 from exmta.receive.workerpool import WorkerPool
-from exmta.receive.tls import serverTLSOptions
-from exmta.routing import Resolver, nextHopFor
+from exmta.routing import nextHopFor
 from exmta.send import SmtpDelivery
 from exmta.tracking import MessageTrackingLog
 
@@ -97,7 +95,7 @@ class TransportServerService(service.MultiService):
             )
             self.log.error("reload refused, running configuration kept: {error}", error=str(problem))
             raise problem from None
-        factory.reconfigure(new.receiveConfiguration())
+        factory.reconfigure(new.receive)
         delivery.reconfigure(new.organization, new.transportServer, new.credentials)
         manager.reconfigure(new.recipients, new.route, server=new.transportServer,
                             postmaster=new.postmaster, agents=new.agents)
@@ -139,21 +137,26 @@ class _Configuration:
     """
     What a transport server takes from org.ini, checked: made at start and
     at each reload by L{configure}.
+
+    @ivar receive: the L{ReceiveConfiguration} of its receive side (what a
+        receive worker makes alone).
     """
 
-    organization: object
-    transportServer: object
+    receive: ReceiveConfiguration
     credentials: object
-    connectors: tuple
-    tlsOptions: object
-    recipients: object
-    portals: dict
     deliveryAgent: object
-    agents: object = None
     # Next hops by recipient domain: routing depends only on the
     # organization, fixed for this configuration (a reload makes a new one).
     # Emptied when full, so that clients naming ever new domains cannot grow it.
     _routes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    organization = property(lambda self: self.receive.organization)
+    transportServer = property(lambda self: self.receive.server)
+    connectors = property(lambda self: self.receive.connectors)
+    tlsOptions = property(lambda self: self.receive.tlsOptions)
+    recipients = property(lambda self: self.receive.resolver)
+    portals = property(lambda self: self.receive.portals)
+    agents = property(lambda self: self.receive.agents)
 
     @property
     def postmaster(self):
@@ -171,12 +174,6 @@ class _Configuration:
             )
             return nextHop
 
-    def receiveConfiguration(self):
-        return ReceiveConfiguration(
-            self.organization, self.transportServer, self.portals, self.recipients,
-            self.tlsOptions, self.agents,
-        )
-
 
 def configure(organization, serverName, reactor):
     """
@@ -186,73 +183,10 @@ def configure(organization, serverName, reactor):
     transportServer = chooseServer(organization, serverName)
     credentials = CredentialStore.open(organization.credentialStorePath)
     checkCredentials(organization, credentials)
-    connectors = organization.connectorsOf(transportServer.name)
-    checkers = loadCredentialCheckers(organization, connectors, reactor)
     return _Configuration(
-        organization=organization,
-        transportServer=transportServer,
+        receive=configureReceive(organization, transportServer, reactor),
         credentials=credentials,
-        connectors=connectors,
-        tlsOptions=serverTLSOptions(transportServer, connectors, reactor),
-        recipients=Resolver(organization),
-        portals={
-            connector.identity: makePortal(
-                organization, connector, connectorChecker(connector, checkers)
-            )
-            for connector in connectors
-        },
         deliveryAgent=loadDeliveryAgent(organization, transportServer, reactor),
-        agents=loadAgents(organization, reactor),
-    )
-
-
-def checkPlugins(organization, reactor):
-    """
-    Make, and drop, the transport agents, the credential checkers of every
-    receive connector and the delivery agent of every TransportServer, as
-    servers starting on C{organization} would: what C{exmta check-config}
-    checks beyond org.ini itself.  Nothing listens or connects.
-
-    @raise ConfigError: naming the file, line, section and key at fault.
-    """
-    loadAgents(organization, reactor)
-    loadCredentialCheckers(organization, organization.receiveConnectors, reactor)
-    for transportServer in organization.transportServers.values():
-        loadDeliveryAgent(organization, transportServer, reactor)
-
-
-def chooseServer(organization, name=None, hostname=None):
-    """
-    Which TransportServer this process is: the one named, else the only one
-    defined, else the one whose Fqdn is this host's name.
-
-    @raise ConfigError: if that does not settle it.
-    """
-    servers = organization.transportServers
-    if name is not None:
-        for candidate in servers.values():
-            if candidate.name.lower() == name.lower():
-                return candidate
-        raise ConfigError(
-            f"no [TransportServer {name}] is defined; defined: "
-            + (", ".join(servers) or "none"),
-            organization.path,
-        )
-    if len(servers) == 1:
-        return next(iter(servers.values()))
-    if not servers:
-        raise ConfigError(
-            "defines no [TransportServer Name] section; add one with at least Fqdn",
-            organization.path,
-        )
-    hostname = (hostname or socket.getfqdn()).lower().rstrip(".")
-    for candidate in servers.values():
-        if candidate.fqdn.lower() == hostname:
-            return candidate
-    raise ConfigError(
-        f"defines several TransportServers ({', '.join(servers)}) and none has "
-        f"Fqdn {hostname}; choose one with --server NAME",
-        organization.path,
     )
 
 
@@ -266,7 +200,8 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
 
     @param organization: an L{exmta.config.model.Organization}, or the path
         of an org.ini.
-    @param server: the TransportServer's name; see L{chooseServer}.
+    @param server: the TransportServer's name; see
+        L{exmta.config.servers.chooseServer}.
     @param reactor: the reactor to use; the global one by default.
     @param resolver: the L{twisted.names} resolver the send side looks names
         and MX records up with; by default one asking the TransportServer's

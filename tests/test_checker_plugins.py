@@ -26,7 +26,7 @@ from exmta.auth import permissions
 from exmta.config import parseOrganization
 from exmta.errors import ConfigError
 from exmta.interfaces import ICheckerFactory, IPrincipal
-from exmta.service import checkPlugins
+from exmta.validation import checkPlugins
 
 CHEAP = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 

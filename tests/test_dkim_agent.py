@@ -24,7 +24,7 @@ from exmta.envelope import NextHop, QueuedMessage, QueuedRecipient
 from exmta.errors import ConfigError
 from exmta.interfaces import IAgentFactory, IRoutingAgent
 from exmta.plugins.exmta_dkim import fromDomain
-from exmta.receive.headers import fields, splitHeader
+from exmta.message.header import fields, splitHeader
 
 from tests.test_addressrewrite_agent import exampleSection
 

@@ -5,7 +5,6 @@ read back with the email package.
 
 import email
 import email.policy
-import re
 import string
 
 import pytest
@@ -189,48 +188,6 @@ def test_statusOf(reply, status):
 def test_statusOfAnyText(text):
     status = dsn.statusOf(text, "x")
     assert status == "x" or status[0] in "245"
-
-
-@pytest.mark.parametrize(
-    "message, headers",
-    [
-        (b"A: 1\r\nB: 2\r\n\r\nbody\r\n\r\nmore", b"A: 1\r\nB: 2\r\n"),
-        (b"A: 1\r\n", b"A: 1\r\n"),
-        (b"A: 1", b"A: 1\r\n"),
-        (b"\r\nbody", b""),
-        (b"A: 1\r\n folded\r\n\r\n", b"A: 1\r\n folded\r\n"),
-        (b"", b""),
-    ],
-)
-def test_headerSection(message, headers):
-    assert dsn.headerSection(message) == headers
-
-
-@pytest.mark.parametrize(
-    "headers, value",
-    [
-        (b"Subject: a\r\n  b\r\n\tc\r\n", "a b c"),
-        (b"subject:x\r\nSubject: second\r\n", "x"),
-        (b"X-Subject: no\r\n", None),
-        (b"Subject:\r\n", ""),
-        (b"Subject: a\x00b\x1b[31mc\x7f\r\n", "a b [31mc"),
-        (b"", None),
-    ],
-)
-def test_originalHeader(headers, value):
-    assert dsn.originalHeader(headers, "Subject") == value
-
-
-@given(st.binary())
-def test_originalHeaderAnyBytes(data):
-    """
-    Any header section reads without error, as one line that encodes back
-    to bytes.
-    """
-    value = dsn.originalHeader(dsn.headerSection(data), "Subject")
-    if value is not None:
-        assert not re.search(r"[\x00-\x1f\x7f]", value)
-        value.encode("utf-8", "surrogateescape")
 
 
 def test_envelopeAndSession():

@@ -1,5 +1,5 @@
 """
-L{exmta.linelimit.fitLineLimit}: every line fits in 998 octets, what a
+L{exmta.message.linelimit.fitLineLimit}: every line fits in 998 octets, what a
 reader decodes stays the same, signed and fitting messages are untouched.
 """
 
@@ -12,7 +12,7 @@ from email.policy import compat32
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exmta.linelimit import LINE_LIMIT, fitLineLimit
+from exmta.message.linelimit import LINE_LIMIT, fitLineLimit
 
 HEADER = b"From: kim@fabrikam.com\r\nTo: someone@contoso.com\r\nSubject: long lines\r\n"
 

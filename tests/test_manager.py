@@ -29,7 +29,8 @@ from exmta.interfaces import (
     IRoutingEvents,
     ISenderNotifications,
 )
-from exmta.queue import DELIVERED, FAILED, READY, QueueManager, Spool
+from exmta.queue.manager import QueueManager
+from exmta.queue.spool import DELIVERED, FAILED, READY, Spool
 from exmta.queue.manager import (
     RECIPIENT_NOT_FOUND,
     UNABLE_TO_ROUTE,

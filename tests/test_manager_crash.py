@@ -47,7 +47,8 @@ from exmta.deliver import MaildirDeliveryAgent
 from exmta.envelope import Address, Envelope, NextHop, Session
 from exmta.errors import PermanentFailure, TransientFailure
 from exmta.interfaces import IRemoteDelivery
-from exmta.queue import QueueManager, Spool
+from exmta.queue.manager import QueueManager
+from exmta.queue.spool import Spool
 from exmta.routing import Resolver
 
 folder, mode = sys.argv[1], sys.argv[2]

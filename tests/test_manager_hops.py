@@ -9,7 +9,8 @@ from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from exmta.interfaces import IRemoteDelivery
-from exmta.queue import READY, manager
+from exmta.queue import manager
+from exmta.queue.spool import READY
 from tests.test_manager import REFUSED, SMART_HOST, Call, ManagerTestCase
 from tests.test_queue import SESSION, envelope
 

@@ -27,7 +27,8 @@ from exmta.deliver import MaildirDeliveryAgent
 from exmta.envelope import Address, Envelope, QueuedRecipient, Session
 from exmta.errors import ConfigError, TransientFailure
 from exmta.interfaces import IDeliveryAgent, IMessageQueue
-from exmta.queue import DELIVERED, FAILED, READY, QueueManager, Spool
+from exmta.queue.manager import QueueManager
+from exmta.queue.spool import DELIVERED, FAILED, READY, Spool
 from exmta.queue.spool import decodeQueued, encodeQueued, newQueuedMessage, writeUnsynced
 from exmta.queue.manager import RECIPIENT_NOT_FOUND, WAITING_FOR_SEND_CONNECTOR
 from exmta.routing import Resolver

@@ -1,67 +1,12 @@
 """
-The pure parts of the receive side: command arguments, connector
-selection, listening sockets and header handling.
+The pure parts of the receive side: connector selection and listening
+sockets.
 """
 
 import pytest
-from hypothesis import given, strategies as st
 
-from exmta.auth import permissions
 from exmta.config import parseOrganization
-from exmta.envelope import Address, Session
-from exmta.receive import headers
-from exmta.receive.address import AddressError, parsePath
 from exmta.receive.selection import listeningAddresses, selectConnector
-
-
-# Command arguments
-
-
-@pytest.mark.parametrize(
-    "argument, address, parameters",
-    [
-        ("FROM:<a@b.example>", Address("a", "b.example"), {}),
-        ("from: <a@B.Example> SIZE=10 body=8BITMIME", Address("a", "b.example"),
-         {"SIZE": "10", "BODY": "8BITMIME"}),
-        ("FROM:<>", Address("", ""), {}),
-        ("FROM:a@b.example", Address("a", "b.example"), {}),
-        ("FROM:<@r1.example,@r2.example:a@b.example>", Address("a", "b.example"), {}),
-        ('FROM:<"a b>c"@b.example>', Address('"a b>c"', "b.example"), {}),
-        ("FROM:<a@[127.0.0.1]>", Address("a", "[127.0.0.1]"), {}),
-    ],
-)
-def test_parsePath(argument, address, parameters):
-    assert parsePath(argument, "FROM", allowNull=True) == (address, parameters)
-
-
-@pytest.mark.parametrize(
-    "argument",
-    [
-        "TO:<>",
-        "TO:<a@b@c.example>",
-        "TO:<a>",
-        "TO:<a@b.example",
-        "TO:<a@b.example>X",
-        "FROM:<a@b.example>",
-        "TO:<a@-bad.example>",
-        "TO:<a..b@c.example>",
-        "TO:<a@b.example> SIZE=1 SIZE=2",
-        "TO:<" + "a" * 65 + "@b.example>",
-    ],
-)
-def test_parsePathRefuses(argument):
-    with pytest.raises(AddressError):
-        parsePath(argument, "TO", allowNull=False)
-
-
-@given(st.text(max_size=80))
-def test_parsePathNeverRaisesAnythingElse(text):
-    try:
-        address, parameters = parsePath(text, "TO", allowNull=False)
-    except AddressError:
-        return
-    assert address.domain and address.localPart
-    assert "@" not in address.domain
 
 
 # Connector selection
@@ -135,62 +80,3 @@ def test_selectConnector(connectors, local, port, peer, expected):
 
 def test_listeningAddressesFoldSpecificIntoWildcard(connectors):
     assert [str(b) for b in listeningAddresses(connectors)] == ["0.0.0.0:25", "[::1]:25"]
-
-
-# Headers
-
-
-def session(**changes):
-    values = dict(connector="Default HubA", server="HubA", localHost="127.0.0.1", localPort=25,
-                  peerHost="127.0.0.9", peerPort=40000, helo="client.example", esmtp=True)
-    values.update(changes)
-    return Session(**values)
-
-
-def test_receivedHeaderNamesTLSAndAuth():
-    header = headers.receivedHeader(
-        session(tlsVersion="TLSv1.3", tlsCipher="TLS_AES_256_GCM_SHA384", authenticated=True),
-        "huba.fabrikam.com", 0,
-    )
-    assert header.startswith(b"Received: from client.example ([127.0.0.9]) by huba.fabrikam.com")
-    assert b"with ESMTPSA (version=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384);" in header
-    assert header.endswith(b"Thu, 01 Jan 1970 00:00:00 GMT\r\n")
-    assert b"with ESMTP;" in headers.receivedHeader(session(), "h", 0)
-    assert b"with SMTP;" in headers.receivedHeader(session(esmtp=False), "h", 0)
-
-
-@given(st.text(max_size=40), st.text(max_size=20))
-def test_receivedHeaderNeverCarriesAControlCharacter(helo, cipher):
-    """
-    Whatever a session value holds (HELO refuses control characters, and
-    this is the second line of defence), the field is ASCII text with only
-    its own CRLF and folding tab.
-    """
-    header = headers.receivedHeader(session(helo=helo, tlsVersion="TLSv1.3", tlsCipher=cipher),
-                                    "huba.fabrikam.com", 0)
-    first, second = header.split(b"\r\n\t")
-    assert second.endswith(b"\r\n") and second.count(b"\r\n") == 1
-    assert all(32 <= octet < 127 for octet in first + second[:-2])
-
-
-def test_splitHeader():
-    assert headers.splitHeader(b"A: 1\r\n\r\nbody\r\n") == (b"A: 1\r\n", b"\r\nbody\r\n")
-    assert headers.splitHeader(b"\r\nbody\r\n") == (b"", b"\r\nbody\r\n")
-    assert headers.splitHeader(b"A: 1\r\n") == (b"A: 1\r\n", b"")
-
-
-def test_firewallFollowsRights():
-    header = (b"Received: from a\r\n\tby b\r\nX-MS-Exchange-Organization-SCL: 1\r\n"
-              b"X-MS-Exchange-Forest-Rules: 1\r\nx-ms-exchange-organization-authas: Internal\r\n"
-              b"Subject: s\r\n")
-    assert headers.firewall(header, frozenset()) == b"Subject: s\r\n"
-    everything = frozenset({permissions.ACCEPT_HEADERS_ROUTING, permissions.ACCEPT_HEADERS_ORGANIZATION,
-                            permissions.ACCEPT_HEADERS_FOREST})
-    kept = headers.firewall(header, everything)
-    assert b"Received: from a\r\n\tby b\r\n" in kept
-    assert b"SCL" in kept and b"Forest" in kept
-    assert b"authas" not in kept
-
-
-def test_hopCount():
-    assert headers.hopCount(b"Received: a\r\nreceived : b\r\nX-Received: c\r\n") == 2

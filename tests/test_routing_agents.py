@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred, fail
 
 from exmta.agents import AGENT_FAILURE, AgentPipeline, ConfiguredAgent, Verdict
 from exmta.envelope import Reply
-from exmta.queue import DELIVERED, FAILED, READY
+from exmta.queue.spool import DELIVERED, FAILED, READY
 from exmta.queue.manager import UNABLE_TO_ROUTE
 from exmta.queue.notifications import MESSAGE_EXPIRED
 from exmta.queue.routingagents import RECIPIENT_DELETED

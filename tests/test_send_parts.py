@@ -20,8 +20,8 @@ from exmta.send.client import (
     StaleConnection,
     Transaction,
     encodeData,
-    parseReply,
 )
+from exmta.send.replies import parseReply
 from exmta.send.delivery import _summary, authenticationOf
 from exmta.send.hosts import FailedHosts, Target, smartHostParts
 from exmta.send.pool import ConnectionPool

@@ -117,3 +117,22 @@ def rightsOf(connector, identities):
         if _grantedTo(identities, permission.user):
             (denied if permission.deny else allowed).update(permission.extendedRights)
     return frozenset(allowed - denied)
+
+
+def maySendAs(organization, sender, principal):
+    """
+    Exchange's sender checks: an address in an authoritative domain
+    needs Accept-Authoritative-Domain-Sender unless the principal owns
+    it; Accept-Any-Sender lifts the check.
+
+    @param sender: an L{exmta.envelope.Address}.
+    @param principal: the session's L{exmta.interfaces.IPrincipal}.
+    """
+    if sender.isNull or principal.has(ACCEPT_ANY_SENDER):
+        return True
+    accepted = organization.acceptedDomainFor(sender.domain)
+    if accepted is None or accepted.domainType != "Authoritative":
+        return True
+    if principal.has(ACCEPT_AUTHORITATIVE_DOMAIN_SENDER):
+        return True
+    return str(sender).lower() in principal.addresses

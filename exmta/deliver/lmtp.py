@@ -43,7 +43,7 @@ from zope.interface import implementer
 
 from exmta.errors import ConnectionFailure
 from exmta.interfaces import IDeliveryAgent
-from exmta.send.client import outcomeOf, parseReply
+from exmta.send.replies import outcomeOf, parseReply
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 

@@ -47,8 +47,8 @@ from exmta.agents import Verdict
 from exmta.config.values import commaList, domain as domainName
 from exmta.errors import SettingError
 from exmta.interfaces import IAgentFactory, IRoutingAgent
-from exmta.receive.address import AddressError, parseMailbox
-from exmta.receive.headers import fieldName, fields, splitHeader
+from exmta.message.address import AddressError, parseMailbox
+from exmta.message.header import fieldName, fields, splitHeader
 
 ADDRESS_FIELDS = frozenset((b"from", b"sender", b"reply-to", b"to", b"cc"))
 # A forward to another TransportServer that sends through the connector:

@@ -46,7 +46,7 @@ from exmta.auth.secretfile import readPrivate
 from exmta.config.values import choice, commaList, fqdn
 from exmta.errors import ConfigError, SettingError
 from exmta.interfaces import IAgentFactory, IRoutingAgent
-from exmta.receive.headers import fieldName, fields, splitHeader
+from exmta.message.header import fieldName, fields, splitHeader
 
 # RFC 6376 section 5.4.1's recommendation, less the Resent-* and List-*
 # fields, which mailing lists and forwarders add.

@@ -34,13 +34,12 @@ from dataclasses import dataclass
 from email.utils import formatdate, make_msgid
 
 from exmta.envelope import Address, Envelope, Session
+from exmta.message.header import headerSection, originalHeader
 
 FAILED = "failed"
 DELAYED = "delayed"
 
 _MAX_LINE = 900
-_FOLD = re.compile(r"\r\n(?=[ \t])")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _REPLY = re.compile(r"^([245])\d\d[ -](?:([245]\.\d{1,3}\.\d{1,3})\b)?")
 
 
@@ -84,36 +83,6 @@ def isReply(text):
     "Waiting for a send connector".
     """
     return _REPLY.match(text or "") is not None
-
-
-def headerSection(message):
-    """
-    @return: the header lines of C{message} (bytes, CRLF line ends), each
-        with its CRLF, without the empty line that ends them.
-    """
-    if message.startswith(b"\r\n"):
-        return b""
-    end = message.find(b"\r\n\r\n")
-    if end >= 0:
-        return message[: end + 2]
-    return message if message.endswith(b"\r\n") or not message else message + b"\r\n"
-
-
-def originalHeader(headers, name):
-    """
-    @param headers: a header section, as L{headerSection} gives it.
-    @return: the first C{name} field's value, unfolded, with runs of white
-        space and control characters made one space (it goes into a
-        header the server writes); L{None} if there is none.  Raw 8-bit
-        bytes come back as surrogate escapes, so that encoding the value
-        with C{surrogateescape} gives them back unchanged.
-    """
-    text = headers.decode("ascii", "surrogateescape")
-    prefix = name.lower() + ":"
-    for line in _FOLD.sub("", text).split("\r\n"):
-        if line.lower().startswith(prefix):
-            return " ".join(_CONTROL.sub(" ", line[len(prefix) :]).split())
-    return None
 
 
 def envelopeFor(queued, body="7BIT"):

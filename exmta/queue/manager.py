@@ -74,7 +74,7 @@ the manager asks, about every message (its own notifications included):
     crash can neither lose nor expand them twice.
   - OnRoutedMessage before each remote send (per next hop, with the bytes
     read for that send, their lines already fitted to SMTP's limit by
-    L{exmta.linelimit}, so that a signing agent signs what is sent) and
+    L{exmta.message.linelimit}, so that a signing agent signs what is sent) and
     before local delivery (C{nextHop} L{None}, the bytes as stored):
     its C{message} is what is sent or delivered this time (the queued
     copy does not change), its C{nextHop} (remote only) where it goes; a
@@ -157,7 +157,7 @@ from twisted.logger import Logger
 from exmta.agents import DELIVERY_EVENTS
 from exmta.envelope import Address
 from exmta.errors import TransientFailure
-from exmta.linelimit import fitLineLimit
+from exmta.message.linelimit import fitLineLimit
 from exmta.queue.administration import QueueAdministration
 from exmta.queue.hops import NextHops
 from exmta.queue.notifications import DSN, ROUTING, SenderNotifications

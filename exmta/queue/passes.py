@@ -8,6 +8,7 @@ recipients through it; the manager records the result.
 from dataclasses import replace
 
 from exmta.errors import PermanentFailure, SMTPFailure, TransientFailure
+from exmta.message.header import headerSection, originalHeader
 from exmta.queue import dsn
 from exmta.queue.spool import DELIVERED, FAILED
 
@@ -53,8 +54,8 @@ class Pass:
 
     def read(self, message):
         if self.headers is None:
-            self.headers = dsn.headerSection(message)
-            self.messageId = dsn.originalHeader(self.headers, "Message-ID")
+            self.headers = headerSection(message)
+            self.messageId = originalHeader(self.headers, "Message-ID")
         return message
 
     def result(self):

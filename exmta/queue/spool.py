@@ -117,6 +117,7 @@ from exmta.durable import GroupCommitter, makeFolders, syncFolder, unlinkQuietly
 from exmta.envelope import QueuedMessage, QueuedRecipient, newQueueId
 from exmta.errors import ConfigError
 from exmta.interfaces import IMessageQueue
+from exmta.message.header import headerSection
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -580,11 +581,9 @@ class Spool:
         at most C{limit} bytes of each message's start.
 
         @return: a Deferred firing with {queue id: header section bytes}
-            (L{exmta.queue.dsn.headerSection}); messages gone meanwhile
+            (L{exmta.message.header.headerSection}); messages gone meanwhile
             are left out.
         """
-        from exmta.queue.dsn import headerSection
-
         def read():
             sections = {}
             for queueId in queueIds:

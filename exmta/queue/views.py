@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 
-from exmta.queue.dsn import originalHeader
+from exmta.message.header import originalHeader
 from exmta.queue.spool import READY
 
 SUBMISSION = "Submission"

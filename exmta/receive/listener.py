@@ -4,7 +4,6 @@ choices made before the first reply: which connector, and whether its
 connection limits let the client in.
 """
 
-import functools
 import itertools
 import os
 
@@ -14,9 +13,11 @@ from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
 from exmta.auth.throttle import LogonThrottle
+from exmta.cleanup.cleanup import Cleanup
 from exmta.receive.limits import LocalConnectionCounts
 from exmta.receive.protocol import ReceiveProtocol
-from exmta.receive.selection import listeningAddresses, selectConnector
+from exmta.receive.configuration import ReceiveConfiguration
+from exmta.receive.selection import listeningAddresses
 
 # Connections the kernel may hold for us before accept: Twisted's default of
 # 50 overflows when a hundred clients connect at once, and each dropped SYN
@@ -25,47 +26,17 @@ from exmta.receive.selection import listeningAddresses, selectConnector
 LISTEN_BACKLOG = 4096
 
 
-class ReceiveConfiguration:
-    """
-    What sessions take from org.ini.  Each session keeps the configuration
-    it started under, so a reload (L{ReceiveFactory.reconfigure}) changes
-    only the sessions that start after it.
-
-    @ivar organization: the L{exmta.config.model.Organization}.
-    @ivar server: the L{exmta.config.model.TransportServer}.
-    @ivar connectors: the server's receive connectors.
-    @ivar portals: a L{twisted.cred.portal.Portal} per connector identity.
-    @ivar resolver: the L{exmta.interfaces.IRecipientResolver} RCPT asks.
-    @ivar tlsOptions: the STARTTLS context factory, or L{None}.
-    @ivar agents: the L{exmta.agents.AgentPipeline} of the enabled transport
-        agents, or L{None} when there are none.
-    """
-
-    def __init__(self, organization, server, portals, resolver, tlsOptions, agents=None):
-        self.organization = organization
-        self.server = server
-        self.connectors = organization.connectorsOf(server.name)
-        self.portals = portals
-        self.resolver = resolver
-        self.tlsOptions = tlsOptions
-        self.agents = agents
-        # Choosing parses addresses against every connector's ranges: done
-        # once per recent (local address, port, peer), not per connection.
-        self.select = functools.lru_cache(maxsize=4096)(
-            functools.partial(selectConnector, self.connectors)
-        )
-
-
 class _SessionFactory:
     """
     The factory as one session sees it: the L{ReceiveConfiguration} of the
-    moment it connected, and the factory's shared parts (queue, reactor,
-    connection counts, logs) for the rest.
+    moment it connected and its cleanup stage, and the factory's shared
+    parts (queue, reactor, connection counts, logs) for the rest.
     """
 
-    def __init__(self, factory, configuration):
+    def __init__(self, factory, configuration, cleanup):
         self._factory = factory
         self._configuration = configuration
+        self.cleanup = cleanup
         self.organization = configuration.organization
         self.server = configuration.server
         self.connectors = configuration.connectors
@@ -92,6 +63,8 @@ class ReceiveFactory(ServerFactory):
         are its.
     @ivar queue: the L{exmta.interfaces.IMessageSubmission} accepted mail
         goes to.
+    @ivar cleanup: the L{exmta.interfaces.ICleanup} new sessions hand their
+        messages to, made for the configuration.
     @ivar tracking: the L{exmta.interfaces.IMessageTrackingLog} that hears
         of each accepted message, or L{None}.
     @ivar connectionCounts: where the connectors' connection limits are
@@ -119,6 +92,7 @@ class ReceiveFactory(ServerFactory):
         self._protocolLog = protocolLog
         self.tracking = tracking
         self._sessions = itertools.count(1)
+        self.cleanup = self._cleanupFor(self.configuration)
 
     organization = property(lambda self: self.configuration.organization)
     server = property(lambda self: self.configuration.server)
@@ -132,10 +106,17 @@ class ReceiveFactory(ServerFactory):
         L{ReceiveConfiguration}; sessions in progress keep theirs.
         """
         self.configuration = configuration
+        self.cleanup = self._cleanupFor(configuration)
+
+    def _cleanupFor(self, configuration):
+        return Cleanup(
+            configuration.organization, self.queue, self.reactor, configuration.agents,
+            self.tracking,
+        )
 
     def buildProtocol(self, addr):
         protocol = super().buildProtocol(addr)
-        protocol.factory = _SessionFactory(self, self.configuration)
+        protocol.factory = _SessionFactory(self, self.configuration, self.cleanup)
         return protocol
 
     def protocolSession(self, connector, local, peer):

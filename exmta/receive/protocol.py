@@ -14,18 +14,21 @@ order, ignores SIZE and BODY, and reads DATA one line at a time.  Here:
     back in order.
   - STARTTLS throws away whatever was buffered behind it and resets the
     session to its state at connect time.
-  - The end-of-data reply is sent only after the queue has fsynced.
+  - The end-of-data reply is sent only after the queue has fsynced (the
+    cleanup stage's reply comes then).
   - Transport agents (L{exmta.agents}) are asked at each SMTP event through
     the same one-command-at-a-time path; without agents nothing is built.
     At OnRcptCommand their C{recipients=} replace the command's recipient.
 
 AUTH lives in L{exmta.receive.auth}, the DATA framing and whole-message
-checks in L{exmta.receive.data}.
+checks in L{exmta.receive.data}.  Once DATA has ended and passed those
+checks, the message belongs to the cleanup stage (L{exmta.cleanup}): header
+checks, the headers this hop adds, the end-of-data agent events and the
+queue; the protocol sends the reply it gives.
 """
 
 import re
 from dataclasses import replace
-from email.utils import getaddresses
 
 from twisted.cred.credentials import Anonymous
 from twisted.internet import defer
@@ -35,11 +38,12 @@ from twisted.protocols.policies import TimeoutMixin
 
 from exmta.agents import ACCEPT, CONTINUE, DISCONNECT, RECIPIENT_DELETED, AgentEvent
 from exmta.auth import ExternallySecured, permissions
+from exmta.cleanup.cleanup import CANNOT_SEND_AS
 from exmta.envelope import Address, Envelope, Reply, Session
-from exmta.errors import SMTPFailure
+from exmta.errors import Disconnect, SMTPFailure
 from exmta.interfaces import IPrincipal
-from exmta.receive import headers
-from exmta.receive.address import AddressError, parsePath
+from exmta.message.address import AddressError, parsePath
+from exmta.message.header import rfc5322Date
 from exmta.receive.auth import COMMAND, SASL, TOO_MANY_ERRORS, AuthCommands
 from exmta.receive.data import TOO_BIG, MessageReader, checkMessage
 
@@ -66,10 +70,8 @@ MUST_STARTTLS = reply(530, "5.7.0", "Must issue a STARTTLS command first")
 UNABLE_TO_RELAY = reply(550, "5.7.1", "Unable to relay")
 RECIPIENT_NOT_FOUND = reply(550, "5.1.1", "RESOLVER.ADR.RecipNotFound; not found")
 TOO_MANY_RECIPIENTS = reply(452, "4.5.3", "Too many recipients")
-CANNOT_SEND_AS = reply(550, "5.7.1", "Client does not have permissions to send as this sender")
 QUEUE_ERROR = reply(451, "4.3.0", "Error in processing; try again later")
 LINE_TOO_LONG = reply(500, "5.5.2", "Line too long")
-HEADER_TOO_BIG = reply(552, "5.3.4", "Header size exceeds fixed maximum size")
 INVALID_DOMAIN = reply(501, "5.5.4", "Invalid domain name")
 
 # C0 controls and DEL: a HELO name with one would reach the Received header.
@@ -183,7 +185,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _greeting(self):
         if self.connector.banner:
             return Reply(220, "", self.connector.banner[4:].strip() or self.connector.fqdn)
-        date = headers.rfc5322Date(self.factory.reactor.seconds())
+        date = rfc5322Date(self.factory.reactor.seconds())
         return Reply(220, "", f"{self.connector.fqdn} exmta ESMTP service ready at {date}")
 
     def connectionLost(self, reason):
@@ -308,6 +310,9 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         deferred.addCallback(self._settled)
 
     def _unexpected(self, failure):
+        if failure.check(Disconnect):
+            self._close(failure.value.reply)
+            return None
         if failure.check(SMTPFailure):
             return failure.value.reply
         self.log.failure(
@@ -565,7 +570,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                 continue
             else:
                 return reply(555, "5.5.4", f"Unsupported parameter {name}")
-        if not self._maySendAs(sender, principal):
+        if not permissions.maySendAs(self.factory.organization, sender, principal):
             return CANNOT_SEND_AS
         envelope = Envelope(sender, (), body, size)
 
@@ -580,39 +585,6 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         if self._principal().has(permissions.BYPASS_MESSAGE_SIZE_LIMIT):
             return HARD_MESSAGE_LIMIT
         return self.connector.maxMessageSize
-
-    def _maySendAs(self, sender, principal):
-        """
-        Exchange's sender checks: an address in an authoritative domain
-        needs Accept-Authoritative-Domain-Sender unless the principal owns
-        it; Accept-Any-Sender lifts the check.
-        """
-        if sender.isNull or principal.has(permissions.ACCEPT_ANY_SENDER):
-            return True
-        accepted = self.factory.organization.acceptedDomainFor(sender.domain)
-        if accepted is None or accepted.domainType != "Authoritative":
-            return True
-        if principal.has(permissions.ACCEPT_AUTHORITATIVE_DOMAIN_SENDER):
-            return True
-        return str(sender).lower() in principal.addresses
-
-    def _mayWriteFrom(self, header, principal):
-        """
-        The same check on the addresses of the From: field, as Exchange
-        makes it at the end of data.
-        """
-        if principal.has(permissions.ACCEPT_ANY_SENDER):
-            return True
-        values = [
-            f.split(b":", 1)[1].decode("latin-1")
-            for f in headers.fields(header)
-            if headers.fieldName(f) == b"from"
-        ]
-        for _, address in getaddresses(values):
-            local, at, domain = address.rpartition("@")
-            if at and not self._maySendAs(Address(local, domain.lower()), principal):
-                return False
-        return True
 
     def smtp_RCPT(self, argument):
         if self.envelope is None:
@@ -744,69 +716,4 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         refusal = checkMessage(message, self.connector.bareLinefeedRejectionEnabled)
         if refusal is not None:
             return refusal
-        header, body = headers.splitHeader(message)
-        if len(header) > self.connector.maxHeaderSize:
-            return HEADER_TOO_BIG
-        if headers.hopCount(header) >= self.connector.maxHopCount:
-            return reply(554, "5.4.6", "Hop count exceeded - possible mail loop")
-        principal = self._principal()
-        if not self._mayWriteFrom(header, principal):
-            return CANNOT_SEND_AS
-        fqdn = self.connector.fqdn
-        stored = (
-            headers.receivedHeader(self.session, fqdn, self.factory.reactor.seconds())
-            + headers.authenticationHeaders(principal, fqdn)
-            + headers.firewall(header, principal.rights)
-            + body
-        )
-
-        def endOfHeaders():
-            return self._agentsThen("OnEndOfData", enqueue, envelope=envelope, message=stored)
-
-        def enqueue(message=stored):
-            if not envelope.recipients:
-                # Agents dropped every recipient the client was told 250
-                # for: the message is taken, and goes nowhere.
-                self.log.info(
-                    "accepted and dropped a message from {sender} on {connector}: "
-                    "transport agents removed all its recipients",
-                    sender=str(envelope.mailFrom),
-                    connector=self.connector.name,
-                )
-                return reply(250, "2.6.0", "Queued mail for delivery")
-            return self.factory.queue.enqueue(envelope, self.session, message).addCallback(
-                queued, message
-            )
-
-        def queued(queueId, stored):
-            sender = str(envelope.mailFrom)
-            recipients = [str(r) for r in envelope.recipients]
-            if self.factory.tracking is not None:
-                self.factory.tracking.track(
-                    "RECEIVE",
-                    source="SMTP",
-                    internalMessageId=queueId,
-                    messageId=headers.messageId(header),
-                    sender=sender,
-                    recipients=recipients,
-                    totalBytes=len(stored),
-                    connectorId=self.connector.identity,
-                    clientIp=self.session.peerHost,
-                    clientHostname=self.session.helo,
-                    serverIp=self.session.localHost,
-                )
-            self.log.info(
-                "accepted {queueId} from {sender} for {recipients} on {connector} "
-                "({size} bytes, {principal}, [{peerHost}]:{peerPort})",
-                queueId=queueId,
-                sender=sender,
-                recipients=recipients,
-                connector=self.connector.name,
-                peerHost=self.session.peerHost,
-                peerPort=self.session.peerPort,
-                size=len(stored),
-                principal=principal.name,
-            )
-            return reply(250, "2.6.0", f"<{queueId}@{fqdn}> Queued mail for delivery")
-
-        return self._agentsThen("OnEndOfHeaders", endOfHeaders, envelope=envelope, header=header)
+        return self.factory.cleanup.endOfData(self.connector, self.session, envelope, message)

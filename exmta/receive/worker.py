@@ -13,7 +13,8 @@ group commit (L{exmta.queue.spool.Spool.commitWritten}), so the server
 makes one stream of syncs however many workers it has, and the worker's
 client hears 250 only once the main process says the message is durable
 and queued.  The queue manager, the send side, local delivery and the
-admin endpoint stay in the main process.
+admin endpoint stay in the main process: a worker builds the receive
+side alone (L{exmta.receive.configuration}) and never loads the send side.
 
 Started by the main process, never by hand::
 
@@ -68,14 +69,16 @@ from twisted.logger import (
 from twisted.protocols.basic import LineOnlyReceiver
 from zope.interface import implementer
 
+from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import parseOrganization
+from exmta.config.servers import chooseServer
 from exmta.errors import ConfigError
 from exmta.interfaces import IMessageSubmission
 from exmta.protocollog import ProtocolLog
 from exmta.queue.spool import encodeQueued, newQueuedMessage, writeUnsynced
+from exmta.receive.configuration import configureReceive
 from exmta.receive.limits import ConnectionCounts
 from exmta.receive.listener import ReceiveFactory
-from exmta.service import configure
 from exmta.tracking import MessageTrackingLog
 
 # How often a draining worker looks whether its last session has ended.
@@ -220,8 +223,13 @@ class Worker:
         @raise ConfigError: as the main process would at its start.
         """
         self.reactor = reactor
-        configuration = configure(organization, serverName, reactor)
-        server = configuration.transportServer
+        transportServer = chooseServer(organization, serverName)
+        # Checked as a starting server checks it, so that a worker started
+        # again on an unsafe store refuses and the main process takes its
+        # sockets back; nothing of it is kept.
+        checkCredentials(organization, CredentialStore.open(organization.credentialStorePath))
+        configuration = configureReceive(organization, transportServer, reactor)
+        server = configuration.server
         self.link = link
         self.submission = WorkerSubmission(server.queueDatabasePath, link, reactor)
         self.tracking = (
@@ -234,7 +242,7 @@ class Worker:
             server,
             configuration.portals,
             self.submission,
-            configuration.recipients,
+            configuration.resolver,
             configuration.tlsOptions,
             reactor,
             protocolLog=ProtocolLog(server.receiveProtocolLogPath, "RECV", reactor),

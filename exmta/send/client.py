@@ -44,7 +44,7 @@ Changed, and why:
     the password, in memory and in the text of its exceptions.  The
     protocol log written here redacts them.
   - Every reply becomes an L{exmta.envelope.Reply} with its enhanced status
-    code; outcomes are per recipient (L{Transaction}), and failures to
+    code (L{exmta.send.replies}, which the LMTP client shares); outcomes are per recipient (L{Transaction}), and failures to
     reach or use the host are L{HostFailure}s that the caller turns into a
     failover or a L{ConnectionFailure}.
   - A 5xx answer to HELO no longer makes the client send HELO again
@@ -53,7 +53,6 @@ Changed, and why:
 
 import base64
 import itertools
-import re
 from collections import deque
 from dataclasses import dataclass
 from io import BytesIO
@@ -73,7 +72,8 @@ from twisted.mail.smtp import (
 )
 
 from exmta.envelope import Reply
-from exmta.errors import ConnectionFailure, PermanentFailure, TransientFailure
+from exmta.errors import PermanentFailure
+from exmta.send.replies import connectionFailure, outcomeOf, parseReply
 from exmta.send.tls import describe
 
 log = Logger(namespace="exmta.send")
@@ -87,53 +87,7 @@ DIRECT_WRITE_LIMIT = 64 * 1024
 
 NON_ASCII_RECIPIENT = Reply(553, "5.6.7", "Non-ASCII recipient address; SMTPUTF8 is not supported")
 
-_STATUS = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)")
 _sessions = itertools.count(1)
-
-
-def parseReply(code, text):
-    """
-    @param code: the reply code.
-    @param text: the reply's text, lines joined by C{\\n} (as
-        L{SMTPClient.lineReceived} gives them), bytes or str.
-    @return: a L{Reply}, with the RFC 3463 enhanced status code taken off
-        the text when it is there and of the reply's class.
-    """
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    lines = text.split("\n") if text else [""]
-    status = ""
-    match = _STATUS.match(lines[0])
-    if match and code > 0 and match.group(1) == str(code)[0]:
-        status = ".".join(match.groups())
-        stripped = []
-        for line in lines:
-            found = _STATUS.match(line)
-            if found and ".".join(found.groups()) == status:
-                line = line[found.end():]
-            stripped.append(line)
-        lines = stripped
-    return Reply(code, status, lines[0] if len(lines) == 1 else tuple(lines))
-
-
-def outcomeOf(reply, remoteMta):
-    """
-    @param remoteMta: the name of the host that answered, or L{None}.
-    @return: L{None} for a 2xx reply, else the L{PermanentFailure} (5xx) or
-        L{TransientFailure} carrying it, with C{remoteMta} set (what a DSN's
-        Remote-MTA field names).
-    """
-    if 200 <= reply.code < 300:
-        return None
-    failure = (PermanentFailure if 500 <= reply.code < 600 else TransientFailure)(reply)
-    failure.remoteMta = remoteMta
-    return failure
-
-
-def connectionFailure(reply, remoteMta=None):
-    failure = ConnectionFailure(reply)
-    failure.remoteMta = remoteMta
-    return failure
 
 
 def encodeData(message):

@@ -46,7 +46,8 @@ from exmta.interfaces import IRemoteDelivery
 from exmta.protocollog import ProtocolLog
 from exmta.routing.connectors import forwardingTarget
 from exmta.send import hosts
-from exmta.send.client import DeliveryClient, HostFailure, StaleConnection, Transaction, connectionFailure
+from exmta.send.client import DeliveryClient, HostFailure, StaleConnection, Transaction
+from exmta.send.replies import connectionFailure
 from exmta.send.pool import IDLE_TIMEOUT, SHUTTING_DOWN, ConnectionPool
 from exmta.send.tls import TlsPolicy
 

@@ -262,7 +262,7 @@ def testConfig(context):
     """
     from twisted.internet import reactor
 
-    from exmta.service import checkPlugins
+    from exmta.validation import checkPlugins
 
     try:
         organization = loadOrganization(context.configPath)

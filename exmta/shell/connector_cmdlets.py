@@ -378,7 +378,7 @@ def refuseUnusablePlugins(organization):
     """
     from twisted.internet import reactor
 
-    from exmta.service import checkPlugins
+    from exmta.validation import checkPlugins
 
     try:
         checkPlugins(organization, reactor)

@@ -17,7 +17,7 @@ Get-MessageTrackingLog, which reads its tracking log files:
 
 Which server: C{-Server}, else the server an identity names
 (C{HubB\\ToInternet}), else the one C{twistd exmta} would be without
-C{--server} (L{exmta.service.chooseServer}).  The queue cmdlets talk to
+C{--server} (L{exmta.config.servers.chooseServer}).  The queue cmdlets talk to
 its admin endpoint (L{exmta.admin.client}); they need the Shell to run as the
 user the server runs as (or root), and say so, or that the server is not
 running, when they cannot reach it.
@@ -133,7 +133,7 @@ def _transportServer(context, server=None, identity=None):
     The TransportServer a cmdlet acts on: C{-Server}, else the one the
     identity's first part names, else L{chooseServer}'s.
     """
-    from exmta.service import chooseServer
+    from exmta.config.servers import chooseServer
 
     organization = _organization(context)
     if server is None and identity is not None and "\\" in identity:

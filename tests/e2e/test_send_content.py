@@ -24,7 +24,7 @@ from email.policy import compat32
 
 import pytest
 
-from exmta.linelimit import LINE_LIMIT
+from exmta.message.linelimit import LINE_LIMIT
 from tests.e2e.postfix import PostfixPeer
 from tests.e2e.sending import (
     SENDER,

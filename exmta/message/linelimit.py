@@ -45,6 +45,8 @@ import re
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+from exmta.message.header import fieldName, fields, splitHeader
+
 # Octets a line may have before its CRLF (RFC 5321 4.5.3.1.6, RFC 5322 2.1.1).
 LINE_LIMIT = 998
 # Quoted-printable and base64 lines are at most 76 characters (RFC 2045).
@@ -68,7 +70,7 @@ def fitLineLimit(message):
     if not _hasLongLine(message):
         return message
     header, _ = _split(message)
-    if any(_name(field) in _SIGNATURES for field in _fields(header)):
+    if any(fieldName(field) in _SIGNATURES for field in fields(header)):
         return message
     return _breakLongLines(_fitEntity(message, "text/plain", isMessage=True, depth=0))
 
@@ -82,36 +84,12 @@ def _split(entity):
     @return: (the header section with its last CRLF, the body or L{None}
         when there is no empty line).
     """
-    if entity.startswith(_CRLF):
-        return b"", entity[2:]
-    end = entity.find(b"\r\n\r\n")
-    if end == -1:
-        return entity, None
-    return entity[: end + 2], entity[end + 4 :]
+    header, rest = splitHeader(entity)
+    return header, rest[2:] if rest else None
 
 
 def _join(header, body):
     return header if body is None else header + _CRLF + body
-
-
-def _fields(header):
-    """
-    @return: the header section's fields, each with its continuation lines
-        and the CRLFs between them, without the last CRLF.
-    """
-    if not header:
-        return []
-    fields = []
-    for line in header.split(_CRLF)[:-1] if header.endswith(_CRLF) else header.split(_CRLF):
-        if fields and line[:1] in (b" ", b"\t"):
-            fields[-1] += _CRLF + line
-        else:
-            fields.append(line)
-    return fields
-
-
-def _name(field):
-    return field.partition(b":")[0].strip().lower()
 
 
 def _fitEntity(entity, defaultType, isMessage, depth):
@@ -124,14 +102,14 @@ def _fitEntity(entity, defaultType, isMessage, depth):
     if not _hasLongLine(entity):
         return entity
     header, body = _split(entity)
-    fields = [_foldField(field) for field in _fields(header)]
+    folded = [_foldField(field) for field in fields(header)]
     if body is None:
-        folded = _header(fields)
-        return folded if header.endswith(_CRLF) else folded[:-2]
+        joined = _header(folded)
+        return joined if header.endswith(_CRLF) else joined[:-2]
     if not _hasLongLine(body):
-        return _join(_header(fields), body)
+        return _join(_header(folded), body)
     if depth >= MAXIMUM_NESTING:
-        return _join(_header(fields), _breakLongLines(body))
+        return _join(_header(folded), _breakLongLines(body))
     parsed = _parser.parsebytes(header + _CRLF)
     if parsed.get("Content-Type") is None:
         parsed.set_default_type(defaultType)
@@ -147,18 +125,18 @@ def _fitEntity(entity, defaultType, isMessage, depth):
     elif contentType in _ATTACHED and encoding in _REENCODED:
         body = _fitEntity(body, "text/plain", True, depth + 1)
     elif encoding in _REENCODED and contentType not in _ATTACHED:
-        fields = [field for field in fields if _name(field) != b"content-transfer-encoding"]
-        if isMessage and not any(_name(field) == b"mime-version" for field in fields):
-            fields.append(b"MIME-Version: 1.0")
-        fields.append(b"Content-Transfer-Encoding: quoted-printable")
+        folded = [field for field in folded if fieldName(field) != b"content-transfer-encoding"]
+        if isMessage and not any(fieldName(field) == b"mime-version" for field in folded):
+            folded.append(b"MIME-Version: 1.0")
+        folded.append(b"Content-Transfer-Encoding: quoted-printable")
         body = _quotedPrintable(body)
     else:
         body = _breakLongLines(body)
-    return _join(_header(fields), body)
+    return _join(_header(folded), body)
 
 
-def _header(fields):
-    return b"".join(field + _CRLF for field in fields)
+def _header(headerFields):
+    return b"".join(field + _CRLF for field in headerFields)
 
 
 def _fitMultipart(body, boundary, digest, depth):

@@ -35,6 +35,7 @@ import time
 
 from bench.measure import descendants, percentile, processRss
 from bench.peers import raiseFileLimit
+from tests.e2e.fuzz import draining
 from tests.e2e.harness import ServerProcess, freePort, writeOrganization
 
 ORGANIZATION = """
@@ -166,6 +167,8 @@ async def campaign(options, host, port, serverPid):
             options.interval, stop, attack)))
         if number % 100 == 99:
             await asyncio.sleep(0.05)
+    while attack.admitted + attack.refused + attack.failed < options.connections:
+        await asyncio.sleep(0.1)
     ramp = time.monotonic() - rampStart
     await measure(host, port, serverPid, options.attack, "during", samples)
     stop.set()
@@ -208,8 +211,9 @@ def main(argv=None):
     config = writeOrganization(folder, ORGANIZATION.format(port=port))
     server = ServerProcess(config, sockets=1, workers=options.workers)
     try:
-        samples, attack, ramp = asyncio.run(
-            campaign(options, "127.0.0.3", port, server.process.pid))
+        with draining(server):
+            samples, attack, ramp = asyncio.run(
+                campaign(options, "127.0.0.3", port, server.process.pid))
     finally:
         server.stop()
     report(samples, attack, ramp, options)

@@ -12,36 +12,22 @@ From the checkout, with the venv's Python (its C{twistd} runs the server)::
 Each session is followed by a fresh EHLO on the same connector.  It stops
 at the first broken rule, naming the session (C{--seed S --first N
 --sessions 1 --clients 1} replays it), and at the end prints the counts:
-sessions, replies and reply lines checked, octets sent, tracebacks in the
-server log (must be 0), the server's resident memory and the wall time.
+sessions, replies and reply lines checked, octets sent, messages accepted,
+tracebacks in the server log and problems in the delivered messages
+(both must be 0; see L{tests.e2e.fuzz}), the server's resident memory
+(main process and workers, sampled every 5 s) and the wall time.
 """
 
 import argparse
 import concurrent.futures
+import os
 import sys
 import tempfile
 import time
 
+from bench.measure import descendants, processRss
 from tests.e2e import fuzz
 from tests.e2e.harness import ServerProcess
-
-
-def residentKiB(pid):
-    """
-    @return: the resident memory of C{pid} and its descendants, in KiB.
-    """
-    total = 0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            with open(f"/proc/{current}/status") as handle:
-                total += next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:"))
-            with open(f"/proc/{current}/task/{current}/children") as handle:
-                pending += [int(child) for child in handle.read().split()]
-        except (FileNotFoundError, StopIteration, ProcessLookupError):
-            continue
-    return total
 
 
 def _runShare(ports, seed, first, sessions):
@@ -66,29 +52,37 @@ def main(argv=None):
     share, extra = divmod(options.sessions, options.clients)
     failure = None
     try:
-        with concurrent.futures.ProcessPoolExecutor(options.clients) as pool:
+        with fuzz.draining(server), concurrent.futures.ProcessPoolExecutor(options.clients) as pool:
             futures, first = [], options.first
             for client in range(options.clients):
                 count = share + (client < extra)
                 futures.append(pool.submit(_runShare, ports, options.seed, first, count))
                 first += count
-            for future in concurrent.futures.as_completed(futures):
-                try:
-                    stats.add(future.result())
-                except fuzz.Problem as problem:
-                    failure = problem
-        memory = residentKiB(server.process.pid)
+            pending, peak = set(futures), 0
+            while pending:
+                done, pending = concurrent.futures.wait(pending, timeout=5)
+                for future in done:
+                    try:
+                        stats.add(future.result())
+                    except Exception as problem:
+                        failure = problem
+                pid = server.process.pid
+                memory = sum(processRss(process) for process in [pid] + descendants(pid))
+                peak = max(peak, memory)
     finally:
         server.stop()
     wall = time.monotonic() - start
     found = fuzz.tracebacks("\n".join(server.output))
-    print(f"{stats}, tracebacks={len(found)}, server RSS at the end={memory / 1024:.0f} MiB, "
+    stored = fuzz.storedProblems(os.path.join(folder, "var", "mailboxes"))
+    print(f"{stats}, tracebacks={len(found)}, stored problems={len(stored)}, server RSS peak={peak / 2**20:.0f} MiB "
+          f"(end {memory / 2**20:.0f} MiB), "
           f"wall time={wall:.0f} s ({stats.sessions / wall:.0f} sessions/s)")
-    for line in found[:20]:
+    for line in found[:20] + stored[:20]:
         print(line)
     if failure is not None:
-        print(f"FAILED: {failure}")
-    return 1 if failure is not None or found else 0
+        print(f"FAILED at {time.monotonic():.3f}: {failure}")
+        print("\n".join(server.output[-40:]))
+    return 1 if failure is not None or found or stored else 0
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ import random
 import re
 import socket
 import ssl
+import threading
+import time
+from contextlib import contextmanager
 
 from tests.e2e.harness import freePort, writeOrganization
 
@@ -498,6 +501,7 @@ def freshHello(target, ports, rng, stats):
     """
     sock = connect(target, ports, rng)
     reader = ReplyReader(sock, stats)
+    started = time.monotonic()
     try:
         greeting = reader.readReply()
         if greeting is None or not greeting[0].startswith(b"220 "):
@@ -508,6 +512,9 @@ def freshHello(target, ports, rng, stats):
             raise Problem(f"a fresh EHLO was not answered: {reply!r}")
         sock.sendall(b"QUIT\r\n")
         reader.readToEnd()
+    except socket.timeout:
+        raise Problem(f"a fresh session got no reply within {SESSION_TIMEOUT} s "
+                      f"(started at {started:.3f}, replies {reader.replies!r})") from None
     finally:
         sock.close()
 
@@ -556,6 +563,27 @@ def storedProblems(mailboxes):
             if b"\0" in message:
                 problems.append(f"{name}: a NUL was stored")
     return problems
+
+
+@contextmanager
+def draining(server):
+    """
+    Keep reading the log of a L{tests.e2e.harness.ServerProcess} while
+    clients run: a server whose log pipe is full blocks at its next line.
+    """
+    done = threading.Event()
+
+    def read():
+        while not done.is_set():
+            server._readSome(0.2)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield server
+    finally:
+        done.set()
+        reader.join()
 
 
 def tracebacks(serverOutput):

@@ -24,7 +24,8 @@ def test_fuzzedSessionsGetWellFormedReplies(tmp_path, workers):
     config, ports = fuzz.makeOrganization(str(tmp_path))
     server = ServerProcess(config, sockets=4, workers=workers)
     try:
-        stats = fuzz.campaign(ports, seed=SEED + workers, sessions=SESSIONS)
+        with fuzz.draining(server):
+            stats = fuzz.campaign(ports, seed=SEED + workers, sessions=SESSIONS)
     finally:
         server.stop()
     assert fuzz.tracebacks("\n".join(server.output)) == []

@@ -193,8 +193,9 @@ class ClientTests(SynchronousTestCase):
     def setUp(self):
         self.clock = Clock()
 
-    def connect(self, users=("kim@fabrikam.com", "lee@fabrikam.com"), sender="max@contoso.com", body="7BIT"):
-        data = lmtpData(b"Subject: x\r\n\r\n.\r\n")
+    def connect(self, users=("kim@fabrikam.com", "lee@fabrikam.com"), sender="max@contoso.com", body="7BIT",
+                message=b"Subject: x\r\n\r\n.\r\n"):
+        data = lmtpData(message)
         client = LmtpClient("huba.fabrikam.com", sender, users, data, body, 30, "127.0.0.1:24")
         client.callLater = self.clock.callLater
         transport = StringTransport()
@@ -248,6 +249,23 @@ class ClientTests(SynchronousTestCase):
         assert isinstance(refusal, PermanentFailure)
         assert (refusal.reply.code, refusal.reply.status) == (550, "5.1.1")
         assert refusal.remoteMta == "mail.fabrikam.com"
+
+    def test_eightBitContentIsDeclaredWhateverItsClientDeclared(self):
+        """
+        A message with an octet above 127 received without BODY=8BITMIME
+        (clients often leave it out) is declared 8BITMIME to an LMTP server
+        that offers it, as the send side does; 7-bit content is not.
+        """
+        for message, expected in [
+            ("Subject: caf\u00e9\r\n\r\nd\u00e9j\u00e0 vu\r\n".encode("utf-8"),
+             b"MAIL FROM:<max@contoso.com> BODY=8BITMIME"),
+            (b"Subject: x\r\n\r\nplain\r\n", b"MAIL FROM:<max@contoso.com>"),
+        ]:
+            client, transport = self.connect(users=("kim@fabrikam.com",), message=message)
+            written = self.serve(
+                client, transport, b"220 mail ready\r\n", b"250-mail\r\n250 8BITMIME\r\n"
+            )
+            assert written[1] == expected
 
     def test_perRecipientRepliesAfterData(self):
         client, transport = self.connect()

@@ -77,7 +77,9 @@ class LmtpClient(LineOnlyReceiver, TimeoutMixin):
         @param sender: the envelope sender, C{""} for the null path.
         @param users: the LMTP users (str), one RCPT each.
         @param data: the DATA payload, from L{lmtpData}.
-        @param body: the message's ESMTP BODY type (C{7BIT}, C{8BITMIME}).
+        @param body: the message's ESMTP BODY type (C{7BIT}, C{8BITMIME});
+            a message with an octet above 127 goes with C{BODY=8BITMIME}
+            whichever it is.
         @param timeout: seconds to wait for any reply.
         @param where: the server, as org.ini names it, for messages.
         """
@@ -163,7 +165,10 @@ class LmtpClient(LineOnlyReceiver, TimeoutMixin):
             return self._sessionRefused(reply)
         extensions = {line.split()[0].upper() for line in reply.lines()[1:] if line.split()}
         command = f"MAIL FROM:<{self.sender}>"
-        if self.body == "8BITMIME" and "8BITMIME" in extensions:
+        # As the send side does (exmta.send.client): 8-bit content is
+        # declared whatever its client declared, since clients often leave
+        # BODY out.
+        if "8BITMIME" in extensions and (self.body == "8BITMIME" or not self.data.isascii()):
             command += " BODY=8BITMIME"
         self.send(command)
         self._expect = self._mail

@@ -16,9 +16,12 @@ from twisted.logger import Logger
 from exmta.admin.commands import AdminCommands
 from exmta.admin.protocol import adminSocketPath
 from exmta.admin.server import AdminService
+from exmta.auth.accounts import AccountStore
+from exmta.auth.checkers import AccountChecker
 from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import loadOrganization
 from exmta.config.servers import chooseServer
+from exmta.console.site import consoleService
 from exmta.deliver import loadDeliveryAgent
 from exmta.errors import ConfigError
 from exmta.protocollog import ProtocolLog
@@ -193,7 +196,8 @@ def configure(organization, serverName, reactor):
 def makeService(organization, server=None, reactor=None, resolver=None, workers=0):
     """
     Build the services of one transport server: its receive connectors'
-    listeners, the durable queue, local delivery and the send connectors.
+    listeners, the durable queue, local delivery, the send connectors and,
+    with an C{[EcpVirtualDirectory]} for the server, the web console.
 
     Everything that can be checked without binding a socket is checked
     here, so configuration errors stop a start before anything listens.
@@ -276,6 +280,12 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
     AdminService(
         adminSocketPath(transportServer), AdminCommands(manager, top.reload), reactor
     ).setServiceParent(top)
+    directory = organization.ecpVirtualDirectories.get(transportServer.name)
+    if directory is not None:
+        accounts = AccountChecker(AccountStore.open(organization.accountStorePath), reactor)
+        consoleService(
+            directory, organization.path, accounts, configuration.tlsOptions, reactor
+        ).setServiceParent(top)
     top.configuration = configuration
     top._parts = (reactor, factory, manager, remoteDelivery, receive, pool)
     return top

@@ -82,6 +82,20 @@ class TransportServer:
 
 
 @dataclass(frozen=True)
+class EcpVirtualDirectory:
+    """
+    The web console of one TransportServer (L{exmta.config.ecp}).
+    """
+
+    server: str
+    internalUrl: str
+    host: str
+    port: int
+    organizationManagement: tuple[str, ...]
+    origin: Origin
+
+
+@dataclass(frozen=True)
 class SendConnector:
     """
     A New-SendConnector: which recipient domains it serves (AddressSpaces)
@@ -242,6 +256,7 @@ class Organization:
     transportAgents: tuple[TransportAgent, ...] = ()
     credentialCheckers: tuple[PluginSettings, ...] = ()
     deliveryAgents: tuple[PluginSettings, ...] = ()
+    ecpVirtualDirectories: dict = field(default_factory=dict)
     # The org.ini text this was read from: receive workers run on exactly
     # what their main process checked, not on the file as it is later.
     text: str = field(default="", repr=False, compare=False)

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from exmta.auth import permissions
 from exmta.config import ini, values
+from exmta.config.ecp import ECP_VIRTUAL_DIRECTORY_KEYS, ecpVirtualDirectories
 from exmta.config.model import (
     AcceptedDomain,
     Mailbox,
@@ -212,6 +213,7 @@ SECTION_KINDS = {
     "TransportAgent": TRANSPORT_AGENT_KEYS,
     "CredentialChecker": PLUGIN_KEYS,
     "DeliveryAgent": PLUGIN_KEYS,
+    "EcpVirtualDirectory": ECP_VIRTUAL_DIRECTORY_KEYS,
 }
 
 _PLUGIN_SECTION_KINDS = ("TransportAgent", "CredentialChecker", "DeliveryAgent")
@@ -413,6 +415,7 @@ def parseOrganization(text, path):
         transportAgents=agents,
         credentialCheckers=_pluginSections(readers["CredentialChecker"], "CredentialChecker"),
         deliveryAgents=_pluginSections(readers["DeliveryAgent"], "DeliveryAgent"),
+        ecpVirtualDirectories=ecpVirtualDirectories(readers["EcpVirtualDirectory"], servers),
         text=text,
     )
 

@@ -1,0 +1,249 @@
+"""
+The web console's root resource (exmta.console.resource), rendered with
+twisted.web's DummyRequest: logon through twisted.cred, the Organization
+Management role group, the session cookie's flags, CSRF tokens on every
+POST, logoff, and the overview read through the Shell's cmdlets with every
+name escaped.  The browser's view is tests/e2e/test_console_browser.py;
+the [EcpVirtualDirectory] keys are checked at the end.
+"""
+
+import os
+import tempfile
+
+from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.portal import Portal
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.trial.unittest import TestCase
+from twisted.web.http_headers import Headers
+from twisted.web.test.requesthelper import DummyRequest
+
+from exmta.config import parseOrganization
+from exmta.console.resource import (
+    LOGON_COOKIE,
+    SESSION_COOKIE,
+    SESSION_TIMEOUT,
+    ConsoleResource,
+    OrganizationManagementRealm,
+)
+from exmta.errors import ConfigError
+
+ORGANIZATION = """
+[TransportServer HubA]
+Fqdn = huba.fabrikam.com
+
+[AcceptedDomain fabrikam.com]
+
+[ReceiveConnector <script>alert(1)</script>]
+Bindings = 127.0.0.1:2525
+RemoteIPRanges = 0.0.0.0-255.255.255.255
+
+[SendConnector ToInternetGateway]
+AddressSpaces = *
+SmartHosts = smtpgateway1.contoso.com
+DNSRoutingEnabled = $false
+"""
+
+
+class _Request(DummyRequest):
+    """
+    A DummyRequest with cookies, as twisted.web.server.Request has them.
+    """
+
+    def __init__(self, postpath, method=b"GET", cookies=None, args=None):
+        super().__init__(postpath)
+        self.prepath = [b"ecp"]
+        self.method = method
+        self.received_cookies = dict(cookies or {})
+        self.cookies = []
+        self.args = {k.encode(): [v.encode()] for k, v in (args or {}).items()}
+        self.responseHeaders = Headers()
+        self.client = IPv4Address("TCP", "127.0.0.1", 50000)
+
+    def getCookie(self, name):
+        return self.received_cookies.get(name)
+
+    def addCookie(self, name, value, **options):
+        # twisted.web.http.Request.addCookie takes text or bytes only.
+        for option in (value, options.get("path"), options.get("max_age")):
+            assert option is None or isinstance(option, (bytes, str)), option
+        self.cookies.append((name, value, options))
+
+    def cookie(self, name):
+        return next(value for key, value, _ in reversed(self.cookies) if key == name)
+
+    def body(self):
+        return b"".join(self.written).decode()
+
+
+class ConsoleResourceTests(TestCase):
+    def setUp(self):
+        folder = tempfile.mkdtemp()
+        self.addCleanup(lambda: __import__("shutil").rmtree(folder))
+        self.path = os.path.join(folder, "org.ini")
+        with open(self.path, "w") as handle:
+            handle.write(ORGANIZATION)
+        checker = InMemoryUsernamePasswordDatabaseDontUse(
+            **{"admin@fabrikam.com": b"right", "kim@fabrikam.com": b"kims"}
+        )
+        portal = Portal(OrganizationManagementRealm(["Admin@fabrikam.com"]), [checker])
+        self.clock = Clock()
+        self.console = ConsoleResource(self.path, portal, self.clock)
+
+    def render(self, request):
+        self.console.render(request)
+        return request
+
+    def logonToken(self):
+        form = self.render(_Request([b"logon"]))
+        token = form.cookie(LOGON_COOKIE)
+        self.assertIn(f'value="{token.decode()}"', form.body())
+        return token
+
+    def logon(self, user="admin@fabrikam.com", password="right"):
+        token = self.logonToken()
+        return self.render(
+            _Request(
+                [b"logon"],
+                b"POST",
+                {LOGON_COOKIE: token},
+                {"csrf": token.decode(), "username": user, "password": password},
+            )
+        )
+
+    def loggedOn(self):
+        request = self.logon()
+        self.assertEqual(request.responseCode, 303)
+        return request.cookie(SESSION_COOKIE)
+
+    def test_anonymousIsSentToLogon(self):
+        request = self.render(_Request([b""]))
+        self.assertEqual(request.responseCode, 303)
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"location"), [b"/ecp/logon"])
+
+    def test_logonSetsAStrictSessionCookie(self):
+        request = self.logon()
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"location"), [b"/ecp/"])
+        [options] = [o for name, _, o in request.cookies if name == SESSION_COOKIE]
+        self.assertEqual(
+            options,
+            {"path": b"/ecp/", "secure": True, "httpOnly": True, "sameSite": "strict",
+             "max_age": None},
+        )
+
+    def test_wrongPasswordRefused(self):
+        request = self.logon(password="wrong")
+        self.assertEqual(request.responseCode, 403)
+        self.assertIn("password is incorrect", request.body())
+        self.assertNotIn(SESSION_COOKIE, [name for name, _, _ in request.cookies])
+
+    def test_accountOutsideOrganizationManagementRefused(self):
+        request = self.logon("kim@fabrikam.com", "kims")
+        self.assertEqual(request.responseCode, 403)
+        self.assertNotIn(SESSION_COOKIE, [name for name, _, _ in request.cookies])
+
+    def test_logonWithoutTheFormsTokenRefused(self):
+        token = self.logonToken()
+        request = self.render(
+            _Request(
+                [b"logon"],
+                b"POST",
+                {LOGON_COOKIE: token},
+                {"csrf": "forged", "username": "admin@fabrikam.com", "password": "right"},
+            )
+        )
+        self.assertEqual(request.responseCode, 403)
+        self.assertNotIn(SESSION_COOKIE, [name for name, _, _ in request.cookies])
+
+    def test_overviewRunsTheShellsCmdlets(self):
+        key = self.loggedOn()
+        page = self.render(_Request([b""], cookies={SESSION_COOKIE: key})).body()
+        for table in ("Get-TransportServer", "Get-ReceiveConnector", "Get-SendConnector",
+                      "Get-AcceptedDomain"):
+            self.assertIn(f'id="{table}"', page)
+        self.assertIn("<td>ToInternetGateway</td>", page)
+        self.assertIn("<td>{smtpgateway1.contoso.com}</td>", page)
+        self.assertIn("<td>fabrikam.com</td>", page)
+
+    def test_namesAreEscaped(self):
+        key = self.loggedOn()
+        page = self.render(_Request([b""], cookies={SESSION_COOKIE: key})).body()
+        self.assertIn("&lt;script&gt;alert(1)&lt;/script&gt;", page)
+        self.assertNotIn("<script>", page)
+
+    def test_securityHeaders(self):
+        request = self.render(_Request([b"logon"]))
+        [policy] = request.responseHeaders.getRawHeaders(b"content-security-policy")
+        self.assertIn(b"default-src 'none'", policy)
+
+    def test_logoffNeedsTheSessionsToken(self):
+        key = self.loggedOn()
+        forged = self.render(
+            _Request([b"logoff"], b"POST", {SESSION_COOKIE: key}, {"csrf": "forged"})
+        )
+        self.assertEqual(forged.responseCode, 403)
+        page = self.render(_Request([b""], cookies={SESSION_COOKIE: key})).body()
+        token = page.split('name="csrf" value="')[1].split('"')[0]
+        logoff = self.render(
+            _Request([b"logoff"], b"POST", {SESSION_COOKIE: key}, {"csrf": token})
+        )
+        self.assertEqual(logoff.responseHeaders.getRawHeaders(b"location"), [b"/ecp/logon"])
+        after = self.render(_Request([b""], cookies={SESSION_COOKIE: key}))
+        self.assertEqual(after.responseCode, 303)
+
+    def test_postWithoutSessionRefused(self):
+        request = self.render(_Request([b"logoff"], b"POST", args={"csrf": "x"}))
+        self.assertEqual(request.responseCode, 403)
+
+    def test_sessionExpires(self):
+        key = self.loggedOn()
+        self.clock.advance(SESSION_TIMEOUT + 1)
+        request = self.render(_Request([b""], cookies={SESSION_COOKIE: key}))
+        self.assertEqual(request.responseCode, 303)
+
+
+class EcpVirtualDirectoryConfigTests(TestCase):
+    SERVER = "[TransportServer HubA]\nFqdn = huba.fabrikam.com\n"
+
+    def parse(self, section):
+        return parseOrganization(self.SERVER + section, "/etc/exmta/org.ini")
+
+    def test_offByDefault(self):
+        self.assertEqual(self.parse("").ecpVirtualDirectories, {})
+
+    def test_loopbackHttps(self):
+        organization = self.parse(
+            "[EcpVirtualDirectory huba]\nInternalUrl = https://[::1]:8443/ecp/\n"
+            "OrganizationManagement = Admin@fabrikam.com\n"
+        )
+        directory = organization.ecpVirtualDirectories["HubA"]
+        self.assertEqual((directory.host, directory.port), ("::1", 8443))
+        self.assertEqual(directory.organizationManagement, ("admin@fabrikam.com",))
+
+    def assertRefused(self, url, words):
+        with self.assertRaises(ConfigError) as caught:
+            self.parse(f"[EcpVirtualDirectory HubA]\nInternalUrl = {url}\n")
+        text = str(caught.exception)
+        self.assertIn("org.ini:4", text)
+        self.assertIn("InternalUrl", text)
+        self.assertIn(words, text)
+
+    def test_notLoopbackRefused(self):
+        self.assertRefused("https://192.0.2.1:8443/ecp/", "not a loopback address")
+
+    def test_plainHttpRefused(self):
+        self.assertRefused("http://127.0.0.1:8080/ecp/", "https://")
+
+    def test_nameRefused(self):
+        self.assertRefused("https://localhost:8443/ecp/", "loopback IP address")
+
+    def test_portRequired(self):
+        self.assertRefused("https://127.0.0.1/ecp/", "port")
+
+    def test_pathIsEcp(self):
+        self.assertRefused("https://127.0.0.1:8443/owa/", "/ecp/")
+
+    def test_unknownServerRefused(self):
+        with self.assertRaises(ConfigError) as caught:
+            self.parse("[EcpVirtualDirectory HubB]\nInternalUrl = https://127.0.0.1:1/ecp/\n")
+        self.assertIn("names no TransportServer", str(caught.exception))

@@ -11,12 +11,18 @@ import os
 import tempfile
 
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword
 from twisted.cred.portal import Portal
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 from twisted.web.http_headers import Headers
 from twisted.web.test.requesthelper import DummyRequest
+from zope.interface import implementer
 
 from exmta.config import parseOrganization
 from exmta.console.resource import (
@@ -74,6 +80,17 @@ class _Request(DummyRequest):
 
     def body(self):
         return b"".join(self.written).decode()
+
+
+@implementer(ICredentialsChecker)
+class _SlowChecker:
+    credentialInterfaces = (IUsernamePassword,)
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def requestAvatarId(self, credentials):
+        return self.answer
 
 
 class ConsoleResourceTests(TestCase):
@@ -194,6 +211,28 @@ class ConsoleResourceTests(TestCase):
     def test_postWithoutSessionRefused(self):
         request = self.render(_Request([b"logoff"], b"POST", args={"csrf": "x"}))
         self.assertEqual(request.responseCode, 403)
+
+    def test_browserGoneBeforeThePasswordIsChecked(self):
+        """
+        A browser that disconnects while the (slow) password check runs gets
+        no answer written to its lost connection.
+        """
+        checked = Deferred()
+        checker = _SlowChecker(checked)
+        portal = Portal(OrganizationManagementRealm(["admin@fabrikam.com"]), [checker])
+        self.console = ConsoleResource(self.path, portal, self.clock)
+        token = self.logonToken()
+        request = _Request(
+            [b"logon"],
+            b"POST",
+            {LOGON_COOKIE: token},
+            {"csrf": token.decode(), "username": "admin@fabrikam.com", "password": "right"},
+        )
+        self.render(request)
+        request.processingFailed(Failure(ConnectionDone()))
+        checked.callback(b"admin@fabrikam.com")
+        self.assertEqual((request.finished, request.written), (0, []))
+        self.assertEqual(self.console.sessions, {})
 
     def test_sessionExpires(self):
         key = self.loggedOn()

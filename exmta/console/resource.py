@@ -229,9 +229,15 @@ class ConsoleResource(resource.Resource):
         password = request.args.get(b"password", [b""])[0]
         address = request.getClientAddress()
         login = self.portal.login(UsernamePassword(name.encode(), password), None, IConsoleUser)
+        # The password check takes a while; a browser that has gone by then
+        # gets no answer (finishing its request would be an error).
+        gone = []
+        request.notifyFinish().addErrback(gone.append)
 
         def loggedOn(result):
             _, user, _ = result
+            if gone:
+                return
             key = secrets.token_urlsafe(32).encode()
             self.sessions[key] = {
                 "user": user,
@@ -247,6 +253,8 @@ class ConsoleResource(resource.Resource):
         def refused(failure):
             failure.trap(UnauthorizedLogin)
             log.info("console logon refused for {user} from {client}", user=name, client=address.host)
+            if gone:
+                return
             self._logonForm(
                 request,
                 "The user name or password is incorrect, or the account is not a member "

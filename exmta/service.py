@@ -284,7 +284,12 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
     if directory is not None:
         accounts = AccountChecker(AccountStore.open(organization.accountStorePath), reactor)
         consoleService(
-            directory, organization.path, accounts, configuration.tlsOptions, reactor
+            directory,
+            organization.path,
+            accounts,
+            configuration.tlsOptions,
+            reactor,
+            reload=top.reload,
         ).setServiceParent(top)
     top.configuration = configuration
     top._parts = (reactor, factory, manager, remoteDelivery, receive, pool)

@@ -24,7 +24,10 @@ from twisted.web.http_headers import Headers
 from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
 
+from twisted.logger import formatEvent, globalLogPublisher
+
 from exmta.config import parseOrganization
+from exmta.console.page import command, completion, quote
 from exmta.console.resource import (
     LOGON_COOKIE,
     SESSION_COOKIE,
@@ -100,7 +103,7 @@ class ConsoleResourceTests(TestCase):
         self.path = os.path.join(folder, "org.ini")
         with open(self.path, "w") as handle:
             handle.write(ORGANIZATION)
-        checker = InMemoryUsernamePasswordDatabaseDontUse(
+        self.checker = checker = InMemoryUsernamePasswordDatabaseDontUse(
             **{"admin@fabrikam.com": b"right", "kim@fabrikam.com": b"kims"}
         )
         portal = Portal(OrganizationManagementRealm(["Admin@fabrikam.com"]), [checker])
@@ -234,11 +237,117 @@ class ConsoleResourceTests(TestCase):
         self.assertEqual((request.finished, request.written), (0, []))
         self.assertEqual(self.console.sessions, {})
 
+    def viewOnly(self):
+        portal = Portal(
+            OrganizationManagementRealm(["admin@fabrikam.com"], ["kim@fabrikam.com"]),
+            [self.checker],
+        )
+        self.console = ConsoleResource(self.path, portal, self.clock)
+        request = self.logon("kim@fabrikam.com", "kims")
+        self.assertEqual(request.responseCode, 303)
+        return request.cookie(SESSION_COOKIE)
+
+    def test_viewOnlySeesEverything(self):
+        key = self.viewOnly()
+        page = self.render(_Request([b""], cookies={SESSION_COOKIE: key})).body()
+        self.assertIn("<td>ToInternetGateway</td>", page)
+        self.assertIn("View-Only Organization Management", page)
+
+    def test_viewOnlyChangesNothing(self):
+        """
+        Every POST of a View-Only member is refused before any page sees it,
+        even with the session's own CSRF token.
+        """
+        key = self.viewOnly()
+        self.console.routes[(b"POST", "probe")] = lambda context, rest: self.fail("reached")
+        page = self.render(_Request([b""], cookies={SESSION_COOKIE: key})).body()
+        token = page.split('name="csrf" value="')[1].split('"')[0]
+        request = self.render(
+            _Request([b"probe"], b"POST", {SESSION_COOKIE: key}, {"csrf": token})
+        )
+        self.assertEqual(request.responseCode, 403)
+        self.assertIn("View-Only", request.body())
+
+    def test_postWithoutTheSessionsTokenReachesNoPage(self):
+        key = self.loggedOn()
+        self.console.routes[(b"POST", "probe")] = lambda context, rest: self.fail("reached")
+        request = self.render(
+            _Request([b"probe"], b"POST", {SESSION_COOKIE: key}, {"csrf": "forged"})
+        )
+        self.assertEqual(request.responseCode, 403)
+
+    def test_changeRunsTheShellLogsAndReloads(self):
+        """
+        A change runs the Shell command (org.ini is rewritten), is logged
+        with the administrator's name, and the running server is asked to
+        read org.ini again; the completion page shows the command.
+        """
+        reloads = []
+        self.console._reload = lambda: reloads.append(True)
+        key = self.loggedOn()
+        text = command("Set-SendConnector", "ToInternetGateway", Enabled=False)
+
+        def page(context, rest):
+            return context.change(text).addCallback(
+                lambda _: completion(context, "Done", text)
+            )
+
+        self.console.routes[(b"POST", "probe")] = page
+        token = self.render(_Request([b""], cookies={SESSION_COOKIE: key})).body()
+        token = token.split('name="csrf" value="')[1].split('"')[0]
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        request = self.render(
+            _Request([b"probe"], b"POST", {SESSION_COOKIE: key}, {"csrf": token})
+        )
+        self.assertIn(
+            "<pre class=\"command\" id=\"command\">Set-SendConnector 'ToInternetGateway' "
+            "-Enabled $false</pre>",
+            request.body(),
+        )
+        with open(self.path) as handle:
+            self.assertIn("Enabled = $false", handle.read())
+        self.assertEqual(reloads, [True])
+        self.assertIn(
+            "console: admin@fabrikam.com ran: Set-SendConnector 'ToInternetGateway' -Enabled $false",
+            [formatEvent(e) for e in events],
+        )
+
     def test_sessionExpires(self):
         key = self.loggedOn()
         self.clock.advance(SESSION_TIMEOUT + 1)
         request = self.render(_Request([b""], cookies={SESSION_COOKIE: key}))
         self.assertEqual(request.responseCode, 303)
+
+
+class CommandTests(TestCase):
+    """
+    The Shell text the console's pages build from form fields: whatever an
+    administrator types stays one argument.
+    """
+
+    def test_quoted(self):
+        self.assertEqual(quote("it's"), "'it''s'")
+        self.assertEqual(quote("a\u2019b"), "'a\u2019\u2019b'")
+
+    def test_command(self):
+        self.assertEqual(
+            command("New-SendConnector", Name="x'; Remove-SendConnector y", AddressSpaces=["a", "b"],
+                    Enabled=True, Cost=2, Comment=None, SmartHosts=[]),
+            "New-SendConnector -Name 'x''; Remove-SendConnector y' -AddressSpaces 'a','b' "
+            "-Enabled $true -Cost 2 -SmartHosts @()",
+        )
+
+    def test_hostileValueIsOneArgument(self):
+        """
+        The Shell's own parser reads the text back as the values given.
+        """
+        from exmta.shell.parser import parse
+
+        hostile = "x'; Remove-SendConnector y; '\u2018"
+        script = parse(command("Set-SendConnector", hostile, Comment=hostile))
+        self.assertEqual(len(script.statements), 1)
 
 
 class EcpVirtualDirectoryConfigTests(TestCase):
@@ -254,10 +363,14 @@ class EcpVirtualDirectoryConfigTests(TestCase):
         organization = self.parse(
             "[EcpVirtualDirectory huba]\nInternalUrl = https://[::1]:8443/ecp/\n"
             "OrganizationManagement = Admin@fabrikam.com\n"
+            "ViewOnlyOrganizationManagement = Kim@fabrikam.com, lee@fabrikam.com\n"
         )
         directory = organization.ecpVirtualDirectories["HubA"]
         self.assertEqual((directory.host, directory.port), ("::1", 8443))
         self.assertEqual(directory.organizationManagement, ("admin@fabrikam.com",))
+        self.assertEqual(
+            directory.viewOnlyOrganizationManagement, ("kim@fabrikam.com", "lee@fabrikam.com")
+        )
 
     def assertRefused(self, url, words):
         with self.assertRaises(ConfigError) as caught:

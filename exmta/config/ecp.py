@@ -6,13 +6,16 @@ it listens, so exmta reads the same noun::
     [EcpVirtualDirectory HubA]
     InternalUrl = https://127.0.0.1:8443/ecp/
     OrganizationManagement = administrator@fabrikam.com
+    ViewOnlyOrganizationManagement = kim@fabrikam.com
 
 The section's name is the TransportServer that serves the console; without
 a section, no console.  The console listens only on a loopback address
 until its login throttling and role groups are complete (issue 13), and
 only over HTTPS.  C{OrganizationManagement} lists the accounts (user
 principal names of the accounts file) that are members of Exchange's
-"Organization Management" role group: only they may log on.
+"Organization Management" role group, and
+C{ViewOnlyOrganizationManagement} those of "View-Only Organization
+Management", who see every page and change nothing: only they may log on.
 """
 
 import ipaddress
@@ -24,6 +27,7 @@ from exmta.config.model import EcpVirtualDirectory
 ECP_VIRTUAL_DIRECTORY_KEYS = {
     "InternalUrl": (str, None),
     "OrganizationManagement": (values.commaList, ()),
+    "ViewOnlyOrganizationManagement": (values.commaList, ()),
     "Comment": (str, None),
 }
 
@@ -55,6 +59,9 @@ def ecpVirtualDirectories(readers, servers):
             host=host,
             port=port,
             organizationManagement=tuple(m.lower() for m in reader["OrganizationManagement"]),
+            viewOnlyOrganizationManagement=tuple(
+                m.lower() for m in reader["ViewOnlyOrganizationManagement"]
+            ),
             origin=reader.origin,
         )
     return directories

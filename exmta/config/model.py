@@ -92,6 +92,7 @@ class EcpVirtualDirectory:
     host: str
     port: int
     organizationManagement: tuple[str, ...]
+    viewOnlyOrganizationManagement: tuple[str, ...]
     origin: Origin
 
 

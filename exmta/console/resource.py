@@ -22,11 +22,13 @@ from twisted.cred.portal import IRealm
 from twisted.logger import Logger
 from twisted.web import resource
 from twisted.web.server import NOT_DONE_YET
-from twisted.web.template import Element, TagLoader, renderElement, tags
+from twisted.internet.defer import maybeDeferred
+from twisted.web.template import renderElement, tags
 from zope.interface import Interface, implementer
 
-from exmta.shell.format import formatValue, getProperty, shown
-from exmta.shell.runtime import Session, ShellError, loadCmdlets
+from exmta.console import overview
+from exmta.console.page import Context, page
+from exmta.shell.runtime import Session, loadCmdlets
 
 log = Logger()
 
@@ -43,95 +45,96 @@ SECURITY_HEADERS = {
     b"cache-control": b"no-store",
 }
 
-# What the overview shows of each cmdlet's objects.
-OVERVIEW = (
-    ("Server", "Get-TransportServer", ("Name", "Fqdn", "DeliveryAgent")),
-    (
-        "Receive connectors",
-        "Get-ReceiveConnector",
-        ("Identity", "Enabled", "Bindings", "RemoteIPRanges", "AuthMechanism", "PermissionGroups"),
-    ),
-    (
-        "Send connectors",
-        "Get-SendConnector",
-        ("Identity", "Enabled", "AddressSpaces", "SmartHosts", "SmartHostAuthMechanism"),
-    ),
-    ("Accepted domains", "Get-AcceptedDomain", ("Name", "DomainName", "DomainType", "Default")),
-)
+# The console's pages (see exmta.console.page).
+PAGE_MODULES = (overview,)
 
 
 class IConsoleUser(Interface):
     """
-    A member of the Organization Management role group, logged on.
+    A member of the Organization Management role group, or of View-Only
+    Organization Management, logged on.
     """
 
 
 @implementer(IRealm)
 class OrganizationManagementRealm:
     """
-    Gives a console avatar (the lower-case user principal name) to the
-    members of the "Organization Management" role group only.
+    Gives a console avatar to the members of the "Organization Management"
+    and "View-Only Organization Management" role groups only: the
+    lower-case user principal name and whether the user may change
+    anything.
     """
 
-    def __init__(self, members):
+    def __init__(self, members, viewOnlyMembers=()):
         self.members = frozenset(m.lower() for m in members)
+        self.viewOnlyMembers = frozenset(m.lower() for m in viewOnlyMembers)
 
     def requestAvatar(self, avatarId, mind, *interfaces):
         if IConsoleUser not in interfaces:
             raise NotImplementedError("the console's realm gives console users only")
-        name = avatarId.decode() if isinstance(avatarId, bytes) else avatarId
-        if name.lower() not in self.members:
-            raise UnauthorizedLogin(f"{name} is not a member of Organization Management")
-        return IConsoleUser, name.lower(), lambda: None
-
-
-STYLE = (
-    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}"
-    "th,td{border:1px solid #999;padding:.3em .6em;text-align:left;vertical-align:top}"
-    "th{background:#e8eef7}.error{color:#a00}"
-)
-
-
-def _page(title, *body):
-    """
-    @return: an L{Element} of the whole page; twisted.web.template escapes
-        every string in C{body}.
-    """
-    return Element(
-        loader=TagLoader(
-            tags.html(lang="en")(
-                tags.head(
-                    tags.meta(charset="utf-8"),
-                    tags.title(title, " - exmta"),
-                    tags.style(STYLE),
-                ),
-                tags.body(tags.h1(title), *body),
-            )
-        )
-    )
+        name = (avatarId.decode() if isinstance(avatarId, bytes) else avatarId).lower()
+        if name in self.members:
+            return IConsoleUser, (name, True), lambda: None
+        if name in self.viewOnlyMembers:
+            return IConsoleUser, (name, False), lambda: None
+        raise UnauthorizedLogin(f"{name} is not a member of Organization Management")
 
 
 class ConsoleResource(resource.Resource):
     """
-    The console, at whatever path it is mounted: GET C{logon}, POST
-    C{logon} and C{logoff}, GET the root for the overview.
+    The console, at whatever path it is mounted: GET and POST C{logon},
+    POST C{logoff}, and the pages of L{PAGE_MODULES}.
     """
 
     isLeaf = True
 
-    def __init__(self, configPath, portal, reactor):
+    def __init__(self, configPath, portal, reactor, runInThread=None, reload=None):
         """
         @param configPath: the org.ini the Shell's cmdlets read.
         @param portal: a twisted.cred portal whose realm gives
             L{IConsoleUser} avatars.
         @param reactor: for the sessions' clock.
+        @param runInThread: runs a function with its arguments in the
+            console's thread, returning a Deferred of its result (the
+            Shell's cmdlets block); by default, in the calling thread.
+        @param reload: called after every change, to have the running
+            server read org.ini again; by default nothing is.
         """
         super().__init__()
         self.configPath = configPath
         self.portal = portal
         self.reactor = reactor
         self.sessions = {}
+        self.pageModules = PAGE_MODULES
+        self.routes = {}
+        for module in self.pageModules:
+            self.routes.update(module.ROUTES)
+        self._runInThread = runInThread or maybeDeferred
+        self._reload = reload
         loadCmdlets()
+
+    def runShell(self, text):
+        """
+        @return: a Deferred of the objects C{text}'s statements output, run
+            by a Shell session of their own in the console's thread.
+        """
+        return self._runInThread(lambda: Session(self.configPath).invoke(text))
+
+    def reload(self):
+        """
+        Have the running server read org.ini again.
+
+        @return: L{None}, or why the server refused the new configuration
+            (it runs on under the old one; a listener it cannot open, for
+            instance).
+        """
+        if self._reload is None:
+            return None
+        try:
+            self._reload()
+        except Exception as error:  # the server has logged it
+            return str(error)
+        return None
 
     # Dispatch.
 
@@ -144,16 +147,33 @@ class ConsoleResource(resource.Resource):
             return self._logonForm(request)
         if action == b"logon" and method == b"POST":
             return self._logon(request)
-        user = self._user(request)
-        if user is None:
+        session = self._user(request)
+        if session is None:
             if method == b"POST":
                 return self._refuse(request, 403, "Log on first.")
             return self._redirect(request, b"logon")
+        if method == b"POST" and not self._csrfValid(request, session["csrf"]):
+            return self._refuse(request, 403, "The request carried no valid CSRF token.")
         if action == b"logoff" and method == b"POST":
-            return self._logoff(request, user)
-        if action == b"" and method == b"GET":
-            return self._overview(request, user)
-        return self._refuse(request, 404, "There is no such page.")
+            return self._logoff(request, session)
+        first, *rest = [part.decode("utf-8", "replace") for part in request.postpath] or [""]
+        handler = self.routes.get((method, first))
+        if handler is None:
+            return self._refuse(request, 404, "There is no such page.")
+        context = Context(self, request, session)
+        if method == b"POST" and not context.canChange:
+            return context.refuse(
+                403, "Members of View-Only Organization Management cannot change anything."
+            )
+        request.notifyFinish().addErrback(lambda _: context.disconnected())
+        result = maybeDeferred(handler, context, rest)
+        result.addErrback(self._pageFailed, context)
+        return NOT_DONE_YET
+
+    def _pageFailed(self, failure, context):
+        log.failure("console page {path}", failure, path=context.request.path)
+        if not context.gone:
+            self._fail(context.request)
 
     def _base(self, request):
         return b"/" + b"".join(part + b"/" for part in request.prepath)
@@ -168,7 +188,7 @@ class ConsoleResource(resource.Resource):
         return self._render(request, "Refused", tags.p(message, class_="error"))
 
     def _render(self, request, title, *body):
-        renderElement(request, _page(title, *body))
+        renderElement(request, page(title, "", body, ""))
         return NOT_DONE_YET
 
     def _cookie(self, request, name, value, maxAge=None):
@@ -235,12 +255,13 @@ class ConsoleResource(resource.Resource):
         request.notifyFinish().addErrback(gone.append)
 
         def loggedOn(result):
-            _, user, _ = result
+            _, (user, canChange), _ = result
             if gone:
                 return
             key = secrets.token_urlsafe(32).encode()
             self.sessions[key] = {
                 "user": user,
+                "canChange": canChange,
                 "csrf": secrets.token_urlsafe(32).encode(),
                 "seen": self.reactor.seconds(),
             }
@@ -274,41 +295,7 @@ class ConsoleResource(resource.Resource):
         request.finish()
 
     def _logoff(self, request, session):
-        if not self._csrfValid(request, session["csrf"]):
-            return self._refuse(request, 403, "The request carried no valid CSRF token.")
         self.sessions.pop(request.getCookie(SESSION_COOKIE), None)
         self._cookie(request, SESSION_COOKIE, b"", maxAge="0")
         log.info("console logoff by {user}", user=session["user"])
         return self._redirect(request, b"logon")
-
-    def _overview(self, request, session):
-        shell = Session(self.configPath)
-        sections = []
-        for title, command, columns in OVERVIEW:
-            try:
-                objects = shell.invoke(command)
-            except ShellError as error:
-                sections.append(tags.h2(title))
-                sections.append(tags.p(str(error), class_="error"))
-                continue
-            sections.append(tags.h2(title))
-            sections.append(_table(command, columns, objects))
-        logoff = tags.form(method="post", action=self._base(request).decode() + "logoff")(
-            tags.input(type="hidden", name="csrf", value=session["csrf"].decode()),
-            tags.p(
-                "Logged on as ",
-                tags.strong(session["user"], id="user"),
-                " ",
-                tags.button("Log off", type="submit", id="logoff"),
-            ),
-        )
-        return self._render(request, "Organization overview", logoff, *sections)
-
-
-def _table(command, columns, objects):
-    header = tags.tr(*(tags.th(column) for column in columns))
-    rows = [
-        tags.tr(*(tags.td(formatValue(shown(c, getProperty(o, c)))) for c in columns))
-        for o in objects
-    ]
-    return tags.table(id=command, class_="overview")(header, *rows)

@@ -4,9 +4,11 @@ C{[EcpVirtualDirectory]}'s InternalUrl, whose C{/ecp/} is
 L{ConsoleResource}.
 """
 
-from twisted.application import internet
+from twisted.application import internet, service
 from twisted.cred.portal import Portal
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
 from twisted.web import resource, server
 
 from exmta.console.resource import ConsoleResource, OrganizationManagementRealm
@@ -30,20 +32,55 @@ class _ConsoleServer(internet.SSLServer):
         )
 
 
-def consoleService(directory, configPath, checker, tlsOptions, reactor):
+class _ShellThread(service.Service):
+    """
+    The one thread the console's Shell commands run in, one after
+    another, as an administrator's commands run in one Shell.
+    """
+
+    def __init__(self, reactor):
+        self.pool = ThreadPool(1, 1, name="console-shell")
+        self.reactor = reactor
+
+    def startService(self):
+        super().startService()
+        self.pool.start()
+
+    def stopService(self):
+        super().stopService()
+        self.pool.stop()
+
+    def run(self, function):
+        return deferToThreadPool(self.reactor, self.pool, function)
+
+
+def consoleService(directory, configPath, checker, tlsOptions, reactor, reload=None):
     """
     @param directory: the server's L{exmta.config.model.EcpVirtualDirectory}.
     @param configPath: the org.ini the console's cmdlets read.
     @param checker: the twisted.cred checker of the organization's accounts.
     @param tlsOptions: the server's TLS context factory (STARTTLS's).
+    @param reload: called after each change made in the console, to have
+        the running server read org.ini again.
     @return: a service listening on the InternalUrl's address and port.
     """
-    portal = Portal(OrganizationManagementRealm(directory.organizationManagement), [checker])
+    portal = Portal(
+        OrganizationManagementRealm(
+            directory.organizationManagement, directory.viewOnlyOrganizationManagement
+        ),
+        [checker],
+    )
+    top = service.MultiService()
+    top.setName("console")
+    shell = _ShellThread(reactor)
+    shell.setServiceParent(top)
     root = resource.Resource()
-    root.putChild(b"ecp", ConsoleResource(configPath, portal, reactor))
+    root.putChild(
+        b"ecp", ConsoleResource(configPath, portal, reactor, runInThread=shell.run, reload=reload)
+    )
     site = server.Site(root)
     site.displayTracebacks = False
-    service = _ConsoleServer(
+    listening = _ConsoleServer(
         directory,
         directory.port,
         site,
@@ -51,5 +88,5 @@ def consoleService(directory, configPath, checker, tlsOptions, reactor):
         interface=directory.host,
         reactor=reactor,
     )
-    service.setName("console")
-    return service
+    listening.setServiceParent(top)
+    return top

@@ -168,7 +168,7 @@ class ProtocolTests(SynchronousTestCase):
         """
         protocol, transport = self.session()
         replies = []
-        for piece in [b"MAIL FROM:<", b"a" * 300, b"a" * 300, b"a" * 5000, b"a" * 70000, b"\r"]:
+        for piece in [b"NOOP <", b"a" * 300, b"a" * 300, b"a" * 5000, b"a" * 70000, b"\r"]:
             replies += self.say(protocol, transport, piece)
             self.assertLess(len(protocol._buffer), 600)
         replies += self.say(protocol, transport, b"\nNOOP\r\n")

@@ -196,6 +196,14 @@ class ReceiveConnector:
     permissions: tuple[Permission, ...] = ()
     protocolLoggingLevel: str = "None"
     credentialCheckers: tuple[str, ...] = ()
+    # The ESMTP extensions (L{exmta.config.receiveoptions}).
+    deliveryStatusNotificationEnabled: bool = True
+    chunkingEnabled: bool = True
+    binaryMimeEnabled: bool = True
+    eightBitMimeEnabled: bool = True
+    pipeliningEnabled: bool = True
+    enhancedStatusCodesEnabled: bool = True
+    sizeEnabled: str = "Enabled"
 
     @property
     def identity(self):

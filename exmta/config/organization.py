@@ -21,6 +21,12 @@ from exmta.config.model import (
     TransportAgent,
     TransportServer,
 )
+from exmta.config.receiveoptions import (
+    RECEIVE_EXTENSION_KEYS,
+    UNSUPPORTED_RECEIVE_PARAMETERS,
+    receiveOptions,
+    unsupportedKeys,
+)
 from exmta.config.sendconnectors import sendConnectors as _sendConnectors
 from exmta.errors import ConfigError
 
@@ -163,6 +169,8 @@ RECEIVE_CONNECTOR_KEYS = {
     "Comment": (str, None),
     # The ICheckerFactory plugins BasicAuth asks, in order; Accounts if unset.
     "CredentialCheckers": (values.pluginNames, None),
+    **RECEIVE_EXTENSION_KEYS,
+    **unsupportedKeys(UNSUPPORTED_RECEIVE_PARAMETERS),
 }
 
 SEND_CONNECTOR_KEYS = {
@@ -751,6 +759,7 @@ def _receiveConnector(reader, servers):
         origin=reader.origin,
         protocolLoggingLevel=reader["ProtocolLoggingLevel"],
         credentialCheckers=checkers or (),
+        **receiveOptions(reader),
     )
 
 

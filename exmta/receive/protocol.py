@@ -46,8 +46,11 @@ from exmta.message.address import AddressError, parsePath
 from exmta.message.header import rfc5322Date
 from exmta.receive.auth import COMMAND, SASL, TOO_MANY_ERRORS, AuthCommands
 from exmta.receive.data import TOO_BIG, MessageReader, checkMessage
+from exmta.receive.parameters import mailParameters, rcptParameters
 
 COMMAND_LINE_LIMIT = 512
+# RFC 3461 section 5: RCPT lines grow by up to 500 octets with ORCPT.
+DSN_LINE_EXTRA = 500
 # RFC 4954 section 4: AUTH lines may be longer than other commands.
 AUTH_LINE_LIMIT = 12288
 # While a command waits, stop reading once this much is buffered behind it.
@@ -224,6 +227,8 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             return
         self._closing = True
         self._buffer = bytearray()
+        if final.status and not self._enhancedStatusCodes():
+            final = replace(final, status="")
         self._logReply(final)
         self.transport.write(final.toBytes())
         self.transport.loseConnection()
@@ -283,6 +288,12 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _lineLimit(self):
         if self._mode == SASL or _isAuthCommand(self._buffer):
             return AUTH_LINE_LIMIT
+        if (
+            self._buffer[:5].upper() in (b"MAIL ", b"RCPT ")
+            and self.connector is not None
+            and self.connector.deliveryStatusNotificationEnabled
+        ):
+            return COMMAND_LINE_LIMIT + DSN_LINE_EXTRA
         return COMMAND_LINE_LIMIT
 
     def _refuseLongLine(self, length):
@@ -338,6 +349,8 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _send(self, response):
         if self._closing:
             return
+        if response.status and not self._enhancedStatusCodes():
+            response = replace(response, status="")
         self._logReply(response)
         self.transport.write(response.toBytes())
         if response.code in _PROTOCOL_ERROR_CODES:
@@ -345,6 +358,11 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             limit = self.connector.maxProtocolErrors
             if limit is not None and self._protocolErrors > limit:
                 self._close(TOO_MANY_ERRORS)
+
+    def _enhancedStatusCodes(self):
+        # A connector's EnhancedStatusCodesEnabled; before one is chosen
+        # (the 421 of an address no connector takes), Exchange's default.
+        return self.connector is None or self.connector.enhancedStatusCodesEnabled
 
     def _logCommand(self, line):
         """
@@ -452,12 +470,32 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         return self._agentsThen("OnEhlo", accept, session=session)
 
     def _extensions(self):
-        extensions = [f"SIZE {self.connector.maxMessageSize}", "PIPELINING", "8BITMIME",
-                      "ENHANCEDSTATUSCODES"]
+        """
+        The EHLO keywords, in Exchange's order, of the extensions the
+        connector has switched on.
+        """
+        connector = self.connector
+        extensions = []
+        if connector.sizeEnabled == "Enabled":
+            extensions.append(f"SIZE {connector.maxMessageSize}")
+        elif connector.sizeEnabled == "EnabledWithoutValue":
+            extensions.append("SIZE")
+        if connector.pipeliningEnabled:
+            extensions.append("PIPELINING")
+        if connector.deliveryStatusNotificationEnabled:
+            extensions.append("DSN")
+        if connector.enhancedStatusCodesEnabled:
+            extensions.append("ENHANCEDSTATUSCODES")
         if self._tlsAvailable():
             extensions.append("STARTTLS")
         if self._authOffered():
             extensions.append("AUTH PLAIN LOGIN")
+        if connector.eightBitMimeEnabled:
+            extensions.append("8BITMIME")
+        if connector.binaryMimeEnabled:
+            extensions.append("BINARYMIME")
+        if connector.chunkingEnabled:
+            extensions.append("CHUNKING")
         return tuple(extensions)
 
     def _tlsAvailable(self):
@@ -552,27 +590,12 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             return reply(501, "5.1.7", "Invalid address")
         if parameters and not self.session.esmtp:
             return reply(555, "5.5.4", "MAIL parameters need EHLO")
-        body, size = "7BIT", None
-        for name, value in parameters.items():
-            if name == "SIZE":
-                if value is None or not value.isdigit():
-                    return reply(501, "5.5.4", "Invalid SIZE parameter")
-                size = int(value)
-                if size > self._sizeLimit():
-                    return TOO_BIG
-            elif name == "BODY":
-                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
-                    return reply(501, "5.5.4", "Invalid BODY parameter")
-                body = value.upper()
-            elif name == "AUTH":
-                # RFC 4954 AUTH= is advisory; Exchange ignores it without
-                # Accept-Authentication-Flag, and nothing here trusts it.
-                continue
-            else:
-                return reply(555, "5.5.4", f"Unsupported parameter {name}")
+        fields = mailParameters(self.connector, parameters, self._sizeLimit())
+        if isinstance(fields, Reply):
+            return fields
         if not permissions.maySendAs(self.factory.organization, sender, principal):
             return CANNOT_SEND_AS
-        envelope = Envelope(sender, (), body, size)
+        envelope = Envelope(sender, (), **fields)
 
         def accept():
             self.envelope = envelope
@@ -595,8 +618,11 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             recipient, parameters = self._postmaster(argument), {}
             if recipient is None:
                 return reply(501, "5.1.3", "Invalid address")
-        if parameters:
-            return reply(555, "5.5.4", f"Unsupported parameter {next(iter(parameters))}")
+        if parameters and not self.session.esmtp:
+            return reply(555, "5.5.4", "RCPT parameters need EHLO")
+        dsn = rcptParameters(self.connector, parameters)
+        if isinstance(dsn, Reply):
+            return dsn
         if len(self.envelope.recipients) >= self.connector.maxRecipientsPerMessage:
             return TOO_MANY_RECIPIENTS
         refusal = self._checkRecipient(recipient)
@@ -630,7 +656,14 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                         )
                         return refusal
                 self._trackReplacement(recipient, recipients)
-            self.envelope = replace(self.envelope, recipients=current + added)
+            requested = self.envelope.recipientDsn
+            if dsn != (None, None):
+                # An agent's replacements inherit what the client asked
+                # for its recipient (RFC 3461 section 6.2.1).
+                requested = dict(requested, **{str(address): dsn for address in added})
+            self.envelope = replace(
+                self.envelope, recipients=current + added, recipientDsn=requested
+            )
             self._recipientsAccepted += 1
             return reply(250, "2.1.5", "Recipient OK")
 
@@ -686,6 +719,9 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             return reply(503, "5.5.2", "Need RCPT command")
         if argument:
             return reply(501, "5.5.4", "Syntax: DATA takes no parameters")
+        if self.envelope.body == "BINARYMIME":
+            # RFC 3030 section 3.
+            return reply(503, "5.5.1", "BODY=BINARYMIME requires BDAT")
 
         def accept():
             self._mode = _DATA

@@ -1,0 +1,176 @@
+"""
+The ESMTP extensions of a receive connector in memory: each switch shows
+or hides its EHLO keyword, and what a hidden keyword announces is refused;
+RFC 3461's parameters reach the queue.
+"""
+
+import pytest
+from twisted.cred.checkers import AllowAnonymousAccess
+from twisted.cred.portal import Portal
+from twisted.internet.testing import MemoryReactorClock
+
+from exmta.auth.realm import ConnectorRealm
+from exmta.config import parseOrganization
+from exmta.errors import ConfigError
+from exmta.receive.listener import ReceiveFactory
+from exmta.routing import Resolver
+from exmta.testing import connect
+from tests.test_protocol import ORG, ControlledQueue
+
+DEFAULT_KEYWORDS = [
+    "SIZE 10485760", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES", "AUTH PLAIN LOGIN",
+    "8BITMIME", "BINARYMIME", "CHUNKING",
+]
+
+
+class Session:
+    def __init__(self, settings=""):
+        organization = parseOrganization(ORG + settings, "/nonexistent/org.ini")
+        connector = organization.receiveConnectors[0]
+        self.queue = ControlledQueue()
+        portal = Portal(ConnectorRealm(organization, connector), [AllowAnonymousAccess()])
+        factory = ReceiveFactory(
+            organization, organization.transportServers["HubA"], {connector.identity: portal},
+            self.queue, Resolver(organization), None, MemoryReactorClock(),
+        )
+        self.protocol, self.transport = connect(factory)
+        self.transport.takeReplies()
+
+    def say(self, *lines):
+        self.protocol.dataReceived(b"".join(line + b"\r\n" for line in lines))
+        return self.transport.takeReplies()
+
+    def keywords(self):
+        return [line[4:] for line in self.say(b"EHLO client.contoso.com")[1:]]
+
+
+def test_defaultKeywordsInExchangesOrder():
+    assert Session().keywords() == DEFAULT_KEYWORDS
+
+
+@pytest.mark.parametrize("key, keyword", [
+    ("DeliveryStatusNotificationEnabled", "DSN"),
+    ("PipeliningEnabled", "PIPELINING"),
+    ("EnhancedStatusCodesEnabled", "ENHANCEDSTATUSCODES"),
+    ("EightBitMimeEnabled", "8BITMIME"),
+    ("BinaryMimeEnabled", "BINARYMIME"),
+])
+def test_eachSwitchHidesItsKeyword(key, keyword):
+    keywords = Session(f"{key} = $false\n").keywords()
+    assert keyword not in keywords
+    assert keywords == [k for k in DEFAULT_KEYWORDS if k != keyword]
+
+
+def test_chunkingOffTakesBinaryMimeWithIt():
+    keywords = Session("ChunkingEnabled = $false\n").keywords()
+    assert "CHUNKING" not in keywords and "BINARYMIME" not in keywords
+
+
+def test_binaryMimeNeedsChunking():
+    with pytest.raises(ConfigError) as raised:
+        parseOrganization(ORG + "ChunkingEnabled = $false\nBinaryMimeEnabled = $true\n", "/x/org.ini")
+    assert "BinaryMimeEnabled" in str(raised.value) and "CHUNKING" in str(raised.value)
+
+
+def test_dsnParametersReachTheQueue():
+    session = Session()
+    session.keywords()
+    replies = session.say(
+        b"MAIL FROM:<max@contoso.com> RET=HDRS ENVID=QQ+2B314159",
+        b"RCPT TO:<kim@fabrikam.com> NOTIFY=success,failure ORCPT=rfc822;Kim+2BAkers@fabrikam.com",
+        b"RCPT TO:<postmaster@fabrikam.com> NOTIFY=NEVER",
+        b"DATA",
+        b"Subject: hi\r\n\r\nHello.\r\n.",
+    )
+    assert replies == ["250 2.1.0 Sender OK", "250 2.1.5 Recipient OK", "250 2.1.5 Recipient OK",
+                       "354 Start mail input; end with <CRLF>.<CRLF>"]
+    [(envelope, _, _)] = session.queue.pending
+    assert (envelope.ret, envelope.envid) == ("HDRS", "QQ+314159")
+    assert envelope.recipientDsn == {
+        "kim@fabrikam.com": ("SUCCESS,FAILURE", "rfc822;Kim+Akers@fabrikam.com"),
+        "postmaster@fabrikam.com": ("NEVER", None),
+    }
+
+
+@pytest.mark.parametrize("command, reply", [
+    (b"RCPT TO:<kim@fabrikam.com> NOTIFY=NEVER,SUCCESS", "501 5.5.4 Invalid NOTIFY parameter"),
+    (b"RCPT TO:<kim@fabrikam.com> NOTIFY=SOMETIMES", "501 5.5.4 Invalid NOTIFY parameter"),
+    (b"RCPT TO:<kim@fabrikam.com> ORCPT=kim@fabrikam.com", "501 5.5.4 Invalid ORCPT parameter"),
+    (b"RCPT TO:<kim@fabrikam.com> ORCPT=rfc822;kim+zz@x", "501 5.5.4 Invalid ORCPT parameter"),
+    (b"RCPT TO:<kim@fabrikam.com> X-ORAR=1", "555 5.5.4 Unsupported parameter X-ORAR"),
+])
+def test_invalidRecipientParameters(command, reply):
+    session = Session()
+    session.keywords()
+    assert session.say(b"MAIL FROM:<max@contoso.com>", command) == ["250 2.1.0 Sender OK", reply]
+
+
+@pytest.mark.parametrize("parameters, reply", [
+    (b"RET=ALL", "501 5.5.4 Invalid RET parameter"),
+    (b"ENVID=" + b"x" * 101, "501 5.5.4 Invalid ENVID parameter"),
+    (b"ENVID=a+zz", "501 5.5.4 Invalid ENVID parameter"),
+    (b"BODY=BINARY", "501 5.5.4 Invalid BODY parameter"),
+])
+def test_invalidMailParameters(parameters, reply):
+    session = Session()
+    session.keywords()
+    assert session.say(b"MAIL FROM:<max@contoso.com> " + parameters) == [reply]
+
+
+def test_dsnOffRefusesItsParameters():
+    session = Session("DeliveryStatusNotificationEnabled = $false\n")
+    session.keywords()
+    assert session.say(b"MAIL FROM:<max@contoso.com> RET=FULL") == [
+        "555 5.5.4 Unsupported parameter RET"]
+    assert session.say(b"MAIL FROM:<max@contoso.com> ENVID=1") == [
+        "555 5.5.4 Unsupported parameter ENVID"]
+    assert session.say(b"MAIL FROM:<max@contoso.com>", b"RCPT TO:<kim@fabrikam.com> NOTIFY=NEVER") == [
+        "250 2.1.0 Sender OK", "555 5.5.4 Unsupported parameter NOTIFY"]
+
+
+def test_eightBitMimeOffRefusesTheBody():
+    session = Session("EightBitMimeEnabled = $false\n")
+    session.keywords()
+    assert session.say(b"MAIL FROM:<max@contoso.com> BODY=8BITMIME") == [
+        "555 5.5.4 Unsupported parameter BODY=8BITMIME"]
+
+
+def test_binaryMimeNeedsBdat():
+    session = Session()
+    session.keywords()
+    replies = session.say(b"MAIL FROM:<max@contoso.com> BODY=BINARYMIME",
+                          b"RCPT TO:<kim@fabrikam.com>", b"DATA")
+    assert replies[-1] == "503 5.5.1 BODY=BINARYMIME requires BDAT"
+
+
+def test_enhancedStatusCodesOff():
+    session = Session("EnhancedStatusCodesEnabled = $false\n")
+    session.keywords()
+    assert session.say(b"MAIL FROM:<max@contoso.com>", b"RCPT TO:<nobody@fabrikam.com>", b"VRFY x") == [
+        "250 Sender OK", "550 RESOLVER.ADR.RecipNotFound; not found",
+        "252 Cannot VRFY user, but will accept message and attempt delivery"]
+
+
+def test_sizeDisabled():
+    session = Session("SizeEnabled = Disabled\n")
+    assert not any(k.startswith("SIZE") for k in session.keywords())
+    assert session.say(b"MAIL FROM:<max@contoso.com> SIZE=100") == ["555 5.5.4 Unsupported parameter SIZE"]
+
+
+def test_sizeEnabledWithoutValue():
+    session = Session("SizeEnabled = EnabledWithoutValue\n")
+    assert session.keywords()[0] == "SIZE"
+    assert session.say(b"MAIL FROM:<max@contoso.com> SIZE=20000000") == [
+        "552 5.3.4 Message size exceeds fixed maximum message size"]
+    assert session.say(b"MAIL FROM:<max@contoso.com> SIZE=100") == ["250 2.1.0 Sender OK"]
+
+
+def test_orcptMakesTheLineLonger():
+    """
+    RFC 3461 section 5: an RCPT line may be 500 octets longer for ORCPT.
+    """
+    session = Session()
+    session.keywords()
+    orcpt = b"rfc822;" + b"k" * 60 + b"@" + b"a" * 60 + b"." + b"b" * 300 + b".com"
+    assert session.say(b"MAIL FROM:<max@contoso.com>", b"RCPT TO:<kim@fabrikam.com> ORCPT=" + orcpt) == [
+        "250 2.1.0 Sender OK", "250 2.1.5 Recipient OK"]

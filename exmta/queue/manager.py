@@ -155,8 +155,9 @@ from twisted.internet.defer import (
 from twisted.logger import Logger
 
 from exmta.agents import DELIVERY_EVENTS
-from exmta.envelope import Address
+from exmta.envelope import Address, Relayed
 from exmta.errors import TransientFailure
+from exmta.message.dsnparams import notifies
 from exmta.message.linelimit import fitLineLimit
 from exmta.queue.administration import QueueAdministration
 from exmta.queue.hops import NextHops
@@ -577,9 +578,11 @@ class QueueManager(service.Service):
         if notice is not None and self.reactor.seconds() >= notice:
             late = [r for r in work.recipients if r.status == READY]
             if late:
-                yield self.notifications.notify(
-                    work, [self.notifications.delayReport(r) for r in late]
-                )
+                told = [r for r in late if notifies(r.notify, "DELAY")]
+                if told and queued.mailFrom:
+                    yield self.notifications.notify(
+                        work, [self.notifications.delayReport(r) for r in told]
+                    )
                 work.delayNotified = True
 
         result = work.result()
@@ -750,7 +753,7 @@ class QueueManager(service.Service):
                 outcome = outcomes.get(address, _NO_OUTCOME)
                 for index in indices:
                     work.settle(index, outcome, source, hop)
-                if outcome is None:
+                if outcome is None or isinstance(outcome, Relayed):
                     sent.append(address)
                     self.log.info(
                         "sent {queueId} to {recipient} through {nextHop}",

@@ -54,7 +54,6 @@ Changed, and why:
 import base64
 import itertools
 from collections import deque
-from dataclasses import dataclass
 from io import BytesIO
 
 from twisted.internet.defer import Deferred
@@ -71,10 +70,13 @@ from twisted.mail.smtp import (
     TLSError,
 )
 
-from exmta.envelope import Reply
+from exmta.envelope import Relayed, Reply
 from exmta.errors import PermanentFailure
 from exmta.send.replies import connectionFailure, outcomeOf, parseReply
 from exmta.send.tls import describe
+from exmta.send.transaction import Transaction, encodeData, path as _path
+
+__all__ = ["DeliveryClient", "HostFailure", "StaleConnection", "Transaction", "encodeData"]
 
 log = Logger(namespace="exmta.send")
 
@@ -88,54 +90,6 @@ DIRECT_WRITE_LIMIT = 64 * 1024
 NON_ASCII_RECIPIENT = Reply(553, "5.6.7", "Non-ASCII recipient address; SMTPUTF8 is not supported")
 
 _sessions = itertools.count(1)
-
-
-def encodeData(message):
-    """
-    The DATA payload of a message whose lines already end in CRLF: lines
-    starting with a dot get another (RFC 5321 section 4.5.2), and a missing
-    final CRLF is added.  Nothing else changes.
-    """
-    if message and not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    if message.startswith(b"."):
-        message = b"." + message
-    return message.replace(b"\r\n.", b"\r\n..")
-
-
-def _path(address):
-    return b"<" + address.encode("ascii") + b">"
-
-
-@dataclass(frozen=True)
-class Transaction:
-    """
-    One message for some of its recipients.
-
-    @ivar body: C{7BIT} or C{8BITMIME}: how the message was received.
-    """
-
-    queueId: str
-    mailFrom: str
-    recipients: tuple
-    message: bytes
-    body: str = "7BIT"
-
-    @property
-    def size(self):
-        return len(self.message)
-
-    @property
-    def eightBit(self):
-        """
-        Whether the message has an octet above 127, which a peer may only be
-        sent under C{BODY=8BITMIME} (RFC 6152).  Converting such a message
-        to 7 bit (quoted-printable parts, as Postfix does) would break a
-        DKIM signature made before it reached us, and every SMTP server in
-        use offers 8BITMIME; a peer that does not gets no such message, and
-        the sender a report saying why.
-        """
-        return not self.message.isascii()
 
 
 class HostFailure(Exception):
@@ -548,11 +502,7 @@ class DeliveryClient(ESMTPClient):
             self._endTransaction(lambda recipient: outcomeOf(reply, remoteMta))
             self.smtpState_from(0, b"")
             return
-        parameters = b""
-        if b"SIZE" in self.extensions:
-            parameters += b" SIZE=%d" % tx.size
-        if b"8BITMIME" in self.extensions and (tx.eightBit or tx.body == "8BITMIME"):
-            parameters += b" BODY=8BITMIME"
+        parameters = tx.mailParameters(self.extensions)
         sender = _path(tx.mailFrom)
         self._stage = "MAIL"
         if b"PIPELINING" in self.extensions:
@@ -594,7 +544,7 @@ class DeliveryClient(ESMTPClient):
         self._awaiting = deque([("MAIL", None)])
         for address in self._tx.recipients:
             try:
-                lines.append(b"RCPT TO:" + _path(address))
+                lines.append(self._tx.rcptLine(address, self.extensions))
             except UnicodeEncodeError:
                 self._outcomes[address] = PermanentFailure(NON_ASCII_RECIPIENT)
                 continue
@@ -676,11 +626,11 @@ class DeliveryClient(ESMTPClient):
             except StopIteration:
                 break
             try:
-                path = _path(self.lastAddress)
+                line = self._tx.rcptLine(self.lastAddress, self.extensions)
             except UnicodeEncodeError:
                 self._outcomes[self.lastAddress] = PermanentFailure(NON_ASCII_RECIPIENT)
                 continue
-            self.sendLine(b"RCPT TO:" + path)
+            self.sendLine(line)
             return
         self.lastAddress = None
         if self.successAddresses:
@@ -740,12 +690,16 @@ class DeliveryClient(ESMTPClient):
             # The answer to DATA or to the data: it settles every recipient
             # RCPT accepted; a 4xx retries them all.
             if 200 <= code < 300:
-                outcome = None
-            elif code >= 500:
-                outcome = outcomeOf(reply, remote)
+                tx, extensions = self._tx, self.extensions
+                self._endTransaction(
+                    lambda recipient: Relayed(remote) if tx.relayed(recipient, extensions) else None
+                )
             else:
-                outcome = connectionFailure(reply, remote)
-            self._endTransaction(lambda recipient: outcome)
+                if code >= 500:
+                    outcome = outcomeOf(reply, remote)
+                else:
+                    outcome = connectionFailure(reply, remote)
+                self._endTransaction(lambda recipient: outcome)
         if code == 421:
             self._fireSettled()
             self.close()

@@ -206,8 +206,15 @@ class SmtpDelivery:
         sender = queued.mailFrom or ""
         if sender == "<>":
             sender = ""
+        asked = {
+            r.address: (r.notify, r.orcpt)
+            for r in getattr(queued, "recipients", ())
+            if r.address in recipients and (r.notify is not None or r.orcpt is not None)
+        }
         transaction = Transaction(
-            queued.queueId, sender, recipients, message, getattr(queued, "body", "7BIT") or "7BIT"
+            queued.queueId, sender, recipients, message, getattr(queued, "body", "7BIT") or "7BIT",
+            ret=getattr(queued, "ret", None), envid=getattr(queued, "envid", None),
+            recipientDsn=asked,
         )
         for _ in range(3):
             try:

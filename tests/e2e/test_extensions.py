@@ -1,0 +1,210 @@
+"""
+The ESMTP extensions of issue 15 over real sockets, with real peers:
+
+  - RFC 3461 (DSN): Postfix as a client relays its sender's NOTIFY, RET,
+    ENVID and ORCPT to C{twistd exmta}, which delivers and sends the
+    success notice asked for; exmta passes them on to a Postfix next hop
+    that offers DSN (Postfix then notifies), and to one that does not
+    (C{smtpd_discard_ehlo_keywords = dsn}) it sends none and tells the
+    sender "relayed"; NOTIFY=NEVER means no report; a connector with
+    DeliveryStatusNotificationEnabled $false hides DSN and refuses NOTIFY.
+"""
+
+import email
+import email.policy
+import os
+import smtplib
+
+import pytest
+
+from tests.e2e.harness import RawClient, ServerProcess, freePort, maildirMessages, writeOrganization
+from tests.e2e.postfix import PostfixPeer
+from tests.e2e.sending import REFUSALS, TIMEOUT, commandsOf, protocolSessions, waitUntil
+
+ORGANIZATION = r"""
+[TransportServer HubA]
+Fqdn = huba.fabrikam.com
+QueueDatabasePath = var/queue
+MailboxDatabasePath = var/mailboxes
+MessageRetryInterval = 00:00:01
+TransientFailureRetryInterval = 00:00:01
+ReceiveProtocolLogPath = {folder}/log/receive
+SendProtocolLogPath = {folder}/log/send
+
+[AcceptedDomain fabrikam.com]
+
+[Mailbox Kim Akers]
+PrimarySmtpAddress = kim@fabrikam.com
+
+[Mailbox Alice Ciccu]
+PrimarySmtpAddress = alice@fabrikam.com
+
+[ReceiveConnector Default HubA]
+Bindings = 127.0.0.1:{default}
+RemoteIPRanges = 127.0.0.0/8
+AuthMechanism = ExternalAuthoritative
+Usage = Internal
+ProtocolLoggingLevel = Verbose
+
+[ReceiveConnector Without DSN]
+Bindings = 127.0.0.1:{plain}
+RemoteIPRanges = 127.0.0.0/8
+PermissionGroups = AnonymousUsers
+DeliveryStatusNotificationEnabled = $false
+
+[SendConnector To Contoso]
+AddressSpaces = contoso.com
+SmartHosts = 127.0.0.1
+Port = {withDsn}
+DNSRoutingEnabled = $false
+ProtocolLoggingLevel = Verbose
+
+[SendConnector To Tailspin]
+AddressSpaces = tailspintoys.com
+SmartHosts = 127.0.0.1
+Port = {withoutDsn}
+DNSRoutingEnabled = $false
+ProtocolLoggingLevel = Verbose
+"""
+
+MESSAGE = (
+    b"From: Alice <alice@fabrikam.com>\r\nTo: <{to}>\r\nSubject: {subject}\r\n"
+    b"Message-ID: <{subject}@fabrikam.com>\r\n\r\nHello.\r\n"
+)
+
+
+@pytest.fixture(scope="module")
+def nextHops():
+    withDsn = PostfixPeer(hostname="dsn.contoso.test", extra=REFUSALS)
+    withoutDsn = PostfixPeer(hostname="nodsn.tailspintoys.test",
+                             extra={"smtpd_discard_ehlo_keywords": "dsn"})
+    for peer in (withDsn, withoutDsn):
+        peer.start()
+    yield withDsn, withoutDsn
+    for peer in (withDsn, withoutDsn):
+        peer.stop()
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, nextHops):
+    folder = str(tmp_path_factory.mktemp("dsn"))
+    withDsn, withoutDsn = nextHops
+    ports = {"default": freePort(), "plain": freePort()}
+    config = writeOrganization(folder, ORGANIZATION.format(
+        folder=folder, withDsn=withDsn.port, withoutDsn=withoutDsn.port, **ports))
+    server = ServerProcess(config, sockets=2)
+    server.folder, server.ports = folder, ports
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def relay(hub):
+    """
+    A Postfix that relays everything to the hub: Postfix as exmta's client.
+    """
+    peer = PostfixPeer(hostname="relay.fabrikam.test", extra={
+        "virtual_mailbox_domains": "", "relayhost": f"[127.0.0.1]:{hub.ports['default']}",
+    })
+    peer.start()
+    yield peer
+    peer.stop()
+
+
+def mailbox(hub, address):
+    return maildirMessages(os.path.join(hub.folder, "var", "mailboxes", address))
+
+
+def reportsIn(hub, address, subject):
+    found = []
+    for data in mailbox(hub, address):
+        report = email.message_from_bytes(data, policy=email.policy.default)
+        if report["Subject"].endswith(subject):
+            found.append(report)
+    return found
+
+
+def statusOf(report):
+    _, status, _ = report.iter_parts()
+    return status.get_payload()
+
+
+def submit(port, recipients, subject, notify=None, ret=None, envid=None, orcpt=None):
+    options = [f"RET={ret}"] * bool(ret) + [f"ENVID={envid}"] * bool(envid)
+    rcptOptions = [f"NOTIFY={notify}"] * bool(notify) + [f"ORCPT={orcpt}"] * bool(orcpt)
+    message = MESSAGE.replace(b"{to}", recipients[0].encode()).replace(b"{subject}", subject.encode())
+    with smtplib.SMTP("127.0.0.1", port, timeout=TIMEOUT) as smtp:
+        smtp.ehlo("client.fabrikam.com")
+        refused = smtp.sendmail("alice@fabrikam.com", recipients, message,
+                                mail_options=options, rcpt_options=rcptOptions)
+    assert refused == {}
+
+
+def test_postfixRelaysTheSendersRequestAndExmtaSaysDelivered(hub, relay):
+    submit(relay.port, ["kim@fabrikam.com"], "fromPostfix", notify="SUCCESS,FAILURE", ret="HDRS",
+           envid="QQ314159", orcpt="rfc822;Kim.Akers@fabrikam.com")
+    [notice] = waitUntil(lambda: reportsIn(hub, "alice@fabrikam.com", "fromPostfix"),
+                         "the success notice", [hub])
+    assert notice["Subject"] == "Delivered: fromPostfix"
+    perMessage, kim = statusOf(notice)
+    assert perMessage["Original-Envelope-Id"] == "QQ314159"
+    assert perMessage["Reporting-MTA"] == "dns; huba.fabrikam.com"
+    assert kim["Action"] == "delivered"
+    assert kim["Original-Recipient"] == "rfc822; Kim.Akers@fabrikam.com"
+    assert any(b"Subject: fromPostfix" in m for m in mailbox(hub, "kim@fabrikam.com"))
+    sent = [c for s in protocolSessions(os.path.join(hub.folder, "log", "receive")).values()
+            for c in commandsOf(s)]
+    assert any(c.startswith("MAIL FROM:<alice@fabrikam.com>") and "ENVID=QQ314159 RET=HDRS" in c
+               for c in sent), sent
+    assert ("RCPT TO:<kim@fabrikam.com> ORCPT=rfc822;Kim.Akers@fabrikam.com "
+            "NOTIFY=SUCCESS,FAILURE") in sent
+
+
+def test_passedOnToANextHopWithDsn(hub, nextHops):
+    withDsn, _ = nextHops
+    submit(hub.ports["default"], ["bob@contoso.com"], "passedOn", notify="SUCCESS",
+           envid="passed-1")
+    # Postfix delivered it, and, as asked, told the sender itself.
+    withDsn.waitForMessages("bob@contoso.com")
+    [notice] = withDsn.waitForMessages("alice@fabrikam.com")
+    assert b"Action: delivered" in notice and b"Original-Envelope-Id: passed-1" in notice
+    sent = [c for s in protocolSessions(os.path.join(hub.folder, "log", "send")).values()
+            for event, c in s if event == ">"]
+    assert any(c.startswith("MAIL FROM:<alice@fabrikam.com>") and "ENVID=passed-1" in c for c in sent)
+    assert "RCPT TO:<bob@contoso.com> NOTIFY=SUCCESS" in sent
+    assert reportsIn(hub, "alice@fabrikam.com", "passedOn") == []
+
+
+def test_relayedWhenTheNextHopOffersNoDsn(hub, nextHops):
+    _, withoutDsn = nextHops
+    submit(hub.ports["default"], ["carol@tailspintoys.com"], "relayedOn", notify="SUCCESS,FAILURE")
+    withoutDsn.waitForMessages("carol@tailspintoys.com")
+    [notice] = waitUntil(lambda: reportsIn(hub, "alice@fabrikam.com", "relayedOn"),
+                         "the relayed notice", [hub])
+    assert notice["Subject"] == "Relayed: relayedOn"
+    _, carol = statusOf(notice)
+    assert carol["Action"] == "relayed"
+    assert carol["Remote-MTA"] == "dns; 127.0.0.1"
+    sent = [c for s in protocolSessions(os.path.join(hub.folder, "log", "send")).values()
+            for event, c in s if event == ">"]
+    assert "RCPT TO:<carol@tailspintoys.com>" in sent
+
+
+def test_neverMeansNoReport(hub, nextHops):
+    submit(hub.ports["default"], ["rejected@contoso.com"], "neverTold", notify="NEVER")
+    submit(hub.ports["default"], ["rejected@contoso.com"], "told")
+    waitUntil(lambda: reportsIn(hub, "alice@fabrikam.com", "told"), "the report", [hub])
+    assert reportsIn(hub, "alice@fabrikam.com", "neverTold") == []
+
+
+def test_connectorWithoutDsn(hub):
+    raw = RawClient("127.0.0.1", hub.ports["plain"])
+    raw.reply()
+    code, lines = raw.command("EHLO client.contoso.com")
+    assert code == 250 and not any(line[4:] == "DSN" for line in lines), lines
+    assert raw.command("MAIL FROM:<max@contoso.com> RET=HDRS") == (
+        555, ["555 5.5.4 Unsupported parameter RET"])
+    assert raw.command("MAIL FROM:<max@contoso.com>")[0] == 250
+    assert raw.command("RCPT TO:<kim@fabrikam.com> NOTIFY=SUCCESS") == (
+        555, ["555 5.5.4 Unsupported parameter NOTIFY"])
+    raw.close()

@@ -174,3 +174,90 @@ def test_orcptMakesTheLineLonger():
     orcpt = b"rfc822;" + b"k" * 60 + b"@" + b"a" * 60 + b"." + b"b" * 300 + b".com"
     assert session.say(b"MAIL FROM:<max@contoso.com>", b"RCPT TO:<kim@fabrikam.com> ORCPT=" + orcpt) == [
         "250 2.1.0 Sender OK", "250 2.1.5 Recipient OK"]
+
+
+# BDAT (RFC 3030)
+
+
+def bdatSession(settings=""):
+    session = Session(settings)
+    session.keywords()
+    assert session.say(b"MAIL FROM:<max@contoso.com>", b"RCPT TO:<kim@fabrikam.com>") == [
+        "250 2.1.0 Sender OK", "250 2.1.5 Recipient OK"]
+    return session
+
+
+def test_bdatChunksMakeTheMessage():
+    session = bdatSession()
+    first = b"Subject: chunked\r\n\r\n.Hello\r\n"
+    second = b"..world\r\n"
+    session.protocol.dataReceived(b"BDAT %d\r\n" % len(first) + first[:5])
+    assert session.transport.takeReplies() == []
+    session.protocol.dataReceived(first[5:] + b"BDAT %d LAST\r\n" % len(second) + second)
+    assert session.transport.takeReplies() == ["250 2.0.0 %d octets received" % len(first)]
+    [(envelope, message, committed)] = session.queue.pending
+    # Octets as sent: no dot-stuffing to undo.
+    assert message.endswith(first + second)
+    committed.callback("QUEUEID")
+    assert session.transport.takeReplies()[0].startswith("250 ")
+
+
+def test_bdatRefusedStillReadsItsOctets():
+    """
+    Without MAIL the chunk is refused, but its octets are read, never taken
+    for commands.
+    """
+    session = Session()
+    session.keywords()
+    assert session.say(b"BDAT 6 LAST\r\nQUIT\r\nNOOP") == ["503 5.5.1 Need MAIL command", "250 2.0.0 OK"]
+    session.say(b"MAIL FROM:<max@contoso.com>")
+    assert session.say(b"BDAT 6\r\nRSET\r\nNOOP") == ["503 5.5.2 Need RCPT command", "250 2.0.0 OK"]
+
+
+def test_bdatOverTheSizeLimit():
+    session = bdatSession("MaxMessageSize = 64KB\n")
+    session.protocol.dataReceived(b"BDAT 40000\r\n" + b"x" * 40000)
+    assert session.transport.takeReplies() == ["250 2.0.0 40000 octets received"]
+    session.protocol.dataReceived(b"BDAT 40000 LAST\r\n" + b"x" * 40000 + b"NOOP\r\n")
+    assert session.transport.takeReplies() == [
+        "552 5.3.4 Message size exceeds fixed maximum message size", "250 2.0.0 OK"]
+    assert session.queue.pending == []
+    # The transaction is over: a chunk now is refused.
+    session.protocol.dataReceived(b"BDAT 1 LAST\r\nx")
+    assert session.transport.takeReplies() == ["503 5.5.1 Need MAIL command"]
+
+
+def test_bdatSmugglingRulesAsForData():
+    session = bdatSession()
+    content = b"Subject: x\r\n\r\nHello\n.\nMAIL FROM:<evil@contoso.com>\r\n"
+    session.protocol.dataReceived(b"BDAT %d LAST\r\n" % len(content) + content)
+    assert session.transport.takeReplies() == [
+        "550 5.6.11 Bare line feeds or carriage returns are not allowed; use CRLF"]
+    assert session.queue.pending == []
+
+
+def test_binaryMimeKeepsItsOctets():
+    session = Session()
+    session.keywords()
+    session.say(b"MAIL FROM:<max@contoso.com> BODY=BINARYMIME", b"RCPT TO:<kim@fabrikam.com>")
+    content = b"Subject: x\r\n\r\n\x00\x01\n\r\xff"
+    session.protocol.dataReceived(b"BDAT %d LAST\r\n" % len(content) + content)
+    [(envelope, message, _)] = session.queue.pending
+    assert envelope.body == "BINARYMIME" and message.endswith(b"\x00\x01\n\r\xff")
+
+
+def test_dataAfterBdatRefused():
+    session = bdatSession()
+    assert session.say(b"BDAT 3\r\nabcDATA") == [
+        "250 2.0.0 3 octets received", "503 5.5.1 DATA cannot follow BDAT in a transaction"]
+
+
+@pytest.mark.parametrize("argument", [b"", b"x", b"-1", b"10 FIRST", b"1" * 19])
+def test_bdatSyntax(argument):
+    session = bdatSession()
+    assert session.say(b"BDAT " + argument) == ["501 5.5.4 Syntax: BDAT chunk-size [LAST]"]
+
+
+def test_chunkingOffRefusesBdat():
+    session = bdatSession("ChunkingEnabled = $false\n")
+    assert session.say(b"BDAT 3 LAST") == ["500 5.5.1 Unrecognized command"]

@@ -712,7 +712,10 @@ class QueueManager(service.Service):
         def send():
             self.hops.sending(nextHop, queued.queueId, addresses)
             try:
-                message = fitLineLimit(work.read((yield self.spool.messageBytes(queued.queueId))))
+                message = work.read((yield self.spool.messageBytes(queued.queueId)))
+                if queued.body != "BINARYMIME":
+                    # Binary content (RFC 3030) has no lines to fit.
+                    message = fitLineLimit(message)
                 verdict = yield self.routingEvents.routed(queued, addresses, message, nextHop)
                 if verdict is not None:
                     outcome = refusal(verdict)

@@ -45,6 +45,7 @@ from exmta.interfaces import IPrincipal
 from exmta.message.address import AddressError, parsePath
 from exmta.message.header import rfc5322Date
 from exmta.receive.auth import COMMAND, SASL, TOO_MANY_ERRORS, AuthCommands
+from exmta.receive.chunking import CHUNK, ChunkingCommands
 from exmta.receive.data import TOO_BIG, MessageReader, checkMessage
 from exmta.receive.parameters import mailParameters, rcptParameters
 
@@ -85,7 +86,7 @@ def _isAuthCommand(line):
     return line[:5].upper() in (b"AUTH", b"AUTH ")
 
 
-class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
+class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
     """
     One SMTP session.  C{self.factory} is the L{exmta.receive.listener.ReceiveFactory}
     that chooses the connector and holds the portal, queue and resolver.
@@ -252,6 +253,10 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             while self._pending is None and not self._closing:
                 if self._mode == _DATA:
                     if not self._scanData():
+                        return
+                    continue
+                if self._mode == CHUNK:
+                    if not self._scanChunk():
                         return
                     continue
                 end = self._buffer.find(b"\r\n")
@@ -524,10 +529,13 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         return reply(502, "5.5.1", "EXPN is not supported")
 
     def smtp_HELP(self, argument):
-        return reply(214, "2.0.0", "Commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY")
+        return reply(
+            214, "2.0.0", "Commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY"
+        )
 
     def _resetTransaction(self):
         self.envelope = None
+        self._chunks = None
 
     def smtp_STARTTLS(self, argument):
         if argument:
@@ -542,7 +550,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         # must not be executed inside the TLS session (CVE-2011-0411).
         self._buffer = bytearray()
         self.transport.startTLS(context)
-        self.envelope = None
+        self._resetTransaction()
         self.session = replace(
             self.session,
             helo=None,
@@ -722,6 +730,8 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         if self.envelope.body == "BINARYMIME":
             # RFC 3030 section 3.
             return reply(503, "5.5.1", "BODY=BINARYMIME requires BDAT")
+        if self._chunks is not None:
+            return reply(503, "5.5.1", "DATA cannot follow BDAT in a transaction")
 
         def accept():
             self._mode = _DATA
@@ -749,7 +759,9 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         envelope, self.envelope = self.envelope, None
         if message is TOO_BIG:
             return TOO_BIG
-        refusal = checkMessage(message, self.connector.bareLinefeedRejectionEnabled)
-        if refusal is not None:
-            return refusal
+        # BINARYMIME content (RFC 3030) is binary: its octets are not lines.
+        if envelope.body != "BINARYMIME":
+            refusal = checkMessage(message, self.connector.bareLinefeedRejectionEnabled)
+            if refusal is not None:
+                return refusal
         return self.factory.cleanup.endOfData(self.connector, self.session, envelope, message)

@@ -28,6 +28,9 @@ Changed, and why:
     does not convert content to 7 bit, see L{Transaction.eightBit}); neither
     starts a transaction.  Paths are written as given instead of through
     C{quoteaddr}, whose C{parseaddr} drops quoted local parts.
+  - A peer offering CHUNKING gets the message with BDAT
+    (L{exmta.send.chunking}); MAIL and RCPT carry RFC 3461's parameters
+    for one offering DSN (L{exmta.send.transaction}).
   - The data is the stored message, which already has CRLF line ends: it
     is dot-stuffed here and sent as it is.  C{transformChunk}'s C{\\n} to
     C{\\r\\n} conversion would turn each CRLF into CR CR LF, and
@@ -72,6 +75,7 @@ from twisted.mail.smtp import (
 
 from exmta.envelope import Relayed, Reply
 from exmta.errors import PermanentFailure
+from exmta.send.chunking import BdatSending
 from exmta.send.replies import connectionFailure, outcomeOf, parseReply
 from exmta.send.tls import describe
 from exmta.send.transaction import Transaction, encodeData, path as _path
@@ -110,7 +114,7 @@ class StaleConnection(Exception):
     """
 
 
-class DeliveryClient(ESMTPClient):
+class DeliveryClient(BdatSending, ESMTPClient):
     """
     One outbound SMTP connection to one L{exmta.send.hosts.Target}.
 
@@ -525,7 +529,13 @@ class DeliveryClient(ESMTPClient):
             ), self.target.name
         if not tx.mailFrom.isascii():
             return Reply(553, "5.6.7", "Non-ASCII sender address; SMTPUTF8 is not supported"), None
-        if tx.eightBit and b"8BITMIME" not in self.extensions:
+        if tx.body == "BINARYMIME" and not {b"BINARYMIME", b"CHUNKING"} <= set(self.extensions):
+            return Reply(
+                554, "5.6.3",
+                f"The message is binary (BODY=BINARYMIME) and {self.target} does not offer "
+                "BINARYMIME and CHUNKING; exmta does not convert messages",
+            ), self.target.name
+        if tx.eightBit and tx.body != "BINARYMIME" and b"8BITMIME" not in self.extensions:
             return Reply(
                 554, "5.6.3",
                 f"The message has 8-bit content and {self.target} does not offer 8BITMIME; "
@@ -549,7 +559,7 @@ class DeliveryClient(ESMTPClient):
                 self._outcomes[address] = PermanentFailure(NON_ASCII_RECIPIENT)
                 continue
             self._awaiting.append(("RCPT", address))
-        if len(self._awaiting) > 1:
+        if len(self._awaiting) > 1 and not self._usesBdat():
             lines.append(b"DATA")
             self._awaiting.append(("DATA", None))
         self._mailRefusal = None
@@ -581,6 +591,15 @@ class DeliveryClient(ESMTPClient):
                     self.successAddresses.append(address)
                 else:
                     self._outcomes[address] = outcomeOf(parseReply(code, resp), self.target.name)
+            if not self._awaiting:
+                # The last RCPT, and no DATA behind it: BDAT follows.
+                if self._mailRefusal is not None:
+                    self._stage = "MAIL"
+                    return self.smtpState_msgSent(*self._mailRefusal)
+                if not self.successAddresses:
+                    self._endTransaction(lambda recipient: self._outcomes[recipient])
+                    return self._reset()
+                self._sendBdat()
             return
         if code == 354 and (self._mailRefusal is not None or not self.successAddresses):
             return self._abandon(
@@ -633,7 +652,9 @@ class DeliveryClient(ESMTPClient):
             self.sendLine(line)
             return
         self.lastAddress = None
-        if self.successAddresses:
+        if self.successAddresses and self._usesBdat():
+            self._sendBdat()
+        elif self.successAddresses:
             self._stage = "DATA"
             self._expected = [354]
             self._okresponse = self.smtpState_data

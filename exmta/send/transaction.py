@@ -76,7 +76,9 @@ class Transaction:
         parameters = b""
         if b"SIZE" in extensions:
             parameters += b" SIZE=%d" % self.size
-        if b"8BITMIME" in extensions and (self.eightBit or self.body == "8BITMIME"):
+        if self.body == "BINARYMIME":
+            parameters += b" BODY=BINARYMIME"
+        elif b"8BITMIME" in extensions and (self.eightBit or self.body == "8BITMIME"):
             parameters += b" BODY=8BITMIME"
         if b"DSN" in extensions:
             if self.ret is not None:

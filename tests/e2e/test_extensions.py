@@ -8,6 +8,11 @@ The ESMTP extensions of issue 15 over real sockets, with real peers:
     (C{smtpd_discard_ehlo_keywords = dsn}) it sends none and tells the
     sender "relayed"; NOTIFY=NEVER means no report; a connector with
     DeliveryStatusNotificationEnabled $false hides DSN and refuses NOTIFY.
+  - RFC 3030 (CHUNKING): a client's BDAT chunks, split across reads, make
+    the message, answered only once it is queued; the size limit and the
+    bare line feed rule hold as under DATA; exmta sends with BDAT to a
+    Postfix next hop (Postfix's smtpd takes BDAT; its smtp client sends
+    DATA even to a peer offering CHUNKING, as the first test shows).
 """
 
 import email
@@ -51,6 +56,7 @@ Bindings = 127.0.0.1:{plain}
 RemoteIPRanges = 127.0.0.0/8
 PermissionGroups = AnonymousUsers
 DeliveryStatusNotificationEnabled = $false
+MaxMessageSize = 64KB
 
 [SendConnector To Contoso]
 AddressSpaces = contoso.com
@@ -208,3 +214,64 @@ def test_connectorWithoutDsn(hub):
     assert raw.command("RCPT TO:<kim@fabrikam.com> NOTIFY=SUCCESS") == (
         555, ["555 5.5.4 Unsupported parameter NOTIFY"])
     raw.close()
+
+
+# CHUNKING
+
+
+def bdatClient(hub, port="default"):
+    raw = RawClient("127.0.0.1", hub.ports[port])
+    raw.reply()
+    code, lines = raw.command("EHLO client.contoso.com")
+    assert "250-CHUNKING" in lines or "250 CHUNKING" in lines, lines
+    assert raw.command("MAIL FROM:<alice@fabrikam.com>")[0] == 250
+    assert raw.command("RCPT TO:<kim@fabrikam.com>")[0] == 250
+    return raw
+
+
+def test_bdatFromAClient(hub):
+    raw = bdatClient(hub)
+    first = b"Subject: chunked\r\nMessage-ID: <chunked@fabrikam.com>\r\n\r\n.first\r\n"
+    second = b".second\r\n"
+    raw.send(b"BDAT %d\r\n" % len(first) + first[:10])
+    raw.send(first[10:])
+    assert raw.reply() == (250, ["250 2.0.0 %d octets received" % len(first)])
+    raw.send(b"BDAT %d LAST\r\n" % len(second) + second)
+    code, lines = raw.reply()
+    assert code == 250 and "Queued mail for delivery" in lines[0], lines
+    raw.command("QUIT")
+    [stored] = waitUntil(lambda: [m for m in mailbox(hub, "kim@fabrikam.com") if b"chunked@" in m],
+                         "the chunked message", [hub])
+    assert stored.endswith(b"\r\n\r\n.first\r\n.second\r\n")
+
+
+def test_bdatSizeAndSmugglingRules(hub):
+    raw = bdatClient(hub, "plain")
+    raw.send(b"BDAT 70000 LAST\r\n" + b"x" * 70000)
+    assert raw.reply() == (552, ["552 5.3.4 Message size exceeds fixed maximum message size"])
+    assert raw.command("NOOP") == (250, ["250 2.0.0 OK"])
+    raw.close()
+    raw = bdatClient(hub)
+    smuggled = b"Subject: x\r\n\r\nHi\n.\nMAIL FROM:<evil@contoso.com>\r\n"
+    raw.send(b"BDAT %d LAST\r\n" % len(smuggled) + smuggled)
+    assert raw.reply() == (550, ["550 5.6.11 Bare line feeds or carriage returns are not allowed; use CRLF"])
+    raw.close()
+
+
+def test_bdatToAPostfixNextHop(hub, nextHops):
+    withDsn, _ = nextHops
+    raw = RawClient("127.0.0.1", hub.ports["default"])
+    raw.reply()
+    raw.command("EHLO client.contoso.com")
+    raw.command("MAIL FROM:<alice@fabrikam.com>")
+    raw.command("RCPT TO:<dora@contoso.com>")
+    raw.command("DATA")
+    code, lines = raw.command("Subject: onward\r\n\r\n..dotted\r\nend\r\n.")
+    assert code == 250, lines
+    raw.close()
+    [received] = withDsn.waitForMessages("dora@contoso.com")
+    assert received.replace(b"\r\n", b"\n").endswith(b"\n.dotted\nend\n")
+    sent = [c for s in protocolSessions(os.path.join(hub.folder, "log", "send")).values()
+            for event, c in s if event == ">"]
+    assert any(c.startswith("BDAT ") and c.endswith(" LAST") for c in sent), sent
+    assert "DATA" not in sent

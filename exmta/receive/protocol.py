@@ -50,8 +50,9 @@ from exmta.receive.data import TOO_BIG, MessageReader, checkMessage
 from exmta.receive.parameters import mailParameters, rcptParameters
 
 COMMAND_LINE_LIMIT = 512
-# RFC 3461 section 5: RCPT lines grow by up to 500 octets with ORCPT.
-DSN_LINE_EXTRA = 500
+# RFC 3461 section 5: with DSN, MAIL lines may be 100 octets longer (RET,
+# ENVID) and RCPT lines 500 (NOTIFY, ORCPT).
+DSN_LINE_EXTRA = {b"MAIL ": 100, b"RCPT ": 500}
 # RFC 4954 section 4: AUTH lines may be longer than other commands.
 AUTH_LINE_LIMIT = 12288
 # While a command waits, stop reading once this much is buffered behind it.
@@ -293,12 +294,9 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
     def _lineLimit(self):
         if self._mode == SASL or _isAuthCommand(self._buffer):
             return AUTH_LINE_LIMIT
-        if (
-            self._buffer[:5].upper() in (b"MAIL ", b"RCPT ")
-            and self.connector is not None
-            and self.connector.deliveryStatusNotificationEnabled
-        ):
-            return COMMAND_LINE_LIMIT + DSN_LINE_EXTRA
+        extra = DSN_LINE_EXTRA.get(bytes(self._buffer[:5]).upper())
+        if extra and self.connector is not None and self.connector.deliveryStatusNotificationEnabled:
+            return COMMAND_LINE_LIMIT + extra
         return COMMAND_LINE_LIMIT
 
     def _refuseLongLine(self, length):

@@ -39,6 +39,8 @@ PermissionGroups = ExchangeUsers, AnonymousUsers
 AuthTarpitInterval = 00:00:05
 MaxLogonFailures = 3
 MaxProtocolErrors = 3
+# Refusals come at once here; tests/test_receive_extensions.py tarpits.
+TarpitInterval = 00:00:00
 """
 
 

@@ -17,6 +17,16 @@ from exmta.routing import Resolver
 from exmta.testing import connect
 from tests.test_protocol import ORG, ControlledQueue
 
+def makeFactory(settings="", clock=None, base=ORG):
+    organization = parseOrganization(base + settings, "/nonexistent/org.ini")
+    connector = organization.receiveConnectors[0]
+    portal = Portal(ConnectorRealm(organization, connector), [AllowAnonymousAccess()])
+    return ReceiveFactory(
+        organization, organization.transportServers["HubA"], {connector.identity: portal},
+        ControlledQueue(), Resolver(organization), None, clock or MemoryReactorClock(),
+    )
+
+
 DEFAULT_KEYWORDS = [
     "SIZE 10485760", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES", "AUTH PLAIN LOGIN",
     "8BITMIME", "BINARYMIME", "CHUNKING",
@@ -24,17 +34,12 @@ DEFAULT_KEYWORDS = [
 
 
 class Session:
-    def __init__(self, settings=""):
-        organization = parseOrganization(ORG + settings, "/nonexistent/org.ini")
-        connector = organization.receiveConnectors[0]
-        self.queue = ControlledQueue()
-        portal = Portal(ConnectorRealm(organization, connector), [AllowAnonymousAccess()])
-        factory = ReceiveFactory(
-            organization, organization.transportServers["HubA"], {connector.identity: portal},
-            self.queue, Resolver(organization), None, MemoryReactorClock(),
-        )
-        self.protocol, self.transport = connect(factory)
-        self.transport.takeReplies()
+    def __init__(self, settings="", factory=None, peer="127.0.0.9"):
+        self.factory = factory or makeFactory(settings)
+        self.clock = self.factory.reactor
+        self.queue = self.factory.queue
+        self.protocol, self.transport = connect(self.factory, peer=(peer, 40000))
+        self.greeting = self.transport.takeReplies()
 
     def say(self, *lines):
         self.protocol.dataReceived(b"".join(line + b"\r\n" for line in lines))
@@ -261,3 +266,114 @@ def test_bdatSyntax(argument):
 def test_chunkingOffRefusesBdat():
     session = bdatSession("ChunkingEnabled = $false\n")
     assert session.say(b"BDAT 3 LAST") == ["500 5.5.1 Unrecognized command"]
+
+
+# Session rules
+
+
+def test_tarpitDelaysRefusalsToAnonymousSessions():
+    session = Session(factory=makeFactory(base=ORG.replace("TarpitInterval = 00:00:00", "")))
+    session.keywords()
+    assert session.say(b"MAIL FROM:<max@contoso.com>", b"RCPT TO:<nobody@fabrikam.com>", b"NOOP") == [
+        "250 2.1.0 Sender OK"]
+    session.clock.advance(4.9)
+    assert session.transport.takeReplies() == []
+    session.clock.advance(0.1)
+    assert session.transport.takeReplies() == ["550 5.1.1 RESOLVER.ADR.RecipNotFound; not found",
+                                               "250 2.0.0 OK"]
+    # Protocol errors are not tarpitted (MaxProtocolErrors limits them).
+    assert session.say(b"BOGUS") == ["500 5.5.1 Unrecognized command"]
+
+
+def test_messageRateLimitPerAddress():
+    factory = makeFactory("MessageRateLimit = 2\n")
+    for _ in range(2):
+        session = Session(factory=factory)
+        session.keywords()
+        assert session.say(b"MAIL FROM:<max@contoso.com>", b"RSET") == [
+            "250 2.1.0 Sender OK", "250 2.0.0 Resetting"]
+    session = Session(factory=factory)
+    session.keywords()
+    assert session.say(b"MAIL FROM:<max@contoso.com>") == [
+        "421 4.4.2 Message submission rate for this client has exceeded the configured limit"]
+    assert session.transport.disconnecting
+    other = Session(factory=factory, peer="127.0.0.10")
+    other.keywords()
+    assert other.say(b"MAIL FROM:<max@contoso.com>") == ["250 2.1.0 Sender OK"]
+    factory.reactor.advance(60)
+    session = Session(factory=factory)
+    session.keywords()
+    assert session.say(b"MAIL FROM:<max@contoso.com>") == ["250 2.1.0 Sender OK"]
+
+
+def test_messageRateSourceUserLeavesAnonymousAlone():
+    factory = makeFactory("MessageRateLimit = 1\nMessageRateSource = User\n")
+    session = Session(factory=factory)
+    session.keywords()
+    assert session.say(b"MAIL FROM:<a@contoso.com>", b"RSET", b"MAIL FROM:<a@contoso.com>") == [
+        "250 2.1.0 Sender OK", "250 2.0.0 Resetting", "250 2.1.0 Sender OK"]
+
+
+@pytest.mark.parametrize("name, accepted", [
+    (b"client.contoso.com", True), (b"[192.0.2.1]", True), (b"[IPv6:2001:db8::1]", True),
+    (b"my laptop", False), (b"-bad-.example", False), (b"[300.1]", False),
+])
+def test_requireEhloDomain(name, accepted):
+    session = Session("RequireEHLODomain = $true\n")
+    replies = session.say(b"EHLO " + name)
+    assert replies[0].startswith("250") == accepted, replies
+    if not accepted:
+        assert replies == ["501 5.5.4 Invalid domain name"]
+    assert Session().say(b"HELO " + name)[0].startswith("250")
+
+
+def test_defaultDomain():
+    session = Session("DefaultDomain = fabrikam.com\n")
+    session.keywords()
+    assert session.say(b"MAIL FROM:<max>", b"RCPT TO:<kim>", b"DATA",
+                       b"Subject: x\r\n\r\nx\r\n.") == [
+        "250 2.1.0 Sender OK", "250 2.1.5 Recipient OK", "354 Start mail input; end with <CRLF>.<CRLF>"]
+    [(envelope, _, _)] = session.queue.pending
+    assert (str(envelope.mailFrom), [str(r) for r in envelope.recipients]) == (
+        "max@fabrikam.com", ["kim@fabrikam.com"])
+    assert Session().say(b"EHLO c", b"MAIL FROM:<max>")[-1] == "501 5.1.7 Invalid address"
+
+
+def test_longAddresses():
+    longLocal = b"IMCEAEX-_O=CONTOSO_OU=" + b"X" * 900
+    plain = Session()
+    plain.keywords()
+    assert plain.say(b"MAIL FROM:<" + longLocal + b"@contoso.com>") == ["500 5.5.2 Line too long"]
+    session = Session("LongAddressesEnabled = $true\n")
+    assert session.keywords()[-1] == "XLONGADDR"
+    assert session.say(b"MAIL FROM:<" + longLocal + b"@contoso.com>") == ["250 2.1.0 Sender OK"]
+
+
+def test_maxLocalHopCount():
+    session = Session("MaxLocalHopCount = 2\n")
+    session.keywords()
+    hop = b"Received: from a by huba.fabrikam.com with ESMTP; Mon, 7 Dec 2026 09:00:00 +0000\r\n"
+    other = b"Received: from a by mx.contoso.com with ESMTP; Mon, 7 Dec 2026 09:00:00 +0000\r\n"
+    replies = session.say(b"MAIL FROM:<max@contoso.com>", b"RCPT TO:<kim@fabrikam.com>", b"DATA",
+                          hop + other * 5 + b"Subject: x\r\n\r\nx\r\n.")
+    [(_, _, committed)] = session.queue.pending
+    committed.callback("QUEUEID")
+    session.transport.takeReplies()
+    replies = session.say(b"MAIL FROM:<max@contoso.com>", b"RCPT TO:<kim@fabrikam.com>", b"DATA",
+                          hop + other + hop + b"Subject: x\r\n\r\nx\r\n.")
+    assert replies[-1] == "554 5.4.6 Hop count exceeded - possible mail loop"
+
+
+def test_connectionShareOfAFreeSlots():
+    """
+    MaxInboundConnectionPercentagePerSource: a source may hold that share
+    of the slots other sources leave it, and always one.
+    """
+    factory = makeFactory("MaxInboundConnection = 10\nMaxInboundConnectionPercentagePerSource = 20\n")
+    first, second = Session(factory=factory), Session(factory=factory)
+    assert first.greeting[0].startswith("220") and second.greeting[0].startswith("220")
+    third = Session(factory=factory)
+    assert third.greeting == [
+        "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, "
+        "closing transmission channel"]
+    assert Session(factory=factory, peer="127.0.0.10").greeting[0].startswith("220")

@@ -28,6 +28,25 @@ def hopCount(header):
     return len(_RECEIVED.findall(header))
 
 
+_BY = re.compile(rb"\bby\s+([^\s;()]+)", re.IGNORECASE)
+
+
+def localHopCount(header, names):
+    """
+    @param names: the lower-case host names of this organization's servers.
+    @return: how many C{Received:} fields say one of C{names} received the
+        message (MaxLocalHopCount).
+    """
+    count = 0
+    for field in fields(header):
+        if fieldName(field) != b"received":
+            continue
+        found = _BY.search(field)
+        if found is not None and found.group(1).decode("ascii", "replace").lower().rstrip(".") in names:
+            count += 1
+    return count
+
+
 def firewall(header, rights):
     """
     Drop the header fields the sender has no right to set: C{Received:}

@@ -204,6 +204,16 @@ class ReceiveConnector:
     pipeliningEnabled: bool = True
     enhancedStatusCodesEnabled: bool = True
     sizeEnabled: str = "Enabled"
+    longAddressesEnabled: bool = False
+    suppressXAnonymousTls: bool = False
+    # Session rules.
+    tarpitInterval: int = 5
+    messageRateLimit: int | None = None
+    messageRateSource: str = "IPAddress"
+    requireEHLODomain: bool = False
+    defaultDomain: str | None = None
+    maxLocalHopCount: int = 8
+    maxInboundConnectionPercentagePerSource: int = 2
 
     @property
     def identity(self):

@@ -15,6 +15,8 @@ is refused with the reason (L{UNSUPPORTED_RECEIVE_PARAMETERS}).
 from exmta.config import values
 
 SIZE_MODES = ("Enabled", "Disabled", "EnabledWithoutValue")
+MESSAGE_RATE_SOURCES = ("None", "User", "IPAddress", "All")
+DAY = 86400
 
 RECEIVE_EXTENSION_KEYS = {
     "DeliveryStatusNotificationEnabled": (values.boolean, True),
@@ -24,6 +26,18 @@ RECEIVE_EXTENSION_KEYS = {
     "PipeliningEnabled": (values.boolean, True),
     "EnhancedStatusCodesEnabled": (values.boolean, True),
     "SizeEnabled": (values.choice(SIZE_MODES), "Enabled"),
+    "LongAddressesEnabled": (values.boolean, False),
+    # exmta never offers X-ANONYMOUSTLS (Exchange's server-to-server
+    # handshake), so either value holds.
+    "SuppressXAnonymousTls": (values.boolean, False),
+    # Session rules.
+    "TarpitInterval": (values.timespan(0, 10 * 60), 5),
+    "MessageRateLimit": (values.integer(1, 2**31 - 1, unlimited=True), None),
+    "MessageRateSource": (values.choice(MESSAGE_RATE_SOURCES), "IPAddress"),
+    "RequireEHLODomain": (values.boolean, False),
+    "DefaultDomain": (values.domain, None),
+    "MaxLocalHopCount": (values.integer(0, 50), 8),
+    "MaxInboundConnectionPercentagePerSource": (values.integer(1, 100), 2),
 }
 
 # Parameter -> (Exchange's default as org.ini writes it, why exmta has no more).
@@ -47,6 +61,21 @@ UNSUPPORTED_RECEIVE_PARAMETERS = {
         "$null",
         "Extended Protection for Authentication binds Windows Integrated logons to the "
         "TLS channel; exmta has no Integrated (NTLM/Kerberos) logon",
+    ),
+    "OrarEnabled": (
+        "$false",
+        "XORAR (Originator Requested Alternate Recipient) redirects mail between "
+        "X.400 systems; exmta has no X.400 addresses",
+    ),
+    "MaxAcknowledgementDelay": (
+        "00:00:30",
+        "it delays the acknowledgement for shadow redundancy between Exchange servers; "
+        "exmta acknowledges once the message is on disk (fsync) and keeps no shadow copies",
+    ),
+    "DomainSecureEnabled": (
+        "$false",
+        "mutual TLS needs Set-TransportConfig's TLSReceiveDomainSecureList, which exmta "
+        "does not read yet",
     ),
     "DomainController": (
         "$null",
@@ -89,4 +118,13 @@ def receiveOptions(reader):
         "pipeliningEnabled": reader["PipeliningEnabled"],
         "enhancedStatusCodesEnabled": reader["EnhancedStatusCodesEnabled"],
         "sizeEnabled": reader["SizeEnabled"],
+        "longAddressesEnabled": reader["LongAddressesEnabled"],
+        "suppressXAnonymousTls": reader["SuppressXAnonymousTls"],
+        "tarpitInterval": reader["TarpitInterval"],
+        "messageRateLimit": reader["MessageRateLimit"],
+        "messageRateSource": reader["MessageRateSource"],
+        "requireEHLODomain": reader["RequireEHLODomain"],
+        "defaultDomain": reader["DefaultDomain"],
+        "maxLocalHopCount": reader["MaxLocalHopCount"],
+        "maxInboundConnectionPercentagePerSource": reader["MaxInboundConnectionPercentagePerSource"],
     }

@@ -31,23 +31,33 @@ class AddressError(ValueError):
     """
 
 
-def parseMailbox(text):
+# Exchange's longest address under LongAddressesEnabled (XLONGADDR), for
+# X.400 addresses encapsulated in SMTP.
+LONG_ADDRESS_LIMIT = 1860
+
+
+def parseMailbox(text, longAddresses=False):
     """
+    @param longAddresses: allow a local part longer than RFC 5321's 64
+        octets, the address up to L{LONG_ADDRESS_LIMIT}.
     @return: the L{Address} of C{local@domain}.
     @raise AddressError: if C{text} is not exactly one mailbox.
     """
     match = _MAILBOX.match(text)
-    if match is None or len(match.group("local")) > 64 or len(match.group("domain")) > 255:
+    if match is None or len(match.group("domain")) > 255:
+        raise AddressError(text)
+    if len(match.group("local")) > 64 and not (longAddresses and len(text) <= LONG_ADDRESS_LIMIT):
         raise AddressError(text)
     return Address(match.group("local"), match.group("domain").lower())
 
 
-def parsePath(argument, keyword, allowNull):
+def parsePath(argument, keyword, allowNull, longAddresses=False):
     """
     Parse C{FROM:<path> params} or C{TO:<path> params}.
 
     @param keyword: C{"FROM"} or C{"TO"}.
     @param allowNull: whether C{<>} is allowed (reverse paths only).
+    @param longAddresses: see L{parseMailbox}.
     @return: (L{Address}, {PARAMETER: value or None}) with upper-case
         parameter names.
     @raise AddressError: on any syntax error.
@@ -71,8 +81,35 @@ def parsePath(argument, keyword, allowNull):
         route = _ROUTE.match(path)
         if route is not None:
             path = path[route.end() :]
-        address = parseMailbox(path)
+        address = parseMailbox(path, longAddresses)
     return address, parseParameters(parameterText)
+
+
+_WITHOUT_DOMAIN = re.compile(rf"^([A-Za-z]+:[ ]*<)({_DOT_STRING}|{_QUOTED_STRING})(>.*)$")
+
+
+def withDomain(argument, domain):
+    """
+    @return: C{FROM:<kim> params} as C{FROM:<kim@domain> params} (a
+        receive connector's DefaultDomain), or L{None} when the path is
+        not a bare local part.
+    """
+    match = _WITHOUT_DOMAIN.match(argument)
+    if match is None:
+        return None
+    return f"{match.group(1)}{match.group(2)}@{domain}{match.group(3)}"
+
+
+_ADDRESS_LITERAL = re.compile(r"^\[(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|IPv6:[0-9A-Fa-f:.]+)\]$")
+_HELLO_DOMAIN = re.compile(rf"^{_DOMAIN}$")
+
+
+def isHelloDomain(text):
+    """
+    Whether a HELO or EHLO argument is a domain name or an address literal
+    (RFC 5321 section 4.1.1.1), as RequireEHLODomain asks.
+    """
+    return bool(_HELLO_DOMAIN.fullmatch(text) or _ADDRESS_LITERAL.fullmatch(text))
 
 
 def _closingBracket(text):

@@ -14,7 +14,7 @@ from twisted.logger import Logger
 
 from exmta.auth.throttle import LogonThrottle
 from exmta.cleanup.cleanup import Cleanup
-from exmta.receive.limits import LocalConnectionCounts
+from exmta.receive.limits import LocalConnectionCounts, MessageRates
 from exmta.receive.protocol import ReceiveProtocol
 from exmta.receive.configuration import ReceiveConfiguration
 from exmta.receive.selection import listeningAddresses
@@ -73,6 +73,8 @@ class ReceiveFactory(ServerFactory):
         L{exmta.receive.limits.LocalConnectionCounts}.
     @ivar logonThrottle: the L{exmta.auth.throttle.LogonThrottle} counting
         this process's failed logons, kept across reloads.
+    @ivar messageRates: the L{exmta.receive.limits.MessageRates} of the
+        connectors' MessageRateLimit, kept across reloads.
     """
 
     protocol = ReceiveProtocol
@@ -89,6 +91,7 @@ class ReceiveFactory(ServerFactory):
         self.reactor = reactor
         self.connectionCounts = LocalConnectionCounts() if connections is None else connections
         self.logonThrottle = LogonThrottle(reactor)
+        self.messageRates = MessageRates(reactor)
         self._protocolLog = protocolLog
         self.tracking = tracking
         self._sessions = itertools.count(1)

@@ -33,6 +33,7 @@ from dataclasses import replace
 from twisted.cred.credentials import Anonymous
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
@@ -42,7 +43,7 @@ from exmta.cleanup.cleanup import CANNOT_SEND_AS
 from exmta.envelope import Address, Envelope, Reply, Session
 from exmta.errors import Disconnect, SMTPFailure
 from exmta.interfaces import IPrincipal
-from exmta.message.address import AddressError, parsePath
+from exmta.message.address import AddressError, isHelloDomain, parsePath, withDomain
 from exmta.message.header import rfc5322Date
 from exmta.receive.auth import COMMAND, SASL, TOO_MANY_ERRORS, AuthCommands
 from exmta.receive.chunking import CHUNK, ChunkingCommands
@@ -53,6 +54,8 @@ COMMAND_LINE_LIMIT = 512
 # RFC 3461 section 5: with DSN, MAIL lines may be 100 octets longer (RET,
 # ENVID) and RCPT lines 500 (NOTIFY, ORCPT).
 DSN_LINE_EXTRA = {b"MAIL ": 100, b"RCPT ": 500}
+# Exchange's MAIL and RCPT line limit under LongAddressesEnabled (XLONGADDR).
+LONG_ADDRESS_LINE_LIMIT = 8000
 # RFC 4954 section 4: AUTH lines may be longer than other commands.
 AUTH_LINE_LIMIT = 12288
 # While a command waits, stop reading once this much is buffered behind it.
@@ -295,8 +298,11 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         if self._mode == SASL or _isAuthCommand(self._buffer):
             return AUTH_LINE_LIMIT
         extra = DSN_LINE_EXTRA.get(bytes(self._buffer[:5]).upper())
-        if extra and self.connector is not None and self.connector.deliveryStatusNotificationEnabled:
-            return COMMAND_LINE_LIMIT + extra
+        if extra and self.connector is not None:
+            if self.connector.longAddressesEnabled:
+                return LONG_ADDRESS_LINE_LIMIT
+            if self.connector.deliveryStatusNotificationEnabled:
+                return COMMAND_LINE_LIMIT + extra
         return COMMAND_LINE_LIMIT
 
     def _refuseLongLine(self, length):
@@ -316,7 +322,30 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         if isinstance(result, defer.Deferred):
             self._await(result)
         elif result is not None:
-            self._send(result)
+            self._sendOrTarpit(result)
+
+    def _sendOrTarpit(self, response):
+        """
+        Send C{response}, after the connector's TarpitInterval when it
+        refuses mail to an anonymous session (a directory harvest or a
+        spammer's retries: RCPT's 550 5.1.1, relay refusals, refused
+        messages).  Protocol errors have MaxProtocolErrors, failed logons
+        AuthTarpitInterval; authenticated sessions are never tarpitted.
+        Nothing else is read meanwhile.
+        """
+        delay = self.connector.tarpitInterval if self.connector is not None else 0
+        if (
+            not delay
+            or not 500 <= response.code < 600
+            or response.code in _PROTOCOL_ERROR_CODES
+            or 530 <= response.code <= 535
+            or self.session is None
+            or self.session.authenticated
+            or getattr(self.session.principal, "authAs", "Anonymous") != "Anonymous"
+        ):
+            self._send(response)
+            return
+        self._await(deferLater(self.factory.reactor, delay, self._send, response))
 
     def _await(self, deferred):
         self._pending = deferred
@@ -340,7 +369,9 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
     def _settled(self, result):
         self._pending = None
         if result is not None:
-            self._send(result)
+            self._sendOrTarpit(result)
+            if self._pending is not None:
+                return
         if self._closing:
             return
         if self._paused:
@@ -440,10 +471,21 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
             return UNRECOGNIZED
         return handler(argument.strip(" "))
 
+    def _badHelloName(self, argument):
+        """
+        @return: the refusal of a HELO or EHLO name, or L{None}.
+        RequireEHLODomain asks for a domain name or an address literal.
+        """
+        if _CONTROL.search(argument):
+            return INVALID_DOMAIN
+        if self.connector.requireEHLODomain and not isHelloDomain(argument):
+            return INVALID_DOMAIN
+        return None
+
     def smtp_HELO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: HELO hostname")
-        if _CONTROL.search(argument):
+        if self._badHelloName(argument):
             return INVALID_DOMAIN
         session = replace(self.session, helo=argument, esmtp=False)
 
@@ -457,7 +499,7 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
     def smtp_EHLO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: EHLO hostname")
-        if _CONTROL.search(argument):
+        if self._badHelloName(argument):
             return INVALID_DOMAIN
         session = replace(self.session, helo=argument, esmtp=True)
 
@@ -499,6 +541,8 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
             extensions.append("BINARYMIME")
         if connector.chunkingEnabled:
             extensions.append("CHUNKING")
+        if connector.longAddressesEnabled:
+            extensions.append("XLONGADDR")
         return tuple(extensions)
 
     def _tlsAvailable(self):
@@ -591,7 +635,7 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         if not principal.has(permissions.SUBMIT):
             return NOT_AUTHENTICATED
         try:
-            sender, parameters = parsePath(argument, "FROM", allowNull=True)
+            sender, parameters = self._parsePath(argument, "FROM", allowNull=True)
         except AddressError:
             return reply(501, "5.1.7", "Invalid address")
         if parameters and not self.session.esmtp:
@@ -601,6 +645,10 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
             return fields
         if not permissions.maySendAs(self.factory.organization, sender, principal):
             return CANNOT_SEND_AS
+        refusal = self.factory.messageRates.admit(self.connector, self.session.peerHost, principal)
+        if refusal is not None:
+            self._close(refusal)
+            return None
         envelope = Envelope(sender, (), **fields)
 
         def accept():
@@ -609,6 +657,22 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
             return reply(250, "2.1.0", "Sender OK")
 
         return self._agentsThen("OnMailCommand", accept, envelope=envelope, address=sender)
+
+    def _parsePath(self, argument, keyword, allowNull):
+        """
+        L{parsePath} under the connector's rules: a path without a domain
+        gets its DefaultDomain, and LongAddressesEnabled lifts RFC 5321's
+        lengths.
+        """
+        longAddresses = self.connector.longAddressesEnabled
+        try:
+            return parsePath(argument, keyword, allowNull, longAddresses=longAddresses)
+        except AddressError:
+            domain = self.connector.defaultDomain
+            completed = domain and withDomain(argument, domain)
+            if not completed:
+                raise
+            return parsePath(completed, keyword, allowNull, longAddresses=longAddresses)
 
     def _sizeLimit(self):
         if self._principal().has(permissions.BYPASS_MESSAGE_SIZE_LIMIT):
@@ -619,7 +683,7 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         if self.envelope is None:
             return reply(503, "5.5.1", "Need MAIL command")
         try:
-            recipient, parameters = parsePath(argument, "TO", allowNull=False)
+            recipient, parameters = self._parsePath(argument, "TO", allowNull=False)
         except AddressError:
             recipient, parameters = self._postmaster(argument), {}
             if recipient is None:

@@ -31,7 +31,7 @@ from exmta.receive.limits import ConnectionCounts
 from exmta.receive.configuration import ReceiveConfiguration, configureReceive
 from exmta.receive.listener import ReceiveFactory, ReceiveService
 from exmta.receive.workerpool import WorkerPool
-from exmta.routing import nextHopFor
+from exmta.routing import linkedNextHop, nextHopFor
 from exmta.send import SmtpDelivery
 from exmta.tracking import MessageTrackingLog
 
@@ -101,7 +101,8 @@ class TransportServerService(service.MultiService):
         factory.reconfigure(new.receive)
         delivery.reconfigure(new.organization, new.transportServer, new.credentials)
         manager.reconfigure(new.recipients, new.route, server=new.transportServer,
-                            postmaster=new.postmaster, agents=new.agents)
+                            postmaster=new.postmaster, agents=new.agents,
+                            linkedRoute=new.linkedRoute)
         manager.deliveryAgent = new.deliveryAgent
         receive.closeUnused(new.connectors)
         if workers is not None:
@@ -164,6 +165,15 @@ class _Configuration:
     @property
     def postmaster(self):
         return self.organization.postmasterAddressOf(self.transportServer.name)
+
+    def linkedRoute(self, queued):
+        """
+        L{linkedNextHop} of a queued message; L{None} at once when no send
+        connector has a LinkedReceiveConnector.
+        """
+        if not any(c.linkedReceiveConnector for c in self.organization.sendConnectors):
+            return None
+        return linkedNextHop(self.organization, self.transportServer.name, queued.receivedFrom)
 
     def route(self, address):
         domain = address.domain
@@ -265,6 +275,7 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         remoteDelivery=remoteDelivery,
         trackingLog=tracking,
         agents=configuration.agents,
+        linkedRoute=configuration.linkedRoute,
     )
     manager.setServiceParent(top)
     receive = ReceiveService(factory, reactor)

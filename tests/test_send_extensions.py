@@ -4,9 +4,15 @@ and reports "relayed" for recipients that asked for success notices when
 the peer does not.
 """
 
+import pytest
+from twisted.internet.task import Clock
+
 from exmta.envelope import Relayed
-from exmta.send.client import Transaction
-from tests.test_send_parts import ClientTestCase
+from exmta.errors import ConnectionFailure, PermanentFailure, TransientFailure
+from exmta.send.client import DeliveryClient, Transaction
+from exmta.send.replies import withErrorPolicies
+from exmta.testing import SMTPTransport
+from tests.test_send_parts import TARGET, ClientTestCase
 
 ASKED = Transaction(
     "Q1", "a@fabrikam.com", ("kim@contoso.com", "lee@contoso.com"), b"hi\r\n",
@@ -110,3 +116,41 @@ class BdatClientTests(ClientTestCase):
         client.transact(Transaction("Q1", "a@fabrikam.com", ("kim@contoso.com",), b"\x00\xff",
                                     body="BINARYMIME"))
         self.assertEqual(transport.takeReplies(), ["MAIL FROM:<a@fabrikam.com> BODY=BINARYMIME"])
+
+
+class ForceHeloTests(ClientTestCase):
+    def test_heloInsteadOfEhlo(self):
+        client = DeliveryClient(TARGET, "huba.fabrikam.com", None, False, None, None, 600,
+                                Clock(), forceHelo=True)
+        transport = SMTPTransport(local=("127.0.0.1", 40000), peer=("127.0.0.2", 25))
+        client.makeConnection(transport)
+        ready = []
+        client.ready.addBoth(ready.append)
+        self.assertEqual(self.say(client, transport, b"220 hello"), ["HELO huba.fabrikam.com"])
+        self.say(client, transport, b"250 hi")
+        self.assertEqual(ready, [client])
+        client.transact(Transaction("Q1", "a@fabrikam.com", ("kim@contoso.com",), b"hi\r\n"))
+        self.assertEqual(transport.takeReplies(), ["MAIL FROM:<a@fabrikam.com>"])
+
+
+@pytest.mark.parametrize("policies, outcome, expected", [
+    (frozenset(), PermanentFailure.of(550, "5.4.4", "SMTPSEND.DNS.NonExistentDomain; x"), "550 5.4.4"),
+    ({"DowngradeDnsFailures"}, PermanentFailure.of(550, "5.4.4", "SMTPSEND.DNS.NonExistentDomain; x"),
+     "450 4.4.4"),
+    ({"DowngradeDnsFailures"}, PermanentFailure.of(550, "5.1.1", "No such user"), "550 5.1.1"),
+    ({"DowngradeCustomFailures"}, PermanentFailure.of(554, "", "Go away"), "454"),
+    ({"DowngradeCustomFailures"}, PermanentFailure.of(550, "5.0.0", "Policy"), "450 4.0.0"),
+    ({"DowngradeCustomFailures"}, PermanentFailure.of(550, "5.1.1", "No such user"), "550 5.1.1"),
+    ({"UpgradeCustomFailures"}, TransientFailure.of(451, "", "Try later, maybe"), "551"),
+    ({"UpgradeCustomFailures"}, TransientFailure.of(452, "4.2.2", "Mailbox full"), "452 4.2.2"),
+    ({"UpgradeCustomFailures"}, ConnectionFailure.of(421, "", "Closing"), "421"),
+])
+def test_errorPolicies(policies, outcome, expected):
+    changed = withErrorPolicies(outcome, policies)
+    assert str(changed.reply).startswith(expected)
+    assert isinstance(changed, PermanentFailure) == expected.startswith("5")
+
+
+def test_errorPoliciesLeaveSuccessAlone():
+    assert withErrorPolicies(None, {"UpgradeCustomFailures"}) is None
+    assert withErrorPolicies(Relayed("x"), {"UpgradeCustomFailures"}) == Relayed("x")

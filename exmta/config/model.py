@@ -124,6 +124,15 @@ class SendConnector:
     protocolLoggingLevel: str
     enabled: bool
     origin: Origin
+    forceHELO: bool = False
+    sourceIPAddress: str = "0.0.0.0"
+    # Of DowngradeDnsFailures, DowngradeCustomFailures, UpgradeCustomFailures;
+    # empty is Default.
+    errorPolicies: frozenset = frozenset()
+    # The identity (Server\\Name) of the receive connector whose mail all
+    # goes through this one.
+    linkedReceiveConnector: str | None = None
+    isScopedConnector: bool = False
 
 
 @dataclass(frozen=True)

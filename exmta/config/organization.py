@@ -27,6 +27,7 @@ from exmta.config.receiveoptions import (
     receiveOptions,
     unsupportedKeys,
 )
+from exmta.config.sendconnectors import SEND_OPTION_KEYS
 from exmta.config.sendconnectors import sendConnectors as _sendConnectors
 from exmta.errors import ConfigError
 
@@ -175,7 +176,8 @@ RECEIVE_CONNECTOR_KEYS = {
 
 SEND_CONNECTOR_KEYS = {
     "Usage": (values.choice(SEND_USAGES), "Custom"),
-    "AddressSpaces": (values.addressSpaces, REQUIRED),
+    # Required unless LinkedReceiveConnector is set (config/sendconnectors.py).
+    "AddressSpaces": (values.addressSpaces, None),
     "SmartHosts": (values.smartHosts, ()),
     "DNSRoutingEnabled": (values.boolean, True),
     "SmartHostAuthMechanism": (values.flags(SMART_HOST_AUTH_MECHANISMS), None),
@@ -193,6 +195,7 @@ SEND_CONNECTOR_KEYS = {
     "ProtocolLoggingLevel": (values.choice(PROTOCOL_LOGGING_LEVELS), "None"),
     "Enabled": (values.boolean, True),
     "Comment": (str, None),
+    **SEND_OPTION_KEYS,
 }
 
 FAILURE_POLICIES = ("FailClosed", "FailOpen")
@@ -411,7 +414,7 @@ def parseOrganization(text, path):
         readers["ReceiveConnector"], readers["ADPermission"], servers
     )
     _checkConnectorOverlaps(connectors, readers["ReceiveConnector"])
-    sendConnectors = _sendConnectors(readers["SendConnector"], servers)
+    sendConnectors = _sendConnectors(readers["SendConnector"], servers, connectors)
     agents = _transportAgents(readers["TransportAgent"])
     return Organization(
         path=path,

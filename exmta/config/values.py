@@ -305,6 +305,16 @@ def ipRange(text):
     return IPRange(low.version, int(low), int(high), item)
 
 
+def ipAddress(text):
+    """
+    One IPv4 or IPv6 address, as text in its compressed form.
+    """
+    try:
+        return str(ipaddress.ip_address(text.strip().strip("[]")))
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not an IP address, e.g. 192.0.2.25") from None
+
+
 def ipRanges(text):
     return tuple(ipRange(item) for item in commaList(text))
 

@@ -222,6 +222,7 @@ class QueueManager(service.Service):
         remoteDelivery=None,
         trackingLog=None,
         agents=None,
+        linkedRoute=None,
         maxConcurrentMailboxDeliveries=20,
         localDeliveryTimeout=LOCAL_DELIVERY_TIMEOUT,
     ):
@@ -247,6 +248,10 @@ class QueueManager(service.Service):
         @param trackingLog: an L{exmta.interfaces.IMessageTrackingLog}.
         @param agents: the L{exmta.agents.AgentPipeline} whose routing
             agents are called as messages are worked, or L{None}.
+        @param linkedRoute: a callable from a L{QueuedMessage} to the
+            L{exmta.envelope.NextHop} every recipient of it goes to, local
+            ones included (the send connector whose LinkedReceiveConnector
+            received it), or to L{None}; used only with C{route}.
         @param maxConcurrentMailboxDeliveries: how many messages may be in
             local delivery at once, which bounds the message bytes held in
             memory when a restart finds a long queue.  Remote sends are
@@ -263,6 +268,7 @@ class QueueManager(service.Service):
         self.deliveryAgent = deliveryAgent
         self.reactor = reactor
         self.route = route
+        self.linkedRoute = linkedRoute
         self.remoteDelivery = remoteDelivery
         self.tracking = NoTrackingLog() if trackingLog is None else trackingLog
         if server is None:
@@ -341,7 +347,9 @@ class QueueManager(service.Service):
         while self._passes:
             yield DeferredList(list(self._passes.values()))
 
-    def reconfigure(self, resolver, route=None, *, server=None, postmaster=None, agents=None):
+    def reconfigure(
+        self, resolver, route=None, *, server=None, postmaster=None, agents=None, linkedRoute=None
+    ):
         """
         Work from now on with a new configuration's resolver and routes
         (passes in progress finish with the old ones).  C{route} must be
@@ -352,6 +360,7 @@ class QueueManager(service.Service):
             raise ValueError("route and remoteDelivery go together")
         self.resolver = resolver
         self.route = route
+        self.linkedRoute = linkedRoute
         self.routingEvents.agents = agents
         if server is not None:
             self.schedule = RetrySchedule.of(server)
@@ -609,8 +618,14 @@ class QueueManager(service.Service):
         """
         local = {}
         remote = {}
+        linked = None
+        if self.route is not None and self.linkedRoute is not None:
+            linked = self.linkedRoute(work.queued)
         for index, recipient in enumerate(work.recipients):
             if not work.schedule.isDue(recipient, now):
+                continue
+            if linked is not None:
+                self._routeRemote(work, index, linked, remote)
                 continue
             address = _address(recipient.address)
             resolution = self.resolver.resolve(address)
@@ -634,15 +649,19 @@ class QueueManager(service.Service):
                 if nextHop is None:
                     work.fail(index, UNABLE_TO_ROUTE, ROUTING)
                     continue
-                self.hops.noteRouted(nextHop)
-                if self.hops.isSuspended(nextHop.key):
-                    # Held in its suspended queue, shown there.
-                    if recipient.nextHop != nextHop.key:
-                        work.recipients[index] = replace(recipient, nextHop=nextHop.key)
-                else:
-                    addresses = remote.setdefault(nextHop.key, (nextHop, {}))[1]
-                    addresses.setdefault(recipient.address, []).append(index)
+                self._routeRemote(work, index, nextHop, remote)
         return local, remote
+
+    def _routeRemote(self, work, index, nextHop, remote):
+        recipient = work.recipients[index]
+        self.hops.noteRouted(nextHop)
+        if self.hops.isSuspended(nextHop.key):
+            # Held in its suspended queue, shown there.
+            if recipient.nextHop != nextHop.key:
+                work.recipients[index] = replace(recipient, nextHop=nextHop.key)
+        else:
+            addresses = remote.setdefault(nextHop.key, (nextHop, {}))[1]
+            addresses.setdefault(recipient.address, []).append(index)
 
     def _deliverLocal(self, work, local):
         queued = work.queued

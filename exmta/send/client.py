@@ -131,7 +131,7 @@ class DeliveryClient(BdatSending, ESMTPClient):
 
     def __init__(
         self, target, ehloName, context, requireTLS, authentication, credentials,
-        timeout, clock, protocolLog=None,
+        timeout, clock, protocolLog=None, forceHelo=False,
     ):
         """
         @param target: the L{exmta.send.hosts.Target} connected to.
@@ -147,6 +147,8 @@ class DeliveryClient(BdatSending, ESMTPClient):
         @param protocolLog: called with the local and remote addresses once
             connected, returns the L{exmta.protocollog.ProtocolSession} to
             write (or L{None}); L{None} for no protocol log.
+        @param forceHelo: say HELO instead of EHLO (ForceHELO): no ESMTP
+            extension is used.
         """
         username = password = None
         if authentication and credentials is not None:
@@ -163,6 +165,7 @@ class DeliveryClient(BdatSending, ESMTPClient):
         self._authentication = authentication if username is not None else None
         self._username = username
         self._openProtocolLog = protocolLog
+        self._forceHelo = forceHelo
         self._protocolLog = None
         self.ready = Deferred()
         self.whenLost = Deferred()
@@ -350,6 +353,11 @@ class DeliveryClient(BdatSending, ESMTPClient):
         self.whenLost.callback(None)
 
     # Greeting, EHLO, STARTTLS and AUTH
+
+    def esmtpState_ehlo(self, code, resp):
+        if self._forceHelo:
+            return self.smtpState_helo(code, resp)
+        return ESMTPClient.esmtpState_ehlo(self, code, resp)
 
     def esmtpEHLORequired(self, code=-1, resp=None):
         # EHLO refused, and HELO would not do: TLS or AUTH is required.

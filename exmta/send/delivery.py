@@ -47,7 +47,7 @@ from exmta.protocollog import ProtocolLog
 from exmta.routing.connectors import forwardingTarget
 from exmta.send import hosts
 from exmta.send.client import DeliveryClient, HostFailure, StaleConnection, Transaction
-from exmta.send.replies import connectionFailure
+from exmta.send.replies import connectionFailure, withErrorPolicies
 from exmta.send.pool import IDLE_TIMEOUT, SHUTTING_DOWN, ConnectionPool
 from exmta.send.tls import TlsPolicy
 
@@ -92,6 +92,9 @@ class HopSettings:
     credentialName: str | None
     maxMessageSize: int | None
     protocolLogging: bool
+    forceHelo: bool = False
+    sourceAddress: str | None = None
+    errorPolicies: frozenset = frozenset()
 
 
 def authenticationOf(connector):
@@ -228,9 +231,13 @@ class SmtpDelivery:
                     nextHop=settings.key,
                     reply=str(failure.reply),
                 )
-                return dict.fromkeys(recipients, failure)
+                return dict.fromkeys(recipients, withErrorPolicies(failure, settings.errorPolicies))
             try:
-                return await client.transact(transaction)
+                outcomes = await client.transact(transaction)
+                return {
+                    recipient: withErrorPolicies(outcome, settings.errorPolicies)
+                    for recipient, outcome in outcomes.items()
+                }
             except StaleConnection:
                 log.info("reused connection to {target} was closed; trying a new one",
                          target=str(client.target))
@@ -326,12 +333,16 @@ class SmtpDelivery:
         authentication = authenticationOf(connector) if deliveryType == SMART_HOST else None
         ehloName = connector.fqdn or self.server.fqdn
         port = connector.port
+        forceHelo = getattr(connector, "forceHELO", False)
+        source = getattr(connector, "sourceIPAddress", "0.0.0.0")
+        sourceAddress = None if source in ("0.0.0.0", "::") else source
         if deliveryType == RELAY:
             # Forwarding to another transport server of the organization:
-            # opportunistic TLS, no AUTH, our own name.
+            # opportunistic TLS, no AUTH, our own name, EHLO, any address.
             tls = TlsPolicy()
             authentication = None
             ehloName = self.server.fqdn
+            forceHelo, sourceAddress = False, None
         elif deliveryType not in (SMART_HOST, DNS):
             raise ConnectionFailure(
                 Reply(451, "4.4.0", f"Unknown delivery type {deliveryType} for {nextHop.key}")
@@ -350,6 +361,9 @@ class SmtpDelivery:
             credentialName=connector.authenticationCredential,
             maxMessageSize=connector.maxMessageSize,
             protocolLogging=getattr(connector, "protocolLoggingLevel", "None") == "Verbose",
+            forceHelo=forceHelo,
+            sourceAddress=sourceAddress,
+            errorPolicies=getattr(connector, "errorPolicies", frozenset()),
         )
 
     def _connector(self, name):
@@ -460,11 +474,19 @@ class SmtpDelivery:
             settings.timeout,
             self._clock,
             protocolLog=self._protocolLogFor(settings),
+            forceHelo=settings.forceHelo,
         )
         endpointClass = TCP6ClientEndpoint if target.isIPv6 else TCP4ClientEndpoint
+        bindAddress = None
+        if settings.sourceAddress is not None:
+            # SourceIPAddress: connections leave from it; one of the other
+            # family cannot, and goes from any address.
+            if (":" in settings.sourceAddress) == target.isIPv6:
+                bindAddress = (settings.sourceAddress, 0)
         endpoint = endpointClass(
             self._reactor, target.address, target.port,
             timeout=min(CONNECT_TIMEOUT, settings.timeout or CONNECT_TIMEOUT),
+            bindAddress=bindAddress,
         )
         log.debug("connecting to {target} for {nextHop}", target=str(target), nextHop=settings.key)
         connecting = connectProtocol(endpoint, client)

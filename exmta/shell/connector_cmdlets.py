@@ -73,8 +73,14 @@ class SendConnectorView:
     ProtocolLoggingLevel: str
     Enabled: bool
     Comment: str | None
+    ForceHELO: bool = False
+    SourceIPAddress: str = "0.0.0.0"
+    ErrorPolicies: str = "Default"
+    LinkedReceiveConnector: str | None = None
+    IsScopedConnector: bool = False
 
 
+_ERROR_POLICY_ORDER = ("DowngradeDnsFailures", "DowngradeCustomFailures", "UpgradeCustomFailures")
 _SMART_HOST_AUTH_ORDER = ("None", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative")
 
 
@@ -101,6 +107,14 @@ def _sendConnectorView(connector, notes):
         ProtocolLoggingLevel=connector.protocolLoggingLevel,
         Enabled=connector.enabled,
         Comment=notes.get(("sendconnector", connector.name.lower())),
+        ForceHELO=connector.forceHELO,
+        SourceIPAddress=connector.sourceIPAddress,
+        ErrorPolicies=(
+            flagsShown(connector.errorPolicies, _ERROR_POLICY_ORDER) if connector.errorPolicies
+            else "Default"
+        ),
+        LinkedReceiveConnector=connector.linkedReceiveConnector,
+        IsScopedConnector=connector.isScopedConnector,
     )
 
 
@@ -331,6 +345,22 @@ class ReceiveConnectorView:
     Enabled: bool
     Comment: str | None
     CredentialCheckers: tuple | None
+    DeliveryStatusNotificationEnabled: bool = True
+    ChunkingEnabled: bool = True
+    BinaryMimeEnabled: bool = True
+    EightBitMimeEnabled: bool = True
+    PipeliningEnabled: bool = True
+    EnhancedStatusCodesEnabled: bool = True
+    SizeEnabled: str = "Enabled"
+    LongAddressesEnabled: bool = False
+    SuppressXAnonymousTls: bool = False
+    TarpitInterval: str = "00:00:05"
+    MessageRateLimit: object = "unlimited"
+    MessageRateSource: str = "IPAddress"
+    RequireEHLODomain: bool = False
+    DefaultDomain: str | None = None
+    MaxLocalHopCount: int = 8
+    MaxInboundConnectionPercentagePerSource: int = 2
 
 
 _AUTH_ORDER = ("None", "Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative")
@@ -367,6 +397,22 @@ def _receiveConnectorView(connector, notes):
         Comment=notes.get(("receiveconnector", connector.name.lower())),
         # Without BasicAuth nothing asks checkers, and org.ini may not name any.
         CredentialCheckers=connector.credentialCheckers or None,
+        DeliveryStatusNotificationEnabled=connector.deliveryStatusNotificationEnabled,
+        ChunkingEnabled=connector.chunkingEnabled,
+        BinaryMimeEnabled=connector.binaryMimeEnabled,
+        EightBitMimeEnabled=connector.eightBitMimeEnabled,
+        PipeliningEnabled=connector.pipeliningEnabled,
+        EnhancedStatusCodesEnabled=connector.enhancedStatusCodesEnabled,
+        SizeEnabled=connector.sizeEnabled,
+        LongAddressesEnabled=connector.longAddressesEnabled,
+        SuppressXAnonymousTls=connector.suppressXAnonymousTls,
+        TarpitInterval=formatTimespan(connector.tarpitInterval),
+        MessageRateLimit=countShown(connector.messageRateLimit),
+        MessageRateSource=connector.messageRateSource,
+        RequireEHLODomain=connector.requireEHLODomain,
+        DefaultDomain=connector.defaultDomain,
+        MaxLocalHopCount=connector.maxLocalHopCount,
+        MaxInboundConnectionPercentagePerSource=connector.maxInboundConnectionPercentagePerSource,
     )
 
 

@@ -8,6 +8,9 @@ The ESMTP extensions of issue 15 over real sockets, with real peers:
     (C{smtpd_discard_ehlo_keywords = dsn}) it sends none and tells the
     sender "relayed"; NOTIFY=NEVER means no report; a connector with
     DeliveryStatusNotificationEnabled $false hides DSN and refuses NOTIFY.
+  - Send connectors: ForceHELO and SourceIPAddress as the Postfix next hop
+    sees them; LinkedReceiveConnector sends everything received on a
+    connector to the linked connector's smart host, local recipients too.
   - RFC 3030 (CHUNKING): a client's BDAT chunks, split across reads, make
     the message, answered only once it is queued; the size limit and the
     bare line feed rule hold as under DATA; exmta sends with BDAT to a
@@ -71,6 +74,29 @@ SmartHosts = 127.0.0.1
 Port = {withoutDsn}
 DNSRoutingEnabled = $false
 ProtocolLoggingLevel = Verbose
+
+[SendConnector To Woodgrove]
+AddressSpaces = woodgrovebank.com
+SmartHosts = 127.0.0.1
+Port = {withoutDsn}
+DNSRoutingEnabled = $false
+ForceHELO = $true
+SourceIPAddress = 127.0.0.5
+
+# Everything received on it goes to the appliance (the Postfix without
+# DSN), local recipients included.
+[ReceiveConnector From Filter]
+Bindings = 127.0.0.1:{linked}
+RemoteIPRanges = 127.0.0.0/8
+PermissionGroups = AnonymousUsers
+TarpitInterval = 00:00:00
+
+[SendConnector Through Appliance]
+SmartHosts = 127.0.0.1
+Port = {withoutDsn}
+DNSRoutingEnabled = $false
+MaxMessageSize = unlimited
+LinkedReceiveConnector = From Filter
 """
 
 MESSAGE = (
@@ -95,10 +121,10 @@ def nextHops():
 def hub(tmp_path_factory, nextHops):
     folder = str(tmp_path_factory.mktemp("dsn"))
     withDsn, withoutDsn = nextHops
-    ports = {"default": freePort(), "plain": freePort()}
+    ports = {"default": freePort(), "plain": freePort(), "linked": freePort()}
     config = writeOrganization(folder, ORGANIZATION.format(
         folder=folder, withDsn=withDsn.port, withoutDsn=withoutDsn.port, **ports))
-    server = ServerProcess(config, sockets=2)
+    server = ServerProcess(config, sockets=3)
     server.folder, server.ports = folder, ports
     yield server
     server.stop()
@@ -275,3 +301,24 @@ def test_bdatToAPostfixNextHop(hub, nextHops):
             for event, c in s if event == ">"]
     assert any(c.startswith("BDAT ") and c.endswith(" LAST") for c in sent), sent
     assert "DATA" not in sent
+
+
+# Send connector parameters
+
+
+def test_forceHeloAndSourceIPAddress(hub, nextHops):
+    _, peer = nextHops
+    submit(hub.ports["default"], ["erin@woodgrovebank.com"], "fromFive")
+    [received] = peer.waitForMessages("erin@woodgrovebank.com")
+    # Postfix's Received field: the HELO name, the address it came from,
+    # and SMTP (HELO), not ESMTP.
+    assert b"from huba.fabrikam.com (unknown [127.0.0.5])" in received, received[:600]
+    assert b"with SMTP id" in received
+
+
+def test_linkedReceiveConnector(hub, nextHops):
+    _, appliance = nextHops
+    submit(hub.ports["linked"], ["kim@fabrikam.com"], "throughTheFilter")
+    [sent] = appliance.waitForMessages("kim@fabrikam.com")
+    assert b"Subject: throughTheFilter" in sent
+    assert not any(b"throughTheFilter" in m for m in mailbox(hub, "kim@fabrikam.com"))

@@ -148,11 +148,6 @@ SEND = dict(
     ProtocolLoggingLevel="Verbose",
     Enabled=False,
     Comment="To the partner",
-    ForceHELO=False,
-    SourceIPAddress="0.0.0.0",
-    ErrorPolicies="Default",
-    LinkedReceiveConnector=None,
-    IsScopedConnector=False,
 )
 
 SEND_SHOWN = dict(
@@ -177,6 +172,11 @@ SEND_SHOWN = dict(
     ProtocolLoggingLevel="Verbose",
     Enabled=False,
     Comment="To the partner",
+    ForceHELO=False,
+    SourceIPAddress="0.0.0.0",
+    ErrorPolicies="Default",
+    LinkedReceiveConnector=None,
+    IsScopedConnector=False,
 )
 
 

@@ -23,6 +23,7 @@ from exmta.config.organization import (
     USAGES,
 )
 from exmta.config.values import boolean, credentialName, formatTimespan
+from exmta.shell.connectorparameters import TEMPLATE_INSTANCE
 from exmta.errors import ConfigError
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf, revealPassword
 from exmta.shell.configedit import (
@@ -120,6 +121,20 @@ def _sendConnectorView(connector, notes):
 
 _SEND_SPECIAL = ("Usage", "AuthenticationCredential")
 
+# Exchange's -Force suppresses confirmation prompts; exmta never asks.
+FORCE = Parameter("Force", kind="switch")
+TEMPLATE = Parameter("TemplateInstance")
+
+
+def _refuseTemplate(given):
+    """
+    Take -Force and -TemplateInstance out of the parameters given: the
+    first means nothing here, the second is refused.
+    """
+    given.pop("Force", None)
+    if given.pop("TemplateInstance", None) is not None:
+        raise CmdletError(f"-TemplateInstance: not supported on exmta: {TEMPLATE_INSTANCE}")
+
 
 def _credentialNameOf(connector):
     """
@@ -193,9 +208,12 @@ def _sendSpan(document, identity, path):
     *usageParameters(SEND_USAGES),
     Parameter("AuthenticationCredential"),
     *parameters(SEND_CONNECTOR_KEYS, _SEND_SPECIAL),
+    FORCE,
+    TEMPLATE,
     supportsWhatIf=True,
 )
 def newSendConnector(context, Name, **given):
+    _refuseTemplate(given)
     name = nameOf(Name, "send connector")
     usage = usageOf(given, SEND_USAGES)
     credential = given.pop("AuthenticationCredential", None)
@@ -240,9 +258,11 @@ def getSendConnector(context, Identity=None):
     Parameter("Name"),
     Parameter("AuthenticationCredential"),
     *parameters(SEND_CONNECTOR_KEYS, _SEND_SPECIAL),
+    FORCE,
     supportsWhatIf=True,
 )
 def setSendConnector(context, Identity, **given):
+    _refuseTemplate(given)
     identity = identityOf(Identity)
     rename = given.pop("Name", None)
     credential = given.pop("AuthenticationCredential", ...)
@@ -501,9 +521,11 @@ _FIXED_RANGES = {"Internet": "0.0.0.0-255.255.255.255"}
     Parameter("Server"),
     *usageParameters(USAGES),
     *parameters(RECEIVE_CONNECTOR_KEYS, _RECEIVE_SPECIAL),
+    TEMPLATE,
     supportsWhatIf=True,
 )
 def newReceiveConnector(context, Name, Server=None, **given):
+    _refuseTemplate(given)
     name = nameOf(Name, "receive connector")
     if "\\" in name:
         raise CmdletError(f"-Name: {name!r} cannot hold '\\'; give the server with -Server")

@@ -104,6 +104,8 @@ class Envelope:
     @ivar recipientDsn: RFC 3461 C{NOTIFY} and C{ORCPT} of the recipients
         that gave them: C{{address text: (notify, orcpt)}}
         (L{exmta.message.dsnparams}).
+    @ivar smtputf8: MAIL carried C{SMTPUTF8} (RFC 6531): addresses and
+        headers may hold UTF-8.
     """
 
     mailFrom: Address
@@ -113,6 +115,7 @@ class Envelope:
     ret: str | None = None
     envid: str | None = None
     recipientDsn: dict = field(default_factory=dict)
+    smtputf8: bool = False
 
 
 def newQueueId(clock=time.time):
@@ -138,6 +141,7 @@ class QueuedMessage:
         decided is recorded.
     @ivar ret: RFC 3461 C{RET} as received (L{Envelope.ret}).
     @ivar envid: RFC 3461 C{ENVID} as received (L{Envelope.envid}).
+    @ivar smtputf8: received with C{SMTPUTF8} (L{Envelope.smtputf8}).
     """
 
     queueId: str
@@ -152,6 +156,7 @@ class QueuedMessage:
     categorized: bool = False
     ret: str | None = None
     envid: str | None = None
+    smtputf8: bool = False
 
 
 @dataclass(frozen=True, slots=True)

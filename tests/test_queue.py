@@ -216,20 +216,21 @@ class SpoolTests(TestCase):
         """
         given = replace(
             envelope("bob@fabrikam.com", "carol@example.org"),
-            ret="HDRS", envid="QQ+314",
+            ret="HDRS", envid="QQ+314", smtputf8=True,
             recipientDsn={"bob@fabrikam.com": ("SUCCESS,FAILURE", "rfc822;Bob@Fabrikam.com")},
         )
         queueId = await self.spool.enqueue(given, SESSION, MESSAGE)
         with open(os.path.join(self.messages, queueId + ".json"), "rb") as handle:
             document = json.loads(handle.read())
         self.assertEqual(document["version"], 3)
-        self.assertEqual((document["ret"], document["envid"]), ("HDRS", "QQ+314"))
+        self.assertEqual((document["ret"], document["envid"], document["smtputf8"]),
+                         ("HDRS", "QQ+314", True))
         self.assertEqual(
             [(r.get("notify"), r.get("orcpt")) for r in document["recipients"]],
             [("SUCCESS,FAILURE", "rfc822;Bob@Fabrikam.com"), (None, None)],
         )
         (queued,) = self.reopen().messages()
-        self.assertEqual((queued.ret, queued.envid), ("HDRS", "QQ+314"))
+        self.assertEqual((queued.ret, queued.envid, queued.smtputf8), ("HDRS", "QQ+314", True))
         self.assertEqual(
             [(r.notify, r.orcpt) for r in queued.recipients],
             [("SUCCESS,FAILURE", "rfc822;Bob@Fabrikam.com"), (None, None)],

@@ -29,7 +29,7 @@ def makeFactory(settings="", clock=None, base=ORG):
 
 DEFAULT_KEYWORDS = [
     "SIZE 10485760", "PIPELINING", "DSN", "ENHANCEDSTATUSCODES", "AUTH PLAIN LOGIN",
-    "8BITMIME", "BINARYMIME", "CHUNKING",
+    "8BITMIME", "BINARYMIME", "CHUNKING", "SMTPUTF8",
 ]
 
 
@@ -377,3 +377,32 @@ def test_connectionShareOfAFreeSlots():
         "421 4.3.2 The maximum number of concurrent connections has exceeded a limit, "
         "closing transmission channel"]
     assert Session(factory=factory, peer="127.0.0.10").greeting[0].startswith("220")
+
+
+# SMTPUTF8 (RFC 6531)
+
+
+def test_smtpUtf8Addresses():
+    session = Session()
+    session.keywords()
+    replies = session.say(
+        "MAIL FROM:<Jörg@Bücher.de> SMTPUTF8".encode(),
+        "RCPT TO:<postmaster@fabrikam.com>".encode(),
+        b"DATA", "Subject: Grüße\r\n\r\nHallo\r\n.".encode())
+    assert replies[:2] == ["250 2.1.0 Sender OK", "250 2.1.5 Recipient OK"]
+    [(envelope, message, _)] = session.queue.pending
+    assert envelope.smtputf8 and str(envelope.mailFrom) == "Jörg@xn--bcher-kva.de"
+    assert b"with UTF8SMTP;" in message
+
+
+def test_utf8AddressesNeedSmtpUtf8():
+    session = Session()
+    session.keywords()
+    assert session.say("MAIL FROM:<Jörg@Bücher.de>".encode()) == [
+        "553 5.6.7 Non-ASCII addresses need MAIL FROM with SMTPUTF8"]
+    assert session.say(b"MAIL FROM:<max@contoso.com>", "RCPT TO:<jörg@fabrikam.com>".encode()) == [
+        "250 2.1.0 Sender OK", "553 5.6.7 Non-ASCII addresses need MAIL FROM with SMTPUTF8"]
+    assert session.say("NOOP jörg".encode()) == [
+        "500 5.5.2 Syntax error: command contains non-ASCII octets"]
+    assert session.say(b"RSET", b"MAIL FROM:<max@contoso.com> SMTPUTF8=yes") == [
+        "250 2.0.0 Resetting", "501 5.5.4 Invalid SMTPUTF8 parameter"]

@@ -154,3 +154,32 @@ def test_errorPolicies(policies, outcome, expected):
 def test_errorPoliciesLeaveSuccessAlone():
     assert withErrorPolicies(None, {"UpgradeCustomFailures"}) is None
     assert withErrorPolicies(Relayed("x"), {"UpgradeCustomFailures"}) == Relayed("x")
+
+
+class SmtpUtf8ClientTests(ClientTestCase):
+    def readyWith(self, *keywords):
+        client, transport = self.connect()
+        self.say(client, transport, b"220 hello")
+        self.say(client, transport, b"250-peer", *(b"250-" + k for k in keywords[:-1]),
+                 b"250 " + keywords[-1])
+        return client, transport
+
+    def test_utf8ToAPeerWithSmtpUtf8(self):
+        client, transport = self.readyWith(b"8BITMIME", b"SMTPUTF8")
+        client.transact(Transaction("Q1", "jörg@fabrikam.com", ("zoë@contoso.com",), b"hi\r\n",
+                                    smtputf8=True))
+        self.assertEqual(transport.value(), "MAIL FROM:<jörg@fabrikam.com> SMTPUTF8\r\n".encode())
+        transport.clear()
+        client.dataReceived(b"250 ok\r\n")
+        self.assertEqual(transport.value(), "RCPT TO:<zoë@contoso.com>\r\n".encode())
+
+    def test_utf8SenderToAPeerWithout(self):
+        client, transport = self.readyWith(b"8BITMIME")
+        outcomes = []
+        client.transact(Transaction("Q1", "jörg@fabrikam.com", ("kim@contoso.com",), b"hi\r\n",
+                                    smtputf8=True)).addBoth(outcomes.append)
+        self.say(client, transport, b"250 reset")
+        failure = outcomes[0]["kim@contoso.com"]
+        self.assertIsInstance(failure, PermanentFailure)
+        self.assertEqual(failure.reply.status, "5.6.7")
+        self.assertIn("does not offer SMTPUTF8", str(failure.reply))

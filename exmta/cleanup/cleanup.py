@@ -73,7 +73,7 @@ class Cleanup:
             return CANNOT_SEND_AS
         fqdn = connector.fqdn
         stored = (
-            receivedHeader(session, fqdn, self.clock.seconds())
+            receivedHeader(session, fqdn, self.clock.seconds(), envelope.smtputf8)
             + authenticationHeaders(principal, fqdn)
             + firewall(header, principal.rights)
             + body

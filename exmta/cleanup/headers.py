@@ -75,13 +75,14 @@ def firewall(header, rights):
     return b"".join(kept)
 
 
-def receivedHeader(session, fqdn, when=None):
+def receivedHeader(session, fqdn, when=None, utf8=False):
     """
     A C{Received:} field for this hop, with the protocol keyword of RFC
-    3848 (ESMTP, ESMTPS, ESMTPA, ESMTPSA) and the TLS version and cipher as
+    3848 (ESMTP, ESMTPS, ESMTPA, ESMTPSA), or of RFC 6531 for a message
+    received with SMTPUTF8 (UTF8SMTP...), and the TLS version and cipher as
     Exchange shows them.
     """
-    protocol = "ESMTP" if session.esmtp else "SMTP"
+    protocol = "UTF8SMTP" if utf8 else "ESMTP" if session.esmtp else "SMTP"
     if session.tlsVersion:
         protocol += "S"
     if session.authenticated:

@@ -12,7 +12,9 @@ three parts:
      C{Final-Recipient}, C{Action} (C{failed}, C{delayed}, C{delivered}
      or C{relayed}), C{Status}, and where known C{Remote-MTA},
      C{Diagnostic-Code} (the reply that settled it), C{Last-Attempt-Date}
-     and, for a delay, C{Will-Retry-Until};
+     and, for a delay, C{Will-Retry-Until}.  A report naming a UTF-8
+     address is a C{message/global-delivery-status}, the address of type
+     C{utf-8} (RFC 6533), and goes to a UTF-8 sender with SMTPUTF8;
   3. the original message: whole (C{message/rfc822}) when its sender
      asked for C{RET=FULL} and a recipient failed, else its header
      section (C{text/rfc822-headers}), Exchange's default.
@@ -99,10 +101,18 @@ def isReply(text):
 def envelopeFor(queued, body="7BIT"):
     """
     @return: the L{Envelope} of a notification about C{queued}: from the
-        null path, to its sender.
+        null path, to its sender (with SMTPUTF8 when its address is UTF-8).
     """
     localPart, _, domain = queued.mailFrom.rpartition("@")
-    return Envelope(Address("", ""), (Address(localPart, domain),), body)
+    return Envelope(
+        Address("", ""), (Address(localPart, domain),), body,
+        smtputf8=not queued.mailFrom.isascii(),
+    )
+
+
+def _addressType(address):
+    # RFC 6533 section 3: UTF-8 addresses are of type utf-8.
+    return "rfc822" if address.isascii() else "utf-8"
 
 
 def localSubmission(server):
@@ -217,7 +227,7 @@ def _deliveryStatus(queued, reports, reportingMta, willRetryUntil):
             kind, _, address = report.orcpt.partition(";")
             fields.append(_fold(f"Original-Recipient: {kind}; {_oneLine(address)}"))
         fields += [
-            f"Final-Recipient: rfc822; {report.address}",
+            f"Final-Recipient: {_addressType(report.address)}; {report.address}",
             f"Action: {report.action}",
             f"Status: {report.status}",
         ]
@@ -300,7 +310,10 @@ def notification(queued, message, reports, reportingMta, postmaster, now, willRe
             ),
         ),
         _part(
-            ["Content-Type: message/delivery-status"],
+            # RFC 6533: a report naming UTF-8 addresses is a global one.
+            ["Content-Type: message/delivery-status"]
+            if all(r.address.isascii() for r in reports)
+            else ["Content-Type: message/global-delivery-status"],
             _deliveryStatus(queued, reports, reportingMta, willRetryUntil),
         ),
         _part(["Content-Type: message/rfc822"], message)

@@ -34,6 +34,9 @@ A queue id is 24 upper-case hex digits that sort by arrival
                                               written when the client gave it
       "envid": "QQ314159",                    RFC 3461 ENVID, xtext decoded; only
                                               written when the client gave it
+      "smtputf8": true,                       received with SMTPUTF8 (RFC 6531):
+                                              addresses may be UTF-8; only
+                                              written when true
       "receivedFrom": {
         "connector": "Default HubA", "server": "HubA",
         "peerHost": "192.0.2.7", "peerPort": 50123,
@@ -54,10 +57,10 @@ A queue id is 24 upper-case hex digits that sort by arrival
     }
 
 Version 3 is version 2 with the four RFC 3461 keys (C{ret}, C{envid},
-C{notify}, C{orcpt}).  A message is written as version 3 only when it
-holds one of them, so an exmta that reads only versions 1 and 2 leaves
-alone just the messages whose sender asked for something it would not
-honour, and delivers all others.
+C{notify}, C{orcpt}) and C{smtputf8}.  A message is written as version 3
+only when it holds one of them, so an exmta that reads only versions 1
+and 2 leaves alone just the messages whose sender asked for something it
+would not honour, and delivers all others.
 
 A message the server made itself (a delivery status notification) has
 C{"connector": ""}, empty C{peerHost} and C{peerPort} 0 in C{receivedFrom}.
@@ -160,7 +163,7 @@ def encodeQueued(queued):
     """
     @return: the C{.json} document of a L{QueuedMessage}, as bytes.
     """
-    dsn = queued.ret is not None or queued.envid is not None
+    dsn = queued.ret is not None or queued.envid is not None or queued.smtputf8
     recipients = []
     for r in queued.recipients:
         recipient = {
@@ -197,6 +200,8 @@ def encodeQueued(queued):
         document["ret"] = queued.ret
     if queued.envid is not None:
         document["envid"] = queued.envid
+    if queued.smtputf8:
+        document["smtputf8"] = True
     return _encodeDocument(document).encode("utf-8")
 
 
@@ -243,6 +248,7 @@ def decodeQueued(document, shared=None):
         categorized=document.get("categorized", False),
         ret=document.get("ret"),
         envid=document.get("envid"),
+        smtputf8=document.get("smtputf8", False),
     )
 
 
@@ -312,6 +318,7 @@ def newQueuedMessage(envelope, session, message, clock):
         body=envelope.body,
         ret=envelope.ret,
         envid=envelope.envid,
+        smtputf8=envelope.smtputf8,
     )
 
 

@@ -7,6 +7,7 @@ extension the connector does not offer is refused as an unknown one.
     C{8BITMIME} with EightBitMimeEnabled; C{BINARYMIME} with
     BinaryMimeEnabled), C{AUTH} (advisory, ignored), and with
     DeliveryStatusNotificationEnabled C{RET} and C{ENVID} (RFC 3461).
+    C{SMTPUTF8} (RFC 6531, which exmta offers beyond Exchange 2010).
   - RCPT: with DeliveryStatusNotificationEnabled, C{NOTIFY} and C{ORCPT}.
 """
 
@@ -37,9 +38,10 @@ def mailParameters(connector, parameters, sizeLimit):
     @param parameters: the MAIL command's {NAME: value or None}.
     @param sizeLimit: the most octets the session may send.
     @return: the L{exmta.envelope.Envelope} fields they give (C{body},
-        C{declaredSize}, C{ret}, C{envid}), or the refusal L{Reply}.
+        C{declaredSize}, C{ret}, C{envid}, C{smtputf8}), or the refusal
+        L{Reply}.
     """
-    fields = {"body": "7BIT", "declaredSize": None, "ret": None, "envid": None}
+    fields = {"body": "7BIT", "declaredSize": None, "ret": None, "envid": None, "smtputf8": False}
     dsn = connector.deliveryStatusNotificationEnabled
     for name, value in parameters.items():
         if name == "SIZE" and connector.sizeEnabled != "Disabled":
@@ -56,6 +58,10 @@ def mailParameters(connector, parameters, sizeLimit):
                     return unsupported(f"BODY={value.upper()}")
                 return invalid("BODY")
             fields["body"] = value.upper()
+        elif name == "SMTPUTF8":
+            if value is not None:
+                return invalid("SMTPUTF8")
+            fields["smtputf8"] = True
         elif name == "AUTH":
             # RFC 4954 AUTH= is advisory; Exchange ignores it without
             # Accept-Authentication-Flag, and nothing here trusts it.

@@ -81,6 +81,8 @@ TOO_MANY_RECIPIENTS = reply(452, "4.5.3", "Too many recipients")
 QUEUE_ERROR = reply(451, "4.3.0", "Error in processing; try again later")
 LINE_TOO_LONG = reply(500, "5.5.2", "Line too long")
 INVALID_DOMAIN = reply(501, "5.5.4", "Invalid domain name")
+# RFC 6531 section 3.5.
+NEEDS_SMTPUTF8 = reply(553, "5.6.7", "Non-ASCII addresses need MAIL FROM with SMTPUTF8")
 
 # C0 controls and DEL: a HELO name with one would reach the Received header.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -462,7 +464,13 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         try:
             text = line.decode("ascii")
         except UnicodeDecodeError:
-            return reply(500, "5.5.2", "Syntax error: command contains non-ASCII octets")
+            # RFC 6531: MAIL and RCPT may name UTF-8 addresses.
+            try:
+                if line[:5].upper() not in (b"MAIL ", b"RCPT "):
+                    raise UnicodeDecodeError("ascii", line, 0, 1, "not MAIL or RCPT")
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                return reply(500, "5.5.2", "Syntax error: command contains non-ASCII octets")
         if "\r" in text or "\n" in text:
             return reply(500, "5.5.2", "Syntax error: bare CR or LF in command")
         verb, _, argument = text.partition(" ")
@@ -541,6 +549,7 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
             extensions.append("BINARYMIME")
         if connector.chunkingEnabled:
             extensions.append("CHUNKING")
+        extensions.append("SMTPUTF8")
         if connector.longAddressesEnabled:
             extensions.append("XLONGADDR")
         return tuple(extensions)
@@ -643,6 +652,8 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         fields = mailParameters(self.connector, parameters, self._sizeLimit())
         if isinstance(fields, Reply):
             return fields
+        if not fields["smtputf8"] and not str(sender).isascii():
+            return NEEDS_SMTPUTF8
         if not permissions.maySendAs(self.factory.organization, sender, principal):
             return CANNOT_SEND_AS
         refusal = self.factory.messageRates.admit(self.connector, self.session.peerHost, principal)
@@ -664,15 +675,15 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         gets its DefaultDomain, and LongAddressesEnabled lifts RFC 5321's
         lengths.
         """
-        longAddresses = self.connector.longAddressesEnabled
+        options = {"longAddresses": self.connector.longAddressesEnabled, "utf8": True}
         try:
-            return parsePath(argument, keyword, allowNull, longAddresses=longAddresses)
+            return parsePath(argument, keyword, allowNull, **options)
         except AddressError:
             domain = self.connector.defaultDomain
             completed = domain and withDomain(argument, domain)
             if not completed:
                 raise
-            return parsePath(completed, keyword, allowNull, longAddresses=longAddresses)
+            return parsePath(completed, keyword, allowNull, **options)
 
     def _sizeLimit(self):
         if self._principal().has(permissions.BYPASS_MESSAGE_SIZE_LIMIT):
@@ -693,6 +704,8 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         dsn = rcptParameters(self.connector, parameters)
         if isinstance(dsn, Reply):
             return dsn
+        if not self.envelope.smtputf8 and not str(recipient).isascii():
+            return NEEDS_SMTPUTF8
         if len(self.envelope.recipients) >= self.connector.maxRecipientsPerMessage:
             return TOO_MANY_RECIPIENTS
         refusal = self._checkRecipient(recipient)

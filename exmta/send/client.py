@@ -91,7 +91,9 @@ QUIT_TIMEOUT = 30
 # go through a producer in chunks, each chunk resetting the reply timeout.
 DIRECT_WRITE_LIMIT = 64 * 1024
 
-NON_ASCII_RECIPIENT = Reply(553, "5.6.7", "Non-ASCII recipient address; SMTPUTF8 is not supported")
+NON_ASCII_RECIPIENT = Reply(
+    553, "5.6.7", "The recipient's address is not ASCII and the next hop does not offer SMTPUTF8"
+)
 
 _sessions = itertools.count(1)
 
@@ -515,7 +517,7 @@ class DeliveryClient(BdatSending, ESMTPClient):
             self.smtpState_from(0, b"")
             return
         parameters = tx.mailParameters(self.extensions)
-        sender = _path(tx.mailFrom)
+        sender = _path(tx.mailFrom, b"SMTPUTF8" in self.extensions)
         self._stage = "MAIL"
         if b"PIPELINING" in self.extensions:
             return self._pipeline(b"MAIL FROM:" + sender + parameters)
@@ -535,8 +537,11 @@ class DeliveryClient(BdatSending, ESMTPClient):
                 552, "5.3.4",
                 f"Message size exceeds fixed maximum message size of {self.target} ({int(limit)} bytes)",
             ), self.target.name
-        if not tx.mailFrom.isascii():
-            return Reply(553, "5.6.7", "Non-ASCII sender address; SMTPUTF8 is not supported"), None
+        if not tx.mailFrom.isascii() and b"SMTPUTF8" not in self.extensions:
+            return Reply(
+                553, "5.6.7",
+                f"The sender's address is not ASCII and {self.target} does not offer SMTPUTF8",
+            ), self.target.name
         if tx.body == "BINARYMIME" and not {b"BINARYMIME", b"CHUNKING"} <= set(self.extensions):
             return Reply(
                 554, "5.6.3",

@@ -217,7 +217,7 @@ class SmtpDelivery:
         transaction = Transaction(
             queued.queueId, sender, recipients, message, getattr(queued, "body", "7BIT") or "7BIT",
             ret=getattr(queued, "ret", None), envid=getattr(queued, "envid", None),
-            recipientDsn=asked,
+            recipientDsn=asked, smtputf8=getattr(queued, "smtputf8", False),
         )
         for _ in range(3):
             try:

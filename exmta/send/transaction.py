@@ -23,12 +23,13 @@ def encodeData(message):
     return message.replace(b"\r\n.", b"\r\n..")
 
 
-def path(address):
+def path(address, utf8=False):
     """
+    @param utf8: the peer offered SMTPUTF8 (RFC 6531): UTF-8 may go.
     @return: C{<address>} as bytes.
-    @raise UnicodeEncodeError: the address is not ASCII.
+    @raise UnicodeEncodeError: the address is not ASCII, and may not be.
     """
-    return b"<" + address.encode("ascii") + b">"
+    return b"<" + address.encode("utf-8" if utf8 else "ascii") + b">"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Transaction:
     @ivar envid: its ENVID, decoded, or L{None}.
     @ivar recipientDsn: {recipient: (NOTIFY, ORCPT)} of the recipients
         whose sender gave them.
+    @ivar smtputf8: received with SMTPUTF8 (RFC 6531).
     """
 
     queueId: str
@@ -51,6 +53,7 @@ class Transaction:
     ret: str | None = None
     envid: str | None = None
     recipientDsn: dict = field(default_factory=dict)
+    smtputf8: bool = False
 
     @property
     def size(self):
@@ -68,6 +71,18 @@ class Transaction:
         """
         return not self.message.isascii()
 
+    @property
+    def needsSmtpUtf8(self):
+        """
+        Whether the transaction is to go with SMTPUTF8: received so, or
+        naming a UTF-8 address.
+        """
+        return (
+            self.smtputf8
+            or not self.mailFrom.isascii()
+            or not all(recipient.isascii() for recipient in self.recipients)
+        )
+
     def mailParameters(self, extensions):
         """
         @param extensions: the peer's EHLO keywords, {keyword: value}.
@@ -80,6 +95,8 @@ class Transaction:
             parameters += b" BODY=BINARYMIME"
         elif b"8BITMIME" in extensions and (self.eightBit or self.body == "8BITMIME"):
             parameters += b" BODY=8BITMIME"
+        if b"SMTPUTF8" in extensions and self.needsSmtpUtf8:
+            parameters += b" SMTPUTF8"
         if b"DSN" in extensions:
             if self.ret is not None:
                 parameters += b" RET=" + self.ret.encode("ascii")
@@ -92,7 +109,7 @@ class Transaction:
         @return: the RCPT command for C{recipient} to that peer.
         @raise UnicodeEncodeError: the address is not ASCII.
         """
-        line = b"RCPT TO:" + path(recipient)
+        line = b"RCPT TO:" + path(recipient, b"SMTPUTF8" in extensions)
         notify, orcpt = self.recipientDsn.get(recipient, (None, None))
         if b"DSN" in extensions:
             if notify is not None:

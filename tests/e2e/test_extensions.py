@@ -8,6 +8,10 @@ The ESMTP extensions of issue 15 over real sockets, with real peers:
     (C{smtpd_discard_ehlo_keywords = dsn}) it sends none and tells the
     sender "relayed"; NOTIFY=NEVER means no report; a connector with
     DeliveryStatusNotificationEnabled $false hides DSN and refuses NOTIFY.
+  - RFC 6531 (SMTPUTF8): Python's smtplib sends to a UTF-8 mailbox; exmta
+    sends UTF-8 addresses to a Postfix next hop offering SMTPUTF8, and for
+    one that does not (C{smtpd_discard_ehlo_keywords}) tells the sender
+    why (5.6.7, in an RFC 6533 report).
   - Send connectors: ForceHELO and SourceIPAddress as the Postfix next hop
     sees them; LinkedReceiveConnector sends everything received on a
     connector to the linked connector's smart host, local recipients too.
@@ -46,6 +50,9 @@ PrimarySmtpAddress = kim@fabrikam.com
 
 [Mailbox Alice Ciccu]
 PrimarySmtpAddress = alice@fabrikam.com
+
+[Mailbox Jörg Böhm]
+PrimarySmtpAddress = jörg@fabrikam.com
 
 [ReceiveConnector Default HubA]
 Bindings = 127.0.0.1:{default}
@@ -109,7 +116,7 @@ MESSAGE = (
 def nextHops():
     withDsn = PostfixPeer(hostname="dsn.contoso.test", extra=REFUSALS)
     withoutDsn = PostfixPeer(hostname="nodsn.tailspintoys.test",
-                             extra={"smtpd_discard_ehlo_keywords": "dsn"})
+                             extra={"smtpd_discard_ehlo_keywords": "dsn, smtputf8"})
     for peer in (withDsn, withoutDsn):
         peer.start()
     yield withDsn, withoutDsn
@@ -322,3 +329,45 @@ def test_linkedReceiveConnector(hub, nextHops):
     [sent] = appliance.waitForMessages("kim@fabrikam.com")
     assert b"Subject: throughTheFilter" in sent
     assert not any(b"throughTheFilter" in m for m in mailbox(hub, "kim@fabrikam.com"))
+
+
+# SMTPUTF8
+
+
+def test_smtpUtf8ToALocalMailbox(hub):
+    message = "From: <zoë@contoso.com>\r\nSubject: Grüße\r\n\r\nHallo Jörg\r\n".encode()
+    with smtplib.SMTP("127.0.0.1", hub.ports["default"], timeout=TIMEOUT) as smtp:
+        smtp.ehlo("client.contoso.com")
+        assert smtp.has_extn("smtputf8")
+        assert smtp.sendmail("zoë@contoso.com", ["Jörg@fabrikam.com"], message,
+                             mail_options=["SMTPUTF8"]) == {}
+    [stored] = waitUntil(lambda: mailbox(hub, "jörg@fabrikam.com"), "the UTF-8 mailbox", [hub])
+    assert stored.startswith("Return-Path: <zoë@contoso.com>\r\nDelivered-To: Jörg@fabrikam.com".encode())
+    assert b"with UTF8SMTP" in stored and "Hallo Jörg".encode() in stored
+
+
+def sendUtf8(hub, recipient, subject):
+    message = f"From: <jörg@fabrikam.com>\r\nSubject: {subject}\r\n\r\nHallo\r\n".encode()
+    with smtplib.SMTP("127.0.0.1", hub.ports["default"], timeout=TIMEOUT) as smtp:
+        assert smtp.sendmail("jörg@fabrikam.com", [recipient], message,
+                             mail_options=["SMTPUTF8"]) == {}
+
+
+def test_smtpUtf8ToANextHopThatOffersIt(hub, nextHops):
+    withDsn, _ = nextHops
+    sendUtf8(hub, "zoë@contoso.com", "utf8Onward")
+    [received] = withDsn.waitForMessages("zoë@contoso.com")
+    assert "Return-Path: <jörg@fabrikam.com>".encode() in received
+    sent = [c for s in protocolSessions(os.path.join(hub.folder, "log", "send")).values()
+            for event, c in s if event == ">"]
+    assert any(c.startswith("MAIL FROM:<jörg@fabrikam.com>") and c.endswith(" SMTPUTF8")
+               for c in sent), sent
+
+
+def test_smtpUtf8ToANextHopWithoutIt(hub):
+    sendUtf8(hub, "zoë@tailspintoys.com", "utf8Refused")
+    [report] = waitUntil(lambda: [m for m in mailbox(hub, "jörg@fabrikam.com") if b"utf8Refused" in m],
+                         "the report", [hub])
+    assert b"Content-Type: message/global-delivery-status" in report
+    assert "Final-Recipient: utf-8; zoë@tailspintoys.com".encode() in report
+    assert b"Status: 5.6.7" in report and b"does not offer SMTPUTF8" in report

@@ -297,6 +297,8 @@ def serverProperties(context, rest):
         ]
         form = context.form(context.url("server-properties", server), id="properties")(
             defaultButton("ok", "OK"),
+            tags.p("The running server applies a change at once, but for its folders, log "
+                   "settings and outbound connection limits, which apply at its next start."),
             *groups,
             tags.p(tags.button("OK", type="submit", name="action", value="ok", id="ok")),
         )

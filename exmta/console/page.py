@@ -41,7 +41,7 @@ STYLE = (
     "pre.command{background:#012456;color:#eee;padding:.8em;white-space:pre-wrap}"
     "form.inline{display:inline}.buttons{display:flex;gap:.5em}"
     "#back{order:1}#next,#finish{order:2}#cancel{order:3}"
-    ".default{position:absolute;left:-9999px}.tabs a{margin-right:1em}.tabs strong{margin-right:1em}"
+    ".default{position:absolute;left:-9999px}p.tabs a,p.tabs strong{margin-right:1em}"
     "fieldset{margin:.5em 0;border:1px solid #99a}.unsupported{color:#666}"
 )
 

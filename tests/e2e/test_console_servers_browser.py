@@ -146,7 +146,7 @@ def relayAttempt(port, subject):
 def test_anonymousRelayProcedure(hub, browser):
     relayPort = freePort("127.0.0.4")
     logOn(browser, hub.url, "administrator@fabrikam.com", ADMIN_PASSWORD)
-    waitFor(browser, "Get-ReceiveConnector")
+    waitFor(browser, "user")
     openServer(browser)
 
     # Step 2: the New Receive Connector wizard.
@@ -251,7 +251,7 @@ def ehloAuth(port, startTLS):
 def test_authenticationTabBasicOnlyAfterTls(hub, browser):
     assert ehloAuth(hub.smtpPort, startTLS=False)
     logOn(browser, hub.url, "administrator@fabrikam.com", ADMIN_PASSWORD)
-    waitFor(browser, "Get-ReceiveConnector")
+    waitFor(browser, "user")
     openServer(browser)
     click(browser, "properties-Default HubA")
     click(browser, "tab-authentication")
@@ -270,7 +270,7 @@ def test_viewOnlySeesAndChangesNothing(hub, browser):
     with open(hub.config) as handle:
         before = handle.read()
     logOn(browser, hub.url, "kim@fabrikam.com", KIM_PASSWORD)
-    waitFor(browser, "Get-ReceiveConnector")
+    waitFor(browser, "user")
     openServer(browser)
     assert rows(browser, "receive-connectors")[1][0] == "Default HubA"
     assert not browser.find_elements(By.ID, "new-receiveconnector")

@@ -30,6 +30,7 @@ import ssl
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -168,9 +169,12 @@ def test_anonymousRelayProcedure(hub, browser):
     assert heading(browser) == "Remote Network settings"
     click(browser, "remove-RemoteIPRanges-0")
     typeInto(browser, "RemoteIPRanges-new", "127.0.5.77")
-    click(browser, "add-RemoteIPRanges")
     screenshot(browser, "new-receive-connector-remote-network")
-    click(browser, "next")
+    # Enter in the field means Next (not the list's Remove), and keeps what
+    # was typed.
+    page = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.ID, "RemoteIPRanges-new").send_keys(Keys.ENTER)
+    WebDriverWait(browser, WAIT).until(expected_conditions.staleness_of(page))
     line = (
         "New-ReceiveConnector -Name 'FromInternetGateway' -Server HubA -Usage Custom "
         f"-Bindings 127.0.0.4:{relayPort} -RemoteIPRanges 127.0.5.77"

@@ -18,7 +18,7 @@ from exmta.shell.cmdlet import (
     SecureString,
     cmdlet,
 )
-from exmta.opath import FilterError, parseFilter, truthy
+from exmta.opath import FilterError, FilterSyntaxError, parseFilter, truthy
 from exmta.shell.format import (
     FormatOutput,
     evaluator,
@@ -512,7 +512,9 @@ def whereObject(context, FilterScript=None, Value=None, InputObject=None, **oper
     A filter compares (-eq -ne -gt -ge -lt -le -like -notlike -match
     -notmatch -contains -notcontains -in -notin; -ceq and the like are
     case-sensitive) and combines (-and -or -xor -not).  It reads properties
-    ($_.Name, or Name alone) and variables; it cannot run commands.
+    ($_.Name, or Name alone) and variables.  A script block that is more
+    than a filter (it runs commands, calls methods with arguments) runs as
+    the Shell's statements, C{$_} set, and its output decides.
     """
     if FilterScript is None:
         raise CmdletError(
@@ -520,10 +522,13 @@ def whereObject(context, FilterScript=None, Value=None, InputObject=None, **oper
         )
     if isinstance(FilterScript, ScriptBlock):
         node = _parsed(FilterScript)
-        try:
-            keep = evaluator.matches(node, InputObject, context.variables)
-        except FilterError as error:
-            raise CmdletError(str(error)) from None
+        if node is None:
+            keep = truthy(context.session.invokeBlock(FilterScript, InputObject))
+        else:
+            try:
+                keep = evaluator.matches(node, InputObject, context.variables)
+            except FilterError as error:
+                raise CmdletError(str(error)) from None
     else:
         given = [name for name, on in operators.items() if on]
         if len(given) > 1:
@@ -547,35 +552,55 @@ _FILTERS = {}
 
 
 def _parsed(block):
-    node = _FILTERS.get(block.text)
-    if node is None:
-        node = _FILTERS[block.text] = parseFilter(block.text)
-    return node
+    """
+    @return: the filter a script block is, or C{None} when the Shell's
+        language reads it and the filter language does not.
+    @raise FilterSyntaxError: when neither does.
+    """
+    if block.text not in _FILTERS:
+        try:
+            _FILTERS[block.text] = parseFilter(block.text)
+        except FilterSyntaxError:
+            if block.statements is None:
+                raise
+            _FILTERS[block.text] = None
+    return _FILTERS[block.text]
 
 
 @cmdlet(
     "ForEach-Object",
     Parameter("Process", position=0, aliases=("MemberName",)),
+    Parameter("Begin"),
+    Parameter("End"),
     Parameter("InputObject", pipeline=True),
+    collectInput=True,
 )
-def forEachObject(context, Process=None, InputObject=None):
+def forEachObject(context, Process=None, Begin=None, End=None, InputObject=None):
     """
-    Output, for each object, a property (C{ForEach-Object Name}) or the
-    value of an expression (C{ForEach-Object {$_.Name}}).  The expression
-    is one of the filter language: commands cannot run in it.
+    Run a script block for each object, C{$_} set to it
+    (C{ForEach-Object { Set-ReceiveConnector $_.Identity -MaxMessageSize
+    25MB }}), or output each object's property (C{ForEach-Object Name}).
+    -Begin runs before the first object, -End after the last.
     """
     if Process is None:
         raise CmdletError(
             "Cannot process command because of one or more missing mandatory parameters: Process."
         )
-    try:
+    session = context.session
+    items = (None,) if InputObject is None else _objects(InputObject)
+    if Begin is not None:
+        yield from session.invokeBlock(Begin)
+    for item in items:
         if isinstance(Process, ScriptBlock):
-            value = evaluator.evaluate(_parsed(Process), InputObject, context.variables)
-        else:
-            value = evaluator.member(InputObject, str(Process))
-    except FilterError as error:
-        raise CmdletError(str(error)) from None
-    return list(_objects(value))
+            yield from session.invokeBlock(Process, item)
+            continue
+        try:
+            value = evaluator.member(item, str(Process))
+        except FilterError as error:
+            raise CmdletError(str(error)) from None
+        yield from _objects(value)
+    if End is not None:
+        yield from session.invokeBlock(End)
 
 
 @cmdlet(

@@ -465,6 +465,10 @@ def selectObject(
         elif Property is not None:
             chosen = {}
             for pattern in Property:
+                if isinstance(pattern, (dict, ScriptBlock)):
+                    name = _calculatedName(pattern)
+                    chosen[name] = propertyValue(context, value, pattern)
+                    continue
                 pattern = str(pattern)
                 if _wild(pattern):
                     for name, item in properties(value):
@@ -481,6 +485,41 @@ def selectObject(
 
 
 _MISSING = object()
+
+
+def _calculatedName(spec):
+    if isinstance(spec, ScriptBlock):
+        return spec.text
+    for key, item in spec.items():
+        if str(key).lower() in ("name", "n", "label", "l"):
+            return toText(item)
+    expression = _expressionOf(spec)
+    return str(expression)
+
+
+def _expressionOf(spec):
+    for key, item in spec.items():
+        if str(key).lower() in ("expression", "e"):
+            return item
+    raise CmdletError(
+        "The hash table of a calculated property needs an Expression (or E) key: "
+        '@{Name="Size"; Expression={$_.MaxMessageSize}}.'
+    )
+
+
+def propertyValue(context, value, spec):
+    """
+    The value of a property as Select-Object, Sort-Object, Group-Object
+    and Measure-Object name it: a name, a script block run with C{$_} set
+    (C{{$_.Recipients -join ";"}}), or a calculated property's hashtable
+    (C{@{Name="R"; Expression={...}}}).
+    """
+    if isinstance(spec, dict):
+        spec = _expressionOf(spec)
+    if isinstance(spec, ScriptBlock):
+        output = context.session.invokeBlock(spec, value)
+        return None if not output else output[0] if len(output) == 1 else tuple(output)
+    return getProperty(value, str(spec))
 
 
 def _count(value, name):
@@ -621,7 +660,7 @@ def sortObject(context, Property=None, Descending=False, Unique=False, InputObje
     def keys(value):
         if Property is None:
             return [value]
-        return [getProperty(value, str(name)) for name in Property]
+        return [propertyValue(context, value, name) for name in Property]
 
     def order(a, b):
         for left, right in zip(keys(a), keys(b)):

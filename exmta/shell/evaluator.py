@@ -354,7 +354,7 @@ class Evaluation:
         if kind is MethodCall:
             target = self.evaluate(node.target)
             arguments = tuple(self.evaluate(argument) for argument in node.arguments)
-            return self._call(target, node, arguments)
+            return self._invokeMethod(target, node, arguments)
         if kind is Index:
             return self._index(self.evaluate(node.target), self.evaluate(node.index), node)
         if kind is ArrayLiteral:
@@ -409,12 +409,12 @@ class Evaluation:
         except FilterError as error:
             raise self._located(str(error), node) from None
 
-    def _call(self, target, node, arguments):
+    def _invokeMethod(self, target, node, arguments):
         try:
             return dotnet.callMethod(target, node.name, arguments)
         except dotnet.MemberError as error:
             if dotnet.isList(target) and target and "does not contain a method" in str(error):
-                return tuple(self._call(item, node, arguments) for item in target)
+                return tuple(self._invokeMethod(item, node, arguments) for item in target)
             raise self._located(str(error), node) from None
         except (ShellError, ExitRequest, FlowRequest, KeyboardInterrupt):
             raise

@@ -19,6 +19,8 @@ from exmta.opath.reader import parseNumber
 from exmta.shell.cmdlet import CmdletError, ScriptBlock
 
 _MISSING = object()
+# A size as Exchange shows one (ByteQuantifiedSize): "10 MB (10,485,760 bytes)".
+_SIZE = re.compile(r"[\d.,]+ ?[KMGTP]?B \(([\d,]+) bytes\)", re.IGNORECASE)
 _TYPE_NAMES = (
     (bool, "System.Boolean"),
     (int, "System.Int32"),
@@ -83,7 +85,7 @@ def _spanProperties(value):
     }
 
 
-def property(value, name, default=None):
+def getMember(value, name, default=None):
     """
     @return: the property C{name} of a value that has no properties of its
         own in the Shell (text, a number, a date, a time span), or
@@ -371,6 +373,9 @@ def toNumber(value):
         text = value.strip()
         if not text:
             return 0
+        size = _SIZE.fullmatch(text)
+        if size is not None:
+            return int(size.group(1).replace(",", ""))
         return parseNumber(text)
     return None
 

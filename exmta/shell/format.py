@@ -115,7 +115,7 @@ def getProperty(value, name, default=None):
         C{default}.
     """
     if value is None or isScalar(value):
-        return dotnet.property(value, name, default)
+        return dotnet.getMember(value, name, default)
     if isinstance(value, Mapping):
         if name in value:
             return value[name]

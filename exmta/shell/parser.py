@@ -73,7 +73,6 @@ from exmta.shell.syntax import (
     FunctionDefinition,
     HashLiteral,
     If,
-    Index,
     ParameterDeclaration,
     Paren,
     Pipeline,

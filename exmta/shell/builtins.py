@@ -410,9 +410,14 @@ The exmta Shell runs the Exchange Management Shell's commands against org.ini.
   Get-ReceiveConnector "X" | Add-ADPermission -User "NT AUTHORITY\\ANONYMOUS LOGON" -ExtendedRights ...
   Remove-SendConnector X -WhatIf
 
+  Get-ReceiveConnector | ForEach-Object { Set-ReceiveConnector $_.Identity -MaxMessageSize 25MB }
+  foreach ($s in Get-TransportServer) { Get-Queue -Server $s.Name }
+  Get-MessageTrackingLog -Start (Get-Date).AddHours(-1) | Export-Csv track.csv -NoTypeInformation
+
 Parameter names may be shortened while they stay unambiguous (-Addr for
 -AddressSpaces).  -Confirm is accepted and ignored: the Shell never asks.
-exit leaves the Shell."""
+Scripts may use if/elseif/else, foreach, while, function, try/catch/finally
+and PowerShell's operators.  exit leaves the Shell."""
 
 
 @cmdlet(

@@ -388,3 +388,14 @@ def test_csv(shell, tmp_path):
     assert shell("(Import-Csv out.csv)[-1].Name") == ["HubB"]
     assert shell("Test-Path out.csv; Test-Path nothing.csv") == [True, False]
     assert shell('"a,b", "1,2" | ConvertFrom-Csv | % { $_.b }') == ["2"]
+
+
+def test_errorVariableAndCallDepth(shell):
+    ok, output, errors = shell.run(
+        "function Deeper($n) { Deeper ($n + 1) }\n"
+        "Deeper 1\n"
+        "Get-ReceiveConnector Nope\n"
+        "$Error[0].Exception.Message.Contains('Nope'); $Error.Count\n"
+    )
+    assert output.splitlines() == ["True", "2"]
+    assert errors.startswith("The script failed due to call depth overflow.\nAt script.ps1:1 char:23")

@@ -64,6 +64,9 @@ from exmta.shell.syntax import (
 _COMPARISONS = frozenset(
     f"{prefix}{operator}" for operator in OPERATORS for prefix in ("", "i", "c")
 )
+# How deeply functions may call functions (PowerShell's "call depth
+# overflow"), well inside Python's own recursion limit.
+MAX_CALL_DEPTH = 30
 # A function's unnamed arguments beyond its parameters ($args), and the
 # objects piped into it ($input): names no one can type after a dash.
 ARGS = " args"
@@ -299,6 +302,10 @@ class Evaluation:
         return Cmdlet(definition.name, run, tuple(parameters), collectInput=True)
 
     def _callFunction(self, definition, source, origin, arguments):
+        if isinstance(self.variables, ChainMap) and len(self.variables.maps) > MAX_CALL_DEPTH:
+            error = ShellError("The script failed due to call depth overflow.")
+            error.scriptTerminating = True
+            raise error
         local = {}
         outer = self.variables
         self.variables = ChainMap(local, *(outer.maps if isinstance(outer, ChainMap) else (outer,)))

@@ -52,7 +52,14 @@ from collections.abc import Iterator
 
 from exmta.opath import lookupVariable
 from exmta.shell.cmdlet import CMDLETS, Context, Parameter
-from exmta.shell.control import ExitRequest, FlowRequest, ShellError, describe, notRecognized
+from exmta.shell.control import (
+    ErrorRecord,
+    ExitRequest,
+    FlowRequest,
+    ShellError,
+    describe,
+    notRecognized,
+)
 from exmta.shell.evaluator import Evaluation, _enumerate, single
 from exmta.shell.format import formatDefault, getProperty, hasProperty, isScalar, toText
 from exmta.shell.host import Host
@@ -256,6 +263,9 @@ class Session(Evaluation):
 
     def _error(self, error, quiet=False):
         self._fail(quiet)
+        # $Error, newest first, as in PowerShell.
+        errors = getattr(self.variables, "maps", [self.variables])[-1]
+        errors["error"] = (ErrorRecord(error), *(errors.get("error") or ())[:99])
         if not quiet:
             self.host.writeError(str(error))
 

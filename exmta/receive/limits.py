@@ -239,6 +239,30 @@ class ConnectionCounts:
         self._closeDescriptor()
 
 
+# Replies counted by MaxProtocolErrors, and AUTH's (AuthTarpitInterval).
+_NOT_TARPITTED = {500, 501, 502, 503, 504, 555, 530, 531, 532, 533, 534, 535}
+
+
+def tarpitDelay(connector, session, response):
+    """
+    How long C{response} waits before it is sent (TarpitInterval): a
+    refusal of mail (5xx: RCPT's 550 5.1.1, relay refusals, refused
+    messages) to an anonymous session, so that a directory harvest or a
+    spammer's retries go slowly.  Protocol errors have MaxProtocolErrors,
+    failed logons AuthTarpitInterval; authenticated sessions are never
+    tarpitted.
+
+    @return: seconds, 0 for at once.
+    """
+    if connector is None or session is None or not 500 <= response.code < 600:
+        return 0
+    if response.code in _NOT_TARPITTED or session.authenticated:
+        return 0
+    if getattr(session.principal, "authAs", "Anonymous") != "Anonymous":
+        return 0
+    return connector.tarpitInterval
+
+
 class MessageRates:
     """
     A receive connector's MessageRateLimit: at most that many messages a

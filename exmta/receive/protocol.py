@@ -27,7 +27,6 @@ checks, the headers this hop adds, the end-of-data agent events and the
 queue; the protocol sends the reply it gives.
 """
 
-import re
 from dataclasses import replace
 
 from twisted.cred.credentials import Anonymous
@@ -43,19 +42,22 @@ from exmta.cleanup.cleanup import CANNOT_SEND_AS
 from exmta.envelope import Address, Envelope, Reply, Session
 from exmta.errors import Disconnect, SMTPFailure
 from exmta.interfaces import IPrincipal
-from exmta.message.address import AddressError, isHelloDomain, parsePath, withDomain
+from exmta.message.address import AddressError
 from exmta.message.header import rfc5322Date
 from exmta.receive.auth import COMMAND, SASL, TOO_MANY_ERRORS, AuthCommands
 from exmta.receive.chunking import CHUNK, ChunkingCommands
 from exmta.receive.data import TOO_BIG, MessageReader, checkMessage
-from exmta.receive.parameters import mailParameters, rcptParameters
+from exmta.receive.limits import tarpitDelay
+from exmta.receive.parameters import (
+    INVALID_DOMAIN,
+    commandLineLimit,
+    connectorPath,
+    ehloKeywords,
+    helloRefusal,
+    mailParameters,
+    rcptParameters,
+)
 
-COMMAND_LINE_LIMIT = 512
-# RFC 3461 section 5: with DSN, MAIL lines may be 100 octets longer (RET,
-# ENVID) and RCPT lines 500 (NOTIFY, ORCPT).
-DSN_LINE_EXTRA = {b"MAIL ": 100, b"RCPT ": 500}
-# Exchange's MAIL and RCPT line limit under LongAddressesEnabled (XLONGADDR).
-LONG_ADDRESS_LINE_LIMIT = 8000
 # RFC 4954 section 4: AUTH lines may be longer than other commands.
 AUTH_LINE_LIMIT = 12288
 # While a command waits, stop reading once this much is buffered behind it.
@@ -80,12 +82,8 @@ RECIPIENT_NOT_FOUND = reply(550, "5.1.1", "RESOLVER.ADR.RecipNotFound; not found
 TOO_MANY_RECIPIENTS = reply(452, "4.5.3", "Too many recipients")
 QUEUE_ERROR = reply(451, "4.3.0", "Error in processing; try again later")
 LINE_TOO_LONG = reply(500, "5.5.2", "Line too long")
-INVALID_DOMAIN = reply(501, "5.5.4", "Invalid domain name")
 # RFC 6531 section 3.5.
 NEEDS_SMTPUTF8 = reply(553, "5.6.7", "Non-ASCII addresses need MAIL FROM with SMTPUTF8")
-
-# C0 controls and DEL: a HELO name with one would reach the Received header.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _isAuthCommand(line):
@@ -299,13 +297,7 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
     def _lineLimit(self):
         if self._mode == SASL or _isAuthCommand(self._buffer):
             return AUTH_LINE_LIMIT
-        extra = DSN_LINE_EXTRA.get(bytes(self._buffer[:5]).upper())
-        if extra and self.connector is not None:
-            if self.connector.longAddressesEnabled:
-                return LONG_ADDRESS_LINE_LIMIT
-            if self.connector.deliveryStatusNotificationEnabled:
-                return COMMAND_LINE_LIMIT + extra
-        return COMMAND_LINE_LIMIT
+        return commandLineLimit(self.connector, self._buffer[:5])
 
     def _refuseLongLine(self, length):
         """
@@ -329,22 +321,11 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
     def _sendOrTarpit(self, response):
         """
         Send C{response}, after the connector's TarpitInterval when it
-        refuses mail to an anonymous session (a directory harvest or a
-        spammer's retries: RCPT's 550 5.1.1, relay refusals, refused
-        messages).  Protocol errors have MaxProtocolErrors, failed logons
-        AuthTarpitInterval; authenticated sessions are never tarpitted.
-        Nothing else is read meanwhile.
+        refuses mail to an anonymous session (L{tarpitDelay}); nothing else
+        is read meanwhile.
         """
-        delay = self.connector.tarpitInterval if self.connector is not None else 0
-        if (
-            not delay
-            or not 500 <= response.code < 600
-            or response.code in _PROTOCOL_ERROR_CODES
-            or 530 <= response.code <= 535
-            or self.session is None
-            or self.session.authenticated
-            or getattr(self.session.principal, "authAs", "Anonymous") != "Anonymous"
-        ):
+        delay = tarpitDelay(self.connector, self.session, response)
+        if not delay:
             self._send(response)
             return
         self._await(deferLater(self.factory.reactor, delay, self._send, response))
@@ -479,21 +460,10 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
             return UNRECOGNIZED
         return handler(argument.strip(" "))
 
-    def _badHelloName(self, argument):
-        """
-        @return: the refusal of a HELO or EHLO name, or L{None}.
-        RequireEHLODomain asks for a domain name or an address literal.
-        """
-        if _CONTROL.search(argument):
-            return INVALID_DOMAIN
-        if self.connector.requireEHLODomain and not isHelloDomain(argument):
-            return INVALID_DOMAIN
-        return None
-
     def smtp_HELO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: HELO hostname")
-        if self._badHelloName(argument):
+        if helloRefusal(self.connector, argument):
             return INVALID_DOMAIN
         session = replace(self.session, helo=argument, esmtp=False)
 
@@ -507,7 +477,7 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
     def smtp_EHLO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: EHLO hostname")
-        if self._badHelloName(argument):
+        if helloRefusal(self.connector, argument):
             return INVALID_DOMAIN
         session = replace(self.session, helo=argument, esmtp=True)
 
@@ -523,36 +493,9 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         return self._agentsThen("OnEhlo", accept, session=session)
 
     def _extensions(self):
-        """
-        The EHLO keywords, in Exchange's order, of the extensions the
-        connector has switched on.
-        """
-        connector = self.connector
-        extensions = []
-        if connector.sizeEnabled == "Enabled":
-            extensions.append(f"SIZE {self._advertisedSize()}")
-        elif connector.sizeEnabled == "EnabledWithoutValue":
-            extensions.append("SIZE")
-        if connector.pipeliningEnabled:
-            extensions.append("PIPELINING")
-        if connector.deliveryStatusNotificationEnabled:
-            extensions.append("DSN")
-        if connector.enhancedStatusCodesEnabled:
-            extensions.append("ENHANCEDSTATUSCODES")
-        if self._tlsAvailable():
-            extensions.append("STARTTLS")
-        if self._authOffered():
-            extensions.append("AUTH PLAIN LOGIN")
-        if connector.eightBitMimeEnabled:
-            extensions.append("8BITMIME")
-        if connector.binaryMimeEnabled:
-            extensions.append("BINARYMIME")
-        if connector.chunkingEnabled:
-            extensions.append("CHUNKING")
-        extensions.append("SMTPUTF8")
-        if connector.longAddressesEnabled:
-            extensions.append("XLONGADDR")
-        return tuple(extensions)
+        return ehloKeywords(
+            self.connector, self._advertisedSize(), self._tlsAvailable(), self._authOffered()
+        )
 
     def _tlsAvailable(self):
         return "Tls" in self.connector.authMechanism and not self.session.tlsVersion
@@ -644,7 +587,7 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         if not principal.has(permissions.SUBMIT):
             return NOT_AUTHENTICATED
         try:
-            sender, parameters = self._parsePath(argument, "FROM", allowNull=True)
+            sender, parameters = connectorPath(self.connector, argument, "FROM", allowNull=True)
         except AddressError:
             return reply(501, "5.1.7", "Invalid address")
         if parameters and not self.session.esmtp:
@@ -668,22 +611,6 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
             return reply(250, "2.1.0", "Sender OK")
 
         return self._agentsThen("OnMailCommand", accept, envelope=envelope, address=sender)
-
-    def _parsePath(self, argument, keyword, allowNull):
-        """
-        L{parsePath} under the connector's rules: a path without a domain
-        gets its DefaultDomain, and LongAddressesEnabled lifts RFC 5321's
-        lengths.
-        """
-        options = {"longAddresses": self.connector.longAddressesEnabled, "utf8": True}
-        try:
-            return parsePath(argument, keyword, allowNull, **options)
-        except AddressError:
-            domain = self.connector.defaultDomain
-            completed = domain and withDomain(argument, domain)
-            if not completed:
-                raise
-            return parsePath(completed, keyword, allowNull, **options)
 
     def _sizeLimit(self):
         if self._principal().has(permissions.BYPASS_MESSAGE_SIZE_LIMIT):
@@ -716,7 +643,7 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         if self.envelope is None:
             return reply(503, "5.5.1", "Need MAIL command")
         try:
-            recipient, parameters = self._parsePath(argument, "TO", allowNull=False)
+            recipient, parameters = connectorPath(self.connector, argument, "TO", allowNull=False)
         except AddressError:
             recipient, parameters = self._postmaster(argument), {}
             if recipient is None:

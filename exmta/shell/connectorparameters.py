@@ -162,6 +162,15 @@ _RULES = (USAGE, "the server's FQDN", "the local server", "required")
 _UNSET_MEANS = {"ErrorPolicies": "Default", "SmartHostAuthMechanism": "None"}
 
 
+# Supported parameters whose effect needs a word.
+NOTES = {
+    "SuppressXAnonymousTls": "exmta never offers X-ANONYMOUSTLS, so either value holds",
+    "IsScopedConnector": "exmta's transport servers form one site: a scoped connector serves them all",
+    "SizeEnabled": "Enabled, Disabled or EnabledWithoutValue",
+    "ErrorPolicies": "custom failures are replies without an enhanced status code or with X.0.0",
+}
+
+
 def _exmtaDefault(schema, key, exchangeDefault=None):
     parser, default = schema[key]
     if default is None and exchangeDefault in _RULES:
@@ -206,6 +215,7 @@ def _exmta(name, exchangeDefault, schema, unsupported):
         return "—", f"not supported on exmta: {TEMPLATE_INSTANCE}"
     if name in ("Confirm", "Force"):
         return "—", CONFIRMATION
+    status = f"supported: {NOTES[name]}" if name in NOTES else "supported"
     if name in schema:
-        return _exmtaDefault(schema, name, exchangeDefault), "supported"
-    return "—", "supported"
+        return _exmtaDefault(schema, name, exchangeDefault), status
+    return "—", status

@@ -74,8 +74,8 @@ UNSUPPORTED_RECEIVE_PARAMETERS = {
     ),
     "DomainSecureEnabled": (
         "$false",
-        "mutual TLS needs Set-TransportConfig's TLSReceiveDomainSecureList, which exmta "
-        "does not read yet",
+        "mutual TLS with the domains of Set-TransportConfig's TLSReceiveDomainSecureList "
+        "is not implemented yet: exmta asks no client for a certificate",
     ),
     "DomainController": (
         "$null",

@@ -28,8 +28,8 @@ SEND_OPTION_KEYS = {
 UNSUPPORTED_SEND_PARAMETERS = {
     "DomainSecureEnabled": (
         "$false",
-        "mutual TLS needs Set-TransportConfig's TLSSendDomainSecureList, which exmta "
-        "does not read yet",
+        "mutual TLS with the domains of Set-TransportConfig's TLSSendDomainSecureList "
+        "is not implemented yet: exmta presents no client certificate",
     ),
     "IsCoexistenceConnector": (
         "$false",

@@ -112,8 +112,19 @@ MESSAGE = (
 )
 
 
+@pytest.fixture(scope="module", params=[0, 2], ids=["one process", "two receive workers"])
+def workers(request):
+    """
+    Every test runs against a hub that receives in its own process, and
+    again against one whose sessions run in receive workers, whose
+    envelopes (DSN parameters, SMTPUTF8) reach the queue through the
+    spool's JSON.
+    """
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def nextHops():
+def nextHops(workers):
     withDsn = PostfixPeer(hostname="dsn.contoso.test", extra=REFUSALS)
     withoutDsn = PostfixPeer(hostname="nodsn.tailspintoys.test",
                              extra={"smtpd_discard_ehlo_keywords": "dsn, smtputf8"})
@@ -125,13 +136,13 @@ def nextHops():
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory, nextHops):
+def hub(tmp_path_factory, nextHops, workers):
     folder = str(tmp_path_factory.mktemp("dsn"))
     withDsn, withoutDsn = nextHops
     ports = {"default": freePort(), "plain": freePort(), "linked": freePort()}
     config = writeOrganization(folder, ORGANIZATION.format(
         folder=folder, withDsn=withDsn.port, withoutDsn=withoutDsn.port, **ports))
-    server = ServerProcess(config, sockets=3)
+    server = ServerProcess(config, sockets=3, workers=workers)
     server.folder, server.ports = folder, ports
     yield server
     server.stop()

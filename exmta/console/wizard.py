@@ -20,9 +20,11 @@ from twisted.web.template import tags
 
 from exmta.console.page import completion
 
-# "[SendConnector x] AddressSpaces: ..." (the configuration's checks) and
-# "Cannot bind parameter 'Cost'..." (the Shell's binding).
+# "[SendConnector x] AddressSpaces: ..." (the configuration's checks),
+# "-AuthenticationCredential: ..." (a cmdlet's own) and "Cannot bind
+# parameter 'Cost'..." (the Shell's binding).
 _SECTION_KEY = re.compile(r"^\[[^\]]*\] (\w+): ")
+_CMDLET_PARAMETER = re.compile(r"^-(\w+): ")
 _PARAMETER = re.compile(r"parameter '(\w+)'", re.IGNORECASE)
 
 
@@ -31,7 +33,7 @@ def fieldOf(message):
     @return: the org.ini key or Shell parameter a Shell error names, or
         L{None}.
     """
-    for pattern in (_SECTION_KEY, _PARAMETER):
+    for pattern in (_SECTION_KEY, _CMDLET_PARAMETER, _PARAMETER):
         match = pattern.search(message)
         if match:
             return match.group(1)

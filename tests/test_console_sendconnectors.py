@@ -423,3 +423,45 @@ class PropertiesTests(ConsoleTestCase):
         page = self.post("sendconnector", "ToInternetGateway", "sourceserver")
         self.assertIn('id="SourceTransportServers-error">', page)
         self.assertIn("SourceTransportServers = HubA, HubB\n", self.text())
+
+
+class AcceptedDomainTests(ConsoleTestCase):
+    def test_listHasEachDomainsActions(self):
+        page = self.get("accepteddomains")
+        self.assertIn("<td>Contoso</td><td>contoso.com</td><td>Authoritative</td><td>False</td>", page)
+        self.assertIn('action="/ecp/accepteddomain/Contoso/default"', page)
+        self.assertNotIn('action="/ecp/accepteddomain/fabrikam.com/default"', page)
+        self.assertIn('href="/ecp/accepteddomain/fabrikam.com/edit"', page)
+        self.assertIn('href="/ecp/new-accepteddomain"', page)
+
+    def test_edit(self):
+        page = self.get("accepteddomain", "Contoso", "edit")
+        self.assertIn('<strong id="DomainName">contoso.com</strong>', page)
+        self.assertIn('id="error">Nothing was changed.', self.post(
+            "accepteddomain", "Contoso", "edit", Name="Contoso", DomainType="Authoritative"))
+        done = self.post("accepteddomain", "Contoso", "edit", Name="Contoso",
+                         DomainType="InternalRelay")
+        self.assertIn(">Set-AcceptedDomain 'Contoso' -DomainType 'InternalRelay'</pre>", done)
+        self.assertIn("[AcceptedDomain Contoso]\nDomainName = contoso.com\nDomainType = InternalRelay\n",
+                      self.text())
+        page = self.post("accepteddomain", "Contoso", "edit", Name="fabrikam.com",
+                         DomainType="InternalRelay")
+        self.assertEqual(self.code, 400)
+        self.assertIn("id=\"error\">An accepted domain named 'fabrikam.com' already exists.", page)
+
+    def test_removeAsksFirst(self):
+        page = self.get("accepteddomain", "Contoso", "remove")
+        self.assertIn("permanently remove the accepted domain '<strong>Contoso</strong>' "
+                      "(contoso.com)?", page)
+        self.assertIn("[AcceptedDomain Contoso]", self.text())
+        done = self.post("accepteddomain", "Contoso", "remove")
+        self.assertIn(">Remove-AcceptedDomain 'Contoso'</pre>", done)
+        self.assertNotIn("Contoso", self.text())
+
+    def test_makeDefault(self):
+        done = self.post("accepteddomain", "Contoso", "default")
+        self.assertIn(">Set-AcceptedDomain 'Contoso' -MakeDefault $true</pre>", done)
+        self.assertLess(self.text().index("[AcceptedDomain Contoso]"),
+                        self.text().index("[AcceptedDomain fabrikam.com]"))
+        page = self.get("accepteddomains")
+        self.assertIn("<td>Contoso</td><td>contoso.com</td><td>Authoritative</td><td>True</td>", page)

@@ -92,7 +92,7 @@ def _save(context, connector, tab, servers):
     if errors:
         return _render(context, connector, tab, values, servers, errors)
     if not parameters:
-        return _render(context, connector, tab, values, servers, {"": "Nothing was changed."})
+        return _render(context, connector, tab, values, servers, {"nothing": "Nothing was changed."})
     text = shellCommand("Set-SendConnector", connector.Name, **parameters)
     answers = ()
     if parameters.get("AuthenticationCredential") is CREDENTIAL:
@@ -143,7 +143,7 @@ def _render(context, connector, tab, values, servers, errors):
                 tags.a("Cancel", href=context.url("sendconnectors"), id="cancel"),
             ),
         ),
-        code=400 if errors and "" not in errors else 200,
+        code=400 if errors and "nothing" not in errors else 200,
     )
 
 

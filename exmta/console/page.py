@@ -39,7 +39,7 @@ STYLE = (
     "form.inline{display:inline}.buttons{display:flex;gap:.5em}"
     "#back{order:1}#next,#finish{order:2}#cancel{order:3}"
     "ul.tabs{list-style:none;display:flex;gap:1.5em;padding:0;border-bottom:1px solid #99a}"
-    "ul.choices{list-style:none;padding-left:0}"
+    "ul.choices{list-style:none;padding-left:0}.nested{margin-left:1.8em}"
 )
 
 SECTIONS = (

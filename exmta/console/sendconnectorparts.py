@@ -149,7 +149,8 @@ def radio(name, options, selected, errors=None):
         button = tags.input(type="radio", name=name, value=value, id=f"{name}-{value}")
         if value == selected:
             button(checked="checked")
-        choices.append(tags.li(tags.label(button, " ", label), *more))
+        choices.append(tags.li(tags.label(button, " ", label),
+                               tags.div(*more, class_="nested") if more else ""))
     return [tags.ul(*choices, class_="choices"), fieldError(name, errors)]
 
 

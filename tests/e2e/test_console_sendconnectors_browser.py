@@ -171,7 +171,6 @@ class Console:
         self.click("add-SmartHosts")
         self.type("SmartHost", smartHost)
         self.click("ok")
-        shots and screenshot(self.browser, "new-sendconnector-network")
         self.click("next")
         assert self.heading() == "Smart host security"
         security()
@@ -183,7 +182,6 @@ class Console:
         shots and screenshot(self.browser, "new-sendconnector-sourceserver")
         self.click("next")
         assert self.heading() == "Summary"
-        shots and screenshot(self.browser, "new-sendconnector-summary")
         return self.text("summary")
 
 
@@ -208,13 +206,16 @@ def test_basicAuthenticationOverTls(hub, gateway, browser):
         "[SendConnector ToInternetGateway] SmartHosts: '127.0.0.1:99999': port 99999 is out of "
         "range; it must be 1 to 65535"
     )
+    screenshot(browser, "new-sendconnector-refused")
     console.click("button.edit", By.CSS_SELECTOR)
     console.type("SmartHost", f"127.0.0.1:{gateway.basicPort}")
     console.click("ok")
+    screenshot(browser, "new-sendconnector-network")
     console.click("next")
     assert console.text("password-entered")  # kept in the session, not in the page
     console.click("next")
     console.click("next")
+    screenshot(browser, "new-sendconnector-summary")
     console.click("finish")
     assert console.text("command") == (
         "$CredentialObject = Get-Credential\n"
@@ -274,6 +275,7 @@ def test_externallySecuredThenPropertiesDisableRemove(hub, gateway, browser):
     # Properties: the Shell's refusal beside the field, then the change.
     console.click("connectors")
     console.click("Properties", By.LINK_TEXT)
+    screenshot(browser, "sendconnector-properties")
     assert console.text("tabs").split("\n") == ["General", "Address Space", "Network",
                                                 "Source Server"]
     Select(browser.find_element(By.ID, "ProtocolLoggingLevel")).select_by_value("Verbose")

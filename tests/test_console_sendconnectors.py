@@ -296,6 +296,27 @@ class NewSendConnectorTests(ConsoleTestCase):
         for page in self.pages:
             self.assertNotIn(PASSWORD, page)
 
+    def test_cmdletsOwnRefusalBesideTheCredential(self):
+        """
+        A refusal of the cmdlet's own ("-AuthenticationCredential: ...") goes
+        back to the page with the user name and password (failed before
+        fieldOf read that form).
+        """
+        self.post("sendconnector", "ToInternetGateway", "remove")
+        self.throughAddressSpace()
+        self.step()
+        self.step("add-SmartHosts", DNSRoutingEnabled="false")
+        self.step("ok-SmartHosts", SmartHost="smtpgateway1.contoso.com")
+        self.step(DNSRoutingEnabled="false")
+        self.step(SmartHostAuthMechanism="BasicAuth", UserName="hub\tgateway", Password=PASSWORD)
+        self.step("add-server", Server="HubA")
+        self.step()
+        page = self.step()
+        self.assertIn("<h2>Smart host security</h2>", page)
+        self.assertIn('id="AuthenticationCredential-error">-AuthenticationCredential: ', page)
+        self.assertIn("is not a user name", page)
+        self.assertNotIn(PASSWORD, page)
+
     def test_addressSpaceRowsAddEditRemove(self):
         self.throughAddressSpace("ToPartners", "Partner")
         self.step("add-AddressSpaces")

@@ -243,6 +243,7 @@ class NewSendConnectorTests(ConsoleTestCase):
             "-AuthenticationCredential $CredentialObject -SourceTransportServers 'HubA' "
             "-DNSRoutingEnabled $false"
         )
+        self.assertIn("<h2>New Connector</h2>", summary)
         self.assertIn(f'id="summary">{expected}</pre>', summary)
         self.assertIn("A Send connector named 'ToInternetGateway' already exists", self.step())
         self.post("sendconnector", "ToInternetGateway", "remove")

@@ -213,7 +213,9 @@ class NewAcceptedDomain(Wizard):
         )
 
     def completed(self, context, state):
-        return (tags.p(tags.a("Accepted Domains", href=context.url("accepteddomains"))),)
+        return (
+            tags.p(tags.a("Accepted Domains", href=context.url("accepteddomains"), id="domains")),
+        )
 
 
 NEW = NewAcceptedDomain()

@@ -355,6 +355,7 @@ class _SourceServer(WizardPage):
 class NewSendConnector(Wizard):
     path = "new-sendconnector"
     title = "New Send Connector"
+    summaryTitle = "New Connector"
     pages = (
         _Introduction(),
         _AddressSpace(),

@@ -128,12 +128,14 @@ class Wizard:
     @cvar title: the wizard's title (C{"New Send Connector"}).
     @cvar pages: its L{WizardPage}s; after them come the summary (whose
         button runs the command) and the completion page.
+    @cvar summaryTitle: the summary's name (the EMC's "New Connector").
     """
 
     path = ""
     title = ""
     pages = ()
     finishLabel = "New"
+    summaryTitle = "Summary"
 
     def initialState(self, context, rest):
         """
@@ -221,7 +223,7 @@ class Wizard:
         steps = tags.ol(
             *(
                 tags.li(tags.strong(title) if n == index else title)
-                for n, title in enumerate([p.title for p in self.pages] + ["Summary"])
+                for n, title in enumerate([p.title for p in self.pages] + [self.summaryTitle])
             ),
             class_="steps",
         )
@@ -233,7 +235,7 @@ class Wizard:
             heading = page.title
             forward = tags.button("Next", type="submit", name="action", value="next", id="next")
         else:
-            heading = "Summary"
+            heading = self.summaryTitle
             body = [
                 tags.p("The wizard will run this Exchange Management Shell command:"),
                 tags.pre(self.command(run["values"]), class_="command", id="summary"),

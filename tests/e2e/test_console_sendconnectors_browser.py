@@ -15,6 +15,8 @@ Shell's lines:
   - Externally Secured: the gateway takes HubA's mail by its address,
     without AUTH.  Then the connector's properties (a refusal beside the
     FQDN, then the change), Disable, and Remove after its confirmation.
+  - Accepted Domains: New, Set as Default, Edit and Remove, each seen in
+    HubA's answer to RCPT TO.
 
 With EXMTA_CONSOLE_SCREENSHOTS set, the wizard's pages and the list are
 saved into docs/console/ (tests/e2e/browser.py).
@@ -82,6 +84,16 @@ class Hub:
         self.server = ServerProcess(config, sockets=2)
         self.url = f"https://127.0.0.1:{console}/ecp/"
         self.server.waitFor(f"console listening on {self.url}")
+
+    def rcpt(self, recipient):
+        """
+        @return: the code and enhanced status of HubA's answer to RCPT TO.
+        """
+        with smtplib.SMTP("127.0.0.1", self.smtp, timeout=TIMEOUT) as smtp:
+            smtp.ehlo("client.fabrikam.com")
+            smtp.mail("kim@fabrikam.com")
+            code, text = smtp.rcpt(recipient)
+            return code, text.decode()[:5]
 
     def submit(self, recipient, subject):
         with smtplib.SMTP("127.0.0.1", self.smtp, timeout=TIMEOUT) as smtp:
@@ -181,7 +193,7 @@ class Console:
         self.click("add-server")
         shots and screenshot(self.browser, "new-sendconnector-sourceserver")
         self.click("next")
-        assert self.heading() == "Summary"
+        assert self.heading() == "New Connector"
         return self.text("summary")
 
 
@@ -312,3 +324,46 @@ def test_externallySecuredThenPropertiesDisableRemove(hub, gateway, browser):
     assert rows(browser, "send-connectors") == [
         ["Name", "Enabled", "Address spaces", "Smart hosts", "Smart host authentication", ""]
     ]
+
+
+def test_acceptedDomainsNewEditDefaultRemove(hub, browser):
+    """
+    Accepted Domains through the console, each change checked by what the
+    running HubA answers to RCPT TO: an Authoritative domain refuses an
+    unknown mailbox, an External Relay domain and a domain that is not
+    accepted are relayed (the submission connector is externally secured).
+    """
+    console = Console(browser, hub.url)
+    console.logOn()
+    assert hub.rcpt("nobody@tailspintoys.com") == (250, "2.1.5")
+    console.click("Accepted Domains", By.LINK_TEXT)
+    console.click("new")
+    console.type("Name", "Tailspin Toys")
+    console.type("DomainName", "tailspintoys.com")
+    console.click("next")
+    console.click("finish")
+    assert hub.rcpt("nobody@tailspintoys.com")[0] == 550
+
+    console.click("domains")
+    console.click("button.default", By.CSS_SELECTOR)
+    assert console.text("command") == "Set-AcceptedDomain 'Tailspin Toys' -MakeDefault $true"
+    console.click("domains")
+    assert [row[:4] for row in rows(browser, "accepted-domains")[1:]] == [
+        ["Tailspin Toys", "tailspintoys.com", "Authoritative", "True"],
+        ["fabrikam.com", "fabrikam.com", "Authoritative", "False"],
+    ]
+
+    browser.find_elements(By.CSS_SELECTOR, "a.edit")[0].click()
+    waitFor(browser, "DomainType")
+    Select(browser.find_element(By.ID, "DomainType")).select_by_value("ExternalRelay")
+    console.click("ok")
+    assert console.text("command") == "Set-AcceptedDomain 'Tailspin Toys' -DomainType 'ExternalRelay'"
+    assert hub.rcpt("nobody@tailspintoys.com") == (250, "2.1.5")
+
+    console.click("domains")
+    browser.find_elements(By.CSS_SELECTOR, "a.remove")[0].click()
+    waitFor(browser, "yes")
+    console.click("yes")
+    assert console.text("command") == "Remove-AcceptedDomain 'Tailspin Toys'"
+    console.click("domains")
+    assert [row[0] for row in rows(browser, "accepted-domains")[1:]] == ["fabrikam.com"]

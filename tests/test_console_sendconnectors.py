@@ -239,7 +239,7 @@ class NewSendConnectorTests(ConsoleTestCase):
         expected = (
             "$CredentialObject = Get-Credential\n"
             "New-SendConnector -Name 'ToInternetGateway' -AddressSpaces '*' -SmartHosts "
-            "'smtpgateway1.contoso.com' -SmartHostAuthMechanism 'BasicAuth','BasicAuthRequireTLS' "
+            "'smtpgateway1.contoso.com' -SmartHostAuthMechanism BasicAuth,BasicAuthRequireTLS "
             "-AuthenticationCredential $CredentialObject -SourceTransportServers 'HubA' "
             "-DNSRoutingEnabled $false"
         )
@@ -334,12 +334,13 @@ class NewSendConnectorTests(ConsoleTestCase):
         page = self.step("remove-AddressSpaces-0")
         self.assertNotIn("<td>*</td>", page)
         self.step()
-        self.step(DNSRoutingEnabled="true", UseExternalDNSServersEnabled="true")
-        self.assertIn('id="dns-only"', self.pages[-1])
-        self.step()
+        # DNS MX records: no smart host security page.
+        page = self.step(DNSRoutingEnabled="true", UseExternalDNSServersEnabled="true")
+        self.assertIn("<h2>Source Server</h2>", page)
+        self.assertNotIn("Smart host security", page)
         self.step("add-server", Server="HubB")
         summary = self.step()
-        self.assertIn("New-SendConnector -Name 'ToPartners' -Usage 'Partner' -AddressSpaces "
+        self.assertIn("New-SendConnector -Name 'ToPartners' -Usage Partner -AddressSpaces "
                       "'woodgrovebank.com;2' -SourceTransportServers 'HubB' -DNSRoutingEnabled "
                       "$true -UseExternalDNSServersEnabled $true</pre>", summary)
         self.assertIn("completed successfully", self.step())
@@ -352,7 +353,6 @@ class NewSendConnectorTests(ConsoleTestCase):
         self.step("ok-AddressSpaces", Address="*contoso.com")
         self.step()
         self.step(DNSRoutingEnabled="true")
-        self.step()
         self.step("add-server", Server="HubA")
         self.step()
         page = self.step()
@@ -373,7 +373,7 @@ class PropertiesTests(ConsoleTestCase):
         done = self.post("sendconnector", "ToInternetGateway", "general",
                          **dict(fields, ProtocolLoggingLevel="Verbose", MaxMessageSize="20MB",
                                 Comment="to the <gateway>"))
-        self.assertIn(">Set-SendConnector 'ToInternetGateway' -ProtocolLoggingLevel 'Verbose' "
+        self.assertIn(">Set-SendConnector 'ToInternetGateway' -ProtocolLoggingLevel Verbose "
                       "-MaxMessageSize '20MB' -Comment 'to the &lt;gateway&gt;'</pre>", done)
         text = self.text()
         self.assertIn("ProtocolLoggingLevel = Verbose\nMaxMessageSize = 20MB\nComment = to the "
@@ -423,7 +423,7 @@ class PropertiesTests(ConsoleTestCase):
                          **dict(fields, Password=PASSWORD))
         self.assertIn(">$CredentialObject = Get-Credential\nSet-SendConnector 'ToInternetGateway' "
                       "-SmartHosts 'smtpgateway1.contoso.com','smtpgateway2.contoso.com' "
-                      "-SmartHostAuthMechanism 'BasicAuth','BasicAuthRequireTLS' "
+                      "-SmartHostAuthMechanism BasicAuth,BasicAuthRequireTLS "
                       "-AuthenticationCredential $CredentialObject</pre>", done)
         self.assertIn("AuthenticationCredential = ToInternetGateway\n", self.text())
         page = self.get("sendconnector", "ToInternetGateway", "network")

@@ -58,7 +58,7 @@ def _row(context, domain):
                 " ",
                 context.form(context.url("accepteddomain", domain.Name, "default"),
                              class_="inline")(
-                    tags.button("Set as Default", type="submit", class_="default")
+                    tags.button("Set as Default", type="submit", class_="make-default")
                 ),
             ]
     return tags.tr(

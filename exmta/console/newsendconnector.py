@@ -14,6 +14,7 @@ Get-Credential}.
 
 from twisted.web.template import tags
 
+from exmta.console.page import Bare
 from exmta.console.sendconnectorparts import (
     ADDRESS_SPACE_HEADINGS,
     CREDENTIAL,
@@ -279,10 +280,12 @@ class _SmartHostSecurity(WizardPage):
         "BasicAuthRequireTLS",
     )
 
+    def shown(self, state):
+        # As in the EMC: a connector routing by DNS MX records has no
+        # smart host to authenticate to.
+        return not state["DNSRoutingEnabled"]
+
     def render(self, context, state, errors):
-        if state["DNSRoutingEnabled"]:
-            return [tags.p("Smart host authentication applies only to mail routed through "
-                           "smart hosts; this connector uses DNS MX records.", id="dns-only")]
         entered = ""
         if state.get("Password"):
             entered = tags.p("A password has been entered; type it again only to change it.",
@@ -294,8 +297,6 @@ class _SmartHostSecurity(WizardPage):
         ]
 
     def read(self, context, state, action):
-        if state["DNSRoutingEnabled"]:
-            return {}
         readAuthentication(context, state)
         if action != "next" or state["SmartHostAuthMechanism"] != "BasicAuth":
             return {}
@@ -402,7 +403,7 @@ class NewSendConnector(Wizard):
         """
         parameters = {
             "Name": state["Name"],
-            "Usage": None if state["Usage"] == "Custom" else state["Usage"],
+            "Usage": None if state["Usage"] == "Custom" else Bare(state["Usage"]),
             "AddressSpaces": [addressSpaceText(row) for row in state["AddressSpaces"]],
         }
         if not state["DNSRoutingEnabled"]:

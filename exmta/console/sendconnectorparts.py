@@ -8,7 +8,7 @@ Get-Credential}, as the reference document's own lines do.
 
 from twisted.web.template import tags
 
-from exmta.console.page import command
+from exmta.console.page import Bare, command
 from exmta.console.wizard import checkbox, fieldError
 from exmta.shell.connector_cmdlets import SEND_USAGES, SMART_HOST_AUTH_MECHANISMS
 
@@ -119,11 +119,13 @@ ADDRESS_SPACE_HEADINGS = ("Type", "Address", "Cost", "Include all subdomains")
 
 def mechanismOf(choice, overTLS):
     """
-    @return: the -SmartHostAuthMechanism value of the EMC's choice.
+    @return: the -SmartHostAuthMechanism value of the EMC's choice, in
+        barewords as the reference document writes it
+        (C{BasicAuth,BasicAuthRequireTLS}).
     """
     if choice == "BasicAuth" and overTLS:
-        return ["BasicAuth", "BasicAuthRequireTLS"]
-    return choice
+        return [Bare("BasicAuth"), Bare("BasicAuthRequireTLS")]
+    return Bare(choice)
 
 
 def choiceOf(shown):

@@ -14,8 +14,7 @@ add one and a Remove box on each.
 
 from twisted.web.template import tags
 
-from exmta.console.page import quote
-from exmta.console.page import completion
+from exmta.console.page import Bare, completion, quote
 from exmta.console.sendconnectorparts import (
     ADDRESS_SPACE_HEADINGS,
     CREDENTIAL,
@@ -181,6 +180,8 @@ def _generalChanges(values, connector):
         if values[key] != current[key]:
             # An emptied FQDN or comment is cleared: $null.
             parameters[key] = values[key] if values[key] != "" else NULL
+    if "ProtocolLoggingLevel" in parameters:
+        parameters["ProtocolLoggingLevel"] = Bare(parameters["ProtocolLoggingLevel"])
     return parameters, {}
 
 

@@ -232,7 +232,7 @@ def test_basicAuthenticationOverTls(hub, gateway, browser):
     assert console.text("command") == (
         "$CredentialObject = Get-Credential\n"
         "New-SendConnector -Name 'ToInternetGateway' -AddressSpaces '*' -SmartHosts "
-        f"'127.0.0.1:{gateway.basicPort}' -SmartHostAuthMechanism 'BasicAuth','BasicAuthRequireTLS' "
+        f"'127.0.0.1:{gateway.basicPort}' -SmartHostAuthMechanism BasicAuth,BasicAuthRequireTLS "
         "-AuthenticationCredential $CredentialObject -SourceTransportServers 'HubA' "
         "-DNSRoutingEnabled $false"
     )
@@ -269,9 +269,9 @@ def test_externallySecuredThenPropertiesDisableRemove(hub, gateway, browser):
     summary = console.newSendConnector("ToInternetGateway", "Internal",
                                        f"127.0.0.1:{gateway.externalPort}", externallySecured)
     assert summary == (
-        "New-SendConnector -Name 'ToInternetGateway' -Usage 'Internal' -AddressSpaces '*' "
+        "New-SendConnector -Name 'ToInternetGateway' -Usage Internal -AddressSpaces '*' "
         f"-SmartHosts '127.0.0.1:{gateway.externalPort}' -SmartHostAuthMechanism "
-        "'ExternalAuthoritative' -SourceTransportServers 'HubA' -DNSRoutingEnabled $false"
+        "ExternalAuthoritative -SourceTransportServers 'HubA' -DNSRoutingEnabled $false"
     )
     console.click("finish")
     assert "completed successfully" in console.text("content")
@@ -299,7 +299,7 @@ def test_externallySecuredThenPropertiesDisableRemove(hub, gateway, browser):
     console.type("Fqdn", "huba.fabrikam.com")
     console.click("ok")
     assert console.text("command") == (
-        "Set-SendConnector 'ToInternetGateway' -ProtocolLoggingLevel 'Verbose' "
+        "Set-SendConnector 'ToInternetGateway' -ProtocolLoggingLevel Verbose "
         "-Fqdn 'huba.fabrikam.com'"
     )
     hub.submit("external@contoso.com", "console after properties")
@@ -345,7 +345,7 @@ def test_acceptedDomainsNewEditDefaultRemove(hub, browser):
     assert hub.rcpt("nobody@tailspintoys.com")[0] == 550
 
     console.click("domains")
-    console.click("button.default", By.CSS_SELECTOR)
+    console.click("button.make-default", By.CSS_SELECTOR)
     assert console.text("command") == "Set-AcceptedDomain 'Tailspin Toys' -MakeDefault $true"
     console.click("domains")
     assert [row[:4] for row in rows(browser, "accepted-domains")[1:]] == [

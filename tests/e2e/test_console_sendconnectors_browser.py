@@ -29,6 +29,7 @@ import pytest
 import trustme
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.e2e.browser import WAIT, logOn, rows, screenshot, waitFor
@@ -129,8 +130,14 @@ class Console:
         """
         Click a button or link and wait for the page it brings.
         """
+        self.replacing(lambda: self.browser.find_element(by, selector).click())
+
+    def replacing(self, act):
+        """
+        Do C{act} and wait for the page it brings.
+        """
         old = self.browser.find_element(By.TAG_NAME, "html")
-        self.browser.find_element(by, selector).click()
+        act()
 
         def replaced(browser):
             # While the old page goes, chromium may answer either way.
@@ -174,8 +181,9 @@ class Console:
         self.click("next")
         assert self.heading() == "Address space"
         self.click("add-AddressSpaces")
-        self.type("Address", "*")
-        self.click("ok")
+        # Enter in the dialog's field means OK, as in the EMC's dialog.
+        self.replacing(lambda: self.type("Address", "*" + Keys.ENTER))
+        assert rows(self.browser, "AddressSpaces")[1][:4] == ["SMTP", "*", "1", "No"]
         shots and screenshot(self.browser, "new-sendconnector-addressspace")
         self.click("next")
         assert self.heading() == "Network settings"

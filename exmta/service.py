@@ -23,7 +23,9 @@ from exmta.config import loadOrganization
 from exmta.config.servers import chooseServer
 from exmta.console.site import consoleService
 from exmta.deliver import loadDeliveryAgent
+from exmta.config.monitoring import resourceMonitoringOf
 from exmta.errors import ConfigError
+from exmta.monitor.service import ResourceMonitor
 from exmta.protocollog import ProtocolLog
 from exmta.queue.manager import QueueManager
 from exmta.queue.spool import Spool
@@ -80,7 +82,7 @@ class TransportServerService(service.MultiService):
             stays.
         """
         old = self.configuration
-        reactor, factory, manager, delivery, receive, workers = self._parts
+        reactor, factory, manager, delivery, receive, workers, monitor = self._parts
         try:
             new = configure(
                 loadOrganization(old.organization.path), old.transportServer.name, reactor
@@ -99,6 +101,7 @@ class TransportServerService(service.MultiService):
             self.log.error("reload refused, running configuration kept: {error}", error=str(problem))
             raise problem from None
         factory.reconfigure(new.receive)
+        monitor.reconfigure(*_monitorSettings(new))
         delivery.reconfigure(new.organization, new.transportServer, new.credentials)
         manager.reconfigure(new.recipients, new.route, server=new.transportServer,
                             postmaster=new.postmaster, agents=new.agents)
@@ -176,6 +179,16 @@ class _Configuration:
                 self.organization, self.transportServer.name, domain
             )
             return nextHop
+
+
+def _monitorSettings(configuration):
+    """
+    @return: the arguments of L{ResourceMonitor.reconfigure}: the
+        server's C{[EdgeTransport]} settings and its largest MaxMessageSize.
+    """
+    server = configuration.transportServer
+    sizes = [c.maxMessageSize for c in configuration.connectors if c.server == server.name]
+    return resourceMonitoringOf(configuration.organization, server.name), max(sizes, default=0)
 
 
 def configure(organization, serverName, reactor):
@@ -267,6 +280,18 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         agents=configuration.agents,
     )
     manager.setServiceParent(top)
+    settings, maxMessageSize = _monitorSettings(configuration)
+    logFolders = [
+        transportServer.messageTrackingLogPath,
+        transportServer.receiveProtocolLogPath,
+        transportServer.sendProtocolLogPath,
+    ]
+    monitor = ResourceMonitor(
+        settings, transportServer.queueDatabasePath, logFolders, maxMessageSize,
+        manager.submissionBacklog, reactor,
+    )
+    monitor.setServiceParent(top)
+    factory.backPressure = monitor.backPressure
     receive = ReceiveService(factory, reactor)
     receive.setName("receive")
     receive.setServiceParent(top)
@@ -277,8 +302,11 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         )
         pool.setName("workers")
         pool.setServiceParent(top)
+        monitor.onLevelChanged.append(pool.setBackPressure)
     AdminService(
-        adminSocketPath(transportServer), AdminCommands(manager, top.reload), reactor
+        adminSocketPath(transportServer),
+        AdminCommands(manager, top.reload, monitor.diagnosticInfo),
+        reactor,
     ).setServiceParent(top)
     directory = organization.ecpVirtualDirectories.get(transportServer.name)
     if directory is not None:
@@ -292,5 +320,5 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
             reload=top.reload,
         ).setServiceParent(top)
     top.configuration = configuration
-    top._parts = (reactor, factory, manager, remoteDelivery, receive, pool)
+    top._parts = (reactor, factory, manager, remoteDelivery, receive, pool, monitor)
     return top

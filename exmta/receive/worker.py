@@ -32,7 +32,8 @@ Its link to the main process:
     the message is queued or could not be (451 to the client); C{drain},
     stop accepting and end once the sessions have (a reload); C{stop},
     stop accepting and end once the commits asked for are answered (the
-    server stops); its end (the main process died) stops the worker at
+    server stops); C{pressure} and a back pressure level, the server's
+    level from now on (L{exmta.monitor}); its end (the main process died) stops the worker at
     once, as SIGTERM does.
 
 The worker runs on the org.ini text its main process runs under, handed
@@ -73,7 +74,9 @@ from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import parseOrganization
 from exmta.config.servers import chooseServer
 from exmta.errors import ConfigError
+from exmta.config.monitoring import resourceMonitoringOf
 from exmta.interfaces import IMessageSubmission
+from exmta.monitor.levels import LEVELS, BackPressure
 from exmta.protocollog import ProtocolLog
 from exmta.queue.spool import encodeQueued, newQueuedMessage, writeUnsynced
 from exmta.receive.configuration import configureReceive
@@ -104,6 +107,8 @@ class MainProcessLink(LineOnlyReceiver):
             self.worker.stopAfterCommits()
         elif order in (b"K", b"F"):
             self.worker.submission.answered(order, queueId.decode("ascii", "replace"))
+        elif order == b"pressure" and queueId.decode("ascii", "replace") in LEVELS:
+            self.worker.backPressure.level = queueId.decode("ascii")
 
     def connectionLost(self, reason):
         if self.worker is not None:
@@ -231,6 +236,8 @@ class Worker:
         configuration = configureReceive(organization, transportServer, reactor)
         server = configuration.server
         self.link = link
+        # The main process's resource monitor sets the level.
+        self.backPressure = BackPressure(resourceMonitoringOf(organization, server.name))
         self.submission = WorkerSubmission(server.queueDatabasePath, link, reactor)
         self.tracking = (
             MessageTrackingLog(server.messageTrackingLogPath, reactor)
@@ -249,6 +256,7 @@ class Worker:
             tracking=self.tracking,
             agents=configuration.agents,
             connections=connections,
+            backPressure=self.backPressure,
         )
         self._listening = listening
         self.ports = []

@@ -167,6 +167,16 @@ class WorkerPool(service.Service):
         self._restarts = []
         self._snapshot = None
         self._takeSnapshot(organization)
+        self._pressure = None
+
+    def setBackPressure(self, level):
+        """
+        Tell every worker, and those started from now on, the server's
+        back pressure level (L{exmta.monitor}).
+        """
+        self._pressure = level
+        for worker in self.workers:
+            worker.transport.write(b"pressure " + level.encode("ascii") + b"\n")
 
     def _takeSnapshot(self, organization):
         """
@@ -290,6 +300,8 @@ class WorkerPool(service.Service):
             worker, sys.executable, arguments, env=environment, childFDs=childFDs
         )
         self.workers.append(worker)
+        if self._pressure is not None:
+            worker.transport.write(b"pressure " + self._pressure.encode("ascii") + b"\n")
         self.log.info(
             "started receive worker {number} (pid {pid})",
             number=number,

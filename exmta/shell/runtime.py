@@ -79,6 +79,7 @@ CMDLET_MODULES = (
     "exmta.shell.config_cmdlets",
     "exmta.shell.queue_cmdlets",
     "exmta.shell.agent_cmdlets",
+    "exmta.shell.diagnostic_cmdlets",
 )
 
 COMMON_PARAMETERS = (

@@ -25,6 +25,9 @@ from exmta.console.site import consoleService
 from exmta.deliver import loadDeliveryAgent
 from exmta.config.monitoring import resourceMonitoringOf
 from exmta.errors import ConfigError
+from exmta.metrics.observers import ReceiveObserver, TrackingObserver
+from exmta.metrics.registry import LogCounting, ServerMetrics
+from exmta.metrics.web import monitoringResource, monitoringService
 from exmta.monitor.service import ResourceMonitor
 from exmta.protocollog import ProtocolLog
 from exmta.queue.manager import QueueManager
@@ -32,6 +35,7 @@ from exmta.queue.spool import Spool
 from exmta.receive.limits import ConnectionCounts
 from exmta.receive.configuration import ReceiveConfiguration, configureReceive
 from exmta.receive.listener import ReceiveFactory, ReceiveService
+from exmta.receive.selection import listeningAddresses
 from exmta.receive.workerpool import WorkerPool
 from exmta.routing import nextHopFor
 from exmta.send import SmtpDelivery
@@ -191,6 +195,21 @@ def _monitorSettings(configuration):
     return resourceMonitoringOf(configuration.organization, server.name), max(sizes, default=0)
 
 
+def _readiness(top, receive, manager, monitor):
+    """
+    @return: C{(ready, details)}: ready when every receive binding
+        listens, the queue is open and back pressure is not High.
+    """
+    wanted = set(listeningAddresses(top.configuration.connectors))
+    listening = len(receive.ports) >= len(wanted) and receive.running
+    details = {
+        "receiveBindingsListening": listening,
+        "queueOpen": manager.running,
+        "backPressureLevel": monitor.level,
+    }
+    return listening and manager.running and monitor.level != "High", details
+
+
 def configure(organization, serverName, reactor):
     """
     @param serverName: see L{chooseServer}.
@@ -241,6 +260,8 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         if transportServer.messageTrackingLogEnabled
         else None
     )
+    monitoring = organization.monitorings.get(transportServer.name)
+    metrics = None if monitoring is None else ServerMetrics(transportServer.name)
     # Rows for the workers, those of a reload's new generation, and those
     # of an older one still draining.
     connections = ConnectionCounts.create(1 + 3 * workers) if workers else None
@@ -256,6 +277,7 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         tracking=tracking,
         agents=configuration.agents,
         connections=connections,
+        observer=None if metrics is None else ReceiveObserver(metrics.count),
     )
 
     remoteDelivery = SmtpDelivery(
@@ -267,6 +289,14 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
     if connections is not None:
         closers.append(connections.close)
     top = TransportServerService(f"exmta {transportServer.name}", closers)
+    queueTracking = tracking
+    if metrics is not None:
+        # The queue's events counted as they are tracked; `manager` is
+        # read when an event comes, once it exists.
+        queueTracking = TrackingObserver(
+            tracking, metrics.count, metrics.observeDelay,
+            lambda: manager.deliveryAgent.name, reactor,
+        )
     manager = QueueManager(
         spool,
         configuration.recipients,
@@ -276,9 +306,10 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         postmaster=configuration.postmaster,
         route=configuration.route,
         remoteDelivery=remoteDelivery,
-        trackingLog=tracking,
+        trackingLog=queueTracking,
         agents=configuration.agents,
     )
+
     manager.setServiceParent(top)
     settings, maxMessageSize = _monitorSettings(configuration)
     logFolders = [
@@ -303,11 +334,24 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         pool.setName("workers")
         pool.setServiceParent(top)
         monitor.onLevelChanged.append(pool.setBackPressure)
+        if metrics is not None:
+            pool.countsReceived = metrics.addCounts
     AdminService(
         adminSocketPath(transportServer),
         AdminCommands(manager, top.reload, monitor.diagnosticInfo),
         reactor,
     ).setServiceParent(top)
+    if metrics is not None:
+        LogCounting(metrics).setServiceParent(top)
+        monitoringService(
+            monitoring.binding,
+            monitoringResource(
+                metrics,
+                lambda: metrics.refresh(manager.administration.state(), monitor),
+                lambda: _readiness(top, receive, manager, monitor),
+            ),
+            reactor,
+        ).setServiceParent(top)
     directory = organization.ecpVirtualDirectories.get(transportServer.name)
     if directory is not None:
         accounts = AccountChecker(AccountStore.open(organization.accountStorePath), reactor)

@@ -25,7 +25,9 @@ Its link to the main process:
 
   - file descriptor 3 carries lines to it: C{R} once the worker accepts
     on its sockets; C{C} and the C{.json} document of a message whose
-    files are written, to commit; C{L} and a log event
+    files are written, to commit; C{M} and the metrics counted since the
+    last (L{exmta.metrics.observers.CountRelay}), when the server serves
+    metrics; C{L} and a log event
     (L{twisted.logger.eventAsJSON}), which the main process writes to its
     own log;
   - standard input carries lines from it: C{K} or C{F} and a queue id,
@@ -76,6 +78,7 @@ from exmta.config.servers import chooseServer
 from exmta.errors import ConfigError
 from exmta.config.monitoring import resourceMonitoringOf
 from exmta.interfaces import IMessageSubmission
+from exmta.metrics.observers import CountRelay, ReceiveObserver
 from exmta.monitor.levels import LEVELS, BackPressure
 from exmta.protocollog import ProtocolLog
 from exmta.queue.spool import encodeQueued, newQueuedMessage, writeUnsynced
@@ -238,6 +241,12 @@ class Worker:
         self.link = link
         # The main process's resource monitor sets the level.
         self.backPressure = BackPressure(resourceMonitoringOf(organization, server.name))
+        # The server's metrics count what its workers answer too.
+        self.counts = (
+            CountRelay(lambda data: link.send(b"M", data), reactor)
+            if server.name in organization.monitorings
+            else None
+        )
         self.submission = WorkerSubmission(server.queueDatabasePath, link, reactor)
         self.tracking = (
             MessageTrackingLog(server.messageTrackingLogPath, reactor)
@@ -257,6 +266,7 @@ class Worker:
             agents=configuration.agents,
             connections=connections,
             backPressure=self.backPressure,
+            observer=None if self.counts is None else ReceiveObserver(self.counts.count),
         )
         self._listening = listening
         self.ports = []
@@ -312,6 +322,8 @@ class Worker:
     def stopNow(self):
         if not self._stopping:
             self._stopping = True
+            if self.counts is not None:
+                self.counts.flush()
             try:
                 self.reactor.stop()
             except ReactorNotRunning:

@@ -87,6 +87,9 @@ class _WorkerProcess(ProcessProtocol):
             elif kind == b"R":
                 self.ready = True
                 self.pool._acceptWhileNoWorkerIs()
+            elif kind == b"M":
+                if self.pool.countsReceived is not None:
+                    self.pool.countsReceived(json.loads(text))
             elif kind == b"L":
                 event = eventFromJSON(text.decode("utf-8"))
                 level = event.get("log_level")
@@ -137,7 +140,11 @@ class WorkerPool(service.Service):
     L{exmta.receive.listener.ReceiveService}.
 
     @ivar workers: the running L{_WorkerProcess}es, draining ones included.
+    @ivar countsReceived: called with the counts each C{M} line of a worker
+        carries (L{exmta.metrics.observers.CountRelay}), or L{None}.
     """
+
+    countsReceived = None
 
     log = Logger()
 

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tests.e2e.test_admin import shell
+from tests.e2e.test_metrics import checkHealth
 from tests.e2e.harness import (
     REPLY_TIMEOUT,
     STARTUP_TIMEOUT,
@@ -53,6 +54,9 @@ TarpitStartDelay = 00:00:00
 TarpitDelayStep = 00:00:00
 MaxTarpitDelay = 00:00:00
 {pressure}
+
+[Monitoring HubA]
+Binding = 127.0.0.1:{metrics}
 """
 
 DISK = """
@@ -116,7 +120,8 @@ class Hub:
         self.folder = folder
         self.port = freePort()
         self.config = writeOrganization(
-            str(folder), ORGANIZATION.format(port=self.port, pressure=pressure),
+            str(folder),
+            ORGANIZATION.format(port=self.port, pressure=pressure, metrics=freePort()),
             accounts=[("kim@fabrikam.com", PASSWORD)],
         )
         self.server = ServerProcess(self.config, sockets=1, workers=workers)
@@ -182,11 +187,15 @@ def test_aFillingQueueDiskRefusesAnonymousThenEveryoneAndRecovers(tmp_path, queu
         hub.server.waitFor("resource pressure increased from Medium to High (event 15004)")
         for authenticated in (False, True):
             assert hub.mailFrom(authenticated) == (452, ["452 4.3.1 Insufficient system resources"])
+        health = checkHealth(hub.config)
+        assert health.returncode == 1, health.stdout
+        assert "HubA is not ready (backPressureLevel: High" in health.stderr
         os.unlink(queueFilesystem / "filler")
         hub.server.waitFor("resource pressure decreased from High to Normal (event 15005)")
         hub.send("after, anonymous", authenticated=False)
         hub.send("after, authenticated", authenticated=True)
         hub.awaitDelivered()
+        assert checkHealth(hub.config).returncode == 0
         log = hub.server.drain()
         assert f"DatabaseUsedSpace[{queueFilesystem / 'queue'}] = " in log
     finally:

@@ -187,7 +187,7 @@ def test_aScriptedMixIsCounted(tmp_path):
         sink.stop()
 
 
-def _checkHealth(config):
+def checkHealth(config):
     return subprocess.run(
         [sys.executable, "-m", "exmta.cli", "check-health", "-c", config],
         capture_output=True, text=True, timeout=STARTUP_TIMEOUT,
@@ -202,12 +202,12 @@ def test_healthEndpointsAndCheckHealth(tmp_path):
         status, body = hub.get("/health/ready")
         assert status == 200, body
         assert '"ready": true' in body and '"backPressureLevel": "Normal"' in body
-        result = _checkHealth(hub.config)
+        result = checkHealth(hub.config)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "ready" in result.stdout
     finally:
         hub.server.stop()
-    result = _checkHealth(hub.config)
+    result = checkHealth(hub.config)
     assert result.returncode != 0
     assert "not ready" in result.stdout + result.stderr
 

@@ -110,8 +110,10 @@ class MainProcessLink(LineOnlyReceiver):
             self.worker.stopAfterCommits()
         elif order in (b"K", b"F"):
             self.worker.submission.answered(order, queueId.decode("ascii", "replace"))
-        elif order == b"pressure" and queueId.decode("ascii", "replace") in LEVELS:
-            self.worker.backPressure.level = queueId.decode("ascii")
+        elif order == b"pressure":
+            level = queueId.decode("ascii", "replace")
+            if level in LEVELS:
+                self.worker.backPressure.level = level
 
     def connectionLost(self, reason):
         if self.worker is not None:

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tests.e2e.test_admin import shell
+from tests.e2e.sink import SmtpSink
 from tests.e2e.test_metrics import checkHealth
 from tests.e2e.harness import (
     REPLY_TIMEOUT,
@@ -34,6 +35,7 @@ QueueDatabasePath = queuefs/queue
 MailboxDatabasePath = var/mailboxes
 MessageTrackingLogPath = var/tracking
 MessageRetryInterval = 00:00:01
+TransientFailureRetryInterval = 00:00:01
 
 [AcceptedDomain fabrikam.com]
 
@@ -248,3 +250,53 @@ def test_noRoomForTheMessageIs452AndLeavesNoFile(tmp_path, queueFilesystem, work
         hub.awaitDelivered()
     finally:
         hub.server.stop()
+
+
+
+SEND_CONNECTOR = """
+[SendConnector ToContoso]
+AddressSpaces = contoso.com
+SmartHosts = 127.0.0.1
+Port = {sink}
+DNSRoutingEnabled = $false
+"""
+
+
+def _fillUp(folder):
+    with open(folder / "filler", "ab") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+
+
+def test_theQueueManagerRecoversWhenSpaceReturns(tmp_path, queueFilesystem):
+    """
+    A message waiting for its next hop is rewritten after each attempt:
+    with the disk full the rewrite fails and the pass is tried again
+    later; once space is back the message is sent, once.
+    """
+    sink = SmtpSink(refuse={"x@contoso.com": "451 4.2.0 Try later"})
+    hub = Hub(tmp_path, NO_MONITORING + SEND_CONNECTOR.format(sink=sink.port))
+    try:
+        with smtplib.SMTP("127.0.0.1", hub.port, timeout=REPLY_TIMEOUT) as client:
+            client.login("kim@fabrikam.com", PASSWORD)
+            client.sendmail("kim@fabrikam.com", ["x@contoso.com"], "Subject: waiting\r\n\r\nwaiting\r\n")
+        hub.server.waitFor("deferred ")
+        _fillUp(queueFilesystem)
+        hub.server.waitFor("processing ")
+        assert "No space left on device" in hub.server.drain()
+        os.unlink(queueFilesystem / "filler")
+        del sink.refuse["x@contoso.com"]
+        hub.server.waitFor("sent ")
+        delivered = [m for s in sink.sessions for m in s.messages if m.recipients == ["x@contoso.com"]]
+        assert len(delivered) == 1 and delivered[0].data.endswith(b"waiting\r\n")
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while os.listdir(queueFilesystem / "queue" / "messages"):
+            assert time.monotonic() < deadline, hub.server.drain()
+            time.sleep(0.05)
+    finally:
+        hub.server.stop()
+        sink.stop()

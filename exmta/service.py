@@ -20,14 +20,15 @@ from exmta.auth.accounts import AccountStore
 from exmta.auth.checkers import AccountChecker
 from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import loadOrganization
+from exmta.config.monitoring import resourceMonitoringOf
 from exmta.config.servers import chooseServer
 from exmta.console.site import consoleService
 from exmta.deliver import loadDeliveryAgent
-from exmta.config.monitoring import resourceMonitoringOf
 from exmta.errors import ConfigError
 from exmta.metrics.observers import ReceiveObserver, TrackingObserver
 from exmta.metrics.registry import LogCounting, ServerMetrics
 from exmta.metrics.web import monitoringResource, monitoringService
+from exmta.monitor.levels import HIGH
 from exmta.monitor.service import ResourceMonitor
 from exmta.protocollog import ProtocolLog
 from exmta.queue.manager import QueueManager
@@ -207,7 +208,7 @@ def _readiness(top, receive, manager, monitor):
         "queueOpen": manager.running,
         "backPressureLevel": monitor.level,
     }
-    return listening and manager.running and monitor.level != "High", details
+    return listening and manager.running and monitor.level != HIGH, details
 
 
 def configure(organization, serverName, reactor):

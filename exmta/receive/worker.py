@@ -35,8 +35,8 @@ Its link to the main process:
     stop accepting and end once the sessions have (a reload); C{stop},
     stop accepting and end once the commits asked for are answered (the
     server stops); C{pressure} and a back pressure level, the server's
-    level from now on (L{exmta.monitor}); its end (the main process died) stops the worker at
-    once, as SIGTERM does.
+    level from now on (L{exmta.monitor}); its end (the main process died)
+    stops the worker at once, as SIGTERM does.
 
 The worker runs on the org.ini text its main process runs under, handed
 over in an in-memory file (C{--config-text}), not on the file on disk,
@@ -75,8 +75,8 @@ from zope.interface import implementer
 from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import parseOrganization
 from exmta.config.servers import chooseServer
-from exmta.errors import ConfigError
 from exmta.config.monitoring import resourceMonitoringOf
+from exmta.errors import ConfigError
 from exmta.interfaces import IMessageSubmission
 from exmta.metrics.observers import CountRelay, ReceiveObserver
 from exmta.monitor.levels import LEVELS, BackPressure

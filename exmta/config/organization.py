@@ -16,6 +16,7 @@ from exmta.config.monitoring import (
     edgeTransports,
     monitorings,
 )
+from exmta.config.transportconfig import TRANSPORT_CONFIG_KEYS, transportConfig
 from exmta.config.model import (
     AcceptedDomain,
     Mailbox,
@@ -222,6 +223,7 @@ SECTION_KINDS = {
     "EcpVirtualDirectory": ECP_VIRTUAL_DIRECTORY_KEYS,
     "EdgeTransport": EDGE_TRANSPORT_KEYS,
     "Monitoring": MONITORING_KEYS,
+    "TransportConfig": TRANSPORT_CONFIG_KEYS,
 }
 
 _PLUGIN_SECTION_KINDS = ("TransportAgent", "CredentialChecker", "DeliveryAgent")
@@ -391,7 +393,7 @@ def parseOrganization(text, path):
                     section.line,
                     section.header,
                 )
-        if not section.name and section.kind != "ADPermission":
+        if not section.name and section.kind not in ("ADPermission", "TransportConfig"):
             raise ConfigError(
                 f"a {section.kind} section needs a name: [{section.kind} Name]",
                 path,
@@ -426,6 +428,7 @@ def parseOrganization(text, path):
         ecpVirtualDirectories=ecpVirtualDirectories(readers["EcpVirtualDirectory"], servers),
         edgeTransports=edgeTransports(readers["EdgeTransport"], servers),
         monitorings=monitorings(readers["Monitoring"], servers),
+        transportConfig=transportConfig(readers["TransportConfig"]),
         text=text,
     )
 

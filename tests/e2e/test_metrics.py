@@ -1,7 +1,7 @@
 """
 The Prometheus endpoint of C{twistd exmta}, scraped over HTTP after a
 scripted mix of mail (accepted, refused, authenticated, a failed AUTH,
-delivered, deferred, bounced), and with receive workers, whose counts add
+a STARTTLS session, delivered, deferred, bounced), and with receive workers, whose counts add
 up and survive a worker's restart; and the health endpoints with
 C{exmta check-health}.
 """
@@ -47,7 +47,7 @@ PrimarySmtpAddress = kim@fabrikam.com
 [ReceiveConnector Default HubA]
 Bindings = 127.0.0.1:{port}
 RemoteIPRanges = 127.0.0.0/8
-AuthMechanism = BasicAuth
+AuthMechanism = Tls, BasicAuth
 PermissionGroups = AnonymousUsers, ExchangeUsers
 AuthTarpitInterval = 00:00:00
 
@@ -154,9 +154,18 @@ def test_aScriptedMixIsCounted(tmp_path):
         assert client.command("RCPT TO:<somebody@contoso.com>")[0] == 550
         client.command("QUIT")
         client.close()
+        client = RawClient("127.0.0.1", hub.port)
+        client.reply()
+        client.command("EHLO client.example.com")
+        assert client.command("STARTTLS")[0] == 220
+        client.startTLS()
+        assert client.command("EHLO client.example.com")[0] == 250
+        client.command("QUIT")
+        client.close()
 
         samples = hub.awaitScrape([
-            ("exmta_receive_sessions_total", CONNECTOR, 5),
+            ("exmta_receive_sessions_total", CONNECTOR, 6),
+            ("exmta_tls_sessions_total", {"direction": "receive", "version": "TLSv1.3"}, 1),
             ("exmta_receive_messages_total", dict(CONNECTOR, authentication="anonymous"), 2),
             ("exmta_receive_messages_total", dict(CONNECTOR, authentication="authenticated"), 2),
             ("exmta_receive_auth_total", dict(CONNECTOR, result="success"), 2),

@@ -32,13 +32,17 @@ class AdminCommands:
     @ivar manager: the L{exmta.queue.manager.QueueManager}.
     """
 
-    def __init__(self, manager, reload=None):
+    def __init__(self, manager, reload=None, resourceThrottling=None):
         """
         @param reload: called with no arguments for C{reload}; returns the
             result, or raises L{ConfigError}.
+        @param resourceThrottling: called with no arguments for
+            C{getDiagnosticInfo} of the C{ResourceThrottling} component:
+            the resource monitor's state (L{exmta.monitor.service}).
         """
         self.manager = manager
         self._reload = reload
+        self._resourceThrottling = resourceThrottling
 
     def run(self, command, arguments):
         """
@@ -285,6 +289,17 @@ class AdminCommands:
         except ConfigError as error:
             raise AdminError(str(error), "ConfigError") from None
 
+    # Diagnostics
+
+    def getDiagnosticInfo(self, component):
+        if component.lower() != "resourcethrottling" or self._resourceThrottling is None:
+            raise AdminError(
+                f"The component {component!r} was not found; the components are: "
+                "ResourceThrottling",
+                "NotFound",
+            )
+        return self._resourceThrottling()
+
 
 def _queueName(identity):
     """
@@ -298,5 +313,6 @@ _COMMANDS = {
     for name in (
         "getQueue", "getMessage", "retryQueue", "suspendQueue", "resumeQueue",
         "suspendMessage", "resumeMessage", "removeMessage", "exportMessage", "reload",
+        "getDiagnosticInfo",
     )
 }

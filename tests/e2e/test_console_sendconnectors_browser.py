@@ -27,12 +27,11 @@ import smtplib
 
 import pytest
 import trustme
-from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
-from tests.e2e.browser import WAIT, logOn, rows, screenshot, waitFor
+from tests.e2e.browser import logOn, replacing, rows, screenshot, waitFor
 from tests.e2e.harness import ServerProcess, freePort, writeOrganization
 from tests.e2e.postfix import writeCertificate
 from tests.e2e.sending import GATEWAY_ACCOUNT, GATEWAY_PASSWORD, TIMEOUT, Gateway, headerOf, waitUntil
@@ -136,18 +135,7 @@ class Console:
         """
         Do C{act} and wait for the page it brings.
         """
-        old = self.browser.find_element(By.TAG_NAME, "html")
-        act()
-
-        def replaced(browser):
-            # While the old page goes, chromium may answer either way.
-            try:
-                old.is_enabled()
-            except WebDriverException:
-                return True
-            return False
-
-        WebDriverWait(self.browser, WAIT).until(replaced)
+        replacing(self.browser, act)
         waitFor(self.browser, "content")
         self.pages.append(self.browser.page_source)
 

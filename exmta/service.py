@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from twisted.application import service
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from exmta.admin.commands import AdminCommands
@@ -19,7 +20,9 @@ from exmta.admin.server import AdminService
 from exmta.auth.accounts import AccountStore
 from exmta.auth.checkers import AccountChecker
 from exmta.auth.credentials import CredentialStore, checkCredentials
-from exmta.config import loadOrganization
+from exmta.config import storageFor
+from exmta.config.storage import EtcdUnavailable, isEtcd
+from exmta.configwatch import EtcdWatch
 from exmta.config.servers import chooseServer
 from exmta.console.site import consoleService
 from exmta.deliver import loadDeliveryAgent
@@ -36,6 +39,9 @@ from exmta.send import SmtpDelivery
 from exmta.tracking import MessageTrackingLog
 
 
+_log = Logger()
+
+
 class TransportServerService(service.MultiService):
     """
     One transport server's services.  They stop one after the other, last
@@ -48,11 +54,13 @@ class TransportServerService(service.MultiService):
 
     log = Logger()
 
-    def __init__(self, name, closers):
+    def __init__(self, name, closers, storage=None):
         super().__init__()
         self.setName(name)
         self._closers = closers
+        self.storage = storage
         self.configuration = None
+        self.watch = None
         self._parts = None
 
     @inlineCallbacks
@@ -63,7 +71,7 @@ class TransportServerService(service.MultiService):
         for close in self._closers:
             yield maybeDeferred(close)
 
-    def reload(self):
+    def reload(self, text=None):
         """
         Read org.ini again and run under it: sessions, routing and sends
         that start from now on use the new configuration, those in progress
@@ -75,6 +83,10 @@ class TransportServerService(service.MultiService):
         C{RestartRequired}: the TransportServer's folders and log settings
         and its outbound connection caps.
 
+        @param text: the org.ini text to run under, as the etcd watch hands
+            it over; by default org.ini is read again (on etcd: the newest
+            text the watch has seen, since the reactor must not wait on a
+            blocking read).
         @return: C{{"Path": org.ini, "RestartRequired": [setting names]}}.
         @raise ConfigError: the configuration was refused; the running one
             stays.
@@ -82,9 +94,9 @@ class TransportServerService(service.MultiService):
         old = self.configuration
         reactor, factory, manager, delivery, receive, workers = self._parts
         try:
-            new = configure(
-                loadOrganization(old.organization.path), old.transportServer.name, reactor
-            )
+            if text is None:
+                text = self.watch.text if self.watch is not None else self.storage.read()[0]
+            new = configure(self.storage.organization(text), old.transportServer.name, reactor)
         except ConfigError as error:
             self.log.error("reload refused, running configuration kept: {error}", error=str(error))
             raise
@@ -116,7 +128,18 @@ class TransportServerService(service.MultiService):
             path=new.organization.path,
             restart=f"; a restart is needed for {', '.join(restart)}" if restart else "",
         )
+        if self.watch is not None:
+            deferToThreadPool(reactor, reactor.getThreadPool(), self.storage.writeCache, text)
         return {"Path": new.organization.path, "RestartRequired": restart}
+
+    def _stored(self, text):
+        """
+        The etcd watch saw a new text: run under it, or log why not.
+        """
+        try:
+            self.reload(text)
+        except ConfigError:
+            pass  # logged by reload; the running configuration stays
 
 
 # TransportServer settings a reload does not apply.
@@ -193,6 +216,25 @@ def configure(organization, serverName, reactor):
     )
 
 
+def _startingOrganization(location):
+    """
+    @return: the organization at C{location} (a file or etcd); when etcd
+        cannot be reached, the copy of the last configuration this server
+        ran, saying so in the log.
+    """
+    storage = storageFor(location)
+    try:
+        return storage.organization(storage.read()[0])
+    except EtcdUnavailable as error:
+        text = storage.readCache()
+        _log.warn(
+            "{error}; starting on the cached configuration {cache}",
+            error=str(error),
+            cache=storage.cachePath,
+        )
+        return storage.organization(text)
+
+
 def makeService(organization, server=None, reactor=None, resolver=None, workers=0):
     """
     Build the services of one transport server: its receive connectors'
@@ -202,8 +244,9 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
     Everything that can be checked without binding a socket is checked
     here, so configuration errors stop a start before anything listens.
 
-    @param organization: an L{exmta.config.model.Organization}, or the path
-        of an org.ini.
+    @param organization: an L{exmta.config.model.Organization}, or where
+        its org.ini is: a path or an etcd URL (L{exmta.config.storage}).
+        On etcd the server follows the key and reloads on each change.
     @param server: the TransportServer's name; see
         L{exmta.config.servers.chooseServer}.
     @param reactor: the reactor to use; the global one by default.
@@ -219,7 +262,8 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
     if reactor is None:
         from twisted.internet import reactor
     if isinstance(organization, str):
-        organization = loadOrganization(organization)
+        organization = _startingOrganization(organization)
+    storage = storageFor(organization.path)
     configuration = configure(organization, server, reactor)
     transportServer = configuration.transportServer
     spool = Spool.open(transportServer.queueDatabasePath, reactor)
@@ -253,7 +297,7 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         closers.append(tracking.close)
     if connections is not None:
         closers.append(connections.close)
-    top = TransportServerService(f"exmta {transportServer.name}", closers)
+    top = TransportServerService(f"exmta {transportServer.name}", closers, storage)
     manager = QueueManager(
         spool,
         configuration.recipients,
@@ -291,6 +335,10 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
             reactor,
             reload=top.reload,
         ).setServiceParent(top)
+    if isEtcd(organization.path):
+        storage.writeCache(organization.text)
+        top.watch = EtcdWatch(storage, organization.text, top._stored, reactor)
+        top.watch.setServiceParent(top)
     top.configuration = configuration
     top._parts = (reactor, factory, manager, remoteDelivery, receive, pool)
     return top

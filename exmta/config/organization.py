@@ -344,27 +344,19 @@ def _relative(folder, path):
     return os.path.normpath(os.path.join(folder, os.path.expanduser(path)))
 
 
-def loadOrganization(path):
+def parseOrganization(text, path, location=None, folder=None):
     """
-    Read and validate org.ini.
+    Validate org.ini's text.
 
+    @param path: what errors name: the file, or the etcd key's URL.
+    @param location: what the organization remembers to read itself again
+        (L{Organization.path}); C{path} by default.
+    @param folder: where relative paths start; C{path}'s folder by default.
     @return: an L{Organization}.
-    @raise ConfigError: naming the file, line, section and key at fault.
+    @raise ConfigError: naming C{path}, the line, section and key at fault.
     """
-    path = os.path.abspath(path)
-    try:
-        # utf-8-sig: Notepad starts UTF-8 files with a byte order mark.
-        with open(path, encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except OSError as error:
-        raise ConfigError(f"cannot read: {error.strerror}", path) from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"is not UTF-8 text ({error.reason})", path) from None
-    return parseOrganization(text, path)
-
-
-def parseOrganization(text, path):
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = folder or os.path.dirname(os.path.abspath(path))
+    location = location or path
     readers = {kind: [] for kind in SECTION_KINDS}
     for section in ini.parse(text, path):
         schema = SECTION_KINDS.get(section.kind)
@@ -397,7 +389,9 @@ def parseOrganization(text, path):
 
     servers = _transportServers(readers["TransportServer"], folder)
     domains = _acceptedDomains(readers["AcceptedDomain"])
-    organization = Organization(path=path, transportServers=servers, acceptedDomains=domains)
+    organization = Organization(
+        path=location, transportServers=servers, acceptedDomains=domains, folder=folder
+    )
     mailboxes = _mailboxes(readers["Mailbox"], organization)
     connectors = _receiveConnectors(
         readers["ReceiveConnector"], readers["ADPermission"], servers
@@ -406,7 +400,8 @@ def parseOrganization(text, path):
     sendConnectors = _sendConnectors(readers["SendConnector"], servers)
     agents = _transportAgents(readers["TransportAgent"])
     return Organization(
-        path=path,
+        path=location,
+        folder=folder,
         transportServers=servers,
         acceptedDomains=domains,
         mailboxes=mailboxes,

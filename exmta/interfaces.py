@@ -63,6 +63,18 @@ class IExternallySecured(ICredentials):
     peerHost = Attribute("The peer's IP address, as a string.")
 
 
+class IExchangeServerCertificate(ICredentials):
+    """
+    Exchange Server authentication: the certificate chain a TLS client
+    presented on a receive connector whose AuthMechanism includes
+    ExchangeServer (L{exmta.auth.certificates}).
+    """
+
+    chain = Attribute(
+        "The client's certificates (C{cryptography.x509.Certificate}), its own first."
+    )
+
+
 class IAccountStore(Interface):
     """
     The accounts BasicAuth checks: user principal names with slow, salted

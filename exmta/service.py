@@ -18,6 +18,7 @@ from exmta.admin.commands import AdminCommands
 from exmta.admin.protocol import adminSocketPath
 from exmta.admin.server import AdminService
 from exmta.auth.accounts import AccountStore
+from exmta.auth.certificates import loadIdentity
 from exmta.auth.checkers import AccountChecker
 from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import storageFor
@@ -111,7 +112,7 @@ class TransportServerService(service.MultiService):
             self.log.error("reload refused, running configuration kept: {error}", error=str(problem))
             raise problem from None
         factory.reconfigure(new.receive)
-        delivery.reconfigure(new.organization, new.transportServer, new.credentials)
+        delivery.reconfigure(new.organization, new.transportServer, new.credentials, new.identity)
         manager.reconfigure(new.recipients, new.route, server=new.transportServer,
                             postmaster=new.postmaster, agents=new.agents)
         manager.deliveryAgent = new.deliveryAgent
@@ -171,6 +172,8 @@ class _Configuration:
     receive: ReceiveConfiguration
     credentials: object
     deliveryAgent: object
+    # Certificate, key and authority for Exchange Server authentication.
+    identity: object = None
     # Next hops by recipient domain: routing depends only on the
     # organization, fixed for this configuration (a reload makes a new one).
     # Emptied when full, so that clients naming ever new domains cannot grow it.
@@ -213,6 +216,7 @@ def configure(organization, serverName, reactor):
         receive=configureReceive(organization, transportServer, reactor),
         credentials=credentials,
         deliveryAgent=loadDeliveryAgent(organization, transportServer, reactor),
+        identity=loadIdentity(transportServer),
     )
 
 
@@ -290,7 +294,8 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
     )
 
     remoteDelivery = SmtpDelivery(
-        organization, transportServer, configuration.credentials, reactor, resolver=resolver
+        organization, transportServer, configuration.credentials, reactor, resolver=resolver,
+        identity=configuration.identity,
     )
     closers = [remoteDelivery.close, spool.close]
     if tracking is not None:

@@ -79,6 +79,7 @@ class TransportServer:
     internalDNSServers: tuple = ()
     externalDNSServers: tuple = ()
     deliveryAgent: str = "Maildir"
+    tlsCertificateAuthorityPath: str | None = None
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,10 @@ TRANSPORT_SERVER_KEYS = {
     "MailboxDatabasePath": (str, None),
     "TlsCertificatePath": (str, None),
     "TlsPrivateKeyPath": (str, None),
+    # The organization's certificate authority (New-ExchangeCertificate):
+    # peers with a certificate it issued for a TransportServer's Fqdn are
+    # Exchange servers; this server's own certificate must be one of them.
+    "TlsCertificateAuthorityPath": (str, None),
     # Set-TransportServer: retries and expiry, Exchange 2010's ranges.
     "MessageExpirationTimeout": (values.timespan(5, 90 * DAY), 2 * DAY),
     "DelayNotificationTimeout": (values.timespan(1, 30 * DAY), 4 * 3600),
@@ -442,6 +446,14 @@ def _transportServers(readers, folder):
                 "or neither (neither makes a self-signed certificate)",
                 missing,
             )
+        authority = reader["TlsCertificateAuthorityPath"]
+        if authority is not None and certificate is None:
+            raise reader.error(
+                "TlsCertificateAuthorityPath needs TlsCertificatePath and TlsPrivateKeyPath: "
+                "the certificate the organization issued this server "
+                f"(New-ExchangeCertificate -Server {name})",
+                "TlsCertificateAuthorityPath",
+            )
         total = reader["MaxOutboundConnections"]
         perDomain = reader["MaxPerDomainOutboundConnections"]
         if total is not None and (perDomain is None or perDomain > total):
@@ -468,6 +480,7 @@ def _transportServers(readers, folder):
             mailboxDatabasePath=_relative(folder, mailboxes),
             tlsCertificatePath=certificate and _relative(folder, certificate),
             tlsPrivateKeyPath=key and _relative(folder, key),
+            tlsCertificateAuthorityPath=authority and _relative(folder, authority),
             origin=reader.origin,
             messageExpirationTimeout=reader["MessageExpirationTimeout"],
             delayNotificationTimeout=reader["DelayNotificationTimeout"],

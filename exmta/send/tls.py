@@ -21,12 +21,19 @@ the handshake (RFC 7301 section 3.2), as exmta's own did (alert 80, see
 L{exmta.tls.ServerOptions}).
 """
 
+import functools
 from dataclasses import dataclass
 
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
-from twisted.internet.ssl import CertificateOptions, optionsForClientTLS, platformTrust
+from twisted.internet.ssl import (
+    Certificate,
+    CertificateOptions,
+    optionsForClientTLS,
+    platformTrust,
+    trustRootFromCertificates,
+)
 from zope.interface import implementer
 
 from exmta.tls import BASELINE
@@ -47,12 +54,17 @@ class TlsPolicy:
         C{DomainValidation} or L{None}; only used when C{requireTLS}.
     @ivar tlsDomain: the name DomainValidation checks (TlsDomain), or
         L{None} for the target's own name.
+    @ivar identity: for Exchange Server authentication, this server's
+        certificate, key and organization authority (PEM bytes in an
+        L{exmta.auth.certificates.ServerIdentity}): shown to the next hop,
+        whose certificate must chain to that authority.
     """
 
     requireTLS: bool = False
     ignoreSTARTTLS: bool = False
     tlsAuthLevel: str | None = None
     tlsDomain: str | None = None
+    identity: object = None
 
     @property
     def level(self):
@@ -72,6 +84,8 @@ class TlsPolicy:
         """
         if self.ignoreSTARTTLS and not self.requireTLS:
             return None
+        if self.identity is not None:
+            return _SendServerName(_identityOptions(self.identity), serverName)
         level = self.level
         if level == DOMAIN_VALIDATION:
             return optionsForClientTLS(
@@ -86,6 +100,29 @@ class TlsPolicy:
         else:
             options = CertificateOptions(verify=False, **BASELINE)
         return _SendServerName(options, serverName)
+
+
+@functools.lru_cache(maxsize=8)
+def _identityOptions(identity):
+    """
+    @return: the L{CertificateOptions} of Exchange Server authentication:
+        the server's certificate as client certificate, the peer's checked
+        against the organization's authority alone.
+    """
+    chain = [Certificate.loadPEM(block).original for block in _pemBlocks(identity.certificate)]
+    authorities = [Certificate.loadPEM(block) for block in _pemBlocks(identity.authority)]
+    return CertificateOptions(
+        privateKey=crypto.load_privatekey(crypto.FILETYPE_PEM, identity.privateKey),
+        certificate=chain[0],
+        extraCertChain=chain[1:],
+        trustRoot=trustRootFromCertificates(authorities),
+        **BASELINE,
+    )
+
+
+def _pemBlocks(data):
+    end = b"-----END CERTIFICATE-----"
+    return [block + end for block in data.split(end) if b"-----BEGIN" in block]
 
 
 @implementer(IOpenSSLClientConnectionCreator)

@@ -3,7 +3,8 @@ The configuration cmdlets of the exmta Shell.  This module registers
 New-/Get-/Set-/Remove-AcceptedDomain, Get-/Set-TransportServer and
 Test-Config, and imports the modules with the rest: connectors and their
 permissions (L{exmta.shell.connector_cmdlets}), mailboxes and accounts
-(L{exmta.shell.recipient_cmdlets}).  How they edit org.ini:
+(L{exmta.shell.recipient_cmdlets}), the organization's certificates
+(L{exmta.shell.certificate_cmdlets}).  How they edit org.ini:
 L{exmta.shell.configedit}.
 """
 
@@ -15,7 +16,11 @@ from exmta.config import loadOrganization
 from exmta.config.organization import ACCEPTED_DOMAIN_KEYS, TRANSPORT_SERVER_KEYS
 from exmta.config.values import formatTimespan
 from exmta.errors import ConfigError
-from exmta.shell import connector_cmdlets, recipient_cmdlets  # noqa: F401 (they register cmdlets)
+from exmta.shell import (  # noqa: F401 (they register cmdlets)
+    certificate_cmdlets,
+    connector_cmdlets,
+    recipient_cmdlets,
+)
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf
 from exmta.shell.configedit import (
     apply,
@@ -160,6 +165,7 @@ def _transportServerView(server):
         "MailboxDatabasePath": server.mailboxDatabasePath,
         "TlsCertificatePath": server.tlsCertificatePath,
         "TlsPrivateKeyPath": server.tlsPrivateKeyPath,
+        "TlsCertificateAuthorityPath": server.tlsCertificateAuthorityPath,
         "MessageExpirationTimeout": formatTimespan(server.messageExpirationTimeout),
         "DelayNotificationTimeout": formatTimespan(server.delayNotificationTimeout),
         "MessageRetryInterval": formatTimespan(server.messageRetryInterval),
@@ -191,6 +197,7 @@ class TransportServerView:
     MailboxDatabasePath: str
     TlsCertificatePath: str | None
     TlsPrivateKeyPath: str | None
+    TlsCertificateAuthorityPath: str | None
     MessageExpirationTimeout: str
     DelayNotificationTimeout: str
     MessageRetryInterval: str

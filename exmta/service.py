@@ -16,9 +16,9 @@ from twisted.logger import Logger
 
 from exmta.admin.commands import AdminCommands
 from exmta.admin.protocol import adminSocketPath
-from exmta.admin.server import AdminService
+from exmta.admin.server import AdminService, AdminTLSService
 from exmta.auth.accounts import AccountStore
-from exmta.auth.certificates import loadIdentity
+from exmta.auth.certificates import ExchangeServerChecker, loadIdentity
 from exmta.auth.checkers import AccountChecker
 from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import storageFor
@@ -37,6 +37,7 @@ from exmta.receive.listener import ReceiveFactory, ReceiveService
 from exmta.receive.workerpool import WorkerPool
 from exmta.routing import nextHopFor
 from exmta.send import SmtpDelivery
+from exmta.tls import mutualServerOptions
 from exmta.tracking import MessageTrackingLog
 
 
@@ -152,6 +153,7 @@ _RESTART_SETTINGS = (
     ("ReceiveProtocolLogPath", "receiveProtocolLogPath"),
     ("SendProtocolLogPath", "sendProtocolLogPath"),
     ("MaxOutboundConnections", "maxOutboundConnections"),
+    ("AdminBindings", "adminBindings"),
     ("MaxPerDomainOutboundConnections", "maxPerDomainOutboundConnections"),
 )
 
@@ -329,6 +331,18 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
     AdminService(
         adminSocketPath(transportServer), AdminCommands(manager, top.reload), reactor
     ).setServiceParent(top)
+    identity = configuration.identity
+    if transportServer.adminBindings:
+        checker = ExchangeServerChecker(
+            organization, transportServer.tlsCertificateAuthorityPath, reactor
+        )
+        AdminTLSService(
+            transportServer.adminBindings,
+            AdminCommands(manager, top.reload),
+            mutualServerOptions(identity.certificate, identity.privateKey, identity.authority),
+            checker.authorize,
+            reactor,
+        ).setServiceParent(top)
     directory = organization.ecpVirtualDirectories.get(transportServer.name)
     if directory is not None:
         accounts = AccountChecker(AccountStore.open(organization.accountStorePath), reactor)

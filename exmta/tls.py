@@ -19,8 +19,8 @@ The server side adds what a client context has no use for
 client certificates may be asked for.
 """
 
-from OpenSSL import SSL
-from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
+from OpenSSL import SSL, crypto
+from twisted.internet.ssl import AcceptableCiphers, Certificate, CertificateOptions, TLSVersion
 
 INTERMEDIATE_CIPHERS = ":".join(
     (
@@ -96,3 +96,32 @@ def _acceptForLater(connection, certificate, errorNumber, depth, ok):
 
 def _ignoreALPN(connection, offered):
     return SSL.NO_OVERLAPPING_PROTOCOLS
+
+
+def pemCertificates(data):
+    """
+    @return: the certificates of PEM bytes C{data}, in order, as
+        L{OpenSSL.crypto.X509}.
+    """
+    end = b"-----END CERTIFICATE-----"
+    return [Certificate.loadPEM(block + end).original for block in data.split(end) if b"-----BEGIN" in block]
+
+
+def mutualServerOptions(certificate, privateKey, authority):
+    """
+    @param certificate: PEM bytes: the server's certificate, then its chain.
+    @param privateKey: PEM bytes of its key.
+    @param authority: PEM bytes of the authority client certificates must
+        chain to.
+    @return: L{ServerOptions} that require a client certificate from
+        C{authority}: a handshake without one fails.
+    """
+    chain = pemCertificates(certificate)
+    return ServerOptions(
+        privateKey=crypto.load_privatekey(crypto.FILETYPE_PEM, privateKey),
+        certificate=chain[0],
+        extraCertChain=chain[1:],
+        verify=True,
+        caCerts=pemCertificates(authority),
+        requireCertificate=True,
+    )

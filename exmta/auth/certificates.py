@@ -224,6 +224,20 @@ def readCertificates(path):
         raise ConfigError("holds no PEM certificate", path) from None
 
 
+def peerChain(connection):
+    """
+    @param connection: the L{OpenSSL.SSL.Connection} of a TLS session.
+    @return: the certificates the peer presented, its own first; empty
+        when it presented none.
+    """
+    leaf = connection.get_peer_certificate(as_cryptography=True)
+    if leaf is None:
+        return []
+    # On the server side OpenSSL's chain may leave out the leaf.
+    others = connection.get_peer_cert_chain(as_cryptography=True) or []
+    return [leaf] + [certificate for certificate in others if certificate != leaf]
+
+
 @implementer(IExchangeServerCertificate)
 class ExchangeServerCertificate:
     """
@@ -276,6 +290,20 @@ class ExchangeServerChecker:
                 if server is not None:
                     return server
         raise UnauthorizedLogin("the certificate names no TransportServer of the organization")
+
+    def authorize(self, transport):
+        """
+        For the admin endpoint's TLS connections
+        (L{exmta.admin.server.AdminFactory}).
+
+        @return: the name of the TransportServer the peer's certificate
+            proves, or L{None}.
+        """
+        try:
+            return self.serverFor(peerChain(transport.getHandle()))
+        except UnauthorizedLogin as refusal:
+            log.info("admin client certificate refused: {reason}", reason=str(refusal))
+            return None
 
     def requestAvatarId(self, credentials):
         try:

@@ -80,6 +80,7 @@ class TransportServer:
     externalDNSServers: tuple = ()
     deliveryAgent: str = "Maildir"
     tlsCertificateAuthorityPath: str | None = None
+    adminBindings: tuple = ()
 
 
 @dataclass(frozen=True)

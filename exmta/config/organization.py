@@ -100,6 +100,9 @@ TRANSPORT_SERVER_KEYS = {
     # peers with a certificate it issued for a TransportServer's Fqdn are
     # Exchange servers; this server's own certificate must be one of them.
     "TlsCertificateAuthorityPath": (str, None),
+    # Where the admin endpoint also listens, on TCP with mutual TLS, for
+    # Shells elsewhere in the organization (Get-Queue -Server HubB).
+    "AdminBindings": (values.bindings, None),
     # Set-TransportServer: retries and expiry, Exchange 2010's ranges.
     "MessageExpirationTimeout": (values.timespan(5, 90 * DAY), 2 * DAY),
     "DelayNotificationTimeout": (values.timespan(1, 30 * DAY), 4 * 3600),
@@ -454,6 +457,13 @@ def _transportServers(readers, folder):
                 f"(New-ExchangeCertificate -Server {name})",
                 "TlsCertificateAuthorityPath",
             )
+        adminBindings = reader["AdminBindings"] or ()
+        if adminBindings and authority is None:
+            raise reader.error(
+                "AdminBindings needs TlsCertificateAuthorityPath: only servers of the "
+                "organization, proven by certificate, may reach the admin endpoint over TCP",
+                "AdminBindings",
+            )
         total = reader["MaxOutboundConnections"]
         perDomain = reader["MaxPerDomainOutboundConnections"]
         if total is not None and (perDomain is None or perDomain > total):
@@ -481,6 +491,7 @@ def _transportServers(readers, folder):
             tlsCertificatePath=certificate and _relative(folder, certificate),
             tlsPrivateKeyPath=key and _relative(folder, key),
             tlsCertificateAuthorityPath=authority and _relative(folder, authority),
+            adminBindings=tuple(adminBindings),
             origin=reader.origin,
             messageExpirationTimeout=reader["MessageExpirationTimeout"],
             delayNotificationTimeout=reader["DelayNotificationTimeout"],

@@ -39,7 +39,7 @@ from twisted.protocols.policies import TimeoutMixin
 
 from exmta.agents import ACCEPT, CONTINUE, DISCONNECT, RECIPIENT_DELETED, AgentEvent
 from exmta.auth import ExternallySecured, permissions
-from exmta.auth.certificates import ExchangeServerCertificate
+from exmta.auth.certificates import ExchangeServerCertificate, peerChain
 from exmta.cleanup.cleanup import CANNOT_SEND_AS
 from exmta.envelope import Address, Envelope, Reply, Session
 from exmta.errors import Disconnect, SMTPFailure
@@ -553,13 +553,9 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         """
         if "ExchangeServer" not in self.connector.authMechanism:
             return None
-        connection = self.transport.getHandle()
-        leaf = connection.get_peer_certificate(as_cryptography=True)
-        if leaf is None:
+        chain = peerChain(self.transport.getHandle())
+        if not chain:
             return None
-        # On the server side OpenSSL's chain may leave out the leaf.
-        others = connection.get_peer_cert_chain(as_cryptography=True) or []
-        chain = [leaf] + [certificate for certificate in others if certificate != leaf]
         portal = self.factory.portalFor(self.connector)
         login = portal.login(ExchangeServerCertificate(chain), None, IPrincipal)
 

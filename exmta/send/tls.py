@@ -36,7 +36,7 @@ from twisted.internet.ssl import (
 )
 from zope.interface import implementer
 
-from exmta.tls import BASELINE
+from exmta.tls import BASELINE, pemCertificates
 
 ENCRYPTION_ONLY = "EncryptionOnly"
 CERTIFICATE_VALIDATION = "CertificateValidation"
@@ -109,20 +109,16 @@ def _identityOptions(identity):
         the server's certificate as client certificate, the peer's checked
         against the organization's authority alone.
     """
-    chain = [Certificate.loadPEM(block).original for block in _pemBlocks(identity.certificate)]
-    authorities = [Certificate.loadPEM(block) for block in _pemBlocks(identity.authority)]
+    chain = pemCertificates(identity.certificate)
     return CertificateOptions(
         privateKey=crypto.load_privatekey(crypto.FILETYPE_PEM, identity.privateKey),
         certificate=chain[0],
         extraCertChain=chain[1:],
-        trustRoot=trustRootFromCertificates(authorities),
+        trustRoot=trustRootFromCertificates(
+            [Certificate(x509) for x509 in pemCertificates(identity.authority)]
+        ),
         **BASELINE,
     )
-
-
-def _pemBlocks(data):
-    end = b"-----END CERTIFICATE-----"
-    return [block + end for block in data.split(end) if b"-----BEGIN" in block]
 
 
 @implementer(IOpenSSLClientConnectionCreator)

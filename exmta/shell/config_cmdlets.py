@@ -166,6 +166,7 @@ def _transportServerView(server):
         "TlsCertificatePath": server.tlsCertificatePath,
         "TlsPrivateKeyPath": server.tlsPrivateKeyPath,
         "TlsCertificateAuthorityPath": server.tlsCertificateAuthorityPath,
+        "AdminBindings": tuple(str(b) for b in server.adminBindings),
         "MessageExpirationTimeout": formatTimespan(server.messageExpirationTimeout),
         "DelayNotificationTimeout": formatTimespan(server.delayNotificationTimeout),
         "MessageRetryInterval": formatTimespan(server.messageRetryInterval),
@@ -198,6 +199,7 @@ class TransportServerView:
     TlsCertificatePath: str | None
     TlsPrivateKeyPath: str | None
     TlsCertificateAuthorityPath: str | None
+    AdminBindings: tuple
     MessageExpirationTimeout: str
     DelayNotificationTimeout: str
     MessageRetryInterval: str

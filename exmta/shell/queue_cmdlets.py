@@ -33,9 +33,10 @@ import base64
 import datetime
 import os
 import re
+import ssl
 from dataclasses import dataclass
 
-from exmta.admin.client import AdminClient, AdminUnavailable
+from exmta.admin.client import AdminClient, AdminUnavailable, RemoteAdminClient
 from exmta.admin.protocol import AdminError, adminSocketPath
 from exmta.config import loadOrganization
 from exmta.errors import ConfigError
@@ -153,7 +154,7 @@ def _call(context, command, server=None, named=None, **arguments):
     else the one the identity C{named} names, else the default one.
     """
     transportServer = _transportServer(context, server, named)
-    client = AdminClient(adminSocketPath(transportServer))
+    client = _clientFor(context, transportServer)
     try:
         return client.call(command, **arguments)
     except AdminUnavailable as error:
@@ -163,6 +164,40 @@ def _call(context, command, server=None, named=None, **arguments):
         ) from None
     except AdminError as error:
         raise CmdletError(error.message) from None
+
+
+def _clientFor(context, transportServer):
+    """
+    The admin client of C{transportServer}: its UNIX socket when it is on
+    this machine (the socket is there) or has no AdminBindings, else its
+    AdminBindings over mutual TLS.
+    """
+    path = adminSocketPath(transportServer)
+    if not transportServer.adminBindings or os.path.exists(path):
+        return AdminClient(path)
+    binding = transportServer.adminBindings[0]
+    host = transportServer.fqdn if binding.isWildcard else binding.host
+    context = _localCertificate(context, transportServer)
+    return RemoteAdminClient((host, binding.port), context, transportServer.fqdn)
+
+
+def _localCertificate(context, transportServer):
+    """
+    @return: an L{ssl.SSLContext} showing the certificate of a server of
+        this machine (the first of the organization whose certificate and
+        key the Shell can read) and trusting the organization's authority.
+    """
+    for local in _organization(context).transportServers.values():
+        paths = (local.tlsCertificatePath, local.tlsPrivateKeyPath, local.tlsCertificateAuthorityPath)
+        if None not in paths and all(os.access(path, os.R_OK) for path in paths):
+            tls = ssl.create_default_context(cafile=local.tlsCertificateAuthorityPath)
+            tls.load_cert_chain(local.tlsCertificatePath, local.tlsPrivateKeyPath)
+            return tls
+    raise CmdletError(
+        f"TransportServer {transportServer.name} is not on this machine, and no server's "
+        "certificate is here to reach its AdminBindings with: run the Shell where a "
+        "server's certificate is (New-ExchangeCertificate, Import-ExchangeCertificate)"
+    )
 
 
 def _identity(value):

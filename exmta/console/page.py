@@ -36,7 +36,8 @@ STYLE = (
     "th,td{border:1px solid #999;padding:.3em .6em;text-align:left;vertical-align:top}"
     "th{background:#e8eef7}.error{color:#a00}.field-error{color:#a00;margin-left:.5em}"
     "pre.command{background:#012456;color:#eee;padding:.8em;white-space:pre-wrap}"
-    "form.inline{display:inline}"
+    "form.inline{display:inline}.buttons{display:flex;gap:.5em}"
+    "#back{order:1}#next,#finish{order:2}#cancel{order:3}"
 )
 
 SECTIONS = (
@@ -211,7 +212,8 @@ class Context:
 
     def invoke(self, text):
         """
-        Run Shell statements that change nothing.
+        Run Shell statements that change nothing: reads, of org.ini or,
+        through the admin endpoint, of the running server.
 
         @return: a Deferred firing with the objects they output, or failing
             with the Shell's error (L{exmta.shell.runtime.ShellError} or its
@@ -219,11 +221,14 @@ class Context:
         """
         return self.console.runShell(text)
 
-    def change(self, text):
+    def change(self, text, answers=()):
         """
         Run a Shell command that changes the organization, as this user,
         then have the running server read org.ini again.
 
+        @param answers: the lines the command's prompts read
+            (C{Get-Credential}'s user name and password), never shown or
+            logged.
         @return: a Deferred firing with the command's output objects, or
             failing with the Shell's error; the command and its outcome
             are logged either way.  If the running server refused the
@@ -248,7 +253,7 @@ class Context:
             )
             return failure
 
-        return self.console.runShell(text).addCallbacks(ran, failed)
+        return self.console.runShell(text, answers).addCallbacks(ran, failed)
 
 
 def completion(context, title, text, *more):

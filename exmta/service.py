@@ -38,7 +38,7 @@ from exmta.receive.workerpool import WorkerPool
 from exmta.routing import nextHopFor
 from exmta.send import SmtpDelivery
 from exmta.tls import mutualServerOptions
-from exmta.tracking import MessageTrackingLog
+from exmta.tracking import MessageTrackingLog, searchTrackingLog
 
 
 _log = Logger()
@@ -328,8 +328,14 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         )
         pool.setName("workers")
         pool.setServiceParent(top)
+    def searchTracking(**filters):
+        path = top.configuration.transportServer.messageTrackingLogPath
+        return deferToThreadPool(
+            reactor, reactor.getThreadPool(), searchTrackingLog, path, **filters
+        )
+
     AdminService(
-        adminSocketPath(transportServer), AdminCommands(manager, top.reload), reactor
+        adminSocketPath(transportServer), AdminCommands(manager, top.reload, searchTracking), reactor
     ).setServiceParent(top)
     identity = configuration.identity
     if transportServer.adminBindings:
@@ -338,7 +344,7 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         )
         AdminTLSService(
             transportServer.adminBindings,
-            AdminCommands(manager, top.reload),
+            AdminCommands(manager, top.reload, searchTracking),
             mutualServerOptions(identity.certificate, identity.privateKey, identity.authority),
             checker.authorize,
             reactor,

@@ -42,7 +42,7 @@ from exmta.config import loadOrganization
 from exmta.errors import ConfigError
 from exmta.opath import parseDateTime
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf
-from exmta.tracking import readTrackingLog
+from exmta.tracking import searchTrackingLog
 
 # Get-MessageTrackingLog's and Get-Queue's default -ResultSize, as in Exchange.
 DEFAULT_RESULT_SIZE = 1000
@@ -115,6 +115,7 @@ class MessageTrackingEvent:
     ServerIp: str | None
     Reference: str | None
     RelatedRecipientAddress: tuple
+    ServerHostname: str | None = None
 
 
 # Reaching the server
@@ -173,12 +174,22 @@ def _clientFor(context, transportServer):
     AdminBindings over mutual TLS.
     """
     path = adminSocketPath(transportServer)
-    if not transportServer.adminBindings or os.path.exists(path):
+    if not _isRemote(transportServer):
         return AdminClient(path)
     binding = transportServer.adminBindings[0]
     host = transportServer.fqdn if binding.isWildcard else binding.host
     context = _localCertificate(context, transportServer)
     return RemoteAdminClient((host, binding.port), context, transportServer.fqdn)
+
+
+def _isRemote(transportServer):
+    """
+    @return: whether C{transportServer} is on another machine: it has
+        AdminBindings and its admin socket is not here.
+    """
+    return bool(transportServer.adminBindings) and not os.path.exists(
+        adminSocketPath(transportServer)
+    )
 
 
 def _localCertificate(context, transportServer):
@@ -531,10 +542,6 @@ def _date(name, value):
         raise CmdletError(f"Cannot bind parameter '{name}': {error}") from None
 
 
-def _bare(messageId):
-    return str(messageId).strip().strip("<>").lower()
-
-
 @cmdlet(
     "Get-MessageTrackingLog",
     Parameter("Sender"),
@@ -544,7 +551,7 @@ def _bare(messageId):
     Parameter("EventId"),
     Parameter("Start"),
     Parameter("End"),
-    Parameter("Server"),
+    Parameter("Server", kind="list"),
     Parameter("ResultSize"),
 )
 def getMessageTrackingLog(
@@ -553,38 +560,35 @@ def getMessageTrackingLog(
 ):
     """
     Read the TransportServer's MessageTrackingLogPath directly (the server
-    need not run).  -Sender, -MessageId, -InternalMessageId and -EventId
-    compare case-insensitively (a Message-ID with or without its angle
-    brackets); -Recipients matches an event about any of them; -Start is
-    inclusive, -End exclusive.
+    need not run), or, for a server on another machine, ask it over its
+    AdminBindings.  -Server takes several servers, to follow a message
+    from one to the next: their events come oldest first.
+    -Sender, -MessageId, -InternalMessageId and -EventId compare
+    case-insensitively (a Message-ID with or without its angle brackets);
+    -Recipients matches an event about any of them; -Start is inclusive,
+    -End exclusive.
     """
-    transportServer = _transportServer(context, Server)
     start, end = _date("Start", Start), _date("End", End)
     limit = _resultSize(ResultSize)
-    recipients = {str(r).lower() for r in Recipients} if Recipients else None
+    filters = dict(
+        start=start, end=end, sender=Sender, recipients=list(Recipients) if Recipients else None,
+        messageId=MessageId, internalMessageId=InternalMessageId, eventId=EventId, limit=limit,
+    )
+    if isinstance(Server, str):
+        Server = (Server,)
     found = []
-    for event in readTrackingLog(transportServer.messageTrackingLogPath, start, end):
-        if Sender is not None and str(event.get("sender", "")).lower() != str(Sender).lower():
-            continue
-        if EventId is not None and str(event.get("eventId", "")).lower() != str(EventId).lower():
-            continue
-        if MessageId is not None and _bare(event.get("messageId", "")) != _bare(MessageId):
-            continue
-        if InternalMessageId is not None and (
-            str(event.get("internalMessageId", "")).upper() != str(InternalMessageId).upper()
-        ):
-            continue
-        if recipients is not None and not recipients & {
-            str(r).lower() for r in event.get("recipients", ())
-        }:
-            continue
-        found.append(_trackingEvent(event))
-        if limit is not None and len(found) > limit:
-            break
+    for name in Server or (None,):
+        transportServer = _transportServer(context, name)
+        if _isRemote(transportServer):
+            events = _call(context, "getMessageTrackingLog", transportServer.name, **filters)
+        else:
+            events = searchTrackingLog(transportServer.messageTrackingLogPath, **filters)
+        found.extend(_trackingEvent(event, transportServer.name) for event in events)
+    found.sort(key=lambda event: event.Timestamp)
     return _limited(context, found, limit)
 
 
-def _trackingEvent(event):
+def _trackingEvent(event, server):
     related = event.get("relatedRecipientAddress") or ()
     if isinstance(related, str):
         related = (related,)
@@ -604,4 +608,5 @@ def _trackingEvent(event):
         ServerIp=event.get("serverIp"),
         Reference=event.get("reference"),
         RelatedRecipientAddress=tuple(related),
+        ServerHostname=server,
     )

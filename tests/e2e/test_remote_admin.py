@@ -105,7 +105,8 @@ def organization(tmp_path_factory):
 def test_getQueueOnAnotherServer(organization):
     """
     A message waiting in HubB's queue is seen, and removed, from HubA's
-    Shell, which has no way to HubB's UNIX socket.
+    Shell, which has no way to HubB's UNIX socket or its files; so is
+    HubB's message tracking log.
     """
     onA, ports, hubB, _ = organization
     with smtplib.SMTP("127.0.0.1", ports["b"], timeout=TIMEOUT) as client:
@@ -126,6 +127,8 @@ def test_getQueueOnAnotherServer(organization):
     hubB.waitFor("admin connection from TransportServer HubA")
     onA(f"Remove-Message -Server HubB -Identity '{message.Identity}' -WithNDR $false")
     assert onA("Get-Message -Server HubB") == []
+    events = onA("Get-MessageTrackingLog -Server HubB -Sender sender@example.net")
+    assert ("HubB", "RECEIVE") in [(event.ServerHostname, event.EventId) for event in events]
 
 
 def test_foreignCertificateRefused(organization, tmp_path):

@@ -112,16 +112,33 @@ def test_certificatesIssued(hubs):
 def test_forwardedByCertificate(hubs):
     """
     HubA forwards to HubB, which relays to the sink because HubA's
-    certificate names it, not because of its address.
+    certificate names it, not because of its address; one
+    Get-MessageTrackingLog over both servers shows the message's path.
     """
-    _, ports, sink, (hubA, hubB), _, _ = hubs
+    folder, ports, sink, (hubA, hubB), _, _ = hubs
     with smtplib.SMTP("127.0.0.1", ports["a"], timeout=TIMEOUT) as client:
         client.sendmail(
             "sender@example.net", ["kim@contoso.com"],
-            "From: sender@example.net\r\nSubject: via HubB\r\n\r\nHi\r\n",
+            "From: sender@example.net\r\nSubject: via HubB\r\n"
+            "Message-ID: <via-hubb@example.net>\r\n\r\nHi\r\n",
         )
     awaitSubject(sink, "via HubB")
     hubB.waitFor("client certificate of TransportServer HubA accepted")
+    # Its path over both servers, from one tracking query.
+    session = Session(str(folder / "org.ini"))
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        events = session.invoke(
+            "Get-MessageTrackingLog -Server HubA,HubB -MessageId via-hubb@example.net"
+        )
+        path = [(event.ServerHostname, event.EventId) for event in events]
+        if len(path) >= 4:
+            break
+        assert time.monotonic() < deadline, path
+        time.sleep(0.05)
+    # HubB logs RECEIVE before its 250, HubA logs SEND after it.
+    assert path[0] == ("HubA", "RECEIVE") and path[-1] == ("HubB", "SEND")
+    assert set(path) == {("HubA", "RECEIVE"), ("HubA", "SEND"), ("HubB", "RECEIVE"), ("HubB", "SEND")}
 
 
 def _client(tmp_path, certificate=None, key=None):

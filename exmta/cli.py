@@ -77,12 +77,13 @@ def checkConfig(arguments):
 
 
 def exportConfig(arguments):
-    text, _ = storageFor(arguments.config).read()
+    storage = storageFor(arguments.config)
+    text, _ = storage.read()
     if arguments.file == "-":
         sys.stdout.write(text)
         return
     replaceFile(os.path.abspath(arguments.file), text.encode("utf-8"))
-    print(f"exported {storageFor(arguments.config).name} to {arguments.file}")
+    print(f"exported {storage.name} to {arguments.file}")
 
 
 def importConfig(arguments):

@@ -22,9 +22,9 @@ from exmta.auth.certificates import ExchangeServerChecker, loadIdentity
 from exmta.auth.checkers import AccountChecker
 from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import storageFor
+from exmta.config.servers import chooseServer
 from exmta.config.storage import EtcdUnavailable, isEtcd
 from exmta.configwatch import EtcdWatch
-from exmta.config.servers import chooseServer
 from exmta.console.site import consoleService
 from exmta.deliver import loadDeliveryAgent
 from exmta.errors import ConfigError
@@ -131,7 +131,9 @@ class TransportServerService(service.MultiService):
             restart=f"; a restart is needed for {', '.join(restart)}" if restart else "",
         )
         if self.watch is not None:
-            deferToThreadPool(reactor, reactor.getThreadPool(), self.storage.writeCache, text)
+            deferToThreadPool(
+                reactor, reactor.getThreadPool(), self.storage.writeCache, text
+            ).addErrback(lambda failure: self.log.failure("cannot keep the etcd cache", failure))
         return {"Path": new.organization.path, "RestartRequired": restart}
 
     def _stored(self, text):
@@ -232,7 +234,14 @@ def _startingOrganization(location):
     try:
         return storage.organization(storage.read()[0])
     except EtcdUnavailable as error:
-        text = storage.readCache()
+        try:
+            text = storage.readCache()
+        except ConfigError as missing:
+            raise ConfigError(
+                f"{error.message}, and there is no cached configuration to start from "
+                f"({missing.message}: {missing.path})",
+                error.path,
+            ) from None
         _log.warn(
             "{error}; starting on the cached configuration {cache}",
             error=str(error),

@@ -26,7 +26,16 @@ from twisted.internet.defer import maybeDeferred
 from twisted.web.template import renderElement, tags
 from zope.interface import Interface, implementer
 
-from exmta.console import accepteddomains, overview
+from exmta.console import (
+    accepteddomains,
+    newreceiveconnector,
+    overview,
+    permissions,
+    receiveconnectors,
+    recipients,
+    servers,
+    transportagents,
+)
 from exmta.console.page import Context, page
 from exmta.shell.host import MemoryHost
 from exmta.shell.runtime import Session, loadCmdlets
@@ -47,7 +56,8 @@ SECURITY_HEADERS = {
 }
 
 # The console's pages (see exmta.console.page).
-PAGE_MODULES = (overview, accepteddomains)
+PAGE_MODULES = (overview, accepteddomains, servers, receiveconnectors, newreceiveconnector,
+                permissions, transportagents, recipients)
 
 
 class IConsoleUser(Interface):

@@ -116,6 +116,15 @@ class WizardPage:
         """
         return {}
 
+    def shown(self, state):
+        """
+        @return: whether the wizard shows this page for what was chosen on
+            the pages before (the EMC skips the pages a choice makes
+            moot: an Internal receive connector has no local network
+            settings to give).
+        """
+        return True
+
 
 class Wizard:
     """
@@ -176,14 +185,25 @@ class Wizard:
             if errors or action not in ("next", "back"):
                 return self._show(context, errors)
         if action == "back":
-            run["page"] = max(0, index - 1)
+            run["page"] = self._following(run, index, -1)
             return self._show(context, {})
         if index < len(self.pages):
-            run["page"] = index + 1
+            run["page"] = self._following(run, index, 1)
             return self._show(context, {})
         if action != "next":
             return self._show(context, {})
         return self._finish(context, run)
+
+    def _following(self, run, index, step):
+        """
+        @return: the index of the next page shown after C{index} in the
+            direction C{step} (the summary is C{len(pages)}); the first
+            page is always shown.
+        """
+        index += step
+        while 0 < index < len(self.pages) and not self.pages[index].shown(run["values"]):
+            index += step
+        return max(0, index)
 
     def _finish(self, context, run):
         text = self.command(run["values"])
@@ -196,7 +216,7 @@ class Wizard:
             message = shellMessage(failure)
             name = fieldOf(message)
             for index, page in enumerate(self.pages):
-                if name in page.fields:
+                if name in page.fields and page.shown(run["values"]):
                     run["page"] = index
                     return self._show(context, {name: message})
             return self._show(context, {"": message})
@@ -219,7 +239,10 @@ class Wizard:
         steps = tags.ol(
             *(
                 tags.li(tags.strong(title) if n == index else title)
-                for n, title in enumerate([p.title for p in self.pages] + ["Summary"])
+                for n, title in [
+                    (n, p.title) for n, p in enumerate(self.pages) if p.shown(run["values"])
+                ]
+                + [(len(self.pages), "Summary")]
             ),
             class_="steps",
         )

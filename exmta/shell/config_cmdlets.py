@@ -3,8 +3,9 @@ The configuration cmdlets of the exmta Shell.  This module registers
 New-/Get-/Set-/Remove-AcceptedDomain, Get-/Set-TransportServer and
 Test-Config, and imports the modules with the rest: connectors and their
 permissions (L{exmta.shell.connector_cmdlets}), mailboxes and accounts
-(L{exmta.shell.recipient_cmdlets}), the organization's certificates
-(L{exmta.shell.certificate_cmdlets}).  How they edit org.ini:
+(L{exmta.shell.recipient_cmdlets}), the organization's TransportConfig and
+Get-ExchangeServer (L{exmta.shell.organization_cmdlets}), the organization's
+certificates (L{exmta.shell.certificate_cmdlets}).  How they edit org.ini:
 L{exmta.shell.configedit}.
 """
 
@@ -19,6 +20,7 @@ from exmta.errors import ConfigError
 from exmta.shell import (  # noqa: F401 (they register cmdlets)
     certificate_cmdlets,
     connector_cmdlets,
+    organization_cmdlets,
     recipient_cmdlets,
 )
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf
@@ -183,6 +185,8 @@ def _transportServerView(server):
         "InternalDNSServers": _dnsShown(server.internalDNSServers),
         "ExternalDNSServers": _dnsShown(server.externalDNSServers),
         "DeliveryAgent": server.deliveryAgent,
+        "ServerRole": organization_cmdlets.SERVER_ROLE,
+        "AdminDisplayVersion": organization_cmdlets.ADMIN_DISPLAY_VERSION,
     }
     return TransportServerView(**fields)
 
@@ -216,6 +220,8 @@ class TransportServerView:
     InternalDNSServers: tuple
     ExternalDNSServers: tuple
     DeliveryAgent: str
+    ServerRole: str
+    AdminDisplayVersion: str
 
 
 @cmdlet("Get-TransportServer", Parameter("Identity", position=0, pipeline=True))

@@ -5,6 +5,7 @@ following it over TLS with a user and password.
 """
 
 import os
+import smtplib
 import subprocess
 
 import pytest
@@ -183,3 +184,30 @@ def test_tlsAndPassword(tmp_path):
         if server is not None:
             server.stop()
         etcd.stop()
+
+
+def test_receiveWorkers(etcd, tmp_path):
+    """
+    Receive workers of a server on etcd run on the text their main process
+    checked, with relative paths from the server's folder: a message taken
+    by a worker is delivered.
+    """
+    location = f"etcd://127.0.0.1:{etcd.clientPort}/exmta/fabrikam"
+    port = freePort()
+    storageFor(location).replace(
+        ORGANIZATION + "[Mailbox Kim]\nPrimarySmtpAddress = kim@fabrikam.com\n\n"
+        f"[ReceiveConnector Default HubA]\nBindings = 127.0.0.1:{port}\n"
+        "RemoteIPRanges = 127.0.0.1\nPermissionGroups = AnonymousUsers\n",
+        None,
+    )
+    home = tmp_path / "HubA"
+    home.mkdir()
+    server = ServerProcess(location, sockets=1, cwd=str(home), workers=1)
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.sendmail("a@example.net", ["kim@fabrikam.com"], "Subject: w\r\n\r\nHi\r\n")
+        server.waitFor("delivered")
+        assert "worker 1] accepted" in server.drain()
+        assert os.path.isdir(home / "var" / "HubA" / "mailboxes")
+    finally:
+        server.stop()

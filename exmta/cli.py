@@ -4,6 +4,7 @@ BasicAuth accounts and its send connectors' credentials, and open its
 Exchange Management Shell.  Running a server is C{twistd exmta}.
 
     exmta check-config [-c etc/org.ini]
+    exmta check-health [-c etc/org.ini] [--server NAME]
     exmta account set [-c etc/org.ini] USER@DOMAIN
     exmta account remove [-c etc/org.ini] USER@DOMAIN
     exmta account list [-c etc/org.ini]
@@ -24,7 +25,10 @@ C{account set} and C{credential set} read the password twice from the
 terminal, or one line from standard input when that is not a terminal, so
 scripts can pipe it in.  C{credential list} shows names and user names,
 never passwords.  Errors are one line, C{exmta: <what and where>}, and exit
-status 1.  C{exmta shell} is L{exmta.shell.main}: it reads its own
+status 1.  C{exmta check-health} asks a running server's readiness
+endpoint (its C{[Monitoring]} Binding, L{exmta.metrics.web}) and prints
+what it says; it exits 0 when the server is ready, 1 when it is not or
+cannot be reached.  C{exmta shell} is L{exmta.shell.main}: it reads its own
 arguments, PowerShell's way (C{-Command}).
 """
 
@@ -95,6 +99,42 @@ def importConfig(arguments):
     with target.writing():
         target.replace(text, None)
     print(f"imported {source.name} into {target.name}")
+
+
+def checkHealth(arguments):
+    import json
+    import urllib.error
+    import urllib.request
+
+    from exmta.config.servers import chooseServer
+
+    organization = loadOrganization(arguments.config)
+    server = chooseServer(organization, arguments.server)
+    monitoring = organization.monitorings.get(server.name)
+    if monitoring is None:
+        raise _Refused(
+            f"TransportServer {server.name} serves no health endpoint; add a "
+            f"[Monitoring {server.name}] section to {organization.path}"
+        )
+    host = monitoring.binding.host
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    url = "http://{}:{}/health/ready".format(
+        f"[{host}]" if ":" in host else host, monitoring.binding.port
+    )
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            details = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        details = json.loads(error.read() or b"{}")
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise _Refused(f"{server.name} is not ready: cannot reach {url} ({reason})") from None
+    ready = details.pop("ready", False)
+    facts = ", ".join(f"{key}: {value}" for key, value in sorted(details.items()))
+    if not ready:
+        raise _Refused(f"{server.name} is not ready ({facts})")
+    print(f"{server.name} is ready ({facts})")
 
 
 def setAccount(arguments):
@@ -192,6 +232,14 @@ def _parser():
         help="validate org.ini, the account store and the credential store",
     )
     check.set_defaults(run=checkConfig)
+    health = commands.add_parser(
+        "check-health",
+        parents=[config],
+        help="ask a running server whether it is ready (receive bindings listening, "
+        "queue open, back pressure not High); exit status 1 if not",
+    )
+    health.add_argument("--server", help="the TransportServer (default: as twistd exmta chooses)")
+    health.set_defaults(run=checkHealth)
 
     configuration = commands.add_parser(
         "config", help="move an organization's configuration between a file and etcd"

@@ -160,6 +160,48 @@ class IConfigurationStorage(Interface):
         """
 
 
+class IBackPressure(Interface):
+    """
+    Exchange 2010's back pressure as the receive side asks it
+    (L{exmta.monitor}): whether a MAIL FROM may go on.
+    """
+
+    level = Attribute("The server's level now: C{Normal}, C{Medium} or C{High}.")
+
+    def mailRefusal(principal, refusedBefore):
+        """
+        @param principal: the session's L{IPrincipal}.
+        @param refusedBefore: how many MAIL FROMs of the session back
+            pressure refused so far (the tarpit grows with them).
+        @return: L{None} if the MAIL FROM may go on, else C{(delay,
+            reply)}: the reply, to send after C{delay} seconds.
+        """
+
+
+class IReceiveObserver(Interface):
+    """
+    Hears what the receive side answers, for metrics
+    (L{exmta.metrics}): called on the reactor thread, so it must be cheap
+    and must not raise.
+    """
+
+    def replied(connector, session, reply):
+        """
+        The server sent C{reply} (an L{exmta.envelope.Reply}).
+
+        @param connector: the L{exmta.config.model.ReceiveConnector} of
+            the connection, or L{None} when none matched it.
+        @param session: the L{exmta.envelope.Session}, or L{None} when the
+            connection was refused before its session began.
+        """
+
+    def tlsNegotiated(connector, version):
+        """
+        A session on C{connector} finished its STARTTLS handshake with
+        protocol C{version} (C{TLSv1.3}).
+        """
+
+
 class IMessageSubmission(Interface):
     """
     Where the receive side hands an accepted message: the queue itself, or,

@@ -22,18 +22,25 @@ from exmta.auth.certificates import ExchangeServerChecker, loadIdentity
 from exmta.auth.checkers import AccountChecker
 from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import storageFor
+from exmta.config.monitoring import resourceMonitoringOf
 from exmta.config.servers import chooseServer
 from exmta.config.storage import EtcdUnavailable, isEtcd
 from exmta.configwatch import EtcdWatch
 from exmta.console.site import consoleService
 from exmta.deliver import loadDeliveryAgent
 from exmta.errors import ConfigError
+from exmta.metrics.observers import ReceiveObserver, TrackingObserver
+from exmta.metrics.registry import LogCounting, ServerMetrics
+from exmta.metrics.web import monitoringResource, monitoringService
+from exmta.monitor.levels import HIGH
+from exmta.monitor.service import ResourceMonitor
 from exmta.protocollog import ProtocolLog
 from exmta.queue.manager import QueueManager
 from exmta.queue.spool import Spool
 from exmta.receive.limits import ConnectionCounts
 from exmta.receive.configuration import ReceiveConfiguration, configureReceive
 from exmta.receive.listener import ReceiveFactory, ReceiveService
+from exmta.receive.selection import listeningAddresses
 from exmta.receive.workerpool import WorkerPool
 from exmta.routing import nextHopFor
 from exmta.send import SmtpDelivery
@@ -94,7 +101,7 @@ class TransportServerService(service.MultiService):
             stays.
         """
         old = self.configuration
-        reactor, factory, manager, delivery, receive, workers = self._parts
+        reactor, factory, manager, delivery, receive, workers, monitor = self._parts
         try:
             if text is None:
                 text = self.watch.text if self.watch is not None else self.storage.read()[0]
@@ -113,6 +120,7 @@ class TransportServerService(service.MultiService):
             self.log.error("reload refused, running configuration kept: {error}", error=str(problem))
             raise problem from None
         factory.reconfigure(new.receive)
+        monitor.reconfigure(*_monitorSettings(new))
         delivery.reconfigure(new.organization, new.transportServer, new.credentials, new.identity)
         manager.reconfigure(new.recipients, new.route, server=new.transportServer,
                             postmaster=new.postmaster, agents=new.agents)
@@ -208,6 +216,36 @@ class _Configuration:
             return nextHop
 
 
+def _monitorSettings(configuration):
+    """
+    @return: the arguments of L{ResourceMonitor.reconfigure}: the
+        server's C{[EdgeTransport]} settings and its largest MaxMessageSize.
+    """
+    server = configuration.transportServer
+    sizes = [c.maxMessageSize for c in configuration.connectors if c.server == server.name]
+    return resourceMonitoringOf(configuration.organization, server.name), max(sizes, default=0)
+
+
+def _readiness(top, receive, manager, monitor):
+    """
+    @return: C{(ready, details)}: ready when every receive binding
+        listens, the queue is open and back pressure is not High; for an
+        organization on etcd, the details say whether etcd answers.
+    """
+    wanted = set(listeningAddresses(top.configuration.connectors))
+    listening = len(receive.ports) >= len(wanted) and receive.running
+    details = {
+        "receiveBindingsListening": listening,
+        "queueOpen": manager.running,
+        "backPressureLevel": monitor.level,
+    }
+    if top.watch is not None:
+        # Not a reason to be unready: the server runs, and delivers, on its
+        # last good configuration.
+        details["etcdReachable"] = bool(top.watch.reachable)
+    return listening and manager.running and monitor.level != HIGH, details
+
+
 def configure(organization, serverName, reactor):
     """
     @param serverName: see L{chooseServer}.
@@ -287,6 +325,8 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         if transportServer.messageTrackingLogEnabled
         else None
     )
+    monitoring = organization.monitorings.get(transportServer.name)
+    metrics = None if monitoring is None else ServerMetrics(transportServer.name)
     # Rows for the workers, those of a reload's new generation, and those
     # of an older one still draining.
     connections = ConnectionCounts.create(1 + 3 * workers) if workers else None
@@ -302,6 +342,7 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         tracking=tracking,
         agents=configuration.agents,
         connections=connections,
+        observer=None if metrics is None else ReceiveObserver(metrics.count),
     )
 
     remoteDelivery = SmtpDelivery(
@@ -314,6 +355,14 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
     if connections is not None:
         closers.append(connections.close)
     top = TransportServerService(f"exmta {transportServer.name}", closers, storage)
+    queueTracking = tracking
+    if metrics is not None:
+        # The queue's events counted as they are tracked; `manager` is
+        # read when an event comes, once it exists.
+        queueTracking = TrackingObserver(
+            tracking, metrics.count, metrics.observeDelay,
+            lambda: manager.deliveryAgent.name, reactor,
+        )
     manager = QueueManager(
         spool,
         configuration.recipients,
@@ -323,10 +372,23 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         postmaster=configuration.postmaster,
         route=configuration.route,
         remoteDelivery=remoteDelivery,
-        trackingLog=tracking,
+        trackingLog=queueTracking,
         agents=configuration.agents,
     )
+
     manager.setServiceParent(top)
+    settings, maxMessageSize = _monitorSettings(configuration)
+    logFolders = [
+        transportServer.messageTrackingLogPath,
+        transportServer.receiveProtocolLogPath,
+        transportServer.sendProtocolLogPath,
+    ]
+    monitor = ResourceMonitor(
+        settings, transportServer.queueDatabasePath, logFolders, maxMessageSize,
+        manager.submissionBacklog, reactor,
+    )
+    monitor.setServiceParent(top)
+    factory.backPressure = monitor.backPressure
     receive = ReceiveService(factory, reactor)
     receive.setName("receive")
     receive.setServiceParent(top)
@@ -337,6 +399,10 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         )
         pool.setName("workers")
         pool.setServiceParent(top)
+        monitor.onLevelChanged.append(pool.setBackPressure)
+        if metrics is not None:
+            pool.countsReceived = metrics.addCounts
+
     def searchTracking(**filters):
         path = top.configuration.transportServer.messageTrackingLogPath
         return deferToThreadPool(
@@ -344,7 +410,9 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         )
 
     AdminService(
-        adminSocketPath(transportServer), AdminCommands(manager, top.reload, searchTracking), reactor
+        adminSocketPath(transportServer),
+        AdminCommands(manager, top.reload, monitor.diagnosticInfo, searchTracking),
+        reactor,
     ).setServiceParent(top)
     identity = configuration.identity
     if transportServer.adminBindings:
@@ -353,9 +421,20 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         )
         AdminTLSService(
             transportServer.adminBindings,
-            AdminCommands(manager, top.reload, searchTracking),
+            AdminCommands(manager, top.reload, monitor.diagnosticInfo, searchTracking),
             mutualServerOptions(identity.certificate, identity.privateKey, identity.authority),
             checker.authorize,
+            reactor,
+        ).setServiceParent(top)
+    if metrics is not None:
+        LogCounting(metrics).setServiceParent(top)
+        monitoringService(
+            monitoring.binding,
+            monitoringResource(
+                metrics,
+                lambda: metrics.refresh(manager.administration.state(), monitor),
+                lambda: _readiness(top, receive, manager, monitor),
+            ),
             reactor,
         ).setServiceParent(top)
     directory = organization.ecpVirtualDirectories.get(transportServer.name)
@@ -374,5 +453,5 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         top.watch = EtcdWatch(storage, organization.text, top._stored, reactor)
         top.watch.setServiceParent(top)
     top.configuration = configuration
-    top._parts = (reactor, factory, manager, remoteDelivery, receive, pool)
+    top._parts = (reactor, factory, manager, remoteDelivery, receive, pool, monitor)
     return top

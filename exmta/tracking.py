@@ -15,8 +15,9 @@ Each line is one JSON object with Exchange's field names in camelCase::
     C{DELIVER} (to a mailbox), C{SEND} (a next hop took it), C{DEFER}
     (a transient failure; it will be retried), C{FAIL}, C{DSN} (a
     delivery status notification was made; its C{reference} is the
-    original's Message-ID and C{relatedRecipientAddress} the recipients it
-    reports on), C{EXPAND} and C{REDIRECT} (a transport agent replaced a
+    original's Message-ID, C{relatedRecipientAddress} the recipients it
+    reports on and C{sourceContext} its action: C{failed}, C{delayed},
+    C{delivered}, C{relayed} or C{expanded}), C{EXPAND} and C{REDIRECT} (a transport agent replaced a
     recipient; C{relatedRecipientAddress} is the one it replaced).
   - C{source}: C{SMTP}, C{STOREDRIVER} (mailbox delivery), C{DSN},
     C{ROUTING}, C{AGENT} (a transport agent's verdict) or C{ADMIN}

@@ -60,6 +60,9 @@ L{exmta.admin.commands}):
   - C{reload}: read org.ini again (see
     L{exmta.service.TransportServerService.reload}); result
     C{{Path, RestartRequired}}.
+  - C{getDiagnosticInfo} C{{component}}: C{ResourceThrottling} only, the
+    back pressure level and each monitored resource's value, level and
+    thresholds (L{exmta.monitor.service.ResourceMonitor.diagnosticInfo}).
 
 Filters (C{filter}) are Exchange's OPATH filters (L{exmta.opath.query}).
 """

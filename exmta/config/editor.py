@@ -256,6 +256,23 @@ class Document:
             self._lines[-1][1] = self.newline
         self._scan()
 
+    def moveBefore(self, span, other):
+        """
+        Move the section C{span}, with the comment block directly above its
+        header, to stand before the section C{other}, a blank line between
+        them (the order of sections of a kind can mean something: the first
+        Authoritative accepted domain is the default).
+        """
+        if span.header == other.header:
+            return
+        block = [content for content, _ in self._lines[span.start : span.end]]
+        while block and not block[-1].strip():
+            block.pop()
+        kind, name = other.kind, other.name
+        self.removeSection(span)
+        target = self.section(kind, name)
+        self._insert(target.start, block + [""])
+
     def _insert(self, at, lines):
         if at > 0 and not self._lines[at - 1][1]:
             self._lines[at - 1][1] = self.newline

@@ -297,6 +297,9 @@ class Organization:
     credentialCheckers: tuple[PluginSettings, ...] = ()
     deliveryAgents: tuple[PluginSettings, ...] = ()
     ecpVirtualDirectories: dict = field(default_factory=dict)
+    # {server: exmta.config.monitoring.ResourceMonitoring / Monitoring}
+    edgeTransports: dict = field(default_factory=dict)
+    monitorings: dict = field(default_factory=dict)
     transportConfig: TransportConfig = field(default_factory=TransportConfig)
     # The org.ini text this was read from: receive workers run on exactly
     # what their main process checked, not on the file as it is later.

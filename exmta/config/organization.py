@@ -10,6 +10,12 @@ from dataclasses import replace
 from exmta.auth import permissions
 from exmta.config import ini, values
 from exmta.config.ecp import ECP_VIRTUAL_DIRECTORY_KEYS, ecpVirtualDirectories
+from exmta.config.monitoring import (
+    EDGE_TRANSPORT_KEYS,
+    MONITORING_KEYS,
+    edgeTransports,
+    monitorings,
+)
 from exmta.config.transportconfig import TRANSPORT_CONFIG_KEYS, transportConfig
 from exmta.config.model import (
     AcceptedDomain,
@@ -222,6 +228,8 @@ SECTION_KINDS = {
     "CredentialChecker": PLUGIN_KEYS,
     "DeliveryAgent": PLUGIN_KEYS,
     "EcpVirtualDirectory": ECP_VIRTUAL_DIRECTORY_KEYS,
+    "EdgeTransport": EDGE_TRANSPORT_KEYS,
+    "Monitoring": MONITORING_KEYS,
     "TransportConfig": TRANSPORT_CONFIG_KEYS,
 }
 
@@ -420,6 +428,8 @@ def parseOrganization(text, path, location=None, folder=None):
         credentialCheckers=_pluginSections(readers["CredentialChecker"], "CredentialChecker"),
         deliveryAgents=_pluginSections(readers["DeliveryAgent"], "DeliveryAgent"),
         ecpVirtualDirectories=ecpVirtualDirectories(readers["EcpVirtualDirectory"], servers),
+        edgeTransports=edgeTransports(readers["EdgeTransport"], servers),
+        monitorings=monitorings(readers["Monitoring"], servers),
         transportConfig=transportConfig(readers["TransportConfig"]),
         text=text,
     )

@@ -34,6 +34,7 @@ from twisted.cred.credentials import Anonymous
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
@@ -113,6 +114,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         self._agents = None
         self._reader = None
         self._recipientsAccepted = 0
+        self._pressureRefusals = 0
 
     # Connection
 
@@ -364,6 +366,9 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         self._afterAuthCommand = _isAuthCommand(line)
 
     def _logReply(self, response):
+        observer = self.factory.observer
+        if observer is not None:
+            observer.replied(self.connector, self.session, response)
         if self._protocolLog is not None:
             for line in str(response).split("\r\n"):
                 self._protocolLog.event(">", line)
@@ -538,6 +543,8 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         except AttributeError:
             return False
         self.session = replace(self.session, tlsVersion=version, tlsCipher=cipher)
+        if self.factory.observer is not None:
+            self.factory.observer.tlsNegotiated(self.connector, version)
         return True
 
     def _certificateLogin(self):
@@ -584,6 +591,11 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         principal = self._principal()
         if not principal.has(permissions.SUBMIT):
             return NOT_AUTHENTICATED
+        pressure = self.factory.backPressure.mailRefusal(principal, self._pressureRefusals)
+        if pressure is not None:
+            self._pressureRefusals += 1
+            delay, refusal = pressure
+            return deferLater(self.factory.reactor, delay, lambda: refusal) if delay else refusal
         try:
             sender, parameters = parsePath(argument, "FROM", allowNull=True)
         except AddressError:

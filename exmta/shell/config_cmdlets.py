@@ -106,10 +106,13 @@ def getAcceptedDomain(context, Identity=None):
     Parameter("Identity", mandatory=True, position=0, pipeline=True),
     Parameter("Name"),
     Parameter("DomainType"),
+    Parameter("MakeDefault"),
     supportsWhatIf=True,
 )
-def setAcceptedDomain(context, Identity, Name=None, **given):
+def setAcceptedDomain(context, Identity, Name=None, MakeDefault=False, **given):
     identity = identityOf(Identity)
+    if not isinstance(MakeDefault, bool):
+        raise CmdletError(f"-MakeDefault takes $true or $false, not {MakeDefault!r}")
 
     def change(document):
         span = _domainSpan(document, identity, context.configPath)
@@ -126,9 +129,25 @@ def setAcceptedDomain(context, Identity, Name=None, **given):
             document.rename(span, newName)
             name = newName
         setKeys(document, "AcceptedDomain", name, ACCEPTED_DOMAIN_KEYS, given)
+        if MakeDefault:
+            _makeDefault(document, name)
         return None
 
     apply(context, "Set-AcceptedDomain", identity, change)
+
+
+def _makeDefault(document, name):
+    """
+    Make the accepted domain C{name} the default: the default is the first
+    Authoritative domain of org.ini, so its section moves before the
+    others.
+    """
+    span = document.section("AcceptedDomain", name)
+    if (span.get("DomainType") or "Authoritative").lower() != "authoritative":
+        raise CmdletError(
+            f"The accepted domain '{name}' can't be the default: only an Authoritative domain can be."
+        )
+    document.moveBefore(span, document.sections("AcceptedDomain")[0])
 
 
 @cmdlet(

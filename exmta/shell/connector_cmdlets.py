@@ -20,6 +20,7 @@ from exmta.config.organization import (
     RECEIVE_CONNECTOR_KEYS,
     SEND_CONNECTOR_KEYS,
     SEND_USAGES,
+    SMART_HOST_AUTH_MECHANISMS,
     USAGES,
 )
 from exmta.config.storage import storageFor
@@ -76,9 +77,6 @@ class SendConnectorView:
     Comment: str | None
 
 
-_SMART_HOST_AUTH_ORDER = ("None", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative")
-
-
 def _sendConnectorView(connector, notes):
     return SendConnectorView(
         Identity=connector.name,
@@ -87,7 +85,7 @@ def _sendConnectorView(connector, notes):
         AddressSpaces=tuple(str(space) for space in connector.addressSpaces),
         SmartHosts=tuple(str(host) for host in connector.smartHosts),
         DNSRoutingEnabled=connector.dnsRoutingEnabled,
-        SmartHostAuthMechanism=flagsShown(connector.smartHostAuthMechanism, _SMART_HOST_AUTH_ORDER),
+        SmartHostAuthMechanism=flagsShown(connector.smartHostAuthMechanism, SMART_HOST_AUTH_MECHANISMS),
         AuthenticationCredential=connector.authenticationCredential,
         SourceTransportServers=connector.sourceTransportServers,
         Port=connector.port,

@@ -17,10 +17,13 @@ The tests run in order on the same organization:
 """
 
 import base64
+import json
 import os
 import smtplib
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -66,9 +69,10 @@ def organization(tmp_path_factory):
     etcd = EtcdProcess(str(folder / "etcd"))
     location = f"etcd://127.0.0.1:{etcd.clientPort}/exmta/fabrikam"
     ports = {name: freePort() for name in HUBS}
+    ports["health"] = freePort()
     text = ORGANIZATION + "".join(
         SERVER.format(name=name, lower=name.lower(), port=ports[name]) for name in HUBS
-    )
+    ) + f"\n[Monitoring HubA]\nBinding = 127.0.0.1:{ports['health']}\n"
     (folder / "org.ini").write_text(text)
     servers = {}
     sink = SmtpSink()
@@ -223,21 +227,33 @@ def test_invalidTextRefusedEverywhere(organization):
     assert storage.replace(stored, None)
 
 
+def health(organization):
+    url = f"http://127.0.0.1:{organization.ports['health']}/health/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as answer:
+            return json.load(answer)
+    except urllib.error.HTTPError as error:
+        return json.load(error)
+
+
 def test_etcdDownAndBack(organization):
     """
     etcd stopped: every server says it runs on its last good configuration
-    and mail still flows.  etcd back: every server says so, and a change
-    reaches them again.
+    (in its log, and HubA in its health details too) and mail still flows.
+    etcd back: every server says so, and a change reaches them again.
     """
+    assert health(organization)["etcdReachable"] is True
     organization.etcd.stop()
     for server in organization.servers.values():
         server.waitFor("etcd unreachable", timeout=TIMEOUT)
         server.waitFor("running on the last good configuration", timeout=TIMEOUT)
+    assert health(organization)["etcdReachable"] is False
     send(organization.extra["HubC"], "kim@contoso.com", "while etcd is down")
     awaitMessages(organization.sink, {"while etcd is down"})
     organization.etcd.start()
     for server in organization.servers.values():
         server.waitFor("etcd reachable", count=2, timeout=TIMEOUT)
+    assert health(organization)["etcdReachable"] is True
     port = freePort()
     organization.shell(
         f'New-ReceiveConnector -Name "Later HubC" -Server HubC -Usage Custom '

@@ -11,7 +11,15 @@ Exchange Management Shell.  Running a server is C{twistd exmta}.
     exmta credential set [-c etc/org.ini] NAME USERNAME
     exmta credential remove [-c etc/org.ini] NAME
     exmta credential list [-c etc/org.ini]
+    exmta config export [-c etcd://127.0.0.1:2379/exmta/fabrikam] FILE
+    exmta config import [-c etcd://127.0.0.1:2379/exmta/fabrikam] FILE
     exmta shell [-c etc/org.ini] [-Command '<statements>' | script.ps1]
+
+C{-c} names org.ini's file or its etcd key (L{exmta.config.storage}).
+C{config export} writes the organization's text to FILE (C{-} for standard
+output) as stored; C{config import} validates FILE exactly as a server
+would and stores it in place of what C{-c} names, for moving an
+organization between a file and etcd.
 
 C{account set} and C{credential set} read the password twice from the
 terminal, or one line from standard input when that is not a terminal, so
@@ -26,12 +34,15 @@ arguments, PowerShell's way (C{-Command}).
 
 import argparse
 import getpass
+import os
 import sys
 
 from exmta.auth.accounts import AccountStore, checkUserPrincipalName
 from exmta.auth.credentials import CredentialStore, checkCredentials, checkUsername
-from exmta.config import loadOrganization
+from exmta.config import loadOrganization, storageFor
+from exmta.config.storage import FileStorage
 from exmta.config.values import credentialName
+from exmta.durable import replaceFile
 from exmta.errors import ConfigError
 
 
@@ -67,6 +78,27 @@ def checkConfig(arguments):
     }
     summary = ", ".join(f"{what}: {count}" for what, count in counts.items())
     print(f"{organization.path}: OK ({summary})")
+
+
+def exportConfig(arguments):
+    storage = storageFor(arguments.config)
+    text, _ = storage.read()
+    if arguments.file == "-":
+        sys.stdout.write(text)
+        return
+    replaceFile(os.path.abspath(arguments.file), text.encode("utf-8"))
+    print(f"exported {storage.name} to {arguments.file}")
+
+
+def importConfig(arguments):
+    source = FileStorage(arguments.file)
+    text, _ = source.read()
+    source.organization(text)
+    target = storageFor(arguments.config)
+    target.organization(text)
+    with target.writing():
+        target.replace(text, None)
+    print(f"imported {source.name} into {target.name}")
 
 
 def checkHealth(arguments):
@@ -185,7 +217,8 @@ def _parser():
         "-c",
         "--config",
         default="etc/org.ini",
-        help="the organization's configuration file (default: %(default)s)",
+        help="the organization's configuration: org.ini's path or an etcd URL "
+        "(default: %(default)s)",
     )
     parser = argparse.ArgumentParser(
         prog="exmta",
@@ -207,6 +240,21 @@ def _parser():
     )
     health.add_argument("--server", help="the TransportServer (default: as twistd exmta chooses)")
     health.set_defaults(run=checkHealth)
+
+    configuration = commands.add_parser(
+        "config", help="move an organization's configuration between a file and etcd"
+    )
+    actions = configuration.add_subparsers(metavar="ACTION", required=True)
+    command = actions.add_parser(
+        "export", parents=[config], help="write the configuration -c names to FILE"
+    )
+    command.add_argument("file", metavar="FILE", help="where to write it; - for standard output")
+    command.set_defaults(run=exportConfig)
+    command = actions.add_parser(
+        "import", parents=[config], help="validate FILE and store it where -c names"
+    )
+    command.add_argument("file", metavar="FILE", help="an org.ini")
+    command.set_defaults(run=importConfig)
 
     account = commands.add_parser("account", help="manage BasicAuth accounts")
     actions = account.add_subparsers(metavar="ACTION", required=True)

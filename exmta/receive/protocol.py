@@ -31,6 +31,7 @@ import re
 from dataclasses import replace
 
 from twisted.cred.credentials import Anonymous
+from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
@@ -39,6 +40,7 @@ from twisted.protocols.policies import TimeoutMixin
 
 from exmta.agents import ACCEPT, CONTINUE, DISCONNECT, RECIPIENT_DELETED, AgentEvent
 from exmta.auth import ExternallySecured, permissions
+from exmta.auth.certificates import ExchangeServerCertificate, peerChain
 from exmta.cleanup.cleanup import CANNOT_SEND_AS
 from exmta.envelope import Address, Envelope, Reply, Session
 from exmta.errors import Disconnect, SMTPFailure
@@ -409,7 +411,13 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _lineReceived(self, line):
         if self._protocolLog is not None:
             self._logCommand(line)
-        self._refreshTLS()
+        if self._refreshTLS():
+            login = self._certificateLogin()
+            if login is not None:
+                return login.addCallback(lambda _: self._command(line))
+        return self._command(line)
+
+    def _command(self, line):
         if self._mode == SASL:
             return self._saslStep(line)
         try:
@@ -527,16 +535,46 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         arrives through it.
         """
         if self.session.tlsVersion != "TLS":
-            return
+            return False
         try:
             connection = self.transport.getHandle()
             version = connection.get_protocol_version_name()
             cipher = connection.get_cipher_name()
         except AttributeError:
-            return
+            return False
         self.session = replace(self.session, tlsVersion=version, tlsCipher=cipher)
         if self.factory.observer is not None:
             self.factory.observer.tlsNegotiated(self.connector, version)
+        return True
+
+    def _certificateLogin(self):
+        """
+        Exchange Server authentication, once STARTTLS is done: on a
+        connector whose AuthMechanism includes ExchangeServer, a client
+        certificate the organization issued to one of its TransportServers
+        logs the session in as an Exchange server, whatever its address.
+        Any other certificate changes nothing.
+
+        @return: a L{defer.Deferred} firing once the session has its
+            principal, or L{None} when there is nothing to check.
+        """
+        if "ExchangeServer" not in self.connector.authMechanism:
+            return None
+        chain = peerChain(self.transport.getHandle())
+        if not chain:
+            return None
+        portal = self.factory.portalFor(self.connector)
+        login = portal.login(ExchangeServerCertificate(chain), None, IPrincipal)
+
+        def loggedIn(result):
+            _, principal, _ = result
+            self._connectPrincipal = principal
+            self.session = replace(self.session, principal=principal)
+
+        def refused(failure):
+            failure.trap(UnauthorizedLogin, UnhandledCredentials)
+
+        return login.addCallbacks(loggedIn, refused)
 
     # The mail transaction
 

@@ -73,7 +73,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 from zope.interface import implementer
 
 from exmta.auth.credentials import CredentialStore, checkCredentials
-from exmta.config import parseOrganization
+from exmta.config import storageFor
 from exmta.config.servers import chooseServer
 from exmta.config.monitoring import resourceMonitoringOf
 from exmta.errors import ConfigError
@@ -366,7 +366,7 @@ def _organization(path, descriptor):
     # pread: the main process and the other workers share the offset.
     text = os.pread(descriptor, size, 0).decode("utf-8")
     os.close(descriptor)
-    return parseOrganization(text, path)
+    return storageFor(path).organization(text)
 
 
 def main(argv=None, reactor=None):

@@ -4,7 +4,8 @@ New-/Get-/Set-/Remove-AcceptedDomain, Get-/Set-TransportServer and
 Test-Config, and imports the modules with the rest: connectors and their
 permissions (L{exmta.shell.connector_cmdlets}), mailboxes and accounts
 (L{exmta.shell.recipient_cmdlets}), the organization's TransportConfig and
-Get-ExchangeServer (L{exmta.shell.organization_cmdlets}).  How they edit org.ini:
+Get-ExchangeServer (L{exmta.shell.organization_cmdlets}), the organization's
+certificates (L{exmta.shell.certificate_cmdlets}).  How they edit org.ini:
 L{exmta.shell.configedit}.
 """
 
@@ -17,6 +18,7 @@ from exmta.config.organization import ACCEPTED_DOMAIN_KEYS, TRANSPORT_SERVER_KEY
 from exmta.config.values import formatTimespan
 from exmta.errors import ConfigError
 from exmta.shell import (  # noqa: F401 (they register cmdlets)
+    certificate_cmdlets,
     connector_cmdlets,
     organization_cmdlets,
     recipient_cmdlets,
@@ -184,6 +186,8 @@ def _transportServerView(server):
         "MailboxDatabasePath": server.mailboxDatabasePath,
         "TlsCertificatePath": server.tlsCertificatePath,
         "TlsPrivateKeyPath": server.tlsPrivateKeyPath,
+        "TlsCertificateAuthorityPath": server.tlsCertificateAuthorityPath,
+        "AdminBindings": tuple(str(b) for b in server.adminBindings),
         "MessageExpirationTimeout": formatTimespan(server.messageExpirationTimeout),
         "DelayNotificationTimeout": formatTimespan(server.delayNotificationTimeout),
         "MessageRetryInterval": formatTimespan(server.messageRetryInterval),
@@ -217,6 +221,8 @@ class TransportServerView:
     MailboxDatabasePath: str
     TlsCertificatePath: str | None
     TlsPrivateKeyPath: str | None
+    TlsCertificateAuthorityPath: str | None
+    AdminBindings: tuple
     MessageExpirationTimeout: str
     DelayNotificationTimeout: str
     MessageRetryInterval: str

@@ -23,6 +23,7 @@ from exmta.config.organization import (
     SMART_HOST_AUTH_MECHANISMS,
     USAGES,
 )
+from exmta.config.storage import storageFor
 from exmta.config.values import boolean, credentialName, formatTimespan
 from exmta.errors import ConfigError
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf, revealPassword
@@ -128,7 +129,8 @@ def _credential(context, connector, value, current):
             name = credentialName(value)
         except ValueError as error:
             raise CmdletError(f"-AuthenticationCredential: {error}") from None
-        store = CredentialStore(Organization(path=context.configPath).credentialStorePath)
+        folder = storageFor(context.configPath).folder
+        store = CredentialStore(Organization(path=context.configPath, folder=folder).credentialStorePath)
         try:
             present = name in store
         except ConfigError as error:

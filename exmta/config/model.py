@@ -79,6 +79,8 @@ class TransportServer:
     internalDNSServers: tuple = ()
     externalDNSServers: tuple = ()
     deliveryAgent: str = "Maildir"
+    tlsCertificateAuthorityPath: str | None = None
+    adminBindings: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -322,14 +324,20 @@ class Organization:
     credentialCheckers: tuple[PluginSettings, ...] = ()
     deliveryAgents: tuple[PluginSettings, ...] = ()
     ecpVirtualDirectories: dict = field(default_factory=dict)
+    # {server: exmta.config.monitoring.ResourceMonitoring / Monitoring}
+    edgeTransports: dict = field(default_factory=dict)
+    monitorings: dict = field(default_factory=dict)
     transportConfig: TransportConfig = field(default_factory=TransportConfig)
     # The org.ini text this was read from: receive workers run on exactly
     # what their main process checked, not on the file as it is later.
     text: str = field(default="", repr=False, compare=False)
+    # Where relative paths start and the secret stores live: org.ini's
+    # folder, or for an organization on etcd the server's own folder.
+    folder: str = ""
 
-    @property
-    def folder(self):
-        return os.path.dirname(os.path.abspath(self.path))
+    def __post_init__(self):
+        if not self.folder:
+            object.__setattr__(self, "folder", os.path.dirname(os.path.abspath(self.path)))
 
     @property
     def accountStorePath(self):

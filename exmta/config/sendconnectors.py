@@ -135,10 +135,10 @@ def _sendConnector(reader, servers, receiveConnectors):
             "is used only with TlsAuthLevel DomainValidation", "TlsDomain"
         )
     forceHelo = reader["ForceHELO"]
-    if forceHelo and (requireTLS or "BasicAuth" in auth):
+    if forceHelo and (requireTLS or auth & {"BasicAuth", "ExchangeServer"}):
         raise reader.error(
             "HELO offers neither STARTTLS nor AUTH: ForceHELO cannot be used with "
-            "RequireTLS or SmartHostAuthMechanism BasicAuth",
+            "RequireTLS or SmartHostAuthMechanism BasicAuth or ExchangeServer",
             "ForceHELO",
         )
     policies = reader["ErrorPolicies"] or frozenset({"Default"})

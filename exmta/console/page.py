@@ -41,6 +41,8 @@ STYLE = (
     "pre.command{background:#012456;color:#eee;padding:.8em;white-space:pre-wrap}"
     "form.inline{display:inline}.buttons{display:flex;gap:.5em}"
     "#back{order:1}#next,#finish{order:2}#cancel{order:3}"
+    "ul.tabs{list-style:none;display:flex;gap:1.5em;padding:0;border-bottom:1px solid #99a}"
+    "ul.choices{list-style:none;padding-left:0}.nested{margin-left:1.8em}"
     ".default{position:absolute;left:-9999px}p.tabs a,p.tabs strong{margin-right:1em}"
     "fieldset{margin:.5em 0;border:1px solid #99a}.unsupported{color:#666}"
 )

@@ -33,6 +33,7 @@ from exmta.console import (
     permissions,
     receiveconnectors,
     recipients,
+    sendconnectors,
     servers,
     transportagents,
 )
@@ -57,7 +58,7 @@ SECURITY_HEADERS = {
 
 # The console's pages (see exmta.console.page).
 PAGE_MODULES = (overview, accepteddomains, servers, receiveconnectors, newreceiveconnector,
-                permissions, transportagents, recipients)
+                permissions, transportagents, recipients, sendconnectors)
 
 
 class IConsoleUser(Interface):

@@ -30,6 +30,7 @@ queue; the protocol sends the reply it gives.
 from dataclasses import replace
 
 from twisted.cred.credentials import Anonymous
+from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
@@ -38,6 +39,7 @@ from twisted.protocols.policies import TimeoutMixin
 
 from exmta.agents import ACCEPT, CONTINUE, DISCONNECT, RECIPIENT_DELETED, AgentEvent
 from exmta.auth import ExternallySecured, permissions
+from exmta.auth.certificates import ExchangeServerCertificate, peerChain
 from exmta.cleanup.cleanup import CANNOT_SEND_AS
 from exmta.envelope import Address, Envelope, Reply, Session
 from exmta.errors import Disconnect, SMTPFailure
@@ -119,6 +121,7 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         self._agents = None
         self._reader = None
         self._recipientsAccepted = 0
+        self._pressureRefusals = 0
 
     # Connection
 
@@ -397,6 +400,9 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         self._afterAuthCommand = _isAuthCommand(line)
 
     def _logReply(self, response):
+        observer = self.factory.observer
+        if observer is not None:
+            observer.replied(self.connector, self.session, response)
         if self._protocolLog is not None:
             for line in str(response).split("\r\n"):
                 self._protocolLog.event(">", line)
@@ -439,7 +445,13 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
     def _lineReceived(self, line):
         if self._protocolLog is not None:
             self._logCommand(line)
-        self._refreshTLS()
+        if self._refreshTLS():
+            login = self._certificateLogin()
+            if login is not None:
+                return login.addCallback(lambda _: self._command(line))
+        return self._command(line)
+
+    def _command(self, line):
         if self._mode == SASL:
             return self._saslStep(line)
         try:
@@ -562,14 +574,46 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         arrives through it.
         """
         if self.session.tlsVersion != "TLS":
-            return
+            return False
         try:
             connection = self.transport.getHandle()
             version = connection.get_protocol_version_name()
             cipher = connection.get_cipher_name()
         except AttributeError:
-            return
+            return False
         self.session = replace(self.session, tlsVersion=version, tlsCipher=cipher)
+        if self.factory.observer is not None:
+            self.factory.observer.tlsNegotiated(self.connector, version)
+        return True
+
+    def _certificateLogin(self):
+        """
+        Exchange Server authentication, once STARTTLS is done: on a
+        connector whose AuthMechanism includes ExchangeServer, a client
+        certificate the organization issued to one of its TransportServers
+        logs the session in as an Exchange server, whatever its address.
+        Any other certificate changes nothing.
+
+        @return: a L{defer.Deferred} firing once the session has its
+            principal, or L{None} when there is nothing to check.
+        """
+        if "ExchangeServer" not in self.connector.authMechanism:
+            return None
+        chain = peerChain(self.transport.getHandle())
+        if not chain:
+            return None
+        portal = self.factory.portalFor(self.connector)
+        login = portal.login(ExchangeServerCertificate(chain), None, IPrincipal)
+
+        def loggedIn(result):
+            _, principal, _ = result
+            self._connectPrincipal = principal
+            self.session = replace(self.session, principal=principal)
+
+        def refused(failure):
+            failure.trap(UnauthorizedLogin, UnhandledCredentials)
+
+        return login.addCallbacks(loggedIn, refused)
 
     # The mail transaction
 
@@ -586,6 +630,11 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         principal = self._principal()
         if not principal.has(permissions.SUBMIT):
             return NOT_AUTHENTICATED
+        pressure = self.factory.backPressure.mailRefusal(principal, self._pressureRefusals)
+        if pressure is not None:
+            self._pressureRefusals += 1
+            delay, refusal = pressure
+            return deferLater(self.factory.reactor, delay, lambda: refusal) if delay else refusal
         try:
             sender, parameters = connectorPath(self.connector, argument, "FROM", allowNull=True)
         except AddressError:

@@ -161,15 +161,20 @@ class Context:
 
     # Answers.
 
-    def render(self, title, *body, code=200):
+    def render(self, title, *body, code=200, head=()):
         """
         Answer with a whole page: the console's tree and C{body}, every
-        string of which twisted.web.template escapes.
+        string of which twisted.web.template escapes, with the console's
+        script (L{exmta.console.enhance}) and C{head}'s elements.
         """
         if self.gone:
             return NOT_DONE_YET
         self.request.setResponseCode(code)
-        renderElement(self.request, page(title, self._navigation(), body, self._banner()))
+        script = tags.script(src=self.base + "static/console.js", defer="defer")
+        renderElement(
+            self.request,
+            page(title, self._navigation(), body, self._banner(), (script, *head)),
+        )
         return NOT_DONE_YET
 
     def redirect(self, path):
@@ -198,7 +203,7 @@ class Context:
         for module in self.console.pageModules:
             for section, label, path in getattr(module, "NAVIGATION", ()):
                 entries.setdefault(section, []).append((label, path))
-        tree = [tags.p(tags.a("Overview", href=self.base))]
+        tree = [tags.p(tags.a("Dashboard", href=self.base, id="dashboard-link"))]
         for section, links in entries.items():
             if not links:
                 continue
@@ -279,8 +284,9 @@ def completion(context, title, text, *more):
     )
 
 
-def page(title, navigation, body, banner):
+def page(title, navigation, body, banner, head=()):
     """
+    @param head: more elements of the page's head.
     @return: an L{Element} of a whole page; twisted.web.template escapes
         every string in it.
     """
@@ -291,6 +297,7 @@ def page(title, navigation, body, banner):
                     tags.meta(charset="utf-8"),
                     tags.title(title, " - exmta"),
                     tags.style(STYLE),
+                    *head,
                 ),
                 tags.body(navigation, tags.div(banner, tags.h1(title), *body, id="content")),
             )

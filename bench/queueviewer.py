@@ -29,6 +29,7 @@ import ssl
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from urllib.parse import urlencode
 
@@ -90,10 +91,12 @@ def fillQueue(folder, count):
                     nextHop="ToInternet",
                 ),
             ),
-            arrivalTime=now - count + number,
+            # Arrived in the last minute: no delay notification is due.
+            arrivalTime=now - 60 + number * 60 / count,
             size=len(body),
             receivedFrom={"connector": "Default HubA", "server": "HubA", "peerHost": "127.0.0.1",
                           "peerPort": 1025},
+            categorized=True,
         )
         with open(os.path.join(messages, queueId + ".eml"), "wb") as handle:
             handle.write(body)
@@ -171,6 +174,16 @@ def main():
         started = time.perf_counter()
         server = ServerProcess(config, sockets=2)
         print(f"server started in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        # A server whose log pipe is full stops at its next line: keep reading it.
+        reading = threading.Event()
+        reading.set()
+
+        def drain():
+            while reading.is_set():
+                server._readSome(0.2)
+                del server.output[:-100]
+
+        threading.Thread(target=drain, daemon=True).start()
         browser = Browser(console)
         browser.logOn()
         total = options.messages
@@ -203,8 +216,13 @@ def main():
         for label, median, worst in rows:
             print(f"{label:<{width}} {median:>10} {worst:>10}")
         print(line)
+    except BaseException:
+        if server is not None:
+            print("\n".join(server.output[-30:]), file=sys.stderr)
+        raise
     finally:
         if server is not None:
+            reading.clear()
             server.stop()
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -42,6 +42,8 @@ class TrackingTestCase(TestCase):
 
 class MessageSubjectTests(TrackingTestCase):
     def test_aPartOfTheSubjectFindsTheWholePath(self):
+        # A message's SUBMIT may be written before its RECEIVE.
+        self.track("SUBMIT", "A")
         self.track("RECEIVE", "A", messageSubject="Quarterly Figures", connectorId="Default")
         self.track("RECEIVE", "B", messageSubject="Lunch", connectorId="Default")
         self.track("DEFER", "A", connectorId="ToInternet")
@@ -50,9 +52,11 @@ class MessageSubjectTests(TrackingTestCase):
         events = getMessageTrackingLog(self.context, MessageSubject="figures")
         self.assertEqual(
             [(e.EventId, e.MessageSubject) for e in events],
-            [("RECEIVE", "Quarterly Figures"), ("DEFER", "Quarterly Figures"),
-             ("SEND", "Quarterly Figures")],
+            [("SUBMIT", "Quarterly Figures"), ("RECEIVE", "Quarterly Figures"),
+             ("DEFER", "Quarterly Figures"), ("SEND", "Quarterly Figures")],
         )
+        everything = getMessageTrackingLog(self.context)
+        self.assertEqual(everything[0].MessageSubject, "Quarterly Figures")
         [send] = getMessageTrackingLog(self.context, MessageSubject="LUNCH", EventId="SEND")
         self.assertEqual(send.InternalMessageId, "B" * 24)
 

@@ -590,20 +590,32 @@ def getMessageTrackingLog(
     -MessageSubject matches a part of the subject, case-insensitively, as
     Exchange's does; -Start is inclusive, -End exclusive.
 
-    The subject is logged with a message's RECEIVE event; the later events
-    of the same message (its queue id) carry it too.
+    The subject is logged with a message's RECEIVE event; the other events
+    of the same message (its queue id) carry it too, those logged before
+    it included (a message's SUBMIT, even its first DEFER, may be written
+    before its RECEIVE).
     """
     transportServer = _transportServer(context, Server)
+    path = transportServer.messageTrackingLogPath
     start, end = _date("Start", Start), _date("End", End)
     limit = _resultSize(ResultSize)
     recipients = {str(r).lower() for r in Recipients} if Recipients else None
     part = None if MessageSubject is None else str(MessageSubject).lower()
     subjects = {}
+    if part is not None:
+        subjects = {
+            event.get("internalMessageId"): event["messageSubject"]
+            for event in readTrackingLog(path, start, end)
+            if "messageSubject" in event
+        }
+    waiting = {}
     found = []
-    for event in readTrackingLog(transportServer.messageTrackingLogPath, start, end):
+    for event in readTrackingLog(path, start, end):
         queueId = event.get("internalMessageId")
         if "messageSubject" in event:
             subjects[queueId] = event["messageSubject"]
+            for earlier in waiting.pop(queueId, ()):
+                earlier.MessageSubject = event["messageSubject"]
         elif queueId in subjects:
             event["messageSubject"] = subjects[queueId]
         if part is not None and part not in str(event.get("messageSubject") or "").lower():
@@ -622,7 +634,10 @@ def getMessageTrackingLog(
             str(r).lower() for r in event.get("recipients", ())
         }:
             continue
-        found.append(_trackingEvent(event))
+        tracked = _trackingEvent(event)
+        if tracked.MessageSubject is None and queueId:
+            waiting.setdefault(queueId, []).append(tracked)
+        found.append(tracked)
         if limit is not None and len(found) > limit:
             break
     return _limited(context, found, limit)

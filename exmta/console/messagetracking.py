@@ -63,13 +63,13 @@ def _form(context, servers):
     fields = []
     for field, label, _ in FIELDS:
         fields.append(
-            tags.p(tags.label(label, ": ", tags.input(name=field, id=f"track-{field}",
-                                                      value=context.arg(field))))
+            tags.p(tags.label(label, tags.input(name=field, id=f"track-{field}",
+                                                value=context.arg(field))))
         )
     fields.append(
         tags.p(
             tags.label(
-                "Event ID: ",
+                "Event ID",
                 tags.select(name="eventid", id="track-eventid")(
                     *(
                         tags.option(
@@ -86,7 +86,7 @@ def _form(context, servers):
         fields.append(
             tags.p(
                 tags.label(
-                    "Server: ",
+                    "Server",
                     tags.select(name="server", id="track-server")(
                         *(
                             tags.option(name, value=name, **(
@@ -100,7 +100,7 @@ def _form(context, servers):
         )
     return tags.form(method="get", action=context.url("messagetracking"), id="tracking-search")(
         tags.input(type="hidden", name="search", value="1"),
-        *fields,
+        tags.div(*fields, class_="fields"),
         tags.p(tags.button("Search", type="submit", id="search")),
     )
 
@@ -126,7 +126,7 @@ def _table(identifier, columns, events, link=None):
         if link:
             cells.append(tags.td(link(event)))
         rows.append(tags.tr(*cells))
-    return tags.table(header, *rows, id=identifier)
+    return tags.table(header, *rows, id=identifier, class_="data")
 
 
 def tracking(context, rest):

@@ -38,6 +38,10 @@ STYLE = (
     "pre.command{background:#012456;color:#eee;padding:.8em;white-space:pre-wrap}"
     "form.inline{display:inline}.buttons{display:flex;gap:.5em}"
     "#back{order:1}#next,#finish{order:2}#cancel{order:3}"
+    ".fields{display:grid;grid-template-columns:repeat(auto-fill,minmax(15em,1fr));"
+    "gap:.4em 1.5em;max-width:64em;margin:.5em 0}.fields p{margin:0}"
+    ".fields label{display:flex;flex-direction:column;font-size:.85em}"
+    "table.data{font-size:.85em}td.LastError,td.RecipientStatus{max-width:24em}"
 )
 
 SECTIONS = (

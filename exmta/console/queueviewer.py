@@ -170,7 +170,7 @@ def queues(context, rest):
                 else:
                     cells.append(_cell(column, value))
             rows.append(tags.tr(*cells))
-        table = tags.table(header, *rows, id="queues")
+        table = tags.table(header, *rows, id="queues", class_="data")
         return context.render(
             "Queue Viewer",
             _tabs(context),
@@ -304,7 +304,7 @@ def messages(context):
                 )
             cells.append(tags.td(export))
             rows.append(tags.tr(*cells, id=identity))
-        table = tags.table(header, *rows, id="messages")
+        table = tags.table(header, *rows, id="messages", class_="data")
         return context.render(
             "Queue Viewer",
             _tabs(context),
@@ -319,15 +319,15 @@ def messages(context):
 
 
 def _filterForm(context):
-    fields = [tags.input(type="hidden", name="queue", value=context.arg("queue"))]
+    fields = []
     for field, label in FILTER_FIELDS:
         fields.append(
-            tags.label(label, ": ", tags.input(name=field, id=f"filter-{field}",
-                                               value=context.arg(field)))
+            tags.label(label, tags.input(name=field, id=f"filter-{field}",
+                                         value=context.arg(field)))
         )
     fields.append(
         tags.label(
-            "Status: ",
+            "Status",
             tags.select(name="status", id="filter-status")(
                 *(
                     tags.option(status or "(any)", value=status,
@@ -341,7 +341,8 @@ def _filterForm(context):
     shown = tags.p("Queue: ", tags.strong(queue, id="queue-shown")) if queue else ""
     return tags.form(method="get", action=context.url("queueviewer", "messages"), id="filter")(
         shown,
-        tags.p(*fields, class_="filter"),
+        tags.input(type="hidden", name="queue", value=context.arg("queue")),
+        tags.div(*fields, class_="fields"),
         tags.p(tags.button("Apply filter", type="submit", id="apply-filter")),
     )
 

@@ -15,8 +15,9 @@ Each line is one JSON object with Exchange's field names in camelCase::
     C{DELIVER} (to a mailbox), C{SEND} (a next hop took it), C{DEFER}
     (a transient failure; it will be retried), C{FAIL}, C{DSN} (a
     delivery status notification was made; its C{reference} is the
-    original's Message-ID and C{relatedRecipientAddress} the recipients it
-    reports on), C{EXPAND} and C{REDIRECT} (a transport agent replaced a
+    original's Message-ID, C{relatedRecipientAddress} the recipients it
+    reports on and C{sourceContext} its action: C{failed}, C{delayed},
+    C{delivered}, C{relayed} or C{expanded}), C{EXPAND} and C{REDIRECT} (a transport agent replaced a
     recipient; C{relatedRecipientAddress} is the one it replaced).
   - C{source}: C{SMTP}, C{STOREDRIVER} (mailbox delivery), C{DSN},
     C{ROUTING}, C{AGENT} (a transport agent's verdict) or C{ADMIN}
@@ -249,6 +250,72 @@ def _parseTimestamp(text):
         return when + (int(fraction) / 10 ** len(fraction) if fraction.isdigit() else 0)
     except (ValueError, TypeError):
         return None
+
+
+def searchTrackingLog(
+    path, start=None, end=None, sender=None, recipients=None, messageId=None,
+    internalMessageId=None, eventId=None, limit=None, messageSubject=None,
+):
+    """
+    The events of a tracking log folder that Get-MessageTrackingLog's
+    filters select: C{sender}, C{messageId} (with or without its angle
+    brackets), C{internalMessageId} and C{eventId} compare
+    case-insensitively; C{recipients} (a collection) matches an event
+    about any of them; C{messageSubject} is a part of the subject,
+    case-insensitive.  Blocks.
+
+    The subject is logged with a message's C{RECEIVE}; every event of the
+    message (its queue id) is given it as C{messageSubject}, those logged
+    before it included (a message's C{SUBMIT}, even its first C{DEFER},
+    may be written before its C{RECEIVE}).
+
+    @param limit: stop after C{limit + 1} events (so the caller can tell
+        there were more); L{None} for all.
+    @return: a list of event dicts, oldest first.
+    """
+    wanted = {str(r).lower() for r in recipients} if recipients else None
+    part = None if messageSubject is None else str(messageSubject).lower()
+    subjects = {}
+    if part is not None:
+        subjects = {
+            event.get("internalMessageId"): event["messageSubject"]
+            for event in readTrackingLog(path, start, end)
+            if "messageSubject" in event
+        }
+    waiting = {}
+    found = []
+    for event in readTrackingLog(path, start, end):
+        queueId = event.get("internalMessageId")
+        if "messageSubject" in event:
+            subjects[queueId] = event["messageSubject"]
+            for earlier in waiting.pop(queueId, ()):
+                earlier["messageSubject"] = event["messageSubject"]
+        elif queueId in subjects:
+            event["messageSubject"] = subjects[queueId]
+        if part is not None and part not in str(event.get("messageSubject") or "").lower():
+            continue
+        if sender is not None and str(event.get("sender", "")).lower() != str(sender).lower():
+            continue
+        if eventId is not None and str(event.get("eventId", "")).lower() != str(eventId).lower():
+            continue
+        if messageId is not None and _bare(event.get("messageId", "")) != _bare(messageId):
+            continue
+        if internalMessageId is not None and (
+            str(event.get("internalMessageId", "")).upper() != str(internalMessageId).upper()
+        ):
+            continue
+        if wanted is not None and not wanted & {str(r).lower() for r in event.get("recipients", ())}:
+            continue
+        if "messageSubject" not in event and queueId:
+            waiting.setdefault(queueId, []).append(event)
+        found.append(event)
+        if limit is not None and len(found) > limit:
+            break
+    return found
+
+
+def _bare(messageId):
+    return str(messageId).strip().strip("<>").lower()
 
 
 class TrackingCounts:

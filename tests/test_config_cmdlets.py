@@ -657,6 +657,20 @@ def test_renameAnAcceptedDomainNamedAfterItsDomain(shell):
     assert [(d.Name, d.DomainName) for d in shell("Get-AcceptedDomain")] == [("Fabrikam", "fabrikam.com")]
 
 
+def test_makeDefaultMovesTheDomainFirst(shell):
+    shell("New-AcceptedDomain", Name="Contoso", DomainName="contoso.com")
+    shell("New-AcceptedDomain", Name="Relay", DomainName="relay.example", DomainType="InternalRelay")
+    shell("Set-AcceptedDomain", Identity="contoso.com", MakeDefault=True)
+    assert [(d.Name, d.Default) for d in shell("Get-AcceptedDomain")] == [
+        ("Contoso", True), ("fabrikam.com", False), ("Relay", False)]
+    assert shell.text().index("[AcceptedDomain Contoso]") < shell.text().index("[AcceptedDomain fabrikam.com]")
+    refused(shell, "Set-AcceptedDomain", "only an Authoritative domain can be", Identity="Relay",
+            MakeDefault=True)
+    refused(shell, "Set-AcceptedDomain", "-MakeDefault takes", Identity="Relay", MakeDefault="yes")
+    shell("Set-AcceptedDomain", Identity="Relay", DomainType="Authoritative", MakeDefault=True)
+    assert [d.Name for d in shell("Get-AcceptedDomain") if d.Default] == ["Relay"]
+
+
 def test_acceptedDomainErrors(shell):
     refused(shell, "New-AcceptedDomain", "DomainName: 'not a domain' is not a valid host name",
             Name="X", DomainName="not a domain")

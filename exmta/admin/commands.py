@@ -32,14 +32,22 @@ class AdminCommands:
     @ivar manager: the L{exmta.queue.manager.QueueManager}.
     """
 
-    def __init__(self, manager, reload=None):
+    def __init__(self, manager, reload=None, resourceThrottling=None, searchTracking=None):
         """
         @param reload: called with no arguments for C{reload}; returns the
             result, or raises L{ConfigError}.
+        @param resourceThrottling: called with no arguments for
+            C{getDiagnosticInfo} of the C{ResourceThrottling} component:
+            the resource monitor's state (L{exmta.monitor.service}).
+        @param searchTracking: called with C{getMessageTrackingLog}'s
+            arguments; returns a Deferred firing with the server's
+            tracking events (L{exmta.tracking.searchTrackingLog}).
         """
         self.manager = manager
         self._reload = reload
         self._headers = {}
+        self._resourceThrottling = resourceThrottling
+        self._searchTracking = searchTracking
 
     def run(self, command, arguments):
         """
@@ -418,6 +426,30 @@ class AdminCommands:
         except ConfigError as error:
             raise AdminError(str(error), "ConfigError") from None
 
+    # Diagnostics
+
+    def getDiagnosticInfo(self, component):
+        if component.lower() != "resourcethrottling" or self._resourceThrottling is None:
+            raise AdminError(
+                f"The component {component!r} was not found; the components are: "
+                "ResourceThrottling",
+                "NotFound",
+            )
+        return self._resourceThrottling()
+
+
+    def getMessageTrackingLog(
+        self, start=None, end=None, sender=None, recipients=None, messageId=None,
+        internalMessageId=None, eventId=None, limit=None, messageSubject=None,
+    ):
+        if self._searchTracking is None:
+            raise AdminError("this server does not search its tracking log", "InvalidState")
+        return self._searchTracking(
+            start=start, end=end, sender=sender, recipients=recipients, messageId=messageId,
+            internalMessageId=internalMessageId, eventId=eventId, limit=limit,
+            messageSubject=messageSubject,
+        )
+
 
 # What a -Filter may use without the messages' header sections being read.
 _WITHOUT_HEADERS = tuple(
@@ -437,5 +469,6 @@ _COMMANDS = {
     for name in (
         "getQueue", "getMessage", "retryQueue", "suspendQueue", "resumeQueue",
         "suspendMessage", "resumeMessage", "removeMessage", "exportMessage", "reload",
+        "getDiagnosticInfo", "getMessageTrackingLog",
     )
 }

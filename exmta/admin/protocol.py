@@ -61,9 +61,17 @@ L{exmta.admin.commands}):
   - C{exportMessage} C{{identity}}: C{{Identity, Size, Data}}, C{Data} the
     message's .eml bytes in base64.  As in Exchange, the message must be
     suspended first.
+  - C{getMessageTrackingLog} C{{start?, end?, sender?, recipients?,
+    messageId?, internalMessageId?, eventId?, messageSubject?, limit?}}: the server's
+    message tracking events those filters select (C{start}, C{end}:
+    seconds since the epoch), as L{exmta.tracking.searchTrackingLog} reads
+    them, for Get-MessageTrackingLog -Server.
   - C{reload}: read org.ini again (see
     L{exmta.service.TransportServerService.reload}); result
     C{{Path, RestartRequired}}.
+  - C{getDiagnosticInfo} C{{component}}: C{ResourceThrottling} only, the
+    back pressure level and each monitored resource's value, level and
+    thresholds (L{exmta.monitor.service.ResourceMonitor.diagnosticInfo}).
 
 Filters (C{filter}) are Exchange's OPATH filters (L{exmta.opath.query}).
 """

@@ -19,11 +19,14 @@ thread: the Shell's cmdlets block (org.ini's lock, the admin endpoint,
 which this very reactor answers).
 """
 
+import re
 from urllib.parse import quote as urlquote
 
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.template import Element, TagLoader, renderElement, tags
+
+from exmta.shell.parser import ShellSyntaxError, parse
 
 log = Logger()
 
@@ -42,6 +45,10 @@ STYLE = (
     "gap:.4em 1.5em;max-width:64em;margin:.5em 0}.fields p{margin:0}"
     ".fields label{display:flex;flex-direction:column;font-size:.85em}"
     "table.data{font-size:.85em}td.LastError,td.RecipientStatus{max-width:24em}"
+    "ul.tabs{list-style:none;display:flex;gap:1.5em;padding:0;border-bottom:1px solid #99a}"
+    "ul.choices{list-style:none;padding-left:0}.nested{margin-left:1.8em}"
+    ".default{position:absolute;left:-9999px}p.tabs a,p.tabs strong{margin-right:1em}"
+    "fieldset{margin:.5em 0;border:1px solid #99a}.unsupported{color:#666}"
 )
 
 SECTIONS = (
@@ -63,6 +70,36 @@ def quote(value):
     return f"'{text}'"
 
 
+class Bare(str):
+    """
+    A value written without quotes when the Shell reads it back as the
+    same text, as the reference document's lines write names of settings
+    and addresses (C{-Usage Custom -Bindings 10.2.3.4:25}); quoted
+    otherwise.
+    """
+
+
+# What may be a bareword at all; the Shell's parser then decides.
+_BAREWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_/*\[\]-]*\Z")
+_NUMBER = re.compile(r"[0-9]+([KMG]B)?\Z", re.IGNORECASE)
+
+
+def _bare(text):
+    if not _BAREWORD.match(text):
+        return quote(text)
+    try:
+        (pipeline,) = parse(f"X {text}").statements
+        (read,) = pipeline.elements[0].elements
+    except (ShellSyntaxError, ValueError):
+        return quote(text)
+    if getattr(read, "bareword", False) and read.value == text:
+        return text
+    # A count or a size (C{20MB}): the Shell reads the number it means.
+    if _NUMBER.match(text) and isinstance(getattr(read, "value", None), int):
+        return text
+    return quote(text)
+
+
 def command(name, *positional, **parameters):
     """
     The text of one Shell command: C{command("Set-SendConnector",
@@ -71,7 +108,8 @@ def command(name, *positional, **parameters):
 
     A parameter whose value is L{None} is left out; C{True}/C{False} are
     C{$true}/C{$false}; a list or tuple is a comma list (C{@()} when
-    empty); integers are written as they are; everything else is quoted.
+    empty); integers are written as they are, L{Bare} values as barewords
+    where they can be; everything else is quoted.
     """
     words = [name]
     words.extend(_argument(value) for value in positional)
@@ -91,7 +129,9 @@ def _argument(value):
     if isinstance(value, int):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return ",".join(quote(v) for v in value) if value else "@()"
+        return ",".join(_bare(v) if isinstance(v, Bare) else quote(v) for v in value) or "@()"
+    if isinstance(value, Bare):
+        return _bare(value)
     return quote(value)
 
 

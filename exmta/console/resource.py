@@ -38,8 +38,15 @@ from exmta.console import (
     dashboard,
     enhance,
     messagetracking,
+    newreceiveconnector,
     overview,
+    permissions,
     queueviewer,
+    receiveconnectors,
+    recipients,
+    sendconnectors,
+    servers,
+    transportagents,
 )
 from exmta.console.page import Context, page
 from exmta.shell.host import MemoryHost
@@ -63,14 +70,9 @@ SECURITY_HEADERS = {
 }
 
 # The console's pages (see exmta.console.page).
-PAGE_MODULES = (
-    dashboard,
-    overview,
-    accepteddomains,
-    queueviewer,
-    messagetracking,
-    enhance,
-)
+PAGE_MODULES = (dashboard, overview, accepteddomains, servers, receiveconnectors,
+                newreceiveconnector, permissions, transportagents, recipients, sendconnectors,
+                queueviewer, messagetracking, enhance)
 
 
 class IConsoleUser(Interface):

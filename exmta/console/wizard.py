@@ -20,9 +20,11 @@ from twisted.web.template import tags
 
 from exmta.console.page import completion
 
-# "[SendConnector x] AddressSpaces: ..." (the configuration's checks) and
-# "Cannot bind parameter 'Cost'..." (the Shell's binding).
+# "[SendConnector x] AddressSpaces: ..." (the configuration's checks),
+# "-AuthenticationCredential: ..." (a cmdlet's own) and "Cannot bind
+# parameter 'Cost'..." (the Shell's binding).
 _SECTION_KEY = re.compile(r"^\[[^\]]*\] (\w+): ")
+_CMDLET_PARAMETER = re.compile(r"^-(\w+): ")
 _PARAMETER = re.compile(r"parameter '(\w+)'", re.IGNORECASE)
 
 
@@ -31,7 +33,7 @@ def fieldOf(message):
     @return: the org.ini key or Shell parameter a Shell error names, or
         L{None}.
     """
-    for pattern in (_SECTION_KEY, _PARAMETER):
+    for pattern in (_SECTION_KEY, _CMDLET_PARAMETER, _PARAMETER):
         match = pattern.search(message)
         if match:
             return match.group(1)
@@ -116,6 +118,15 @@ class WizardPage:
         """
         return {}
 
+    def shown(self, state):
+        """
+        @return: whether the wizard shows this page for what was chosen on
+            the pages before (the EMC skips the pages a choice makes
+            moot: an Internal receive connector has no local network
+            settings to give).
+        """
+        return True
+
 
 class Wizard:
     """
@@ -126,12 +137,14 @@ class Wizard:
     @cvar title: the wizard's title (C{"New Send Connector"}).
     @cvar pages: its L{WizardPage}s; after them come the summary (whose
         button runs the command) and the completion page.
+    @cvar summaryTitle: the summary's name (the EMC's "New Connector").
     """
 
     path = ""
     title = ""
     pages = ()
     finishLabel = "New"
+    summaryTitle = "Summary"
 
     def initialState(self, context, rest):
         """
@@ -176,14 +189,25 @@ class Wizard:
             if errors or action not in ("next", "back"):
                 return self._show(context, errors)
         if action == "back":
-            run["page"] = max(0, index - 1)
+            run["page"] = self._following(run, index, -1)
             return self._show(context, {})
         if index < len(self.pages):
-            run["page"] = index + 1
+            run["page"] = self._following(run, index, 1)
             return self._show(context, {})
         if action != "next":
             return self._show(context, {})
         return self._finish(context, run)
+
+    def _following(self, run, index, step):
+        """
+        @return: the index of the next page shown after C{index} in the
+            direction C{step} (the summary is C{len(pages)}); the first
+            page is always shown.
+        """
+        index += step
+        while 0 < index < len(self.pages) and not self.pages[index].shown(run["values"]):
+            index += step
+        return max(0, index)
 
     def _finish(self, context, run):
         text = self.command(run["values"])
@@ -196,7 +220,7 @@ class Wizard:
             message = shellMessage(failure)
             name = fieldOf(message)
             for index, page in enumerate(self.pages):
-                if name in page.fields:
+                if name in page.fields and page.shown(run["values"]):
                     run["page"] = index
                     return self._show(context, {name: message})
             return self._show(context, {"": message})
@@ -219,7 +243,10 @@ class Wizard:
         steps = tags.ol(
             *(
                 tags.li(tags.strong(title) if n == index else title)
-                for n, title in enumerate([p.title for p in self.pages] + ["Summary"])
+                for n, title in [
+                    (n, p.title) for n, p in enumerate(self.pages) if p.shown(run["values"])
+                ]
+                + [(len(self.pages), self.summaryTitle)]
             ),
             class_="steps",
         )
@@ -231,7 +258,7 @@ class Wizard:
             heading = page.title
             forward = tags.button("Next", type="submit", name="action", value="next", id="next")
         else:
-            heading = "Summary"
+            heading = self.summaryTitle
             body = [
                 tags.p("The wizard will run this Exchange Management Shell command:"),
                 tags.pre(self.command(run["values"]), class_="command", id="summary"),

@@ -391,6 +391,13 @@ class QueueManager(service.Service):
         """
         return frozenset(self._passes)
 
+    def submissionBacklog(self):
+        """
+        @return: how many messages wait for a pass or are in one: the
+            submission queue back pressure watches.
+        """
+        return len(self._passes) + len(self._due)
+
     def process(self, queued):
         """
         Work on C{queued} now if anything of it is due, else set its timer.

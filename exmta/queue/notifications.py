@@ -114,5 +114,5 @@ class SenderNotifications:
         self._tracking.track(
             "DSN", source=DSN, internalMessageId=queueId, messageId=messageId, sender="",
             recipients=[queued.mailFrom], totalBytes=len(message), reference=work.messageId,
-            relatedRecipientAddress=related,
+            relatedRecipientAddress=related, sourceContext=reports[0].action,
         )

@@ -31,13 +31,16 @@ import re
 from dataclasses import replace
 
 from twisted.cred.credentials import Anonymous
+from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
 from exmta.agents import ACCEPT, CONTINUE, DISCONNECT, RECIPIENT_DELETED, AgentEvent
 from exmta.auth import ExternallySecured, permissions
+from exmta.auth.certificates import ExchangeServerCertificate, peerChain
 from exmta.cleanup.cleanup import CANNOT_SEND_AS
 from exmta.envelope import Address, Envelope, Reply, Session
 from exmta.errors import Disconnect, SMTPFailure
@@ -111,6 +114,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         self._agents = None
         self._reader = None
         self._recipientsAccepted = 0
+        self._pressureRefusals = 0
 
     # Connection
 
@@ -362,6 +366,9 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         self._afterAuthCommand = _isAuthCommand(line)
 
     def _logReply(self, response):
+        observer = self.factory.observer
+        if observer is not None:
+            observer.replied(self.connector, self.session, response)
         if self._protocolLog is not None:
             for line in str(response).split("\r\n"):
                 self._protocolLog.event(">", line)
@@ -404,7 +411,13 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _lineReceived(self, line):
         if self._protocolLog is not None:
             self._logCommand(line)
-        self._refreshTLS()
+        if self._refreshTLS():
+            login = self._certificateLogin()
+            if login is not None:
+                return login.addCallback(lambda _: self._command(line))
+        return self._command(line)
+
+    def _command(self, line):
         if self._mode == SASL:
             return self._saslStep(line)
         try:
@@ -452,7 +465,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         return self._agentsThen("OnEhlo", accept, session=session)
 
     def _extensions(self):
-        extensions = [f"SIZE {self.connector.maxMessageSize}", "PIPELINING", "8BITMIME",
+        extensions = [f"SIZE {self._advertisedSize()}", "PIPELINING", "8BITMIME",
                       "ENHANCEDSTATUSCODES"]
         if self._tlsAvailable():
             extensions.append("STARTTLS")
@@ -522,14 +535,46 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         arrives through it.
         """
         if self.session.tlsVersion != "TLS":
-            return
+            return False
         try:
             connection = self.transport.getHandle()
             version = connection.get_protocol_version_name()
             cipher = connection.get_cipher_name()
         except AttributeError:
-            return
+            return False
         self.session = replace(self.session, tlsVersion=version, tlsCipher=cipher)
+        if self.factory.observer is not None:
+            self.factory.observer.tlsNegotiated(self.connector, version)
+        return True
+
+    def _certificateLogin(self):
+        """
+        Exchange Server authentication, once STARTTLS is done: on a
+        connector whose AuthMechanism includes ExchangeServer, a client
+        certificate the organization issued to one of its TransportServers
+        logs the session in as an Exchange server, whatever its address.
+        Any other certificate changes nothing.
+
+        @return: a L{defer.Deferred} firing once the session has its
+            principal, or L{None} when there is nothing to check.
+        """
+        if "ExchangeServer" not in self.connector.authMechanism:
+            return None
+        chain = peerChain(self.transport.getHandle())
+        if not chain:
+            return None
+        portal = self.factory.portalFor(self.connector)
+        login = portal.login(ExchangeServerCertificate(chain), None, IPrincipal)
+
+        def loggedIn(result):
+            _, principal, _ = result
+            self._connectPrincipal = principal
+            self.session = replace(self.session, principal=principal)
+
+        def refused(failure):
+            failure.trap(UnauthorizedLogin, UnhandledCredentials)
+
+        return login.addCallbacks(loggedIn, refused)
 
     # The mail transaction
 
@@ -546,6 +591,11 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         principal = self._principal()
         if not principal.has(permissions.SUBMIT):
             return NOT_AUTHENTICATED
+        pressure = self.factory.backPressure.mailRefusal(principal, self._pressureRefusals)
+        if pressure is not None:
+            self._pressureRefusals += 1
+            delay, refusal = pressure
+            return deferLater(self.factory.reactor, delay, lambda: refusal) if delay else refusal
         try:
             sender, parameters = parsePath(argument, "FROM", allowNull=True)
         except AddressError:
@@ -584,7 +634,29 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _sizeLimit(self):
         if self._principal().has(permissions.BYPASS_MESSAGE_SIZE_LIMIT):
             return HARD_MESSAGE_LIMIT
-        return self.connector.maxMessageSize
+        return self._advertisedSize()
+
+    def _advertisedSize(self):
+        """
+        The connector's MaxMessageSize, or the organization's MaxReceiveSize
+        when smaller, or its MaxSendSize for a sender of the organization
+        (one who authenticated) when smaller still.
+        """
+        config = self.factory.organization.transportConfig
+        limits = [self.connector.maxMessageSize, config.maxReceiveSize]
+        if self.session.authenticated:
+            limits.append(config.maxSendSize)
+        return min(limit for limit in limits if limit is not None)
+
+    def _recipientLimit(self):
+        """
+        The connector's MaxRecipientsPerMessage, or the organization's
+        MaxRecipientEnvelopeLimit when smaller.
+        """
+        envelopeLimit = self.factory.organization.transportConfig.maxRecipientEnvelopeLimit
+        if envelopeLimit is None:
+            return self.connector.maxRecipientsPerMessage
+        return min(self.connector.maxRecipientsPerMessage, envelopeLimit)
 
     def smtp_RCPT(self, argument):
         if self.envelope is None:
@@ -597,7 +669,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                 return reply(501, "5.1.3", "Invalid address")
         if parameters:
             return reply(555, "5.5.4", f"Unsupported parameter {next(iter(parameters))}")
-        if len(self.envelope.recipients) >= self.connector.maxRecipientsPerMessage:
+        if len(self.envelope.recipients) >= self._recipientLimit():
             return TOO_MANY_RECIPIENTS
         refusal = self._checkRecipient(recipient)
         if refusal is not None:
@@ -612,7 +684,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                 # and one already in the envelope is not added twice.
                 present = {str(address).casefold() for address in current}
                 added = tuple(a for a in recipients if str(a).casefold() not in present)
-                if len(current) + len(added) > self.connector.maxRecipientsPerMessage:
+                if len(current) + len(added) > self._recipientLimit():
                     return TOO_MANY_RECIPIENTS
                 # A replacement gets the checks the client's own address got:
                 # an agent must not make this session a relay, nor accept

@@ -118,6 +118,7 @@ class SmtpDelivery:
     def __init__(
         self, organization, server, credentials, reactor, resolver=None, clock=None, *,
         trustRoot=None, idleTimeout=IDLE_TIMEOUT, failedHostMemory=hosts.FAILED_HOST_MEMORY,
+        identity=None,
     ):
         """
         @param organization: the L{exmta.config.model.Organization}.
@@ -138,6 +139,10 @@ class SmtpDelivery:
             platform's by default.
         @param idleTimeout: seconds an idle connection is kept for reuse.
         @param failedHostMemory: seconds a failed host is tried last.
+        @param identity: this server's certificate, key and organization
+            authority (an L{exmta.auth.certificates.ServerIdentity}), for
+            Exchange Server authentication to the organization's other
+            servers; L{None} when it has none.
         """
         self.organization = organization
         self.server = server
@@ -147,6 +152,7 @@ class SmtpDelivery:
         self._resolver = resolver
         self._resolvers = {}
         self._trustRoot = trustRoot
+        self._identity = identity
         self._failedHosts = hosts.FailedHosts(self._clock, failedHostMemory)
         self._pool = ConnectionPool(
             self._clock,
@@ -162,15 +168,18 @@ class SmtpDelivery:
         self._generation = 0
         self._settings = {}
 
-    def reconfigure(self, organization, server, credentials=None):
+    def reconfigure(self, organization, server, credentials=None, identity=None):
         """
         Send under a new configuration from now on.  Sends in progress
         finish under the old one; connections it opened are not reused
         (they close once idle).  The outbound connection caps and the
         SendProtocolLogPath stay as they were until a restart.
+
+        @param identity: see L{__init__}.
         """
         self.organization = organization
         self.server = server
+        self._identity = identity
         if credentials is not None:
             self._credentials = credentials
         self._generation += 1
@@ -196,7 +205,7 @@ class SmtpDelivery:
             failure = PermanentFailure(TOO_BIG)
             log.info(
                 "{queueId} is {size} bytes, over the MaxMessageSize of send connector "
-                "{connector} ({limit})",
+                "{connector} or the TransportConfig's MaxSendSize ({limit})",
                 queueId=queued.queueId,
                 size=len(message),
                 connector=settings.connector.name,
@@ -319,10 +328,25 @@ class SmtpDelivery:
         authentication = authenticationOf(connector) if deliveryType == SMART_HOST else None
         ehloName = connector.fqdn or self.server.fqdn
         port = connector.port
+        if deliveryType == SMART_HOST and "ExchangeServer" in (connector.smartHostAuthMechanism or ()):
+            # Exchange Server authentication: TLS with this server's
+            # certificate, to a smart host the organization issued one.
+            if self._identity is None:
+                raise ConnectionFailure(
+                    Reply(
+                        454, "4.7.0",
+                        f"Send connector {connector.name} uses SmartHostAuthMechanism "
+                        f"ExchangeServer and TransportServer {self.server.name} has no "
+                        "TlsCertificateAuthorityPath",
+                    )
+                )
+            tls = TlsPolicy(requireTLS=True, identity=self._identity)
         if deliveryType == RELAY:
-            # Forwarding to another transport server of the organization:
-            # opportunistic TLS, no AUTH, our own name.
-            tls = TlsPolicy()
+            # Forwarding to another transport server of the organization,
+            # with our own name and no AUTH: TLS with this server's
+            # certificate when the organization issued it one (Exchange
+            # Server authentication), else opportunistic TLS.
+            tls = TlsPolicy(requireTLS=self._identity is not None, identity=self._identity)
             authentication = None
             ehloName = self.server.fqdn
         elif deliveryType not in (SMART_HOST, DNS):
@@ -341,9 +365,21 @@ class SmtpDelivery:
             tls=tls,
             authentication=authentication,
             credentialName=connector.authenticationCredential,
-            maxMessageSize=connector.maxMessageSize,
+            maxMessageSize=self._sizeLimit(connector, deliveryType),
             protocolLogging=getattr(connector, "protocolLoggingLevel", "None") == "Verbose",
         )
+
+    def _sizeLimit(self, connector, deliveryType):
+        """
+        The Send connector's MaxMessageSize, or the organization's
+        MaxSendSize when smaller; mail between the organization's own
+        transport servers has only the connector's.
+        """
+        limits = [connector.maxMessageSize]
+        if deliveryType != RELAY:
+            limits.append(self.organization.transportConfig.maxSendSize)
+        limits = [limit for limit in limits if limit is not None]
+        return min(limits) if limits else None
 
     def _connector(self, name):
         for connector in self.organization.sendConnectors:

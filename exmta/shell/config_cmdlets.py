@@ -3,7 +3,9 @@ The configuration cmdlets of the exmta Shell.  This module registers
 New-/Get-/Set-/Remove-AcceptedDomain, Get-/Set-TransportServer and
 Test-Config, and imports the modules with the rest: connectors and their
 permissions (L{exmta.shell.connector_cmdlets}), mailboxes and accounts
-(L{exmta.shell.recipient_cmdlets}).  How they edit org.ini:
+(L{exmta.shell.recipient_cmdlets}), the organization's TransportConfig and
+Get-ExchangeServer (L{exmta.shell.organization_cmdlets}), the organization's
+certificates (L{exmta.shell.certificate_cmdlets}).  How they edit org.ini:
 L{exmta.shell.configedit}.
 """
 
@@ -15,7 +17,12 @@ from exmta.config import loadOrganization
 from exmta.config.organization import ACCEPTED_DOMAIN_KEYS, TRANSPORT_SERVER_KEYS
 from exmta.config.values import formatTimespan
 from exmta.errors import ConfigError
-from exmta.shell import connector_cmdlets, recipient_cmdlets  # noqa: F401 (they register cmdlets)
+from exmta.shell import (  # noqa: F401 (they register cmdlets)
+    certificate_cmdlets,
+    connector_cmdlets,
+    organization_cmdlets,
+    recipient_cmdlets,
+)
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf
 from exmta.shell.configedit import (
     apply,
@@ -99,10 +106,13 @@ def getAcceptedDomain(context, Identity=None):
     Parameter("Identity", mandatory=True, position=0, pipeline=True),
     Parameter("Name"),
     Parameter("DomainType"),
+    Parameter("MakeDefault"),
     supportsWhatIf=True,
 )
-def setAcceptedDomain(context, Identity, Name=None, **given):
+def setAcceptedDomain(context, Identity, Name=None, MakeDefault=False, **given):
     identity = identityOf(Identity)
+    if not isinstance(MakeDefault, bool):
+        raise CmdletError(f"-MakeDefault takes $true or $false, not {MakeDefault!r}")
 
     def change(document):
         span = _domainSpan(document, identity, context.configPath)
@@ -119,9 +129,25 @@ def setAcceptedDomain(context, Identity, Name=None, **given):
             document.rename(span, newName)
             name = newName
         setKeys(document, "AcceptedDomain", name, ACCEPTED_DOMAIN_KEYS, given)
+        if MakeDefault:
+            _makeDefault(document, name)
         return None
 
     apply(context, "Set-AcceptedDomain", identity, change)
+
+
+def _makeDefault(document, name):
+    """
+    Make the accepted domain C{name} the default: the default is the first
+    Authoritative domain of org.ini, so its section moves before the
+    others.
+    """
+    span = document.section("AcceptedDomain", name)
+    if (span.get("DomainType") or "Authoritative").lower() != "authoritative":
+        raise CmdletError(
+            f"The accepted domain '{name}' can't be the default: only an Authoritative domain can be."
+        )
+    document.moveBefore(span, document.sections("AcceptedDomain")[0])
 
 
 @cmdlet(
@@ -160,6 +186,8 @@ def _transportServerView(server):
         "MailboxDatabasePath": server.mailboxDatabasePath,
         "TlsCertificatePath": server.tlsCertificatePath,
         "TlsPrivateKeyPath": server.tlsPrivateKeyPath,
+        "TlsCertificateAuthorityPath": server.tlsCertificateAuthorityPath,
+        "AdminBindings": tuple(str(b) for b in server.adminBindings),
         "MessageExpirationTimeout": formatTimespan(server.messageExpirationTimeout),
         "DelayNotificationTimeout": formatTimespan(server.delayNotificationTimeout),
         "MessageRetryInterval": formatTimespan(server.messageRetryInterval),
@@ -176,6 +204,8 @@ def _transportServerView(server):
         "InternalDNSServers": _dnsShown(server.internalDNSServers),
         "ExternalDNSServers": _dnsShown(server.externalDNSServers),
         "DeliveryAgent": server.deliveryAgent,
+        "ServerRole": organization_cmdlets.SERVER_ROLE,
+        "AdminDisplayVersion": organization_cmdlets.ADMIN_DISPLAY_VERSION,
     }
     return TransportServerView(**fields)
 
@@ -191,6 +221,8 @@ class TransportServerView:
     MailboxDatabasePath: str
     TlsCertificatePath: str | None
     TlsPrivateKeyPath: str | None
+    TlsCertificateAuthorityPath: str | None
+    AdminBindings: tuple
     MessageExpirationTimeout: str
     DelayNotificationTimeout: str
     MessageRetryInterval: str
@@ -207,6 +239,8 @@ class TransportServerView:
     InternalDNSServers: tuple
     ExternalDNSServers: tuple
     DeliveryAgent: str
+    ServerRole: str
+    AdminDisplayVersion: str
 
 
 @cmdlet("Get-TransportServer", Parameter("Identity", position=0, pipeline=True))

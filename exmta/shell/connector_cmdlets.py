@@ -20,8 +20,10 @@ from exmta.config.organization import (
     RECEIVE_CONNECTOR_KEYS,
     SEND_CONNECTOR_KEYS,
     SEND_USAGES,
+    SMART_HOST_AUTH_MECHANISMS,
     USAGES,
 )
+from exmta.config.storage import storageFor
 from exmta.config.values import boolean, credentialName, formatTimespan
 from exmta.errors import ConfigError
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf, revealPassword
@@ -75,9 +77,6 @@ class SendConnectorView:
     Comment: str | None
 
 
-_SMART_HOST_AUTH_ORDER = ("None", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative")
-
-
 def _sendConnectorView(connector, notes):
     return SendConnectorView(
         Identity=connector.name,
@@ -86,7 +85,7 @@ def _sendConnectorView(connector, notes):
         AddressSpaces=tuple(str(space) for space in connector.addressSpaces),
         SmartHosts=tuple(str(host) for host in connector.smartHosts),
         DNSRoutingEnabled=connector.dnsRoutingEnabled,
-        SmartHostAuthMechanism=flagsShown(connector.smartHostAuthMechanism, _SMART_HOST_AUTH_ORDER),
+        SmartHostAuthMechanism=flagsShown(connector.smartHostAuthMechanism, SMART_HOST_AUTH_MECHANISMS),
         AuthenticationCredential=connector.authenticationCredential,
         SourceTransportServers=connector.sourceTransportServers,
         Port=connector.port,
@@ -130,7 +129,8 @@ def _credential(context, connector, value, current):
             name = credentialName(value)
         except ValueError as error:
             raise CmdletError(f"-AuthenticationCredential: {error}") from None
-        store = CredentialStore(Organization(path=context.configPath).credentialStorePath)
+        folder = storageFor(context.configPath).folder
+        store = CredentialStore(Organization(path=context.configPath, folder=folder).credentialStorePath)
         try:
             present = name in store
         except ConfigError as error:

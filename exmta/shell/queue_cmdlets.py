@@ -36,15 +36,16 @@ import base64
 import datetime
 import os
 import re
+import ssl
 from dataclasses import dataclass
 
-from exmta.admin.client import AdminClient, AdminUnavailable
+from exmta.admin.client import AdminClient, AdminUnavailable, RemoteAdminClient
 from exmta.admin.protocol import AdminError, adminSocketPath
 from exmta.config import loadOrganization
 from exmta.errors import ConfigError
 from exmta.opath import parseDateTime
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf
-from exmta.tracking import readTrackingLog, trackingCounts
+from exmta.tracking import searchTrackingLog, trackingCounts
 
 # Get-MessageTrackingLog's and Get-Queue's default -ResultSize, as in Exchange.
 DEFAULT_RESULT_SIZE = 1000
@@ -118,6 +119,7 @@ class MessageTrackingEvent:
     ServerIp: str | None
     Reference: str | None
     RelatedRecipientAddress: tuple
+    ServerHostname: str | None = None
 
 
 # Reaching the server
@@ -157,7 +159,7 @@ def _call(context, command, server=None, named=None, **arguments):
     else the one the identity C{named} names, else the default one.
     """
     transportServer = _transportServer(context, server, named)
-    client = AdminClient(adminSocketPath(transportServer))
+    client = _clientFor(context, transportServer)
     try:
         return client.call(command, **arguments)
     except AdminUnavailable as error:
@@ -167,6 +169,50 @@ def _call(context, command, server=None, named=None, **arguments):
         ) from None
     except AdminError as error:
         raise CmdletError(error.message) from None
+
+
+def _clientFor(context, transportServer):
+    """
+    The admin client of C{transportServer}: its UNIX socket when it is on
+    this machine (the socket is there) or has no AdminBindings, else its
+    AdminBindings over mutual TLS.
+    """
+    path = adminSocketPath(transportServer)
+    if not _isRemote(transportServer):
+        return AdminClient(path)
+    binding = transportServer.adminBindings[0]
+    host = transportServer.fqdn if binding.isWildcard else binding.host
+    context = _localCertificate(context, transportServer)
+    return RemoteAdminClient((host, binding.port), context, transportServer.fqdn)
+
+
+def _isRemote(transportServer):
+    """
+    @return: whether C{transportServer} is on another machine: it has
+        AdminBindings and its admin socket is not here.
+    """
+    return bool(transportServer.adminBindings) and not os.path.exists(
+        adminSocketPath(transportServer)
+    )
+
+
+def _localCertificate(context, transportServer):
+    """
+    @return: an L{ssl.SSLContext} showing the certificate of a server of
+        this machine (the first of the organization whose certificate and
+        key the Shell can read) and trusting the organization's authority.
+    """
+    for local in _organization(context).transportServers.values():
+        paths = (local.tlsCertificatePath, local.tlsPrivateKeyPath, local.tlsCertificateAuthorityPath)
+        if None not in paths and all(os.access(path, os.R_OK) for path in paths):
+            tls = ssl.create_default_context(cafile=local.tlsCertificateAuthorityPath)
+            tls.load_cert_chain(local.tlsCertificatePath, local.tlsPrivateKeyPath)
+            return tls
+    raise CmdletError(
+        f"TransportServer {transportServer.name} is not on this machine, and no server's "
+        "certificate is here to reach its AdminBindings with: run the Shell where a "
+        "server's certificate is (New-ExchangeCertificate, Import-ExchangeCertificate)"
+    )
 
 
 def _identity(value):
@@ -561,10 +607,6 @@ def _date(name, value):
         raise CmdletError(f"Cannot bind parameter '{name}': {error}") from None
 
 
-def _bare(messageId):
-    return str(messageId).strip().strip("<>").lower()
-
-
 @cmdlet(
     "Get-MessageTrackingLog",
     Parameter("Sender"),
@@ -575,7 +617,7 @@ def _bare(messageId):
     Parameter("EventId"),
     Parameter("Start"),
     Parameter("End"),
-    Parameter("Server"),
+    Parameter("Server", kind="list"),
     Parameter("ResultSize"),
 )
 def getMessageTrackingLog(
@@ -584,62 +626,34 @@ def getMessageTrackingLog(
 ):
     """
     Read the TransportServer's MessageTrackingLogPath directly (the server
-    need not run).  -Sender, -MessageId, -InternalMessageId and -EventId
-    compare case-insensitively (a Message-ID with or without its angle
-    brackets); -Recipients matches an event about any of them;
-    -MessageSubject matches a part of the subject, case-insensitively, as
-    Exchange's does; -Start is inclusive, -End exclusive.
-
-    The subject is logged with a message's RECEIVE event; the other events
-    of the same message (its queue id) carry it too, those logged before
-    it included (a message's SUBMIT, even its first DEFER, may be written
-    before its RECEIVE).
+    need not run), or, for a server on another machine, ask it over its
+    AdminBindings.  -Server takes several servers, to follow a message
+    from one to the next: their events come oldest first.
+    -Sender, -MessageId, -InternalMessageId and -EventId compare
+    case-insensitively (a Message-ID with or without its angle brackets);
+    -Recipients matches an event about any of them; -MessageSubject
+    matches a part of the subject, case-insensitively, as Exchange's does
+    (every event of the message carries its subject, logged with its
+    RECEIVE); -Start is inclusive, -End exclusive.
     """
-    transportServer = _transportServer(context, Server)
-    path = transportServer.messageTrackingLogPath
     start, end = _date("Start", Start), _date("End", End)
     limit = _resultSize(ResultSize)
-    recipients = {str(r).lower() for r in Recipients} if Recipients else None
-    part = None if MessageSubject is None else str(MessageSubject).lower()
-    subjects = {}
-    if part is not None:
-        subjects = {
-            event.get("internalMessageId"): event["messageSubject"]
-            for event in readTrackingLog(path, start, end)
-            if "messageSubject" in event
-        }
-    waiting = {}
+    filters = dict(
+        start=start, end=end, sender=Sender, recipients=list(Recipients) if Recipients else None,
+        messageId=MessageId, internalMessageId=InternalMessageId, eventId=EventId, limit=limit,
+        messageSubject=MessageSubject,
+    )
+    if isinstance(Server, str):
+        Server = (Server,)
     found = []
-    for event in readTrackingLog(path, start, end):
-        queueId = event.get("internalMessageId")
-        if "messageSubject" in event:
-            subjects[queueId] = event["messageSubject"]
-            for earlier in waiting.pop(queueId, ()):
-                earlier.MessageSubject = event["messageSubject"]
-        elif queueId in subjects:
-            event["messageSubject"] = subjects[queueId]
-        if part is not None and part not in str(event.get("messageSubject") or "").lower():
-            continue
-        if Sender is not None and str(event.get("sender", "")).lower() != str(Sender).lower():
-            continue
-        if EventId is not None and str(event.get("eventId", "")).lower() != str(EventId).lower():
-            continue
-        if MessageId is not None and _bare(event.get("messageId", "")) != _bare(MessageId):
-            continue
-        if InternalMessageId is not None and (
-            str(queueId or "").upper() != str(InternalMessageId).upper()
-        ):
-            continue
-        if recipients is not None and not recipients & {
-            str(r).lower() for r in event.get("recipients", ())
-        }:
-            continue
-        tracked = _trackingEvent(event)
-        if tracked.MessageSubject is None and queueId:
-            waiting.setdefault(queueId, []).append(tracked)
-        found.append(tracked)
-        if limit is not None and len(found) > limit:
-            break
+    for name in Server or (None,):
+        transportServer = _transportServer(context, name)
+        if _isRemote(transportServer):
+            events = _call(context, "getMessageTrackingLog", transportServer.name, **filters)
+        else:
+            events = searchTrackingLog(transportServer.messageTrackingLogPath, **filters)
+        found.extend(_trackingEvent(event, transportServer.name) for event in events)
+    found.sort(key=lambda event: event.Timestamp)
     return _limited(context, found, limit)
 
 
@@ -688,7 +702,7 @@ def getMessageTrackingStatistics(context, Start=None, End=None, Server=None):
     ]
 
 
-def _trackingEvent(event):
+def _trackingEvent(event, server):
     related = event.get("relatedRecipientAddress") or ()
     if isinstance(related, str):
         related = (related,)
@@ -709,4 +723,5 @@ def _trackingEvent(event):
         ServerIp=event.get("serverIp"),
         Reference=event.get("reference"),
         RelatedRecipientAddress=tuple(related),
+        ServerHostname=server,
     )

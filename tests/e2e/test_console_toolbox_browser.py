@@ -151,7 +151,7 @@ def act(browser, action):
 
 def test_queueViewerOnALiveQueue(running, browser):
     for subject in ("first", "second", HOSTILE):
-        running.send("kim@fabrikam.com", f"lee@contoso.com", subject)
+        running.send("kim@fabrikam.com", "lee@contoso.com", subject)
     running.server.waitFor("deferred", count=3)
     logOn(browser, running.url, "administrator@fabrikam.com", PASSWORD)
     waitFor(browser, "dashboard-link")

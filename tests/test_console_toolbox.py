@@ -55,8 +55,10 @@ class ToolboxTestCase(TestCase):
         portal = Portal(
             OrganizationManagementRealm(["admin@fabrikam.com"], ["viewer@fabrikam.com"]), [checker]
         )
+        self.reloads = []
         self.console = ConsoleResource(
-            self.config, portal, reactor, runInThread=threads.deferToThread
+            self.config, portal, reactor, runInThread=threads.deferToThread,
+            reload=lambda: self.reloads.append(True),
         )
 
     async def submit(self, sender, recipients, subjects):
@@ -191,6 +193,8 @@ class QueueViewerTests(ToolboxTestCase):
         self.assertIn("Retry-Queue -Identity", retried)
         nothing = await self.post("queueviewer", "queues", action="retry")
         self.assertEqual(nothing.responseCode, 400)
+        # The queue's actions change no configuration: no reload.
+        self.assertEqual(self.reloads, [])
 
     async def test_viewOnlySeesNoActions(self):
         await self.submit("kim@fabrikam.com", ["lee@contoso.com"], ["one"])
@@ -199,6 +203,14 @@ class QueueViewerTests(ToolboxTestCase):
         self.assertNotIn('name="action"', page)
         self.assertEqual((await self.post("queueviewer", "queues", action="suspend",
                                           identity="HubA\\ToInternet")).responseCode, 403)
+        [queued] = await self.messages()
+        await self.console.runShell(f"Suspend-Message -Identity '{queued.Identity}'")
+        listed = (await self.get("queueviewer", "messages")).body()
+        self.assertNotIn('class="export"', listed)
+        # A message's content is not for viewers, even by its address.
+        exported = await self.get("queueviewer", "export", identity=queued.Identity)
+        self.assertEqual(exported.responseCode, 403)
+        self.assertEqual(exported.written and b"".join(exported.written).count(b"Subject: one"), 0)
 
 
 class TrackingAndDashboardTests(ToolboxTestCase):

@@ -270,7 +270,7 @@ class Context:
         """
         return self.console.runShell(text)
 
-    def change(self, text, answers=()):
+    def change(self, text, answers=(), reload=True):
         """
         Run a Shell command that changes the organization, as this user,
         then have the running server read org.ini again.
@@ -278,6 +278,8 @@ class Context:
         @param answers: the lines the command's prompts read
             (C{Get-Credential}'s user name and password), never shown or
             logged.
+        @param reload: whether the command changed org.ini; the queue's
+            actions act on the running server itself and need no reload.
         @return: a Deferred firing with the command's output objects, or
             failing with the Shell's error; the command and its outcome
             are logged either way.  If the running server refused the
@@ -290,7 +292,8 @@ class Context:
             log.info(
                 "console: {user} ran: {command}", user=self.user, command=text
             )
-            self.reloadProblem = self.console.reload()
+            if reload:
+                self.reloadProblem = self.console.reload()
             return output
 
         def failed(failure):

@@ -245,7 +245,7 @@ def _run(context, text):
     if not back.startswith(context.url("queueviewer")):
         back = context.url("queueviewer")
     link = tags.p(tags.a("Back to the Queue Viewer", href=back, id="back-to-viewer"))
-    return context.change(text).addCallbacks(
+    return context.change(text, reload=False).addCallbacks(
         lambda _: completion(context, "Queue Viewer", text, link),
         lambda failure: context.render(
             "Queue Viewer",
@@ -296,7 +296,7 @@ def messages(context):
             cells = [tags.td(_tick(context, identity))]
             cells.extend(_cell(column, getProperty(message, column)) for column in MESSAGE_COLUMNS)
             export = ""
-            if getProperty(message, "Status") == "Suspended":
+            if getProperty(message, "Status") == "Suspended" and context.canChange:
                 export = tags.a(
                     "Export",
                     href=_link(context, ("queueviewer", "export"), {"identity": identity}),
@@ -411,6 +411,12 @@ def export(context):
     """
     Export-Message of one suspended message, as a download of its .eml.
     """
+    # A message's content is not the organization's configuration: like
+    # Exchange's View-Only role groups, viewers may not read it.
+    if not context.canChange:
+        return context.refuse(
+            403, "Members of View-Only Organization Management cannot export messages."
+        )
     identity = context.arg("identity")
     if not identity:
         return context.refuse(400, "Name the message to export.")

@@ -75,6 +75,19 @@ class IExchangeServerCertificate(ICredentials):
     )
 
 
+class IDomainSecureCertificate(ICredentials):
+    """
+    Domain Security: the certificate chain a TLS client presented, and the
+    partner domain (of its MAIL FROM) it must prove
+    (L{exmta.auth.domainsecure}).
+    """
+
+    chain = Attribute(
+        "The client's certificates (C{cryptography.x509.Certificate}), its own first."
+    )
+    domain = Attribute("The domain of TLSReceiveDomainSecureList the sender is in.")
+
+
 class IAccountStore(Interface):
     """
     The accounts BasicAuth checks: user principal names with slow, salted

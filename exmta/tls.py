@@ -64,7 +64,9 @@ class ServerOptions(CertificateOptions):
         """
         @param clientAuthorities: C{cryptography} certificates of the
             authorities whose client certificates are wanted (Exchange
-            Server authentication); L{None} asks for no client certificate.
+            Server authentication), possibly none (Domain Security, whose
+            partners' authorities the checker alone knows); L{None} asks
+            for no client certificate.
             The request names no authority (pyOpenSSL deprecates the
             X509Name lists that would): clients show the certificate they
             were given whatever the list says.
@@ -80,7 +82,7 @@ class ServerOptions(CertificateOptions):
             context = super().getContext()
             context.set_options(SSL.OP_NO_RENEGOTIATION)
             context.set_alpn_select_callback(_ignoreALPN)
-            if self._clientAuthorities:
+            if self._clientAuthorities is not None:
                 # Asked for, not required, and not checked here: a client
                 # without one, or with one the organization did not issue,
                 # goes on as it would have; the receive connector's

@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-def makePortal(organization, connector, passwordChecker, serverChecker=None):
+def makePortal(organization, connector, passwordChecker, serverChecker=None, partnerChecker=None):
     """
     The portal sessions on C{connector} log in through.
 
@@ -54,6 +54,8 @@ def makePortal(organization, connector, passwordChecker, serverChecker=None):
         of the server's TlsCertificateAuthorityPath, asked if the
         connector's AuthMechanism includes ExchangeServer; L{None} when the
         server has no authority.
+    @param partnerChecker: the L{exmta.auth.domainsecure.DomainSecureChecker},
+        asked if the connector has DomainSecureEnabled.
     @return: a L{Portal} whose avatars provide L{exmta.interfaces.IPrincipal}.
     """
     checkers = [AllowAnonymousAccess()]
@@ -63,6 +65,8 @@ def makePortal(organization, connector, passwordChecker, serverChecker=None):
         checkers.append(ExternalTrustChecker(connector))
     if "ExchangeServer" in connector.authMechanism and serverChecker is not None:
         checkers.append(serverChecker)
+    if connector.domainSecureEnabled and partnerChecker is not None:
+        checkers.append(partnerChecker)
     return Portal(ConnectorRealm(organization, connector), checkers)
 
 

@@ -4,13 +4,14 @@ L{exmta.auth.checkers} into the L{Principal} a session runs as, with the
 rights that connector grants it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from twisted.cred import checkers
 from twisted.cred.portal import IRealm
 from zope.interface import implementer
 
 from exmta.auth import permissions
+from exmta.auth.domainsecure import PartnerDomain
 from exmta.interfaces import IPrincipal
 
 
@@ -26,6 +27,8 @@ class Principal:
     rights: frozenset[str]
     addresses: frozenset[str] = frozenset()
     authAs: str = "Anonymous"
+    # The partner domain a Domain Security certificate proved.
+    authDomain: str | None = None
 
     def has(self, right):
         return right in self.rights
@@ -57,10 +60,16 @@ class ConnectorRealm:
         @param avatarId: L{checkers.ANONYMOUS},
             L{permissions.EXTERNALLY_SECURED_SERVERS},
             L{permissions.HUB_TRANSPORT_SERVERS} (a certificate the
-            organization issued, L{exmta.auth.certificates}), or a lower-case user
+            organization issued, L{exmta.auth.certificates}), a
+            L{PartnerDomain} (Domain Security), or a lower-case user
             principal name (which always has an C{@}, so it cannot be taken
             for a well-known principal).
         """
+        if isinstance(avatarId, PartnerDomain):
+            return replace(
+                self._principal(permissions.PARTNER_SERVERS, {permissions.PARTNER_SERVERS}, "Partner"),
+                authDomain=avatarId.domain,
+            )
         if avatarId == checkers.ANONYMOUS:
             return self._principal(permissions.ANONYMOUS, {permissions.ANONYMOUS}, "Anonymous")
         if avatarId in (permissions.EXTERNALLY_SECURED_SERVERS, permissions.HUB_TRANSPORT_SERVERS):

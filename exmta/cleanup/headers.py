@@ -17,7 +17,8 @@ from exmta.message.header import fieldName, fields, headerText, rfc5322Date
 AUTH_AS = b"X-MS-Exchange-Organization-AuthAs"
 AUTH_SOURCE = b"X-MS-Exchange-Organization-AuthSource"
 AUTH_MECHANISM = b"X-MS-Exchange-Organization-AuthMechanism"
-_OWN_HEADERS = {name.lower() for name in (AUTH_AS, AUTH_SOURCE, AUTH_MECHANISM)}
+AUTH_DOMAIN = b"X-MS-Exchange-Organization-AuthDomain"
+_OWN_HEADERS = {name.lower() for name in (AUTH_AS, AUTH_SOURCE, AUTH_MECHANISM, AUTH_DOMAIN)}
 
 _ORGANIZATION_PREFIX = b"x-ms-exchange-organization-"
 _FOREST_PREFIX = b"x-ms-exchange-forest-"
@@ -99,9 +100,15 @@ def receivedHeader(session, fqdn, when=None, utf8=False):
 def authenticationHeaders(principal, fqdn):
     """
     The session's authentication result, in the headers Exchange uses; added
-    after L{firewall} has removed any copies the client sent.
+    after L{firewall} has removed any copies the client sent.  A partner
+    proved by Domain Security is C{AuthAs: Partner}, with the domain its
+    certificate proved in C{AuthDomain}, as in Exchange.
     """
-    return (
+    headers = (
         AUTH_AS + b": " + headerText(principal.authAs) + b"\r\n"
         + AUTH_SOURCE + b": " + headerText(fqdn) + b"\r\n"
     )
+    domain = getattr(principal, "authDomain", None)
+    if domain is not None:
+        headers += AUTH_DOMAIN + b": " + headerText(domain) + b"\r\n"
+    return headers

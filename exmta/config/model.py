@@ -81,6 +81,9 @@ class TransportServer:
     deliveryAgent: str = "Maildir"
     tlsCertificateAuthorityPath: str | None = None
     adminBindings: tuple = ()
+    # The authorities partners' certificates must chain to (Domain
+    # Security); L{None} for the system's trusted roots.
+    domainSecureCertificateAuthorityPath: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class SendConnector:
     # goes through this one.
     linkedReceiveConnector: str | None = None
     isScopedConnector: bool = False
+    domainSecureEnabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,7 @@ class ReceiveConnector:
     defaultDomain: str | None = None
     maxLocalHopCount: int = 8
     maxInboundConnectionPercentagePerSource: int = 2
+    domainSecureEnabled: bool = False
 
     @property
     def identity(self):

@@ -114,6 +114,9 @@ TRANSPORT_SERVER_KEYS = {
     # peers with a certificate it issued for a TransportServer's Fqdn are
     # Exchange servers; this server's own certificate must be one of them.
     "TlsCertificateAuthorityPath": (str, None),
+    # Domain Security: the PEM file of the authorities partners'
+    # certificates must chain to; without it, the system's trusted roots.
+    "DomainSecureCertificateAuthorityPath": (str, None),
     # Where the admin endpoint also listens, on TCP with mutual TLS, for
     # Shells elsewhere in the organization (Get-Queue -Server HubB).
     "AdminBindings": (values.bindings, None),
@@ -515,6 +518,8 @@ def _transportServers(readers, folder):
             tlsCertificatePath=certificate and _relative(folder, certificate),
             tlsPrivateKeyPath=key and _relative(folder, key),
             tlsCertificateAuthorityPath=authority and _relative(folder, authority),
+            domainSecureCertificateAuthorityPath=reader["DomainSecureCertificateAuthorityPath"]
+            and _relative(folder, reader["DomainSecureCertificateAuthorityPath"]),
             adminBindings=tuple(adminBindings),
             origin=reader.origin,
             messageExpirationTimeout=reader["MessageExpirationTimeout"],
@@ -739,6 +744,12 @@ def _receiveConnector(reader, servers):
     if reader["RequireTLS"] and "Tls" not in auth:
         raise reader.error(
             "RequireTLS $true needs Tls in AuthMechanism", "RequireTLS"
+        )
+    if reader["DomainSecureEnabled"] and ("Tls" not in auth or "ExternalAuthoritative" in auth):
+        raise reader.error(
+            "DomainSecureEnabled $true needs Tls in AuthMechanism, and not "
+            "ExternalAuthoritative: partners prove their domain with a TLS client certificate",
+            "DomainSecureEnabled",
         )
     checkers = reader["CredentialCheckers"]
     if checkers is not None and "BasicAuth" not in auth:

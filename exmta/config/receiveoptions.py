@@ -38,6 +38,9 @@ RECEIVE_EXTENSION_KEYS = {
     "DefaultDomain": (values.domain, None),
     "MaxLocalHopCount": (values.integer(0, 50), 8),
     "MaxInboundConnectionPercentagePerSource": (values.integer(1, 100), 2),
+    # Domain Security: mail from the domains of TLSReceiveDomainSecureList
+    # needs a client certificate for the domain (L{exmta.receive.domainsecure}).
+    "DomainSecureEnabled": (values.boolean, False),
 }
 
 # Parameter -> (Exchange's default as org.ini writes it, why exmta has no more).
@@ -72,11 +75,6 @@ UNSUPPORTED_RECEIVE_PARAMETERS = {
         "it delays the acknowledgement for shadow redundancy between Exchange servers; "
         "exmta acknowledges once the message is on disk (fsync) and keeps no shadow copies",
     ),
-    "DomainSecureEnabled": (
-        "$false",
-        "mutual TLS with the domains of Set-TransportConfig's TLSReceiveDomainSecureList "
-        "is not implemented yet: exmta asks no client for a certificate",
-    ),
     "DomainController": (
         "$null",
         "exmta keeps its configuration in org.ini, not in Active Directory: there is no "
@@ -110,6 +108,7 @@ def receiveOptions(reader):
                 "BinaryMimeEnabled",
             )
     return {
+        "domainSecureEnabled": reader["DomainSecureEnabled"],
         "deliveryStatusNotificationEnabled": reader["DeliveryStatusNotificationEnabled"],
         "chunkingEnabled": reader["ChunkingEnabled"],
         # Turning CHUNKING off takes BINARYMIME with it, as in Exchange.

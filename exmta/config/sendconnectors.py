@@ -22,15 +22,13 @@ SEND_OPTION_KEYS = {
     # exmta's transport servers are one Active Directory site: a scoped
     # connector is usable by all of them, as an unscoped one is.
     "IsScopedConnector": (values.boolean, False),
+    # Domain Security: mail to the domains of TLSSendDomainSecureList goes
+    # only over TLS with a certificate for the domain (L{exmta.send.tls}).
+    "DomainSecureEnabled": (values.boolean, False),
 }
 
 # Parameter -> (Exchange's default as org.ini writes it, why exmta has no more).
 UNSUPPORTED_SEND_PARAMETERS = {
-    "DomainSecureEnabled": (
-        "$false",
-        "mutual TLS with the domains of Set-TransportConfig's TLSSendDomainSecureList "
-        "is not implemented yet: exmta presents no client certificate",
-    ),
     "IsCoexistenceConnector": (
         "$false",
         "it marks the connector of a hybrid deployment with Office 365; exmta has no "
@@ -141,6 +139,13 @@ def _sendConnector(reader, servers, receiveConnectors):
             "RequireTLS or SmartHostAuthMechanism BasicAuth or ExchangeServer",
             "ForceHELO",
         )
+    domainSecure = reader["DomainSecureEnabled"]
+    if domainSecure and (not dnsRouting or ignoreSTARTTLS):
+        raise reader.error(
+            "Domain Security needs DNSRoutingEnabled = $true and IgnoreSTARTTLS = $false: "
+            "the partner's domain is the one its certificate must name",
+            "DomainSecureEnabled",
+        )
     policies = reader["ErrorPolicies"] or frozenset({"Default"})
     if "Default" in policies and len(policies) > 1:
         raise reader.error("Default must stand alone in ErrorPolicies", "ErrorPolicies")
@@ -176,6 +181,7 @@ def _sendConnector(reader, servers, receiveConnectors):
         errorPolicies=policies - {"Default"},
         linkedReceiveConnector=linked,
         isScopedConnector=reader["IsScopedConnector"],
+        domainSecureEnabled=domainSecure,
     )
 
 

@@ -12,6 +12,7 @@ import functools
 from exmta.agents import loadAgents
 from exmta.auth import connectorChecker, loadCredentialCheckers, makePortal
 from exmta.auth.certificates import ExchangeServerChecker
+from exmta.auth.domainsecure import DomainSecureChecker, loadAuthorities
 from exmta.receive.selection import selectConnector
 from exmta.receive.tls import serverTLSOptions
 from exmta.routing import Resolver
@@ -64,9 +65,12 @@ def configureReceive(organization, transportServer, reactor):
         serverChecker = ExchangeServerChecker(
             organization, transportServer.tlsCertificateAuthorityPath, reactor
         )
+    partnerChecker = None
+    if any(connector.domainSecureEnabled for connector in connectors):
+        partnerChecker = DomainSecureChecker(loadAuthorities(transportServer), reactor)
     portals = {
         connector.identity: makePortal(
-            organization, connector, connectorChecker(connector, checkers), serverChecker
+            organization, connector, connectorChecker(connector, checkers), serverChecker, partnerChecker
         )
         for connector in connectors
     }

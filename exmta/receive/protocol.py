@@ -48,6 +48,7 @@ from exmta.message.address import AddressError
 from exmta.message.header import rfc5322Date
 from exmta.receive.auth import COMMAND, SASL, TOO_MANY_ERRORS, AuthCommands
 from exmta.receive.chunking import CHUNK, ChunkingCommands
+from exmta.receive.domainsecure import partnerLogin
 from exmta.receive.data import TOO_BIG, MessageReader, checkMessage
 from exmta.receive.limits import tarpitDelay
 from exmta.receive.parameters import (
@@ -628,7 +629,9 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         if self.connector.requireTLS and not self.session.tlsVersion:
             return MUST_STARTTLS
         principal = self._principal()
-        if not principal.has(permissions.SUBMIT):
+        # With Domain Security the partner may get its rights only from
+        # its certificate, checked once the sender's domain is known.
+        if not principal.has(permissions.SUBMIT) and not self.connector.domainSecureEnabled:
             return NOT_AUTHENTICATED
         pressure = self.factory.backPressure.mailRefusal(principal, self._pressureRefusals)
         if pressure is not None:
@@ -646,6 +649,29 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
             return fields
         if not fields["smtputf8"] and not str(sender).isascii():
             return NEEDS_SMTPUTF8
+        partner = partnerLogin(
+            self.connector, self.factory.organization, self.session, self.transport,
+            self.factory.portalFor(self.connector), sender,
+        )
+        if partner is None:
+            return self._mailFrom(sender, fields, principal)
+        if isinstance(partner, Reply):
+            return partner
+
+        def asPartner(result):
+            if isinstance(result, Reply):
+                return result
+            # The certificate proved the peer: the rest of the session
+            # runs as the partner, as after an AUTH.
+            self._connectPrincipal = result
+            self.session = replace(self.session, principal=result)
+            return self._mailFrom(sender, fields, result)
+
+        return partner.addCallback(asPartner)
+
+    def _mailFrom(self, sender, fields, principal):
+        if not principal.has(permissions.SUBMIT):
+            return NOT_AUTHENTICATED
         if not permissions.maySendAs(self.factory.organization, sender, principal):
             return CANNOT_SEND_AS
         refusal = self.factory.messageRates.admit(self.connector, self.session.peerHost, principal)

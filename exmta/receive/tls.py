@@ -8,7 +8,8 @@ is made on first start, kept in C{tls/} beside the queue folder, and a
 warning says so.  The protocols, cipher suites and the rest of the TLS
 policy are L{exmta.tls.ServerOptions}'s.  With a TlsCertificateAuthorityPath
 the server also asks clients for a certificate (Exchange Server
-authentication, L{exmta.auth.certificates}).
+authentication, L{exmta.auth.certificates}), and so it does when a
+receive connector has DomainSecureEnabled (L{exmta.auth.domainsecure}).
 """
 
 import datetime
@@ -60,10 +61,11 @@ def serverTLSOptions(server, connectors, clock):
             path=certificatePath,
             names=names,
         )
-    return _load(certificatePath, keyPath, where, server.tlsCertificateAuthorityPath)
+    askClients = any(connector.domainSecureEnabled for connector in connectors)
+    return _load(certificatePath, keyPath, where, server.tlsCertificateAuthorityPath, askClients)
 
 
-def _load(certificatePath, keyPath, origin, authorityPath=None):
+def _load(certificatePath, keyPath, origin, authorityPath=None, askClients=False):
     def fail(path, key, problem):
         raise ConfigError(
             f"{path}: {problem}",
@@ -96,6 +98,10 @@ def _load(certificatePath, keyPath, origin, authorityPath=None):
                 "TlsCertificateAuthorityPath",
                 getattr(problem, "strerror", None) or "not a PEM certificate",
             )
+    if authorities is None and askClients:
+        # Domain Security: partners' certificates are asked for, and
+        # checked against their domain at MAIL FROM.
+        authorities = []
     return ServerOptions(
         privateKey=crypto.PKey.from_cryptography_key(key),
         certificate=crypto.X509.from_cryptography(chain[0]),

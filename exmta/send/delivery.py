@@ -40,8 +40,9 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, c
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from exmta.auth.domainsecure import isDomainSecured, loadPartnerIdentity
 from exmta.envelope import Reply
-from exmta.errors import ConnectionFailure, PermanentFailure, SMTPFailure
+from exmta.errors import ConfigError, ConnectionFailure, PermanentFailure, SMTPFailure
 from exmta.interfaces import IRemoteDelivery
 from exmta.protocollog import ProtocolLog
 from exmta.routing.connectors import forwardingTarget
@@ -49,7 +50,7 @@ from exmta.send import hosts
 from exmta.send.client import DeliveryClient, HostFailure, StaleConnection, Transaction
 from exmta.send.replies import connectionFailure, withErrorPolicies
 from exmta.send.pool import IDLE_TIMEOUT, SHUTTING_DOWN, ConnectionPool
-from exmta.send.tls import TlsPolicy
+from exmta.send.tls import DOMAIN_VALIDATION, TlsPolicy
 
 log = Logger(namespace="exmta.send")
 
@@ -358,6 +359,19 @@ class SmtpDelivery:
                     )
                 )
             tls = TlsPolicy(requireTLS=True, identity=self._identity)
+        if (
+            deliveryType == DNS
+            and connector.domainSecureEnabled
+            and isDomainSecured(self.organization.transportConfig.tlsSendDomainSecureList, nextHop.domain)
+        ):
+            # Domain Security: TLS with a certificate for the partner's
+            # domain, ours shown as client certificate; else no sending.
+            tls = TlsPolicy(
+                requireTLS=True,
+                tlsAuthLevel=DOMAIN_VALIDATION,
+                tlsDomain=nextHop.domain,
+                partner=self._partnerIdentity(connector),
+            )
         if deliveryType == RELAY:
             # Forwarding to another transport server of the organization,
             # with our own name, EHLO, any address and no AUTH: TLS with this server's
@@ -389,6 +403,26 @@ class SmtpDelivery:
             sourceAddress=sourceAddress,
             errorPolicies=getattr(connector, "errorPolicies", frozenset()),
         )
+
+    def _partnerIdentity(self, connector):
+        """
+        @return: the L{PartnerIdentity} Domain Security sends with.
+        @raise ConnectionFailure: the server has no certificate of its own
+            to show, or a file cannot be read.
+        """
+        server = self.server
+        if server.tlsCertificatePath is None:
+            raise ConnectionFailure(
+                Reply(
+                    454, "4.7.5",
+                    f"Send connector {connector.name} has DomainSecureEnabled and TransportServer "
+                    f"{server.name} has no TlsCertificatePath to present to the partner",
+                )
+            )
+        try:
+            return loadPartnerIdentity(server, server.tlsCertificatePath, server.tlsPrivateKeyPath)
+        except ConfigError as error:
+            raise ConnectionFailure(Reply(454, "4.7.5", f"Domain Security: {error}")) from None
 
     def _sizeLimit(self, connector, deliveryType):
         """

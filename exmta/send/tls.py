@@ -13,6 +13,9 @@ the connector's settings:
     name is not checked.
   - C{DomainValidation}: the chain, and the name (TlsDomain, else the smart
     host's name or the recipient domain) through service_identity.
+  - Domain Security (L{exmta.auth.domainsecure}): DomainValidation of the
+    partner's domain against the trusted authorities of Domain Security,
+    presenting this server's certificate as client certificate.
 
 Every level has the protocols and cipher suites of L{exmta.tls.BASELINE},
 and sends the server name (SNI) when it is a DNS name.  No ALPN is offered:
@@ -30,6 +33,7 @@ from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.ssl import (
     Certificate,
     CertificateOptions,
+    PrivateCertificate,
     optionsForClientTLS,
     platformTrust,
     trustRootFromCertificates,
@@ -54,6 +58,10 @@ class TlsPolicy:
         C{DomainValidation} or L{None}; only used when C{requireTLS}.
     @ivar tlsDomain: the name DomainValidation checks (TlsDomain), or
         L{None} for the target's own name.
+    @ivar partner: for Domain Security, an
+        L{exmta.auth.domainsecure.PartnerIdentity}: this server's
+        certificate is shown to the next hop, whose certificate must chain
+        to its authorities (else to C{trustRoot}) and name C{tlsDomain}.
     @ivar identity: for Exchange Server authentication, this server's
         certificate, key and organization authority (PEM bytes in an
         L{exmta.auth.certificates.ServerIdentity}): shown to the next hop,
@@ -65,6 +73,7 @@ class TlsPolicy:
     tlsAuthLevel: str | None = None
     tlsDomain: str | None = None
     identity: object = None
+    partner: object = None
 
     @property
     def level(self):
@@ -86,6 +95,19 @@ class TlsPolicy:
             return None
         if self.identity is not None:
             return _SendServerName(_identityOptions(self.identity), serverName)
+        if self.partner is not None:
+            if self.partner.authorities:
+                trustRoot = trustRootFromCertificates(
+                    [Certificate(x509) for x509 in pemCertificates(self.partner.authorities)]
+                )
+            return optionsForClientTLS(
+                self.tlsDomain,
+                trustRoot=trustRoot if trustRoot is not None else platformTrust(),
+                clientCertificate=PrivateCertificate.loadPEM(
+                    self.partner.certificate + b"\n" + self.partner.privateKey
+                ),
+                extraCertificateOptions=dict(BASELINE),
+            )
         level = self.level
         if level == DOMAIN_VALIDATION:
             return optionsForClientTLS(

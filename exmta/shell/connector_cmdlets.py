@@ -81,6 +81,7 @@ class SendConnectorView:
     ErrorPolicies: str = "Default"
     LinkedReceiveConnector: str | None = None
     IsScopedConnector: bool = False
+    DomainSecureEnabled: bool = False
 
 
 _ERROR_POLICY_ORDER = ("DowngradeDnsFailures", "DowngradeCustomFailures", "UpgradeCustomFailures")
@@ -117,6 +118,7 @@ def _sendConnectorView(connector, notes):
         ),
         LinkedReceiveConnector=connector.linkedReceiveConnector,
         IsScopedConnector=connector.isScopedConnector,
+        DomainSecureEnabled=connector.domainSecureEnabled,
     )
 
 
@@ -383,6 +385,7 @@ class ReceiveConnectorView:
     DefaultDomain: str | None = None
     MaxLocalHopCount: int = 8
     MaxInboundConnectionPercentagePerSource: int = 2
+    DomainSecureEnabled: bool = False
 
 
 _AUTH_ORDER = ("None", "Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative")
@@ -435,6 +438,7 @@ def _receiveConnectorView(connector, notes):
         DefaultDomain=connector.defaultDomain,
         MaxLocalHopCount=connector.maxLocalHopCount,
         MaxInboundConnectionPercentagePerSource=connector.maxInboundConnectionPercentagePerSource,
+        DomainSecureEnabled=connector.domainSecureEnabled,
     )
 
 

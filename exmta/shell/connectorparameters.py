@@ -168,6 +168,11 @@ NOTES = {
     "IsScopedConnector": "exmta's transport servers form one site: a scoped connector serves them all",
     "SizeEnabled": "Enabled, Disabled or EnabledWithoutValue",
     "ErrorPolicies": "custom failures are replies without an enhanced status code or with X.0.0",
+    "DomainSecureEnabled": (
+        "mutual TLS with the domains of Set-TransportConfig's TLS*DomainSecureList; "
+        "partners' certificates chain to the TransportServer's "
+        "DomainSecureCertificateAuthorityPath (else the system's roots)"
+    ),
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 import trustme
 from twisted.internet import defer, reactor, threads
 
+from exmta.auth.domainsecure import isDomainSecured
 from exmta.auth.permissions import PARTNER_SERVERS
 from exmta.cleanup.headers import authenticationHeaders
 from exmta.config import parseOrganization
@@ -310,18 +311,39 @@ def test_receiveConnectorNeedsTls(tmp_path, lines):
     )
 
 
-def test_unreadableAuthorities(tmp_path):
-    (tmp_path / "bad.pem").write_text("not a certificate\n")
+@pytest.mark.parametrize("enabled", ["$true", "$false"])
+@pytest.mark.parametrize(
+    "content, message", [("not a certificate\n", "holds no PEM certificate"), (None, "No such file")]
+)
+def test_unreadableAuthorities(tmp_path, enabled, content, message):
+    """
+    A DomainSecureCertificateAuthorityPath that cannot be used stops the
+    start, naming the key, whether a connector uses it yet or not.
+    """
+    if content is not None:
+        (tmp_path / "bad.pem").write_text(content)
     organization = parseOrganization(
         "[TransportServer Mx]\nFqdn = mx.contoso.com\nDomainSecureCertificateAuthorityPath = bad.pem\n\n"
         "[ReceiveConnector C]\nServer = Mx\nUsage = Partner\nBindings = 0.0.0.0:25\n"
-        "RemoteIPRanges = 0.0.0.0-255.255.255.255\nDomainSecureEnabled = $true\n",
+        f"RemoteIPRanges = 0.0.0.0-255.255.255.255\nDomainSecureEnabled = {enabled}\n",
         str(tmp_path / "org.ini"),
     )
     with pytest.raises(ConfigError) as raised:
         configureReceive(organization, organization.transportServers["Mx"], reactor)
-    assert raised.value.key == "DomainSecureCertificateAuthorityPath"
-    assert "holds no PEM certificate" in str(raised.value)
+    assert (raised.value.line, raised.value.key) == (3, "DomainSecureCertificateAuthorityPath")
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "domain, secured",
+    [("contoso.com", True), ("CONTOSO.com.", True), ("mail.contoso.com", False),
+     ("woodgrovebank.com", False), ("eu.woodgrovebank.com", True), ("xwoodgrovebank.com", False)],
+)
+def test_listedDomains(domain, secured):
+    """
+    TLS*DomainSecureList entries name a domain, or its subdomains with *.
+    """
+    assert isDomainSecured(("contoso.com", "*.woodgrovebank.com"), domain) is secured
 
 
 def test_headersOfOthersUnchanged():

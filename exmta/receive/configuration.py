@@ -66,7 +66,11 @@ def configureReceive(organization, transportServer, reactor):
             organization, transportServer.tlsCertificateAuthorityPath, reactor
         )
     partnerChecker = None
-    if any(connector.domainSecureEnabled for connector in connectors):
+    # Read whenever it is set, so that a bad file shows at start, as the
+    # other keys' mistakes do, not at the first partner's mail.
+    if transportServer.domainSecureCertificateAuthorityPath is not None or any(
+        connector.domainSecureEnabled for connector in connectors
+    ):
         partnerChecker = DomainSecureChecker(loadAuthorities(transportServer), reactor)
     portals = {
         connector.identity: makePortal(

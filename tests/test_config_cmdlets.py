@@ -177,6 +177,7 @@ SEND_SHOWN = dict(
     ErrorPolicies="Default",
     LinkedReceiveConnector=None,
     IsScopedConnector=False,
+    DomainSecureEnabled=False,
 )
 
 
@@ -459,6 +460,7 @@ RECEIVE_SHOWN = dict(
     DefaultDomain=None,
     MaxLocalHopCount=8,
     MaxInboundConnectionPercentagePerSource=2,
+    DomainSecureEnabled=False,
 )
 
 

@@ -13,11 +13,14 @@ no mail is returned meanwhile.
 """
 
 from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
+from twisted.logger import Logger
 
 from exmta.auth.certificates import peerChain
 from exmta.auth.domainsecure import DomainSecureCertificate, isDomainSecured
 from exmta.envelope import Reply
 from exmta.interfaces import IPrincipal
+
+log = Logger()
 
 NEEDS_TLS = Reply(451, "4.7.3", "STARTTLS is required to send mail")
 CERTIFICATE_REFUSED = Reply(454, "4.7.5", "Certificate validation failure")
@@ -35,6 +38,13 @@ def partnerLogin(connector, organization, session, transport, portal, sender):
     if not isDomainSecured(organization.transportConfig.tlsReceiveDomainSecureList, sender.domain):
         return None
     if not session.tlsVersion:
+        # Exchange's event 11012 (MessageNotAuthenticatedTlsNotStarted).
+        log.warn(
+            "a message from domain-secured domain {domain} on connector {connector} could "
+            "not be authenticated because the client did not use TLS",
+            domain=sender.domain,
+            connector=connector.identity,
+        )
         return NEEDS_TLS
     chain = peerChain(transport.getHandle())
     credentials = DomainSecureCertificate(tuple(chain), sender.domain)

@@ -304,6 +304,15 @@ class INextHops(Interface):
         @return: L{True} if the message is parked, to be released later.
         """
 
+    def mayTry(key, queueId):
+        """
+        Whether a message just routed to C{key} alone may try it now: not
+        while C{key} is in retry or probed by another message (then it is
+        parked, to be released later).
+
+        @return: L{False} if the message is parked.
+        """
+
     def passEnded(queueId):
         """
         The pass over C{queueId} ended (a probe that did not try its next
@@ -331,10 +340,24 @@ class INextHops(Interface):
         @return: how many messages are parked behind C{key}.
         """
 
+    def parkedMessages():
+        """
+        @return: queue id to the key its message is parked behind.
+        """
+
+    def retrying():
+        """
+        @return: key to (when it may be tried again, the
+            L{exmta.errors.ConnectionFailure} that put it in retry), for
+            the next hops in retry.
+        """
+
     def retryNow(name):
         """
         Take the next hops of the queue named C{name} out of retry
         (Retry-Queue).
+
+        @return: the queue ids of the messages that were parked behind them.
         """
 
     def stop():

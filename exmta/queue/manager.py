@@ -91,10 +91,12 @@ pass, only its timer.
 
 A next hop none of whose hosts would take a session is in retry
 (L{exmta.queue.hops}, Exchange's queue C{Retry} status) until its failed
-recipients' retry time: recipients routed to it meanwhile are deferred
-without an attempt (C{lastError} the next hop's, C{nextRetryTime} the end
-of its retry), and messages whose due recipients all wait for it are
-parked until one attempt says whether it is back.
+recipients' retry time.  Messages whose due recipients all wait for it
+(those deferred for it before, and those just routed to it) are parked
+until one attempt says whether it is back: nothing is written for them
+meanwhile.  Recipients routed to it with others that go elsewhere are
+deferred without an attempt (C{lastError} the next hop's,
+C{nextRetryTime} the end of its retry).
 
 After each pass the manager sets one timer (C{reactor.callLater}) for the
 message, at its earliest C{nextRetryTime}, delay notification or expiry
@@ -564,6 +566,8 @@ class QueueManager(service.Service):
                     queued = work.queued = work.result()
                     yield self.spool.update(queued)
             local, remote = self._categorize(work, now)
+            if not local and len(remote) == 1 and self._parks(work, next(iter(remote)), now):
+                return queued
             attempts = []
             if local:
                 attempts.append(self._deliverLocal(work, local))
@@ -596,6 +600,20 @@ class QueueManager(service.Service):
                 )
         events.announce(work, result)
         return result
+
+    def _parks(self, work, key, now):
+        """
+        Park a message whose due recipients all go to next hop C{key}, when
+        that one is in retry or being probed (L{NextHops.mayTry}), if the
+        pass has nothing else to do: it is left as queued, without a write,
+        a warning or a tracking event of its own.
+
+        @return: whether it was parked.
+        """
+        queued = work.queued
+        if now >= work.schedule.noticeTime(queued) or work.recipients != list(queued.recipients):
+            return False
+        return not self.hops.mayTry(key, queued.queueId)
 
     def _categorize(self, work, now):
         """

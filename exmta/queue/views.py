@@ -22,9 +22,12 @@ it in these queues (one message may sit in several, one row in each):
 A queue's identity is C{Server\\Name} (C{HubA\\ToInternetGateway}); a
 message's is C{Server\\Queue\\QueueId}, the queue id being the spool's.
 
+A message parked behind a next hop in retry (L{exmta.queue.hops}) is in
+that next hop's queue even before any attempt of its own.
+
 Queue status: C{Suspended} (Suspend-Queue), C{Active} (a delivery to it is
-in progress), C{Retry} (every recipient in it failed its last attempt and
-waits for its retry time), else C{Ready}.  Message status:
+in progress), C{Retry} (its next hop is in retry, or every recipient in it
+failed its last attempt and waits for its retry time), else C{Ready}.  Message status:
 C{PendingSuspend} or C{PendingRemove} (an administrator's request waits
 for the delivery in progress), C{Suspended}, C{Active}, C{Retry}, C{Ready}.
 
@@ -89,6 +92,10 @@ class QueueState:
     @ivar pending: queue id to C{PendingSuspend} or C{PendingRemove}.
     @ivar deliveryTypes: next hop key to its DeliveryType, where known.
     @ivar messageExpirationTimeout: seconds, for C{ExpirationTime}.
+    @ivar parked: queue id to the next hop key its message is parked
+        behind.
+    @ivar retrying: next hop key to (when it may be tried again, the reply
+        of the failure that put it in retry), for the next hops in retry.
     """
 
     server: str
@@ -100,6 +107,8 @@ class QueueState:
     pending: dict = field(default_factory=dict)
     deliveryTypes: dict = field(default_factory=dict)
     messageExpirationTimeout: float = 2 * 86400
+    parked: dict = field(default_factory=dict)
+    retrying: dict = field(default_factory=dict)
 
 
 def isoTime(when):
@@ -111,13 +120,17 @@ def isoTime(when):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
-def queueOf(recipient):
+def queueOf(recipient, parkedBehind=None):
     """
+    @param parkedBehind: the next hop key the recipient's message is
+        parked behind, if it is.
     @return: the name of the queue a C{Ready} recipient waits in, as the
         spool says.
     """
     if recipient.nextHop is not None:
         return recipient.nextHop
+    if parkedBehind is not None:
+        return parkedBehind
     if recipient.lastError == WAITING_FOR_SEND_CONNECTOR:
         return UNREACHABLE
     if recipient.attempts == 0 and recipient.lastError is None:
@@ -146,10 +159,13 @@ def _members(state):
     }
     queues = {}
     for queued in state.messages:
+        parkedBehind = state.parked.get(queued.queueId)
         for recipient in queued.recipients:
             if recipient.status != READY:
                 continue
-            name = sending.get((queued.queueId, recipient.address)) or queueOf(recipient)
+            name = sending.get((queued.queueId, recipient.address)) or queueOf(
+                recipient, parkedBehind
+            )
             entry = queues.setdefault(name, {}).setdefault(
                 queued.queueId, (queued, [])
             )
@@ -171,6 +187,17 @@ def _lastError(recipients):
     return max(failed, key=lambda r: (r.nextRetryTime or 0, r.attempts)).lastError
 
 
+def _retryOf(state, name):
+    """
+    @return: (until, last error) of next hop C{name} while it is in retry,
+        else L{None}.
+    """
+    retry = state.retrying.get(name)
+    if retry is None or retry[0] <= state.now:
+        return None
+    return retry
+
+
 def queueRows(state):
     """
     @return: Get-Queue's objects (dicts), C{Submission} first, then by name.
@@ -181,17 +208,20 @@ def queueRows(state):
     for name in sorted(names, key=lambda n: (n != SUBMISSION, n.lower())):
         messages = members.get(name, {})
         recipients = [r for _, waiting in messages.values() for r in waiting]
+        retry = _retryOf(state, name)
         if name in state.suspendedQueues:
             status = SUSPENDED
         elif name in state.inFlight or (
             name == SUBMISSION and set(messages) & state.activeMessages
         ):
             status = ACTIVE
-        elif recipients and _waitingForRetry(recipients, state.now):
+        elif retry is not None or (recipients and _waitingForRetry(recipients, state.now)):
             status = RETRY
         else:
             status = READY_STATUS
         retryTimes = [r.nextRetryTime for r in recipients if r.nextRetryTime is not None]
+        if retry is not None:
+            retryTimes.append(retry[0])
         deliveryType = deliveryTypeOf(name, state.deliveryTypes)
         rows.append(
             {
@@ -204,7 +234,7 @@ def queueRows(state):
                 if deliveryType in ("SmartHostConnectorDelivery", "DnsConnectorDelivery")
                 else None,
                 "NextRetryTime": isoTime(min(retryTimes)) if status == RETRY else None,
-                "LastError": _lastError(recipients),
+                "LastError": retry[1] if retry is not None else _lastError(recipients),
             }
         )
     return rows
@@ -237,13 +267,14 @@ def _decoded(value):
 
 
 def _messageRow(state, name, queued, recipients, header):
+    retry = _retryOf(state, name) if queued.queueId in state.parked else None
     if queued.queueId in state.pending:
         status = state.pending[queued.queueId]
     elif queued.suspended:
         status = SUSPENDED
     elif queued.queueId in state.activeMessages:
         status = ACTIVE
-    elif _waitingForRetry(recipients, state.now):
+    elif retry is not None or _waitingForRetry(recipients, state.now):
         status = RETRY
     else:
         status = READY_STATUS
@@ -263,7 +294,7 @@ def _messageRow(state, name, queued, recipients, header):
         "SourceIP": received.get("peerHost") or None,
         "DateReceived": isoTime(queued.arrivalTime),
         "ExpirationTime": isoTime(queued.arrivalTime + state.messageExpirationTimeout),
-        "LastError": _lastError(recipients),
+        "LastError": _lastError(recipients) or (retry and retry[1]),
         "RetryCount": max(r.attempts for r in recipients),
         "Recipients": [r.address for r in recipients],
         "Queue": f"{state.server}\\{name}",

@@ -47,14 +47,15 @@ class SmtpSink:
     @param enforceLineLimit: refuse, at the end of the data, a message with
         a line over 998 octets (without its CRLF), as a strict RFC 5321
         server may.
+    @param port: the port to listen on (one the kernel chooses if 0).
     """
 
-    def __init__(self, tls=None, eightBitMime=True, enforceLineLimit=False):
+    def __init__(self, tls=None, eightBitMime=True, enforceLineLimit=False, port=0):
         self.tls = tls
         self.eightBitMime = eightBitMime
         self.enforceLineLimit = enforceLineLimit
         self.sessions = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(("127.0.0.1", port), backlog=128)
         self.port = self._listener.getsockname()[1]
         self._threads = []
         self._conversations = []

@@ -5,9 +5,9 @@ and the reply the client hears.
 
 from email.utils import getaddresses
 
-from twisted.logger import Logger
 from zope.interface import implementer
 
+from exmta import serverlog
 from exmta.agents import ACCEPT, CONTINUE, DISCONNECT, AgentEvent
 from exmta.auth import permissions
 from exmta.cleanup.headers import authenticationHeaders, firewall, hopCount, receivedHeader
@@ -37,7 +37,7 @@ class Cleanup:
         of each accepted message, or L{None}.
     """
 
-    log = Logger()
+    log = serverlog.logger()
 
     def __init__(self, organization, queue, clock, agents=None, tracking=None):
         self.organization = organization
@@ -98,7 +98,8 @@ class Cleanup:
                     clientHostname=session.helo,
                     serverIp=session.localHost,
                 )
-            self.log.info(
+            # The tracking log's RECEIVE is the record (exmta.serverlog).
+            self.log.debug(
                 "accepted {queueId} from {sender} for {recipients} on {connector} "
                 "({size} bytes, {principal}, [{peerHost}]:{peerPort})",
                 queueId=queueId,

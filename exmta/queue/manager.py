@@ -154,8 +154,8 @@ from twisted.internet.defer import (
     maybeDeferred,
     succeed,
 )
-from twisted.logger import Logger
 
+from exmta import serverlog
 from exmta.agents import DELIVERY_EVENTS
 from exmta.envelope import Address
 from exmta.errors import TransientFailure
@@ -208,7 +208,7 @@ class QueueManager(service.Service):
     """
 
     name = "queue"
-    log = Logger()
+    log = serverlog.logger()
 
     def __init__(
         self,
@@ -770,7 +770,8 @@ class QueueManager(service.Service):
                     work.settle(index, outcome, source, hop)
                 if outcome is None:
                     sent.append(address)
-                    self.log.info(
+                    # The tracking log's SEND is the record (exmta.serverlog).
+                    self.log.debug(
                         "sent {queueId} to {recipient} through {nextHop}",
                         queueId=queued.queueId, recipient=address, nextHop=hop.key,
                     )

@@ -58,7 +58,6 @@ from dataclasses import dataclass
 from io import BytesIO
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from twisted.mail.smtp import (
     SUCCESS,
     AUTHDeclinedError,
@@ -71,12 +70,13 @@ from twisted.mail.smtp import (
     TLSError,
 )
 
+from exmta import serverlog
 from exmta.envelope import Reply
 from exmta.errors import PermanentFailure
 from exmta.send.replies import connectionFailure, outcomeOf, parseReply
 from exmta.send.tls import describe
 
-log = Logger(namespace="exmta.send")
+log = serverlog.logger("exmta.send")
 
 # How long to wait for the answer to QUIT before dropping the connection.
 QUIT_TIMEOUT = 30

@@ -399,3 +399,72 @@ class EcpVirtualDirectoryConfigTests(TestCase):
         with self.assertRaises(ConfigError) as caught:
             self.parse("[EcpVirtualDirectory HubB]\nInternalUrl = https://127.0.0.1:1/ecp/\n")
         self.assertIn("names no TransportServer", str(caught.exception))
+
+
+class WizardTests(ConsoleResourceTests):
+    """
+    The wizards' machinery (exmta.console.wizard) through the New Accepted
+    Domain wizard: Next and Back keep what was typed, the summary shows the
+    command, the Shell's refusal comes back beside the field at fault, and
+    the completion page shows the command that ran.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.key = self.loggedOn()
+        page = self.render(_Request([b""], cookies={SESSION_COOKIE: self.key})).body()
+        self.token = page.split('name="csrf" value="')[1].split('"')[0]
+
+    def post(self, path, **fields):
+        return self.render(
+            _Request([path], b"POST", {SESSION_COOKIE: self.key}, {"csrf": self.token, **fields})
+        )
+
+    def test_newAcceptedDomain(self):
+        start = self.render(_Request([b"new-accepteddomain"], cookies={SESSION_COOKIE: self.key}))
+        self.assertIn('id="DomainName"', start.body())
+        summary = self.post(
+            b"new-accepteddomain",
+            action="next",
+            Name="Contoso",
+            DomainName="contoso.com",
+            DomainType="InternalRelay",
+        ).body()
+        self.assertIn(
+            "New-AcceptedDomain -Name 'Contoso' -DomainName 'contoso.com' "
+            "-DomainType 'InternalRelay'</pre>",
+            summary,
+        )
+        back = self.post(b"new-accepteddomain", action="back").body()
+        self.assertIn('value="contoso.com"', back)
+        self.post(
+            b"new-accepteddomain",
+            action="next",
+            Name="Contoso",
+            DomainName="contoso.com",
+            DomainType="InternalRelay",
+        )
+        done = self.post(b"new-accepteddomain", action="next").body()
+        self.assertIn("completed successfully", done)
+        self.assertIn('<pre class="command" id="command">New-AcceptedDomain', done)
+        with open(self.path) as handle:
+            self.assertIn("[AcceptedDomain Contoso]", handle.read())
+
+    def test_refusalShownBesideTheField(self):
+        self.render(_Request([b"new-accepteddomain"], cookies={SESSION_COOKIE: self.key}))
+        self.post(b"new-accepteddomain", action="next", Name="x", DomainName="bad domain!",
+                  DomainType="Authoritative")
+        page = self.post(b"new-accepteddomain", action="next").body()
+        self.assertIn(
+            '<span class="field-error" id="DomainName-error">[AcceptedDomain x] DomainName: '
+            "'bad domain!' is not a valid host name",
+            page,
+        )
+        with open(self.path) as handle:
+            self.assertNotIn("[AcceptedDomain x]", handle.read())
+
+    def test_emptyFieldStopsAtItsPage(self):
+        self.render(_Request([b"new-accepteddomain"], cookies={SESSION_COOKIE: self.key}))
+        page = self.post(b"new-accepteddomain", action="next", Name="", DomainName="a.com",
+                         DomainType="Authoritative").body()
+        self.assertIn('id="Name-error">Enter a value.', page)

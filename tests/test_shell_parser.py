@@ -25,6 +25,7 @@ from exmta.shell.parser import (
     Variable,
     parse,
 )
+from exmta.shell.syntax import MethodCall
 
 # Every Shell example of "Configure Internet Mail Flow Through a Subscribed
 # Edge Transport Server / an external SMTP gateway" (Exchange 2010), as printed.
@@ -293,7 +294,8 @@ def test_variablesAndMembers():
     node = one("a $c.UserName $c.GetNetworkCredential().Password $_ $true").elements[0]
     first, second, third, fourth = node.elements
     assert isinstance(first, Member) and first.name == "UserName" and first.target.name == "c"
-    assert isinstance(second, Member) and second.name == "Password" and second.target.call
+    assert isinstance(second, Member) and second.name == "Password"
+    assert isinstance(second.target, MethodCall) and second.target.name == "GetNetworkCredential"
     assert third.name == "_" and fourth.name == "true"
 
 
@@ -401,12 +403,13 @@ def failure(text):
         ("a | $x", "Expressions are only allowed as the first element of a pipeline.", 5, False),
         ("a `", "Missing the line that the backtick (`) at the end continues.", 3, True),
         ("a <# b", "Missing the terminator '#>' of a block comment.", 3, True),
-        (
-            "a $c.M(1)",
-            "Method calls with arguments are not supported by the exmta Shell.",
-            7,
-            False,
-        ),
+        ("a $c.M(1", "Missing ')' in method call.", 7, True),
+        ("if (1) {", "Missing closing '}' in statement block or type definition.", 9, True),
+        ("if ($x -eq) { }", "You must provide a value expression following the '-eq' operator.", 11, False),
+        ("foreach ($s Get-X) { }", "Missing 'in' after variable in foreach loop.", 13, False),
+        ("try { }", "The Try statement is missing its Catch or Finally block.", 8, True),
+        ("function { }", "Missing name after function keyword.", 10, False),
+        ("1 +", "You must provide a value expression following the '+' operator.", 4, True),
         ("a $(b", "Missing closing ')' in subexpression.", 6, True),
         ("a\nb 'x", "The string is missing the terminator: '.", 3, True),
     ],

@@ -456,8 +456,10 @@ def test_verboseAndWarnings(shell):
 
 
 def test_errorAction(shell):
-    assert shell.run("Fail-Thing x -ErrorAction SilentlyContinue; Fail-Thing y -ea Ignore")
+    # Not shown, and the exit status stays 0; $? is $false, as in PowerShell.
+    shell.run("Fail-Thing x -ErrorAction SilentlyContinue; $ok = $?; Fail-Thing y -ea Ignore")
     assert not shell.session.failed and shell.errors == ""
+    assert shell.session.variables["ok"] is False
     assert not shell.run("Fail-Thing x -ErrorAction Stop")
     assert "ActionPreference" in shell.error("Test-Thing -ErrorAction Sometimes").message
 
@@ -556,7 +558,8 @@ def test_unknownCmdlet(shell):
 
 def test_keywords(shell):
     assert (
-        "does not run PowerShell's 'if' statement" in shell.error("if ($x) { Test-Thing }").message
+        "does not run PowerShell's 'switch' statement"
+        in shell.error("switch ($x) { 1 { Test-Thing } }").message
     )
 
 

@@ -246,6 +246,43 @@ class PluginSettings:
     origin: Origin | None = None
 
 
+# Exchange 2010's GenerateCopyOfDSNFor: the NDRs the postmaster gets a copy of.
+DEFAULT_DSN_COPIES = ("5.4.8", "5.4.6", "5.4.4", "5.2.4", "5.2.0", "5.1.4")
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    """
+    The organization-wide transport settings (Set-TransportConfig,
+    [TransportConfig] in org.ini), as every transport server applies them:
+
+      - C{maxReceiveSize}: a message larger is refused on receive (552
+        5.3.4), whatever the Receive connector allows; C{None} is
+        unlimited.
+      - C{maxSendSize}: a message larger is refused on receive from an
+        authenticated sender of the organization, and not sent through a
+        Send connector (an NDR, 5.3.4).
+      - C{maxRecipientEnvelopeLimit}: the most recipients a message may
+        have on receive (452 4.5.3 for the next).
+      - C{tlsReceiveDomainSecureList}, C{tlsSendDomainSecureList}: the
+        domains of Domain Security (mutual TLS), for the connectors'
+        DomainSecureEnabled.
+      - C{externalPostmasterAddress}: where DSNs come from when the
+        TransportServer names none.
+      - C{generateCopyOfDSNFor}: the enhanced status codes of the NDRs the
+        postmaster gets a copy of.
+    """
+
+    maxReceiveSize: int | None = 10 * 1024 * 1024
+    maxSendSize: int | None = 10 * 1024 * 1024
+    maxRecipientEnvelopeLimit: int | None = 5000
+    tlsReceiveDomainSecureList: tuple = ()
+    tlsSendDomainSecureList: tuple = ()
+    externalPostmasterAddress: str | None = None
+    generateCopyOfDSNFor: tuple = DEFAULT_DSN_COPIES
+    origin: Origin | None = field(default=None, compare=False, repr=False)
+
+
 @dataclass(frozen=True)
 class Organization:
     path: str
@@ -258,6 +295,7 @@ class Organization:
     credentialCheckers: tuple[PluginSettings, ...] = ()
     deliveryAgents: tuple[PluginSettings, ...] = ()
     ecpVirtualDirectories: dict = field(default_factory=dict)
+    transportConfig: TransportConfig = field(default_factory=TransportConfig)
     # The org.ini text this was read from: receive workers run on exactly
     # what their main process checked, not on the file as it is later.
     text: str = field(default="", repr=False, compare=False)
@@ -330,13 +368,15 @@ class Organization:
     def postmasterAddressOf(self, server):
         """
         The address DSNs from C{server} (a TransportServer name) come from:
-        its ExternalPostmasterAddress, else postmaster at the first
-        Authoritative accepted domain (a wildcard domain's own name), else
-        L{None} when there is none.
+        its ExternalPostmasterAddress, else the TransportConfig's, else
+        postmaster at the first Authoritative accepted domain (a wildcard
+        domain's own name), else L{None} when there is none.
         """
         transportServer = self.transportServers.get(server)
         if transportServer is not None and transportServer.externalPostmasterAddress:
             return transportServer.externalPostmasterAddress
+        if self.transportConfig.externalPostmasterAddress:
+            return self.transportConfig.externalPostmasterAddress
         for accepted in self.acceptedDomains:
             if accepted.domainType == "Authoritative":
                 return "postmaster@" + accepted.domainName.removeprefix("*.")

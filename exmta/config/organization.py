@@ -10,6 +10,7 @@ from dataclasses import replace
 from exmta.auth import permissions
 from exmta.config import ini, values
 from exmta.config.ecp import ECP_VIRTUAL_DIRECTORY_KEYS, ecpVirtualDirectories
+from exmta.config.transportconfig import TRANSPORT_CONFIG_KEYS, transportConfig
 from exmta.config.model import (
     AcceptedDomain,
     Mailbox,
@@ -214,6 +215,7 @@ SECTION_KINDS = {
     "CredentialChecker": PLUGIN_KEYS,
     "DeliveryAgent": PLUGIN_KEYS,
     "EcpVirtualDirectory": ECP_VIRTUAL_DIRECTORY_KEYS,
+    "TransportConfig": TRANSPORT_CONFIG_KEYS,
 }
 
 _PLUGIN_SECTION_KINDS = ("TransportAgent", "CredentialChecker", "DeliveryAgent")
@@ -383,7 +385,7 @@ def parseOrganization(text, path):
                     section.line,
                     section.header,
                 )
-        if not section.name and section.kind != "ADPermission":
+        if not section.name and section.kind not in ("ADPermission", "TransportConfig"):
             raise ConfigError(
                 f"a {section.kind} section needs a name: [{section.kind} Name]",
                 path,
@@ -416,6 +418,7 @@ def parseOrganization(text, path):
         credentialCheckers=_pluginSections(readers["CredentialChecker"], "CredentialChecker"),
         deliveryAgents=_pluginSections(readers["DeliveryAgent"], "DeliveryAgent"),
         ecpVirtualDirectories=ecpVirtualDirectories(readers["EcpVirtualDirectory"], servers),
+        transportConfig=transportConfig(readers["TransportConfig"]),
         text=text,
     )
 

@@ -19,11 +19,14 @@ thread: the Shell's cmdlets block (org.ini's lock, the admin endpoint,
 which this very reactor answers).
 """
 
+import re
 from urllib.parse import quote as urlquote
 
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.template import Element, TagLoader, renderElement, tags
+
+from exmta.shell.parser import ShellSyntaxError, parse
 
 log = Logger()
 
@@ -36,7 +39,10 @@ STYLE = (
     "th,td{border:1px solid #999;padding:.3em .6em;text-align:left;vertical-align:top}"
     "th{background:#e8eef7}.error{color:#a00}.field-error{color:#a00;margin-left:.5em}"
     "pre.command{background:#012456;color:#eee;padding:.8em;white-space:pre-wrap}"
-    "form.inline{display:inline}"
+    "form.inline{display:inline}.buttons{display:flex;gap:.5em}"
+    "#back{order:1}#next,#finish{order:2}#cancel{order:3}"
+    ".default{position:absolute;left:-9999px}p.tabs a,p.tabs strong{margin-right:1em}"
+    "fieldset{margin:.5em 0;border:1px solid #99a}.unsupported{color:#666}"
 )
 
 SECTIONS = (
@@ -58,6 +64,36 @@ def quote(value):
     return f"'{text}'"
 
 
+class Bare(str):
+    """
+    A value written without quotes when the Shell reads it back as the
+    same text, as the reference document's lines write names of settings
+    and addresses (C{-Usage Custom -Bindings 10.2.3.4:25}); quoted
+    otherwise.
+    """
+
+
+# What may be a bareword at all; the Shell's parser then decides.
+_BAREWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_/*\[\]-]*\Z")
+_NUMBER = re.compile(r"[0-9]+([KMG]B)?\Z", re.IGNORECASE)
+
+
+def _bare(text):
+    if not _BAREWORD.match(text):
+        return quote(text)
+    try:
+        (pipeline,) = parse(f"X {text}").statements
+        (read,) = pipeline.elements[0].elements
+    except (ShellSyntaxError, ValueError):
+        return quote(text)
+    if getattr(read, "bareword", False) and read.value == text:
+        return text
+    # A count or a size (C{20MB}): the Shell reads the number it means.
+    if _NUMBER.match(text) and isinstance(getattr(read, "value", None), int):
+        return text
+    return quote(text)
+
+
 def command(name, *positional, **parameters):
     """
     The text of one Shell command: C{command("Set-SendConnector",
@@ -66,7 +102,8 @@ def command(name, *positional, **parameters):
 
     A parameter whose value is L{None} is left out; C{True}/C{False} are
     C{$true}/C{$false}; a list or tuple is a comma list (C{@()} when
-    empty); integers are written as they are; everything else is quoted.
+    empty); integers are written as they are, L{Bare} values as barewords
+    where they can be; everything else is quoted.
     """
     words = [name]
     words.extend(_argument(value) for value in positional)
@@ -86,7 +123,9 @@ def _argument(value):
     if isinstance(value, int):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return ",".join(quote(v) for v in value) if value else "@()"
+        return ",".join(_bare(v) if isinstance(v, Bare) else quote(v) for v in value) or "@()"
+    if isinstance(value, Bare):
+        return _bare(value)
     return quote(value)
 
 
@@ -211,7 +250,8 @@ class Context:
 
     def invoke(self, text):
         """
-        Run Shell statements that change nothing.
+        Run Shell statements that change nothing: reads, of org.ini or,
+        through the admin endpoint, of the running server.
 
         @return: a Deferred firing with the objects they output, or failing
             with the Shell's error (L{exmta.shell.runtime.ShellError} or its
@@ -219,11 +259,14 @@ class Context:
         """
         return self.console.runShell(text)
 
-    def change(self, text):
+    def change(self, text, answers=()):
         """
         Run a Shell command that changes the organization, as this user,
         then have the running server read org.ini again.
 
+        @param answers: the lines the command's prompts read
+            (C{Get-Credential}'s user name and password), never shown or
+            logged.
         @return: a Deferred firing with the command's output objects, or
             failing with the Shell's error; the command and its outcome
             are logged either way.  If the running server refused the
@@ -248,7 +291,7 @@ class Context:
             )
             return failure
 
-        return self.console.runShell(text).addCallbacks(ran, failed)
+        return self.console.runShell(text, answers).addCallbacks(ran, failed)
 
 
 def completion(context, title, text, *more):

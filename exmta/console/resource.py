@@ -26,8 +26,18 @@ from twisted.internet.defer import maybeDeferred
 from twisted.web.template import renderElement, tags
 from zope.interface import Interface, implementer
 
-from exmta.console import overview
+from exmta.console import (
+    accepteddomains,
+    newreceiveconnector,
+    overview,
+    permissions,
+    receiveconnectors,
+    recipients,
+    servers,
+    transportagents,
+)
 from exmta.console.page import Context, page
+from exmta.shell.host import MemoryHost
 from exmta.shell.runtime import Session, loadCmdlets
 
 log = Logger()
@@ -46,7 +56,8 @@ SECURITY_HEADERS = {
 }
 
 # The console's pages (see exmta.console.page).
-PAGE_MODULES = (overview,)
+PAGE_MODULES = (overview, accepteddomains, servers, receiveconnectors, newreceiveconnector,
+                permissions, transportagents, recipients)
 
 
 class IConsoleUser(Interface):
@@ -113,12 +124,14 @@ class ConsoleResource(resource.Resource):
         self._reload = reload
         loadCmdlets()
 
-    def runShell(self, text):
+    def runShell(self, text, answers=()):
         """
+        @param answers: the lines the statements' prompts read.
         @return: a Deferred of the objects C{text}'s statements output, run
             by a Shell session of their own in the console's thread.
         """
-        return self._runInThread(lambda: Session(self.configPath).invoke(text))
+        host = MemoryHost(answers)
+        return self._runInThread(lambda: Session(self.configPath, host=host).invoke(text))
 
     def reload(self):
         """

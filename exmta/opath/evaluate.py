@@ -92,14 +92,18 @@ class Evaluator:
     Evaluates filters over the objects its two functions read.
     """
 
-    def __init__(self, getProperty, toText):
+    def __init__(self, getProperty, toText, callMethod=None):
         """
         @param getProperty: a value's property, from (value, name), or
             L{None}.
         @param toText: a value (not L{None}, a string or a list) as text.
+        @param callMethod: calls a value's method without arguments, from
+            (value, name) (C{$_.Name.ToUpper()}); without it, a method is
+            a property that can be called.
         """
         self._getProperty = getProperty
         self._toText = toText
+        self._callMethod = callMethod
 
     def matches(self, node, value, variables=None):
         """
@@ -191,6 +195,8 @@ class Evaluator:
             return tuple(self.member(item, name, call) for item in target)
         if isinstance(target, str) and name.lower() == "length":
             return len(target)
+        if call and self._callMethod is not None:
+            return self._callMethod(target, name)
         found = self._getProperty(target, name)
         if call:
             if not callable(found):

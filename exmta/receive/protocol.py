@@ -452,7 +452,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         return self._agentsThen("OnEhlo", accept, session=session)
 
     def _extensions(self):
-        extensions = [f"SIZE {self.connector.maxMessageSize}", "PIPELINING", "8BITMIME",
+        extensions = [f"SIZE {self._advertisedSize()}", "PIPELINING", "8BITMIME",
                       "ENHANCEDSTATUSCODES"]
         if self._tlsAvailable():
             extensions.append("STARTTLS")
@@ -584,7 +584,29 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _sizeLimit(self):
         if self._principal().has(permissions.BYPASS_MESSAGE_SIZE_LIMIT):
             return HARD_MESSAGE_LIMIT
-        return self.connector.maxMessageSize
+        return self._advertisedSize()
+
+    def _advertisedSize(self):
+        """
+        The connector's MaxMessageSize, or the organization's MaxReceiveSize
+        when smaller, or its MaxSendSize for a sender of the organization
+        (one who authenticated) when smaller still.
+        """
+        config = self.factory.organization.transportConfig
+        limits = [self.connector.maxMessageSize, config.maxReceiveSize]
+        if self.session.authenticated:
+            limits.append(config.maxSendSize)
+        return min(limit for limit in limits if limit is not None)
+
+    def _recipientLimit(self):
+        """
+        The connector's MaxRecipientsPerMessage, or the organization's
+        MaxRecipientEnvelopeLimit when smaller.
+        """
+        envelopeLimit = self.factory.organization.transportConfig.maxRecipientEnvelopeLimit
+        if envelopeLimit is None:
+            return self.connector.maxRecipientsPerMessage
+        return min(self.connector.maxRecipientsPerMessage, envelopeLimit)
 
     def smtp_RCPT(self, argument):
         if self.envelope is None:
@@ -597,7 +619,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                 return reply(501, "5.1.3", "Invalid address")
         if parameters:
             return reply(555, "5.5.4", f"Unsupported parameter {next(iter(parameters))}")
-        if len(self.envelope.recipients) >= self.connector.maxRecipientsPerMessage:
+        if len(self.envelope.recipients) >= self._recipientLimit():
             return TOO_MANY_RECIPIENTS
         refusal = self._checkRecipient(recipient)
         if refusal is not None:
@@ -612,7 +634,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                 # and one already in the envelope is not added twice.
                 present = {str(address).casefold() for address in current}
                 added = tuple(a for a in recipients if str(a).casefold() not in present)
-                if len(current) + len(added) > self.connector.maxRecipientsPerMessage:
+                if len(current) + len(added) > self._recipientLimit():
                     return TOO_MANY_RECIPIENTS
                 # A replacement gets the checks the client's own address got:
                 # an agent must not make this session a relay, nor accept

@@ -196,7 +196,7 @@ class SmtpDelivery:
             failure = PermanentFailure(TOO_BIG)
             log.info(
                 "{queueId} is {size} bytes, over the MaxMessageSize of send connector "
-                "{connector} ({limit})",
+                "{connector} or the TransportConfig's MaxSendSize ({limit})",
                 queueId=queued.queueId,
                 size=len(message),
                 connector=settings.connector.name,
@@ -341,9 +341,21 @@ class SmtpDelivery:
             tls=tls,
             authentication=authentication,
             credentialName=connector.authenticationCredential,
-            maxMessageSize=connector.maxMessageSize,
+            maxMessageSize=self._sizeLimit(connector, deliveryType),
             protocolLogging=getattr(connector, "protocolLoggingLevel", "None") == "Verbose",
         )
+
+    def _sizeLimit(self, connector, deliveryType):
+        """
+        The Send connector's MaxMessageSize, or the organization's
+        MaxSendSize when smaller; mail between the organization's own
+        transport servers has only the connector's.
+        """
+        limits = [connector.maxMessageSize]
+        if deliveryType != RELAY:
+            limits.append(self.organization.transportConfig.maxSendSize)
+        limits = [limit for limit in limits if limit is not None]
+        return min(limits) if limits else None
 
     def _connector(self, name):
         for connector in self.organization.sendConnectors:

@@ -18,7 +18,7 @@ from exmta.shell.cmdlet import (
     SecureString,
     cmdlet,
 )
-from exmta.opath import FilterError, parseFilter, truthy
+from exmta.opath import FilterError, FilterSyntaxError, parseFilter, truthy
 from exmta.shell.format import (
     FormatOutput,
     evaluator,
@@ -410,9 +410,14 @@ The exmta Shell runs the Exchange Management Shell's commands against org.ini.
   Get-ReceiveConnector "X" | Add-ADPermission -User "NT AUTHORITY\\ANONYMOUS LOGON" -ExtendedRights ...
   Remove-SendConnector X -WhatIf
 
+  Get-ReceiveConnector | ForEach-Object { Set-ReceiveConnector $_.Identity -MaxMessageSize 25MB }
+  foreach ($s in Get-TransportServer) { Get-Queue -Server $s.Name }
+  Get-MessageTrackingLog -Start (Get-Date).AddHours(-1) | Export-Csv track.csv -NoTypeInformation
+
 Parameter names may be shortened while they stay unambiguous (-Addr for
 -AddressSpaces).  -Confirm is accepted and ignored: the Shell never asks.
-exit leaves the Shell."""
+Scripts may use if/elseif/else, foreach, while, function, try/catch/finally
+and PowerShell's operators.  exit leaves the Shell."""
 
 
 @cmdlet(
@@ -465,6 +470,10 @@ def selectObject(
         elif Property is not None:
             chosen = {}
             for pattern in Property:
+                if isinstance(pattern, (dict, ScriptBlock)):
+                    name = _calculatedName(pattern)
+                    chosen[name] = propertyValue(context, value, pattern)
+                    continue
                 pattern = str(pattern)
                 if _wild(pattern):
                     for name, item in properties(value):
@@ -481,6 +490,41 @@ def selectObject(
 
 
 _MISSING = object()
+
+
+def _calculatedName(spec):
+    if isinstance(spec, ScriptBlock):
+        return spec.text
+    for key, item in spec.items():
+        if str(key).lower() in ("name", "n", "label", "l"):
+            return toText(item)
+    expression = _expressionOf(spec)
+    return str(expression)
+
+
+def _expressionOf(spec):
+    for key, item in spec.items():
+        if str(key).lower() in ("expression", "e"):
+            return item
+    raise CmdletError(
+        "The hash table of a calculated property needs an Expression (or E) key: "
+        '@{Name="Size"; Expression={$_.MaxMessageSize}}.'
+    )
+
+
+def propertyValue(context, value, spec):
+    """
+    The value of a property as Select-Object, Sort-Object, Group-Object
+    and Measure-Object name it: a name, a script block run with C{$_} set
+    (C{{$_.Recipients -join ";"}}), or a calculated property's hashtable
+    (C{@{Name="R"; Expression={...}}}).
+    """
+    if isinstance(spec, dict):
+        spec = _expressionOf(spec)
+    if isinstance(spec, ScriptBlock):
+        output = context.session.invokeBlock(spec, value)
+        return None if not output else output[0] if len(output) == 1 else tuple(output)
+    return getProperty(value, str(spec))
 
 
 def _count(value, name):
@@ -512,7 +556,9 @@ def whereObject(context, FilterScript=None, Value=None, InputObject=None, **oper
     A filter compares (-eq -ne -gt -ge -lt -le -like -notlike -match
     -notmatch -contains -notcontains -in -notin; -ceq and the like are
     case-sensitive) and combines (-and -or -xor -not).  It reads properties
-    ($_.Name, or Name alone) and variables; it cannot run commands.
+    ($_.Name, or Name alone) and variables.  A script block that is more
+    than a filter (it runs commands, calls methods with arguments) runs as
+    the Shell's statements, C{$_} set, and its output decides.
     """
     if FilterScript is None:
         raise CmdletError(
@@ -520,10 +566,13 @@ def whereObject(context, FilterScript=None, Value=None, InputObject=None, **oper
         )
     if isinstance(FilterScript, ScriptBlock):
         node = _parsed(FilterScript)
-        try:
-            keep = evaluator.matches(node, InputObject, context.variables)
-        except FilterError as error:
-            raise CmdletError(str(error)) from None
+        if node is None:
+            keep = truthy(context.session.invokeBlock(FilterScript, InputObject))
+        else:
+            try:
+                keep = evaluator.matches(node, InputObject, context.variables)
+            except FilterError as error:
+                raise CmdletError(str(error)) from None
     else:
         given = [name for name, on in operators.items() if on]
         if len(given) > 1:
@@ -547,35 +596,55 @@ _FILTERS = {}
 
 
 def _parsed(block):
-    node = _FILTERS.get(block.text)
-    if node is None:
-        node = _FILTERS[block.text] = parseFilter(block.text)
-    return node
+    """
+    @return: the filter a script block is, or C{None} when the Shell's
+        language reads it and the filter language does not.
+    @raise FilterSyntaxError: when neither does.
+    """
+    if block.text not in _FILTERS:
+        try:
+            _FILTERS[block.text] = parseFilter(block.text)
+        except FilterSyntaxError:
+            if block.statements is None:
+                raise
+            _FILTERS[block.text] = None
+    return _FILTERS[block.text]
 
 
 @cmdlet(
     "ForEach-Object",
     Parameter("Process", position=0, aliases=("MemberName",)),
+    Parameter("Begin"),
+    Parameter("End"),
     Parameter("InputObject", pipeline=True),
+    collectInput=True,
 )
-def forEachObject(context, Process=None, InputObject=None):
+def forEachObject(context, Process=None, Begin=None, End=None, InputObject=None):
     """
-    Output, for each object, a property (C{ForEach-Object Name}) or the
-    value of an expression (C{ForEach-Object {$_.Name}}).  The expression
-    is one of the filter language: commands cannot run in it.
+    Run a script block for each object, C{$_} set to it
+    (C{ForEach-Object { Set-ReceiveConnector $_.Identity -MaxMessageSize
+    25MB }}), or output each object's property (C{ForEach-Object Name}).
+    -Begin runs before the first object, -End after the last.
     """
     if Process is None:
         raise CmdletError(
             "Cannot process command because of one or more missing mandatory parameters: Process."
         )
-    try:
+    session = context.session
+    items = (None,) if InputObject is None else _objects(InputObject)
+    if Begin is not None:
+        yield from session.invokeBlock(Begin)
+    for item in items:
         if isinstance(Process, ScriptBlock):
-            value = evaluator.evaluate(_parsed(Process), InputObject, context.variables)
-        else:
-            value = evaluator.member(InputObject, str(Process))
-    except FilterError as error:
-        raise CmdletError(str(error)) from None
-    return list(_objects(value))
+            yield from session.invokeBlock(Process, item)
+            continue
+        try:
+            value = evaluator.member(item, str(Process))
+        except FilterError as error:
+            raise CmdletError(str(error)) from None
+        yield from _objects(value)
+    if End is not None:
+        yield from session.invokeBlock(End)
 
 
 @cmdlet(
@@ -596,7 +665,7 @@ def sortObject(context, Property=None, Descending=False, Unique=False, InputObje
     def keys(value):
         if Property is None:
             return [value]
-        return [getProperty(value, str(name)) for name in Property]
+        return [propertyValue(context, value, name) for name in Property]
 
     def order(a, b):
         for left, right in zip(keys(a), keys(b)):

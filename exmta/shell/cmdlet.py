@@ -255,12 +255,23 @@ class PSCredential:
 class ScriptBlock:
     """
     A script block, C{{ FromAddress -eq "x" }}: the text between the
-    braces, unparsed (C{str()} gives it, so a C{-Filter} may be a script
-    block or a string alike).  L{exmta.opath} reads the filter language
-    of Where-Object and of Exchange's -Filter.
+    braces (C{str()} gives it, so a C{-Filter} may be a script block or a
+    string alike).  L{exmta.opath} reads the filter language of
+    Where-Object and of Exchange's -Filter; the Shell runs it as
+    statements (ForEach-Object, Where-Object beyond a filter).
+
+    @ivar statements: the statements the Shell's parser read in it, or
+        C{None} when it is not in the Shell's language (a filter may still
+        be: C{{Name -like "To*"}}).
+    @ivar source: the text C{statements} point into (the whole script).
+    @ivar error: the L{exmta.shell.syntax.ShellSyntaxError} of the text,
+        when C{statements} is C{None}.
     """
 
     text: str
+    statements: tuple | None = field(default=None, compare=False, repr=False)
+    source: str | None = field(default=None, compare=False, repr=False)
+    error: Exception | None = field(default=None, compare=False, repr=False)
 
     def __str__(self):
         return self.text

@@ -3,7 +3,8 @@ The configuration cmdlets of the exmta Shell.  This module registers
 New-/Get-/Set-/Remove-AcceptedDomain, Get-/Set-TransportServer and
 Test-Config, and imports the modules with the rest: connectors and their
 permissions (L{exmta.shell.connector_cmdlets}), mailboxes and accounts
-(L{exmta.shell.recipient_cmdlets}).  How they edit org.ini:
+(L{exmta.shell.recipient_cmdlets}), the organization's TransportConfig and
+Get-ExchangeServer (L{exmta.shell.organization_cmdlets}).  How they edit org.ini:
 L{exmta.shell.configedit}.
 """
 
@@ -15,7 +16,11 @@ from exmta.config import loadOrganization
 from exmta.config.organization import ACCEPTED_DOMAIN_KEYS, TRANSPORT_SERVER_KEYS
 from exmta.config.values import formatTimespan
 from exmta.errors import ConfigError
-from exmta.shell import connector_cmdlets, recipient_cmdlets  # noqa: F401 (they register cmdlets)
+from exmta.shell import (  # noqa: F401 (they register cmdlets)
+    connector_cmdlets,
+    organization_cmdlets,
+    recipient_cmdlets,
+)
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf
 from exmta.shell.configedit import (
     apply,
@@ -176,6 +181,8 @@ def _transportServerView(server):
         "InternalDNSServers": _dnsShown(server.internalDNSServers),
         "ExternalDNSServers": _dnsShown(server.externalDNSServers),
         "DeliveryAgent": server.deliveryAgent,
+        "ServerRole": organization_cmdlets.SERVER_ROLE,
+        "AdminDisplayVersion": organization_cmdlets.ADMIN_DISPLAY_VERSION,
     }
     return TransportServerView(**fields)
 
@@ -207,6 +214,8 @@ class TransportServerView:
     InternalDNSServers: tuple
     ExternalDNSServers: tuple
     DeliveryAgent: str
+    ServerRole: str
+    AdminDisplayVersion: str
 
 
 @cmdlet("Get-TransportServer", Parameter("Identity", position=0, pipeline=True))

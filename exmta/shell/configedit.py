@@ -30,7 +30,10 @@ KB, MB, GB = 1024, 1024**2, 1024**3
 
 # Writing: how a value a cmdlet is given becomes org.ini text.
 
-_LIST_PARSERS = {"commaList", "flags", "addressSpaces", "smartHosts", "ipRanges", "bindings", "dnsServers"}
+_LIST_PARSERS = {
+    "commaList", "flags", "addressSpaces", "smartHosts", "ipRanges", "bindings", "dnsServers",
+    "domainList", "dsnCodes",
+}
 
 
 def kindOf(schema, key):

@@ -26,7 +26,8 @@ import fnmatch
 import re
 from collections.abc import Mapping
 
-from exmta.opath import Evaluator
+from exmta.opath import Evaluator, FilterError
+from exmta.shell import dotnet
 from exmta.shell.cmdlet import PSCredential, ScriptBlock, SecureString
 
 _SECRET = re.compile(r"(password|secret)$", re.IGNORECASE)
@@ -114,7 +115,7 @@ def getProperty(value, name, default=None):
         C{default}.
     """
     if value is None or isScalar(value):
-        return default
+        return dotnet.getMember(value, name, default)
     if isinstance(value, Mapping):
         if name in value:
             return value[name]
@@ -160,9 +161,16 @@ def toText(value):
     return formatValue(value)
 
 
+def _callMethod(value, name):
+    try:
+        return dotnet.callMethod(value, name)
+    except dotnet.MemberError as error:
+        raise FilterError(str(error)) from None
+
+
 # The filter language (L{exmta.opath}) over the Shell's objects:
 # Where-Object, ForEach-Object, Sort-Object and member access ($c.UserName).
-evaluator = Evaluator(getProperty, toText)
+evaluator = Evaluator(getProperty, toText, _callMethod)
 
 
 def formatValue(value):

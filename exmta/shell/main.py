@@ -277,7 +277,9 @@ def completions(session, before, text):
     segment = _lastCommand(before)
     words = segment.split()
     if not words:
-        names = sorted({cmdlet.name for cmdlet in session.cmdlets.values()}, key=str.lower)
+        names = {cmdlet.name for cmdlet in session.cmdlets.values()}
+        names |= {definition.name for definition, _, _ in session.functions.values()}
+        names = sorted(names, key=str.lower)
         return [name for name in names if name.lower().startswith(text.lower())]
     if text[:1] and text[0] in DASHES:
         cmdlet = session.findCmdlet(words[0])

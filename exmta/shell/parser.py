@@ -32,16 +32,27 @@ What it reads, as PowerShell reads it:
     C{-Filter {FromAddress -eq "kim@fabrikam.com"}}); its tokens are this
     language's (L{exmta.opath.reader}, which this parser builds on).
 
-What it does not read: operators outside filters (C{1 + 1}), keywords
-(C{if}, C{foreach}, C{function}), indexing, type literals, redirection,
-C{&} and splatting.
+  - Expressions (L{exmta.shell.expressionparser}): PowerShell's
+    operators (C{-eq}, C{-like}, C{-and}, C{+}, C{..}, C{-f}...), member
+    access, method calls (C{(Get-Date).AddHours(-1)}), indexing
+    (C{$a[0]}), casts and type literals (C{[int]$x}, C{[datetime]::Now}).
+  - Statements: C{if (...) {} elseif (...) {} else {}}, C{foreach ($x in
+    ...) {}}, C{while (...) {}}, C{function Name { param($a, $b = 1) ...
+    }} (or C{function Name($a) {...}}), C{try {} catch {} finally {}},
+    C{throw}, C{return}, C{break}, C{continue}; assignments to variables,
+    members and indexes, also C{+=}, C{-=}, C{*=}, C{/=}.
+
+What it does not read: C{switch}, C{for}, C{do}, classes, C{&},
+redirection and splatting.
 
 Every input either parses or raises L{ShellSyntaxError}, whose text is
 PowerShell's: the line and column, the line with the fault underlined, and
 the message naming the token.
 """
 
-from exmta.opath.reader import DASHES, QUOTES, SPECIAL, Reader, parseNumber
+import re
+
+from exmta.opath.reader import DASHES, QUOTES, SPECIAL, parseNumber
 from exmta.opath.syntax import (
     ArrayLiteral,
     Constant,
@@ -49,19 +60,28 @@ from exmta.opath.syntax import (
     Member,
     Variable,
 )
-from exmta.shell.cmdlet import ScriptBlock
+from exmta.shell.expressionparser import ENDS, ExpressionReader
 from exmta.shell.syntax import (
     ArrayExpression,
+    Assignment,
+    Catch,
     Command,
     CommandParameter,
     Composite,
+    Flow,
+    ForEach,
+    FunctionDefinition,
     HashLiteral,
+    If,
+    ParameterDeclaration,
     Paren,
     Pipeline,
     Script,
     ScriptBlockLiteral,
     ShellSyntaxError,
     SubExpression,
+    Try,
+    While,
 )
 
 __all__ = [
@@ -97,8 +117,7 @@ def parse(source):
     return Script(statements, source)
 
 
-class _Parser(Reader):
-    syntaxError = ShellSyntaxError
+class _Parser(ExpressionReader):
 
     def atParameter(self):
         return self.at(DASHES) and (self.peek(1).isalpha() or self.at("_?", 1))
@@ -157,23 +176,50 @@ class _Parser(Reader):
         self.fail(f"Unexpected token '{token}' in expression or statement.", start, len(token))
 
     def statement(self):
+        """
+        A keyword's statement, an assignment or a pipeline.
+        """
         start = self.i
-        assignTo = None
-        if self.peek() == "$" and self.varStartsAt(self.i):
+        keyword = self.keywordAt()
+        if keyword is not None:
+            self.i += len(keyword)
+            return getattr(self, f"_{keyword}")(start)
+        return self.pipelineStatement()
+
+    def keywordAt(self):
+        word = self.wordAt()
+        if word in _KEYWORDS:
+            after = self.peek(len(word))
+            if after == "" or after.isspace() or after in "({;}":
+                return word
+        return None
+
+    def pipelineStatement(self):
+        start = self.i
+        if self.peek() == "$" and self.varStartsAt(self.i) and self.peek(1) != "(":
             saved = self.i
-            variable = self.variable()
+            target = self.postfix(self.variable())
             self.skipSpace()
-            if self.peek() == "=" and self.peek(1) != "=":
-                self.i += 1
-                assignTo = variable.name
+            match = _ASSIGN.match(self.s, self.i)
+            if match is not None:
+                operator = match.group()
+                self.i = match.end()
                 self.skipSpace(newlines=True)
                 if self.peek() in ("", ";", ")", "}", "|"):
                     self.fail(
-                        "You must provide a value expression following the '=' operator.",
+                        f"You must provide a value expression following the '{operator}' operator.",
                         incomplete=self.peek() == "",
                     )
-            else:
-                self.i = saved
+                value = self.statement()
+                if (
+                    operator == "="
+                    and isinstance(target, Variable)
+                    and isinstance(value, Pipeline)
+                    and value.assignTo is None
+                ):
+                    return Pipeline(value.elements, target.name, start, self.i)
+                return Assignment(target, operator, value, start, self.i)
+            self.i = saved
         elements = [self.pipelineElement(first=True)]
         while True:
             self.skipSpace()
@@ -191,11 +237,15 @@ class _Parser(Reader):
                     "An empty pipe element is not allowed.", bar, incomplete=self.peek() == ""
                 )
             elements.append(self.pipelineElement(first=False))
-        return Pipeline(tuple(elements), assignTo, start, self.i)
+        return Pipeline(tuple(elements), None, start, self.i)
 
     def pipelineElement(self, first):
         if first and self.startsExpression():
-            return self.expressionList()
+            node = self.expression()
+            self.skipSpace()
+            if self.peek() not in ENDS or self.peek() == "]":
+                self.unexpected()
+            return node
         if self.peek() == "" or self.at(")};|,&<>="):
             self.unexpected()
         if not first and self.startsExpression():
@@ -206,15 +256,263 @@ class _Parser(Reader):
         c = self.peek()
         if c == "$":
             return self.varStartsAt(self.i)
-        if self.at(QUOTES + "@({,"):
+        if self.at(QUOTES + "@({,[!"):
             return True
-        if c.isdigit() or (self.at(DASHES + ".") and self.peek(1).isdigit()):
+        if self.at(DASHES) and self.wordAt(self.i + 1) == "not" and not self.peek(4).isalnum():
+            return True
+        if self.at(DASHES + ".") and self.peek(1).isdigit():
             saved = self.i
             self.bareChunk()
             text = self.s[saved : self.i]
             self.i = saved
             return parseNumber(text) is not None
-        return False
+        return self.numberAt() > 0
+
+    # Keyword statements.
+
+    def block(self, message):
+        """
+        C{{ statements }}, or a syntax error saying C{message}.
+        """
+        self.skipSpace(newlines=True)
+        if self.peek() != "{":
+            self.fail(message, incomplete=self.peek() == "")
+        start = self.i
+        self.i += 1
+        self.nest(start)
+        saved, self.noComma = self.noComma, False
+        statements = self.statements(closing="}")
+        self.noComma = saved
+        self.depth -= 1
+        return statements
+
+    def condition(self, keyword):
+        """
+        C{(pipeline)} after C{if}, C{elseif} and C{while}.
+        """
+        self.skipSpace(newlines=True)
+        if self.peek() != "(":
+            self.fail(f"Missing '(' after '{keyword}' in {keyword} statement.",
+                      incomplete=self.peek() == "")
+        self.i += 1
+        self.skipSpace(newlines=True)
+        if self.peek() in ("", ")"):
+            self.fail(f"Missing condition in {keyword} statement after '{keyword} ('.",
+                      incomplete=self.peek() == "")
+        condition = self.pipelineStatement()
+        self.skipSpace(newlines=True)
+        if self.peek() != ")":
+            if self.peek() == "":
+                self.fail(f"Missing closing ')' after expression in '{keyword}' statement.",
+                          incomplete=True)
+            self.unexpected()
+        self.i += 1
+        return condition
+
+    def followedBy(self, *words):
+        """
+        @return: which of C{words} comes next, past blanks and line ends
+            (the position after it), or C{None} (the position unchanged).
+        """
+        saved = self.i
+        self.skipSpace(newlines=True)
+        word = self.wordAt()
+        if word in words and not (self.peek(len(word)).isalnum() or self.peek(len(word)) in "-_"):
+            self.i += len(word)
+            return word
+        self.i = saved
+        return None
+
+    def _if(self, start):
+        clauses = []
+        keyword = "if"
+        while True:
+            condition = self.condition(keyword)
+            body = self.block(f"Missing statement block after {keyword} ( condition ).")
+            clauses.append((condition, body))
+            keyword = self.followedBy("elseif", "else")
+            if keyword == "else":
+                otherwise = self.block("Missing statement block after 'else' keyword.")
+                return If(tuple(clauses), otherwise, start, self.i)
+            if keyword is None:
+                return If(tuple(clauses), None, start, self.i)
+
+    def _while(self, start):
+        condition = self.condition("while")
+        body = self.block("Missing statement body in while loop.")
+        return While(condition, body, start, self.i)
+
+    def _foreach(self, start):
+        self.skipSpace(newlines=True)
+        if self.peek() != "(":
+            self.fail("Missing opening '(' after keyword 'foreach'.", incomplete=self.peek() == "")
+        self.i += 1
+        self.skipSpace(newlines=True)
+        if not (self.peek() == "$" and self.varStartsAt(self.i)):
+            self.fail("Missing variable name after foreach.", incomplete=self.peek() == "")
+        variable = self.variable()
+        if self.followedBy("in") is None:
+            self.skipSpace(newlines=True)
+            self.fail("Missing 'in' after variable in foreach loop.", incomplete=self.peek() == "")
+        self.skipSpace(newlines=True)
+        if self.peek() in ("", ")"):
+            self.fail("Missing foreach loop collection.", incomplete=self.peek() == "")
+        collection = self.pipelineStatement()
+        self.skipSpace(newlines=True)
+        if self.peek() != ")":
+            if self.peek() == "":
+                self.fail("Missing closing ')' after expression in 'foreach' statement.",
+                          incomplete=True)
+            self.unexpected()
+        self.i += 1
+        body = self.block("Missing statement body in foreach loop.")
+        return ForEach(variable.name, collection, body, start, self.i)
+
+    def _function(self, start):
+        self.skipSpace()
+        match = _NAME.match(self.s, self.i)
+        if match is None:
+            self.fail("Missing name after function keyword.", incomplete=self.peek() == "")
+        self.i = match.end()
+        parameters = None
+        self.skipSpace(newlines=True)
+        if self.peek() == "(":
+            self.i += 1
+            parameters = self.parameterList()
+        self.skipSpace(newlines=True)
+        if self.peek() != "{":
+            self.fail("Missing function body in function declaration.",
+                      incomplete=self.peek() == "")
+        brace = self.i
+        self.i += 1
+        self.nest(brace)
+        self.skipSpace(newlines=True)
+        while self.peek() == "[" and re.match(r"\[\s*CmdletBinding\s*\(", self.s[self.i:], re.I):
+            self.attribute()
+            self.skipSpace(newlines=True)
+        if self.wordAt() == "param" and re.match(r"param\s*\(", self.s[self.i:], re.I):
+            if parameters is not None:
+                self.fail("A function cannot have both a parameter list after its name and a "
+                          "param block.")
+            self.i = self.s.index("(", self.i) + 1
+            parameters = self.parameterList()
+        statements = self.statements(closing="}")
+        self.depth -= 1
+        return FunctionDefinition(match.group(), parameters or (), statements, start, self.i)
+
+    def parameterList(self):
+        """
+        The parameters of a function, after the C{(} that opens them.
+        """
+        declared = []
+        while True:
+            self.skipSpace(newlines=True)
+            if self.peek() == ")":
+                self.i += 1
+                return tuple(declared)
+            if self.peek() == "":
+                self.fail("Missing ')' in function parameter list.", incomplete=True)
+            start = self.i
+            typeName, mandatory, pipeline = None, False, False
+            while self.peek() == "[":
+                name, arguments = self.attribute()
+                if arguments is None:
+                    typeName = name
+                elif name.lower() == "parameter":
+                    mandatory = _flag(arguments, "mandatory")
+                    pipeline = _flag(arguments, "valuefrompipeline")
+                self.skipSpace(newlines=True)
+            if not (self.peek() == "$" and self.varStartsAt(self.i)):
+                self.fail("Missing parameter name in function parameter list.",
+                          incomplete=self.peek() == "")
+            variable = self.variable()
+            self.skipSpace(newlines=True)
+            default = None
+            if self.peek() == "=":
+                self.i += 1
+                self.skipSpace(newlines=True)
+                saved, self.noComma = self.noComma, True
+                default = self.expression()
+                self.noComma = saved
+                self.skipSpace(newlines=True)
+            declared.append(ParameterDeclaration(
+                variable.name, typeName, default, mandatory, pipeline, start, self.i))
+            if self.peek() == ",":
+                self.i += 1
+            elif self.peek() != ")":
+                self.unexpected()
+
+    def attribute(self):
+        """
+        C{[type]} or C{[Attribute(arguments)]}.
+
+        @return: C{(name, arguments)}: the arguments' text split at commas,
+            or C{None} for a type.
+        """
+        start = self.i
+        match = re.compile(r"\[\s*([A-Za-z_][\w.]*(?:\[\])?)\s*").match(self.s, self.i)
+        if match is None:
+            self.fail("Missing type name after '['.", incomplete=self.peek(1) == "")
+        self.i = match.end()
+        arguments = None
+        if self.peek() == "(":
+            end = self.s.find(")", self.i)
+            if end < 0:
+                self.fail("Missing closing ')' in attribute.", start, incomplete=True)
+            arguments = [part.strip() for part in self.s[self.i + 1 : end].split(",")]
+            self.i = end + 1
+            self.skipSpace()
+        if self.peek() != "]":
+            self.fail("Missing ']' after type name.", incomplete=self.peek() == "")
+        self.i += 1
+        return match.group(1), arguments
+
+    def _try(self, start):
+        body = self.block("Missing statement block after 'try'.")
+        catches = []
+        final = None
+        while True:
+            keyword = self.followedBy("catch", "finally")
+            if keyword == "catch":
+                catchStart = self.i - 5
+                types = []
+                self.skipSpace(newlines=True)
+                while self.peek() == "[":
+                    types.append(self.attribute()[0])
+                    self.skipSpace(newlines=True)
+                    if self.peek() == ",":
+                        self.i += 1
+                        self.skipSpace(newlines=True)
+                statements = self.block("Missing statement block in catch clause.")
+                catches.append(Catch(tuple(types), statements, catchStart, self.i))
+                continue
+            if keyword == "finally":
+                final = self.block("Missing statement block after 'finally'.")
+            break
+        if not catches and final is None:
+            self.skipSpace(newlines=True)
+            self.fail("The Try statement is missing its Catch or Finally block.",
+                      incomplete=self.peek() == "")
+        return Try(body, tuple(catches), final, start, self.i)
+
+    def _flow(self, start, keyword):
+        self.skipSpace()
+        value = None
+        if keyword in ("throw", "return") and self.peek() not in ("", ";", "\r", "\n", ")", "}"):
+            value = self.pipelineStatement()
+        return Flow(keyword, value, start, self.i)
+
+    def _throw(self, start):
+        return self._flow(start, "throw")
+
+    def _return(self, start):
+        return self._flow(start, "return")
+
+    def _break(self, start):
+        return self._flow(start, "break")
+
+    def _continue(self, start):
+        return self._flow(start, "continue")
 
     # Commands.
 
@@ -318,197 +616,22 @@ class _Parser(Reader):
             return piece
         return Composite(tuple(pieces), start, self.i)
 
-    def atBracket(self):
-        """
-        Whether C{(}, C{$(}, C{@(} or C{@{} is at the position.
-        """
-        c = self.peek()
-        return c == "(" or (c == "$" and self.peek(1) == "(") or (c == "@" and self.at("({", 1))
 
-    # Expressions.
+_KEYWORDS = ("if", "foreach", "while", "function", "try", "throw", "return", "break", "continue")
+_ASSIGN = re.compile(r"(?:[-+*/]?=)(?!=)")
+_NAME = re.compile(r"[A-Za-z_][\w-]*")
 
-    def expressionList(self):
-        """
-        Expression mode: a value or a comma list, then the end of the
-        pipeline element.
-        """
-        start = self.i
-        items = [self.unary()]
-        while True:
-            self.skipSpace()
-            if self.peek() != ",":
-                break
-            comma = self.i
-            self.i += 1
-            self.skipSpace(newlines=True)
-            if self.peek() in ("", ";", "|", ")", "}", ","):
-                self.fail("Missing expression after ','.", comma, incomplete=self.peek() == "")
-            items.append(self.unary())
-        self.skipSpace()
-        if self.peek() not in ("", ";", "|", "\r", "\n", ")", "}"):
-            self.unexpected()
-        if len(items) == 1:
-            return items[0]
-        return ArrayLiteral(tuple(items), start, self.i)
 
-    def unary(self):
-        start = self.i
-        if self.peek() == ",":
-            self.nest(start)
-            self.i += 1
-            self.skipSpace(newlines=True)
-            if self.peek() in ("", ";", "|", ")", "}", ","):
-                self.fail(
-                    "Missing expression after unary operator ','.",
-                    start,
-                    incomplete=self.peek() == "",
-                )
-            item = self.unary()
-            self.depth -= 1
-            return ArrayLiteral((item,), start, self.i)
-        return self.primary()
-
-    def primary(self):
-        c = self.peek()
-        start = self.i
-        if self.at(QUOTES):
-            return self.postfix(self.quoted())
-        if self.atBracket():
-            return self.postfix(self.bracketed())
-        if c == "$" and self.varStartsAt(self.i):
-            return self.postfix(self.variable())
-        if c == "{":
-            return self.scriptBlock()
-        text = self.bareChunk()
-        number = parseNumber(text)
-        if number is None:
-            self.i = start
-            self.unexpected()
-        return Constant(number, start, self.i)
-
-    def bracketed(self):
-        """
-        C{(pipeline)}, C{$(statements)}, C{@(statements)}, C{@{hashtable}}.
-        """
-        start = self.i
-        self.nest(start)
-        if self.peek() == "(":
-            self.i += 1
-            self.skipSpace(newlines=True)
-            if self.peek() == ")":
-                self.fail("An expression was expected after '('.", incomplete=False)
-            if self.peek() == "":
-                self.fail("Missing closing ')' in expression.", incomplete=True)
-            pipeline = self.statement()
-            self.skipSpace(newlines=True)
-            if self.peek() != ")":
-                if self.peek() == "":
-                    self.fail("Missing closing ')' in expression.", start, incomplete=True)
-                self.unexpected()
-            self.i += 1
-            node = Paren(pipeline, start, self.i)
-        elif self.peek(1) == "{":
-            self.i += 2
-            node = self.hashtable(start)
-        else:
-            sigil = self.peek()
-            self.i += 2
-            statements = self.statements(closing=")")
-            kind = SubExpression if sigil == "$" else ArrayExpression
-            node = kind(statements, start, self.i)
-        self.depth -= 1
-        return node
-
-    def hashtable(self, start):
-        pairs = []
-        while True:
-            self.skipSpace(newlines=True)
-            c = self.peek()
-            if c == ";":
-                self.i += 1
-                continue
-            if c == "}":
-                self.i += 1
-                return HashLiteral(tuple(pairs), start, self.i)
-            if c == "":
-                self.fail("Missing closing '}' in hash literal.", start, 2, incomplete=True)
-            keyStart = self.i
-            if c in QUOTES:
-                keyNode = self.quoted()
-                if isinstance(keyNode, ExpandableString):
-                    if any(not isinstance(part, str) for part in keyNode.parts):
-                        self.fail("A hash key must be a constant.", keyStart)
-                    key = "".join(keyNode.parts)
-                else:
-                    key = keyNode.value
-            else:
-                while self.i < len(self.s) and (
-                    self.s[self.i].isalnum() or self.s[self.i] in "_-."
-                ):
-                    self.i += 1
-                key = self.s[keyStart : self.i]
-                if not key:
-                    self.fail("Missing key before '=' in hash literal.")
-            self.skipSpace()
-            if self.peek() != "=":
-                self.fail(
-                    "Missing '=' operator after key in hash literal.", incomplete=self.peek() == ""
-                )
-            self.i += 1
-            self.skipSpace(newlines=True)
-            if self.peek() in ("", ";", "}", "\r", "\n"):
-                self.fail(
-                    "Missing statement after '=' in hash literal.", incomplete=self.peek() == ""
-                )
-            value = self.statement()
-            pairs.append((key, value))
-            self.skipSpace()
-            if self.peek() not in (";", "}", "\r", "\n", ""):
-                self.unexpected()
-
-    def scriptBlock(self):
-        """
-        C{{ ... }}, kept as its text: braces nest; braces in strings and
-        comments do not count.
-        """
-        start = self.i
-        self.i += 1
-        depth = 1
-        s = self.s
-        while self.i < len(s):
-            c = s[self.i]
-            if c == "{":
-                depth += 1
-                self.i += 1
-            elif c == "}":
-                depth -= 1
-                self.i += 1
-                if depth == 0:
-                    text = s[start + 1 : self.i - 1].strip()
-                    return ScriptBlockLiteral(ScriptBlock(text), start, self.i)
-            elif c in QUOTES:
-                self.quoted()
-            elif c == "`":
-                self.i += 2
-            elif c == "#":
-                while self.i < len(s) and s[self.i] not in "\r\n":
-                    self.i += 1
-            elif s.startswith("<#", self.i):
-                end = s.find("#>", self.i + 2)
-                self.i = len(s) if end < 0 else end + 2
-            else:
-                self.i += 1
-        self.fail(
-            "Missing closing '}' in statement block or type definition.", start, incomplete=True
-        )
-
-    def subexpression(self):
-        start = self.i
-        self.nest(start)
-        self.i += 2
-        statements = self.statements(closing=")")
-        self.depth -= 1
-        return SubExpression(statements, start, self.i)
+def _flag(arguments, name):
+    """
+    Whether an attribute's arguments set C{name} (C{Mandatory},
+    C{Mandatory=$true}).
+    """
+    for argument in arguments:
+        key, _, value = argument.partition("=")
+        if key.strip().lower() == name:
+            return value.strip().lower() not in ("$false", "0")
+    return False
 
 
 def _missingClosing(closing):

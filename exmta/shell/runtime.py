@@ -21,9 +21,12 @@ Binding, as in PowerShell:
     C{context.whatIf}); C{-Confirm}, accepted by every cmdlet and
     ignored, for exmta never asks for confirmation, so
     C{-Confirm:$false} in a script copied from Exchange does what it did
-    there; C{-Verbose} (sets C{context.verbose}); C{-ErrorAction
-    SilentlyContinue} or C{Ignore} (the command's errors are neither
-    shown nor counted); the others (C{-Debug}, C{-ErrorVariable},
+    there; C{-Verbose} (sets C{context.verbose}); C{-ErrorAction}:
+    C{Continue} (the default: the cmdlet's errors are shown, the script
+    goes on), C{SilentlyContinue} or C{Ignore} (they are not shown and do
+    not make the exit status 1; C{$?} is still C{$false}), C{Stop} (they
+    are terminating: C{try} catches them); C{$ErrorActionPreference}
+    sets the default; the others (C{-Debug}, C{-ErrorVariable},
     C{-OutVariable}, ...) are accepted and ignored.
   - Missing mandatory parameters are an error (PowerShell would prompt).
   - In a pipeline, a cmdlet is called once per object piped in, its
@@ -32,7 +35,8 @@ Binding, as in PowerShell:
 
 Errors do not stop a script: the next statement runs, and the session
 remembers that one failed (L{Session.failed}), which makes the Shell's exit
-status 1.  They are printed as PowerShell prints them::
+status 1 (L{exmta.shell.control} tells which errors end what).  They are
+printed as PowerShell prints them::
 
     Get-Frob : The term 'Get-Frob' is not recognized as the name of a cmdlet, ...
     At line:1 char:1
@@ -43,32 +47,26 @@ status 1.  They are printed as PowerShell prints them::
 import difflib
 import importlib
 import os
-import traceback
 import types
 from collections.abc import Iterator
 
-from exmta.errors import ConfigError
-from exmta.shell.cmdlet import CMDLETS, CmdletError, Context, Parameter
-from exmta.opath import FilterError, lookupVariable
-from exmta.opath.syntax import (
-    ArrayLiteral, Constant, ExpandableString, Member, PowerShellSyntaxError, Variable, where,
+from exmta.opath import lookupVariable
+from exmta.shell.cmdlet import CMDLETS, Context, Parameter
+from exmta.shell.control import (
+    ErrorRecord,
+    ExitRequest,
+    FlowRequest,
+    ShellError,
+    describe,
+    notRecognized,
 )
-from exmta.shell.format import evaluator, formatDefault, getProperty, hasProperty, isScalar, toText
-from exmta.shell.host import EndOfInput, Host
+from exmta.shell.evaluator import Evaluation, _enumerate, single
+from exmta.shell.format import formatDefault, getProperty, hasProperty, isScalar, toText
+from exmta.shell.host import Host
 from exmta.shell.parser import parse
-from exmta.shell.syntax import (
-    ArrayExpression,
-    Command,
-    CommandParameter,
-    Composite,
-    HashLiteral,
-    Paren,
-    Pipeline,
-    Script,
-    ScriptBlockLiteral,
-    ShellSyntaxError,
-    SubExpression,
-)
+from exmta.shell.syntax import Command, CommandParameter, Script, ShellSyntaxError
+
+__all__ = ["ExitRequest", "Session", "ShellError", "loadCmdlets", "notRecognized"]
 
 # Aliases of cmdlet names, by lower-case alias (exmta.shell.builtins adds them).
 ALIASES = {}
@@ -79,6 +77,7 @@ CMDLET_MODULES = (
     "exmta.shell.config_cmdlets",
     "exmta.shell.queue_cmdlets",
     "exmta.shell.agent_cmdlets",
+    "exmta.shell.utility_cmdlets",
 )
 
 COMMON_PARAMETERS = (
@@ -97,9 +96,10 @@ COMMON_PARAMETERS = (
 WHATIF = Parameter("WhatIf", kind="switch", aliases=("wi",))
 CONFIRM = Parameter("Confirm", kind="switch", aliases=("cf",))
 _ERROR_ACTIONS = ("Break", "Continue", "Ignore", "Inquire", "SilentlyContinue", "Stop", "Suspend")
+# PowerShell's keywords the Shell does not read (L{exmta.shell.parser} reads the others).
 _KEYWORDS = frozenset(
-    "begin break catch class continue data do dynamicparam else elseif end enum filter finally for "
-    "foreach function if in param process return switch throw trap try until using while".split()
+    "begin catch class data do dynamicparam else elseif end enum filter finally for in param "
+    "process switch trap until using".split()
 )
 _READ_ONLY = frozenset({"true", "false", "null", "?"})
 
@@ -116,48 +116,6 @@ def loadCmdlets():
                 raise
 
 
-class ShellError(Exception):
-    """
-    A statement failed.
-
-    @ivar message: what went wrong (PowerShell's words where it has some).
-    @ivar command: the name of the command at fault, or C{None}.
-    """
-
-    def __init__(self, message, command=None, source=None, start=None, end=None, origin=None):
-        super().__init__(message)
-        self.message = message
-        self.command = command
-        self.source = source
-        self.start = start
-        self.end = end
-        self.origin = origin
-
-    def locate(self, source, start, end, origin=None):
-        """
-        Say where the error is, unless it already says.
-        """
-        if self.source is None:
-            self.source, self.start, self.end, self.origin = source, start, end, origin
-        return self
-
-    def __str__(self):
-        text = f"{self.command} : {self.message}" if self.command else self.message
-        if self.source is not None:
-            text += "\n" + where(self.source, self.start, self.end - self.start, self.origin)
-        return text
-
-
-class ExitRequest(Exception):
-    """
-    C{exit} was run: the Shell ends with C{status}.
-    """
-
-    def __init__(self, status):
-        super().__init__(status)
-        self.status = status
-
-
 class _Bound:
     """
     A command whose command-line arguments are bound.
@@ -169,15 +127,22 @@ class _Bound:
         self.arguments = arguments
         self.whatIf = whatIf
         self.verbose = verbose
+        self.errorAction = errorAction
         self.quiet = errorAction in ("silentlycontinue", "ignore")
 
 
-class Session:
+class Session(Evaluation):
     """
-    A Shell session: variables, and the statements run so far.
+    A Shell session: variables, functions, and the statements run so far.
 
     @ivar failed: whether a statement has failed in this session.
-    @ivar variables: the variables, by lower-case name.
+    @ivar variables: the variables, by lower-case name (a C{ChainMap}
+        while a function runs: its own scope first).
+    @ivar functions: the functions the scripts defined:
+        C{(FunctionDefinition, source, origin)} by lower-case name.
+    @ivar errorCount: how many errors the session has had, shown or not.
+    @ivar tryDepth: how many C{try} blocks are running.
+    @ivar strict: whether every error ends the statement (L{invoke}).
     """
 
     def __init__(self, configPath, host=None, cmdlets=None, aliases=None):
@@ -186,11 +151,14 @@ class Session:
         self.cmdlets = CMDLETS if cmdlets is None else cmdlets
         self.aliases = ALIASES if aliases is None else aliases
         self.variables = {}
+        self.functions = {}
         self.failed = False
         self.succeeded = True
+        self.errorCount = 0
+        self.tryDepth = 0
+        self.strict = False
         self._origin = None
         self._source = ""
-        self._statementFailed = False
 
     # Running text.
 
@@ -217,7 +185,12 @@ class Session:
                 return False
         ok = True
         for statement in script.statements:
-            ok = self.runStatement(statement, script.source, origin) and ok
+            try:
+                ok = self.runStatement(statement, script.source, origin) and ok
+            except FlowRequest as request:
+                if request.keyword in ("return", "break"):
+                    # As in PowerShell: the script ends there.
+                    break
         return ok
 
     def runStatement(self, statement, source, origin=None):
@@ -227,14 +200,14 @@ class Session:
         @return: whether it succeeded.
         """
         self._source, self._origin = source, origin
-        self._statementFailed = False
+        before = self.errorCount
         output = []
         try:
-            self._statement(statement, output.append)
+            self.execute(statement, output.append)
         except ShellError as error:
             self._show(output)
             self._error(error.locate(source, statement.start, statement.end, origin))
-        except (ExitRequest, KeyboardInterrupt):
+        except (ExitRequest, FlowRequest, KeyboardInterrupt):
             self._show(output)
             raise
         except BrokenPipeError:
@@ -242,11 +215,11 @@ class Session:
         except Exception as error:  # noqa: BLE001 - never a traceback
             self._show(output)
             self._error(
-                ShellError(_describe(error)).locate(source, statement.start, statement.end, origin)
+                ShellError(describe(error)).locate(source, statement.start, statement.end, origin)
             )
         else:
             self._show(output)
-        self.succeeded = not self._statementFailed
+        self.succeeded = self.errorCount == before
         return self.succeeded
 
     def invoke(self, text):
@@ -260,14 +233,20 @@ class Session:
         script = parse(text)
         output = []
         self._source, self._origin = script.source, None
-        for statement in script.statements:
-            self._statementFailed = False
-            try:
-                self._statement(statement, output.append)
-            except ShellError as error:
-                self._fail()
-                raise error.locate(script.source, statement.start, statement.end) from None
-            self.succeeded = not self._statementFailed
+        self.strict = True
+        try:
+            for statement in script.statements:
+                before = self.errorCount
+                try:
+                    self.execute(statement, output.append)
+                except ShellError as error:
+                    self._fail()
+                    raise error.locate(script.source, statement.start, statement.end) from None
+                except FlowRequest:
+                    break
+                self.succeeded = self.errorCount == before
+        finally:
+            self.strict = False
         return output
 
     def _show(self, output):
@@ -276,29 +255,56 @@ class Session:
             if text:
                 self.host.write(text)
 
-    def _fail(self):
-        self.failed = True
-        self._statementFailed = True
+    def _fail(self, quiet=False):
+        self.errorCount += 1
         self.succeeded = False
+        if not quiet:
+            self.failed = True
 
     def _error(self, error, quiet=False):
-        if quiet:
-            return
-        self._fail()
-        self.host.writeError(str(error))
+        self._fail(quiet)
+        # $Error, newest first, as in PowerShell.
+        errors = getattr(self.variables, "maps", [self.variables])[-1]
+        errors["error"] = (ErrorRecord(error), *(errors.get("error") or ())[:99])
+        if not quiet:
+            self.host.writeError(str(error))
 
-    def _statement(self, statement, emit):
+    def _cmdletError(self, error, command, raised):
         """
-        Run a statement: its output goes to C{emit}, unless it is assigned.
+        A cmdlet's error: non-terminating unless -ErrorAction Stop (or
+        C{$ErrorActionPreference}) says so, or L{invoke} runs it.
+
+        @param raised: whether the cmdlet raised it (else it wrote it and
+            went on).
+        """
+        action = command.errorAction
+        if action is None:
+            action = toText(lookupVariable(self.variables, "ErrorActionPreference")).lower() or None
+        if action == "stop" or (raised and self.strict and not command.quiet):
+            error.scriptTerminating = action == "stop"
+            raise error
+        self._error(error, action in ("silentlycontinue", "ignore"))
+
+    def runPipeline(self, statement, emit):
+        """
+        Run a pipeline: its output goes to C{emit}, unless it is assigned.
         """
         if statement.assignTo is None:
             for value in self._pipeline(statement):
                 emit(value)
             return
-        values = list(self._pipeline(statement))
-        self.assign(statement.assignTo, _single(values), statement)
+        elements = statement.elements
+        if len(elements) == 1 and not isinstance(elements[0], Command):
+            value = self.evaluate(elements[0])
+        else:
+            value = single(list(self._pipeline(statement)))
+        self.assign(statement.assignTo, value, statement)
 
     def assign(self, name, value, node=None):
+        """
+        Set the variable C{name} (C{env:X} sets the environment's,
+        C{global:x} and C{script:x} the session's outermost scope).
+        """
         lower = name.lower()
         scope, _, rest = lower.partition(":")
         if rest:
@@ -316,7 +322,10 @@ class Session:
             raise ShellError(
                 f"Cannot overwrite variable {lower} because it is read-only or constant."
             )
-        self.variables[lower] = value
+        variables = self.variables
+        if rest and scope in ("global", "script") and hasattr(variables, "maps"):
+            variables = variables.maps[-1]
+        variables[lower] = value
 
     # Pipelines.
 
@@ -350,7 +359,7 @@ class Session:
         if cmdlet.collectInput:
             items = tuple(upstream)
             arguments = dict(command.arguments)
-            if pipelineParameters and items:
+            if pipelineParameters:
                 arguments[pipelineParameters[0].name] = items
             self._checkMandatory(command, arguments, pipelineToo=True)
             yield from self._call(command, arguments)
@@ -362,22 +371,24 @@ class Session:
                 if found:
                     arguments[parameter.name] = _coerce(parameter, value, cmdlet.name)
             if len(arguments) == len(command.arguments):
-                self._error(
+                self._cmdletError(
                     ShellError(
                         "The input object cannot be bound to any parameters for the command either "
                         "because the command does not take pipeline input or the input and its "
                         "properties do not match any of the parameters that take pipeline input.",
                         cmdlet.name,
                     ).locate(self._source, command.node.start, command.node.end, self._origin),
-                    command.quiet,
+                    command,
+                    raised=False,
                 )
                 continue
             try:
                 self._checkMandatory(command, arguments, pipelineToo=True)
             except ShellError as error:
-                self._error(
+                self._cmdletError(
                     error.locate(self._source, command.node.start, command.node.end, self._origin),
-                    command.quiet,
+                    command,
+                    raised=False,
                 )
                 continue
             yield from self._call(command, arguments)
@@ -427,13 +438,15 @@ class Session:
                     yield result
             finally:
                 for message in context.errors:
-                    self._error(ShellError(message, cmdlet.name).locate(*where), command.quiet)
-        except (ShellError, ExitRequest, KeyboardInterrupt, GeneratorExit):
+                    self._cmdletError(
+                        ShellError(message, cmdlet.name).locate(*where), command, raised=False
+                    )
+        except (ShellError, ExitRequest, FlowRequest, KeyboardInterrupt, GeneratorExit):
             raise
         except Exception as error:  # noqa: BLE001 - every failure is shown, never a traceback
-            if command.quiet:
-                return
-            raise ShellError(_describe(error), cmdlet.name).locate(*where) from None
+            self._cmdletError(
+                ShellError(describe(error), cmdlet.name).locate(*where), command, raised=True
+            )
 
     # Binding.
 
@@ -441,6 +454,9 @@ class Session:
         """
         @return: the L{Cmdlet} named C{name} or one of its aliases, or C{None}.
         """
+        function = self.functionCmdlet(name)
+        if function is not None:
+            return function
         lower = name.lower()
         lower = self.aliases.get(lower, lower).lower()
         return self.cmdlets.get(lower)
@@ -661,100 +677,6 @@ class Session:
                 self._origin,
             )
 
-    # Expressions.
-
-    def evaluate(self, node):
-        """
-        @return: the value of an expression node.
-        """
-        if isinstance(node, Constant):
-            return node.value
-        if isinstance(node, Variable):
-            if node.name == "?":
-                return self.succeeded
-            return lookupVariable(self.variables, node.name)
-        if isinstance(node, ExpandableString):
-            return "".join(
-                part if isinstance(part, str) else toText(self.evaluate(part))
-                for part in node.parts
-            )
-        if isinstance(node, Composite):
-            return "".join(toText(self.evaluate(piece)) for piece in node.pieces)
-        if isinstance(node, Member):
-            try:
-                return evaluator.member(self.evaluate(node.target), node.name, node.call)
-            except FilterError as error:
-                raise ShellError(
-                    str(error), None, self._source, node.start, node.end, self._origin
-                ) from None
-            except (ShellError, ExitRequest, KeyboardInterrupt):
-                raise
-            except Exception as error:  # noqa: BLE001 - a method of an object failed
-                raise ShellError(
-                    _describe(error), None, self._source, node.start, node.end, self._origin
-                ) from None
-        if isinstance(node, ArrayLiteral):
-            return tuple(self.evaluate(item) for item in node.items)
-        if isinstance(node, Paren):
-            return _single(self._collect(node.pipeline))
-        if isinstance(node, SubExpression):
-            return _single(self._statements(node.statements))
-        if isinstance(node, ArrayExpression):
-            return tuple(self._statements(node.statements))
-        if isinstance(node, HashLiteral):
-            return {key: _single(self._collect(value)) for key, value in node.pairs}
-        if isinstance(node, ScriptBlockLiteral):
-            return node.block
-        if isinstance(node, Pipeline):
-            return _single(self._collect(node))
-        raise ShellError(f"Cannot evaluate {type(node).__name__}.")
-
-    def _collect(self, pipeline):
-        output = []
-        self._statement(pipeline, output.append)
-        return output
-
-    def _statements(self, statements):
-        output = []
-        for statement in statements:
-            self._statement(statement, output.append)
-        return output
-
-
-def notRecognized(name):
-    """
-    PowerShell's message for a command it does not have.
-    """
-    return (
-        f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or "
-        "operable program. Check the spelling of the name, or if a path was included, verify that "
-        "the path is correct and try again."
-    )
-
-
-def _single(values):
-    """
-    PowerShell's result of a pipeline as a value: nothing is C{$null}, one
-    object is itself, more are an array.
-    """
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return tuple(values)
-
-
-def _enumerate(value):
-    """
-    The objects a value sends down a pipeline: an array's items, one object,
-    or nothing for C{$null}.
-    """
-    if value is None:
-        return ()
-    if isinstance(value, (list, tuple)) and not hasattr(value, "_asdict"):
-        return value
-    return (value,)
-
 
 def _coerce(parameter, value, command):
     """
@@ -796,23 +718,3 @@ def _fromPipeline(parameter, item):
         if not isScalar(item) and hasProperty(item, name):
             return True, getProperty(item, name)
     return False, None
-
-
-def _describe(error):
-    """
-    The message of an exception raised by a cmdlet, without a traceback.
-    """
-    if isinstance(error, (CmdletError, ConfigError, FilterError)):
-        return str(error)
-    if isinstance(error, PowerShellSyntaxError):
-        return str(error)
-    if isinstance(error, EndOfInput):
-        return "The end of standard input was reached before the answer."
-    if isinstance(error, OSError):
-        where = f"{error.filename}: " if error.filename else ""
-        return f"{where}{error.strerror or error}"
-    if os.environ.get("EXMTA_SHELL_TRACEBACK"):
-        traceback.print_exception(error)
-    return (
-        f"{type(error).__name__}: {error} (an error in exmta; EXMTA_SHELL_TRACEBACK=1 shows where)"
-    )

@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+from tests.e2e.browser import startBrowser, stopBrowser
 from tests.e2e.harness import ServerProcess, freePort, writeOrganization
 
 GATEWAY_PASSWORD = "Gateway-Pa55word!"
@@ -120,3 +121,15 @@ def organization(tmp_path_factory):
     running = RunningOrganization(str(tmp_path_factory.mktemp("org")))
     yield running
     running.server.stop()
+
+
+@pytest.fixture
+def browser():
+    """
+    A new headless chromium (tests/e2e/browser.py), for the console's tests.
+    """
+    driver = startBrowser()
+    try:
+        yield driver
+    finally:
+        stopBrowser(driver)

@@ -7,22 +7,16 @@ logs off, and is refused with a wrong password and with an account outside
 Organization Management.
 
 With EXMTA_CONSOLE_SCREENSHOTS set, the overview is saved as
-docs/console-overview.png (the screenshot the docs show); otherwise the
-repository is left alone.
+docs/console/overview.png (tests/e2e/browser.py).
 """
 
-import os
-import shutil
-import tempfile
-
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.e2e.harness import REPOSITORY, ServerProcess, freePort, writeOrganization
+from tests.e2e.browser import WAIT, logOn, rows, screenshot
+from tests.e2e.harness import ServerProcess, freePort, writeOrganization
 
 ADMIN_PASSWORD = "Console-Pa55word!"
 KIM_PASSWORD = "Kims-Pa55word!"
@@ -49,22 +43,6 @@ SmartHosts = smtpgateway1.contoso.com
 DNSRoutingEnabled = $false
 """
 
-# Headless, and nothing but loopback: no background fetches, updates or sync.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--ignore-certificate-errors",  # the server's self-signed certificate
-    "--window-size=1280,900",
-)
-WAIT = 30
-
-
 @pytest.fixture
 def console(tmp_path):
     port = freePort()
@@ -82,40 +60,6 @@ def console(tmp_path):
         yield f"https://127.0.0.1:{port}/ecp/"
     finally:
         server.stop()
-
-
-@pytest.fixture
-def browser():
-    # Selenium must not look for drivers or report usage over the network.
-    os.environ["SE_OFFLINE"] = "true"
-    os.environ["SE_AVOID_STATS"] = "true"
-    profile = tempfile.mkdtemp()
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS + (f"--user-data-dir={profile}",):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def logOn(browser, url, user, password):
-    browser.get(url)
-    WebDriverWait(browser, WAIT).until(expected_conditions.url_to_be(url + "logon"))
-    browser.find_element(By.ID, "username").send_keys(user)
-    browser.find_element(By.ID, "password").send_keys(password)
-    browser.find_element(By.ID, "logon").click()
-
-
-def rows(browser, table):
-    element = browser.find_element(By.ID, table)
-    return [
-        [cell.text for cell in row.find_elements(By.CSS_SELECTOR, "th, td")]
-        for row in element.find_elements(By.TAG_NAME, "tr")
-    ]
 
 
 def test_logOnReadTheOverviewLogOff(console, browser):
@@ -138,8 +82,7 @@ def test_logOnReadTheOverviewLogOff(console, browser):
     assert rows(browser, "Get-TransportServer")[1][:2] == ["HubA", "huba.fabrikam.com"]
     cookie = browser.get_cookie("exmta-ecp-session")
     assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-    if os.environ.get("EXMTA_CONSOLE_SCREENSHOTS"):
-        browser.save_screenshot(os.path.join(REPOSITORY, "docs", "console-overview.png"))
+    screenshot(browser, "overview")
 
     browser.find_element(By.ID, "logoff").click()
     WebDriverWait(browser, WAIT).until(expected_conditions.url_to_be(console + "logon"))

@@ -288,6 +288,38 @@ class PassLimitTests(HopsTestCase):
         self.assertEqual([call.queueId for call in remote.calls], queueIds)
         self.assertEqual(self.spool.messages(), [])
 
+    async def test_manyWaitingTheirTurnParkWithoutRecursion(self):
+        """
+        Messages waiting their turn that are parked as soon as their pass
+        starts (their next hop went in retry meanwhile) are all parked, and
+        all go once it is back: each pass that ends at once does not start
+        the next one from inside itself.
+        """
+        self.patch(manager, "MAX_PASSES", 3)
+        remote = HeldRemoteDelivery()
+        self.start(remoteDelivery=remote)
+        await self.reachSmartHost(remote)
+        count = 3000
+        await gatherResults([
+            self.spool.enqueue(*self.envelopeOf(f"r{number}@example.org")) for number in range(count)
+        ])
+        await remote.whenCalled(3)
+        self.assertEqual(len(remote.calls), 3)
+        self.assertEqual(len(self.queue._due), count - 3)
+        remote.answer(REFUSED)
+        await self.queue.whenIdle()
+        self.assertEqual(self.queue.hops.parked(SMART_HOST.key), count - 3)
+        self.assertEqual(self.queue._due, {})
+        remote.calls.clear()
+        self.clock.advance(RETRY)
+        await remote.whenCalled(1)
+        # The others go through a send side that answers at once.
+        self.queue.remoteDelivery = self.remote
+        remote.answer()
+        await self.queue.whenIdle()
+        self.assertEqual(self.spool.messages(), [])
+        self.assertEqual(len(self.remote.calls), count - 1)
+
     async def test_processedWaitsForAMessageWaitingItsTurn(self):
         self.patch(manager, "MAX_PASSES", 1)
         remote = HeldRemoteDelivery()

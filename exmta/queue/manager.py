@@ -283,6 +283,7 @@ class QueueManager(service.Service):
         self._waiters = {}
         self._timers = {}
         self._due = {}
+        self._startingDue = False
         self.hops = NextHops(reactor, self._release)
         self.notifications = SenderNotifications(
             spool, reactor, self.tracking, self.log, self.serverName,
@@ -481,14 +482,24 @@ class QueueManager(service.Service):
         return queueId in self._passes or queueId in self._due
 
     def _startDue(self):
-        while self._due and len(self._passes) < MAX_PASSES and self.running:
-            queueId = next(iter(self._due))
-            del self._due[queueId]
-            queued = self.current(queueId)
-            if queued is not None:
-                self.process(queued)
-            else:
-                self.hops.passEnded(queueId)
+        # A pass may end before process returns (a message parked behind
+        # its next hop does), and its end comes back here: the loop
+        # running already starts the next ones, where recursing would go
+        # as deep as the messages waiting their turn.
+        if self._startingDue:
+            return
+        self._startingDue = True
+        try:
+            while self._due and len(self._passes) < MAX_PASSES and self.running:
+                queueId = next(iter(self._due))
+                del self._due[queueId]
+                queued = self.current(queueId)
+                if queued is not None:
+                    self.process(queued)
+                else:
+                    self.hops.passEnded(queueId)
+        finally:
+            self._startingDue = False
 
     def _cancelTimer(self, queueId):
         timer = self._timers.pop(queueId, None)

@@ -4,30 +4,45 @@ BasicAuth accounts and its send connectors' credentials, and open its
 Exchange Management Shell.  Running a server is C{twistd exmta}.
 
     exmta check-config [-c etc/org.ini]
+    exmta check-health [-c etc/org.ini] [--server NAME]
     exmta account set [-c etc/org.ini] USER@DOMAIN
     exmta account remove [-c etc/org.ini] USER@DOMAIN
     exmta account list [-c etc/org.ini]
     exmta credential set [-c etc/org.ini] NAME USERNAME
     exmta credential remove [-c etc/org.ini] NAME
     exmta credential list [-c etc/org.ini]
+    exmta config export [-c etcd://127.0.0.1:2379/exmta/fabrikam] FILE
+    exmta config import [-c etcd://127.0.0.1:2379/exmta/fabrikam] FILE
     exmta shell [-c etc/org.ini] [-Command '<statements>' | script.ps1]
+
+C{-c} names org.ini's file or its etcd key (L{exmta.config.storage}).
+C{config export} writes the organization's text to FILE (C{-} for standard
+output) as stored; C{config import} validates FILE exactly as a server
+would and stores it in place of what C{-c} names, for moving an
+organization between a file and etcd.
 
 C{account set} and C{credential set} read the password twice from the
 terminal, or one line from standard input when that is not a terminal, so
 scripts can pipe it in.  C{credential list} shows names and user names,
 never passwords.  Errors are one line, C{exmta: <what and where>}, and exit
-status 1.  C{exmta shell} is L{exmta.shell.main}: it reads its own
+status 1.  C{exmta check-health} asks a running server's readiness
+endpoint (its C{[Monitoring]} Binding, L{exmta.metrics.web}) and prints
+what it says; it exits 0 when the server is ready, 1 when it is not or
+cannot be reached.  C{exmta shell} is L{exmta.shell.main}: it reads its own
 arguments, PowerShell's way (C{-Command}).
 """
 
 import argparse
 import getpass
+import os
 import sys
 
 from exmta.auth.accounts import AccountStore, checkUserPrincipalName
 from exmta.auth.credentials import CredentialStore, checkCredentials, checkUsername
-from exmta.config import loadOrganization
+from exmta.config import loadOrganization, storageFor
+from exmta.config.storage import FileStorage
 from exmta.config.values import credentialName
+from exmta.durable import replaceFile
 from exmta.errors import ConfigError
 
 
@@ -63,6 +78,63 @@ def checkConfig(arguments):
     }
     summary = ", ".join(f"{what}: {count}" for what, count in counts.items())
     print(f"{organization.path}: OK ({summary})")
+
+
+def exportConfig(arguments):
+    storage = storageFor(arguments.config)
+    text, _ = storage.read()
+    if arguments.file == "-":
+        sys.stdout.write(text)
+        return
+    replaceFile(os.path.abspath(arguments.file), text.encode("utf-8"))
+    print(f"exported {storage.name} to {arguments.file}")
+
+
+def importConfig(arguments):
+    source = FileStorage(arguments.file)
+    text, _ = source.read()
+    source.organization(text)
+    target = storageFor(arguments.config)
+    target.organization(text)
+    with target.writing():
+        target.replace(text, None)
+    print(f"imported {source.name} into {target.name}")
+
+
+def checkHealth(arguments):
+    import json
+    import urllib.error
+    import urllib.request
+
+    from exmta.config.servers import chooseServer
+
+    organization = loadOrganization(arguments.config)
+    server = chooseServer(organization, arguments.server)
+    monitoring = organization.monitorings.get(server.name)
+    if monitoring is None:
+        raise _Refused(
+            f"TransportServer {server.name} serves no health endpoint; add a "
+            f"[Monitoring {server.name}] section to {organization.path}"
+        )
+    host = monitoring.binding.host
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    url = "http://{}:{}/health/ready".format(
+        f"[{host}]" if ":" in host else host, monitoring.binding.port
+    )
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            details = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        details = json.loads(error.read() or b"{}")
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise _Refused(f"{server.name} is not ready: cannot reach {url} ({reason})") from None
+    ready = details.pop("ready", False)
+    facts = ", ".join(f"{key}: {value}" for key, value in sorted(details.items()))
+    if not ready:
+        raise _Refused(f"{server.name} is not ready ({facts})")
+    print(f"{server.name} is ready ({facts})")
 
 
 def setAccount(arguments):
@@ -145,7 +217,8 @@ def _parser():
         "-c",
         "--config",
         default="etc/org.ini",
-        help="the organization's configuration file (default: %(default)s)",
+        help="the organization's configuration: org.ini's path or an etcd URL "
+        "(default: %(default)s)",
     )
     parser = argparse.ArgumentParser(
         prog="exmta",
@@ -159,6 +232,29 @@ def _parser():
         help="validate org.ini, the account store and the credential store",
     )
     check.set_defaults(run=checkConfig)
+    health = commands.add_parser(
+        "check-health",
+        parents=[config],
+        help="ask a running server whether it is ready (receive bindings listening, "
+        "queue open, back pressure not High); exit status 1 if not",
+    )
+    health.add_argument("--server", help="the TransportServer (default: as twistd exmta chooses)")
+    health.set_defaults(run=checkHealth)
+
+    configuration = commands.add_parser(
+        "config", help="move an organization's configuration between a file and etcd"
+    )
+    actions = configuration.add_subparsers(metavar="ACTION", required=True)
+    command = actions.add_parser(
+        "export", parents=[config], help="write the configuration -c names to FILE"
+    )
+    command.add_argument("file", metavar="FILE", help="where to write it; - for standard output")
+    command.set_defaults(run=exportConfig)
+    command = actions.add_parser(
+        "import", parents=[config], help="validate FILE and store it where -c names"
+    )
+    command.add_argument("file", metavar="FILE", help="an org.ini")
+    command.set_defaults(run=importConfig)
 
     account = commands.add_parser("account", help="manage BasicAuth accounts")
     actions = account.add_subparsers(metavar="ACTION", required=True)

@@ -92,3 +92,8 @@ class ConnectionFailure(TransientFailure):
     recipient of the attempt is retried on the connection-failure schedule
     (TransientFailureRetryInterval, then OutboundConnectionFailureRetryInterval).
     """
+
+
+# Back pressure's refusal (Exchange's text), and the answer to a message
+# the queue had no room for.
+INSUFFICIENT_RESOURCES = Reply(452, "4.3.1", "Insufficient system resources")

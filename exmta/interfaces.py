@@ -63,6 +63,18 @@ class IExternallySecured(ICredentials):
     peerHost = Attribute("The peer's IP address, as a string.")
 
 
+class IExchangeServerCertificate(ICredentials):
+    """
+    Exchange Server authentication: the certificate chain a TLS client
+    presented on a receive connector whose AuthMechanism includes
+    ExchangeServer (L{exmta.auth.certificates}).
+    """
+
+    chain = Attribute(
+        "The client's certificates (C{cryptography.x509.Certificate}), its own first."
+    )
+
+
 class IAccountStore(Interface):
     """
     The accounts BasicAuth checks: user principal names with slow, salted
@@ -90,6 +102,103 @@ class IAccountStore(Interface):
     def names():
         """
         @return: the user principal names, sorted.
+        """
+
+
+class IConfigurationStorage(Interface):
+    """
+    Where an organization's org.ini text lives: a file (the default, for
+    one server) or a key of etcd that several transport servers share
+    (L{exmta.config.storage}).  The Shell reads and writes the text through
+    it; a server reads it at start and at each reload.
+    """
+
+    location = Attribute(
+        "What the administrator named: org.ini's path or the etcd URL.  "
+        "Opening it again reaches the same text."
+    )
+    name = Attribute(
+        "What errors call it: the file's path, or the etcd URL of the key "
+        "without its options."
+    )
+    folder = Attribute(
+        "The local folder relative paths of org.ini start from, and where "
+        "this server keeps its account and credential stores."
+    )
+
+    def read():
+        """
+        @return: C{(text, revision)}: the text as stored (a byte order
+            mark kept) and an opaque revision to hand to L{replace}.
+        @raise exmta.errors.ConfigError: it cannot be read.
+        """
+
+    def writing():
+        """
+        @return: a context manager held around a read, change and
+            L{replace}: the file's write lock; nothing for etcd, whose
+            L{replace} compares revisions instead.
+        """
+
+    def replace(text, revision):
+        """
+        Store C{text} if what is stored is still at C{revision} (any
+        revision when C{revision} is L{None}).
+
+        @return: whether it was stored; L{False} when another writer
+            changed the text since it was read (read it again, redo the
+            change).
+        @raise exmta.errors.ConfigError: it cannot be written.
+        """
+
+    def organization(text):
+        """
+        @return: the L{exmta.config.model.Organization} C{text} describes,
+            read as stored here.
+        @raise exmta.errors.ConfigError: naming this storage, the line,
+            section and key at fault.
+        """
+
+
+class IBackPressure(Interface):
+    """
+    Exchange 2010's back pressure as the receive side asks it
+    (L{exmta.monitor}): whether a MAIL FROM may go on.
+    """
+
+    level = Attribute("The server's level now: C{Normal}, C{Medium} or C{High}.")
+
+    def mailRefusal(principal, refusedBefore):
+        """
+        @param principal: the session's L{IPrincipal}.
+        @param refusedBefore: how many MAIL FROMs of the session back
+            pressure refused so far (the tarpit grows with them).
+        @return: L{None} if the MAIL FROM may go on, else C{(delay,
+            reply)}: the reply, to send after C{delay} seconds.
+        """
+
+
+class IReceiveObserver(Interface):
+    """
+    Hears what the receive side answers, for metrics
+    (L{exmta.metrics}): called on the reactor thread, so it must be cheap
+    and must not raise.
+    """
+
+    def replied(connector, session, reply):
+        """
+        The server sent C{reply} (an L{exmta.envelope.Reply}).
+
+        @param connector: the L{exmta.config.model.ReceiveConnector} of
+            the connection, or L{None} when none matched it.
+        @param session: the L{exmta.envelope.Session}, or L{None} when the
+            connection was refused before its session began.
+        """
+
+    def tlsNegotiated(connector, version):
+        """
+        A session on C{connector} finished its STARTTLS handshake with
+        protocol C{version} (C{TLSv1.3}).
         """
 
 
@@ -197,7 +306,10 @@ class IRemoteDelivery(Interface):
         @param recipients: the recipient addresses (str) for this next hop.
         @param message: the message bytes, CRLF line ends.
         @return: a Deferred firing with a mapping of every address in
-            C{recipients} to L{None} (the next hop took it) or an
+            C{recipients} to L{None} (the next hop took it, and with it
+            any RFC 3461 notification asked for), L{exmta.envelope.Relayed}
+            (the next hop took it but offers no DSN, and the recipient asked
+            for NOTIFY=SUCCESS: its sender is told "relayed") or an
             L{exmta.errors.SMTPFailure}: L{exmta.errors.PermanentFailure}
             (5xx), L{exmta.errors.TransientFailure} (4xx for that recipient)
             or L{exmta.errors.ConnectionFailure} (the attempt as a whole

@@ -11,29 +11,44 @@ from dataclasses import dataclass, field
 from twisted.application import service
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from exmta.admin.commands import AdminCommands
 from exmta.admin.protocol import adminSocketPath
-from exmta.admin.server import AdminService
+from exmta.admin.server import AdminService, AdminTLSService
 from exmta.auth.accounts import AccountStore
+from exmta.auth.certificates import ExchangeServerChecker, loadIdentity
 from exmta.auth.checkers import AccountChecker
 from exmta.auth.credentials import CredentialStore, checkCredentials
-from exmta.config import loadOrganization
+from exmta.config import storageFor
+from exmta.config.monitoring import resourceMonitoringOf
 from exmta.config.servers import chooseServer
+from exmta.config.storage import EtcdUnavailable, isEtcd
+from exmta.configwatch import EtcdWatch
 from exmta.console.site import consoleService
 from exmta.deliver import loadDeliveryAgent
 from exmta.errors import ConfigError
+from exmta.metrics.observers import ReceiveObserver, TrackingObserver
+from exmta.metrics.registry import LogCounting, ServerMetrics
+from exmta.metrics.web import monitoringResource, monitoringService
+from exmta.monitor.levels import HIGH
+from exmta.monitor.service import ResourceMonitor
 from exmta.protocollog import ProtocolLog
 from exmta.queue.manager import QueueManager
 from exmta.queue.spool import Spool
 from exmta.receive.limits import ConnectionCounts
 from exmta.receive.configuration import ReceiveConfiguration, configureReceive
 from exmta.receive.listener import ReceiveFactory, ReceiveService
+from exmta.receive.selection import listeningAddresses
 from exmta.receive.workerpool import WorkerPool
-from exmta.routing import nextHopFor
+from exmta.routing import linkedNextHop, nextHopFor
 from exmta.send import SmtpDelivery
-from exmta.tracking import MessageTrackingLog
+from exmta.tls import mutualServerOptions
+from exmta.tracking import MessageTrackingLog, searchTrackingLog
+
+
+_log = Logger()
 
 
 class TransportServerService(service.MultiService):
@@ -48,11 +63,13 @@ class TransportServerService(service.MultiService):
 
     log = Logger()
 
-    def __init__(self, name, closers):
+    def __init__(self, name, closers, storage=None):
         super().__init__()
         self.setName(name)
         self._closers = closers
+        self.storage = storage
         self.configuration = None
+        self.watch = None
         self._parts = None
 
     @inlineCallbacks
@@ -63,7 +80,7 @@ class TransportServerService(service.MultiService):
         for close in self._closers:
             yield maybeDeferred(close)
 
-    def reload(self):
+    def reload(self, text=None):
         """
         Read org.ini again and run under it: sessions, routing and sends
         that start from now on use the new configuration, those in progress
@@ -75,16 +92,20 @@ class TransportServerService(service.MultiService):
         C{RestartRequired}: the TransportServer's folders and log settings
         and its outbound connection caps.
 
+        @param text: the org.ini text to run under, as the etcd watch hands
+            it over; by default org.ini is read again (on etcd: the newest
+            text the watch has seen, since the reactor must not wait on a
+            blocking read).
         @return: C{{"Path": org.ini, "RestartRequired": [setting names]}}.
         @raise ConfigError: the configuration was refused; the running one
             stays.
         """
         old = self.configuration
-        reactor, factory, manager, delivery, receive, workers = self._parts
+        reactor, factory, manager, delivery, receive, workers, monitor = self._parts
         try:
-            new = configure(
-                loadOrganization(old.organization.path), old.transportServer.name, reactor
-            )
+            if text is None:
+                text = self.watch.text if self.watch is not None else self.storage.read()[0]
+            new = configure(self.storage.organization(text), old.transportServer.name, reactor)
         except ConfigError as error:
             self.log.error("reload refused, running configuration kept: {error}", error=str(error))
             raise
@@ -99,9 +120,11 @@ class TransportServerService(service.MultiService):
             self.log.error("reload refused, running configuration kept: {error}", error=str(problem))
             raise problem from None
         factory.reconfigure(new.receive)
-        delivery.reconfigure(new.organization, new.transportServer, new.credentials)
+        monitor.reconfigure(*_monitorSettings(new))
+        delivery.reconfigure(new.organization, new.transportServer, new.credentials, new.identity)
         manager.reconfigure(new.recipients, new.route, server=new.transportServer,
-                            postmaster=new.postmaster, agents=new.agents)
+                            postmaster=new.postmaster, agents=new.agents,
+                            linkedRoute=new.linkedRoute)
         manager.deliveryAgent = new.deliveryAgent
         receive.closeUnused(new.connectors)
         if workers is not None:
@@ -116,7 +139,20 @@ class TransportServerService(service.MultiService):
             path=new.organization.path,
             restart=f"; a restart is needed for {', '.join(restart)}" if restart else "",
         )
+        if self.watch is not None:
+            deferToThreadPool(
+                reactor, reactor.getThreadPool(), self.storage.writeCache, text
+            ).addErrback(lambda failure: self.log.failure("cannot keep the etcd cache", failure))
         return {"Path": new.organization.path, "RestartRequired": restart}
+
+    def _stored(self, text):
+        """
+        The etcd watch saw a new text: run under it, or log why not.
+        """
+        try:
+            self.reload(text)
+        except ConfigError:
+            pass  # logged by reload; the running configuration stays
 
 
 # TransportServer settings a reload does not apply.
@@ -128,6 +164,7 @@ _RESTART_SETTINGS = (
     ("ReceiveProtocolLogPath", "receiveProtocolLogPath"),
     ("SendProtocolLogPath", "sendProtocolLogPath"),
     ("MaxOutboundConnections", "maxOutboundConnections"),
+    ("AdminBindings", "adminBindings"),
     ("MaxPerDomainOutboundConnections", "maxPerDomainOutboundConnections"),
 )
 
@@ -148,6 +185,8 @@ class _Configuration:
     receive: ReceiveConfiguration
     credentials: object
     deliveryAgent: object
+    # Certificate, key and authority for Exchange Server authentication.
+    identity: object = None
     # Next hops by recipient domain: routing depends only on the
     # organization, fixed for this configuration (a reload makes a new one).
     # Emptied when full, so that clients naming ever new domains cannot grow it.
@@ -165,6 +204,15 @@ class _Configuration:
     def postmaster(self):
         return self.organization.postmasterAddressOf(self.transportServer.name)
 
+    def linkedRoute(self, queued):
+        """
+        L{linkedNextHop} of a queued message; L{None} at once when no send
+        connector has a LinkedReceiveConnector.
+        """
+        if not any(c.linkedReceiveConnector for c in self.organization.sendConnectors):
+            return None
+        return linkedNextHop(self.organization, self.transportServer.name, queued.receivedFrom)
+
     def route(self, address):
         domain = address.domain
         try:
@@ -176,6 +224,36 @@ class _Configuration:
                 self.organization, self.transportServer.name, domain
             )
             return nextHop
+
+
+def _monitorSettings(configuration):
+    """
+    @return: the arguments of L{ResourceMonitor.reconfigure}: the
+        server's C{[EdgeTransport]} settings and its largest MaxMessageSize.
+    """
+    server = configuration.transportServer
+    sizes = [c.maxMessageSize for c in configuration.connectors if c.server == server.name]
+    return resourceMonitoringOf(configuration.organization, server.name), max(sizes, default=0)
+
+
+def _readiness(top, receive, manager, monitor):
+    """
+    @return: C{(ready, details)}: ready when every receive binding
+        listens, the queue is open and back pressure is not High; for an
+        organization on etcd, the details say whether etcd answers.
+    """
+    wanted = set(listeningAddresses(top.configuration.connectors))
+    listening = len(receive.ports) >= len(wanted) and receive.running
+    details = {
+        "receiveBindingsListening": listening,
+        "queueOpen": manager.running,
+        "backPressureLevel": monitor.level,
+    }
+    if top.watch is not None:
+        # Not a reason to be unready: the server runs, and delivers, on its
+        # last good configuration.
+        details["etcdReachable"] = bool(top.watch.reachable)
+    return listening and manager.running and monitor.level != HIGH, details
 
 
 def configure(organization, serverName, reactor):
@@ -190,7 +268,34 @@ def configure(organization, serverName, reactor):
         receive=configureReceive(organization, transportServer, reactor),
         credentials=credentials,
         deliveryAgent=loadDeliveryAgent(organization, transportServer, reactor),
+        identity=loadIdentity(transportServer),
     )
+
+
+def _startingOrganization(location):
+    """
+    @return: the organization at C{location} (a file or etcd); when etcd
+        cannot be reached, the copy of the last configuration this server
+        ran, saying so in the log.
+    """
+    storage = storageFor(location)
+    try:
+        return storage.organization(storage.read()[0])
+    except EtcdUnavailable as error:
+        try:
+            text = storage.readCache()
+        except ConfigError as missing:
+            raise ConfigError(
+                f"{error.message}, and there is no cached configuration to start from "
+                f"({missing.message}: {missing.path})",
+                error.path,
+            ) from None
+        _log.warn(
+            "{error}; starting on the cached configuration {cache}",
+            error=str(error),
+            cache=storage.cachePath,
+        )
+        return storage.organization(text)
 
 
 def makeService(organization, server=None, reactor=None, resolver=None, workers=0):
@@ -202,8 +307,9 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
     Everything that can be checked without binding a socket is checked
     here, so configuration errors stop a start before anything listens.
 
-    @param organization: an L{exmta.config.model.Organization}, or the path
-        of an org.ini.
+    @param organization: an L{exmta.config.model.Organization}, or where
+        its org.ini is: a path or an etcd URL (L{exmta.config.storage}).
+        On etcd the server follows the key and reloads on each change.
     @param server: the TransportServer's name; see
         L{exmta.config.servers.chooseServer}.
     @param reactor: the reactor to use; the global one by default.
@@ -219,7 +325,8 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
     if reactor is None:
         from twisted.internet import reactor
     if isinstance(organization, str):
-        organization = loadOrganization(organization)
+        organization = _startingOrganization(organization)
+    storage = storageFor(organization.path)
     configuration = configure(organization, server, reactor)
     transportServer = configuration.transportServer
     spool = Spool.open(transportServer.queueDatabasePath, reactor)
@@ -228,6 +335,8 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         if transportServer.messageTrackingLogEnabled
         else None
     )
+    monitoring = organization.monitorings.get(transportServer.name)
+    metrics = None if monitoring is None else ServerMetrics(transportServer.name)
     # Rows for the workers, those of a reload's new generation, and those
     # of an older one still draining.
     connections = ConnectionCounts.create(1 + 3 * workers) if workers else None
@@ -243,17 +352,27 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         tracking=tracking,
         agents=configuration.agents,
         connections=connections,
+        observer=None if metrics is None else ReceiveObserver(metrics.count),
     )
 
     remoteDelivery = SmtpDelivery(
-        organization, transportServer, configuration.credentials, reactor, resolver=resolver
+        organization, transportServer, configuration.credentials, reactor, resolver=resolver,
+        identity=configuration.identity,
     )
     closers = [remoteDelivery.close, spool.close]
     if tracking is not None:
         closers.append(tracking.close)
     if connections is not None:
         closers.append(connections.close)
-    top = TransportServerService(f"exmta {transportServer.name}", closers)
+    top = TransportServerService(f"exmta {transportServer.name}", closers, storage)
+    queueTracking = tracking
+    if metrics is not None:
+        # The queue's events counted as they are tracked; `manager` is
+        # read when an event comes, once it exists.
+        queueTracking = TrackingObserver(
+            tracking, metrics.count, metrics.observeDelay,
+            lambda: manager.deliveryAgent.name, reactor,
+        )
     manager = QueueManager(
         spool,
         configuration.recipients,
@@ -263,10 +382,24 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         postmaster=configuration.postmaster,
         route=configuration.route,
         remoteDelivery=remoteDelivery,
-        trackingLog=tracking,
+        trackingLog=queueTracking,
         agents=configuration.agents,
+        linkedRoute=configuration.linkedRoute,
     )
+
     manager.setServiceParent(top)
+    settings, maxMessageSize = _monitorSettings(configuration)
+    logFolders = [
+        transportServer.messageTrackingLogPath,
+        transportServer.receiveProtocolLogPath,
+        transportServer.sendProtocolLogPath,
+    ]
+    monitor = ResourceMonitor(
+        settings, transportServer.queueDatabasePath, logFolders, maxMessageSize,
+        manager.submissionBacklog, reactor,
+    )
+    monitor.setServiceParent(top)
+    factory.backPressure = monitor.backPressure
     receive = ReceiveService(factory, reactor)
     receive.setName("receive")
     receive.setServiceParent(top)
@@ -277,9 +410,44 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         )
         pool.setName("workers")
         pool.setServiceParent(top)
+        monitor.onLevelChanged.append(pool.setBackPressure)
+        if metrics is not None:
+            pool.countsReceived = metrics.addCounts
+
+    def searchTracking(**filters):
+        path = top.configuration.transportServer.messageTrackingLogPath
+        return deferToThreadPool(
+            reactor, reactor.getThreadPool(), searchTrackingLog, path, **filters
+        )
+
     AdminService(
-        adminSocketPath(transportServer), AdminCommands(manager, top.reload), reactor
+        adminSocketPath(transportServer),
+        AdminCommands(manager, top.reload, monitor.diagnosticInfo, searchTracking),
+        reactor,
     ).setServiceParent(top)
+    identity = configuration.identity
+    if transportServer.adminBindings:
+        checker = ExchangeServerChecker(
+            organization, transportServer.tlsCertificateAuthorityPath, reactor
+        )
+        AdminTLSService(
+            transportServer.adminBindings,
+            AdminCommands(manager, top.reload, monitor.diagnosticInfo, searchTracking),
+            mutualServerOptions(identity.certificate, identity.privateKey, identity.authority),
+            checker.authorize,
+            reactor,
+        ).setServiceParent(top)
+    if metrics is not None:
+        LogCounting(metrics).setServiceParent(top)
+        monitoringService(
+            monitoring.binding,
+            monitoringResource(
+                metrics,
+                lambda: metrics.refresh(manager.administration.state(), monitor),
+                lambda: _readiness(top, receive, manager, monitor),
+            ),
+            reactor,
+        ).setServiceParent(top)
     directory = organization.ecpVirtualDirectories.get(transportServer.name)
     if directory is not None:
         accounts = AccountChecker(AccountStore.open(organization.accountStorePath), reactor)
@@ -291,6 +459,10 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
             reactor,
             reload=top.reload,
         ).setServiceParent(top)
+    if isEtcd(organization.path):
+        storage.writeCache(organization.text)
+        top.watch = EtcdWatch(storage, organization.text, top._stored, reactor)
+        top.watch.setServiceParent(top)
     top.configuration = configuration
-    top._parts = (reactor, factory, manager, remoteDelivery, receive, pool)
+    top._parts = (reactor, factory, manager, remoteDelivery, receive, pool, monitor)
     return top

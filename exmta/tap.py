@@ -3,6 +3,8 @@ C{twistd exmta}: command-line options to L{exmta.service.makeService}.
 
 SIGHUP makes the server read org.ini again
 (L{exmta.service.TransportServerService.reload}); the outcome is logged.
+A server whose org.ini is on etcd (C{-c etcd://...}) reloads on its own
+when the key changes.
 """
 
 import signal
@@ -24,7 +26,13 @@ class Options(usage.Options):
         "connectors, durable queue and local delivery, as org.ini describes."
     )
     optParameters = [
-        ["config", "c", "etc/org.ini", "The organization's configuration file (org.ini)."],
+        [
+            "config",
+            "c",
+            "etc/org.ini",
+            "The organization's configuration: org.ini's path, or an etcd URL "
+            "(etcd://127.0.0.1:2379/exmta/fabrikam) that the server follows.",
+        ],
         [
             "server",
             None,

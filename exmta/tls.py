@@ -14,12 +14,13 @@ next hop, L{exmta.send.tls}).
     them, which spares administrators a dhparams file.  TLS 1.3 keeps
     OpenSSL's suites, all of them AEAD.
 
-The server side adds two things a client context has no use for
-(L{ServerOptions}): clients may not renegotiate, and ALPN is ignored.
+The server side adds what a client context has no use for
+(L{ServerOptions}): clients may not renegotiate, ALPN is ignored, and
+client certificates may be asked for.
 """
 
-from OpenSSL import SSL
-from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, TLSVersion
+from OpenSSL import SSL, crypto
+from twisted.internet.ssl import AcceptableCiphers, Certificate, CertificateOptions, TLSVersion
 
 INTERMEDIATE_CIPHERS = ":".join(
     (
@@ -59,8 +60,17 @@ class ServerOptions(CertificateOptions):
         hello, the handshake goes on.
     """
 
-    def __init__(self, **options):
+    def __init__(self, clientAuthorities=None, **options):
+        """
+        @param clientAuthorities: C{cryptography} certificates of the
+            authorities whose client certificates are wanted (Exchange
+            Server authentication); L{None} asks for no client certificate.
+            The request names no authority (pyOpenSSL deprecates the
+            X509Name lists that would): clients show the certificate they
+            were given whatever the list says.
+        """
         super().__init__(**BASELINE, **options)
+        self._clientAuthorities = clientAuthorities
         self._hardened = None
 
     def getContext(self):
@@ -70,9 +80,48 @@ class ServerOptions(CertificateOptions):
             context = super().getContext()
             context.set_options(SSL.OP_NO_RENEGOTIATION)
             context.set_alpn_select_callback(_ignoreALPN)
+            if self._clientAuthorities:
+                # Asked for, not required, and not checked here: a client
+                # without one, or with one the organization did not issue,
+                # goes on as it would have; the receive connector's
+                # ExchangeServer checker alone decides what it proves.
+                context.set_verify(SSL.VERIFY_PEER, _acceptForLater)
             self._hardened = context
         return self._hardened
 
 
+def _acceptForLater(connection, certificate, errorNumber, depth, ok):
+    return True
+
+
 def _ignoreALPN(connection, offered):
     return SSL.NO_OVERLAPPING_PROTOCOLS
+
+
+def pemCertificates(data):
+    """
+    @return: the certificates of PEM bytes C{data}, in order, as
+        L{OpenSSL.crypto.X509}.
+    """
+    end = b"-----END CERTIFICATE-----"
+    return [Certificate.loadPEM(block + end).original for block in data.split(end) if b"-----BEGIN" in block]
+
+
+def mutualServerOptions(certificate, privateKey, authority):
+    """
+    @param certificate: PEM bytes: the server's certificate, then its chain.
+    @param privateKey: PEM bytes of its key.
+    @param authority: PEM bytes of the authority client certificates must
+        chain to.
+    @return: L{ServerOptions} that require a client certificate from
+        C{authority}: a handshake without one fails.
+    """
+    chain = pemCertificates(certificate)
+    return ServerOptions(
+        privateKey=crypto.load_privatekey(crypto.FILETYPE_PEM, privateKey),
+        certificate=chain[0],
+        extraCertChain=chain[1:],
+        verify=True,
+        caCerts=pemCertificates(authority),
+        requireCertificate=True,
+    )

@@ -172,6 +172,11 @@ SEND_SHOWN = dict(
     ProtocolLoggingLevel="Verbose",
     Enabled=False,
     Comment="To the partner",
+    ForceHELO=False,
+    SourceIPAddress="0.0.0.0",
+    ErrorPolicies="Default",
+    LinkedReceiveConnector=None,
+    IsScopedConnector=False,
 )
 
 
@@ -438,6 +443,22 @@ RECEIVE_SHOWN = dict(
     Enabled=True,
     Comment="Partner mail",
     CredentialCheckers=("Accounts",),
+    DeliveryStatusNotificationEnabled=True,
+    ChunkingEnabled=True,
+    BinaryMimeEnabled=True,
+    EightBitMimeEnabled=True,
+    PipeliningEnabled=True,
+    EnhancedStatusCodesEnabled=True,
+    SizeEnabled="Enabled",
+    LongAddressesEnabled=False,
+    SuppressXAnonymousTls=False,
+    TarpitInterval="00:00:05",
+    MessageRateLimit="unlimited",
+    MessageRateSource="IPAddress",
+    RequireEHLODomain=False,
+    DefaultDomain=None,
+    MaxLocalHopCount=8,
+    MaxInboundConnectionPercentagePerSource=2,
 )
 
 
@@ -655,6 +676,20 @@ def test_acceptedDomains(shell):
 def test_renameAnAcceptedDomainNamedAfterItsDomain(shell):
     shell("Set-AcceptedDomain", Identity="fabrikam.com", Name="Fabrikam")
     assert [(d.Name, d.DomainName) for d in shell("Get-AcceptedDomain")] == [("Fabrikam", "fabrikam.com")]
+
+
+def test_makeDefaultMovesTheDomainFirst(shell):
+    shell("New-AcceptedDomain", Name="Contoso", DomainName="contoso.com")
+    shell("New-AcceptedDomain", Name="Relay", DomainName="relay.example", DomainType="InternalRelay")
+    shell("Set-AcceptedDomain", Identity="contoso.com", MakeDefault=True)
+    assert [(d.Name, d.Default) for d in shell("Get-AcceptedDomain")] == [
+        ("Contoso", True), ("fabrikam.com", False), ("Relay", False)]
+    assert shell.text().index("[AcceptedDomain Contoso]") < shell.text().index("[AcceptedDomain fabrikam.com]")
+    refused(shell, "Set-AcceptedDomain", "only an Authoritative domain can be", Identity="Relay",
+            MakeDefault=True)
+    refused(shell, "Set-AcceptedDomain", "-MakeDefault takes", Identity="Relay", MakeDefault="yes")
+    shell("Set-AcceptedDomain", Identity="Relay", DomainType="Authoritative", MakeDefault=True)
+    assert [d.Name for d in shell("Get-AcceptedDomain") if d.Default] == ["Relay"]
 
 
 def test_acceptedDomainErrors(shell):

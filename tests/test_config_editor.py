@@ -493,3 +493,17 @@ def test_concurrentEditorsLoseNothing(orgFile):
     assert text.endswith(shipped().split("[Mailbox Administrator]")[1])
     leftovers = [n for n in os.listdir(os.path.dirname(orgFile)) if n not in ("org.ini", "org.ini.lock")]
     assert leftovers == []
+
+
+def test_moveBeforeTakesTheCommentsAlong():
+    document = Document("[A a]\nk = 1\n\n# about b\n[A b]\nk = 2\n")
+    document.moveBefore(document.section("A", "b"), document.section("A", "a"))
+    assert document.text == "# about b\n[A b]\nk = 2\n\n[A a]\nk = 1\n"
+
+
+def test_moveBeforeFromTheMiddle():
+    document = Document(SMALL + "\n[AcceptedDomain contoso.com]\n")
+    document.moveBefore(document.section("AcceptedDomain", "contoso.com"),
+                        document.section("AcceptedDomain", "fabrikam.com"))
+    assert document.text == SMALL.replace(
+        "# The one domain.", "[AcceptedDomain contoso.com]\n\n# The one domain.")

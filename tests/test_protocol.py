@@ -4,6 +4,7 @@ order of replies around a slow queue, and errors that must not lose mail.
 """
 
 import base64
+import errno
 
 from twisted.cred.checkers import AllowAnonymousAccess, ICredentialsChecker
 from twisted.cred.credentials import IUsernamePassword
@@ -39,6 +40,8 @@ PermissionGroups = ExchangeUsers, AnonymousUsers
 AuthTarpitInterval = 00:00:05
 MaxLogonFailures = 3
 MaxProtocolErrors = 3
+# Refusals come at once here; tests/test_receive_extensions.py tarpits.
+TarpitInterval = 00:00:00
 """
 
 
@@ -168,7 +171,7 @@ class ProtocolTests(SynchronousTestCase):
         """
         protocol, transport = self.session()
         replies = []
-        for piece in [b"MAIL FROM:<", b"a" * 300, b"a" * 300, b"a" * 5000, b"a" * 70000, b"\r"]:
+        for piece in [b"NOOP <", b"a" * 300, b"a" * 300, b"a" * 5000, b"a" * 70000, b"\r"]:
             replies += self.say(protocol, transport, piece)
             self.assertLess(len(protocol._buffer), 600)
         replies += self.say(protocol, transport, b"\nNOOP\r\n")
@@ -243,13 +246,26 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(fields["clientIp"], "127.0.0.9")
 
     def test_queueFailureIsATemporaryError(self):
-        protocol, transport = self.session()
-        self.say(protocol, transport, b"EHLO c\r\nMAIL FROM:<a@contoso.com>\r\nRCPT TO:<kim@fabrikam.com>\r\nDATA\r\n")
-        self.say(protocol, transport, b"x\r\n.\r\n")
-        self.queue.pending[0][2].errback(OSError(28, "No space left on device"))
-        self.assertEqual(transport.takeReplies(), ["451 4.3.0 Error in processing; try again later"])
-        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
-        self.assertEqual(self.say(protocol, transport, b"NOOP\r\n"), ["250 2.0.0 OK"])
+        """
+        A full disk is answered 452 4.3.1 and a failing one 451 4.3.0, as
+        the server's state (an error line, no traceback); any other error
+        of the queue is 451 4.3.0 and logged as a bug.
+        """
+        for error, answer, bugs in [
+            (OSError(errno.ENOSPC, "No space left on device"),
+             "452 4.3.1 Insufficient system resources", 0),
+            (OSError(errno.EIO, "Input/output error"),
+             "451 4.3.0 Error in processing; try again later", 0),
+            (OSError(errno.EACCES, "Permission denied"),
+             "451 4.3.0 Error in processing; try again later", 1),
+        ]:
+            protocol, transport = self.session()
+            self.say(protocol, transport, b"EHLO c\r\nMAIL FROM:<a@contoso.com>\r\nRCPT TO:<kim@fabrikam.com>\r\nDATA\r\n")
+            self.say(protocol, transport, b"x\r\n.\r\n")
+            self.queue.pending.pop()[2].errback(error)
+            self.assertEqual(transport.takeReplies(), [answer])
+            self.assertEqual(len(self.flushLoggedErrors(OSError)), bugs)
+            self.assertEqual(self.say(protocol, transport, b"NOOP\r\n"), ["250 2.0.0 OK"])
 
     def test_emptyMessageAndDotOnlyLines(self):
         protocol, transport = self.session()

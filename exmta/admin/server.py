@@ -24,7 +24,8 @@ import stat
 import struct
 
 from twisted.application import service
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
@@ -70,6 +71,7 @@ class AdminProtocol(LineOnlyReceiver):
 
     def connectionMade(self):
         self._last = succeed(None)
+        self._authorized = False
         uid = _peerUid(self.transport)
         if uid is not None and uid not in (0, os.geteuid()):
             log.warn("refused an admin connection from uid {uid}", uid=uid)
@@ -79,6 +81,16 @@ class AdminProtocol(LineOnlyReceiver):
     def lineReceived(self, line):
         if self.transport.disconnecting:
             return
+        authorize = self.factory.authorize
+        if authorize is not None and not self._authorized:
+            peer = authorize(self.transport)
+            if peer is None:
+                log.warn("refused an admin connection over TLS: no server's certificate")
+                self.sendLine(errorLine("BadRequest", "permission denied"))
+                self.transport.loseConnection()
+                return
+            self._authorized = True
+            log.info("admin connection from TransportServer {server}", server=peer)
         self._last.addCallback(lambda _: self._answer(line))
         self._last.addErrback(
             lambda failure: log.failure("cannot answer an admin request", failure)
@@ -109,10 +121,15 @@ class AdminProtocol(LineOnlyReceiver):
 
 class AdminFactory(Factory):
     protocol = AdminProtocol
-    noisy = False
 
-    def __init__(self, commands):
+    def __init__(self, commands, authorize=None):
+        """
+        @param authorize: for TCP: called with a connection's transport
+            (its TLS handshake done), returns the name of the server its
+            certificate proves, or L{None} to refuse it.
+        """
         self.commands = commands
+        self.authorize = authorize
 
 
 def _removeStale(path):
@@ -196,3 +213,47 @@ class AdminService(service.Service):
         # Twisted removes the socket file; the folder descriptor a long
         # path needs must stay open until it has.
         return maybeDeferred(port.stopListening).addBoth(lambda result: scope.close())
+
+
+class AdminTLSService(service.Service):
+    """
+    Listens on the TransportServer's AdminBindings with mutual TLS, for the
+    Shells of the organization's other servers (C{Get-Queue -Server}):
+    the TLS context requires a client certificate from the organization's
+    authority, and C{authorize} says which server it names.
+    """
+
+    name = "admin-tls"
+
+    def __init__(self, bindings, commands, contextFactory, authorize, reactor):
+        self.bindings = bindings
+        self.commands = commands
+        self.contextFactory = contextFactory
+        self.authorize = authorize
+        self.reactor = reactor
+        self.ports = []
+
+    def startService(self):
+        """
+        @raise ConfigError: a binding cannot be listened on.
+        """
+        factory = AdminFactory(self.commands, self.authorize)
+        for binding in self.bindings:
+            try:
+                self.ports.append(
+                    self.reactor.listenSSL(
+                        binding.port, factory, self.contextFactory, interface=binding.host
+                    )
+                )
+            except CannotListenError as error:
+                self.stopService()
+                raise ConfigError(
+                    f"cannot listen on {binding} for the admin endpoint: {error.socketError}"
+                ) from None
+            log.info("admin endpoint on {binding} (mutual TLS)", binding=str(binding))
+        super().startService()
+
+    def stopService(self):
+        super().stopService()
+        ports, self.ports = self.ports, []
+        return gatherResults([maybeDeferred(port.stopListening) for port in ports])

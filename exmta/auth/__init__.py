@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-def makePortal(organization, connector, passwordChecker):
+def makePortal(organization, connector, passwordChecker, serverChecker=None):
     """
     The portal sessions on C{connector} log in through.
 
@@ -50,6 +50,10 @@ def makePortal(organization, connector, passwordChecker):
     @param passwordChecker: the L{twisted.cred.checkers.ICredentialsChecker}
         of user names and passwords, asked if the connector's AuthMechanism
         includes BasicAuth (a L{CheckerChain}, from L{connectorChecker}).
+    @param serverChecker: the L{exmta.auth.certificates.ExchangeServerChecker}
+        of the server's TlsCertificateAuthorityPath, asked if the
+        connector's AuthMechanism includes ExchangeServer; L{None} when the
+        server has no authority.
     @return: a L{Portal} whose avatars provide L{exmta.interfaces.IPrincipal}.
     """
     checkers = [AllowAnonymousAccess()]
@@ -57,6 +61,8 @@ def makePortal(organization, connector, passwordChecker):
         checkers.append(passwordChecker)
     if "ExternalAuthoritative" in connector.authMechanism:
         checkers.append(ExternalTrustChecker(connector))
+    if "ExchangeServer" in connector.authMechanism and serverChecker is not None:
+        checkers.append(serverChecker)
     return Portal(ConnectorRealm(organization, connector), checkers)
 
 

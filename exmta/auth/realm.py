@@ -55,13 +55,15 @@ class ConnectorRealm:
     def principalFor(self, avatarId):
         """
         @param avatarId: L{checkers.ANONYMOUS},
-            L{permissions.EXTERNALLY_SECURED_SERVERS}, or a lower-case user
+            L{permissions.EXTERNALLY_SECURED_SERVERS},
+            L{permissions.HUB_TRANSPORT_SERVERS} (a certificate the
+            organization issued, L{exmta.auth.certificates}), or a lower-case user
             principal name (which always has an C{@}, so it cannot be taken
             for a well-known principal).
         """
         if avatarId == checkers.ANONYMOUS:
             return self._principal(permissions.ANONYMOUS, {permissions.ANONYMOUS}, "Anonymous")
-        if avatarId == permissions.EXTERNALLY_SECURED_SERVERS:
+        if avatarId in (permissions.EXTERNALLY_SECURED_SERVERS, permissions.HUB_TRANSPORT_SERVERS):
             return self._principal(avatarId, {avatarId}, "Internal")
         addresses = frozenset(
             address

@@ -3,6 +3,8 @@ L{Cleanup}: the end of DATA, from the client's bytes to the queued message
 and the reply the client hears.
 """
 
+import errno
+import os
 from email.utils import getaddresses
 
 from zope.interface import implementer
@@ -10,15 +12,25 @@ from zope.interface import implementer
 from exmta import serverlog
 from exmta.agents import ACCEPT, CONTINUE, DISCONNECT, AgentEvent
 from exmta.auth import permissions
-from exmta.cleanup.headers import authenticationHeaders, firewall, hopCount, receivedHeader
+from exmta.cleanup.headers import (
+    authenticationHeaders,
+    firewall,
+    hopCount,
+    localHopCount,
+    receivedHeader,
+)
 from exmta.envelope import Address, Reply
-from exmta.errors import Disconnect
+from exmta.errors import INSUFFICIENT_RESOURCES, Disconnect
 from exmta.interfaces import ICleanup
-from exmta.message.header import fieldName, fields, messageId, splitHeader
+from exmta.message.header import fieldName, fields, messageId, splitHeader, subject
 
 HEADER_TOO_BIG = Reply(552, "5.3.4", "Header size exceeds fixed maximum size")
 HOP_COUNT_EXCEEDED = Reply(554, "5.4.6", "Hop count exceeded - possible mail loop")
 CANNOT_SEND_AS = Reply(550, "5.7.1", "Client does not have permissions to send as this sender")
+QUEUE_ERROR = Reply(451, "4.3.0", "Error in processing; try again later")
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+_DISK_ERRORS = _FULL | {errno.EIO, errno.EROFS}
 
 
 @implementer(ICleanup)
@@ -45,6 +57,13 @@ class Cleanup:
         self.clock = clock
         self.agents = agents
         self.tracking = tracking
+        # Whose Received: fields are local hops (MaxLocalHopCount): the
+        # organization's transport servers and receive connectors.
+        self._localNames = frozenset(
+            name.lower()
+            for name in [s.fqdn for s in organization.transportServers.values()]
+            + [c.fqdn for c in organization.receiveConnectors]
+        )
 
     def endOfData(self, connector, session, envelope, message):
         header, body = splitHeader(message)
@@ -52,12 +71,15 @@ class Cleanup:
             return HEADER_TOO_BIG
         if hopCount(header) >= connector.maxHopCount:
             return HOP_COUNT_EXCEEDED
+        local = connector.maxLocalHopCount
+        if local and localHopCount(header, self._localNames) >= local:
+            return HOP_COUNT_EXCEEDED
         principal = session.principal
         if not self._mayWriteFrom(header, principal):
             return CANNOT_SEND_AS
         fqdn = connector.fqdn
         stored = (
-            receivedHeader(session, fqdn, self.clock.seconds())
+            receivedHeader(session, fqdn, self.clock.seconds(), envelope.smtputf8)
             + authenticationHeaders(principal, fqdn)
             + firewall(header, principal.rights)
             + body
@@ -79,7 +101,9 @@ class Cleanup:
                     connector=connector.name,
                 )
                 return Reply(250, "2.6.0", "Queued mail for delivery")
-            return self.queue.enqueue(envelope, session, message).addCallback(queued, message)
+            return self.queue.enqueue(envelope, session, message).addCallbacks(
+                queued, self._notQueued, callbackArgs=(message,), errbackArgs=(connector,)
+            )
 
         def queued(queueId, stored):
             sender = str(envelope.mailFrom)
@@ -90,6 +114,7 @@ class Cleanup:
                     source="SMTP",
                     internalMessageId=queueId,
                     messageId=messageId(header),
+                    messageSubject=subject(header),
                     sender=sender,
                     recipients=recipients,
                     totalBytes=len(stored),
@@ -116,6 +141,22 @@ class Cleanup:
         return self._agentsThen(
             "OnEndOfHeaders", endOfHeaders, session=session, envelope=envelope, header=header
         )
+
+    def _notQueued(self, failure, connector):
+        """
+        A disk that is full, or failing, is the server's state, not a bug:
+        the client hears 452 4.3.1 (full) or 451 4.3.0 and sends again;
+        the queue has already removed what it had written of the message.
+        """
+        error = failure.check(OSError) and failure.value
+        if not error or error.errno not in _DISK_ERRORS:
+            return failure
+        self.log.error(
+            "cannot queue a message on {connector}: {error}",
+            connector=connector.name,
+            error=os.strerror(error.errno),
+        )
+        return INSUFFICIENT_RESOURCES if error.errno in _FULL else QUEUE_ERROR
 
     def _mayWriteFrom(self, header, principal):
         """

@@ -1,7 +1,9 @@
 """
-org.ini: one organization in one file, read into frozen values.
+org.ini: one organization in one file (or one etcd key), read into frozen
+values.
 """
 
-from exmta.config.organization import loadOrganization, parseOrganization
+from exmta.config.organization import parseOrganization
+from exmta.config.storage import loadOrganization, storageFor
 
-__all__ = ["loadOrganization", "parseOrganization"]
+__all__ = ["loadOrganization", "parseOrganization", "storageFor"]

@@ -8,15 +8,19 @@ Two layers:
   - L{Document}: org.ini's text as lines, with the sections found in it;
     add a section, set or remove a key, rename or remove a section.  Pure:
     no I/O.
-  - L{editing}: a change to the file itself.  It holds an exclusive lock on
+  - L{editing}: a change to org.ini where it is stored
+    (L{exmta.config.storage}).  For a file it holds an exclusive lock on
     C{<org.ini>.lock} from before it reads the file until after it has
-    written it, so two Shells editing at once never lose each other's
-    change; validates the new text with the server's own rules
-    (L{exmta.config.parseOrganization}) before anything is written, so a
-    change the server would refuse is refused and the file is untouched;
-    and replaces the file atomically (L{exmta.durable.replaceFile}: a
-    temporary file in the same folder, fsynced, renamed over org.ini, the
-    folder fsynced), so a reader or a crash never sees half a file.  C{diff()} shows the change as a unified
+    written it, and replaces the file atomically
+    (L{exmta.durable.replaceFile}: a temporary file in the same folder,
+    fsynced, renamed over org.ini, the folder fsynced), so a reader or a
+    crash never sees half a file.  On etcd the write compares the key's
+    revision instead, and a change that lost the race is done again on the
+    new text (L{modify}, L{retrying}).  Either way two Shells editing at
+    once never lose each other's change, and the new text is validated
+    with the server's own rules (L{exmta.config.parseOrganization}) before
+    anything is written, so a change the server would refuse is refused
+    and org.ini is untouched.  C{diff()} shows the change as a unified
     diff, for -WhatIf.
 
 Values are written in org.ini's syntax by L{formatValue}: C{$true} and
@@ -26,14 +30,12 @@ given.
 
 import datetime
 import difflib
-import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from exmta.config.organization import parseOrganization
+from exmta.config.storage import storageFor
 from exmta.config.values import formatTimespan
-from exmta.durable import locked, replaceFile
 from exmta.errors import ConfigError
 
 _ENDINGS = re.compile(r"(\r\n|\r|\n)")
@@ -254,6 +256,23 @@ class Document:
             self._lines[-1][1] = self.newline
         self._scan()
 
+    def moveBefore(self, span, other):
+        """
+        Move the section C{span}, with the comment block directly above its
+        header, to stand before the section C{other}, a blank line between
+        them (the order of sections of a kind can mean something: the first
+        Authoritative accepted domain is the default).
+        """
+        if span.header == other.header:
+            return
+        block = [content for content, _ in self._lines[span.start : span.end]]
+        while block and not block[-1].strip():
+            block.pop()
+        kind, name = other.kind, other.name
+        self.removeSection(span)
+        target = self.section(kind, name)
+        self._insert(target.start, block + [""])
+
     def _insert(self, at, lines):
         if at > 0 and not self._lines[at - 1][1]:
             self._lines[at - 1][1] = self.newline
@@ -314,18 +333,28 @@ def _checkKey(key):
     return key
 
 
+class Conflict(Exception):
+    """
+    Another writer changed org.ini's text between this edit's reading and
+    its writing (only possible on etcd, where no lock is held): read it
+    again and redo the change (L{retrying}).
+    """
+
+
 class Edit:
     """
-    One change to org.ini, made while L{editing} holds its lock.
+    One change to org.ini, made inside L{editing}.
 
-    @ivar path: org.ini.
+    @ivar path: what messages call org.ini (its path, or its etcd key).
     @ivar original: its text when the edit began.
     @ivar document: the L{Document} to change.
     """
 
-    def __init__(self, path, original):
-        self.path = path
+    def __init__(self, storage, original, revision=None):
+        self.storage = storage
+        self.path = storage.name
         self.original = original
+        self.revision = revision
         self.document = Document(original)
         self._validated = None
 
@@ -342,7 +371,7 @@ class Edit:
         """
         text = self.document.text
         if self._validated is None or self._validated[0] != text:
-            self._validated = (text, parseOrganization(text.removeprefix(_BOM), self.path))
+            self._validated = (text, self.storage.organization(text))
         return self._validated[1]
 
     def diff(self):
@@ -363,53 +392,77 @@ class Edit:
 
     def write(self):
         """
-        Validate the changed text, then put it in place of org.ini
-        atomically and durably.  Nothing is written when nothing changed.
+        Validate the changed text, then store it in place of org.ini's:
+        atomically and durably for a file, if still at the revision read
+        for etcd.  Nothing is written when nothing changed.
 
-        @raise ConfigError: see L{validate}; the file is left as it was.
+        @raise ConfigError: see L{validate}; org.ini is left as it was.
+        @raise Conflict: another writer came first; nothing was written.
         """
         self.validate()
-        if self.changed:
-            replaceFile(self.path, self.document.text.encode("utf-8"), keepModeAndOwner=True)
+        if self.changed and not self.storage.replace(self.document.text, self.revision):
+            raise Conflict(f"{self.path} changed while this change was made")
 
 
 @contextmanager
-def editing(path):
+def editing(location):
     """
-    Hold org.ini's write lock, read it, and yield an L{Edit} of it; the
-    caller changes C{edit.document} and calls C{edit.write()} (or
+    Read org.ini (holding the file's write lock) and yield an L{Edit} of
+    it; the caller changes C{edit.document} and calls C{edit.write()} (or
     C{edit.diff()} for -WhatIf).  The lock is released on leaving.
 
+    @param location: org.ini's path or etcd URL (L{storageFor}).
     @raise ConfigError: org.ini cannot be read or is not UTF-8.
     """
-    path = os.path.realpath(path)
-    with locked(path):
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as error:
-            raise ConfigError(f"cannot read: {error.strerror}", path) from None
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise ConfigError(f"is not UTF-8 text ({error.reason})", path) from None
-        yield Edit(path, text)
+    storage = storageFor(location)
+    with storage.writing():
+        text, revision = storage.read()
+        yield Edit(storage, text, revision)
 
 
-def modify(path, change, whatIf=False):
+# How many times a change is redone on newer text before giving up: each
+# retry means another administrator's change landed meanwhile.
+ATTEMPTS = 20
+
+
+def retrying(attempt):
     """
-    Apply C{change} to org.ini under its lock: C{change(document)} edits
-    the L{Document}; the result is validated and written, unless
-    C{whatIf}.
+    Call C{attempt()} (which reads, changes and writes org.ini) again for
+    as long as it raises L{Conflict}, up to L{ATTEMPTS} times.
+
+    @return: what C{attempt} returned.
+    @raise ConfigError: the text kept changing.
+    """
+    for _ in range(ATTEMPTS - 1):
+        try:
+            return attempt()
+        except Conflict:
+            continue
+    try:
+        return attempt()
+    except Conflict as conflict:
+        raise ConfigError(f"{conflict}, {ATTEMPTS} times in a row; try again") from None
+
+
+def modify(location, change, whatIf=False):
+    """
+    Apply C{change} to org.ini: C{change(document)} edits the
+    L{Document}; the result is validated and written, unless C{whatIf}.
+    On etcd, a change that lost the race to another writer is done again
+    on the new text.
 
     @return: C{(diff, organization)}: the unified diff of the change and
         the organization the new text describes.
-    @raise ConfigError: the new text is invalid; the file is unchanged.
+    @raise ConfigError: the new text is invalid; org.ini is unchanged.
     """
-    with editing(path) as edit:
-        change(edit.document)
-        organization = edit.validate()
-        diff = edit.diff()
-        if not whatIf:
-            edit.write()
-        return diff, organization
+
+    def attempt():
+        with editing(location) as edit:
+            change(edit.document)
+            organization = edit.validate()
+            diff = edit.diff()
+            if not whatIf:
+                edit.write()
+            return diff, organization
+
+    return retrying(attempt)

@@ -79,6 +79,8 @@ class TransportServer:
     internalDNSServers: tuple = ()
     externalDNSServers: tuple = ()
     deliveryAgent: str = "Maildir"
+    tlsCertificateAuthorityPath: str | None = None
+    adminBindings: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,15 @@ class SendConnector:
     protocolLoggingLevel: str
     enabled: bool
     origin: Origin
+    forceHELO: bool = False
+    sourceIPAddress: str = "0.0.0.0"
+    # Of DowngradeDnsFailures, DowngradeCustomFailures, UpgradeCustomFailures;
+    # empty is Default.
+    errorPolicies: frozenset = frozenset()
+    # The identity (Server\\Name) of the receive connector whose mail all
+    # goes through this one.
+    linkedReceiveConnector: str | None = None
+    isScopedConnector: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,6 +207,24 @@ class ReceiveConnector:
     permissions: tuple[Permission, ...] = ()
     protocolLoggingLevel: str = "None"
     credentialCheckers: tuple[str, ...] = ()
+    # The ESMTP extensions (L{exmta.config.receiveoptions}).
+    deliveryStatusNotificationEnabled: bool = True
+    chunkingEnabled: bool = True
+    binaryMimeEnabled: bool = True
+    eightBitMimeEnabled: bool = True
+    pipeliningEnabled: bool = True
+    enhancedStatusCodesEnabled: bool = True
+    sizeEnabled: str = "Enabled"
+    longAddressesEnabled: bool = False
+    suppressXAnonymousTls: bool = False
+    # Session rules.
+    tarpitInterval: int = 5
+    messageRateLimit: int | None = None
+    messageRateSource: str = "IPAddress"
+    requireEHLODomain: bool = False
+    defaultDomain: str | None = None
+    maxLocalHopCount: int = 8
+    maxInboundConnectionPercentagePerSource: int = 2
 
     @property
     def identity(self):
@@ -295,14 +324,20 @@ class Organization:
     credentialCheckers: tuple[PluginSettings, ...] = ()
     deliveryAgents: tuple[PluginSettings, ...] = ()
     ecpVirtualDirectories: dict = field(default_factory=dict)
+    # {server: exmta.config.monitoring.ResourceMonitoring / Monitoring}
+    edgeTransports: dict = field(default_factory=dict)
+    monitorings: dict = field(default_factory=dict)
     transportConfig: TransportConfig = field(default_factory=TransportConfig)
     # The org.ini text this was read from: receive workers run on exactly
     # what their main process checked, not on the file as it is later.
     text: str = field(default="", repr=False, compare=False)
+    # Where relative paths start and the secret stores live: org.ini's
+    # folder, or for an organization on etcd the server's own folder.
+    folder: str = ""
 
-    @property
-    def folder(self):
-        return os.path.dirname(os.path.abspath(self.path))
+    def __post_init__(self):
+        if not self.folder:
+            object.__setattr__(self, "folder", os.path.dirname(os.path.abspath(self.path)))
 
     @property
     def accountStorePath(self):

@@ -10,6 +10,12 @@ from dataclasses import replace
 from exmta.auth import permissions
 from exmta.config import ini, values
 from exmta.config.ecp import ECP_VIRTUAL_DIRECTORY_KEYS, ecpVirtualDirectories
+from exmta.config.monitoring import (
+    EDGE_TRANSPORT_KEYS,
+    MONITORING_KEYS,
+    edgeTransports,
+    monitorings,
+)
 from exmta.config.transportconfig import TRANSPORT_CONFIG_KEYS, transportConfig
 from exmta.config.model import (
     AcceptedDomain,
@@ -22,6 +28,13 @@ from exmta.config.model import (
     TransportAgent,
     TransportServer,
 )
+from exmta.config.receiveoptions import (
+    RECEIVE_EXTENSION_KEYS,
+    UNSUPPORTED_RECEIVE_PARAMETERS,
+    receiveOptions,
+    unsupportedKeys,
+)
+from exmta.config.sendconnectors import SEND_OPTION_KEYS
 from exmta.config.sendconnectors import sendConnectors as _sendConnectors
 from exmta.errors import ConfigError
 
@@ -97,6 +110,13 @@ TRANSPORT_SERVER_KEYS = {
     "MailboxDatabasePath": (str, None),
     "TlsCertificatePath": (str, None),
     "TlsPrivateKeyPath": (str, None),
+    # The organization's certificate authority (New-ExchangeCertificate):
+    # peers with a certificate it issued for a TransportServer's Fqdn are
+    # Exchange servers; this server's own certificate must be one of them.
+    "TlsCertificateAuthorityPath": (str, None),
+    # Where the admin endpoint also listens, on TCP with mutual TLS, for
+    # Shells elsewhere in the organization (Get-Queue -Server HubB).
+    "AdminBindings": (values.bindings, None),
     # Set-TransportServer: retries and expiry, Exchange 2010's ranges.
     "MessageExpirationTimeout": (values.timespan(5, 90 * DAY), 2 * DAY),
     "DelayNotificationTimeout": (values.timespan(1, 30 * DAY), 4 * 3600),
@@ -164,11 +184,14 @@ RECEIVE_CONNECTOR_KEYS = {
     "Comment": (str, None),
     # The ICheckerFactory plugins BasicAuth asks, in order; Accounts if unset.
     "CredentialCheckers": (values.pluginNames, None),
+    **RECEIVE_EXTENSION_KEYS,
+    **unsupportedKeys(UNSUPPORTED_RECEIVE_PARAMETERS),
 }
 
 SEND_CONNECTOR_KEYS = {
     "Usage": (values.choice(SEND_USAGES), "Custom"),
-    "AddressSpaces": (values.addressSpaces, REQUIRED),
+    # Required unless LinkedReceiveConnector is set (config/sendconnectors.py).
+    "AddressSpaces": (values.addressSpaces, None),
     "SmartHosts": (values.smartHosts, ()),
     "DNSRoutingEnabled": (values.boolean, True),
     "SmartHostAuthMechanism": (values.flags(SMART_HOST_AUTH_MECHANISMS), None),
@@ -186,6 +209,7 @@ SEND_CONNECTOR_KEYS = {
     "ProtocolLoggingLevel": (values.choice(PROTOCOL_LOGGING_LEVELS), "None"),
     "Enabled": (values.boolean, True),
     "Comment": (str, None),
+    **SEND_OPTION_KEYS,
 }
 
 FAILURE_POLICIES = ("FailClosed", "FailOpen")
@@ -215,6 +239,8 @@ SECTION_KINDS = {
     "CredentialChecker": PLUGIN_KEYS,
     "DeliveryAgent": PLUGIN_KEYS,
     "EcpVirtualDirectory": ECP_VIRTUAL_DIRECTORY_KEYS,
+    "EdgeTransport": EDGE_TRANSPORT_KEYS,
+    "Monitoring": MONITORING_KEYS,
     "TransportConfig": TRANSPORT_CONFIG_KEYS,
 }
 
@@ -346,27 +372,19 @@ def _relative(folder, path):
     return os.path.normpath(os.path.join(folder, os.path.expanduser(path)))
 
 
-def loadOrganization(path):
+def parseOrganization(text, path, location=None, folder=None):
     """
-    Read and validate org.ini.
+    Validate org.ini's text.
 
+    @param path: what errors name: the file, or the etcd key's URL.
+    @param location: what the organization remembers to read itself again
+        (L{Organization.path}); C{path} by default.
+    @param folder: where relative paths start; C{path}'s folder by default.
     @return: an L{Organization}.
-    @raise ConfigError: naming the file, line, section and key at fault.
+    @raise ConfigError: naming C{path}, the line, section and key at fault.
     """
-    path = os.path.abspath(path)
-    try:
-        # utf-8-sig: Notepad starts UTF-8 files with a byte order mark.
-        with open(path, encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except OSError as error:
-        raise ConfigError(f"cannot read: {error.strerror}", path) from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"is not UTF-8 text ({error.reason})", path) from None
-    return parseOrganization(text, path)
-
-
-def parseOrganization(text, path):
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = folder or os.path.dirname(os.path.abspath(path))
+    location = location or path
     readers = {kind: [] for kind in SECTION_KINDS}
     for section in ini.parse(text, path):
         schema = SECTION_KINDS.get(section.kind)
@@ -399,16 +417,19 @@ def parseOrganization(text, path):
 
     servers = _transportServers(readers["TransportServer"], folder)
     domains = _acceptedDomains(readers["AcceptedDomain"])
-    organization = Organization(path=path, transportServers=servers, acceptedDomains=domains)
+    organization = Organization(
+        path=location, transportServers=servers, acceptedDomains=domains, folder=folder
+    )
     mailboxes = _mailboxes(readers["Mailbox"], organization)
     connectors = _receiveConnectors(
         readers["ReceiveConnector"], readers["ADPermission"], servers
     )
     _checkConnectorOverlaps(connectors, readers["ReceiveConnector"])
-    sendConnectors = _sendConnectors(readers["SendConnector"], servers)
+    sendConnectors = _sendConnectors(readers["SendConnector"], servers, connectors)
     agents = _transportAgents(readers["TransportAgent"])
     return Organization(
-        path=path,
+        path=location,
+        folder=folder,
         transportServers=servers,
         acceptedDomains=domains,
         mailboxes=mailboxes,
@@ -418,6 +439,8 @@ def parseOrganization(text, path):
         credentialCheckers=_pluginSections(readers["CredentialChecker"], "CredentialChecker"),
         deliveryAgents=_pluginSections(readers["DeliveryAgent"], "DeliveryAgent"),
         ecpVirtualDirectories=ecpVirtualDirectories(readers["EcpVirtualDirectory"], servers),
+        edgeTransports=edgeTransports(readers["EdgeTransport"], servers),
+        monitorings=monitorings(readers["Monitoring"], servers),
         transportConfig=transportConfig(readers["TransportConfig"]),
         text=text,
     )
@@ -450,6 +473,21 @@ def _transportServers(readers, folder):
                 "or neither (neither makes a self-signed certificate)",
                 missing,
             )
+        authority = reader["TlsCertificateAuthorityPath"]
+        if authority is not None and certificate is None:
+            raise reader.error(
+                "TlsCertificateAuthorityPath needs TlsCertificatePath and TlsPrivateKeyPath: "
+                "the certificate the organization issued this server "
+                f"(New-ExchangeCertificate -Server {name})",
+                "TlsCertificateAuthorityPath",
+            )
+        adminBindings = reader["AdminBindings"] or ()
+        if adminBindings and authority is None:
+            raise reader.error(
+                "AdminBindings needs TlsCertificateAuthorityPath: only servers of the "
+                "organization, proven by certificate, may reach the admin endpoint over TCP",
+                "AdminBindings",
+            )
         total = reader["MaxOutboundConnections"]
         perDomain = reader["MaxPerDomainOutboundConnections"]
         if total is not None and (perDomain is None or perDomain > total):
@@ -476,6 +514,8 @@ def _transportServers(readers, folder):
             mailboxDatabasePath=_relative(folder, mailboxes),
             tlsCertificatePath=certificate and _relative(folder, certificate),
             tlsPrivateKeyPath=key and _relative(folder, key),
+            tlsCertificateAuthorityPath=authority and _relative(folder, authority),
+            adminBindings=tuple(adminBindings),
             origin=reader.origin,
             messageExpirationTimeout=reader["MessageExpirationTimeout"],
             delayNotificationTimeout=reader["DelayNotificationTimeout"],
@@ -754,6 +794,7 @@ def _receiveConnector(reader, servers):
         origin=reader.origin,
         protocolLoggingLevel=reader["ProtocolLoggingLevel"],
         credentialCheckers=checkers or (),
+        **receiveOptions(reader),
     )
 
 

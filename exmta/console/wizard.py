@@ -20,9 +20,11 @@ from twisted.web.template import tags
 
 from exmta.console.page import completion
 
-# "[SendConnector x] AddressSpaces: ..." (the configuration's checks) and
-# "Cannot bind parameter 'Cost'..." (the Shell's binding).
+# "[SendConnector x] AddressSpaces: ..." (the configuration's checks),
+# "-AuthenticationCredential: ..." (a cmdlet's own) and "Cannot bind
+# parameter 'Cost'..." (the Shell's binding).
 _SECTION_KEY = re.compile(r"^\[[^\]]*\] (\w+): ")
+_CMDLET_PARAMETER = re.compile(r"^-(\w+): ")
 _PARAMETER = re.compile(r"parameter '(\w+)'", re.IGNORECASE)
 
 
@@ -31,7 +33,7 @@ def fieldOf(message):
     @return: the org.ini key or Shell parameter a Shell error names, or
         L{None}.
     """
-    for pattern in (_SECTION_KEY, _PARAMETER):
+    for pattern in (_SECTION_KEY, _CMDLET_PARAMETER, _PARAMETER):
         match = pattern.search(message)
         if match:
             return match.group(1)
@@ -135,12 +137,14 @@ class Wizard:
     @cvar title: the wizard's title (C{"New Send Connector"}).
     @cvar pages: its L{WizardPage}s; after them come the summary (whose
         button runs the command) and the completion page.
+    @cvar summaryTitle: the summary's name (the EMC's "New Connector").
     """
 
     path = ""
     title = ""
     pages = ()
     finishLabel = "New"
+    summaryTitle = "Summary"
 
     def initialState(self, context, rest):
         """
@@ -242,7 +246,7 @@ class Wizard:
                 for n, title in [
                     (n, p.title) for n, p in enumerate(self.pages) if p.shown(run["values"])
                 ]
-                + [(len(self.pages), "Summary")]
+                + [(len(self.pages), self.summaryTitle)]
             ),
             class_="steps",
         )
@@ -254,7 +258,7 @@ class Wizard:
             heading = page.title
             forward = tags.button("Next", type="submit", name="action", value="next", id="next")
         else:
-            heading = "Summary"
+            heading = self.summaryTitle
             body = [
                 tags.p("The wizard will run this Exchange Management Shell command:"),
                 tags.pre(self.command(run["values"]), class_="command", id="summary"),

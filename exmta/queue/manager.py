@@ -157,8 +157,9 @@ from twisted.internet.defer import (
 
 from exmta import serverlog
 from exmta.agents import DELIVERY_EVENTS
-from exmta.envelope import Address
+from exmta.envelope import Address, Relayed
 from exmta.errors import TransientFailure
+from exmta.message.dsnparams import notifies
 from exmta.message.linelimit import fitLineLimit
 from exmta.queue.administration import QueueAdministration
 from exmta.queue.hops import NextHops
@@ -223,6 +224,7 @@ class QueueManager(service.Service):
         remoteDelivery=None,
         trackingLog=None,
         agents=None,
+        linkedRoute=None,
         maxConcurrentMailboxDeliveries=20,
         localDeliveryTimeout=LOCAL_DELIVERY_TIMEOUT,
     ):
@@ -248,6 +250,10 @@ class QueueManager(service.Service):
         @param trackingLog: an L{exmta.interfaces.IMessageTrackingLog}.
         @param agents: the L{exmta.agents.AgentPipeline} whose routing
             agents are called as messages are worked, or L{None}.
+        @param linkedRoute: a callable from a L{QueuedMessage} to the
+            L{exmta.envelope.NextHop} every recipient of it goes to, local
+            ones included (the send connector whose LinkedReceiveConnector
+            received it), or to L{None}; used only with C{route}.
         @param maxConcurrentMailboxDeliveries: how many messages may be in
             local delivery at once, which bounds the message bytes held in
             memory when a restart finds a long queue.  Remote sends are
@@ -264,6 +270,7 @@ class QueueManager(service.Service):
         self.deliveryAgent = deliveryAgent
         self.reactor = reactor
         self.route = route
+        self.linkedRoute = linkedRoute
         self.remoteDelivery = remoteDelivery
         self.tracking = NoTrackingLog() if trackingLog is None else trackingLog
         if server is None:
@@ -343,7 +350,9 @@ class QueueManager(service.Service):
         while self._passes:
             yield DeferredList(list(self._passes.values()))
 
-    def reconfigure(self, resolver, route=None, *, server=None, postmaster=None, agents=None):
+    def reconfigure(
+        self, resolver, route=None, *, server=None, postmaster=None, agents=None, linkedRoute=None
+    ):
         """
         Work from now on with a new configuration's resolver and routes
         (passes in progress finish with the old ones).  C{route} must be
@@ -354,6 +363,7 @@ class QueueManager(service.Service):
             raise ValueError("route and remoteDelivery go together")
         self.resolver = resolver
         self.route = route
+        self.linkedRoute = linkedRoute
         self.routingEvents.agents = agents
         if server is not None:
             self.schedule = RetrySchedule.of(server)
@@ -393,6 +403,13 @@ class QueueManager(service.Service):
         @return: the queue ids of the messages being worked on.
         """
         return frozenset(self._passes)
+
+    def submissionBacklog(self):
+        """
+        @return: how many messages wait for a pass or are in one: the
+            submission queue back pressure watches.
+        """
+        return len(self._passes) + len(self._due)
 
     def process(self, queued):
         """
@@ -592,9 +609,11 @@ class QueueManager(service.Service):
         if notice is not None and self.reactor.seconds() >= notice:
             late = [r for r in work.recipients if r.status == READY]
             if late:
-                yield self.notifications.notify(
-                    work, [self.notifications.delayReport(r) for r in late]
-                )
+                told = [r for r in late if notifies(r.notify, "DELAY")]
+                if told and queued.mailFrom:
+                    yield self.notifications.notify(
+                        work, [self.notifications.delayReport(r) for r in told]
+                    )
                 work.delayNotified = True
 
         result = work.result()
@@ -635,8 +654,14 @@ class QueueManager(service.Service):
         """
         local = {}
         remote = {}
+        linked = None
+        if self.route is not None and self.linkedRoute is not None:
+            linked = self.linkedRoute(work.queued)
         for index, recipient in enumerate(work.recipients):
             if not work.schedule.isDue(recipient, now):
+                continue
+            if linked is not None:
+                self._routeRemote(work, index, linked, remote)
                 continue
             address = _address(recipient.address)
             resolution = self.resolver.resolve(address)
@@ -660,15 +685,19 @@ class QueueManager(service.Service):
                 if nextHop is None:
                     work.fail(index, UNABLE_TO_ROUTE, ROUTING)
                     continue
-                self.hops.noteRouted(nextHop)
-                if self.hops.isSuspended(nextHop.key):
-                    # Held in its suspended queue, shown there.
-                    if recipient.nextHop != nextHop.key:
-                        work.recipients[index] = replace(recipient, nextHop=nextHop.key)
-                else:
-                    addresses = remote.setdefault(nextHop.key, (nextHop, {}))[1]
-                    addresses.setdefault(recipient.address, []).append(index)
+                self._routeRemote(work, index, nextHop, remote)
         return local, remote
+
+    def _routeRemote(self, work, index, nextHop, remote):
+        recipient = work.recipients[index]
+        self.hops.noteRouted(nextHop)
+        if self.hops.isSuspended(nextHop.key):
+            # Held in its suspended queue, shown there.
+            if recipient.nextHop != nextHop.key:
+                work.recipients[index] = replace(recipient, nextHop=nextHop.key)
+        else:
+            addresses = remote.setdefault(nextHop.key, (nextHop, {}))[1]
+            addresses.setdefault(recipient.address, []).append(index)
 
     def _deliverLocal(self, work, local):
         queued = work.queued
@@ -738,7 +767,10 @@ class QueueManager(service.Service):
         def send():
             self.hops.sending(nextHop, queued.queueId, addresses)
             try:
-                message = fitLineLimit(work.read((yield self.spool.messageBytes(queued.queueId))))
+                message = work.read((yield self.spool.messageBytes(queued.queueId)))
+                if queued.body != "BINARYMIME":
+                    # Binary content (RFC 3030) has no lines to fit.
+                    message = fitLineLimit(message)
                 verdict = yield self.routingEvents.routed(queued, addresses, message, nextHop)
                 if verdict is not None:
                     outcome = refusal(verdict)
@@ -779,7 +811,7 @@ class QueueManager(service.Service):
                 outcome = outcomes.get(address, _NO_OUTCOME)
                 for index in indices:
                     work.settle(index, outcome, source, hop)
-                if outcome is None:
+                if outcome is None or isinstance(outcome, Relayed):
                     sent.append(address)
                     # The tracking log's SEND is the record (exmta.serverlog).
                     self.log.debug(

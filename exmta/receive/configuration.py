@@ -11,6 +11,7 @@ import functools
 
 from exmta.agents import loadAgents
 from exmta.auth import connectorChecker, loadCredentialCheckers, makePortal
+from exmta.auth.certificates import ExchangeServerChecker
 from exmta.receive.selection import selectConnector
 from exmta.receive.tls import serverTLSOptions
 from exmta.routing import Resolver
@@ -58,8 +59,15 @@ def configureReceive(organization, transportServer, reactor):
     checkers = loadCredentialCheckers(organization, connectors, reactor)
     tlsOptions = serverTLSOptions(transportServer, connectors, reactor)
     resolver = Resolver(organization)
+    serverChecker = None
+    if transportServer.tlsCertificateAuthorityPath is not None:
+        serverChecker = ExchangeServerChecker(
+            organization, transportServer.tlsCertificateAuthorityPath, reactor
+        )
     portals = {
-        connector.identity: makePortal(organization, connector, connectorChecker(connector, checkers))
+        connector.identity: makePortal(
+            organization, connector, connectorChecker(connector, checkers), serverChecker
+        )
         for connector in connectors
     }
     return ReceiveConfiguration(

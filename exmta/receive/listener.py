@@ -14,7 +14,8 @@ from twisted.logger import Logger
 
 from exmta.auth.throttle import LogonThrottle
 from exmta.cleanup.cleanup import Cleanup
-from exmta.receive.limits import LocalConnectionCounts
+from exmta.monitor.levels import BackPressure
+from exmta.receive.limits import LocalConnectionCounts, MessageRates
 from exmta.receive.protocol import ReceiveProtocol
 from exmta.receive.configuration import ReceiveConfiguration
 from exmta.receive.selection import listeningAddresses
@@ -73,6 +74,12 @@ class ReceiveFactory(ServerFactory):
         L{exmta.receive.limits.LocalConnectionCounts}.
     @ivar logonThrottle: the L{exmta.auth.throttle.LogonThrottle} counting
         this process's failed logons, kept across reloads.
+    @ivar messageRates: the L{exmta.receive.limits.MessageRates} of the
+        connectors' MessageRateLimit, kept across reloads.
+    @ivar backPressure: the L{exmta.interfaces.IBackPressure} asked at
+        each MAIL FROM.
+    @ivar observer: the L{exmta.interfaces.IReceiveObserver} told of each
+        reply, or L{None}.
     """
 
     protocol = ReceiveProtocol
@@ -81,6 +88,7 @@ class ReceiveFactory(ServerFactory):
     def __init__(
         self, organization, server, portals, queue, resolver, tlsOptions, reactor,
         protocolLog=None, tracking=None, agents=None, connections=None,
+        backPressure=None, observer=None,
     ):
         self.configuration = ReceiveConfiguration(
             organization, server, portals, resolver, tlsOptions, agents
@@ -89,6 +97,9 @@ class ReceiveFactory(ServerFactory):
         self.reactor = reactor
         self.connectionCounts = LocalConnectionCounts() if connections is None else connections
         self.logonThrottle = LogonThrottle(reactor)
+        self.messageRates = MessageRates(reactor)
+        self.backPressure = BackPressure(None) if backPressure is None else backPressure
+        self.observer = observer
         self._protocolLog = protocolLog
         self.tracking = tracking
         self._sessions = itertools.count(1)

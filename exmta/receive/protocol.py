@@ -27,27 +27,39 @@ checks, the headers this hop adds, the end-of-data agent events and the
 queue; the protocol sends the reply it gives.
 """
 
-import re
 from dataclasses import replace
 
 from twisted.cred.credentials import Anonymous
+from twisted.cred.error import UnauthorizedLogin, UnhandledCredentials
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
 from exmta.agents import ACCEPT, CONTINUE, DISCONNECT, RECIPIENT_DELETED, AgentEvent
 from exmta.auth import ExternallySecured, permissions
+from exmta.auth.certificates import ExchangeServerCertificate, peerChain
 from exmta.cleanup.cleanup import CANNOT_SEND_AS
 from exmta.envelope import Address, Envelope, Reply, Session
 from exmta.errors import Disconnect, SMTPFailure
 from exmta.interfaces import IPrincipal
-from exmta.message.address import AddressError, parsePath
+from exmta.message.address import AddressError
 from exmta.message.header import rfc5322Date
 from exmta.receive.auth import COMMAND, SASL, TOO_MANY_ERRORS, AuthCommands
+from exmta.receive.chunking import CHUNK, ChunkingCommands
 from exmta.receive.data import TOO_BIG, MessageReader, checkMessage
+from exmta.receive.limits import tarpitDelay
+from exmta.receive.parameters import (
+    INVALID_DOMAIN,
+    commandLineLimit,
+    connectorPath,
+    ehloKeywords,
+    helloRefusal,
+    mailParameters,
+    rcptParameters,
+)
 
-COMMAND_LINE_LIMIT = 512
 # RFC 4954 section 4: AUTH lines may be longer than other commands.
 AUTH_LINE_LIMIT = 12288
 # While a command waits, stop reading once this much is buffered behind it.
@@ -72,17 +84,15 @@ RECIPIENT_NOT_FOUND = reply(550, "5.1.1", "RESOLVER.ADR.RecipNotFound; not found
 TOO_MANY_RECIPIENTS = reply(452, "4.5.3", "Too many recipients")
 QUEUE_ERROR = reply(451, "4.3.0", "Error in processing; try again later")
 LINE_TOO_LONG = reply(500, "5.5.2", "Line too long")
-INVALID_DOMAIN = reply(501, "5.5.4", "Invalid domain name")
-
-# C0 controls and DEL: a HELO name with one would reach the Received header.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# RFC 6531 section 3.5.
+NEEDS_SMTPUTF8 = reply(553, "5.6.7", "Non-ASCII addresses need MAIL FROM with SMTPUTF8")
 
 
 def _isAuthCommand(line):
     return line[:5].upper() in (b"AUTH", b"AUTH ")
 
 
-class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
+class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
     """
     One SMTP session.  C{self.factory} is the L{exmta.receive.listener.ReceiveFactory}
     that chooses the connector and holds the portal, queue and resolver.
@@ -111,6 +121,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         self._agents = None
         self._reader = None
         self._recipientsAccepted = 0
+        self._pressureRefusals = 0
 
     # Connection
 
@@ -224,6 +235,8 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             return
         self._closing = True
         self._buffer = bytearray()
+        if final.status and not self._enhancedStatusCodes():
+            final = replace(final, status="")
         self._logReply(final)
         self.transport.write(final.toBytes())
         self.transport.loseConnection()
@@ -247,6 +260,10 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             while self._pending is None and not self._closing:
                 if self._mode == _DATA:
                     if not self._scanData():
+                        return
+                    continue
+                if self._mode == CHUNK:
+                    if not self._scanChunk():
                         return
                     continue
                 end = self._buffer.find(b"\r\n")
@@ -283,7 +300,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _lineLimit(self):
         if self._mode == SASL or _isAuthCommand(self._buffer):
             return AUTH_LINE_LIMIT
-        return COMMAND_LINE_LIMIT
+        return commandLineLimit(self.connector, self._buffer[:5])
 
     def _refuseLongLine(self, length):
         """
@@ -302,7 +319,19 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         if isinstance(result, defer.Deferred):
             self._await(result)
         elif result is not None:
-            self._send(result)
+            self._sendOrTarpit(result)
+
+    def _sendOrTarpit(self, response):
+        """
+        Send C{response}, after the connector's TarpitInterval when it
+        refuses mail to an anonymous session (L{tarpitDelay}); nothing else
+        is read meanwhile.
+        """
+        delay = tarpitDelay(self.connector, self.session, response)
+        if not delay:
+            self._send(response)
+            return
+        self._await(deferLater(self.factory.reactor, delay, self._send, response))
 
     def _await(self, deferred):
         self._pending = deferred
@@ -326,7 +355,9 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _settled(self, result):
         self._pending = None
         if result is not None:
-            self._send(result)
+            self._sendOrTarpit(result)
+            if self._pending is not None:
+                return
         if self._closing:
             return
         if self._paused:
@@ -338,6 +369,8 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _send(self, response):
         if self._closing:
             return
+        if response.status and not self._enhancedStatusCodes():
+            response = replace(response, status="")
         self._logReply(response)
         self.transport.write(response.toBytes())
         if response.code in _PROTOCOL_ERROR_CODES:
@@ -345,6 +378,11 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             limit = self.connector.maxProtocolErrors
             if limit is not None and self._protocolErrors > limit:
                 self._close(TOO_MANY_ERRORS)
+
+    def _enhancedStatusCodes(self):
+        # A connector's EnhancedStatusCodesEnabled; before one is chosen
+        # (the 421 of an address no connector takes), Exchange's default.
+        return self.connector is None or self.connector.enhancedStatusCodesEnabled
 
     def _logCommand(self, line):
         """
@@ -362,6 +400,9 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         self._afterAuthCommand = _isAuthCommand(line)
 
     def _logReply(self, response):
+        observer = self.factory.observer
+        if observer is not None:
+            observer.replied(self.connector, self.session, response)
         if self._protocolLog is not None:
             for line in str(response).split("\r\n"):
                 self._protocolLog.event(">", line)
@@ -404,13 +445,25 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _lineReceived(self, line):
         if self._protocolLog is not None:
             self._logCommand(line)
-        self._refreshTLS()
+        if self._refreshTLS():
+            login = self._certificateLogin()
+            if login is not None:
+                return login.addCallback(lambda _: self._command(line))
+        return self._command(line)
+
+    def _command(self, line):
         if self._mode == SASL:
             return self._saslStep(line)
         try:
             text = line.decode("ascii")
         except UnicodeDecodeError:
-            return reply(500, "5.5.2", "Syntax error: command contains non-ASCII octets")
+            # RFC 6531: MAIL and RCPT may name UTF-8 addresses.
+            try:
+                if line[:5].upper() not in (b"MAIL ", b"RCPT "):
+                    raise UnicodeDecodeError("ascii", line, 0, 1, "not MAIL or RCPT")
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                return reply(500, "5.5.2", "Syntax error: command contains non-ASCII octets")
         if "\r" in text or "\n" in text:
             return reply(500, "5.5.2", "Syntax error: bare CR or LF in command")
         verb, _, argument = text.partition(" ")
@@ -422,7 +475,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def smtp_HELO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: HELO hostname")
-        if _CONTROL.search(argument):
+        if helloRefusal(self.connector, argument):
             return INVALID_DOMAIN
         session = replace(self.session, helo=argument, esmtp=False)
 
@@ -436,7 +489,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def smtp_EHLO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: EHLO hostname")
-        if _CONTROL.search(argument):
+        if helloRefusal(self.connector, argument):
             return INVALID_DOMAIN
         session = replace(self.session, helo=argument, esmtp=True)
 
@@ -452,13 +505,9 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         return self._agentsThen("OnEhlo", accept, session=session)
 
     def _extensions(self):
-        extensions = [f"SIZE {self._advertisedSize()}", "PIPELINING", "8BITMIME",
-                      "ENHANCEDSTATUSCODES"]
-        if self._tlsAvailable():
-            extensions.append("STARTTLS")
-        if self._authOffered():
-            extensions.append("AUTH PLAIN LOGIN")
-        return tuple(extensions)
+        return ehloKeywords(
+            self.connector, self._advertisedSize(), self._tlsAvailable(), self._authOffered()
+        )
 
     def _tlsAvailable(self):
         return "Tls" in self.connector.authMechanism and not self.session.tlsVersion
@@ -486,10 +535,13 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         return reply(502, "5.5.1", "EXPN is not supported")
 
     def smtp_HELP(self, argument):
-        return reply(214, "2.0.0", "Commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY")
+        return reply(
+            214, "2.0.0", "Commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY"
+        )
 
     def _resetTransaction(self):
         self.envelope = None
+        self._chunks = None
 
     def smtp_STARTTLS(self, argument):
         if argument:
@@ -504,7 +556,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         # must not be executed inside the TLS session (CVE-2011-0411).
         self._buffer = bytearray()
         self.transport.startTLS(context)
-        self.envelope = None
+        self._resetTransaction()
         self.session = replace(
             self.session,
             helo=None,
@@ -522,14 +574,46 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         arrives through it.
         """
         if self.session.tlsVersion != "TLS":
-            return
+            return False
         try:
             connection = self.transport.getHandle()
             version = connection.get_protocol_version_name()
             cipher = connection.get_cipher_name()
         except AttributeError:
-            return
+            return False
         self.session = replace(self.session, tlsVersion=version, tlsCipher=cipher)
+        if self.factory.observer is not None:
+            self.factory.observer.tlsNegotiated(self.connector, version)
+        return True
+
+    def _certificateLogin(self):
+        """
+        Exchange Server authentication, once STARTTLS is done: on a
+        connector whose AuthMechanism includes ExchangeServer, a client
+        certificate the organization issued to one of its TransportServers
+        logs the session in as an Exchange server, whatever its address.
+        Any other certificate changes nothing.
+
+        @return: a L{defer.Deferred} firing once the session has its
+            principal, or L{None} when there is nothing to check.
+        """
+        if "ExchangeServer" not in self.connector.authMechanism:
+            return None
+        chain = peerChain(self.transport.getHandle())
+        if not chain:
+            return None
+        portal = self.factory.portalFor(self.connector)
+        login = portal.login(ExchangeServerCertificate(chain), None, IPrincipal)
+
+        def loggedIn(result):
+            _, principal, _ = result
+            self._connectPrincipal = principal
+            self.session = replace(self.session, principal=principal)
+
+        def refused(failure):
+            failure.trap(UnauthorizedLogin, UnhandledCredentials)
+
+        return login.addCallbacks(loggedIn, refused)
 
     # The mail transaction
 
@@ -546,33 +630,29 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         principal = self._principal()
         if not principal.has(permissions.SUBMIT):
             return NOT_AUTHENTICATED
+        pressure = self.factory.backPressure.mailRefusal(principal, self._pressureRefusals)
+        if pressure is not None:
+            self._pressureRefusals += 1
+            delay, refusal = pressure
+            return deferLater(self.factory.reactor, delay, lambda: refusal) if delay else refusal
         try:
-            sender, parameters = parsePath(argument, "FROM", allowNull=True)
+            sender, parameters = connectorPath(self.connector, argument, "FROM", allowNull=True)
         except AddressError:
             return reply(501, "5.1.7", "Invalid address")
         if parameters and not self.session.esmtp:
             return reply(555, "5.5.4", "MAIL parameters need EHLO")
-        body, size = "7BIT", None
-        for name, value in parameters.items():
-            if name == "SIZE":
-                if value is None or not value.isdigit():
-                    return reply(501, "5.5.4", "Invalid SIZE parameter")
-                size = int(value)
-                if size > self._sizeLimit():
-                    return TOO_BIG
-            elif name == "BODY":
-                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
-                    return reply(501, "5.5.4", "Invalid BODY parameter")
-                body = value.upper()
-            elif name == "AUTH":
-                # RFC 4954 AUTH= is advisory; Exchange ignores it without
-                # Accept-Authentication-Flag, and nothing here trusts it.
-                continue
-            else:
-                return reply(555, "5.5.4", f"Unsupported parameter {name}")
+        fields = mailParameters(self.connector, parameters, self._sizeLimit())
+        if isinstance(fields, Reply):
+            return fields
+        if not fields["smtputf8"] and not str(sender).isascii():
+            return NEEDS_SMTPUTF8
         if not permissions.maySendAs(self.factory.organization, sender, principal):
             return CANNOT_SEND_AS
-        envelope = Envelope(sender, (), body, size)
+        refusal = self.factory.messageRates.admit(self.connector, self.session.peerHost, principal)
+        if refusal is not None:
+            self._close(refusal)
+            return None
+        envelope = Envelope(sender, (), **fields)
 
         def accept():
             self.envelope = envelope
@@ -612,13 +692,18 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         if self.envelope is None:
             return reply(503, "5.5.1", "Need MAIL command")
         try:
-            recipient, parameters = parsePath(argument, "TO", allowNull=False)
+            recipient, parameters = connectorPath(self.connector, argument, "TO", allowNull=False)
         except AddressError:
             recipient, parameters = self._postmaster(argument), {}
             if recipient is None:
                 return reply(501, "5.1.3", "Invalid address")
-        if parameters:
-            return reply(555, "5.5.4", f"Unsupported parameter {next(iter(parameters))}")
+        if parameters and not self.session.esmtp:
+            return reply(555, "5.5.4", "RCPT parameters need EHLO")
+        dsn = rcptParameters(self.connector, parameters)
+        if isinstance(dsn, Reply):
+            return dsn
+        if not self.envelope.smtputf8 and not str(recipient).isascii():
+            return NEEDS_SMTPUTF8
         if len(self.envelope.recipients) >= self._recipientLimit():
             return TOO_MANY_RECIPIENTS
         refusal = self._checkRecipient(recipient)
@@ -652,7 +737,14 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                         )
                         return refusal
                 self._trackReplacement(recipient, recipients)
-            self.envelope = replace(self.envelope, recipients=current + added)
+            requested = self.envelope.recipientDsn
+            if dsn != (None, None):
+                # An agent's replacements inherit what the client asked
+                # for its recipient (RFC 3461 section 6.2.1).
+                requested = dict(requested, **{str(address): dsn for address in added})
+            self.envelope = replace(
+                self.envelope, recipients=current + added, recipientDsn=requested
+            )
             self._recipientsAccepted += 1
             return reply(250, "2.1.5", "Recipient OK")
 
@@ -708,6 +800,11 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             return reply(503, "5.5.2", "Need RCPT command")
         if argument:
             return reply(501, "5.5.4", "Syntax: DATA takes no parameters")
+        if self.envelope.body == "BINARYMIME":
+            # RFC 3030 section 3.
+            return reply(503, "5.5.1", "BODY=BINARYMIME requires BDAT")
+        if self._chunks is not None:
+            return reply(503, "5.5.1", "DATA cannot follow BDAT in a transaction")
 
         def accept():
             self._mode = _DATA
@@ -735,7 +832,9 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         envelope, self.envelope = self.envelope, None
         if message is TOO_BIG:
             return TOO_BIG
-        refusal = checkMessage(message, self.connector.bareLinefeedRejectionEnabled)
-        if refusal is not None:
-            return refusal
+        # BINARYMIME content (RFC 3030) is binary: its octets are not lines.
+        if envelope.body != "BINARYMIME":
+            refusal = checkMessage(message, self.connector.bareLinefeedRejectionEnabled)
+            if refusal is not None:
+                return refusal
         return self.factory.cleanup.endOfData(self.connector, self.session, envelope, message)

@@ -6,7 +6,9 @@ certificate first, then its chain) and TlsPrivateKeyPath.  Without them a
 self-signed certificate for the server's and its receive connectors' FQDNs
 is made on first start, kept in C{tls/} beside the queue folder, and a
 warning says so.  The protocols, cipher suites and the rest of the TLS
-policy are L{exmta.tls.ServerOptions}'s.
+policy are L{exmta.tls.ServerOptions}'s.  With a TlsCertificateAuthorityPath
+the server also asks clients for a certificate (Exchange Server
+authentication, L{exmta.auth.certificates}).
 """
 
 import datetime
@@ -58,10 +60,10 @@ def serverTLSOptions(server, connectors, clock):
             path=certificatePath,
             names=names,
         )
-    return _load(certificatePath, keyPath, where)
+    return _load(certificatePath, keyPath, where, server.tlsCertificateAuthorityPath)
 
 
-def _load(certificatePath, keyPath, origin):
+def _load(certificatePath, keyPath, origin, authorityPath=None):
     def fail(path, key, problem):
         raise ConfigError(
             f"{path}: {problem}",
@@ -83,10 +85,22 @@ def _load(certificatePath, keyPath, origin):
         fail(keyPath, "TlsPrivateKeyPath", getattr(problem, "strerror", None) or "not an unencrypted PEM private key")
     if chain[0].public_key().public_numbers() != key.public_key().public_numbers():
         fail(keyPath, "TlsPrivateKeyPath", "this key does not belong to the certificate")
+    authorities = None
+    if authorityPath is not None:
+        try:
+            with open(authorityPath, "rb") as handle:
+                authorities = x509.load_pem_x509_certificates(handle.read())
+        except (OSError, ValueError) as problem:
+            fail(
+                authorityPath,
+                "TlsCertificateAuthorityPath",
+                getattr(problem, "strerror", None) or "not a PEM certificate",
+            )
     return ServerOptions(
         privateKey=crypto.PKey.from_cryptography_key(key),
         certificate=crypto.X509.from_cryptography(chain[0]),
         extraCertChain=[crypto.X509.from_cryptography(c) for c in chain[1:]],
+        clientAuthorities=authorities,
     )
 
 

@@ -25,15 +25,18 @@ Its link to the main process:
 
   - file descriptor 3 carries lines to it: C{R} once the worker accepts
     on its sockets; C{C} and the C{.json} document of a message whose
-    files are written, to commit; C{L} and a log event
+    files are written, to commit; C{M} and the metrics counted since the
+    last (L{exmta.metrics.observers.CountRelay}), when the server serves
+    metrics; C{L} and a log event
     (L{twisted.logger.eventAsJSON}), which the main process writes to its
     own log;
   - standard input carries lines from it: C{K} or C{F} and a queue id,
     the message is queued or could not be (451 to the client); C{drain},
     stop accepting and end once the sessions have (a reload); C{stop},
     stop accepting and end once the commits asked for are answered (the
-    server stops); its end (the main process died) stops the worker at
-    once, as SIGTERM does.
+    server stops); C{pressure} and a back pressure level, the server's
+    level from now on (L{exmta.monitor}); its end (the main process died)
+    stops the worker at once, as SIGTERM does.
 
 The worker runs on the org.ini text its main process runs under, handed
 over in an in-memory file (C{--config-text}), not on the file on disk,
@@ -71,10 +74,13 @@ from zope.interface import implementer
 
 from exmta import serverlog
 from exmta.auth.credentials import CredentialStore, checkCredentials
-from exmta.config import parseOrganization
+from exmta.config import storageFor
 from exmta.config.servers import chooseServer
+from exmta.config.monitoring import resourceMonitoringOf
 from exmta.errors import ConfigError
 from exmta.interfaces import IMessageSubmission
+from exmta.metrics.observers import CountRelay, ReceiveObserver
+from exmta.monitor.levels import LEVELS, BackPressure
 from exmta.protocollog import ProtocolLog
 from exmta.queue.spool import encodeQueued, newQueuedMessage, writeUnsynced
 from exmta.receive.configuration import configureReceive
@@ -105,6 +111,10 @@ class MainProcessLink(LineOnlyReceiver):
             self.worker.stopAfterCommits()
         elif order in (b"K", b"F"):
             self.worker.submission.answered(order, queueId.decode("ascii", "replace"))
+        elif order == b"pressure":
+            level = queueId.decode("ascii", "replace")
+            if level in LEVELS:
+                self.worker.backPressure.level = level
 
     def connectionLost(self, reason):
         if self.worker is not None:
@@ -232,6 +242,14 @@ class Worker:
         configuration = configureReceive(organization, transportServer, reactor)
         server = configuration.server
         self.link = link
+        # The main process's resource monitor sets the level.
+        self.backPressure = BackPressure(resourceMonitoringOf(organization, server.name))
+        # The server's metrics count what its workers answer too.
+        self.counts = (
+            CountRelay(lambda data: link.send(b"M", data), reactor)
+            if server.name in organization.monitorings
+            else None
+        )
         self.submission = WorkerSubmission(server.queueDatabasePath, link, reactor)
         self.tracking = (
             MessageTrackingLog(server.messageTrackingLogPath, reactor)
@@ -250,6 +268,8 @@ class Worker:
             tracking=self.tracking,
             agents=configuration.agents,
             connections=connections,
+            backPressure=self.backPressure,
+            observer=None if self.counts is None else ReceiveObserver(self.counts.count),
         )
         self._listening = listening
         self.ports = []
@@ -305,6 +325,8 @@ class Worker:
     def stopNow(self):
         if not self._stopping:
             self._stopping = True
+            if self.counts is not None:
+                self.counts.flush()
             try:
                 self.reactor.stop()
             except ReactorNotRunning:
@@ -345,7 +367,7 @@ def _organization(path, descriptor):
     # pread: the main process and the other workers share the offset.
     text = os.pread(descriptor, size, 0).decode("utf-8")
     os.close(descriptor)
-    return parseOrganization(text, path)
+    return storageFor(path).organization(text)
 
 
 def main(argv=None, reactor=None):

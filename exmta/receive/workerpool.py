@@ -88,6 +88,9 @@ class _WorkerProcess(ProcessProtocol):
             elif kind == b"R":
                 self.ready = True
                 self.pool._acceptWhileNoWorkerIs()
+            elif kind == b"M":
+                if self.pool.countsReceived is not None:
+                    self.pool.countsReceived(json.loads(text))
             elif kind == b"L":
                 event = eventFromJSON(text.decode("utf-8"))
                 level = event.get("log_level")
@@ -138,7 +141,11 @@ class WorkerPool(service.Service):
     L{exmta.receive.listener.ReceiveService}.
 
     @ivar workers: the running L{_WorkerProcess}es, draining ones included.
+    @ivar countsReceived: called with the counts each C{M} line of a worker
+        carries (L{exmta.metrics.observers.CountRelay}), or L{None}.
     """
+
+    countsReceived = None
 
     log = Logger()
 
@@ -168,6 +175,16 @@ class WorkerPool(service.Service):
         self._restarts = []
         self._snapshot = None
         self._takeSnapshot(organization)
+        self._pressure = None
+
+    def setBackPressure(self, level):
+        """
+        Tell every worker, and those started from now on, the server's
+        back pressure level (L{exmta.monitor}).
+        """
+        self._pressure = level
+        for worker in self.workers:
+            worker.transport.write(b"pressure " + level.encode("ascii") + b"\n")
 
     def _takeSnapshot(self, organization):
         """
@@ -292,6 +309,8 @@ class WorkerPool(service.Service):
             worker, sys.executable, arguments, env=environment, childFDs=childFDs
         )
         self.workers.append(worker)
+        if self._pressure is not None:
+            worker.transport.write(b"pressure " + self._pressure.encode("ascii") + b"\n")
         self.log.info(
             "started receive worker {number} (pid {pid})",
             number=number,

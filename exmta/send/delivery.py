@@ -47,7 +47,7 @@ from exmta.protocollog import ProtocolLog
 from exmta.routing.connectors import forwardingTarget
 from exmta.send import hosts
 from exmta.send.client import DeliveryClient, HostFailure, StaleConnection, Transaction
-from exmta.send.replies import connectionFailure
+from exmta.send.replies import connectionFailure, withErrorPolicies
 from exmta.send.pool import IDLE_TIMEOUT, SHUTTING_DOWN, ConnectionPool
 from exmta.send.tls import TlsPolicy
 
@@ -92,6 +92,9 @@ class HopSettings:
     credentialName: str | None
     maxMessageSize: int | None
     protocolLogging: bool
+    forceHelo: bool = False
+    sourceAddress: str | None = None
+    errorPolicies: frozenset = frozenset()
 
 
 def authenticationOf(connector):
@@ -118,6 +121,7 @@ class SmtpDelivery:
     def __init__(
         self, organization, server, credentials, reactor, resolver=None, clock=None, *,
         trustRoot=None, idleTimeout=IDLE_TIMEOUT, failedHostMemory=hosts.FAILED_HOST_MEMORY,
+        identity=None,
     ):
         """
         @param organization: the L{exmta.config.model.Organization}.
@@ -138,6 +142,10 @@ class SmtpDelivery:
             platform's by default.
         @param idleTimeout: seconds an idle connection is kept for reuse.
         @param failedHostMemory: seconds a failed host is tried last.
+        @param identity: this server's certificate, key and organization
+            authority (an L{exmta.auth.certificates.ServerIdentity}), for
+            Exchange Server authentication to the organization's other
+            servers; L{None} when it has none.
         """
         self.organization = organization
         self.server = server
@@ -147,6 +155,7 @@ class SmtpDelivery:
         self._resolver = resolver
         self._resolvers = {}
         self._trustRoot = trustRoot
+        self._identity = identity
         self._failedHosts = hosts.FailedHosts(self._clock, failedHostMemory)
         self._pool = ConnectionPool(
             self._clock,
@@ -162,15 +171,18 @@ class SmtpDelivery:
         self._generation = 0
         self._settings = {}
 
-    def reconfigure(self, organization, server, credentials=None):
+    def reconfigure(self, organization, server, credentials=None, identity=None):
         """
         Send under a new configuration from now on.  Sends in progress
         finish under the old one; connections it opened are not reused
         (they close once idle).  The outbound connection caps and the
         SendProtocolLogPath stay as they were until a restart.
+
+        @param identity: see L{__init__}.
         """
         self.organization = organization
         self.server = server
+        self._identity = identity
         if credentials is not None:
             self._credentials = credentials
         self._generation += 1
@@ -206,8 +218,15 @@ class SmtpDelivery:
         sender = queued.mailFrom or ""
         if sender == "<>":
             sender = ""
+        asked = {
+            r.address: (r.notify, r.orcpt)
+            for r in getattr(queued, "recipients", ())
+            if r.address in recipients and (r.notify is not None or r.orcpt is not None)
+        }
         transaction = Transaction(
-            queued.queueId, sender, recipients, message, getattr(queued, "body", "7BIT") or "7BIT"
+            queued.queueId, sender, recipients, message, getattr(queued, "body", "7BIT") or "7BIT",
+            ret=getattr(queued, "ret", None), envid=getattr(queued, "envid", None),
+            recipientDsn=asked, smtputf8=getattr(queued, "smtputf8", False),
         )
         for _ in range(3):
             try:
@@ -221,9 +240,13 @@ class SmtpDelivery:
                     nextHop=settings.key,
                     reply=str(failure.reply),
                 )
-                return dict.fromkeys(recipients, failure)
+                return dict.fromkeys(recipients, withErrorPolicies(failure, settings.errorPolicies))
             try:
-                return await client.transact(transaction)
+                outcomes = await client.transact(transaction)
+                return {
+                    recipient: withErrorPolicies(outcome, settings.errorPolicies)
+                    for recipient, outcome in outcomes.items()
+                }
             except StaleConnection:
                 log.info("reused connection to {target} was closed; trying a new one",
                          target=str(client.target))
@@ -319,12 +342,31 @@ class SmtpDelivery:
         authentication = authenticationOf(connector) if deliveryType == SMART_HOST else None
         ehloName = connector.fqdn or self.server.fqdn
         port = connector.port
+        forceHelo = getattr(connector, "forceHELO", False)
+        source = getattr(connector, "sourceIPAddress", "0.0.0.0")
+        sourceAddress = None if source in ("0.0.0.0", "::") else source
+        if deliveryType == SMART_HOST and "ExchangeServer" in (connector.smartHostAuthMechanism or ()):
+            # Exchange Server authentication: TLS with this server's
+            # certificate, to a smart host the organization issued one.
+            if self._identity is None:
+                raise ConnectionFailure(
+                    Reply(
+                        454, "4.7.0",
+                        f"Send connector {connector.name} uses SmartHostAuthMechanism "
+                        f"ExchangeServer and TransportServer {self.server.name} has no "
+                        "TlsCertificateAuthorityPath",
+                    )
+                )
+            tls = TlsPolicy(requireTLS=True, identity=self._identity)
         if deliveryType == RELAY:
-            # Forwarding to another transport server of the organization:
-            # opportunistic TLS, no AUTH, our own name.
-            tls = TlsPolicy()
+            # Forwarding to another transport server of the organization,
+            # with our own name, EHLO, any address and no AUTH: TLS with this server's
+            # certificate when the organization issued it one (Exchange
+            # Server authentication), else opportunistic TLS.
+            tls = TlsPolicy(requireTLS=self._identity is not None, identity=self._identity)
             authentication = None
             ehloName = self.server.fqdn
+            forceHelo, sourceAddress = False, None
         elif deliveryType not in (SMART_HOST, DNS):
             raise ConnectionFailure(
                 Reply(451, "4.4.0", f"Unknown delivery type {deliveryType} for {nextHop.key}")
@@ -343,6 +385,9 @@ class SmtpDelivery:
             credentialName=connector.authenticationCredential,
             maxMessageSize=self._sizeLimit(connector, deliveryType),
             protocolLogging=getattr(connector, "protocolLoggingLevel", "None") == "Verbose",
+            forceHelo=forceHelo,
+            sourceAddress=sourceAddress,
+            errorPolicies=getattr(connector, "errorPolicies", frozenset()),
         )
 
     def _sizeLimit(self, connector, deliveryType):
@@ -465,11 +510,19 @@ class SmtpDelivery:
             settings.timeout,
             self._clock,
             protocolLog=self._protocolLogFor(settings),
+            forceHelo=settings.forceHelo,
         )
         endpointClass = TCP6ClientEndpoint if target.isIPv6 else TCP4ClientEndpoint
+        bindAddress = None
+        if settings.sourceAddress is not None:
+            # SourceIPAddress: connections leave from it; one of the other
+            # family cannot, and goes from any address.
+            if (":" in settings.sourceAddress) == target.isIPv6:
+                bindAddress = (settings.sourceAddress, 0)
         endpoint = endpointClass(
             self._reactor, target.address, target.port,
             timeout=min(CONNECT_TIMEOUT, settings.timeout or CONNECT_TIMEOUT),
+            bindAddress=bindAddress,
         )
         log.debug("connecting to {target} for {nextHop}", target=str(target), nextHop=settings.key)
         connecting = connectProtocol(endpoint, client)

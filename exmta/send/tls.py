@@ -21,15 +21,22 @@ the handshake (RFC 7301 section 3.2), as exmta's own did (alert 80, see
 L{exmta.tls.ServerOptions}).
 """
 
+import functools
 from dataclasses import dataclass
 
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
-from twisted.internet.ssl import CertificateOptions, optionsForClientTLS, platformTrust
+from twisted.internet.ssl import (
+    Certificate,
+    CertificateOptions,
+    optionsForClientTLS,
+    platformTrust,
+    trustRootFromCertificates,
+)
 from zope.interface import implementer
 
-from exmta.tls import BASELINE
+from exmta.tls import BASELINE, pemCertificates
 
 ENCRYPTION_ONLY = "EncryptionOnly"
 CERTIFICATE_VALIDATION = "CertificateValidation"
@@ -47,12 +54,17 @@ class TlsPolicy:
         C{DomainValidation} or L{None}; only used when C{requireTLS}.
     @ivar tlsDomain: the name DomainValidation checks (TlsDomain), or
         L{None} for the target's own name.
+    @ivar identity: for Exchange Server authentication, this server's
+        certificate, key and organization authority (PEM bytes in an
+        L{exmta.auth.certificates.ServerIdentity}): shown to the next hop,
+        whose certificate must chain to that authority.
     """
 
     requireTLS: bool = False
     ignoreSTARTTLS: bool = False
     tlsAuthLevel: str | None = None
     tlsDomain: str | None = None
+    identity: object = None
 
     @property
     def level(self):
@@ -72,6 +84,8 @@ class TlsPolicy:
         """
         if self.ignoreSTARTTLS and not self.requireTLS:
             return None
+        if self.identity is not None:
+            return _SendServerName(_identityOptions(self.identity), serverName)
         level = self.level
         if level == DOMAIN_VALIDATION:
             return optionsForClientTLS(
@@ -86,6 +100,25 @@ class TlsPolicy:
         else:
             options = CertificateOptions(verify=False, **BASELINE)
         return _SendServerName(options, serverName)
+
+
+@functools.lru_cache(maxsize=8)
+def _identityOptions(identity):
+    """
+    @return: the L{CertificateOptions} of Exchange Server authentication:
+        the server's certificate as client certificate, the peer's checked
+        against the organization's authority alone.
+    """
+    chain = pemCertificates(identity.certificate)
+    return CertificateOptions(
+        privateKey=crypto.load_privatekey(crypto.FILETYPE_PEM, identity.privateKey),
+        certificate=chain[0],
+        extraCertChain=chain[1:],
+        trustRoot=trustRootFromCertificates(
+            [Certificate(x509) for x509 in pemCertificates(identity.authority)]
+        ),
+        **BASELINE,
+    )
 
 
 @implementer(IOpenSSLClientConnectionCreator)

@@ -4,7 +4,8 @@ New-/Get-/Set-/Remove-AcceptedDomain, Get-/Set-TransportServer and
 Test-Config, and imports the modules with the rest: connectors and their
 permissions (L{exmta.shell.connector_cmdlets}), mailboxes and accounts
 (L{exmta.shell.recipient_cmdlets}), the organization's TransportConfig and
-Get-ExchangeServer (L{exmta.shell.organization_cmdlets}).  How they edit org.ini:
+Get-ExchangeServer (L{exmta.shell.organization_cmdlets}), the organization's
+certificates (L{exmta.shell.certificate_cmdlets}).  How they edit org.ini:
 L{exmta.shell.configedit}.
 """
 
@@ -17,6 +18,7 @@ from exmta.config.organization import ACCEPTED_DOMAIN_KEYS, TRANSPORT_SERVER_KEY
 from exmta.config.values import formatTimespan
 from exmta.errors import ConfigError
 from exmta.shell import (  # noqa: F401 (they register cmdlets)
+    certificate_cmdlets,
     connector_cmdlets,
     organization_cmdlets,
     recipient_cmdlets,
@@ -104,10 +106,13 @@ def getAcceptedDomain(context, Identity=None):
     Parameter("Identity", mandatory=True, position=0, pipeline=True),
     Parameter("Name"),
     Parameter("DomainType"),
+    Parameter("MakeDefault"),
     supportsWhatIf=True,
 )
-def setAcceptedDomain(context, Identity, Name=None, **given):
+def setAcceptedDomain(context, Identity, Name=None, MakeDefault=False, **given):
     identity = identityOf(Identity)
+    if not isinstance(MakeDefault, bool):
+        raise CmdletError(f"-MakeDefault takes $true or $false, not {MakeDefault!r}")
 
     def change(document):
         span = _domainSpan(document, identity, context.configPath)
@@ -124,9 +129,25 @@ def setAcceptedDomain(context, Identity, Name=None, **given):
             document.rename(span, newName)
             name = newName
         setKeys(document, "AcceptedDomain", name, ACCEPTED_DOMAIN_KEYS, given)
+        if MakeDefault:
+            _makeDefault(document, name)
         return None
 
     apply(context, "Set-AcceptedDomain", identity, change)
+
+
+def _makeDefault(document, name):
+    """
+    Make the accepted domain C{name} the default: the default is the first
+    Authoritative domain of org.ini, so its section moves before the
+    others.
+    """
+    span = document.section("AcceptedDomain", name)
+    if (span.get("DomainType") or "Authoritative").lower() != "authoritative":
+        raise CmdletError(
+            f"The accepted domain '{name}' can't be the default: only an Authoritative domain can be."
+        )
+    document.moveBefore(span, document.sections("AcceptedDomain")[0])
 
 
 @cmdlet(
@@ -165,6 +186,8 @@ def _transportServerView(server):
         "MailboxDatabasePath": server.mailboxDatabasePath,
         "TlsCertificatePath": server.tlsCertificatePath,
         "TlsPrivateKeyPath": server.tlsPrivateKeyPath,
+        "TlsCertificateAuthorityPath": server.tlsCertificateAuthorityPath,
+        "AdminBindings": tuple(str(b) for b in server.adminBindings),
         "MessageExpirationTimeout": formatTimespan(server.messageExpirationTimeout),
         "DelayNotificationTimeout": formatTimespan(server.delayNotificationTimeout),
         "MessageRetryInterval": formatTimespan(server.messageRetryInterval),
@@ -198,6 +221,8 @@ class TransportServerView:
     MailboxDatabasePath: str
     TlsCertificatePath: str | None
     TlsPrivateKeyPath: str | None
+    TlsCertificateAuthorityPath: str | None
+    AdminBindings: tuple
     MessageExpirationTimeout: str
     DelayNotificationTimeout: str
     MessageRetryInterval: str

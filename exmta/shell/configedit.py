@@ -22,7 +22,7 @@ import fnmatch
 from contextlib import contextmanager
 
 from exmta.config import ini, loadOrganization
-from exmta.config.editor import editing, formatValue
+from exmta.config.editor import editing, formatValue, retrying
 from exmta.errors import ConfigError
 from exmta.shell.cmdlet import CmdletError, Parameter, identityOf
 
@@ -150,16 +150,22 @@ def editingFor(context):
         with editing(context.configPath) as edit:
             yield edit
     except ConfigError as error:
-        if error.line is None and error.section is None:
-            raise CmdletError(str(error)) from None
-        raise refused(error, context.configPath) from None
+        raise refusal(error, context) from None
     except ValueError as error:
         raise CmdletError(str(error)) from None
 
 
+def refusal(error, context):
+    if error.line is None and error.section is None:
+        return CmdletError(str(error))
+    return refused(error, context.configPath)
+
+
 def apply(context, action, target, change):
     """
-    Make one change to org.ini for a cmdlet.
+    Make one change to org.ini for a cmdlet.  On etcd, a change that
+    another administrator's change overtook is made again on the new text
+    (L{exmta.config.editor.retrying}), so neither is lost.
 
     @param change: called with the L{Document}; edits it and returns
         L{None} or a callable, called with the new L{Organization} after the
@@ -170,18 +176,25 @@ def apply(context, action, target, change):
     @raise CmdletError: the change is impossible or the server would refuse
         it; org.ini is unchanged.
     """
-    with editingFor(context) as edit:
-        effect = change(edit.document)
-        organization = edit.validate()
-        if not context.shouldProcess(target, action):
-            diff = edit.diff()
-            if context.host is not None and diff:
-                context.host.write(diff.rstrip("\n"))
-            return None
-        if effect is not None:
-            effect(organization)
-        edit.write()
-        return organization
+
+    def attempt():
+        with editingFor(context) as edit:
+            effect = change(edit.document)
+            organization = edit.validate()
+            if not context.shouldProcess(target, action):
+                diff = edit.diff()
+                if context.host is not None and diff:
+                    context.host.write(diff.rstrip("\n"))
+                return None
+            if effect is not None:
+                effect(organization)
+            edit.write()
+            return organization
+
+    try:
+        return retrying(attempt)
+    except ConfigError as error:
+        raise refusal(error, context) from None
 
 
 def setKeys(document, kind, name, schema, given):
@@ -211,8 +224,7 @@ def comments(organization):
         C{organization}'s org.ini that have a Comment key (which the
         server does not read, so the organization does not keep it).
     """
-    with open(organization.path, encoding="utf-8-sig") as handle:
-        sections = ini.parse(handle.read(), organization.path)
+    sections = ini.parse(organization.text, organization.path)
     return {
         (section.kind.lower(), section.name.lower()): section.get("Comment").value
         for section in sections

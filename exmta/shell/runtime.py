@@ -77,6 +77,7 @@ CMDLET_MODULES = (
     "exmta.shell.config_cmdlets",
     "exmta.shell.queue_cmdlets",
     "exmta.shell.agent_cmdlets",
+    "exmta.shell.diagnostic_cmdlets",
     "exmta.shell.utility_cmdlets",
 )
 

@@ -15,6 +15,7 @@ import tempfile
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -74,6 +75,26 @@ def rows(browser, table):
         [cell.text for cell in row.find_elements(By.CSS_SELECTOR, "th, td")]
         for row in element.find_elements(By.TAG_NAME, "tr")
     ]
+
+
+def replacing(browser, act):
+    """
+    Do C{act} (a click, a submit) and wait until the page it brings has
+    replaced the current one.
+    """
+    old = browser.find_element(By.TAG_NAME, "html")
+    act()
+
+    def replaced(browser):
+        # While the old page goes, chromium answers "stale" or, at times,
+        # an inspector error about a node that left the document.
+        try:
+            old.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
+    WebDriverWait(browser, WAIT).until(replaced)
 
 
 def waitFor(browser, element):

@@ -52,7 +52,8 @@ def writeOrganization(folder, text, accounts=()):
 class ServerProcess:
     """
     C{twistd -n exmta -c org.ini} in a subprocess, with this checkout first
-    on its path.  Started means listening: the constructor returns once the
+    on its path, run in org.ini's folder unless told C{cwd} (an etcd
+    location has none).  Started means listening: the constructor returns once the
     server has logged every socket it opens, and, with C{workers}
     (C{--workers}), once each receive worker accepts on them.
 
@@ -60,7 +61,8 @@ class ServerProcess:
     wait for the line naming each message accepted or sent.
     """
 
-    def __init__(self, config, sockets, server=None, extra=(), workers=0, logLevel="debug"):
+    def __init__(self, config, sockets, server=None, extra=(), workers=0, cwd=None,
+                 logLevel="debug"):
         self.config = config
         self.output = []
         environment = dict(os.environ, PYTHONPATH=REPOSITORY, PYTHONUNBUFFERED="1")
@@ -71,7 +73,7 @@ class ServerProcess:
             command += ["--workers", str(workers)]
         self.process = subprocess.Popen(
             command + list(extra),
-            cwd=os.path.dirname(config),
+            cwd=cwd or os.path.dirname(config),
             env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

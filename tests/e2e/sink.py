@@ -47,11 +47,14 @@ class SmtpSink:
     @param enforceLineLimit: refuse, at the end of the data, a message with
         a line over 998 octets (without its CRLF), as a strict RFC 5321
         server may.
+    @param refuse: {recipient address: reply line} to answer RCPT TO for
+        those recipients with, e.g. C{"451 4.2.0 Try later"}.
     @param port: the port to listen on (one the kernel chooses if 0).
     """
 
-    def __init__(self, tls=None, eightBitMime=True, enforceLineLimit=False, port=0):
+    def __init__(self, tls=None, eightBitMime=True, enforceLineLimit=False, refuse=None, port=0):
         self.tls = tls
+        self.refuse = refuse or {}
         self.eightBitMime = eightBitMime
         self.enforceLineLimit = enforceLineLimit
         self.sessions = []
@@ -148,8 +151,12 @@ class _Conversation:
                 self.mail, self.recipients = line.decode(), []
                 self.send("250 2.1.0 Sender OK")
             elif verb == b"RCPT":
-                self.recipients.append(line.decode().partition("<")[2].rpartition(">")[0])
-                self.send("250 2.1.5 Recipient OK")
+                address = line.decode().partition("<")[2].rpartition(">")[0]
+                if address in self.sink.refuse:
+                    self.send(self.sink.refuse[address])
+                else:
+                    self.recipients.append(address)
+                    self.send("250 2.1.5 Recipient OK")
             elif verb == b"DATA":
                 self.send("354 Start mail input; end with <CRLF>.<CRLF>")
                 self.receiveData()

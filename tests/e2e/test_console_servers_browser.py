@@ -31,10 +31,9 @@ import ssl
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
-from tests.e2e.browser import WAIT, logOn, rows, screenshot, waitFor
+from tests.e2e.browser import logOn, replacing, rows, screenshot, waitFor
 from tests.e2e.harness import RawClient, ServerProcess, freePort, writeOrganization
 
 ADMIN_PASSWORD = "Console-Pa55word!"
@@ -102,9 +101,7 @@ def click(browser, element):
 
 
 def follow(browser, element):
-    page = browser.find_element(By.TAG_NAME, "html")
-    element.click()
-    WebDriverWait(browser, WAIT).until(expected_conditions.staleness_of(page))
+    replacing(browser, element.click)
 
 
 def typeInto(browser, element, text):
@@ -172,9 +169,7 @@ def test_anonymousRelayProcedure(hub, browser):
     screenshot(browser, "new-receive-connector-remote-network")
     # Enter in the field means Next (not the list's Remove), and keeps what
     # was typed.
-    page = browser.find_element(By.TAG_NAME, "html")
-    browser.find_element(By.ID, "RemoteIPRanges-new").send_keys(Keys.ENTER)
-    WebDriverWait(browser, WAIT).until(expected_conditions.staleness_of(page))
+    replacing(browser, lambda: browser.find_element(By.ID, "RemoteIPRanges-new").send_keys(Keys.ENTER))
     line = (
         "New-ReceiveConnector -Name 'FromInternetGateway' -Server HubA -Usage Custom "
         f"-Bindings 127.0.0.4:{relayPort} -RemoteIPRanges 127.0.5.77"

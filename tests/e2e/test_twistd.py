@@ -131,8 +131,8 @@ def test_wildcardAndSpecificBindingOnOnePort(tmp_path):
 def test_shippedOrganizationStarts(tmp_path):
     """
     The shipped etc/org.ini, copied so its queue lands in a temporary folder,
-    with its ports (2525, and the console's 8443) swapped for free ones:
-    it starts, and serves the console.
+    with its ports (2525, the console's 8443 and the metrics' 9425) swapped
+    for free ones: it starts, and serves the console and the metrics.
     """
     shutil.copytree(os.path.join(REPOSITORY, "etc"), tmp_path / "etc")
     config = tmp_path / "etc" / "org.ini"
@@ -142,9 +142,12 @@ def test_shippedOrganizationStarts(tmp_path):
         text = text.replace(f"{host}:2525", f"{host}:{freePort(host)}")
     assert "https://127.0.0.1:8443/ecp/" in text
     text = text.replace("127.0.0.1:8443", f"127.0.0.1:{freePort()}")
+    assert "Binding = 127.0.0.1:9425" in text
+    text = text.replace("127.0.0.1:9425", f"127.0.0.1:{freePort()}")
     config.write_text(text)
     server = ServerProcess(str(config), sockets=3)
     server.waitFor("console listening on https://127.0.0.1:")
+    server.waitFor("serving /metrics and /health on http://127.0.0.1:")
     try:
         assert os.path.isdir(tmp_path / "var" / "HubA" / "queue")
     finally:

@@ -98,12 +98,17 @@ class Envelope:
     """
     One mail transaction: the reverse path, the forward paths, and the
     parameters the client gave with them.
+
+    @ivar shadow: (server, queue id) from C{MAIL FROM:<...> XSHADOW=}: the
+        TransportServer that keeps a shadow copy of the message, and the
+        message's queue id there (L{exmta.queue.shadow}).
     """
 
     mailFrom: Address
     recipients: tuple[Address, ...] = ()
     body: str = "7BIT"
     declaredSize: int | None = None
+    shadow: tuple[str, str] | None = None
 
 
 def newQueueId(clock=time.time):
@@ -185,3 +190,19 @@ class NextHop:
         if self.deliveryType == "SmtpRelayWithinAdSite":
             return f"{self.server}"
         return self.connector
+
+
+class ShadowedOutcomes(dict):
+    """
+    The outcomes of a send ({recipient: L{None} or a failure}) to a server
+    of the organization that took the message under shadow redundancy: it
+    offered XSHADOW and will report when the message may be discarded
+    (L{exmta.queue.shadow}).
+
+    @ivar instance: the XSHADOW value the server offered: its queue's
+        instance, which changes when its queue is lost.
+    """
+
+    def __init__(self, outcomes, instance):
+        super().__init__(outcomes)
+        self.instance = instance

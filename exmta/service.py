@@ -36,6 +36,7 @@ from exmta.monitor.levels import HIGH
 from exmta.monitor.service import ResourceMonitor
 from exmta.protocollog import ProtocolLog
 from exmta.queue.manager import QueueManager
+from exmta.queue.shadow import DiscardNotifications
 from exmta.queue.spool import Spool
 from exmta.receive.limits import ConnectionCounts
 from exmta.receive.configuration import ReceiveConfiguration, configureReceive
@@ -125,6 +126,7 @@ class TransportServerService(service.MultiService):
         manager.reconfigure(new.recipients, new.route, server=new.transportServer,
                             postmaster=new.postmaster, agents=new.agents)
         manager.deliveryAgent = new.deliveryAgent
+        manager.shadows.reconfigure(new.organization.transportConfig)
         receive.closeUnused(new.connectors)
         if workers is not None:
             workers.replace(new.organization)
@@ -374,6 +376,10 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         remoteDelivery=remoteDelivery,
         trackingLog=queueTracking,
         agents=configuration.agents,
+        transportConfig=organization.transportConfig,
+    )
+    manager.shadows.discards = factory.shadowDiscards = DiscardNotifications(
+        spool.path, spool.instance
     )
 
     manager.setServiceParent(top)

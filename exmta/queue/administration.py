@@ -72,6 +72,7 @@ class QueueAdministration:
             pending=dict(self._pending),
             deliveryTypes=manager.hops.deliveryTypes(),
             messageExpirationTimeout=manager.schedule.messageExpirationTimeout,
+            shadowServers=frozenset(manager.shadows.servers),
         )
 
     def isBusy(self, queueId):

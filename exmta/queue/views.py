@@ -17,7 +17,12 @@ it in these queues (one message may sit in several, one row in each):
   - C{Submission}: recipients not yet routed (no attempt yet);
   - C{Unreachable}: remote recipients that wait for a send side;
   - C{MailboxDelivery} (C{MapiDelivery}): local recipients waiting for a
-    retry of their mailbox delivery.
+    retry of their mailbox delivery;
+  - C{Shadow\\N} (C{ShadowRedundancy}), one per server of the organization
+    this one keeps shadows for (L{exmta.queue.shadow}), numbered from 1 in
+    the order of their names, C{NextHopDomain} the server's name: the
+    C{Shadow} recipients handed to it, until it reports them delivered.
+    Shown, empty, for every server shadows were kept for since start.
 
 A queue's identity is C{Server\\Name} (C{HubA\\ToInternetGateway}); a
 message's is C{Server\\Queue\\QueueId}, the queue id being the spool's.
@@ -39,11 +44,12 @@ from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 
 from exmta.message.header import originalHeader
-from exmta.queue.spool import READY
+from exmta.queue.spool import READY, SHADOW
 
 SUBMISSION = "Submission"
 UNREACHABLE = "Unreachable"
 MAILBOX_DELIVERY = "MailboxDelivery"
+SHADOW_REDUNDANCY = "ShadowRedundancy"
 
 # The lastError of a remote recipient a manager without a send side holds.
 WAITING_FOR_SEND_CONNECTOR = "Waiting for a send connector"
@@ -89,6 +95,7 @@ class QueueState:
     @ivar pending: queue id to C{PendingSuspend} or C{PendingRemove}.
     @ivar deliveryTypes: next hop key to its DeliveryType, where known.
     @ivar messageExpirationTimeout: seconds, for C{ExpirationTime}.
+    @ivar shadowServers: the servers shadows were kept for since start.
     """
 
     server: str
@@ -100,6 +107,19 @@ class QueueState:
     pending: dict = field(default_factory=dict)
     deliveryTypes: dict = field(default_factory=dict)
     messageExpirationTimeout: float = 2 * 86400
+    shadowServers: frozenset = frozenset()
+
+    def shadowQueues(self):
+        """
+        @return: {server name: its Shadow Redundancy queue's name}.
+        """
+        servers = set(self.shadowServers)
+        for queued in self.messages:
+            servers.update(r.nextHop for r in queued.recipients if r.status == SHADOW)
+        return {
+            server: f"Shadow\\{number}"
+            for number, server in enumerate(sorted(servers, key=str.lower), 1)
+        }
 
 
 def isoTime(when):
@@ -144,12 +164,16 @@ def _members(state):
         for queueId, addresses in messages.items()
         for address in addresses
     }
-    queues = {}
+    shadows = state.shadowQueues()
+    queues = {name: {} for name in shadows.values()}
     for queued in state.messages:
         for recipient in queued.recipients:
-            if recipient.status != READY:
+            if recipient.status == SHADOW:
+                name = shadows[recipient.nextHop]
+            elif recipient.status != READY:
                 continue
-            name = sending.get((queued.queueId, recipient.address)) or queueOf(recipient)
+            else:
+                name = sending.get((queued.queueId, recipient.address)) or queueOf(recipient)
             entry = queues.setdefault(name, {}).setdefault(
                 queued.queueId, (queued, [])
             )
@@ -177,6 +201,7 @@ def queueRows(state):
     """
     members = _members(state)
     names = set(members) | set(state.suspendedQueues) | {SUBMISSION}
+    shadowServers = {name: server for server, name in state.shadowQueues().items()}
     rows = []
     for name in sorted(names, key=lambda n: (n != SUBMISSION, n.lower())):
         messages = members.get(name, {})
@@ -193,13 +218,17 @@ def queueRows(state):
             status = READY_STATUS
         retryTimes = [r.nextRetryTime for r in recipients if r.nextRetryTime is not None]
         deliveryType = deliveryTypeOf(name, state.deliveryTypes)
+        nextHopDomain = name.partition(":")[2] if ":" in name else name
+        if name in shadowServers:
+            deliveryType, nextHopDomain = SHADOW_REDUNDANCY, shadowServers[name]
+            status = READY_STATUS
         rows.append(
             {
                 "Identity": f"{state.server}\\{name}",
                 "DeliveryType": deliveryType,
                 "Status": status,
                 "MessageCount": len(messages),
-                "NextHopDomain": name.partition(":")[2] if ":" in name else name,
+                "NextHopDomain": nextHopDomain,
                 "NextHopConnector": name.partition(":")[0]
                 if deliveryType in ("SmartHostConnectorDelivery", "DnsConnectorDelivery")
                 else None,

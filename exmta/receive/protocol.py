@@ -471,7 +471,47 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             extensions.append("STARTTLS")
         if self._authOffered():
             extensions.append("AUTH PLAIN LOGIN")
+        if self._shadowOffered():
+            extensions.append(f"XSHADOW {self.factory.shadowDiscards.instance}")
         return tuple(extensions)
+
+    def _shadowOffered(self):
+        """
+        Whether this session may hand messages over under shadow redundancy
+        and poll for discard notifications (L{exmta.queue.shadow}): an
+        Exchange server's, with ShadowRedundancyEnabled, in the process
+        that holds the queue.
+        """
+        return (
+            self.factory.shadowDiscards is not None
+            and self.factory.organization.transportConfig.shadowRedundancyEnabled
+            and self._principal().has(permissions.ACCEPT_XSHADOW)
+        )
+
+    def smtp_XQDISCARD(self, argument):
+        """
+        C{XQDISCARD <server>}: the discard notifications due to the shadow
+        server C{<server>}, one queue id a line (L{exmta.queue.shadow}).
+        """
+        if self.session.helo is None or not self.session.esmtp:
+            return NEED_HELO
+        if not self._shadowOffered():
+            return reply(503, "5.7.1", "XQDISCARD is not offered to this session")
+        server = self._shadowServer(argument)
+        if server is None:
+            return reply(501, "5.5.4", "Syntax: XQDISCARD <TransportServer of the organization>")
+        taken = self.factory.shadowDiscards.take(server)
+        return Reply(250, "2.0.0", (*taken, f"{len(taken)} discard notifications"))
+
+    def _shadowServer(self, name):
+        """
+        @return: the TransportServer named C{name}, as org.ini names it,
+            or L{None}.
+        """
+        for server in self.factory.organization.transportServers.values():
+            if server.name.lower() == name.lower():
+                return server.name
+        return None
 
     def _tlsAvailable(self):
         return "Tls" in self.connector.authMechanism and not self.session.tlsVersion
@@ -602,7 +642,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             return reply(501, "5.1.7", "Invalid address")
         if parameters and not self.session.esmtp:
             return reply(555, "5.5.4", "MAIL parameters need EHLO")
-        body, size = "7BIT", None
+        body, size, shadow = "7BIT", None, None
         for name, value in parameters.items():
             if name == "SIZE":
                 if value is None or not value.isdigit():
@@ -614,6 +654,12 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                 if value is None or value.upper() not in ("7BIT", "8BITMIME"):
                     return reply(501, "5.5.4", "Invalid BODY parameter")
                 body = value.upper()
+            elif name == "XSHADOW" and self._shadowOffered():
+                server, _, shadowId = (value or "").partition(":")
+                server = self._shadowServer(server)
+                if server is None or not re.fullmatch(r"[0-9A-F]{24}", shadowId):
+                    return reply(501, "5.5.4", "Invalid XSHADOW parameter; XSHADOW=<server>:<queue id>")
+                shadow = (server, shadowId)
             elif name == "AUTH":
                 # RFC 4954 AUTH= is advisory; Exchange ignores it without
                 # Accept-Authentication-Flag, and nothing here trusts it.
@@ -622,7 +668,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                 return reply(555, "5.5.4", f"Unsupported parameter {name}")
         if not permissions.maySendAs(self.factory.organization, sender, principal):
             return CANNOT_SEND_AS
-        envelope = Envelope(sender, (), body, size)
+        envelope = Envelope(sender, (), body, size, shadow)
 
         def accept():
             self.envelope = envelope

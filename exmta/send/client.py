@@ -113,6 +113,8 @@ class Transaction:
     One message for some of its recipients.
 
     @ivar body: C{7BIT} or C{8BITMIME}: how the message was received.
+    @ivar shadow: C{server:queueId}, the C{XSHADOW=} parameter for a peer
+        that offers XSHADOW (L{exmta.queue.shadow}), or L{None}.
     """
 
     queueId: str
@@ -120,6 +122,7 @@ class Transaction:
     recipients: tuple
     message: bytes
     body: str = "7BIT"
+    shadow: str | None = None
 
     @property
     def size(self):
@@ -553,6 +556,8 @@ class DeliveryClient(ESMTPClient):
             parameters += b" SIZE=%d" % tx.size
         if b"8BITMIME" in self.extensions and (tx.eightBit or tx.body == "8BITMIME"):
             parameters += b" BODY=8BITMIME"
+        if tx.shadow is not None and self.shadowInstance is not None:
+            parameters += b" XSHADOW=" + tx.shadow.encode("ascii")
         sender = _path(tx.mailFrom)
         self._stage = "MAIL"
         if b"PIPELINING" in self.extensions:
@@ -561,6 +566,44 @@ class DeliveryClient(ESMTPClient):
         self._okresponse = self.smtpState_to
         self._failresponse = self.smtpTransferFailed
         self.sendLine(b"MAIL FROM:" + sender + parameters)
+
+    @property
+    def shadowInstance(self):
+        """
+        The queue instance the peer offered with XSHADOW, or L{None}.
+        """
+        instance = self.extensions.get(b"XSHADOW")
+        return None if instance is None else instance.decode("ascii", "replace")
+
+    def command(self, line):
+        """
+        Send one command outside a transaction on this idle connection
+        (XQDISCARD, L{exmta.queue.shadow}).
+
+        @return: a L{Deferred} firing with the reply's (code, text lines),
+            or failing with L{HostFailure} when the connection is lost first.
+        """
+        if not self.idle or self._tx is not None:
+            raise RuntimeError("command() on a busy or closed connection")
+        self.idle = False
+        self.setTimeout(self.timeout)
+        answer = Deferred()
+
+        def answered(code, resp):
+            self._becomeIdle()
+            answer.callback((code, resp.split(b"\n")))
+
+        def lost(_):
+            if not answer.called:
+                answer.errback(HostFailure(self._failure or Reply(
+                    451, "4.4.2", f"Lost the connection to {self.target}"
+                )))
+
+        self.whenLost.addCallback(lost)
+        self._expected = range(0, 1000)
+        self._okresponse = self._failresponse = answered
+        self.sendLine(line)
+        return answer
 
     def _refusal(self, tx):
         """

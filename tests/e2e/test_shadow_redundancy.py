@@ -106,11 +106,11 @@ class Organization:
             if server.process.poll() is None:
                 server.drain()
 
-    def send(self, numbers):
+    def send(self, numbers, recipient=lambda number: "kim@contoso.com"):
         with smtplib.SMTP("127.0.0.1", self.ports["a"], timeout=TIMEOUT) as client:
             for number in numbers:
                 client.sendmail(
-                    "sender@example.net", ["kim@contoso.com"],
+                    "sender@example.net", [recipient(number)],
                     f"From: sender@example.net\r\nSubject: shadow {number}\r\n\r\nHi\r\n",
                 )
                 self.drain()
@@ -173,22 +173,24 @@ def test_shadowsDiscardedAfterDelivery(organization):
 
 def test_hubBLostResubmitted(organization):
     """
-    HubA relays L{MESSAGES} messages through HubB; HubB is killed (SIGKILL)
-    half way and its disk discarded.  After the heartbeat timeout HubA
-    resubmits its shadows, and once a new HubB runs every message reaches
-    the sink at least once.
+    HubA relays L{MESSAGES} messages through HubB; half way, while HubB
+    holds the messages the sink deferred (the odd ones so far), HubB is killed (SIGKILL) and its disk
+    discarded.  After the heartbeat timeout HubA resubmits its shadows, and
+    once a new HubB runs every message reaches the sink at least once.
+    Without the shadows, the messages HubB held would be lost.
     """
     half = MESSAGES // 2
-    organization.send(range(half))
-    deadline = time.monotonic() + TIMEOUT
-    while len(organization.received()) < half // 2:
-        organization.drain()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    # The sink defers the odd messages, so HubB holds those when it dies.
+    organization.sink.refuse["held@contoso.com"] = "451 4.2.0 Try later"
+    organization.send(
+        range(half), lambda number: "held@contoso.com" if number % 2 else "kim@contoso.com"
+    )
+    organization.hubB.waitFor("451 4.2.0 Try later", count=half // 2, timeout=TIMEOUT)
     organization.hubB.kill()
     shutil.rmtree(organization.folder / "var" / "HubB")
+    del organization.sink.refuse["held@contoso.com"]
     organization.send(range(half, MESSAGES))
-    organization.hubA.waitFor("did not answer the shadow heartbeat", timeout=TIMEOUT)
+    organization.hubA.waitFor("did not answer the shadow heartbeat 3 times", timeout=TIMEOUT)
     organization.hubB = organization.startHubB()
     organization.awaitAll(MESSAGES)
     counts = organization.received()

@@ -13,19 +13,26 @@ from twisted.cred.checkers import AllowAnonymousAccess, ICredentialsChecker
 from twisted.cred.credentials import IAnonymous
 from twisted.cred.portal import Portal
 from twisted.internet import defer, reactor
+from twisted.internet.defer import fail, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from exmta.auth import permissions
 from exmta.auth.realm import ConnectorRealm
 from exmta.config import parseOrganization
-from exmta.envelope import QueuedMessage, QueuedRecipient
+from exmta.config.model import TransportConfig
+from exmta.envelope import NextHop, QueuedMessage, QueuedRecipient, ShadowedOutcomes
+from exmta.errors import ConnectionFailure
+from exmta.interfaces import IRemoteDelivery, IShadowRedundancy
 from exmta.queue.shadow import DiscardNotifications
 from exmta.queue.spool import DELIVERED, SHADOW, Spool
+from exmta.queue.views import queueRows
 from exmta.receive.listener import ReceiveFactory
 from exmta.routing import Resolver
 from exmta.testing import connect
+from tests.test_manager import FakeRemoteDelivery, ManagerTestCase
 from tests.test_protocol import ControlledQueue
 from tests.test_queue import MESSAGE, SESSION, envelope, temporaryFolder
 
@@ -203,3 +210,115 @@ class ProtocolTests(SynchronousTestCase):
             say(b"XQDISCARD HubA\r\n"),
             [f"250-2.0.0 {SHADOW_ID}", "250 2.0.0 1 discard notifications"],
         )
+
+
+RELAY = NextHop("SmtpRelayWithinAdSite", "ToContoso", server="HubB")
+INSTANCE = "cd" * 16
+
+
+@implementer(IRemoteDelivery)
+class ShadowingRemoteDelivery(FakeRemoteDelivery):
+    """
+    A send side whose next hop takes every message under shadow redundancy,
+    and whose heartbeat polls answer what the test says.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.instance = INSTANCE
+        self.discarded = []
+        self.polls = []
+        self.down = False
+
+    def send(self, nextHop, queued, recipients, message):
+        outcomes = super().send(nextHop, queued, recipients, message).result
+        return succeed(ShadowedOutcomes(outcomes, self.instance))
+
+    def discardNotifications(self, server):
+        self.polls.append(server)
+        if self.down:
+            return fail(ConnectionFailure.of(451, "4.4.1", "Connection refused"))
+        discarded, self.discarded = self.discarded, []
+        return succeed((self.instance, discarded))
+
+
+class ShadowManagerTests(ManagerTestCase):
+    """
+    The queue manager keeps shadows, discards them on notice, and resubmits
+    them when the heartbeat fails or the primary lost its queue.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.remote = ShadowingRemoteDelivery()
+        self.routes["contoso.com"] = RELAY
+        self.settings = TransportConfig(
+            shadowHeartbeatTimeoutInterval=10, shadowHeartbeatRetryCount=3
+        )
+
+    def start(self, **kwargs):
+        return super().start(transportConfig=self.settings, **kwargs)
+
+    def statuses(self, queueId):
+        queued = self.spool.message(queueId)
+        return None if queued is None else [r.status for r in queued.recipients]
+
+    async def test_keptUntilDiscarded(self):
+        """
+        A message the next hop took with XSHADOW stays queued, C{Shadow},
+        in the Shadow Redundancy queue, also across a restart, until a
+        heartbeat brings its discard notification.
+        """
+        verifyObject(IShadowRedundancy, self.start().shadows)
+        queueId = await self.submit("kim@contoso.com")
+        self.assertEqual(self.statuses(queueId), [SHADOW])
+        await self.restart()
+        [row] = [r for r in queueRows(self.queue.administration.state())
+                 if r["DeliveryType"] == "ShadowRedundancy"]
+        self.assertEqual((row["Identity"], row["NextHopDomain"], row["MessageCount"]),
+                         ("HubA\\Shadow\\1", "HubB", 1))
+        await self.advance(10)
+        self.assertEqual(self.statuses(queueId), [SHADOW])
+        self.remote.discarded = [queueId]
+        await self.advance(10)
+        self.assertIsNone(self.statuses(queueId))
+        self.assertEqual(len(self.remote.calls), 1)
+
+    async def test_resubmittedAfterHeartbeatTimeout(self):
+        """
+        After ShadowHeartbeatRetryCount failed polls in a row the shadow is
+        resubmitted: sent again, tracked RESUBMIT.
+        """
+        self.start()
+        queueId = await self.submit("kim@contoso.com")
+        self.remote.down = True
+        await self.advance(10)
+        await self.advance(10)
+        self.assertEqual(len(self.remote.calls), 1)
+        await self.advance(10)
+        # The resubmitted recipients are due at once.
+        await self.advance(0)
+        self.assertEqual(len(self.remote.calls), 2)
+        self.assertEqual([queued for queued, _ in self.tracking.of("RESUBMIT")], [queueId])
+
+    async def test_resubmittedWhenThePrimaryLostItsQueue(self):
+        """
+        A heartbeat answered by another instance of the primary's queue
+        resubmits the shadows handed to the old one at once.
+        """
+        self.start()
+        await self.submit("kim@contoso.com")
+        self.remote.instance = "ef" * 16
+        await self.advance(10)
+        # The resubmitted recipients are due at once.
+        await self.advance(0)
+        self.assertEqual(len(self.remote.calls), 2)
+
+    async def test_notShadowedKeepsDelivered(self):
+        """
+        A next hop that did not take XSHADOW leaves nothing behind.
+        """
+        self.remote = FakeRemoteDelivery()
+        self.start()
+        queueId = await self.submit("kim@contoso.com")
+        self.assertIsNone(self.statuses(queueId))

@@ -121,7 +121,8 @@ L{exmta.interfaces}:
   - C{administration}, L{exmta.queue.administration.QueueAdministration}
     (C{IQueueAdministration}): what the admin endpoint asks for, never at
     the same time as a pass over the same message (L{QueueManager.exclusively}).
-  - C{shadows}, L{exmta.queue.shadow.ShadowRedundancy}: the shadows kept of
+  - C{shadows}, L{exmta.queue.shadow.ShadowRedundancy}
+    (C{IShadowRedundancy}): the shadows kept of
     messages handed to another server of the organization, their
     discard and resubmission.
 
@@ -207,6 +208,7 @@ class QueueManager(service.Service):
     @ivar notifications: the L{exmta.interfaces.ISenderNotifications}.
     @ivar routingEvents: the L{exmta.interfaces.IRoutingEvents}.
     @ivar administration: the L{exmta.interfaces.IQueueAdministration}.
+    @ivar shadows: the L{exmta.interfaces.IShadowRedundancy}.
     """
 
     name = "queue"

@@ -63,8 +63,10 @@ from dataclasses import replace
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from exmta.envelope import ShadowedOutcomes
+from exmta.interfaces import IShadowRedundancy
 from exmta.queue.spool import DELIVERED, READY, SHADOW
 
 log = Logger(namespace="exmta.queue.shadow")
@@ -151,6 +153,7 @@ class DiscardNotifications:
         return taken
 
 
+@implementer(IShadowRedundancy)
 class ShadowRedundancy:
     """
     The shadow server's side, a collaborator of the queue manager: which

@@ -272,7 +272,12 @@ class ShadowRedundancy:
         self._autoDiscard()
         for server in sorted(self._shadows):
             if self._shadows.get(server):
-                yield self._beatOne(server)
+                try:
+                    yield self._beatOne(server)
+                except Exception:
+                    # A failed beat must not stop the heartbeat (LoopingCall
+                    # stops on a failure).
+                    log.failure("shadow heartbeat to {server} failed", server=server)
 
     @inlineCallbacks
     def _beatOne(self, server):

@@ -61,6 +61,17 @@ def linkPages(app, doctree, docname):
         reference["refuri"] = app.builder.get_relative_uri(docname, linked) + hashmark + anchor
 
 
+def readmeImages(app, relativePath, parent, content):
+    """
+    The README shows the console's screenshots by their path from the
+    checkout (C{docs/console/...}), as GitHub does; included in the site,
+    paths are read from docs/.
+    """
+    if relativePath.name == "README.rst":
+        content[0] = content[0].replace(".. image:: docs/", ".. image:: ")
+
+
 def setup(app):
+    app.connect("include-read", readmeImages)
     app.connect("autodoc-process-docstring", epytextToReST)
     app.connect("doctree-resolved", linkPages)

@@ -23,7 +23,8 @@ Each line is one JSON object with Exchange's field names in camelCase::
     C{ROUTING}, C{AGENT} (a transport agent's verdict) or C{ADMIN}
     (Remove-Message).
   - C{internalMessageId}: the queue id; C{messageId}: the Message-ID
-    header, when the event's author knows it; C{sender}: the envelope
+    header, when the event's author knows it; C{messageSubject}: the
+    Subject (decoded), on C{RECEIVE} events; C{sender}: the envelope
     sender (C{""} for C{<>}); C{recipients}: the addresses the event is
     about; C{recipientStatus}: the reply, for C{DEFER} and C{FAIL};
     C{totalBytes}; C{connectorId}, C{nextHop}, C{clientIp}, C{serverIp}
@@ -36,13 +37,16 @@ together once per reactor iteration, and at L{MessageTrackingLog.close}, so
 a clean stop loses none; the file is not fsynced (a crash may lose the last
 lines: it is a log, not the queue).  Writing it never raises: a log that
 cannot be written is reported through L{twisted.logger} and mail goes on.  Get-MessageTrackingLog reads the
-files with L{readTrackingLog}.
+files with L{readTrackingLog}; the console's dashboard counts them with
+L{trackingCounts}, which reads each line once.
 """
 
 import calendar
 import json
 import os
+import threading
 import time
+from collections import Counter
 
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -250,22 +254,46 @@ def _parseTimestamp(text):
 
 def searchTrackingLog(
     path, start=None, end=None, sender=None, recipients=None, messageId=None,
-    internalMessageId=None, eventId=None, limit=None,
+    internalMessageId=None, eventId=None, limit=None, messageSubject=None,
 ):
     """
     The events of a tracking log folder that Get-MessageTrackingLog's
     filters select: C{sender}, C{messageId} (with or without its angle
     brackets), C{internalMessageId} and C{eventId} compare
     case-insensitively; C{recipients} (a collection) matches an event
-    about any of them.  Blocks.
+    about any of them; C{messageSubject} is a part of the subject,
+    case-insensitive.  Blocks.
+
+    The subject is logged with a message's C{RECEIVE}; every event of the
+    message (its queue id) is given it as C{messageSubject}, those logged
+    before it included (a message's C{SUBMIT}, even its first C{DEFER},
+    may be written before its C{RECEIVE}).
 
     @param limit: stop after C{limit + 1} events (so the caller can tell
         there were more); L{None} for all.
     @return: a list of event dicts, oldest first.
     """
     wanted = {str(r).lower() for r in recipients} if recipients else None
+    part = None if messageSubject is None else str(messageSubject).lower()
+    subjects = {}
+    if part is not None:
+        subjects = {
+            event.get("internalMessageId"): event["messageSubject"]
+            for event in readTrackingLog(path, start, end)
+            if "messageSubject" in event
+        }
+    waiting = {}
     found = []
     for event in readTrackingLog(path, start, end):
+        queueId = event.get("internalMessageId")
+        if "messageSubject" in event:
+            subjects[queueId] = event["messageSubject"]
+            for earlier in waiting.pop(queueId, ()):
+                earlier["messageSubject"] = event["messageSubject"]
+        elif queueId in subjects:
+            event["messageSubject"] = subjects[queueId]
+        if part is not None and part not in str(event.get("messageSubject") or "").lower():
+            continue
         if sender is not None and str(event.get("sender", "")).lower() != str(sender).lower():
             continue
         if eventId is not None and str(event.get("eventId", "")).lower() != str(eventId).lower():
@@ -278,6 +306,8 @@ def searchTrackingLog(
             continue
         if wanted is not None and not wanted & {str(r).lower() for r in event.get("recipients", ())}:
             continue
+        if "messageSubject" not in event and queueId:
+            waiting.setdefault(queueId, []).append(event)
         found.append(event)
         if limit is not None and len(found) > limit:
             break
@@ -286,3 +316,106 @@ def searchTrackingLog(
 
 def _bare(messageId):
     return str(messageId).strip().strip("<>").lower()
+
+
+class TrackingCounts:
+    """
+    How many events of each C{(eventId, connectorId)} a tracking log folder
+    holds, per minute, kept by reading only what was appended to its files
+    since the last count: counting a busy day again costs the new lines.
+    Minutes more than L{KEPT} seconds before the oldest count asked for are
+    forgotten.  Safe to use from several threads.
+    """
+
+    KEPT = 2 * 86400
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+        self._offsets = {}
+        self._minutes = Counter()
+        self._parsed = {}
+        self._lock = threading.Lock()
+
+    def count(self, start, end):
+        """
+        @param start: seconds since the epoch; events from its minute on count.
+        @param end: seconds since the epoch; events from its minute on do not.
+        @return: a L{Counter} of C{(eventId, connectorId)}: how many
+            events of each happened between C{start} and C{end}, to the
+            minute (C{connectorId} is L{None} where the event has none).
+        """
+        first, last = int(start // 60), int(end // 60)
+        with self._lock:
+            self._read(start)
+            counts = Counter()
+            for (minute, eventId, connector), number in self._minutes.items():
+                if first <= minute < last:
+                    counts[eventId, connector] += number
+            oldest = int((start - self.KEPT) // 60)
+            for key in [key for key in self._minutes if key[0] < oldest]:
+                del self._minutes[key]
+            self._parsed = {text: m for text, m in self._parsed.items() if m >= oldest}
+            return counts
+
+    def _read(self, start):
+        try:
+            names = sorted(
+                name for name in os.listdir(self.path)
+                if name.startswith("MSGTRK") and name.endswith(".log") and len(name) == 18
+            )
+        except FileNotFoundError:
+            return
+        first = time.strftime("%Y%m%d", time.gmtime(start - self.KEPT))
+        for name in names:
+            if name[6:14] >= first:
+                self._readFile(name)
+
+    def _readFile(self, name):
+        offset = self._offsets.get(name, 0)
+        with open(os.path.join(self.path, name), "rb") as handle:
+            if os.fstat(handle.fileno()).st_size < offset:
+                offset = 0  # a file made again: counted anew
+            handle.seek(offset)
+            data = handle.read()
+        # A line still being written is read whole at the next count.
+        whole = data.rfind(b"\n") + 1
+        self._offsets[name] = offset + whole
+        for line in data[:whole].splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            minute = self._minute(event.get("timestamp"))
+            if minute is not None:
+                self._minutes[minute, event.get("eventId"), event.get("connectorId")] += 1
+
+    def _minute(self, timestamp):
+        """
+        @return: the minute (since the epoch) of a C{timestamp} field, or
+            L{None}; each minute's text is parsed once.
+        """
+        text = str(timestamp)[:16]
+        minute = self._parsed.get(text)
+        if minute is None:
+            when = _parseTimestamp(text + ":00Z")
+            if when is None:
+                return None
+            minute = self._parsed[text] = int(when // 60)
+        return minute
+
+
+_counts = {}
+_countsLock = threading.Lock()
+
+
+def trackingCounts(path):
+    """
+    @return: the process's L{TrackingCounts} of the folder C{path}.
+    """
+    with _countsLock:
+        key = os.path.abspath(path)
+        if key not in _counts:
+            _counts[key] = TrackingCounts(key)
+        return _counts[key]

@@ -45,6 +45,7 @@ class AdminCommands:
         """
         self.manager = manager
         self._reload = reload
+        self._headers = {}
         self._resourceThrottling = resourceThrottling
         self._searchTracking = searchTracking
 
@@ -70,9 +71,15 @@ class AdminCommands:
     def server(self):
         return self.manager.serverName
 
-    def _filtered(self, rows, filter, fields):
+    def _predicate(self, filter, fields):
         try:
-            predicate = parseQuery(filter, fields, views.DATE_PROPERTIES)
+            return parseQuery(filter, fields, views.DATE_PROPERTIES)
+        except FilterError as error:
+            raise AdminError(str(error)) from None
+
+    def _filtered(self, rows, filter, fields):
+        predicate = self._predicate(filter, fields)
+        try:
             return [row for row in rows if predicate(row)]
         except FilterError as error:
             raise AdminError(str(error)) from None
@@ -96,27 +103,153 @@ class AdminCommands:
             rows = self._filtered(rows, filter, views.QUEUE_PROPERTIES)
         return rows
 
+    async def _headerFields(self, state, queueIds):
+        """
+        @return: {queue id: L{views.headerFields}} of C{queueIds}, read
+            from the messages' files once and then remembered while they
+            are queued (a page reads only its own; a filter on Subject,
+            the whole queue's once).
+        """
+        cache = self._headers
+        missing = [queueId for queueId in queueIds if queueId not in cache]
+        if missing:
+            sections = await self.manager.spool.headerSections(missing)
+            for queueId, section in sections.items():
+                cache[queueId] = views.headerFields(section)
+        if len(cache) > 2 * len(state.messages) + 1000:
+            queued = {m.queueId for m in state.messages}
+            for queueId in [q for q in cache if q not in queued]:
+                del cache[queueId]
+        return {queueId: cache.get(queueId) for queueId in queueIds}
+
     async def _messageRows(self):
         """
         @return: every Get-Message row, with the messages' subjects.
         """
         state = self.manager.administration.state()
-        headers = await self.manager.spool.headerSections([m.queueId for m in state.messages])
-        return views.messageRows(state, headers)
+        entries = views.messageEntries(state)
+        fields = await self._headerFields(state, [e[1].queueId for e in entries])
+        return [views.messageRow(state, e, fields[e[1].queueId]) for e in entries]
 
-    async def getMessage(self, identity=None, queue=None, filter=None):
+    async def getMessage(
+        self, identity=None, queue=None, filter=None, resultSize=None, bookmarkIndex=None,
+        bookmarkObject=None, includeBookmark=True, sortOrder=None, returnPageInfo=False,
+    ):
         if sum(value is not None for value in (identity, queue, filter)) > 1:
             raise AdminError("Identity, Queue and Filter cannot be used together")
+        if bookmarkIndex is not None and bookmarkObject is not None:
+            raise AdminError("BookmarkIndex and BookmarkObject cannot be used together")
+        for name, value, least in (("resultSize", resultSize, 0), ("bookmarkIndex", bookmarkIndex, 1)):
+            if value is not None and (type(value) is not int or value < least):
+                raise AdminError(f"{name} is a whole number of at least {least}")
+        predicate = None if filter is None else self._predicate(filter, views.MESSAGE_PROPERTIES)
+        try:
+            order = views.sortKeys(sortOrder, views.MESSAGE_PROPERTIES)
+        except views.SortOrderError as error:
+            raise AdminError(str(error)) from None
+        state = self.manager.administration.state()
+        entries = views.messageEntries(state)
         if queue is not None:
-            name = self._queueRow(queue)["Identity"]
-        rows = await self._messageRows()
+            name = self._queueName(queue, state, entries)
+            entries = [e for e in entries if views.sameQueue(e[0], name)]
+        byArrival = [name for name, _ in order] == ["DateReceived"]
+        if identity is None and predicate is None and (byArrival or not order):
+            # Rows are made for the page only.
+            if byArrival:
+                entries.sort(key=lambda e: (e[1].arrivalTime, e[1].queueId), reverse=order[0][1])
+            start = views.pageStart(
+                bookmarkIndex,
+                self._position(bookmarkObject, [(e[0], e[1].queueId) for e in entries]),
+                includeBookmark,
+            )
+            chosen = entries[start:] if resultSize is None else entries[start:start + resultSize]
+            fields = await self._headerFields(state, [e[1].queueId for e in chosen])
+            page = [views.messageRow(state, e, fields[e[1].queueId]) for e in chosen]
+            total = len(entries)
+        else:
+            page, start, total = await self._sortedPage(
+                state, entries, identity, predicate, filter, order, resultSize,
+                bookmarkIndex, bookmarkObject, includeBookmark,
+            )
+        if returnPageInfo:
+            return {"TotalCount": total, "BookmarkIndex": start + 1, "Messages": page}
+        return page
+
+    async def _sortedPage(
+        self, state, entries, identity, predicate, filter, order, resultSize,
+        bookmarkIndex, bookmarkObject, includeBookmark,
+    ):
+        """
+        A page of rows filtered or sorted: every row is made, with the
+        subjects only if the filter or the order uses them.
+        """
+        headers = any(name in ("Subject", "InternetMessageId") for name, _ in order)
+        if filter is not None and not headers:
+            try:
+                parseQuery(filter, _WITHOUT_HEADERS, views.DATE_PROPERTIES)
+            except FilterError:
+                headers = True
+        rows = [views.messageRow(state, e) for e in entries]
         if identity is not None:
-            return self._identified(identity, rows)
-        if queue is not None:
-            return [row for row in rows if views.sameQueue(row["Queue"], name)]
-        if filter is not None:
-            return self._filtered(rows, filter, views.MESSAGE_PROPERTIES)
-        return rows
+            rows = self._identified(identity, rows)
+        if headers:
+            await self._withHeaderFields(state, rows)
+        if predicate is not None:
+            try:
+                rows = [row for row in rows if predicate(row)]
+            except FilterError as error:
+                raise AdminError(str(error)) from None
+        views.sortRows(rows, order)
+        position = None
+        if bookmarkObject is not None:
+            position = self._position(
+                bookmarkObject,
+                [(_queueName(r["Queue"]), r["InternalMessageId"]) for r in rows],
+            )
+        start = views.pageStart(bookmarkIndex, position, includeBookmark)
+        page = rows[start:] if resultSize is None else rows[start:start + resultSize]
+        if not headers:
+            await self._withHeaderFields(state, page)
+        return page, start, len(rows)
+
+    async def _withHeaderFields(self, state, rows):
+        fields = await self._headerFields(state, [row["InternalMessageId"] for row in rows])
+        for row in rows:
+            row["Subject"], row["InternetMessageId"] = (
+                fields[row["InternalMessageId"]] or (None, None)
+            )
+
+    def _position(self, bookmarkObject, messages):
+        """
+        @param messages: C{(queue name, queue id)} of each message, in order.
+        @return: the 0-based position of the message C{bookmarkObject}
+            names among C{messages}.
+        """
+        if bookmarkObject is None:
+            return None
+        try:
+            queue, queueId = views.messageIdentity(bookmarkObject, self.server)
+        except views.IdentityError as error:
+            raise AdminError(str(error)) from None
+        for position, (name, candidate) in enumerate(messages):
+            if candidate == queueId and (queue is None or views.sameQueue(name, queue)):
+                return position
+        raise AdminError(f"The bookmark {bookmarkObject} is not among the messages", "NotFound")
+
+    def _queueName(self, identity, state, entries):
+        """
+        @return: the name of the queue C{identity} names, refused if it has
+            no messages and is not suspended.
+        """
+        try:
+            name = views.queueName(identity, self.server)
+        except views.IdentityError as error:
+            raise AdminError(str(error)) from None
+        known = {e[0] for e in entries} | set(state.suspendedQueues) | {views.SUBMISSION}
+        for candidate in known:
+            if views.sameQueue(candidate, name):
+                return candidate
+        raise AdminError(f"The queue {self.server}\\{name} was not found", "NotFound")
 
     def _identified(self, identity, rows):
         try:
@@ -307,14 +440,21 @@ class AdminCommands:
 
     def getMessageTrackingLog(
         self, start=None, end=None, sender=None, recipients=None, messageId=None,
-        internalMessageId=None, eventId=None, limit=None,
+        internalMessageId=None, eventId=None, limit=None, messageSubject=None,
     ):
         if self._searchTracking is None:
             raise AdminError("this server does not search its tracking log", "InvalidState")
         return self._searchTracking(
             start=start, end=end, sender=sender, recipients=recipients, messageId=messageId,
             internalMessageId=internalMessageId, eventId=eventId, limit=limit,
+            messageSubject=messageSubject,
         )
+
+
+# What a -Filter may use without the messages' header sections being read.
+_WITHOUT_HEADERS = tuple(
+    name for name in views.MESSAGE_PROPERTIES if name not in ("Subject", "InternetMessageId")
+)
 
 
 def _queueName(identity):

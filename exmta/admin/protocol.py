@@ -31,9 +31,18 @@ Commands (identities and rows: L{exmta.queue.views}; what they do:
 L{exmta.admin.commands}):
 
   - C{getQueue} C{{identity?, filter?}}: the Get-Queue rows.
-  - C{getMessage} C{{identity? | queue? | filter?}} (at most one): the
-    Get-Message rows, one per message and queue; C{Subject} and
-    C{InternetMessageId} come from the first 64 KiB of each message.
+  - C{getMessage} C{{identity? | queue? | filter?}} (at most one), and for
+    a page C{{resultSize?, bookmarkIndex? | bookmarkObject?,
+    includeBookmark? = true, sortOrder?, returnPageInfo? = false}}: the
+    Get-Message rows, one per message and queue, by queue then arrival or
+    by C{sortOrder} (C{["+FromAddress", "-Size"]}); C{Subject} and
+    C{InternetMessageId} come from the first 64 KiB of each message.  The
+    page begins at the 1-based C{bookmarkIndex}, or at the message
+    C{bookmarkObject} names (after it if not C{includeBookmark}), and
+    holds at most C{resultSize} rows; only its rows are sent, and without a
+    filter or an order only they are made.  With C{returnPageInfo} the
+    result is C{{TotalCount, BookmarkIndex, Messages}}: how many rows the
+    whole result has, the index of the page's first, and the page.
   - C{retryQueue} C{{identity, resubmit?}}: try the queue's recipients now
     (it must be in C{Retry} status unless C{resubmit}, which routes them
     again first); result C{{Identity, MessageCount}}.
@@ -53,7 +62,7 @@ L{exmta.admin.commands}):
     message's .eml bytes in base64.  As in Exchange, the message must be
     suspended first.
   - C{getMessageTrackingLog} C{{start?, end?, sender?, recipients?,
-    messageId?, internalMessageId?, eventId?, limit?}}: the server's
+    messageId?, internalMessageId?, eventId?, messageSubject?, limit?}}: the server's
     message tracking events those filters select (C{start}, C{end}:
     seconds since the epoch), as L{exmta.tracking.searchTrackingLog} reads
     them, for Get-MessageTrackingLog -Server.

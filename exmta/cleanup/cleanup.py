@@ -16,7 +16,7 @@ from exmta.cleanup.headers import authenticationHeaders, firewall, hopCount, rec
 from exmta.envelope import Address, Reply
 from exmta.errors import INSUFFICIENT_RESOURCES, Disconnect
 from exmta.interfaces import ICleanup
-from exmta.message.header import fieldName, fields, messageId, splitHeader
+from exmta.message.header import fieldName, fields, messageId, splitHeader, subject
 
 HEADER_TOO_BIG = Reply(552, "5.3.4", "Header size exceeds fixed maximum size")
 HOP_COUNT_EXCEEDED = Reply(554, "5.4.6", "Hop count exceeded - possible mail loop")
@@ -98,6 +98,7 @@ class Cleanup:
                     source="SMTP",
                     internalMessageId=queueId,
                     messageId=messageId(header),
+                    messageSubject=subject(header),
                     sender=sender,
                     recipients=recipients,
                     totalBytes=len(stored),

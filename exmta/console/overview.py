@@ -1,6 +1,6 @@
 """
-The console's first page: the organization at a glance, read through the
-Shell's Get- cmdlets.
+The organization at a glance, read through the Shell's Get- cmdlets: its
+own page, and the lower half of the dashboard (L{exmta.console.dashboard}).
 """
 
 from twisted.web.template import tags
@@ -27,11 +27,20 @@ OVERVIEW = (
 def overview(context, rest):
     if rest:
         return context.refuse(404, "There is no such page.")
+    return overviewSections(context).addCallback(
+        lambda sections: context.render("Organization overview", *sections)
+    )
+
+
+def overviewSections(context):
+    """
+    @return: a Deferred firing with the overview's headings and tables.
+    """
     sections = []
 
     def read(index=0):
         if index == len(OVERVIEW):
-            return context.render("Organization overview", *sections)
+            return sections
         title, cmdlet, columns = OVERVIEW[index]
         sections.append(tags.h2(title))
 
@@ -63,4 +72,5 @@ def table(identifier, columns, objects):
     return tags.table(id=identifier, class_="overview")(header, *rows)
 
 
-ROUTES = {(b"GET", ""): overview}
+ROUTES = {(b"GET", "overview"): overview}
+NAVIGATION = (("Organization Configuration", "Organization overview", "overview"),)

@@ -41,6 +41,10 @@ STYLE = (
     "pre.command{background:#012456;color:#eee;padding:.8em;white-space:pre-wrap}"
     "form.inline{display:inline}.buttons{display:flex;gap:.5em}"
     "#back{order:1}#next,#finish{order:2}#cancel{order:3}"
+    ".fields{display:grid;grid-template-columns:repeat(auto-fill,minmax(15em,1fr));"
+    "gap:.4em 1.5em;max-width:64em;margin:.5em 0}.fields p{margin:0}"
+    ".fields label{display:flex;flex-direction:column;font-size:.85em}"
+    "table.data{font-size:.85em}td.LastError,td.RecipientStatus{max-width:24em}"
     "ul.tabs{list-style:none;display:flex;gap:1.5em;padding:0;border-bottom:1px solid #99a}"
     "ul.choices{list-style:none;padding-left:0}.nested{margin-left:1.8em}"
     ".default{position:absolute;left:-9999px}p.tabs a,p.tabs strong{margin-right:1em}"
@@ -201,15 +205,20 @@ class Context:
 
     # Answers.
 
-    def render(self, title, *body, code=200):
+    def render(self, title, *body, code=200, head=()):
         """
         Answer with a whole page: the console's tree and C{body}, every
-        string of which twisted.web.template escapes.
+        string of which twisted.web.template escapes, with the console's
+        script (L{exmta.console.enhance}) and C{head}'s elements.
         """
         if self.gone:
             return NOT_DONE_YET
         self.request.setResponseCode(code)
-        renderElement(self.request, page(title, self._navigation(), body, self._banner()))
+        script = tags.script(src=self.base + "static/console.js", defer="defer")
+        renderElement(
+            self.request,
+            page(title, self._navigation(), body, self._banner(), (script, *head)),
+        )
         return NOT_DONE_YET
 
     def redirect(self, path):
@@ -238,7 +247,7 @@ class Context:
         for module in self.console.pageModules:
             for section, label, path in getattr(module, "NAVIGATION", ()):
                 entries.setdefault(section, []).append((label, path))
-        tree = [tags.p(tags.a("Overview", href=self.base))]
+        tree = [tags.p(tags.a("Dashboard", href=self.base, id="dashboard-link"))]
         for section, links in entries.items():
             if not links:
                 continue
@@ -261,7 +270,7 @@ class Context:
         """
         return self.console.runShell(text)
 
-    def change(self, text, answers=()):
+    def change(self, text, answers=(), reload=True):
         """
         Run a Shell command that changes the organization, as this user,
         then have the running server read org.ini again.
@@ -269,6 +278,8 @@ class Context:
         @param answers: the lines the command's prompts read
             (C{Get-Credential}'s user name and password), never shown or
             logged.
+        @param reload: whether the command changed org.ini; the queue's
+            actions act on the running server itself and need no reload.
         @return: a Deferred firing with the command's output objects, or
             failing with the Shell's error; the command and its outcome
             are logged either way.  If the running server refused the
@@ -281,7 +292,8 @@ class Context:
             log.info(
                 "console: {user} ran: {command}", user=self.user, command=text
             )
-            self.reloadProblem = self.console.reload()
+            if reload:
+                self.reloadProblem = self.console.reload()
             return output
 
         def failed(failure):
@@ -319,8 +331,9 @@ def completion(context, title, text, *more):
     )
 
 
-def page(title, navigation, body, banner):
+def page(title, navigation, body, banner, head=()):
     """
+    @param head: more elements of the page's head.
     @return: an L{Element} of a whole page; twisted.web.template escapes
         every string in it.
     """
@@ -331,6 +344,7 @@ def page(title, navigation, body, banner):
                     tags.meta(charset="utf-8"),
                     tags.title(title, " - exmta"),
                     tags.style(STYLE),
+                    *head,
                 ),
                 tags.body(navigation, tags.div(banner, tags.h1(title), *body, id="content")),
             )

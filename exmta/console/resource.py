@@ -11,6 +11,12 @@ Who may log on is twisted.cred's business: the portal's checker verifies
 the password against the organization's accounts, and
 L{OrganizationManagementRealm} lets in only the members of the
 "Organization Management" role group.
+
+Failed logons are throttled per client address and per account name as
+the SMTP side's AUTH is, by the same rules (L{exmta.auth.throttle}: 10
+failures from an address, then one a minute; 20 for an account, then one
+every five minutes): a logon past either limit is refused before its
+password is checked, with a page that says to wait, and logged.
 """
 
 import hmac
@@ -26,11 +32,16 @@ from twisted.internet.defer import maybeDeferred
 from twisted.web.template import renderElement, tags
 from zope.interface import Interface, implementer
 
+from exmta.auth.throttle import LogonThrottle
 from exmta.console import (
     accepteddomains,
+    dashboard,
+    enhance,
+    messagetracking,
     newreceiveconnector,
     overview,
     permissions,
+    queueviewer,
     receiveconnectors,
     recipients,
     sendconnectors,
@@ -47,9 +58,11 @@ SESSION_TIMEOUT = 20 * 60
 SESSION_COOKIE = b"exmta-ecp-session"
 LOGON_COOKIE = b"exmta-ecp-logon"
 
-# No script, no frame, forms posting only here.
+# No script but the console's own file (exmta.console.enhance), which may
+# fetch from here only; no frame; forms posting only here.
 SECURITY_HEADERS = {
     b"content-security-policy": b"default-src 'none'; style-src 'unsafe-inline'; "
+    b"script-src 'self'; connect-src 'self'; "
     b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     b"x-content-type-options": b"nosniff",
     b"referrer-policy": b"no-referrer",
@@ -57,8 +70,9 @@ SECURITY_HEADERS = {
 }
 
 # The console's pages (see exmta.console.page).
-PAGE_MODULES = (overview, accepteddomains, servers, receiveconnectors, newreceiveconnector,
-                permissions, transportagents, recipients, sendconnectors)
+PAGE_MODULES = (dashboard, overview, accepteddomains, servers, receiveconnectors,
+                newreceiveconnector, permissions, transportagents, recipients, sendconnectors,
+                queueviewer, messagetracking, enhance)
 
 
 class IConsoleUser(Interface):
@@ -100,7 +114,7 @@ class ConsoleResource(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, configPath, portal, reactor, runInThread=None, reload=None):
+    def __init__(self, configPath, portal, reactor, runInThread=None, reload=None, throttle=None):
         """
         @param configPath: the org.ini the Shell's cmdlets read.
         @param portal: a twisted.cred portal whose realm gives
@@ -111,6 +125,8 @@ class ConsoleResource(resource.Resource):
             Shell's cmdlets block); by default, in the calling thread.
         @param reload: called after every change, to have the running
             server read org.ini again; by default nothing is.
+        @param throttle: the L{LogonThrottle} of failed logons; by default
+            the console's own, on C{reactor}'s clock.
         """
         super().__init__()
         self.configPath = configPath
@@ -123,6 +139,7 @@ class ConsoleResource(resource.Resource):
             self.routes.update(module.ROUTES)
         self._runInThread = runInThread or maybeDeferred
         self._reload = reload
+        self.throttle = throttle or LogonThrottle(reactor)
         loadCmdlets()
 
     def runShell(self, text, answers=()):
@@ -262,6 +279,18 @@ class ConsoleResource(resource.Resource):
         name = request.args.get(b"username", [b""])[0].decode("utf-8", "replace").strip()
         password = request.args.get(b"password", [b""])[0]
         address = request.getClientAddress()
+        attempt = self.throttle.attempt(address.host, name.encode())
+        if attempt is None:
+            log.warn(
+                "console logon refused unchecked for {user} from {client}: too many failed "
+                "logons", user=name, client=address.host,
+            )
+            return self._logonForm(
+                request,
+                "Too many failed logons from your address or for this user name. "
+                "Wait a few minutes, then try again.",
+                code=429,
+            )
         login = self.portal.login(UsernamePassword(name.encode(), password), None, IConsoleUser)
         # The password check takes a while; a browser that has gone by then
         # gets no answer (finishing its request would be an error).
@@ -270,6 +299,7 @@ class ConsoleResource(resource.Resource):
 
         def loggedOn(result):
             _, (user, canChange), _ = result
+            attempt.finished()
             if gone:
                 return
             key = secrets.token_urlsafe(32).encode()
@@ -287,6 +317,7 @@ class ConsoleResource(resource.Resource):
 
         def refused(failure):
             failure.trap(UnauthorizedLogin)
+            attempt.failed()
             log.info("console logon refused for {user} from {client}", user=name, client=address.host)
             if gone:
                 return
@@ -299,7 +330,9 @@ class ConsoleResource(resource.Resource):
 
         login.addCallbacks(loggedOn, refused)
         login.addErrback(
-            lambda failure: (log.failure("console logon", failure), self._fail(request))
+            lambda failure: (
+                attempt.finished(), log.failure("console logon", failure), self._fail(request)
+            )
         )
         return NOT_DONE_YET
 

@@ -11,6 +11,7 @@ a function says so.
 """
 
 import re
+from email.header import decode_header, make_header
 from email.utils import formatdate
 
 _CRLF = b"\r\n"
@@ -92,6 +93,21 @@ def originalHeader(header, name):
             value = field[len(prefix) :].decode("ascii", "surrogateescape")
             return " ".join(_CONTROL.sub(" ", value).split())
     return None
+
+
+def subject(header):
+    """
+    @param header: a header section, as L{headerSection} gives it.
+    @return: the Subject field's value (L{originalHeader}) with its RFC 2047
+        encoded words decoded, or L{None}.
+    """
+    value = originalHeader(header, "Subject")
+    if value is None:
+        return None
+    try:
+        return str(make_header(decode_header(value)))
+    except (ValueError, LookupError, UnicodeError):
+        return value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
 
 
 def headerText(text):

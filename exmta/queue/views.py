@@ -41,9 +41,8 @@ which the caller reads (L{exmta.queue.spool.Spool.headerSections}).
 import re
 import time
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
 
-from exmta.message.header import originalHeader
+from exmta.message.header import originalHeader, subject
 from exmta.queue.spool import READY, SHADOW
 
 SUBMISSION = "Submission"
@@ -239,6 +238,20 @@ def queueRows(state):
     return rows
 
 
+def messageEntries(state):
+    """
+    @return: what Get-Message's rows are made of, in their order (by
+        queue, then arrival): C{(queue name, message, its recipients
+        there)} for each message and queue it is in.  Cheaper than the
+        rows: a page of them is made into rows with L{messageRow}.
+    """
+    return [
+        (name, queued, recipients)
+        for name, messages in sorted(_members(state).items(), key=lambda item: item[0].lower())
+        for queued, recipients in messages.values()
+    ]
+
+
 def messageRows(state, headers=None):
     """
     @param headers: {queue id: header section}, for C{Subject} and
@@ -246,26 +259,30 @@ def messageRows(state, headers=None):
     @return: Get-Message's objects (dicts): one per message and queue it is
         in, by queue then arrival.
     """
-    rows = []
-    for name, messages in sorted(_members(state).items(), key=lambda item: item[0].lower()):
-        for queued, recipients in messages.values():
-            rows.append(_messageRow(state, name, queued, recipients, (headers or {}).get(queued.queueId)))
-    return rows
+    headers = headers or {}
+    return [
+        messageRow(state, entry, headerFields(headers.get(entry[1].queueId)))
+        for entry in messageEntries(state)
+    ]
 
 
-def _decoded(value):
+def headerFields(header):
     """
-    A header value with its RFC 2047 encoded words decoded.
+    @param header: a message's header section, or L{None}.
+    @return: its C{(Subject, InternetMessageId)}, the subject decoded.
     """
-    if value is None:
-        return None
-    try:
-        return str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeError):
-        return value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    if header is None:
+        return None, None
+    return subject(header), originalHeader(header, "Message-ID")
 
 
-def _messageRow(state, name, queued, recipients, header):
+def messageRow(state, entry, fields=(None, None)):
+    """
+    @param entry: one of L{messageEntries}.
+    @param fields: the message's L{headerFields}.
+    @return: its Get-Message row.
+    """
+    name, queued, recipients = entry
     if queued.queueId in state.pending:
         status = state.pending[queued.queueId]
     elif queued.suspended:
@@ -277,10 +294,7 @@ def _messageRow(state, name, queued, recipients, header):
     else:
         status = READY_STATUS
     received = queued.receivedFrom or {}
-    subject = messageId = None
-    if header is not None:
-        subject = _decoded(originalHeader(header, "Subject"))
-        messageId = originalHeader(header, "Message-ID")
+    subject, messageId = fields or (None, None)
     return {
         "Identity": f"{state.server}\\{name}\\{queued.queueId}",
         "Subject": subject,
@@ -298,6 +312,74 @@ def _messageRow(state, name, queued, recipients, header):
         "Queue": f"{state.server}\\{name}",
         "InternalMessageId": queued.queueId,
     }
+
+
+# Sorting and paging
+
+
+class SortOrderError(ValueError):
+    """
+    A C{-SortOrder} names no property of the rows.
+    """
+
+
+def sortKeys(sortOrder, properties):
+    """
+    Read Get-Message's C{-SortOrder}: properties, each C{+Name}
+    (ascending, the default) or C{-Name} (descending), the first the most
+    significant.
+
+    @param sortOrder: a list of text, or L{None}.
+    @return: C{[(property, descending)]}.
+    @raise SortOrderError: for a property the rows do not have.
+    """
+    names = {name.lower(): name for name in properties}
+    keys = []
+    for item in sortOrder or ():
+        text = str(item).strip()
+        descending = text.startswith("-")
+        name = text.lstrip("+-").strip()
+        if name.lower() not in names:
+            raise SortOrderError(
+                f"{name!r} cannot be sorted on; the properties are " + ", ".join(properties)
+            )
+        keys.append((names[name.lower()], descending))
+    return keys
+
+
+def _sortValue(value):
+    if isinstance(value, list):
+        value = ", ".join(value)
+    return value.lower() if isinstance(value, str) else value
+
+
+def sortRows(rows, keys):
+    """
+    Sort C{rows} in place by L{sortKeys}' C{keys}, stably; an empty value
+    sorts after every other whatever the direction.
+    """
+    for name, descending in reversed(keys):
+        present = [row for row in rows if row.get(name) is not None]
+        empty = [row for row in rows if row.get(name) is None]
+        present.sort(key=lambda row: _sortValue(row[name]), reverse=descending)
+        rows[:] = present + empty
+
+
+def pageStart(bookmarkIndex, position, includeBookmark):
+    """
+    Where a page begins in a result set.
+
+    @param bookmarkIndex: the 1-based C{-BookmarkIndex}, or L{None}.
+    @param position: the 0-based position of C{-BookmarkObject}, or
+        L{None}.
+    @param includeBookmark: whether the bookmark itself begins the page.
+    @return: the 0-based index of the page's first object.
+    """
+    if bookmarkIndex is not None:
+        position = bookmarkIndex - 1
+    if position is None:
+        return 0
+    return position if includeBookmark else position + 1
 
 
 # Identities

@@ -4,7 +4,9 @@ Get-MessageTrackingLog, which reads its tracking log files:
 
     Get-Queue [[-Identity] Server\\Queue] [-Filter {...}] [-Server S] [-ResultSize N]
     Get-Message [[-Identity] Server\\Queue\\QueueId | -Queue Server\\Queue | -Filter {...}]
-                [-Server S] [-ResultSize N]
+                [-Server S] [-ResultSize N] [-SortOrder +Prop,-Prop]
+                [-BookmarkIndex N | -BookmarkObject message] [-IncludeBookmark $false]
+                [-ReturnPageInfo $true]
     Retry-Queue [-Identity] Server\\Queue | -Filter {...} [-Resubmit $true] [-Server S]
     Suspend-Queue / Resume-Queue [-Identity] Server\\Queue | -Filter {...} [-Server S]
     Suspend-Message / Resume-Message [-Identity] ... | -Filter {...} [-Server S]
@@ -12,8 +14,9 @@ Get-MessageTrackingLog, which reads its tracking log files:
     Export-Message [-Identity] Server\\Queue\\QueueId [-Path file.eml] [-Server S]
         Export-Message -Identity X | AssembleMessage -Path file.eml
     Get-MessageTrackingLog [-Sender a] [-Recipients a,b] [-MessageId id]
-        [-InternalMessageId qid] [-EventId SEND] [-Start date] [-End date]
-        [-Server S] [-ResultSize N|Unlimited]
+        [-InternalMessageId qid] [-MessageSubject text] [-EventId SEND]
+        [-Start date] [-End date] [-Server S] [-ResultSize N|Unlimited]
+    Get-MessageTrackingStatistics [-Start date] [-End date] [-Server S]
 
 Which server: C{-Server}, else the server an identity names
 (C{HubB\\ToInternet}), else the one C{twistd exmta} would be without
@@ -42,7 +45,7 @@ from exmta.config import loadOrganization
 from exmta.errors import ConfigError
 from exmta.opath import parseDateTime
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf
-from exmta.tracking import searchTrackingLog
+from exmta.tracking import searchTrackingLog, trackingCounts
 
 # Get-MessageTrackingLog's and Get-Queue's default -ResultSize, as in Exchange.
 DEFAULT_RESULT_SIZE = 1000
@@ -108,6 +111,7 @@ class MessageTrackingEvent:
     RecipientStatus: str | None
     MessageId: str | None
     InternalMessageId: str | None
+    MessageSubject: str | None
     TotalBytes: int | None
     ConnectorId: str | None
     NextHop: str | None
@@ -395,6 +399,38 @@ def resumeQueue(context, Identity=None, Filter=None, Server=None):
 # Messages
 
 
+@dataclass
+class MessagePageInfo:
+    """
+    What C{Get-Message -ReturnPageInfo $true} outputs before the page's
+    messages: how many messages the whole result has, and the 1-based
+    index of the page's first (the C{-BookmarkIndex} of this page).
+    """
+
+    DefaultDisplayPropertySet = ("TotalCount", "BookmarkIndex")
+
+    TotalCount: int
+    BookmarkIndex: int
+
+
+def _whole(name, value, least):
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise CmdletError(f"Cannot bind parameter '{name}': {value!r} is not a number") from None
+    if number < least:
+        raise CmdletError(f"Cannot bind parameter '{name}': it is at least {least}")
+    return number
+
+
+def _boolean(name, value):
+    if not isinstance(value, bool):
+        raise CmdletError(f"Cannot bind parameter '{name}': {value!r} is not $true or $false")
+    return value
+
+
 @cmdlet(
     "Get-Message",
     Parameter("Identity", position=0, pipeline=True),
@@ -403,19 +439,48 @@ def resumeQueue(context, Identity=None, Filter=None, Server=None):
     Parameter("Server"),
     Parameter("ResultSize"),
     Parameter("IncludeRecipientInfo", kind="switch"),
+    Parameter("BookmarkIndex"),
+    Parameter("BookmarkObject"),
+    Parameter("IncludeBookmark"),
+    Parameter("SortOrder", kind="list"),
+    Parameter("ReturnPageInfo"),
 )
 def getMessage(
     context, Identity=None, Queue=None, Filter=None, Server=None, ResultSize=None,
-    IncludeRecipientInfo=False,
+    IncludeRecipientInfo=False, BookmarkIndex=None, BookmarkObject=None, IncludeBookmark=True,
+    SortOrder=None, ReturnPageInfo=False,
 ):
+    """
+    The messages, or a page of them: the server sorts (C{-SortOrder
+    +FromAddress,-Size}), pages (from the 1-based C{-BookmarkIndex} or
+    the message C{-BookmarkObject}, itself included unless
+    C{-IncludeBookmark $false}; at most C{-ResultSize}) and sends the page
+    only.  C{-ReturnPageInfo $true} outputs a L{MessagePageInfo} first.
+    """
     identity = _identity(Identity)
     queue = _identity(Queue)
     _exclusive(Identity=identity, Queue=queue, Filter=Filter)
-    rows = _call(
+    _exclusive(BookmarkIndex=BookmarkIndex, BookmarkObject=BookmarkObject)
+    limit = _resultSize(ResultSize)
+    page = _call(
         context, "getMessage", Server, identity or queue,
         identity=identity, queue=queue, filter=_filterText(context, Filter),
+        resultSize=limit,
+        bookmarkIndex=_whole("BookmarkIndex", BookmarkIndex, 1),
+        bookmarkObject=_identity(BookmarkObject),
+        includeBookmark=_boolean("IncludeBookmark", IncludeBookmark),
+        sortOrder=[str(item) for item in SortOrder] if SortOrder else None,
+        returnPageInfo=True,
     )
-    return _limited(context, [_messageInfo(row) for row in rows], _resultSize(ResultSize))
+    messages = [_messageInfo(row) for row in page["Messages"]]
+    if _boolean("ReturnPageInfo", ReturnPageInfo):
+        return [MessagePageInfo(page["TotalCount"], page["BookmarkIndex"]), *messages]
+    if page["BookmarkIndex"] - 1 + len(messages) < page["TotalCount"]:
+        context.writeWarning(
+            "There are more results, use ResultSize to view more results "
+            f"({len(messages)} shown)."
+        )
+    return messages
 
 
 def _messageCommand(context, command, action, Identity, Filter, Server, **arguments):
@@ -548,6 +613,7 @@ def _date(name, value):
     Parameter("Recipients", kind="list"),
     Parameter("MessageId"),
     Parameter("InternalMessageId"),
+    Parameter("MessageSubject"),
     Parameter("EventId"),
     Parameter("Start"),
     Parameter("End"),
@@ -556,7 +622,7 @@ def _date(name, value):
 )
 def getMessageTrackingLog(
     context, Sender=None, Recipients=None, MessageId=None, InternalMessageId=None,
-    EventId=None, Start=None, End=None, Server=None, ResultSize=None,
+    MessageSubject=None, EventId=None, Start=None, End=None, Server=None, ResultSize=None,
 ):
     """
     Read the TransportServer's MessageTrackingLogPath directly (the server
@@ -565,14 +631,17 @@ def getMessageTrackingLog(
     from one to the next: their events come oldest first.
     -Sender, -MessageId, -InternalMessageId and -EventId compare
     case-insensitively (a Message-ID with or without its angle brackets);
-    -Recipients matches an event about any of them; -Start is inclusive,
-    -End exclusive.
+    -Recipients matches an event about any of them; -MessageSubject
+    matches a part of the subject, case-insensitively, as Exchange's does
+    (every event of the message carries its subject, logged with its
+    RECEIVE); -Start is inclusive, -End exclusive.
     """
     start, end = _date("Start", Start), _date("End", End)
     limit = _resultSize(ResultSize)
     filters = dict(
         start=start, end=end, sender=Sender, recipients=list(Recipients) if Recipients else None,
         messageId=MessageId, internalMessageId=InternalMessageId, eventId=EventId, limit=limit,
+        messageSubject=MessageSubject,
     )
     if isinstance(Server, str):
         Server = (Server,)
@@ -588,6 +657,51 @@ def getMessageTrackingLog(
     return _limited(context, found, limit)
 
 
+@dataclass
+class MessageTrackingStatistics:
+    """
+    Get-MessageTrackingStatistics's output: how many events of one kind a
+    connector had in a period (exmta's own cmdlet, for the console's
+    dashboard).
+    """
+
+    DefaultDisplayPropertySet = ("Server", "ConnectorId", "EventId", "Count")
+
+    Server: str
+    ConnectorId: str | None
+    EventId: str
+    Count: int
+
+
+@cmdlet(
+    "Get-MessageTrackingStatistics",
+    Parameter("Start"),
+    Parameter("End"),
+    Parameter("Server"),
+)
+def getMessageTrackingStatistics(context, Start=None, End=None, Server=None):
+    """
+    Count a TransportServer's tracking events between -Start (a day ago by
+    default) and -End (now), to the minute, per event id and connector.
+    The counts are kept in memory between calls, so that counting again
+    reads only the lines written since.
+    """
+    transportServer = _transportServer(context, Server)
+    end = _date("End", End)
+    if end is None:
+        end = datetime.datetime.now().timestamp()
+    start = _date("Start", Start)
+    if start is None:
+        start = end - 86400
+    counts = trackingCounts(transportServer.messageTrackingLogPath).count(start, end)
+    return [
+        MessageTrackingStatistics(transportServer.name, connector, eventId, number)
+        for (eventId, connector), number in sorted(
+            counts.items(), key=lambda item: (str(item[0][1] or ""), str(item[0][0]))
+        )
+    ]
+
+
 def _trackingEvent(event, server):
     related = event.get("relatedRecipientAddress") or ()
     if isinstance(related, str):
@@ -601,6 +715,7 @@ def _trackingEvent(event, server):
         RecipientStatus=event.get("recipientStatus"),
         MessageId=event.get("messageId"),
         InternalMessageId=event.get("internalMessageId"),
+        MessageSubject=event.get("messageSubject"),
         TotalBytes=event.get("totalBytes"),
         ConnectorId=event.get("connectorId"),
         NextHop=event.get("nextHop"),

@@ -28,7 +28,7 @@ from exmta.errors import ConnectionFailure
 from exmta.interfaces import IRemoteDelivery, IShadowRedundancy
 from exmta.queue.shadow import DiscardNotifications
 from exmta.queue.spool import DELIVERED, SHADOW, Spool
-from exmta.queue.views import queueRows
+from exmta.queue.views import messageIdentity, queueName, queueRows
 from exmta.receive.listener import ReceiveFactory
 from exmta.routing import Resolver
 from exmta.testing import connect
@@ -322,3 +322,16 @@ class ShadowManagerTests(ManagerTestCase):
         self.start()
         queueId = await self.submit("kim@contoso.com")
         self.assertIsNone(self.statuses(queueId))
+
+
+class IdentityTests(SynchronousTestCase):
+    def test_shadowQueueIdentities(self):
+        """
+        A Shadow Redundancy queue's name has a backslash, and its identities
+        are read whole.
+        """
+        self.assertEqual(queueName("HubA\\Shadow\\1", "HubA"), "Shadow\\1")
+        self.assertEqual(queueName("shadow\\2", "HubA"), "Shadow\\2")
+        self.assertEqual(
+            messageIdentity(f"HubA\\Shadow\\1\\{SHADOW_ID}", "HubA"), ("Shadow\\1", SHADOW_ID)
+        )

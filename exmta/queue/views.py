@@ -392,7 +392,14 @@ class IdentityError(ValueError):
 
 
 def _parts(text):
-    return [part for part in str(text).strip().split("\\")]
+    parts = []
+    for part in str(text).strip().split("\\"):
+        if parts and parts[-1].lower() == "shadow" and part.isdigit():
+            # A Shadow Redundancy queue's name has a backslash of its own.
+            parts[-1] = f"Shadow\\{part}"
+        else:
+            parts.append(part)
+    return parts
 
 
 def queueName(text, server):

@@ -44,6 +44,8 @@ def test_shadowsDiscardedAfterDelivery(organization):
         assert time.monotonic() < deadline, shadows
         time.sleep(0.1)
     assert [(row.Identity, row.NextHopDomain) for row in shadows] == [("HubA\\Shadow\\1", "HubB")]
+    [row] = organization.session.invoke("Get-Queue -Server HubA -Identity 'HubA\\Shadow\\1'")
+    assert (row.DeliveryType, row.MessageCount) == ("ShadowRedundancy", 0)
     assert os.listdir(organization.folder / "var" / "HubA" / "queue" / "messages") == []
     assert organization.received() == dict.fromkeys(range(20), 1)
 

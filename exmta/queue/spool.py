@@ -14,7 +14,7 @@ C{QueueDatabasePath}; folders are created with mode 0700, files 0600::
                                server can tell a queue lost and begun again
                                (L{exmta.queue.shadow})
     shadow/<server>.discard    discard notifications for the TransportServer
-                               <server>, one queue id of its a line
+                               <server>, one of its queue ids a line
                                (L{exmta.queue.shadow})
     admin.sock                 the admin endpoint's socket while the server
                                runs (L{exmta.admin}); not the spool's

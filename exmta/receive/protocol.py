@@ -19,6 +19,10 @@ order, ignores SIZE and BODY, and reads DATA one line at a time.  Here:
   - Transport agents (L{exmta.agents}) are asked at each SMTP event through
     the same one-command-at-a-time path; without agents nothing is built.
     At OnRcptCommand their C{recipients=} replace the command's recipient.
+  - Shadow redundancy (L{exmta.queue.shadow}): an Exchange server's
+    session is offered C{XSHADOW <instance>}; its MAIL may name the shadow
+    it keeps (C{XSHADOW=server:queueId}), and C{XQDISCARD <server>} takes
+    the discard notifications due to that server.  Nobody else gets either.
 
 AUTH lives in L{exmta.receive.auth}, the DATA framing and whole-message
 checks in L{exmta.receive.data}.  Once DATA has ended and passed those

@@ -20,6 +20,9 @@ Changed, and why:
     DATA go out in one write and their replies are read in order; a
     refused MAIL is settled once the replies to the commands sent after
     it are in.  Twisted's client waits for each reply.
+  - MAIL carries C{XSHADOW=} when the transaction names a shadow and the
+    peer offers XSHADOW (L{exmta.queue.shadow}), and L{DeliveryClient.command}
+    sends one command outside a transaction (XQDISCARD).
   - MAIL carries C{SIZE=} when the peer advertises it, and C{BODY=8BITMIME}
     when the peer advertises 8BITMIME and the message was received as
     8BITMIME or has an octet above 127, whatever its client declared.  A

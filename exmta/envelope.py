@@ -99,6 +99,13 @@ class Envelope:
     One mail transaction: the reverse path, the forward paths, and the
     parameters the client gave with them.
 
+    @ivar ret: RFC 3461 C{RET} (C{FULL} or C{HDRS}), or L{None}.
+    @ivar envid: RFC 3461 C{ENVID}, decoded, or L{None}.
+    @ivar recipientDsn: RFC 3461 C{NOTIFY} and C{ORCPT} of the recipients
+        that gave them: C{{address text: (notify, orcpt)}}
+        (L{exmta.message.dsnparams}).
+    @ivar smtputf8: MAIL carried C{SMTPUTF8} (RFC 6531): addresses and
+        headers may hold UTF-8.
     @ivar shadow: (server, queue id) from C{MAIL FROM:<...> XSHADOW=}: the
         TransportServer that keeps a shadow copy of the message, and the
         message's queue id there (L{exmta.queue.shadow}).
@@ -108,6 +115,10 @@ class Envelope:
     recipients: tuple[Address, ...] = ()
     body: str = "7BIT"
     declaredSize: int | None = None
+    ret: str | None = None
+    envid: str | None = None
+    recipientDsn: dict = field(default_factory=dict)
+    smtputf8: bool = False
     shadow: tuple[str, str] | None = None
 
 
@@ -132,6 +143,9 @@ class QueuedMessage:
     @ivar categorized: the routing agents' once-per-message events
         (OnSubmittedMessage, OnResolvedMessage) have run and what they
         decided is recorded.
+    @ivar ret: RFC 3461 C{RET} as received (L{Envelope.ret}).
+    @ivar envid: RFC 3461 C{ENVID} as received (L{Envelope.envid}).
+    @ivar smtputf8: received with C{SMTPUTF8} (L{Envelope.smtputf8}).
     """
 
     queueId: str
@@ -144,6 +158,9 @@ class QueuedMessage:
     delayNotified: bool = False
     suspended: bool = False
     categorized: bool = False
+    ret: str | None = None
+    envid: str | None = None
+    smtputf8: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +169,10 @@ class QueuedRecipient:
     One recipient of a queued message.  C{status} is C{Ready} until a delivery
     stage settles it as C{Delivered} or C{Failed}; C{lastError} says why it
     is still waiting.
+
+    @ivar notify: RFC 3461 C{NOTIFY} (C{NEVER}, or some of C{SUCCESS},
+        C{FAILURE}, C{DELAY} comma-separated), or L{None} when not given.
+    @ivar orcpt: RFC 3461 C{ORCPT}, C{addr-type;address} decoded, or L{None}.
     """
 
     address: str
@@ -160,6 +181,21 @@ class QueuedRecipient:
     attempts: int = 0
     nextRetryTime: float | None = None
     nextHop: str | None = None
+    notify: str | None = None
+    orcpt: str | None = None
+
+
+@dataclass(frozen=True)
+class Relayed:
+    """
+    The outcome of a recipient a next hop accepted without taking over the
+    notification of its success: the peer offered no DSN (RFC 3461 section
+    6.2.2), so its sender, who asked for NOTIFY=SUCCESS, is told "relayed".
+
+    @ivar remoteMta: the host name of that next hop.
+    """
+
+    remoteMta: str | None = None
 
 
 @dataclass(frozen=True)

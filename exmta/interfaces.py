@@ -306,7 +306,10 @@ class IRemoteDelivery(Interface):
         @param recipients: the recipient addresses (str) for this next hop.
         @param message: the message bytes, CRLF line ends.
         @return: a Deferred firing with a mapping of every address in
-            C{recipients} to L{None} (the next hop took it) or an
+            C{recipients} to L{None} (the next hop took it, and with it
+            any RFC 3461 notification asked for), L{exmta.envelope.Relayed}
+            (the next hop took it but offers no DSN, and the recipient asked
+            for NOTIFY=SUCCESS: its sender is told "relayed") or an
             L{exmta.errors.SMTPFailure}: L{exmta.errors.PermanentFailure}
             (5xx), L{exmta.errors.TransientFailure} (4xx for that recipient)
             or L{exmta.errors.ConnectionFailure} (the attempt as a whole

@@ -43,7 +43,7 @@ from exmta.receive.configuration import ReceiveConfiguration, configureReceive
 from exmta.receive.listener import ReceiveFactory, ReceiveService
 from exmta.receive.selection import listeningAddresses
 from exmta.receive.workerpool import WorkerPool
-from exmta.routing import nextHopFor
+from exmta.routing import linkedNextHop, nextHopFor
 from exmta.send import SmtpDelivery
 from exmta.tls import mutualServerOptions
 from exmta.tracking import MessageTrackingLog, searchTrackingLog
@@ -124,7 +124,8 @@ class TransportServerService(service.MultiService):
         monitor.reconfigure(*_monitorSettings(new))
         delivery.reconfigure(new.organization, new.transportServer, new.credentials, new.identity)
         manager.reconfigure(new.recipients, new.route, server=new.transportServer,
-                            postmaster=new.postmaster, agents=new.agents)
+                            postmaster=new.postmaster, agents=new.agents,
+                            linkedRoute=new.linkedRoute)
         manager.deliveryAgent = new.deliveryAgent
         manager.shadows.reconfigure(new.organization.transportConfig)
         receive.closeUnused(new.connectors)
@@ -204,6 +205,15 @@ class _Configuration:
     @property
     def postmaster(self):
         return self.organization.postmasterAddressOf(self.transportServer.name)
+
+    def linkedRoute(self, queued):
+        """
+        L{linkedNextHop} of a queued message; L{None} at once when no send
+        connector has a LinkedReceiveConnector.
+        """
+        if not any(c.linkedReceiveConnector for c in self.organization.sendConnectors):
+            return None
+        return linkedNextHop(self.organization, self.transportServer.name, queued.receivedFrom)
 
     def route(self, address):
         domain = address.domain
@@ -376,6 +386,7 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         remoteDelivery=remoteDelivery,
         trackingLog=queueTracking,
         agents=configuration.agents,
+        linkedRoute=configuration.linkedRoute,
         transportConfig=organization.transportConfig,
     )
     manager.shadows.discards = factory.shadowDiscards = DiscardNotifications(

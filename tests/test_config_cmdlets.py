@@ -172,6 +172,11 @@ SEND_SHOWN = dict(
     ProtocolLoggingLevel="Verbose",
     Enabled=False,
     Comment="To the partner",
+    ForceHELO=False,
+    SourceIPAddress="0.0.0.0",
+    ErrorPolicies="Default",
+    LinkedReceiveConnector=None,
+    IsScopedConnector=False,
 )
 
 
@@ -438,6 +443,22 @@ RECEIVE_SHOWN = dict(
     Enabled=True,
     Comment="Partner mail",
     CredentialCheckers=("Accounts",),
+    DeliveryStatusNotificationEnabled=True,
+    ChunkingEnabled=True,
+    BinaryMimeEnabled=True,
+    EightBitMimeEnabled=True,
+    PipeliningEnabled=True,
+    EnhancedStatusCodesEnabled=True,
+    SizeEnabled="Enabled",
+    LongAddressesEnabled=False,
+    SuppressXAnonymousTls=False,
+    TarpitInterval="00:00:05",
+    MessageRateLimit="unlimited",
+    MessageRateSource="IPAddress",
+    RequireEHLODomain=False,
+    DefaultDomain=None,
+    MaxLocalHopCount=8,
+    MaxInboundConnectionPercentagePerSource=2,
 )
 
 

@@ -243,7 +243,15 @@ DNS = "[SendConnector C]\nAddressSpaces = *\n"
         (DNS + "Enabled = maybe\n", "Enabled", "Enabled", "use $true or $false"),
         (DNS + "UseExternalDNSServersEnabled = 2\n", "UseExternalDNSServersEnabled", "UseExternalDNSServersEnabled", "use $true or $false"),
         (DNS + "Bindings = 127.0.0.1:25\n", "Bindings", "Bindings", "unknown key for a SendConnector; known keys are: Usage, AddressSpaces"),
-        (DNS + "ForceHELO = $true\n", "ForceHELO", "ForceHELO", "unknown key for a SendConnector"),
+        (DNS + "ForceHELO = $true\nRequireTLS = $true\n", "ForceHELO", "ForceHELO", "cannot be used with RequireTLS"),
+        (DNS + "ErrorPolicies = Default, DowngradeDnsFailures\n", "ErrorPolicies", "ErrorPolicies", "Default must stand alone"),
+        (DNS + "ErrorPolicies = DowngradeCustomFailures, UpgradeCustomFailures\n", "ErrorPolicies", "ErrorPolicies", "opposites"),
+        (DNS + "ErrorPolicies = Sometimes\n", "ErrorPolicies", "ErrorPolicies", "'Sometimes' is not one of"),
+        (DNS + "SourceIPAddress = 127.0.0.300\n", "SourceIPAddress", "SourceIPAddress", "is not an IP address"),
+        (DNS + "DomainSecureEnabled = $true\n", "DomainSecureEnabled", "DomainSecureEnabled", "not supported on exmta: mutual TLS"),
+        (DNS + "IsCoexistenceConnector = $true\n", "IsCoexistenceConnector", "IsCoexistenceConnector", "not supported on exmta"),
+        ("[SendConnector C]\nPort = 25\n", "[SendConnector C]", "AddressSpaces", "required in a SendConnector section, unless LinkedReceiveConnector"),
+        (SMART.replace("AddressSpaces = *\n", "") + "LinkedReceiveConnector = Nowhere\n", "LinkedReceiveConnector", "LinkedReceiveConnector", "no ReceiveConnector is named 'Nowhere'"),
         # SourceTransportServers
         (DNS + "SourceTransportServers = HubB\n", "SourceTransportServers", "SourceTransportServers", "no [TransportServer HubB] is defined; defined: HubA"),
         (DNS + "SourceTransportServers = HubA, huba\n", "SourceTransportServers", "SourceTransportServers", "HubA is listed twice"),
@@ -480,3 +488,46 @@ def test_sendConnectorsOfTheShippedFileAreWhereTheyAreWritten():
     lines = text.splitlines()
     assert lines[c.origin.line - 1] == "[SendConnector ToInternetGateway]"
     assert lines[c.origin.lineOf("SmartHosts") - 1] == "SmartHosts = smtpgateway1.contoso.com"
+
+
+LINKED_HEAD = SERVER + """
+[ReceiveConnector From Appliance]
+Bindings = 127.0.0.1:2525
+RemoteIPRanges = 127.0.0.0/8
+PermissionGroups = AnonymousUsers
+"""
+LINKED = ("[SendConnector Through Appliance]\nSmartHosts = 127.0.0.2\nDNSRoutingEnabled = $false\n"
+          "MaxMessageSize = unlimited\nLinkedReceiveConnector = From Appliance\n")
+
+
+def test_sendOptionDefaultsAndValues(tmp_path):
+    c = sendConnector(organization(tmp_path, DNS), "C")
+    assert (c.forceHELO, c.sourceIPAddress, c.errorPolicies, c.linkedReceiveConnector,
+            c.isScopedConnector) == (False, "0.0.0.0", frozenset(), None, False)
+    c = sendConnector(organization(tmp_path, DNS + "ForceHELO = $true\nSourceIPAddress = 127.0.0.5\n"
+                                   "ErrorPolicies = DowngradeDnsFailures, UpgradeCustomFailures\n"
+                                   "IsScopedConnector = $true\nDomainSecureEnabled = $false\n"), "C")
+    assert (c.forceHELO, c.sourceIPAddress, c.errorPolicies, c.isScopedConnector) == (
+        True, "127.0.0.5", {"DowngradeDnsFailures", "UpgradeCustomFailures"}, True)
+
+
+def test_linkedReceiveConnector(tmp_path):
+    org = organization(tmp_path, LINKED, head=LINKED_HEAD)
+    c = sendConnector(org, "Through Appliance")
+    assert c.linkedReceiveConnector == "HubA\\From Appliance"
+    assert c.addressSpaces == ()
+
+
+@pytest.mark.parametrize("change, message", [
+    (("LinkedReceiveConnector", "AddressSpaces = *\nLinkedReceiveConnector"), "AddressSpaces must not be set"),
+    (("MaxMessageSize = unlimited\n", ""), "MaxMessageSize must be unlimited"),
+])
+def test_linkedReceiveConnectorRules(tmp_path, change, message):
+    assertError(tmp_path, LINKED.replace(*change), "LinkedReceiveConnector =", "SendConnector Through Appliance",
+                "LinkedReceiveConnector", message, head=LINKED_HEAD)
+
+
+def test_oneSendConnectorPerLinkedReceiveConnector(tmp_path):
+    second = LINKED.replace("Through Appliance", "Second")
+    assertError(tmp_path, LINKED + "\n" + second, "LinkedReceiveConnector =", "SendConnector Second",
+                "LinkedReceiveConnector", "already linked", head=LINKED_HEAD, occurrence=2)

@@ -38,7 +38,12 @@ from tests.test_protocol import ORG, ControlledQueue
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(exmta.__file__)))
 
-LIMITED = ORG + "MaxInboundConnection = 3\nMaxInboundConnectionPerSource = 2\n"
+LIMITED = ORG + (
+    "MaxInboundConnection = 3\nMaxInboundConnectionPerSource = 2\n"
+    # The per-source limit alone; the share of free slots is tested in
+    # tests/test_receive_extensions.py.
+    "MaxInboundConnectionPercentagePerSource = 100\n"
+)
 
 
 def limitedConnector(text=LIMITED):

@@ -267,6 +267,21 @@ class ClientTests(SynchronousTestCase):
             )
             assert written[1] == expected
 
+    def test_utf8AddressesGoWithSmtpUtf8(self):
+        """
+        A UTF-8 recipient (RFC 6531) makes MAIL carry SMTPUTF8 when the
+        LMTP server offers it; ASCII ones do not.
+        """
+        for users, expected in [
+            (("j\u00f6rg@fabrikam.com",), b"MAIL FROM:<max@contoso.com> SMTPUTF8"),
+            (("kim@fabrikam.com",), b"MAIL FROM:<max@contoso.com>"),
+        ]:
+            client, transport = self.connect(users=users)
+            written = self.serve(
+                client, transport, b"220 mail ready\r\n", b"250-mail\r\n250 SMTPUTF8\r\n"
+            )
+            assert written[1] == expected
+
     def test_perRecipientRepliesAfterData(self):
         client, transport = self.connect()
         written = self.serve(

@@ -6,6 +6,8 @@ for servers) logs the session in as an Exchange server from it.
 """
 
 import os
+import shutil
+import tempfile
 
 from twisted.internet import defer, reactor
 
@@ -57,8 +59,9 @@ HOP = NextHop("SmartHostConnectorDelivery", "ToHubB")
 
 class ExchangeServerSmartHostTests(DeliveryTestCase):
     def setUp(self):
-        self.folder = os.path.abspath(self.mktemp())
-        os.makedirs(self.folder)
+        # Not trial's mktemp: under pytest it writes into the checkout.
+        self.folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.folder, True)
         path = os.path.join(self.folder, "org.ini")
         organization = parseOrganization(ORGANIZATION.format(port=25), path)
         authority = makeAuthority(self.folder, "fabrikam.com")

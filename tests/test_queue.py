@@ -209,6 +209,33 @@ class SpoolTests(TestCase):
         self.assertEqual(queued.arrivalTime, arrivalTime)
         self.assertEqual(await self.spool.messageBytes(queueId), MESSAGE)
 
+    async def test_deliveryStatusNotificationParameters(self):
+        """
+        RFC 3461's RET, ENVID, NOTIFY and ORCPT are kept (version 3); a
+        message without them stays version 2, which older readers take.
+        """
+        given = replace(
+            envelope("bob@fabrikam.com", "carol@example.org"),
+            ret="HDRS", envid="QQ+314", smtputf8=True,
+            recipientDsn={"bob@fabrikam.com": ("SUCCESS,FAILURE", "rfc822;Bob@Fabrikam.com")},
+        )
+        queueId = await self.spool.enqueue(given, SESSION, MESSAGE)
+        with open(os.path.join(self.messages, queueId + ".json"), "rb") as handle:
+            document = json.loads(handle.read())
+        self.assertEqual(document["version"], 3)
+        self.assertEqual((document["ret"], document["envid"], document["smtputf8"]),
+                         ("HDRS", "QQ+314", True))
+        self.assertEqual(
+            [(r.get("notify"), r.get("orcpt")) for r in document["recipients"]],
+            [("SUCCESS,FAILURE", "rfc822;Bob@Fabrikam.com"), (None, None)],
+        )
+        (queued,) = self.reopen().messages()
+        self.assertEqual((queued.ret, queued.envid, queued.smtputf8), ("HDRS", "QQ+314", True))
+        self.assertEqual(
+            [(r.notify, r.orcpt) for r in queued.recipients],
+            [("SUCCESS,FAILURE", "rfc822;Bob@Fabrikam.com"), (None, None)],
+        )
+
     async def test_nullSenderAndNoPrincipal(self):
         session = replace(SESSION, principal=None, helo=None, tlsVersion=None)
         queueId = await self.spool.enqueue(
@@ -541,7 +568,7 @@ class SpoolTests(TestCase):
         path = os.path.join(self.messages, queueId + ".json")
         with open(path, "rb") as handle:
             document = json.loads(handle.read())
-        document["version"] = 3
+        document["version"] = 4
         with open(path, "w") as handle:
             json.dump(document, handle)
         self.assertEqual(self.reopen().messages(), [])

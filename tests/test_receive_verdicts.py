@@ -254,7 +254,7 @@ def assertProceeded(server, client, event, replies):
         assert replies == ["250 " + HELLO]
         assert protocol.session.helo == "c" and not protocol.session.esmtp
     elif event == "OnEhlo":
-        assert replies[0] == "250-" + HELLO and replies[-1] == "250 AUTH PLAIN LOGIN", replies
+        assert replies[0] == "250-" + HELLO and "250-AUTH PLAIN LOGIN" in replies, replies
         assert protocol.session.helo == "c" and protocol.session.esmtp
     elif event == "OnAuth":
         assert replies == [AUTHENTICATED]

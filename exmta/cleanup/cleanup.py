@@ -12,7 +12,13 @@ from zope.interface import implementer
 
 from exmta.agents import ACCEPT, CONTINUE, DISCONNECT, AgentEvent
 from exmta.auth import permissions
-from exmta.cleanup.headers import authenticationHeaders, firewall, hopCount, receivedHeader
+from exmta.cleanup.headers import (
+    authenticationHeaders,
+    firewall,
+    hopCount,
+    localHopCount,
+    receivedHeader,
+)
 from exmta.envelope import Address, Reply
 from exmta.errors import INSUFFICIENT_RESOURCES, Disconnect
 from exmta.interfaces import ICleanup
@@ -51,6 +57,13 @@ class Cleanup:
         self.clock = clock
         self.agents = agents
         self.tracking = tracking
+        # Whose Received: fields are local hops (MaxLocalHopCount): the
+        # organization's transport servers and receive connectors.
+        self._localNames = frozenset(
+            name.lower()
+            for name in [s.fqdn for s in organization.transportServers.values()]
+            + [c.fqdn for c in organization.receiveConnectors]
+        )
 
     def endOfData(self, connector, session, envelope, message):
         header, body = splitHeader(message)
@@ -58,12 +71,15 @@ class Cleanup:
             return HEADER_TOO_BIG
         if hopCount(header) >= connector.maxHopCount:
             return HOP_COUNT_EXCEEDED
+        local = connector.maxLocalHopCount
+        if local and localHopCount(header, self._localNames) >= local:
+            return HOP_COUNT_EXCEEDED
         principal = session.principal
         if not self._mayWriteFrom(header, principal):
             return CANNOT_SEND_AS
         fqdn = connector.fqdn
         stored = (
-            receivedHeader(session, fqdn, self.clock.seconds())
+            receivedHeader(session, fqdn, self.clock.seconds(), envelope.smtputf8)
             + authenticationHeaders(principal, fqdn)
             + firewall(header, principal.rights)
             + body

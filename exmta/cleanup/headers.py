@@ -28,6 +28,25 @@ def hopCount(header):
     return len(_RECEIVED.findall(header))
 
 
+_BY = re.compile(rb"\bby\s+([^\s;()]+)", re.IGNORECASE)
+
+
+def localHopCount(header, names):
+    """
+    @param names: the lower-case host names of this organization's servers.
+    @return: how many C{Received:} fields say one of C{names} received the
+        message (MaxLocalHopCount).
+    """
+    count = 0
+    for field in fields(header):
+        if fieldName(field) != b"received":
+            continue
+        found = _BY.search(field)
+        if found is not None and found.group(1).decode("ascii", "replace").lower().rstrip(".") in names:
+            count += 1
+    return count
+
+
 def firewall(header, rights):
     """
     Drop the header fields the sender has no right to set: C{Received:}
@@ -56,13 +75,14 @@ def firewall(header, rights):
     return b"".join(kept)
 
 
-def receivedHeader(session, fqdn, when=None):
+def receivedHeader(session, fqdn, when=None, utf8=False):
     """
     A C{Received:} field for this hop, with the protocol keyword of RFC
-    3848 (ESMTP, ESMTPS, ESMTPA, ESMTPSA) and the TLS version and cipher as
+    3848 (ESMTP, ESMTPS, ESMTPA, ESMTPSA), or of RFC 6531 for a message
+    received with SMTPUTF8 (UTF8SMTP...), and the TLS version and cipher as
     Exchange shows them.
     """
-    protocol = "ESMTP" if session.esmtp else "SMTP"
+    protocol = "UTF8SMTP" if utf8 else "ESMTP" if session.esmtp else "SMTP"
     if session.tlsVersion:
         protocol += "S"
     if session.authenticated:

@@ -126,6 +126,15 @@ class SendConnector:
     protocolLoggingLevel: str
     enabled: bool
     origin: Origin
+    forceHELO: bool = False
+    sourceIPAddress: str = "0.0.0.0"
+    # Of DowngradeDnsFailures, DowngradeCustomFailures, UpgradeCustomFailures;
+    # empty is Default.
+    errorPolicies: frozenset = frozenset()
+    # The identity (Server\\Name) of the receive connector whose mail all
+    # goes through this one.
+    linkedReceiveConnector: str | None = None
+    isScopedConnector: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,6 +207,24 @@ class ReceiveConnector:
     permissions: tuple[Permission, ...] = ()
     protocolLoggingLevel: str = "None"
     credentialCheckers: tuple[str, ...] = ()
+    # The ESMTP extensions (L{exmta.config.receiveoptions}).
+    deliveryStatusNotificationEnabled: bool = True
+    chunkingEnabled: bool = True
+    binaryMimeEnabled: bool = True
+    eightBitMimeEnabled: bool = True
+    pipeliningEnabled: bool = True
+    enhancedStatusCodesEnabled: bool = True
+    sizeEnabled: str = "Enabled"
+    longAddressesEnabled: bool = False
+    suppressXAnonymousTls: bool = False
+    # Session rules.
+    tarpitInterval: int = 5
+    messageRateLimit: int | None = None
+    messageRateSource: str = "IPAddress"
+    requireEHLODomain: bool = False
+    defaultDomain: str | None = None
+    maxLocalHopCount: int = 8
+    maxInboundConnectionPercentagePerSource: int = 2
 
     @property
     def identity(self):

@@ -28,6 +28,13 @@ from exmta.config.model import (
     TransportAgent,
     TransportServer,
 )
+from exmta.config.receiveoptions import (
+    RECEIVE_EXTENSION_KEYS,
+    UNSUPPORTED_RECEIVE_PARAMETERS,
+    receiveOptions,
+    unsupportedKeys,
+)
+from exmta.config.sendconnectors import SEND_OPTION_KEYS
 from exmta.config.sendconnectors import sendConnectors as _sendConnectors
 from exmta.errors import ConfigError
 
@@ -177,11 +184,14 @@ RECEIVE_CONNECTOR_KEYS = {
     "Comment": (str, None),
     # The ICheckerFactory plugins BasicAuth asks, in order; Accounts if unset.
     "CredentialCheckers": (values.pluginNames, None),
+    **RECEIVE_EXTENSION_KEYS,
+    **unsupportedKeys(UNSUPPORTED_RECEIVE_PARAMETERS),
 }
 
 SEND_CONNECTOR_KEYS = {
     "Usage": (values.choice(SEND_USAGES), "Custom"),
-    "AddressSpaces": (values.addressSpaces, REQUIRED),
+    # Required unless LinkedReceiveConnector is set (config/sendconnectors.py).
+    "AddressSpaces": (values.addressSpaces, None),
     "SmartHosts": (values.smartHosts, ()),
     "DNSRoutingEnabled": (values.boolean, True),
     "SmartHostAuthMechanism": (values.flags(SMART_HOST_AUTH_MECHANISMS), None),
@@ -199,6 +209,7 @@ SEND_CONNECTOR_KEYS = {
     "ProtocolLoggingLevel": (values.choice(PROTOCOL_LOGGING_LEVELS), "None"),
     "Enabled": (values.boolean, True),
     "Comment": (str, None),
+    **SEND_OPTION_KEYS,
 }
 
 FAILURE_POLICIES = ("FailClosed", "FailOpen")
@@ -414,7 +425,7 @@ def parseOrganization(text, path, location=None, folder=None):
         readers["ReceiveConnector"], readers["ADPermission"], servers
     )
     _checkConnectorOverlaps(connectors, readers["ReceiveConnector"])
-    sendConnectors = _sendConnectors(readers["SendConnector"], servers)
+    sendConnectors = _sendConnectors(readers["SendConnector"], servers, connectors)
     agents = _transportAgents(readers["TransportAgent"])
     return Organization(
         path=location,
@@ -783,6 +794,7 @@ def _receiveConnector(reader, servers):
         origin=reader.origin,
         protocolLoggingLevel=reader["ProtocolLoggingLevel"],
         credentialCheckers=checkers or (),
+        **receiveOptions(reader),
     )
 
 

@@ -2,18 +2,56 @@
 Send connectors from org.ini: Exchange 2010's New-SendConnector rules.
 
 L{exmta.config.organization} reads each C{[SendConnector Name]} section
-against its key schema (C{SEND_CONNECTOR_KEYS}); this module applies the
-rules between keys and builds the L{SendConnector}s.  Errors name the file,
-line, section and key, like every org.ini error.
+against its key schema (C{SEND_CONNECTOR_KEYS}, which takes in
+L{SEND_OPTION_KEYS} from here); this module applies the rules between keys
+and builds the L{SendConnector}s.  Errors name the file, line, section and
+key, like every org.ini error.
 """
 
+from exmta.config import values
 from exmta.config.model import SendConnector
+from exmta.config.receiveoptions import unsupportedKeys
+
+ERROR_POLICIES = ("Default", "DowngradeDnsFailures", "DowngradeCustomFailures", "UpgradeCustomFailures")
+
+SEND_OPTION_KEYS = {
+    "ForceHELO": (values.boolean, False),
+    "SourceIPAddress": (values.ipAddress, "0.0.0.0"),
+    "ErrorPolicies": (values.flags(ERROR_POLICIES), None),
+    "LinkedReceiveConnector": (str, None),
+    # exmta's transport servers are one Active Directory site: a scoped
+    # connector is usable by all of them, as an unscoped one is.
+    "IsScopedConnector": (values.boolean, False),
+}
+
+# Parameter -> (Exchange's default as org.ini writes it, why exmta has no more).
+UNSUPPORTED_SEND_PARAMETERS = {
+    "DomainSecureEnabled": (
+        "$false",
+        "mutual TLS with the domains of Set-TransportConfig's TLSSendDomainSecureList "
+        "is not implemented yet: exmta presents no client certificate",
+    ),
+    "IsCoexistenceConnector": (
+        "$false",
+        "it marks the connector of a hybrid deployment with Office 365; exmta has no "
+        "hybrid configuration",
+    ),
+    "DomainController": (
+        "$null",
+        "exmta keeps its configuration in org.ini, not in Active Directory: there is no "
+        "domain controller to read it from",
+    ),
+}
+
+SEND_OPTION_KEYS.update(unsupportedKeys(UNSUPPORTED_SEND_PARAMETERS))
 
 
-def sendConnectors(readers, servers):
+def sendConnectors(readers, servers, receiveConnectors=()):
     """
     @param readers: one C{_Reader} per C{[SendConnector]} section.
     @param servers: the TransportServers, by name.
+    @param receiveConnectors: the L{exmta.config.model.ReceiveConnector}s,
+        which LinkedReceiveConnector names.
     @return: a tuple of L{SendConnector}, in file order.
     @raise ConfigError: a rule is broken, or two connectors share a name
         (send connectors belong to the organization, not to one server).
@@ -28,14 +66,27 @@ def sendConnectors(readers, servers):
                 f"{seen[name.lower()]}); names must be unique in the organization"
             )
         seen[name.lower()] = reader.section.line
-        connectors.append(_sendConnector(reader, servers))
+        connectors.append(_sendConnector(reader, servers, receiveConnectors))
+    linked = {}
+    for reader, connector in zip(readers, connectors):
+        if connector.linkedReceiveConnector is None:
+            continue
+        if connector.linkedReceiveConnector in linked:
+            raise reader.error(
+                f"{connector.linkedReceiveConnector} is already linked to SendConnector "
+                f"{linked[connector.linkedReceiveConnector]!r}; a receive connector can be "
+                "linked to one send connector",
+                "LinkedReceiveConnector",
+            )
+        linked[connector.linkedReceiveConnector] = connector.name
     return tuple(connectors)
 
 
-def _sendConnector(reader, servers):
-    spaces = _addressSpaces(reader)
+def _sendConnector(reader, servers, receiveConnectors):
     smartHosts = reader["SmartHosts"]
     dnsRouting = reader["DNSRoutingEnabled"]
+    linked = _linkedReceiveConnector(reader, receiveConnectors, smartHosts, dnsRouting)
+    spaces = () if linked is not None else _addressSpaces(reader)
     if smartHosts and dnsRouting:
         raise reader.error(
             "DNSRoutingEnabled must be $false when SmartHosts is set; add "
@@ -83,6 +134,21 @@ def _sendConnector(reader, servers):
         raise reader.error(
             "is used only with TlsAuthLevel DomainValidation", "TlsDomain"
         )
+    forceHelo = reader["ForceHELO"]
+    if forceHelo and (requireTLS or auth & {"BasicAuth", "ExchangeServer"}):
+        raise reader.error(
+            "HELO offers neither STARTTLS nor AUTH: ForceHELO cannot be used with "
+            "RequireTLS or SmartHostAuthMechanism BasicAuth or ExchangeServer",
+            "ForceHELO",
+        )
+    policies = reader["ErrorPolicies"] or frozenset({"Default"})
+    if "Default" in policies and len(policies) > 1:
+        raise reader.error("Default must stand alone in ErrorPolicies", "ErrorPolicies")
+    if {"DowngradeCustomFailures", "UpgradeCustomFailures"} <= policies:
+        raise reader.error(
+            "DowngradeCustomFailures and UpgradeCustomFailures are opposites; choose one",
+            "ErrorPolicies",
+        )
 
     return SendConnector(
         name=reader.section.name,
@@ -105,7 +171,48 @@ def _sendConnector(reader, servers):
         protocolLoggingLevel=reader["ProtocolLoggingLevel"],
         enabled=reader["Enabled"],
         origin=reader.origin,
+        forceHELO=forceHelo,
+        sourceIPAddress=reader["SourceIPAddress"],
+        errorPolicies=policies - {"Default"},
+        linkedReceiveConnector=linked,
+        isScopedConnector=reader["IsScopedConnector"],
     )
+
+
+def _linkedReceiveConnector(reader, receiveConnectors, smartHosts, dnsRouting):
+    """
+    @return: the identity of the receive connector LinkedReceiveConnector
+        names, or L{None}.
+    """
+    name = reader["LinkedReceiveConnector"]
+    if name is None or name.strip().lower() in ("", "$null"):
+        if reader["AddressSpaces"] is None:
+            raise reader.error(
+                "is required in a SendConnector section, unless LinkedReceiveConnector is set",
+                "AddressSpaces",
+            )
+        return None
+    name = name.strip().strip("'\"")
+    matches = [c for c in receiveConnectors if name.lower() in (c.name.lower(), c.identity.lower())]
+    if len(matches) != 1:
+        raise reader.error(
+            f"no ReceiveConnector is named {name!r}" if not matches
+            else f"{name!r} names receive connectors on several servers; write Server\\Name",
+            "LinkedReceiveConnector",
+        )
+    rules = [
+        (reader["AddressSpaces"] is not None, "AddressSpaces must not be set"),
+        (dnsRouting or not smartHosts, "DNSRoutingEnabled must be $false with SmartHosts"),
+        (reader["MaxMessageSize"] is not None, "MaxMessageSize must be unlimited"),
+    ]
+    for broken, rule in rules:
+        if broken:
+            raise reader.error(
+                f"with a LinkedReceiveConnector, {rule} (everything received on "
+                f"{matches[0].identity} goes to the smart hosts)",
+                "LinkedReceiveConnector",
+            )
+    return matches[0].identity
 
 
 def _addressSpaces(reader):

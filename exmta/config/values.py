@@ -192,6 +192,31 @@ def choice(allowed):
     return parse
 
 
+def onlyDefault(default, why):
+    """
+    A parameter of Exchange's that exmta cannot honour: it takes only
+    Exchange's default, C{default} as org.ini writes it (C{$false},
+    C{$null}, C{None}), so scripts that set the default run.
+
+    @param why: why exmta has nothing else, said when another value is given.
+    """
+
+    def same(text):
+        lowered = text.strip().strip("'\"").lower()
+        if default == "$null":
+            return lowered in ("", "$null")
+        if default == "$false":
+            return lowered in _FALSE
+        return lowered == default.lower()
+
+    def parse(text):
+        if not same(text):
+            raise ValueError(f"{text.strip()!r}: not supported on exmta: {why}")
+        return None
+
+    return parse
+
+
 # ASCII: with IGNORECASE alone, [a-z] also matches U+212A KELVIN SIGN and
 # U+017F LATIN SMALL LETTER LONG S.  fullmatch: "$" would let a "\n" through.
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.IGNORECASE | re.ASCII)
@@ -278,6 +303,16 @@ def ipRange(text):
     if int(low) > int(high):
         raise ValueError(f"{item!r} runs backwards; write the lower address first")
     return IPRange(low.version, int(low), int(high), item)
+
+
+def ipAddress(text):
+    """
+    One IPv4 or IPv6 address, as text in its compressed form.
+    """
+    try:
+        return str(ipaddress.ip_address(text.strip().strip("[]")))
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not an IP address, e.g. 192.0.2.25") from None
 
 
 def ipRanges(text):

@@ -170,6 +170,11 @@ class LmtpClient(LineOnlyReceiver, TimeoutMixin):
         # BODY out.
         if "8BITMIME" in extensions and (self.body == "8BITMIME" or not self.data.isascii()):
             command += " BODY=8BITMIME"
+        # RFC 6531: UTF-8 addresses go only under SMTPUTF8; a server that
+        # does not offer it refuses them one by one.
+        utf8 = not self.sender.isascii() or not all(user.isascii() for user in self.users)
+        if utf8 and "SMTPUTF8" in extensions:
+            command += " SMTPUTF8"
         self.send(command)
         self._expect = self._mail
 

@@ -31,23 +31,63 @@ class AddressError(ValueError):
     """
 
 
-def parseMailbox(text):
+# Exchange's longest address under LongAddressesEnabled (XLONGADDR), for
+# X.400 addresses encapsulated in SMTP.
+LONG_ADDRESS_LIMIT = 1860
+
+
+# RFC 6531 section 3.3: local parts may hold UTF-8 beyond ASCII (C1
+# controls excepted); domains may be U-labels, kept as A-labels.
+_UTF8 = r"[^\x00-\x9f]"
+_UTF8_ATEXT = rf"(?:{_ATEXT}|{_UTF8})"
+_UTF8_LOCAL = re.compile(
+    rf"{_UTF8_ATEXT}+(?:\.{_UTF8_ATEXT}+)*|\"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|{_UTF8}|\\[\x20-\x7e])*\""
+)
+
+
+def _internationalized(text, longAddresses):
+    local, at, domain = text.rpartition("@")
+    if not at or not _UTF8_LOCAL.fullmatch(local):
+        raise AddressError(text)
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise AddressError(text) from None
+    # The domain, now ASCII, must be one as for any address.
+    address = parseMailbox("x@" + domain)
+    if len(local.encode("utf-8")) > 64 and not longAddresses:
+        raise AddressError(text)
+    return Address(local, address.domain)
+
+
+def parseMailbox(text, longAddresses=False, utf8=False):
     """
+    @param longAddresses: allow a local part longer than RFC 5321's 64
+        octets, the address up to L{LONG_ADDRESS_LIMIT}.
+    @param utf8: allow an internationalized address (RFC 6531): UTF-8 in
+        the local part, U-labels in the domain, which becomes its A-labels.
     @return: the L{Address} of C{local@domain}.
     @raise AddressError: if C{text} is not exactly one mailbox.
     """
+    if utf8 and not text.isascii():
+        return _internationalized(text, longAddresses)
     match = _MAILBOX.match(text)
-    if match is None or len(match.group("local")) > 64 or len(match.group("domain")) > 255:
+    if match is None or len(match.group("domain")) > 255:
+        raise AddressError(text)
+    if len(match.group("local")) > 64 and not (longAddresses and len(text) <= LONG_ADDRESS_LIMIT):
         raise AddressError(text)
     return Address(match.group("local"), match.group("domain").lower())
 
 
-def parsePath(argument, keyword, allowNull):
+def parsePath(argument, keyword, allowNull, longAddresses=False, utf8=False):
     """
     Parse C{FROM:<path> params} or C{TO:<path> params}.
 
     @param keyword: C{"FROM"} or C{"TO"}.
     @param allowNull: whether C{<>} is allowed (reverse paths only).
+    @param longAddresses: see L{parseMailbox}.
+    @param utf8: see L{parseMailbox}.
     @return: (L{Address}, {PARAMETER: value or None}) with upper-case
         parameter names.
     @raise AddressError: on any syntax error.
@@ -71,8 +111,35 @@ def parsePath(argument, keyword, allowNull):
         route = _ROUTE.match(path)
         if route is not None:
             path = path[route.end() :]
-        address = parseMailbox(path)
+        address = parseMailbox(path, longAddresses, utf8)
     return address, parseParameters(parameterText)
+
+
+_WITHOUT_DOMAIN = re.compile(rf"^([A-Za-z]+:[ ]*<)({_DOT_STRING}|{_QUOTED_STRING})(>.*)$")
+
+
+def withDomain(argument, domain):
+    """
+    @return: C{FROM:<kim> params} as C{FROM:<kim@domain> params} (a
+        receive connector's DefaultDomain), or L{None} when the path is
+        not a bare local part.
+    """
+    match = _WITHOUT_DOMAIN.match(argument)
+    if match is None:
+        return None
+    return f"{match.group(1)}{match.group(2)}@{domain}{match.group(3)}"
+
+
+_ADDRESS_LITERAL = re.compile(r"^\[(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|IPv6:[0-9A-Fa-f:.]+)\]$")
+_HELLO_DOMAIN = re.compile(rf"^{_DOMAIN}$")
+
+
+def isHelloDomain(text):
+    """
+    Whether a HELO or EHLO argument is a domain name or an address literal
+    (RFC 5321 section 4.1.1.1), as RequireEHLODomain asks.
+    """
+    return bool(_HELLO_DOMAIN.fullmatch(text) or _ADDRESS_LITERAL.fullmatch(text))
 
 
 def _closingBracket(text):

@@ -6,14 +6,23 @@ A notification is a C{multipart/report; report-type=delivery-status} with
 three parts:
 
   1. C{text/plain}: what happened, for the person who sent the message;
-  2. C{message/delivery-status}: C{Reporting-MTA} and C{Arrival-Date}, then
-     for each recipient C{Final-Recipient}, C{Action} (C{failed} or
-     C{delayed}), C{Status}, and where known C{Remote-MTA},
+  2. C{message/delivery-status}: C{Original-Envelope-Id} (the sender's
+     C{ENVID}, if given), C{Reporting-MTA} and C{Arrival-Date}, then for
+     each recipient C{Original-Recipient} (its C{ORCPT}, if given),
+     C{Final-Recipient}, C{Action} (C{failed}, C{delayed}, C{delivered}
+     or C{relayed}), C{Status}, and where known C{Remote-MTA},
      C{Diagnostic-Code} (the reply that settled it), C{Last-Attempt-Date}
-     and, for a delay, C{Will-Retry-Until};
-  3. C{text/rfc822-headers}: the original message's header section (the
-     receive side offers no DSN extension, so every sender gets
-     Exchange's default, C{RET=HDRS}).
+     and, for a delay, C{Will-Retry-Until}.  A report naming a UTF-8
+     address is a C{message/global-delivery-status}, the address of type
+     C{utf-8} (RFC 6533), and goes to a UTF-8 sender with SMTPUTF8;
+  3. the original message: whole (C{message/rfc822}) when its sender
+     asked for C{RET=FULL} and a recipient failed, else its header
+     section (C{text/rfc822-headers}), Exchange's default.
+
+Which recipients a report tells of is the sender's RFC 3461 C{NOTIFY}
+(L{exmta.message.dsnparams.notifies}): failures and delays unless it said
+otherwise, success (C{delivered} at local delivery, C{relayed} when a next
+hop without DSN took the message) only when it asked.
 
 It comes from the organization's postmaster, goes to the message's
 envelope sender, and travels with the null reverse path C{<>}, so that a
@@ -38,6 +47,8 @@ from exmta.message.header import headerSection, originalHeader
 
 FAILED = "failed"
 DELAYED = "delayed"
+DELIVERED = "delivered"
+RELAYED = "relayed"
 
 _MAX_LINE = 900
 _REPLY = re.compile(r"^([245])\d\d[ -](?:([245]\.\d{1,3}\.\d{1,3})\b)?")
@@ -54,6 +65,7 @@ class RecipientReport:
     @ivar remoteMta: the host name of the server that gave that reply, if
         it came from one.
     @ivar lastAttemptTime: when it was last tried, if it was.
+    @ivar orcpt: its RFC 3461 ORCPT (C{addr-type;address}), if given.
     """
 
     address: str
@@ -62,6 +74,7 @@ class RecipientReport:
     diagnostic: str | None = None
     remoteMta: str | None = None
     lastAttemptTime: float | None = None
+    orcpt: str | None = None
 
 
 def statusOf(reply, default):
@@ -88,10 +101,18 @@ def isReply(text):
 def envelopeFor(queued, body="7BIT"):
     """
     @return: the L{Envelope} of a notification about C{queued}: from the
-        null path, to its sender.
+        null path, to its sender (with SMTPUTF8 when its address is UTF-8).
     """
     localPart, _, domain = queued.mailFrom.rpartition("@")
-    return Envelope(Address("", ""), (Address(localPart, domain),), body)
+    return Envelope(
+        Address("", ""), (Address(localPart, domain),), body,
+        smtputf8=not queued.mailFrom.isascii(),
+    )
+
+
+def _addressType(address):
+    # RFC 6533 section 3: UTF-8 addresses are of type utf-8.
+    return "rfc822" if address.isascii() else "utf-8"
 
 
 def localSubmission(server):
@@ -145,10 +166,22 @@ def _part(headers, text):
     return "\r\n".join(lines).encode("ascii") + b"\r\n\r\n" + data, eightBit
 
 
-def _humanReadable(reports, reportingMta, subject, willRetryUntil):
+def _humanReadable(reports, reportingMta, subject, willRetryUntil, attached):
     failed = [r for r in reports if r.action == FAILED]
     delayed = [r for r in reports if r.action == DELAYED]
+    delivered = [r for r in reports if r.action == DELIVERED]
+    relayed = [r for r in reports if r.action == RELAYED]
     lines = []
+    if delivered:
+        lines += ["Your message has been delivered to the following recipients:", ""]
+        lines += [report.address for report in delivered] + [""]
+    if relayed:
+        lines += [
+            "Delivery to these recipients is complete, but delivery notification "
+            "was not sent by the destination:",
+            "",
+        ]
+        lines += [report.address for report in relayed] + [""]
     if failed:
         lines += ["Delivery has failed to these recipients:", ""]
         for report in failed:
@@ -177,15 +210,24 @@ def _humanReadable(reports, reportingMta, subject, willRetryUntil):
         if report.diagnostic:
             lines.append(_fold("    " + _oneLine(report.diagnostic), "    "))
         lines.append(f"    Status {report.status} ({report.action})")
-    lines += ["", "The original message's headers are attached."]
+    lines += ["", f"The original message{attached} attached."]
     return "\r\n".join(lines) + "\r\n"
 
 
 def _deliveryStatus(queued, reports, reportingMta, willRetryUntil):
-    blocks = [[f"Reporting-MTA: dns; {reportingMta}", f"Arrival-Date: {_date(queued.arrivalTime)}"]]
+    head = []
+    envid = getattr(queued, "envid", None)
+    if envid is not None:
+        head.append(_fold(f"Original-Envelope-Id: {_oneLine(envid)}"))
+    head += [f"Reporting-MTA: dns; {reportingMta}", f"Arrival-Date: {_date(queued.arrivalTime)}"]
+    blocks = [head]
     for report in reports:
-        fields = [
-            f"Final-Recipient: rfc822; {report.address}",
+        fields = []
+        if report.orcpt is not None:
+            kind, _, address = report.orcpt.partition(";")
+            fields.append(_fold(f"Original-Recipient: {kind}; {_oneLine(address)}"))
+        fields += [
+            f"Final-Recipient: {_addressType(report.address)}; {report.address}",
             f"Action: {report.action}",
             f"Status: {report.status}",
         ]
@@ -201,13 +243,32 @@ def _deliveryStatus(queued, reports, reportingMta, willRetryUntil):
     return "\r\n\r\n".join("\r\n".join(block) for block in blocks) + "\r\n"
 
 
+def returnsWhole(queued, reports):
+    """
+    Whether a notification about C{queued} carries the whole message: its
+    sender asked for C{RET=FULL} and it reports a failure (RFC 3461
+    section 4.3: success and delay notices return the headers).
+    """
+    return getattr(queued, "ret", None) == "FULL" and any(r.action == FAILED for r in reports)
+
+
+def _subjectPrefix(reports):
+    actions = {report.action for report in reports}
+    for action, prefix in ((FAILED, "Undeliverable"), (DELAYED, "Delivery delayed"),
+                           (RELAYED, "Relayed"), (DELIVERED, "Delivered")):
+        if action in actions:
+            return prefix
+    raise ValueError("a notification needs at least one report")
+
+
 def notification(queued, message, reports, reportingMta, postmaster, now, willRetryUntil=None):
     """
     Build a delivery status notification.
 
     @param queued: the L{exmta.envelope.QueuedMessage} it is about; its
         sender must not be the null path.
-    @param message: that message's bytes (only the header section is used).
+    @param message: that message's bytes: the whole message when
+        L{returnsWhole}, else at least its header section.
     @param reports: the L{RecipientReport}s, one per recipient to tell of.
     @param reportingMta: this server's FQDN.
     @param postmaster: the address it comes from.
@@ -221,8 +282,8 @@ def notification(queued, message, reports, reportingMta, postmaster, now, willRe
     headers = headerSection(message)
     subject = originalHeader(headers, "Subject")
     originalId = originalHeader(headers, "Message-ID")
-    failed = any(r.action == FAILED for r in reports)
-    prefix = "Undeliverable" if failed else "Delivery delayed"
+    prefix = _subjectPrefix(reports)
+    whole = returnsWhole(queued, reports)
     messageId = make_msgid(domain=reportingMta)
     boundary = f"=_exmta_report_{os.urandom(12).hex()}"
 
@@ -244,13 +305,20 @@ def notification(queued, message, reports, reportingMta, postmaster, now, willRe
     parts = [
         _part(
             ["Content-Type: text/plain; charset=utf-8"],
-            _humanReadable(reports, reportingMta, subject, willRetryUntil),
+            _humanReadable(
+                reports, reportingMta, subject, willRetryUntil, " is" if whole else "'s headers are"
+            ),
         ),
         _part(
-            ["Content-Type: message/delivery-status"],
+            # RFC 6533: a report naming UTF-8 addresses is a global one.
+            ["Content-Type: message/delivery-status"]
+            if all(r.address.isascii() for r in reports)
+            else ["Content-Type: message/global-delivery-status"],
             _deliveryStatus(queued, reports, reportingMta, willRetryUntil),
         ),
-        _part(["Content-Type: text/rfc822-headers"], headers),
+        _part(["Content-Type: message/rfc822"], message)
+        if whole
+        else _part(["Content-Type: text/rfc822-headers"], headers),
     ]
     delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
     body = (

@@ -159,8 +159,9 @@ from twisted.internet.defer import (
 from twisted.logger import Logger
 
 from exmta.agents import DELIVERY_EVENTS
-from exmta.envelope import Address
+from exmta.envelope import Address, Relayed
 from exmta.errors import TransientFailure
+from exmta.message.dsnparams import notifies
 from exmta.message.linelimit import fitLineLimit
 from exmta.queue.administration import QueueAdministration
 from exmta.queue.hops import NextHops
@@ -227,6 +228,7 @@ class QueueManager(service.Service):
         remoteDelivery=None,
         trackingLog=None,
         agents=None,
+        linkedRoute=None,
         maxConcurrentMailboxDeliveries=20,
         localDeliveryTimeout=LOCAL_DELIVERY_TIMEOUT,
         transportConfig=None,
@@ -253,6 +255,10 @@ class QueueManager(service.Service):
         @param trackingLog: an L{exmta.interfaces.IMessageTrackingLog}.
         @param agents: the L{exmta.agents.AgentPipeline} whose routing
             agents are called as messages are worked, or L{None}.
+        @param linkedRoute: a callable from a L{QueuedMessage} to the
+            L{exmta.envelope.NextHop} every recipient of it goes to, local
+            ones included (the send connector whose LinkedReceiveConnector
+            received it), or to L{None}; used only with C{route}.
         @param maxConcurrentMailboxDeliveries: how many messages may be in
             local delivery at once, which bounds the message bytes held in
             memory when a restart finds a long queue.  Remote sends are
@@ -272,6 +278,7 @@ class QueueManager(service.Service):
         self.deliveryAgent = deliveryAgent
         self.reactor = reactor
         self.route = route
+        self.linkedRoute = linkedRoute
         self.remoteDelivery = remoteDelivery
         self.tracking = NoTrackingLog() if trackingLog is None else trackingLog
         if server is None:
@@ -357,7 +364,9 @@ class QueueManager(service.Service):
         while self._passes:
             yield DeferredList(list(self._passes.values()))
 
-    def reconfigure(self, resolver, route=None, *, server=None, postmaster=None, agents=None):
+    def reconfigure(
+        self, resolver, route=None, *, server=None, postmaster=None, agents=None, linkedRoute=None
+    ):
         """
         Work from now on with a new configuration's resolver and routes
         (passes in progress finish with the old ones).  C{route} must be
@@ -368,6 +377,7 @@ class QueueManager(service.Service):
             raise ValueError("route and remoteDelivery go together")
         self.resolver = resolver
         self.route = route
+        self.linkedRoute = linkedRoute
         self.routingEvents.agents = agents
         if server is not None:
             self.schedule = RetrySchedule.of(server)
@@ -601,9 +611,11 @@ class QueueManager(service.Service):
         if notice is not None and self.reactor.seconds() >= notice:
             late = [r for r in work.recipients if r.status == READY]
             if late:
-                yield self.notifications.notify(
-                    work, [self.notifications.delayReport(r) for r in late]
-                )
+                told = [r for r in late if notifies(r.notify, "DELAY")]
+                if told and queued.mailFrom:
+                    yield self.notifications.notify(
+                        work, [self.notifications.delayReport(r) for r in told]
+                    )
                 work.delayNotified = True
 
         result = work.result()
@@ -631,8 +643,14 @@ class QueueManager(service.Service):
         """
         local = {}
         remote = {}
+        linked = None
+        if self.route is not None and self.linkedRoute is not None:
+            linked = self.linkedRoute(work.queued)
         for index, recipient in enumerate(work.recipients):
             if not work.schedule.isDue(recipient, now):
+                continue
+            if linked is not None:
+                self._routeRemote(work, index, linked, remote)
                 continue
             address = _address(recipient.address)
             resolution = self.resolver.resolve(address)
@@ -656,15 +674,19 @@ class QueueManager(service.Service):
                 if nextHop is None:
                     work.fail(index, UNABLE_TO_ROUTE, ROUTING)
                     continue
-                self.hops.noteRouted(nextHop)
-                if self.hops.isSuspended(nextHop.key):
-                    # Held in its suspended queue, shown there.
-                    if recipient.nextHop != nextHop.key:
-                        work.recipients[index] = replace(recipient, nextHop=nextHop.key)
-                else:
-                    addresses = remote.setdefault(nextHop.key, (nextHop, {}))[1]
-                    addresses.setdefault(recipient.address, []).append(index)
+                self._routeRemote(work, index, nextHop, remote)
         return local, remote
+
+    def _routeRemote(self, work, index, nextHop, remote):
+        recipient = work.recipients[index]
+        self.hops.noteRouted(nextHop)
+        if self.hops.isSuspended(nextHop.key):
+            # Held in its suspended queue, shown there.
+            if recipient.nextHop != nextHop.key:
+                work.recipients[index] = replace(recipient, nextHop=nextHop.key)
+        else:
+            addresses = remote.setdefault(nextHop.key, (nextHop, {}))[1]
+            addresses.setdefault(recipient.address, []).append(index)
 
     def _deliverLocal(self, work, local):
         queued = work.queued
@@ -734,7 +756,10 @@ class QueueManager(service.Service):
         def send():
             self.hops.sending(nextHop, queued.queueId, addresses)
             try:
-                message = fitLineLimit(work.read((yield self.spool.messageBytes(queued.queueId))))
+                message = work.read((yield self.spool.messageBytes(queued.queueId)))
+                if queued.body != "BINARYMIME":
+                    # Binary content (RFC 3030) has no lines to fit.
+                    message = fitLineLimit(message)
                 verdict = yield self.routingEvents.routed(queued, addresses, message, nextHop)
                 if verdict is not None:
                     outcome = refusal(verdict)
@@ -775,7 +800,7 @@ class QueueManager(service.Service):
                 outcome = outcomes.get(address, _NO_OUTCOME)
                 for index in indices:
                     work.settle(index, outcome, source, hop)
-                if outcome is None:
+                if outcome is None or isinstance(outcome, Relayed):
                     sent.append(address)
                     self.log.info(
                         "sent {queueId} to {recipient} through {nextHop}",

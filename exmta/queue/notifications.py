@@ -13,6 +13,7 @@ from twisted.internet.defer import inlineCallbacks
 from zope.interface import implementer
 
 from exmta.interfaces import ISenderNotifications
+from exmta.message.dsnparams import notifies
 from exmta.queue import dsn
 from exmta.queue.spool import FAILED, READY
 
@@ -63,9 +64,13 @@ class SenderNotifications:
                 recipient, status=FAILED, lastError=MESSAGE_EXPIRED, nextRetryTime=None
             )
             lastError = recipient.lastError if dsn.isReply(recipient.lastError) else None
-            work.reports.append(
-                dsn.RecipientReport(recipient.address, dsn.FAILED, "4.4.7", diagnostic=lastError)
-            )
+            if notifies(recipient.notify, "FAILURE"):
+                work.reports.append(
+                    dsn.RecipientReport(
+                        recipient.address, dsn.FAILED, "4.4.7", diagnostic=lastError,
+                        orcpt=recipient.orcpt,
+                    )
+                )
             work.note("OnFailed", None, MESSAGE_EXPIRED, recipient.address)
             self._tracking.track(
                 "FAIL", work.queued, source=ROUTING, recipients=[recipient.address],
@@ -84,6 +89,7 @@ class SenderNotifications:
             dsn.DELAYED,
             status if status.startswith("4.") else "4.4.7",
             diagnostic=lastError,
+            orcpt=recipient.orcpt,
         )
 
     @inlineCallbacks
@@ -95,11 +101,15 @@ class SenderNotifications:
         @param reports: the L{dsn.RecipientReport}s it carries.
         """
         queued = work.queued
-        if work.headers is None:
-            work.read((yield self._spool.messageBytes(queued.queueId)))
+        if dsn.returnsWhole(queued, reports):
+            original = work.read((yield self._spool.messageBytes(queued.queueId)))
+        else:
+            if work.headers is None:
+                work.read((yield self._spool.messageBytes(queued.queueId)))
+            original = work.headers
         now = self._clock.seconds()
         message, messageId, body = dsn.notification(
-            queued, work.headers, reports, self.reportingMta, self.postmaster, now,
+            queued, original, reports, self.reportingMta, self.postmaster, now,
             willRetryUntil=work.schedule.expiresAt(queued),
         )
         queueId = yield self._spool.enqueue(

@@ -7,7 +7,9 @@ recipients through it; the manager records the result.
 
 from dataclasses import replace
 
+from exmta.envelope import Relayed
 from exmta.errors import PermanentFailure, SMTPFailure, TransientFailure
+from exmta.message.dsnparams import notifies
 from exmta.message.header import headerSection, originalHeader
 from exmta.queue import dsn
 from exmta.queue.spool import DELIVERED, FAILED
@@ -26,7 +28,9 @@ class Pass:
     @ivar recipients: its recipients, as settled so far.
     @ivar schedule: the L{exmta.queue.retry.RetrySchedule} of the pass.
     @ivar headers: the message's header section, once read.
-    @ivar reports: L{dsn.RecipientReport}s of the recipients failed so far.
+    @ivar reports: L{dsn.RecipientReport}s of the recipients settled so
+        far that their sender is to hear of (RFC 3461 NOTIFY): failed ones,
+        and delivered or relayed ones when it asked.
     @ivar outcomes: when routing agents are to hear of them, the outcomes
         so far: (event name, next hop, reply, address) tuples.
     """
@@ -73,15 +77,28 @@ class Pass:
     def settle(self, index, outcome, source, nextHop=None):
         """
         Record what a delivery stage said for one recipient: L{None} for
-        delivered, or an L{SMTPFailure}.
+        delivered (to a local mailbox when C{nextHop} is L{None}, else to a
+        next hop that took over its notifications), L{Relayed}, or an
+        L{SMTPFailure}.
         """
         recipient = self.recipients[index]
         hop = recipient.nextHop if nextHop is None else nextHop.key
-        if outcome is None:
+        if outcome is None or isinstance(outcome, Relayed):
             self.recipients[index] = replace(
                 recipient, status=DELIVERED, lastError=None, nextRetryTime=None, nextHop=hop
             )
             self.note("OnDelivered", nextHop, None, recipient.address)
+            if (nextHop is None or outcome is not None) and notifies(recipient.notify, "SUCCESS"):
+                self.reports.append(
+                    dsn.RecipientReport(
+                        recipient.address,
+                        dsn.DELIVERED if outcome is None else dsn.RELAYED,
+                        "2.0.0",
+                        remoteMta=None if outcome is None else outcome.remoteMta,
+                        lastAttemptTime=self._clock.seconds(),
+                        orcpt=recipient.orcpt,
+                    )
+                )
         elif isinstance(outcome, PermanentFailure):
             self.fail(
                 index, replyText(outcome), source, nextHop,
@@ -107,12 +124,14 @@ class Pass:
             nextRetryTime=None,
             nextHop=recipient.nextHop if nextHop is None else nextHop.key,
         )
-        self.reports.append(
-            dsn.RecipientReport(
-                recipient.address, dsn.FAILED, dsn.statusOf(reply, "5.0.0"),
-                diagnostic=reply, remoteMta=remoteMta, lastAttemptTime=attemptTime,
+        if notifies(recipient.notify, "FAILURE"):
+            self.reports.append(
+                dsn.RecipientReport(
+                    recipient.address, dsn.FAILED, dsn.statusOf(reply, "5.0.0"),
+                    diagnostic=reply, remoteMta=remoteMta, lastAttemptTime=attemptTime,
+                    orcpt=recipient.orcpt,
+                )
             )
-        )
         self.note("OnFailed", nextHop, reply, recipient.address)
         self._tracking.track(
             "FAIL", self.queued, source=source, recipients=[recipient.address],

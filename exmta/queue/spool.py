@@ -1,7 +1,7 @@
 """
 The durable queue: accepted messages on disk, in a documented format.
 
-On-disk format, version 2
+On-disk format, version 3
 =========================
 
 This layout is a contract: the management shell and the send side read it,
@@ -27,7 +27,7 @@ A queue id is 24 upper-case hex digits that sort by arrival
 (L{exmta.envelope.newQueueId}).  The C{.json} is one UTF-8 JSON object::
 
     {
-      "version": 2,
+      "version": 3,                           or 2; see below
       "queueId": "00061A2B3C4D5EA1B2C3D4E5",
       "mailFrom": "alice@contoso.com",        "" for the null path <>
       "arrivalTime": 1717171717.25,           seconds since the epoch
@@ -37,6 +37,13 @@ A queue id is 24 upper-case hex digits that sort by arrival
       "suspended": true,                      Suspend-Message; only written when true
       "categorized": true,                    routing agents' message events ran;
                                               only written when true
+      "ret": "HDRS",                          RFC 3461 RET (FULL or HDRS); only
+                                              written when the client gave it
+      "envid": "QQ314159",                    RFC 3461 ENVID, xtext decoded; only
+                                              written when the client gave it
+      "smtputf8": true,                       received with SMTPUTF8 (RFC 6531):
+                                              addresses may be UTF-8; only
+                                              written when true
       "receivedFrom": {
         "connector": "Default HubA", "server": "HubA",
         "peerHost": "192.0.2.7", "peerPort": 50123,
@@ -48,9 +55,21 @@ A queue id is 24 upper-case hex digits that sort by arrival
       },
       "recipients": [
         {"address": "bob@fabrikam.com", "status": "Ready", "lastError": null,
-         "attempts": 0, "nextRetryTime": null, "nextHop": null}
+         "attempts": 0, "nextRetryTime": null, "nextHop": null,
+         "notify": "SUCCESS,FAILURE",         RFC 3461 NOTIFY: NEVER, or SUCCESS,
+                                              FAILURE and DELAY in that order; only
+                                              written when the client gave it
+         "orcpt": "rfc822;bob@fabrikam.com"}  RFC 3461 ORCPT, addr-type;address with
+                                              the address xtext decoded; only
+                                              written when the client gave it
       ]
     }
+
+Version 3 is version 2 with the four RFC 3461 keys (C{ret}, C{envid},
+C{notify}, C{orcpt}) and C{smtputf8}.  A message is written as version 3
+only when it holds one of them, so an exmta that reads only versions 1
+and 2 leaves alone just the messages whose sender asked for something it
+would not honour, and delivers all others.
 
 A message the server made itself (a delivery status notification) has
 C{"connector": ""}, empty C{peerHost} and C{peerPort} 0 in C{receivedFrom}.
@@ -140,8 +159,10 @@ from exmta.errors import ConfigError
 from exmta.interfaces import IMessageQueue
 from exmta.message.header import headerSection
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+# What a message without RFC 3461 keys is written as (see above).
+PLAIN_VERSION = 2
 
 READY = "Ready"
 DELIVERED = "Delivered"
@@ -166,8 +187,26 @@ def encodeQueued(queued):
     """
     @return: the C{.json} document of a L{QueuedMessage}, as bytes.
     """
+    dsn = queued.ret is not None or queued.envid is not None or queued.smtputf8
+    recipients = []
+    for r in queued.recipients:
+        recipient = {
+            "address": r.address,
+            "status": r.status,
+            "lastError": r.lastError,
+            "attempts": r.attempts,
+            "nextRetryTime": r.nextRetryTime,
+            "nextHop": r.nextHop,
+        }
+        if r.notify is not None:
+            recipient["notify"] = r.notify
+            dsn = True
+        if r.orcpt is not None:
+            recipient["orcpt"] = r.orcpt
+            dsn = True
+        recipients.append(recipient)
     document = {
-        "version": FORMAT_VERSION,
+        "version": FORMAT_VERSION if dsn else PLAIN_VERSION,
         "queueId": queued.queueId,
         "mailFrom": queued.mailFrom,
         "arrivalTime": queued.arrivalTime,
@@ -175,22 +214,18 @@ def encodeQueued(queued):
         "body": queued.body,
         "delayNotified": queued.delayNotified,
         "receivedFrom": queued.receivedFrom,
-        "recipients": [
-            {
-                "address": r.address,
-                "status": r.status,
-                "lastError": r.lastError,
-                "attempts": r.attempts,
-                "nextRetryTime": r.nextRetryTime,
-                "nextHop": r.nextHop,
-            }
-            for r in queued.recipients
-        ],
+        "recipients": recipients,
     }
     if queued.suspended:
         document["suspended"] = True
     if queued.categorized:
         document["categorized"] = True
+    if queued.ret is not None:
+        document["ret"] = queued.ret
+    if queued.envid is not None:
+        document["envid"] = queued.envid
+    if queued.smtputf8:
+        document["smtputf8"] = True
     return _encodeDocument(document).encode("utf-8")
 
 
@@ -220,6 +255,8 @@ def decodeQueued(document, shared=None):
                 attempts=r.get("attempts", 0),
                 nextRetryTime=r.get("nextRetryTime"),
                 nextHop=r.get("nextHop"),
+                notify=r.get("notify"),
+                orcpt=r.get("orcpt"),
             )
             for r in document["recipients"]
         ),
@@ -233,6 +270,9 @@ def decodeQueued(document, shared=None):
         delayNotified=document.get("delayNotified", False),
         suspended=document.get("suspended", False),
         categorized=document.get("categorized", False),
+        ret=document.get("ret"),
+        envid=document.get("envid"),
+        smtputf8=document.get("smtputf8", False),
     )
 
 
@@ -307,14 +347,23 @@ def newQueuedMessage(envelope, session, message, clock):
     @return: the L{QueuedMessage} of a message just accepted: a new queue
         id, every recipient C{Ready}.
     """
+    requested = envelope.recipientDsn
+    recipients = []
+    for r in envelope.recipients:
+        address = str(r)
+        notify, orcpt = requested.get(address, (None, None))
+        recipients.append(QueuedRecipient(address, notify=notify, orcpt=orcpt))
     return QueuedMessage(
         queueId=newQueueId(),
         mailFrom=str(envelope.mailFrom),
-        recipients=tuple(QueuedRecipient(str(r)) for r in envelope.recipients),
+        recipients=tuple(recipients),
         arrivalTime=clock.seconds(),
         size=len(message),
         receivedFrom=_receivedFrom(session, envelope),
         body=envelope.body,
+        ret=envelope.ret,
+        envid=envelope.envid,
+        smtputf8=envelope.smtputf8,
     )
 
 

@@ -32,7 +32,7 @@ import mmap
 import os
 import weakref
 import zlib
-from collections import Counter
+from collections import Counter, deque
 
 from exmta.envelope import Reply
 
@@ -41,6 +41,10 @@ TOO_MANY_CONNECTIONS = Reply(
     "4.3.2",
     "The maximum number of concurrent connections has exceeded a limit, "
     "closing transmission channel",
+)
+
+RATE_EXCEEDED = Reply(
+    421, "4.4.2", "Message submission rate for this client has exceeded the configured limit"
 )
 
 SLOTS = 65536
@@ -55,16 +59,26 @@ _ROW_BYTES = _ROW_COUNTERS * _COUNTER_BYTES
 
 def _refusal(connector, sessions, sessionsFromSource):
     """
-    @return: L{TOO_MANY_CONNECTIONS} if C{connector}'s MaxInboundConnection
-        or MaxInboundConnectionPerSource (L{None}: unlimited) leaves no room
-        beside the sessions open, else L{None}.
+    @return: L{TOO_MANY_CONNECTIONS} if C{connector}'s MaxInboundConnection,
+        MaxInboundConnectionPerSource (L{None}: unlimited) or
+        MaxInboundConnectionPercentagePerSource (of the sessions
+        MaxInboundConnection still allows) leaves no room beside the
+        sessions open, else L{None}.
     """
     total = connector.maxInboundConnection
     perSource = connector.maxInboundConnectionPerSource
-    if total is not None and sessions() >= total:
+    open_ = sessions() if total is not None else 0
+    if total is not None and open_ >= total:
         return TOO_MANY_CONNECTIONS
     if perSource is not None and sessionsFromSource() >= perSource:
         return TOO_MANY_CONNECTIONS
+    if total is not None:
+        # MaxInboundConnectionPercentagePerSource: a source may hold that
+        # share of the slots other sources leave it, and always one.
+        own = sessionsFromSource()
+        share = (total - open_ + own) * connector.maxInboundConnectionPercentagePerSource // 100
+        if own >= max(1, share):
+            return TOO_MANY_CONNECTIONS
     return None
 
 
@@ -223,3 +237,82 @@ class ConnectionCounts:
         self._counters.release()
         self._map.close()
         self._closeDescriptor()
+
+
+# Replies counted by MaxProtocolErrors, and AUTH's (AuthTarpitInterval).
+_NOT_TARPITTED = {500, 501, 502, 503, 504, 555, 530, 531, 532, 533, 534, 535}
+
+
+def tarpitDelay(connector, session, response):
+    """
+    How long C{response} waits before it is sent (TarpitInterval): a
+    refusal of mail (5xx: RCPT's 550 5.1.1, relay refusals, refused
+    messages) to an anonymous session, so that a directory harvest or a
+    spammer's retries go slowly.  Protocol errors have MaxProtocolErrors,
+    failed logons AuthTarpitInterval; authenticated sessions are never
+    tarpitted.
+
+    @return: seconds, 0 for at once.
+    """
+    if connector is None or session is None or not 500 <= response.code < 600:
+        return 0
+    if response.code in _NOT_TARPITTED or session.authenticated:
+        return 0
+    if getattr(session.principal, "authAs", "Anonymous") != "Anonymous":
+        return 0
+    return connector.tarpitInterval
+
+
+class MessageRates:
+    """
+    A receive connector's MessageRateLimit: at most that many messages a
+    minute (MAIL commands) from one source, which MessageRateSource says is
+    the client's address (C{IPAddress}), its account (C{User}: sessions
+    that logged on; anonymous ones are not counted), both (C{All}), or
+    nothing (C{None}).  Counted in this process: with receive workers, each
+    counts its own sessions.
+    """
+
+    WINDOW = 60
+    # Sources kept before those with no message in the last minute are
+    # dropped: a flood of new addresses cannot grow this without bound.
+    _PRUNE_AT = 10_000
+
+    def __init__(self, clock):
+        self._clock = clock
+        self._times = {}
+
+    def admit(self, connector, peerHost, principal):
+        """
+        Count one message from the session's sources.
+
+        @return: L{None}, or L{RATE_EXCEEDED} when a source has had
+            MessageRateLimit messages in the last minute (not counted then).
+        """
+        limit, source = connector.messageRateLimit, connector.messageRateSource
+        if limit is None or source == "None":
+            return None
+        keys = []
+        if source in ("IPAddress", "All"):
+            keys.append((connector.identity, "ip", peerHost))
+        if source in ("User", "All") and getattr(principal, "authAs", "Anonymous") != "Anonymous":
+            keys.append((connector.identity, "user", principal.name))
+        now = self._clock.seconds()
+        counted = []
+        for key in keys:
+            times = self._times.get(key)
+            if times is None:
+                times = self._times[key] = deque()
+            while times and times[0] <= now - self.WINDOW:
+                times.popleft()
+            if len(times) >= limit:
+                return RATE_EXCEEDED
+            counted.append(times)
+        for times in counted:
+            times.append(now)
+        if len(self._times) > self._PRUNE_AT:
+            self._times = {
+                key: times for key, times in self._times.items()
+                if times and times[-1] > now - self.WINDOW
+            }
+        return None

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from exmta.auth.throttle import LogonThrottle
 from exmta.cleanup.cleanup import Cleanup
 from exmta.monitor.levels import BackPressure
-from exmta.receive.limits import LocalConnectionCounts
+from exmta.receive.limits import LocalConnectionCounts, MessageRates
 from exmta.receive.protocol import ReceiveProtocol
 from exmta.receive.configuration import ReceiveConfiguration
 from exmta.receive.selection import listeningAddresses
@@ -74,6 +74,8 @@ class ReceiveFactory(ServerFactory):
         L{exmta.receive.limits.LocalConnectionCounts}.
     @ivar logonThrottle: the L{exmta.auth.throttle.LogonThrottle} counting
         this process's failed logons, kept across reloads.
+    @ivar messageRates: the L{exmta.receive.limits.MessageRates} of the
+        connectors' MessageRateLimit, kept across reloads.
     @ivar backPressure: the L{exmta.interfaces.IBackPressure} asked at
         each MAIL FROM.
     @ivar observer: the L{exmta.interfaces.IReceiveObserver} told of each
@@ -98,6 +100,7 @@ class ReceiveFactory(ServerFactory):
         self.reactor = reactor
         self.connectionCounts = LocalConnectionCounts() if connections is None else connections
         self.logonThrottle = LogonThrottle(reactor)
+        self.messageRates = MessageRates(reactor)
         self.backPressure = BackPressure(None) if backPressure is None else backPressure
         self.observer = observer
         self._protocolLog = protocolLog

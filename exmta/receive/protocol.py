@@ -49,12 +49,22 @@ from exmta.cleanup.cleanup import CANNOT_SEND_AS
 from exmta.envelope import Address, Envelope, Reply, Session
 from exmta.errors import Disconnect, SMTPFailure
 from exmta.interfaces import IPrincipal
-from exmta.message.address import AddressError, parsePath
+from exmta.message.address import AddressError
 from exmta.message.header import rfc5322Date
 from exmta.receive.auth import COMMAND, SASL, TOO_MANY_ERRORS, AuthCommands
+from exmta.receive.chunking import CHUNK, ChunkingCommands
 from exmta.receive.data import TOO_BIG, MessageReader, checkMessage
+from exmta.receive.limits import tarpitDelay
+from exmta.receive.parameters import (
+    INVALID_DOMAIN,
+    commandLineLimit,
+    connectorPath,
+    ehloKeywords,
+    helloRefusal,
+    mailParameters,
+    rcptParameters,
+)
 
-COMMAND_LINE_LIMIT = 512
 # RFC 4954 section 4: AUTH lines may be longer than other commands.
 AUTH_LINE_LIMIT = 12288
 # While a command waits, stop reading once this much is buffered behind it.
@@ -79,17 +89,15 @@ RECIPIENT_NOT_FOUND = reply(550, "5.1.1", "RESOLVER.ADR.RecipNotFound; not found
 TOO_MANY_RECIPIENTS = reply(452, "4.5.3", "Too many recipients")
 QUEUE_ERROR = reply(451, "4.3.0", "Error in processing; try again later")
 LINE_TOO_LONG = reply(500, "5.5.2", "Line too long")
-INVALID_DOMAIN = reply(501, "5.5.4", "Invalid domain name")
-
-# C0 controls and DEL: a HELO name with one would reach the Received header.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# RFC 6531 section 3.5.
+NEEDS_SMTPUTF8 = reply(553, "5.6.7", "Non-ASCII addresses need MAIL FROM with SMTPUTF8")
 
 
 def _isAuthCommand(line):
     return line[:5].upper() in (b"AUTH", b"AUTH ")
 
 
-class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
+class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
     """
     One SMTP session.  C{self.factory} is the L{exmta.receive.listener.ReceiveFactory}
     that chooses the connector and holds the portal, queue and resolver.
@@ -232,6 +240,8 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             return
         self._closing = True
         self._buffer = bytearray()
+        if final.status and not self._enhancedStatusCodes():
+            final = replace(final, status="")
         self._logReply(final)
         self.transport.write(final.toBytes())
         self.transport.loseConnection()
@@ -255,6 +265,10 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             while self._pending is None and not self._closing:
                 if self._mode == _DATA:
                     if not self._scanData():
+                        return
+                    continue
+                if self._mode == CHUNK:
+                    if not self._scanChunk():
                         return
                     continue
                 end = self._buffer.find(b"\r\n")
@@ -291,7 +305,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _lineLimit(self):
         if self._mode == SASL or _isAuthCommand(self._buffer):
             return AUTH_LINE_LIMIT
-        return COMMAND_LINE_LIMIT
+        return commandLineLimit(self.connector, self._buffer[:5])
 
     def _refuseLongLine(self, length):
         """
@@ -310,7 +324,19 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         if isinstance(result, defer.Deferred):
             self._await(result)
         elif result is not None:
-            self._send(result)
+            self._sendOrTarpit(result)
+
+    def _sendOrTarpit(self, response):
+        """
+        Send C{response}, after the connector's TarpitInterval when it
+        refuses mail to an anonymous session (L{tarpitDelay}); nothing else
+        is read meanwhile.
+        """
+        delay = tarpitDelay(self.connector, self.session, response)
+        if not delay:
+            self._send(response)
+            return
+        self._await(deferLater(self.factory.reactor, delay, self._send, response))
 
     def _await(self, deferred):
         self._pending = deferred
@@ -334,7 +360,9 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _settled(self, result):
         self._pending = None
         if result is not None:
-            self._send(result)
+            self._sendOrTarpit(result)
+            if self._pending is not None:
+                return
         if self._closing:
             return
         if self._paused:
@@ -346,6 +374,8 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def _send(self, response):
         if self._closing:
             return
+        if response.status and not self._enhancedStatusCodes():
+            response = replace(response, status="")
         self._logReply(response)
         self.transport.write(response.toBytes())
         if response.code in _PROTOCOL_ERROR_CODES:
@@ -353,6 +383,11 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             limit = self.connector.maxProtocolErrors
             if limit is not None and self._protocolErrors > limit:
                 self._close(TOO_MANY_ERRORS)
+
+    def _enhancedStatusCodes(self):
+        # A connector's EnhancedStatusCodesEnabled; before one is chosen
+        # (the 421 of an address no connector takes), Exchange's default.
+        return self.connector is None or self.connector.enhancedStatusCodesEnabled
 
     def _logCommand(self, line):
         """
@@ -427,7 +462,13 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         try:
             text = line.decode("ascii")
         except UnicodeDecodeError:
-            return reply(500, "5.5.2", "Syntax error: command contains non-ASCII octets")
+            # RFC 6531: MAIL and RCPT may name UTF-8 addresses.
+            try:
+                if line[:5].upper() not in (b"MAIL ", b"RCPT "):
+                    raise UnicodeDecodeError("ascii", line, 0, 1, "not MAIL or RCPT")
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                return reply(500, "5.5.2", "Syntax error: command contains non-ASCII octets")
         if "\r" in text or "\n" in text:
             return reply(500, "5.5.2", "Syntax error: bare CR or LF in command")
         verb, _, argument = text.partition(" ")
@@ -439,7 +480,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def smtp_HELO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: HELO hostname")
-        if _CONTROL.search(argument):
+        if helloRefusal(self.connector, argument):
             return INVALID_DOMAIN
         session = replace(self.session, helo=argument, esmtp=False)
 
@@ -453,7 +494,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
     def smtp_EHLO(self, argument):
         if not argument:
             return reply(501, "5.5.4", "Syntax: EHLO hostname")
-        if _CONTROL.search(argument):
+        if helloRefusal(self.connector, argument):
             return INVALID_DOMAIN
         session = replace(self.session, helo=argument, esmtp=True)
 
@@ -469,15 +510,12 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         return self._agentsThen("OnEhlo", accept, session=session)
 
     def _extensions(self):
-        extensions = [f"SIZE {self._advertisedSize()}", "PIPELINING", "8BITMIME",
-                      "ENHANCEDSTATUSCODES"]
-        if self._tlsAvailable():
-            extensions.append("STARTTLS")
-        if self._authOffered():
-            extensions.append("AUTH PLAIN LOGIN")
+        keywords = ehloKeywords(
+            self.connector, self._advertisedSize(), self._tlsAvailable(), self._authOffered()
+        )
         if self._shadowOffered():
-            extensions.append(f"XSHADOW {self.factory.shadowDiscards.instance}")
-        return tuple(extensions)
+            keywords += (f"XSHADOW {self.factory.shadowDiscards.instance}",)
+        return keywords
 
     def _shadowOffered(self):
         """
@@ -543,10 +581,13 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         return reply(502, "5.5.1", "EXPN is not supported")
 
     def smtp_HELP(self, argument):
-        return reply(214, "2.0.0", "Commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY")
+        return reply(
+            214, "2.0.0", "Commands: HELO EHLO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY"
+        )
 
     def _resetTransaction(self):
         self.envelope = None
+        self._chunks = None
 
     def smtp_STARTTLS(self, argument):
         if argument:
@@ -561,7 +602,7 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         # must not be executed inside the TLS session (CVE-2011-0411).
         self._buffer = bytearray()
         self.transport.startTLS(context)
-        self.envelope = None
+        self._resetTransaction()
         self.session = replace(
             self.session,
             helo=None,
@@ -641,38 +682,31 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             delay, refusal = pressure
             return deferLater(self.factory.reactor, delay, lambda: refusal) if delay else refusal
         try:
-            sender, parameters = parsePath(argument, "FROM", allowNull=True)
+            sender, parameters = connectorPath(self.connector, argument, "FROM", allowNull=True)
         except AddressError:
             return reply(501, "5.1.7", "Invalid address")
         if parameters and not self.session.esmtp:
             return reply(555, "5.5.4", "MAIL parameters need EHLO")
-        body, size, shadow = "7BIT", None, None
-        for name, value in parameters.items():
-            if name == "SIZE":
-                if value is None or not value.isdigit():
-                    return reply(501, "5.5.4", "Invalid SIZE parameter")
-                size = int(value)
-                if size > self._sizeLimit():
-                    return TOO_BIG
-            elif name == "BODY":
-                if value is None or value.upper() not in ("7BIT", "8BITMIME"):
-                    return reply(501, "5.5.4", "Invalid BODY parameter")
-                body = value.upper()
-            elif name == "XSHADOW" and self._shadowOffered():
-                server, _, shadowId = (value or "").partition(":")
-                server = self._shadowServer(server)
-                if server is None or not re.fullmatch(r"[0-9A-F]{24}", shadowId):
-                    return reply(501, "5.5.4", "Invalid XSHADOW parameter; XSHADOW=<server>:<queue id>")
-                shadow = (server, shadowId)
-            elif name == "AUTH":
-                # RFC 4954 AUTH= is advisory; Exchange ignores it without
-                # Accept-Authentication-Flag, and nothing here trusts it.
-                continue
-            else:
-                return reply(555, "5.5.4", f"Unsupported parameter {name}")
+        shadow = None
+        if "XSHADOW" in parameters and self._shadowOffered():
+            parameters = dict(parameters)
+            server, _, shadowId = (parameters.pop("XSHADOW") or "").partition(":")
+            server = self._shadowServer(server)
+            if server is None or not re.fullmatch(r"[0-9A-F]{24}", shadowId):
+                return reply(501, "5.5.4", "Invalid XSHADOW parameter; XSHADOW=<server>:<queue id>")
+            shadow = (server, shadowId)
+        fields = mailParameters(self.connector, parameters, self._sizeLimit())
+        if isinstance(fields, Reply):
+            return fields
+        if not fields["smtputf8"] and not str(sender).isascii():
+            return NEEDS_SMTPUTF8
         if not permissions.maySendAs(self.factory.organization, sender, principal):
             return CANNOT_SEND_AS
-        envelope = Envelope(sender, (), body, size, shadow)
+        refusal = self.factory.messageRates.admit(self.connector, self.session.peerHost, principal)
+        if refusal is not None:
+            self._close(refusal)
+            return None
+        envelope = Envelope(sender, (), shadow=shadow, **fields)
 
         def accept():
             self.envelope = envelope
@@ -712,13 +746,18 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         if self.envelope is None:
             return reply(503, "5.5.1", "Need MAIL command")
         try:
-            recipient, parameters = parsePath(argument, "TO", allowNull=False)
+            recipient, parameters = connectorPath(self.connector, argument, "TO", allowNull=False)
         except AddressError:
             recipient, parameters = self._postmaster(argument), {}
             if recipient is None:
                 return reply(501, "5.1.3", "Invalid address")
-        if parameters:
-            return reply(555, "5.5.4", f"Unsupported parameter {next(iter(parameters))}")
+        if parameters and not self.session.esmtp:
+            return reply(555, "5.5.4", "RCPT parameters need EHLO")
+        dsn = rcptParameters(self.connector, parameters)
+        if isinstance(dsn, Reply):
+            return dsn
+        if not self.envelope.smtputf8 and not str(recipient).isascii():
+            return NEEDS_SMTPUTF8
         if len(self.envelope.recipients) >= self._recipientLimit():
             return TOO_MANY_RECIPIENTS
         refusal = self._checkRecipient(recipient)
@@ -752,7 +791,14 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
                         )
                         return refusal
                 self._trackReplacement(recipient, recipients)
-            self.envelope = replace(self.envelope, recipients=current + added)
+            requested = self.envelope.recipientDsn
+            if dsn != (None, None):
+                # An agent's replacements inherit what the client asked
+                # for its recipient (RFC 3461 section 6.2.1).
+                requested = dict(requested, **{str(address): dsn for address in added})
+            self.envelope = replace(
+                self.envelope, recipients=current + added, recipientDsn=requested
+            )
             self._recipientsAccepted += 1
             return reply(250, "2.1.5", "Recipient OK")
 
@@ -808,6 +854,11 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
             return reply(503, "5.5.2", "Need RCPT command")
         if argument:
             return reply(501, "5.5.4", "Syntax: DATA takes no parameters")
+        if self.envelope.body == "BINARYMIME":
+            # RFC 3030 section 3.
+            return reply(503, "5.5.1", "BODY=BINARYMIME requires BDAT")
+        if self._chunks is not None:
+            return reply(503, "5.5.1", "DATA cannot follow BDAT in a transaction")
 
         def accept():
             self._mode = _DATA
@@ -835,7 +886,9 @@ class ReceiveProtocol(AuthCommands, Protocol, TimeoutMixin):
         envelope, self.envelope = self.envelope, None
         if message is TOO_BIG:
             return TOO_BIG
-        refusal = checkMessage(message, self.connector.bareLinefeedRejectionEnabled)
-        if refusal is not None:
-            return refusal
+        # BINARYMIME content (RFC 3030) is binary: its octets are not lines.
+        if envelope.body != "BINARYMIME":
+            refusal = checkMessage(message, self.connector.bareLinefeedRejectionEnabled)
+            if refusal is not None:
+                return refusal
         return self.factory.cleanup.endOfData(self.connector, self.session, envelope, message)

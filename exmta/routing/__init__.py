@@ -13,6 +13,7 @@ from exmta.routing.connectors import (
     SMTP_RELAY_WITHIN_AD_SITE,
     chooseSendConnector,
     forwardingTarget,
+    linkedNextHop,
     nextHopFor,
 )
 from exmta.routing.resolver import LOCAL, REMOTE, UNKNOWN, Resolution, Resolver
@@ -28,5 +29,6 @@ __all__ = [
     "Resolver",
     "chooseSendConnector",
     "forwardingTarget",
+    "linkedNextHop",
     "nextHopFor",
 ]

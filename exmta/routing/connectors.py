@@ -114,6 +114,30 @@ def nextHopFor(organization, server, domain):
     )
 
 
+def linkedNextHop(organization, server, receivedFrom):
+    """
+    Where a message received on a receive connector that a send
+    connector's LinkedReceiveConnector names goes: all of it, to that
+    connector's smart hosts, whatever its recipients.
+
+    @param server: the local TransportServer's name (or the L{TransportServer}).
+    @param receivedFrom: the message's C{receivedFrom} (its C{connector}
+        and C{server}, see L{exmta.queue.spool}).
+    @return: an L{exmta.envelope.NextHop}, or L{None} when the connector it
+        came in on is linked to no enabled send connector.
+    """
+    identity = f"{receivedFrom.get('server', '')}\\{receivedFrom.get('connector', '')}".lower()
+    for connector in organization.sendConnectors:
+        linked = connector.linkedReceiveConnector
+        if connector.enabled and linked is not None and linked.lower() == identity:
+            if _isSource(connector, server):
+                return NextHop(SMART_HOST_CONNECTOR_DELIVERY, connector.name)
+            return NextHop(
+                SMTP_RELAY_WITHIN_AD_SITE, connector.name, server=connector.sourceTransportServers[0]
+            )
+    return None
+
+
 def forwardingTarget(organization, serverName):
     """
     Where the TransportServer C{serverName} takes mail forwarded to it by

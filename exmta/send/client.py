@@ -31,6 +31,9 @@ Changed, and why:
     does not convert content to 7 bit, see L{Transaction.eightBit}); neither
     starts a transaction.  Paths are written as given instead of through
     C{quoteaddr}, whose C{parseaddr} drops quoted local parts.
+  - A peer offering CHUNKING gets the message with BDAT
+    (L{exmta.send.chunking}); MAIL and RCPT carry RFC 3461's parameters
+    for one offering DSN (L{exmta.send.transaction}).
   - The data is the stored message, which already has CRLF line ends: it
     is dot-stuffed here and sent as it is.  C{transformChunk}'s C{\\n} to
     C{\\r\\n} conversion would turn each CRLF into CR CR LF, and
@@ -57,7 +60,6 @@ Changed, and why:
 import base64
 import itertools
 from collections import deque
-from dataclasses import dataclass
 from io import BytesIO
 
 from twisted.internet.defer import Deferred
@@ -74,10 +76,14 @@ from twisted.mail.smtp import (
     TLSError,
 )
 
-from exmta.envelope import Reply
+from exmta.envelope import Relayed, Reply
 from exmta.errors import PermanentFailure
+from exmta.send.chunking import BdatSending
 from exmta.send.replies import connectionFailure, outcomeOf, parseReply
 from exmta.send.tls import describe
+from exmta.send.transaction import Transaction, encodeData, path as _path
+
+__all__ = ["DeliveryClient", "HostFailure", "StaleConnection", "Transaction", "encodeData"]
 
 log = Logger(namespace="exmta.send")
 
@@ -88,60 +94,11 @@ QUIT_TIMEOUT = 30
 # go through a producer in chunks, each chunk resetting the reply timeout.
 DIRECT_WRITE_LIMIT = 64 * 1024
 
-NON_ASCII_RECIPIENT = Reply(553, "5.6.7", "Non-ASCII recipient address; SMTPUTF8 is not supported")
+NON_ASCII_RECIPIENT = Reply(
+    553, "5.6.7", "The recipient's address is not ASCII and the next hop does not offer SMTPUTF8"
+)
 
 _sessions = itertools.count(1)
-
-
-def encodeData(message):
-    """
-    The DATA payload of a message whose lines already end in CRLF: lines
-    starting with a dot get another (RFC 5321 section 4.5.2), and a missing
-    final CRLF is added.  Nothing else changes.
-    """
-    if message and not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    if message.startswith(b"."):
-        message = b"." + message
-    return message.replace(b"\r\n.", b"\r\n..")
-
-
-def _path(address):
-    return b"<" + address.encode("ascii") + b">"
-
-
-@dataclass(frozen=True)
-class Transaction:
-    """
-    One message for some of its recipients.
-
-    @ivar body: C{7BIT} or C{8BITMIME}: how the message was received.
-    @ivar shadow: C{server:queueId}, the C{XSHADOW=} parameter for a peer
-        that offers XSHADOW (L{exmta.queue.shadow}), or L{None}.
-    """
-
-    queueId: str
-    mailFrom: str
-    recipients: tuple
-    message: bytes
-    body: str = "7BIT"
-    shadow: str | None = None
-
-    @property
-    def size(self):
-        return len(self.message)
-
-    @property
-    def eightBit(self):
-        """
-        Whether the message has an octet above 127, which a peer may only be
-        sent under C{BODY=8BITMIME} (RFC 6152).  Converting such a message
-        to 7 bit (quoted-printable parts, as Postfix does) would break a
-        DKIM signature made before it reached us, and every SMTP server in
-        use offers 8BITMIME; a peer that does not gets no such message, and
-        the sender a report saying why.
-        """
-        return not self.message.isascii()
 
 
 class HostFailure(Exception):
@@ -162,7 +119,7 @@ class StaleConnection(Exception):
     """
 
 
-class DeliveryClient(ESMTPClient):
+class DeliveryClient(BdatSending, ESMTPClient):
     """
     One outbound SMTP connection to one L{exmta.send.hosts.Target}.
 
@@ -179,7 +136,7 @@ class DeliveryClient(ESMTPClient):
 
     def __init__(
         self, target, ehloName, context, requireTLS, authentication, credentials,
-        timeout, clock, protocolLog=None,
+        timeout, clock, protocolLog=None, forceHelo=False,
     ):
         """
         @param target: the L{exmta.send.hosts.Target} connected to.
@@ -195,6 +152,8 @@ class DeliveryClient(ESMTPClient):
         @param protocolLog: called with the local and remote addresses once
             connected, returns the L{exmta.protocollog.ProtocolSession} to
             write (or L{None}); L{None} for no protocol log.
+        @param forceHelo: say HELO instead of EHLO (ForceHELO): no ESMTP
+            extension is used.
         """
         username = password = None
         if authentication and credentials is not None:
@@ -211,6 +170,7 @@ class DeliveryClient(ESMTPClient):
         self._authentication = authentication if username is not None else None
         self._username = username
         self._openProtocolLog = protocolLog
+        self._forceHelo = forceHelo
         self._protocolLog = None
         self.ready = Deferred()
         self.whenLost = Deferred()
@@ -399,6 +359,11 @@ class DeliveryClient(ESMTPClient):
 
     # Greeting, EHLO, STARTTLS and AUTH
 
+    def esmtpState_ehlo(self, code, resp):
+        if self._forceHelo:
+            return self.smtpState_helo(code, resp)
+        return ESMTPClient.esmtpState_ehlo(self, code, resp)
+
     def esmtpEHLORequired(self, code=-1, resp=None):
         # EHLO refused, and HELO would not do: TLS or AUTH is required.
         self._abandon(Reply(451, "4.5.0", f"{self.target} rejected EHLO: {parseReply(code, resp or b'')}"))
@@ -554,14 +519,8 @@ class DeliveryClient(ESMTPClient):
             self._endTransaction(lambda recipient: outcomeOf(reply, remoteMta))
             self.smtpState_from(0, b"")
             return
-        parameters = b""
-        if b"SIZE" in self.extensions:
-            parameters += b" SIZE=%d" % tx.size
-        if b"8BITMIME" in self.extensions and (tx.eightBit or tx.body == "8BITMIME"):
-            parameters += b" BODY=8BITMIME"
-        if tx.shadow is not None and self.shadowInstance is not None:
-            parameters += b" XSHADOW=" + tx.shadow.encode("ascii")
-        sender = _path(tx.mailFrom)
+        parameters = tx.mailParameters(self.extensions)
+        sender = _path(tx.mailFrom, b"SMTPUTF8" in self.extensions)
         self._stage = "MAIL"
         if b"PIPELINING" in self.extensions:
             return self._pipeline(b"MAIL FROM:" + sender + parameters)
@@ -619,9 +578,18 @@ class DeliveryClient(ESMTPClient):
                 552, "5.3.4",
                 f"Message size exceeds fixed maximum message size of {self.target} ({int(limit)} bytes)",
             ), self.target.name
-        if not tx.mailFrom.isascii():
-            return Reply(553, "5.6.7", "Non-ASCII sender address; SMTPUTF8 is not supported"), None
-        if tx.eightBit and b"8BITMIME" not in self.extensions:
+        if not tx.mailFrom.isascii() and b"SMTPUTF8" not in self.extensions:
+            return Reply(
+                553, "5.6.7",
+                f"The sender's address is not ASCII and {self.target} does not offer SMTPUTF8",
+            ), self.target.name
+        if tx.body == "BINARYMIME" and not {b"BINARYMIME", b"CHUNKING"} <= set(self.extensions):
+            return Reply(
+                554, "5.6.3",
+                f"The message is binary (BODY=BINARYMIME) and {self.target} does not offer "
+                "BINARYMIME and CHUNKING; exmta does not convert messages",
+            ), self.target.name
+        if tx.eightBit and tx.body != "BINARYMIME" and b"8BITMIME" not in self.extensions:
             return Reply(
                 554, "5.6.3",
                 f"The message has 8-bit content and {self.target} does not offer 8BITMIME; "
@@ -640,12 +608,12 @@ class DeliveryClient(ESMTPClient):
         self._awaiting = deque([("MAIL", None)])
         for address in self._tx.recipients:
             try:
-                lines.append(b"RCPT TO:" + _path(address))
+                lines.append(self._tx.rcptLine(address, self.extensions))
             except UnicodeEncodeError:
                 self._outcomes[address] = PermanentFailure(NON_ASCII_RECIPIENT)
                 continue
             self._awaiting.append(("RCPT", address))
-        if len(self._awaiting) > 1:
+        if len(self._awaiting) > 1 and not self._usesBdat():
             lines.append(b"DATA")
             self._awaiting.append(("DATA", None))
         self._mailRefusal = None
@@ -677,6 +645,15 @@ class DeliveryClient(ESMTPClient):
                     self.successAddresses.append(address)
                 else:
                     self._outcomes[address] = outcomeOf(parseReply(code, resp), self.target.name)
+            if not self._awaiting:
+                # The last RCPT, and no DATA behind it: BDAT follows.
+                if self._mailRefusal is not None:
+                    self._stage = "MAIL"
+                    return self.smtpState_msgSent(*self._mailRefusal)
+                if not self.successAddresses:
+                    self._endTransaction(lambda recipient: self._outcomes[recipient])
+                    return self._reset()
+                self._sendBdat()
             return
         if code == 354 and (self._mailRefusal is not None or not self.successAddresses):
             return self._abandon(
@@ -722,14 +699,16 @@ class DeliveryClient(ESMTPClient):
             except StopIteration:
                 break
             try:
-                path = _path(self.lastAddress)
+                line = self._tx.rcptLine(self.lastAddress, self.extensions)
             except UnicodeEncodeError:
                 self._outcomes[self.lastAddress] = PermanentFailure(NON_ASCII_RECIPIENT)
                 continue
-            self.sendLine(b"RCPT TO:" + path)
+            self.sendLine(line)
             return
         self.lastAddress = None
-        if self.successAddresses:
+        if self.successAddresses and self._usesBdat():
+            self._sendBdat()
+        elif self.successAddresses:
             self._stage = "DATA"
             self._expected = [354]
             self._okresponse = self.smtpState_data
@@ -786,12 +765,16 @@ class DeliveryClient(ESMTPClient):
             # The answer to DATA or to the data: it settles every recipient
             # RCPT accepted; a 4xx retries them all.
             if 200 <= code < 300:
-                outcome = None
-            elif code >= 500:
-                outcome = outcomeOf(reply, remote)
+                tx, extensions = self._tx, self.extensions
+                self._endTransaction(
+                    lambda recipient: Relayed(remote) if tx.relayed(recipient, extensions) else None
+                )
             else:
-                outcome = connectionFailure(reply, remote)
-            self._endTransaction(lambda recipient: outcome)
+                if code >= 500:
+                    outcome = outcomeOf(reply, remote)
+                else:
+                    outcome = connectionFailure(reply, remote)
+                self._endTransaction(lambda recipient: outcome)
         if code == 421:
             self._fireSettled()
             self.close()

@@ -51,7 +51,7 @@ from exmta.protocollog import ProtocolLog
 from exmta.routing.connectors import forwardingTarget
 from exmta.send import hosts
 from exmta.send.client import DeliveryClient, HostFailure, StaleConnection, Transaction
-from exmta.send.replies import connectionFailure
+from exmta.send.replies import connectionFailure, withErrorPolicies
 from exmta.send.pool import IDLE_TIMEOUT, SHUTTING_DOWN, ConnectionPool
 from exmta.send.tls import TlsPolicy
 
@@ -96,6 +96,9 @@ class HopSettings:
     credentialName: str | None
     maxMessageSize: int | None
     protocolLogging: bool
+    forceHelo: bool = False
+    sourceAddress: str | None = None
+    errorPolicies: frozenset = frozenset()
 
 
 def authenticationOf(connector):
@@ -225,9 +228,15 @@ class SmtpDelivery:
             and self.organization.transportConfig.shadowRedundancyEnabled
         ):
             shadow = f"{self.server.name}:{queued.queueId}"
+        asked = {
+            r.address: (r.notify, r.orcpt)
+            for r in getattr(queued, "recipients", ())
+            if r.address in recipients and (r.notify is not None or r.orcpt is not None)
+        }
         transaction = Transaction(
-            queued.queueId, sender, recipients, message,
-            getattr(queued, "body", "7BIT") or "7BIT", shadow,
+            queued.queueId, sender, recipients, message, getattr(queued, "body", "7BIT") or "7BIT",
+            ret=getattr(queued, "ret", None), envid=getattr(queued, "envid", None),
+            recipientDsn=asked, smtputf8=getattr(queued, "smtputf8", False), shadow=shadow,
         )
         for _ in range(3):
             try:
@@ -241,10 +250,14 @@ class SmtpDelivery:
                     nextHop=settings.key,
                     reply=str(failure.reply),
                 )
-                return dict.fromkeys(recipients, failure)
+                return dict.fromkeys(recipients, withErrorPolicies(failure, settings.errorPolicies))
             try:
                 instance = client.shadowInstance
                 outcomes = await client.transact(transaction)
+                outcomes = {
+                    recipient: withErrorPolicies(outcome, settings.errorPolicies)
+                    for recipient, outcome in outcomes.items()
+                }
                 if shadow is not None and instance is not None:
                     return ShadowedOutcomes(outcomes, instance)
                 return outcomes
@@ -385,6 +398,9 @@ class SmtpDelivery:
         authentication = authenticationOf(connector) if deliveryType == SMART_HOST else None
         ehloName = connector.fqdn or self.server.fqdn
         port = connector.port
+        forceHelo = getattr(connector, "forceHELO", False)
+        source = getattr(connector, "sourceIPAddress", "0.0.0.0")
+        sourceAddress = None if source in ("0.0.0.0", "::") else source
         if deliveryType == SMART_HOST and "ExchangeServer" in (connector.smartHostAuthMechanism or ()):
             # Exchange Server authentication: TLS with this server's
             # certificate, to a smart host the organization issued one.
@@ -400,12 +416,13 @@ class SmtpDelivery:
             tls = TlsPolicy(requireTLS=True, identity=self._identity)
         if deliveryType == RELAY:
             # Forwarding to another transport server of the organization,
-            # with our own name and no AUTH: TLS with this server's
+            # with our own name, EHLO, any address and no AUTH: TLS with this server's
             # certificate when the organization issued it one (Exchange
             # Server authentication), else opportunistic TLS.
             tls = TlsPolicy(requireTLS=self._identity is not None, identity=self._identity)
             authentication = None
             ehloName = self.server.fqdn
+            forceHelo, sourceAddress = False, None
         elif deliveryType not in (SMART_HOST, DNS):
             raise ConnectionFailure(
                 Reply(451, "4.4.0", f"Unknown delivery type {deliveryType} for {nextHop.key}")
@@ -424,6 +441,9 @@ class SmtpDelivery:
             credentialName=connector.authenticationCredential,
             maxMessageSize=self._sizeLimit(connector, deliveryType),
             protocolLogging=getattr(connector, "protocolLoggingLevel", "None") == "Verbose",
+            forceHelo=forceHelo,
+            sourceAddress=sourceAddress,
+            errorPolicies=getattr(connector, "errorPolicies", frozenset()),
         )
 
     def _sizeLimit(self, connector, deliveryType):
@@ -546,11 +566,19 @@ class SmtpDelivery:
             settings.timeout,
             self._clock,
             protocolLog=self._protocolLogFor(settings),
+            forceHelo=settings.forceHelo,
         )
         endpointClass = TCP6ClientEndpoint if target.isIPv6 else TCP4ClientEndpoint
+        bindAddress = None
+        if settings.sourceAddress is not None:
+            # SourceIPAddress: connections leave from it; one of the other
+            # family cannot, and goes from any address.
+            if (":" in settings.sourceAddress) == target.isIPv6:
+                bindAddress = (settings.sourceAddress, 0)
         endpoint = endpointClass(
             self._reactor, target.address, target.port,
             timeout=min(CONNECT_TIMEOUT, settings.timeout or CONNECT_TIMEOUT),
+            bindAddress=bindAddress,
         )
         log.debug("connecting to {target} for {nextHop}", target=str(target), nextHop=settings.key)
         connecting = connectProtocol(endpoint, client)

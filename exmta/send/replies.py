@@ -57,3 +57,55 @@ def connectionFailure(reply, remoteMta=None):
     failure = ConnectionFailure(reply)
     failure.remoteMta = remoteMta
     return failure
+
+
+def _reclassed(failure, kind, code):
+    reply = failure.reply
+    status = f"{str(code)[0]}{reply.status[1:]}" if reply.status else ""
+    changed = kind(Reply(code, status, reply.text))
+    changed.remoteMta = getattr(failure, "remoteMta", None)
+    return changed
+
+
+def _isCustom(reply):
+    """
+    Whether a reply says no more than its class: no enhanced status code,
+    or an undefined one (X.0.0).  Exchange's ErrorPolicies call these
+    custom failures.
+    """
+    return not reply.status or reply.status.endswith(".0.0")
+
+
+def withErrorPolicies(outcome, policies):
+    """
+    A send connector's ErrorPolicies applied to one recipient's outcome:
+
+      - C{DowngradeDnsFailures}: a domain that DNS says does not exist
+        (C{SMTPSEND.DNS.*}) is retried instead of failed (a DNS that
+        answers wrongly for a while loses no mail);
+      - C{DowngradeCustomFailures}: a custom permanent failure from the
+        next hop (L{_isCustom}) is retried;
+      - C{UpgradeCustomFailures}: a custom transient failure from the next
+        hop fails for good.
+
+    Failures to reach the next hop at all (L{ConnectionFailure}) keep
+    their own schedule.  The reply keeps its text; its code and status
+    take the new class (550 5.4.4 becomes 450 4.4.4).
+
+    @param policies: the connector's C{errorPolicies} (empty: Default).
+    @return: the outcome to settle the recipient with.
+    """
+    if not policies or outcome is None or not isinstance(outcome, (PermanentFailure, TransientFailure)):
+        return outcome
+    if isinstance(outcome, ConnectionFailure):
+        return outcome
+    reply = outcome.reply
+    text = " ".join(reply.lines())
+    if isinstance(outcome, PermanentFailure):
+        if "DowngradeDnsFailures" in policies and text.startswith("SMTPSEND.DNS."):
+            return _reclassed(outcome, TransientFailure, reply.code - 100)
+        if "DowngradeCustomFailures" in policies and _isCustom(reply):
+            return _reclassed(outcome, TransientFailure, reply.code - 100)
+    elif "UpgradeCustomFailures" in policies and _isCustom(reply):
+        return _reclassed(outcome, PermanentFailure, reply.code + 100)
+    return outcome

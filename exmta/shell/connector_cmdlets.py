@@ -25,6 +25,7 @@ from exmta.config.organization import (
 )
 from exmta.config.storage import storageFor
 from exmta.config.values import boolean, credentialName, formatTimespan
+from exmta.shell.connectorparameters import TEMPLATE_INSTANCE
 from exmta.errors import ConfigError
 from exmta.shell.cmdlet import CmdletError, Parameter, cmdlet, identityOf, revealPassword
 from exmta.shell.configedit import (
@@ -75,6 +76,14 @@ class SendConnectorView:
     ProtocolLoggingLevel: str
     Enabled: bool
     Comment: str | None
+    ForceHELO: bool = False
+    SourceIPAddress: str = "0.0.0.0"
+    ErrorPolicies: str = "Default"
+    LinkedReceiveConnector: str | None = None
+    IsScopedConnector: bool = False
+
+
+_ERROR_POLICY_ORDER = ("DowngradeDnsFailures", "DowngradeCustomFailures", "UpgradeCustomFailures")
 
 
 def _sendConnectorView(connector, notes):
@@ -100,10 +109,32 @@ def _sendConnectorView(connector, notes):
         ProtocolLoggingLevel=connector.protocolLoggingLevel,
         Enabled=connector.enabled,
         Comment=notes.get(("sendconnector", connector.name.lower())),
+        ForceHELO=connector.forceHELO,
+        SourceIPAddress=connector.sourceIPAddress,
+        ErrorPolicies=(
+            flagsShown(connector.errorPolicies, _ERROR_POLICY_ORDER) if connector.errorPolicies
+            else "Default"
+        ),
+        LinkedReceiveConnector=connector.linkedReceiveConnector,
+        IsScopedConnector=connector.isScopedConnector,
     )
 
 
 _SEND_SPECIAL = ("Usage", "AuthenticationCredential")
+
+# Exchange's -Force suppresses confirmation prompts; exmta never asks.
+FORCE = Parameter("Force", kind="switch")
+TEMPLATE = Parameter("TemplateInstance")
+
+
+def _refuseTemplate(given):
+    """
+    Take -Force and -TemplateInstance out of the parameters given: the
+    first means nothing here, the second is refused.
+    """
+    given.pop("Force", None)
+    if given.pop("TemplateInstance", None) is not None:
+        raise CmdletError(f"-TemplateInstance: not supported on exmta: {TEMPLATE_INSTANCE}")
 
 
 def _credentialNameOf(connector):
@@ -179,9 +210,12 @@ def _sendSpan(document, identity, path):
     *usageParameters(SEND_USAGES),
     Parameter("AuthenticationCredential"),
     *parameters(SEND_CONNECTOR_KEYS, _SEND_SPECIAL),
+    FORCE,
+    TEMPLATE,
     supportsWhatIf=True,
 )
 def newSendConnector(context, Name, **given):
+    _refuseTemplate(given)
     name = nameOf(Name, "send connector")
     usage = usageOf(given, SEND_USAGES)
     credential = given.pop("AuthenticationCredential", None)
@@ -226,9 +260,11 @@ def getSendConnector(context, Identity=None):
     Parameter("Name"),
     Parameter("AuthenticationCredential"),
     *parameters(SEND_CONNECTOR_KEYS, _SEND_SPECIAL),
+    FORCE,
     supportsWhatIf=True,
 )
 def setSendConnector(context, Identity, **given):
+    _refuseTemplate(given)
     identity = identityOf(Identity)
     rename = given.pop("Name", None)
     credential = given.pop("AuthenticationCredential", ...)
@@ -331,6 +367,22 @@ class ReceiveConnectorView:
     Enabled: bool
     Comment: str | None
     CredentialCheckers: tuple | None
+    DeliveryStatusNotificationEnabled: bool = True
+    ChunkingEnabled: bool = True
+    BinaryMimeEnabled: bool = True
+    EightBitMimeEnabled: bool = True
+    PipeliningEnabled: bool = True
+    EnhancedStatusCodesEnabled: bool = True
+    SizeEnabled: str = "Enabled"
+    LongAddressesEnabled: bool = False
+    SuppressXAnonymousTls: bool = False
+    TarpitInterval: str = "00:00:05"
+    MessageRateLimit: object = "unlimited"
+    MessageRateSource: str = "IPAddress"
+    RequireEHLODomain: bool = False
+    DefaultDomain: str | None = None
+    MaxLocalHopCount: int = 8
+    MaxInboundConnectionPercentagePerSource: int = 2
 
 
 _AUTH_ORDER = ("None", "Tls", "Integrated", "BasicAuth", "BasicAuthRequireTLS", "ExchangeServer", "ExternalAuthoritative")
@@ -367,6 +419,22 @@ def _receiveConnectorView(connector, notes):
         Comment=notes.get(("receiveconnector", connector.name.lower())),
         # Without BasicAuth nothing asks checkers, and org.ini may not name any.
         CredentialCheckers=connector.credentialCheckers or None,
+        DeliveryStatusNotificationEnabled=connector.deliveryStatusNotificationEnabled,
+        ChunkingEnabled=connector.chunkingEnabled,
+        BinaryMimeEnabled=connector.binaryMimeEnabled,
+        EightBitMimeEnabled=connector.eightBitMimeEnabled,
+        PipeliningEnabled=connector.pipeliningEnabled,
+        EnhancedStatusCodesEnabled=connector.enhancedStatusCodesEnabled,
+        SizeEnabled=connector.sizeEnabled,
+        LongAddressesEnabled=connector.longAddressesEnabled,
+        SuppressXAnonymousTls=connector.suppressXAnonymousTls,
+        TarpitInterval=formatTimespan(connector.tarpitInterval),
+        MessageRateLimit=countShown(connector.messageRateLimit),
+        MessageRateSource=connector.messageRateSource,
+        RequireEHLODomain=connector.requireEHLODomain,
+        DefaultDomain=connector.defaultDomain,
+        MaxLocalHopCount=connector.maxLocalHopCount,
+        MaxInboundConnectionPercentagePerSource=connector.maxInboundConnectionPercentagePerSource,
     )
 
 
@@ -455,9 +523,11 @@ _FIXED_RANGES = {"Internet": "0.0.0.0-255.255.255.255"}
     Parameter("Server"),
     *usageParameters(USAGES),
     *parameters(RECEIVE_CONNECTOR_KEYS, _RECEIVE_SPECIAL),
+    TEMPLATE,
     supportsWhatIf=True,
 )
 def newReceiveConnector(context, Name, Server=None, **given):
+    _refuseTemplate(given)
     name = nameOf(Name, "receive connector")
     if "\\" in name:
         raise CmdletError(f"-Name: {name!r} cannot hold '\\'; give the server with -Server")

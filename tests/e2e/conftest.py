@@ -23,8 +23,11 @@ PrimarySmtpAddress = administrator@fabrikam.com
 PrimarySmtpAddress = kim@fabrikam.com
 UserPrincipalName = kim@fabrikam.com
 
+# Every connector answers refusals at once (TarpitInterval 0, where
+# Exchange waits 5 s); tests/test_receive_extensions.py tests the tarpit.
 # The default connector: authenticated users, Basic only inside TLS.
 [ReceiveConnector Default HubA]
+TarpitInterval = 00:00:00
 Bindings = 127.0.0.1:{default}
 RemoteIPRanges = 0.0.0.0-255.255.255.255
 AuthMechanism = Tls, BasicAuth, BasicAuthRequireTLS
@@ -35,6 +38,7 @@ ProtocolLoggingLevel = Verbose
 
 # The reference document's externally secured gateway, told apart by address.
 [ReceiveConnector FromInternetGateway]
+TarpitInterval = 00:00:00
 Usage = Internal
 Bindings = 127.0.0.1:{default}
 RemoteIPRanges = 127.0.0.10
@@ -42,6 +46,7 @@ AuthMechanism = ExternalAuthoritative
 
 # The reference document's anonymous relay, on its own address.
 [ReceiveConnector AnonymousRelay]
+TarpitInterval = 00:00:00
 Usage = Custom
 PermissionGroups = AnonymousUsers
 Bindings = 127.0.0.4:{relay}
@@ -60,6 +65,7 @@ DNSRoutingEnabled = $false
 
 # An Internet-facing connector: anonymous may submit to local mailboxes only.
 [ReceiveConnector Internet]
+TarpitInterval = 00:00:00
 Usage = Internet
 Bindings = 127.0.0.3:{internet}
 MaxMessageSize = 64KB

@@ -58,6 +58,7 @@ PrimarySmtpAddress = kim@fabrikam.com
 UserPrincipalName = kim@fabrikam.com
 
 [ReceiveConnector Default HubA]
+TarpitInterval = 00:00:00
 Usage = Custom
 Bindings = 127.0.0.1:{default}
 RemoteIPRanges = 0.0.0.0-255.255.255.255
@@ -68,6 +69,7 @@ MaxInboundConnectionPerSource = 1000
 ProtocolLoggingLevel = Verbose
 
 [ReceiveConnector FromInternetGateway]
+TarpitInterval = 00:00:00
 Usage = Internal
 Bindings = 127.0.0.1:{default}
 RemoteIPRanges = 127.0.0.10
@@ -75,6 +77,7 @@ AuthMechanism = ExternalAuthoritative
 MaxInboundConnectionPerSource = 1000
 
 [ReceiveConnector AnonymousRelay]
+TarpitInterval = 00:00:00
 Usage = Custom
 PermissionGroups = AnonymousUsers
 Bindings = 127.0.0.4:{relay}
@@ -87,11 +90,13 @@ User = NT AUTHORITY\ANONYMOUS LOGON
 ExtendedRights = Ms-Exch-SMTP-Accept-Any-Recipient
 
 [ReceiveConnector Internet]
+TarpitInterval = 00:00:00
 Usage = Internet
 Bindings = 127.0.0.3:{internet}
 MaxInboundConnectionPerSource = 1000
 
 [ReceiveConnector Custom]
+TarpitInterval = 00:00:00
 Usage = Custom
 Bindings = 127.0.0.5:{custom}
 RemoteIPRanges = 0.0.0.0-255.255.255.255
@@ -486,8 +491,14 @@ def fuzzSession(target, ports, rng, stats):
                 except OSError:
                     pass  # the server was quicker to close
                 return
+        burst = commands(rng) + CLOSING
+        if b"BDAT" in burst.upper():
+            # A chunk cut short by a mutation takes the octets after it,
+            # CLOSING included, as RFC 3030 says: fill it up (a fuzzed
+            # chunk is under 512 octets) and close again.
+            burst += b" " * 512 + CLOSING
         # A server that closed early may still have replies to read.
-        _sendInPieces(sock, rng, commands(rng) + CLOSING, stats)
+        _sendInPieces(sock, rng, burst, stats)
         reader.readToEnd()
     except socket.timeout:
         raise Problem(f"the server did not end a {kind} session within {SESSION_TIMEOUT} s") from None

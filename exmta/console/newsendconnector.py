@@ -34,6 +34,11 @@ class _Rows:
     """
     A list of rows a page adds, edits and removes one at a time.
 
+    A kind of rows defines C{cells(row)} (the list's cells for a row),
+    C{editor(row, errors)} (the fields of the row's dialog),
+    C{readRow(context)} (the row typed in the dialog, and {field: what is
+    wrong}) and C{blank()} (a new row's values).
+
     @cvar key: where the rows are kept in the wizard's state, and the Shell
         parameter they become (whose refusal is shown beside the list).
     @cvar noun: what a row is (C{"address space"}).
@@ -43,24 +48,6 @@ class _Rows:
     key = ""
     noun = ""
     headings = ()
-
-    def cells(self, row):
-        raise NotImplementedError()
-
-    def editor(self, row, errors):
-        """
-        @return: the fields of the row's dialog.
-        """
-        raise NotImplementedError()
-
-    def readRow(self, context):
-        """
-        @return: (the row typed in the dialog, {field: what is wrong}).
-        """
-        raise NotImplementedError()
-
-    def blank(self):
-        raise NotImplementedError()
 
     def editing(self, state):
         return (state.get("editing") or [None])[0] == self.key

@@ -550,6 +550,47 @@ class IRoutingEvents(Interface):
         """
 
 
+class IShadowRedundancy(Interface):
+    """
+    The shadows the queue manager keeps of messages handed to another
+    server of the organization under shadow redundancy
+    (L{exmta.queue.shadow}): they stay queued, C{Shadow}, until that server
+    reports them delivered, and are resubmitted when it stops answering.
+    """
+
+    servers = Attribute(
+        "The set of the servers shadows were kept for since start (Get-Queue's "
+        "Shadow Redundancy queues)."
+    )
+
+    def start():
+        """
+        Find the shadows the spool holds and start the heartbeat.
+        """
+
+    def stop():
+        """
+        Stop the heartbeat.
+        """
+
+    def reconfigure(settings):
+        """
+        Work with a new L{exmta.config.model.TransportConfig}.
+        """
+
+    def handedOff(work, outcomes, hop, addresses):
+        """
+        A send to C{hop} settled with C{outcomes}: record the recipients a
+        server took under shadow redundancy C{Shadow}, in C{work} (the
+        L{exmta.queue.passes.Pass}), before its result is recorded.
+        """
+
+    def recorded(queued):
+        """
+        The manager recorded the L{exmta.envelope.QueuedMessage} C{queued}.
+        """
+
+
 class IQueueAdministration(Interface):
     """
     What an administrator may do to a running queue

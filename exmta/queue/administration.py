@@ -78,6 +78,7 @@ class QueueAdministration:
                 key: (until, replyText(failure))
                 for key, (until, failure) in manager.hops.retrying().items()
             },
+            shadowServers=frozenset(manager.shadows.servers),
         )
 
     def isBusy(self, queueId):

@@ -123,6 +123,10 @@ L{exmta.interfaces}:
   - C{administration}, L{exmta.queue.administration.QueueAdministration}
     (C{IQueueAdministration}): what the admin endpoint asks for, never at
     the same time as a pass over the same message (L{QueueManager.exclusively}).
+  - C{shadows}, L{exmta.queue.shadow.ShadowRedundancy}
+    (C{IShadowRedundancy}): the shadows kept of
+    messages handed to another server of the organization, their
+    discard and resubmission.
 
 Message tracking
 ================
@@ -167,6 +171,7 @@ from exmta.queue.notifications import DSN, ROUTING, SenderNotifications
 from exmta.queue.passes import Pass
 from exmta.queue.retry import RetrySchedule
 from exmta.queue.routingagents import AGENT, RoutingEvents, refusal
+from exmta.queue.shadow import ShadowRedundancy
 from exmta.queue.spool import READY
 from exmta.queue.views import WAITING_FOR_SEND_CONNECTOR
 from exmta.routing import LOCAL, UNKNOWN
@@ -206,6 +211,7 @@ class QueueManager(service.Service):
     @ivar notifications: the L{exmta.interfaces.ISenderNotifications}.
     @ivar routingEvents: the L{exmta.interfaces.IRoutingEvents}.
     @ivar administration: the L{exmta.interfaces.IQueueAdministration}.
+    @ivar shadows: the L{exmta.interfaces.IShadowRedundancy}.
     """
 
     name = "queue"
@@ -227,6 +233,7 @@ class QueueManager(service.Service):
         linkedRoute=None,
         maxConcurrentMailboxDeliveries=20,
         localDeliveryTimeout=LOCAL_DELIVERY_TIMEOUT,
+        transportConfig=None,
     ):
         """
         @param spool: the L{exmta.queue.spool.Spool}, or any
@@ -262,6 +269,9 @@ class QueueManager(service.Service):
             message; then its recipients are deferred (451 4.3.0) and
             retried, and the delivery, if it still happens, makes a
             duplicate, never a loss.
+        @param transportConfig: the L{exmta.config.model.TransportConfig}
+            whose shadow redundancy settings apply; L{None} keeps no
+            heartbeat (a manager without a send side keeps no shadows).
         """
         if (route is None) != (remoteDelivery is None):
             raise ValueError("route and remoteDelivery go together")
@@ -298,12 +308,18 @@ class QueueManager(service.Service):
         )
         self.routingEvents = RoutingEvents(agents, spool, self.tracking, self.log, self._isKnown)
         self.administration = QueueAdministration(self)
+        self.shadows = ShadowRedundancy(
+            self,
+            getattr(remoteDelivery, "discardNotifications", None),
+            transportConfig,
+        )
 
     def startService(self):
         super().startService()
         self.spool.onEnqueued.append(self._enqueued)
         for queued in self.spool.messages():
             self.process(queued)
+        self.shadows.start()
 
     def stopService(self):
         """
@@ -321,6 +337,7 @@ class QueueManager(service.Service):
         self._timers.clear()
         self._due.clear()
         self.hops.stop()
+        self.shadows.stop()
         # Sends waiting on a silent next hop would hold the stop; close is
         # safe to call again when the service's owner releases the sends.
         if self.remoteDelivery is not None:
@@ -619,6 +636,7 @@ class QueueManager(service.Service):
         result = work.result()
         if result != queued:
             yield self.spool.update(result)
+            self.shadows.recorded(result)
             waiting = sum(r.status == READY for r in result.recipients)
             if waiting:
                 # A message settled for good has had a line per recipient.
@@ -823,6 +841,7 @@ class QueueManager(service.Service):
                     "SEND", queued, source=SMTP, recipients=sent, messageId=work.messageId,
                     connectorId=hop.connector, nextHop=hop.key,
                 )
+            self.shadows.handedOff(work, outcomes, hop, addresses)
 
         retry = self.hops.retryTime(nextHop.key)
         if retry is not None and retry[0] > self.reactor.seconds():

@@ -17,7 +17,12 @@ it in these queues (one message may sit in several, one row in each):
   - C{Submission}: recipients not yet routed (no attempt yet);
   - C{Unreachable}: remote recipients that wait for a send side;
   - C{MailboxDelivery} (C{MapiDelivery}): local recipients waiting for a
-    retry of their mailbox delivery.
+    retry of their mailbox delivery;
+  - C{Shadow\\N} (C{ShadowRedundancy}), one per server of the organization
+    this one keeps shadows for (L{exmta.queue.shadow}), numbered from 1 in
+    the order of their names, C{NextHopDomain} the server's name: the
+    C{Shadow} recipients handed to it, until it reports them delivered.
+    Shown, empty, for every server shadows were kept for since start.
 
 A queue's identity is C{Server\\Name} (C{HubA\\ToInternetGateway}); a
 message's is C{Server\\Queue\\QueueId}, the queue id being the spool's.
@@ -41,11 +46,12 @@ import time
 from dataclasses import dataclass, field
 
 from exmta.message.header import originalHeader, subject
-from exmta.queue.spool import READY
+from exmta.queue.spool import READY, SHADOW
 
 SUBMISSION = "Submission"
 UNREACHABLE = "Unreachable"
 MAILBOX_DELIVERY = "MailboxDelivery"
+SHADOW_REDUNDANCY = "ShadowRedundancy"
 
 # The lastError of a remote recipient a manager without a send side holds.
 WAITING_FOR_SEND_CONNECTOR = "Waiting for a send connector"
@@ -95,6 +101,7 @@ class QueueState:
         behind.
     @ivar retrying: next hop key to (when it may be tried again, the reply
         of the failure that put it in retry), for the next hops in retry.
+    @ivar shadowServers: the servers shadows were kept for since start.
     """
 
     server: str
@@ -108,6 +115,19 @@ class QueueState:
     messageExpirationTimeout: float = 2 * 86400
     parked: dict = field(default_factory=dict)
     retrying: dict = field(default_factory=dict)
+    shadowServers: frozenset = frozenset()
+
+    def shadowQueues(self):
+        """
+        @return: {server name: its Shadow Redundancy queue's name}.
+        """
+        servers = set(self.shadowServers)
+        for queued in self.messages:
+            servers.update(r.nextHop for r in queued.recipients if r.status == SHADOW)
+        return {
+            server: f"Shadow\\{number}"
+            for number, server in enumerate(sorted(servers, key=str.lower), 1)
+        }
 
 
 def isoTime(when):
@@ -156,15 +176,19 @@ def _members(state):
         for queueId, addresses in messages.items()
         for address in addresses
     }
-    queues = {}
+    shadows = state.shadowQueues()
+    queues = {name: {} for name in shadows.values()}
     for queued in state.messages:
         parkedBehind = state.parked.get(queued.queueId)
         for recipient in queued.recipients:
-            if recipient.status != READY:
+            if recipient.status == SHADOW:
+                name = shadows[recipient.nextHop]
+            elif recipient.status != READY:
                 continue
-            name = sending.get((queued.queueId, recipient.address)) or queueOf(
-                recipient, parkedBehind
-            )
+            else:
+                name = sending.get((queued.queueId, recipient.address)) or queueOf(
+                    recipient, parkedBehind
+                )
             entry = queues.setdefault(name, {}).setdefault(
                 queued.queueId, (queued, [])
             )
@@ -203,6 +227,7 @@ def queueRows(state):
     """
     members = _members(state)
     names = set(members) | set(state.suspendedQueues) | {SUBMISSION}
+    shadowServers = {name: server for server, name in state.shadowQueues().items()}
     rows = []
     for name in sorted(names, key=lambda n: (n != SUBMISSION, n.lower())):
         messages = members.get(name, {})
@@ -222,13 +247,17 @@ def queueRows(state):
         if retry is not None:
             retryTimes.append(retry[0])
         deliveryType = deliveryTypeOf(name, state.deliveryTypes)
+        nextHopDomain = name.partition(":")[2] if ":" in name else name
+        if name in shadowServers:
+            deliveryType, nextHopDomain = SHADOW_REDUNDANCY, shadowServers[name]
+            status = READY_STATUS
         rows.append(
             {
                 "Identity": f"{state.server}\\{name}",
                 "DeliveryType": deliveryType,
                 "Status": status,
                 "MessageCount": len(messages),
-                "NextHopDomain": name.partition(":")[2] if ":" in name else name,
+                "NextHopDomain": nextHopDomain,
                 "NextHopConnector": name.partition(":")[0]
                 if deliveryType in ("SmartHostConnectorDelivery", "DnsConnectorDelivery")
                 else None,
@@ -394,7 +423,14 @@ class IdentityError(ValueError):
 
 
 def _parts(text):
-    return [part for part in str(text).strip().split("\\")]
+    parts = []
+    for part in str(text).strip().split("\\"):
+        if parts and parts[-1].lower() == "shadow" and part.isdigit():
+            # A Shadow Redundancy queue's name has a backslash of its own.
+            parts[-1] = f"Shadow\\{part}"
+        else:
+            parts.append(part)
+    return parts
 
 
 def queueName(text, server):

@@ -19,6 +19,9 @@ IDLE = re.compile(r"^(poll|doPoll|select|epoll|_poll|wait) \(")
 # callback's own time counts as Deferred machinery.
 COMPONENTS = [
     ("JSON encoding (spool envelope, tracking log)", r"json/"),
+    # The reactor wraps each I/O callback in twisted.python.log's
+    # callWithLogger: that is not logging.
+    ("reactor, TCP, timers", r"^callWith(Logger|Context) \(twisted/python/log\.py"),
     ("server log (twisted.logger: format, write)", r"twisted/logger/|twisted/python/log\.py"),
     ("message tracking log", r"exmta/tracking\.py"),
     ("protocol log", r"exmta/protocollog\.py"),

@@ -28,8 +28,9 @@ from bench import targets  # noqa: E402
 from bench.peers import raiseFileLimit  # noqa: E402
 
 TARGETS = ["accept-1k-20", "accept-1k-100", "accept-100k-20", "latency-1k-100", "relay-1k-20",
-           "idle-10k", "workers", "workers-100k", "queue", "smarthost-down", "profile"]
-QUICK_TARGETS = TARGETS[:6]
+           "idle-10k", "smarthost-refusing", "workers", "workers-100k", "queue", "smarthost-down",
+           "profile"]
+QUICK_TARGETS = TARGETS[:7]
 
 PROFILES = {
     # Messages a round: 1 KB at 20 and at 100 sessions, 100 KB, relay,
@@ -204,6 +205,8 @@ def main(argv=None):
                 result = targets.workers(settings, name)
             elif name == "workers-100k":
                 result = targets.workers(settings, name, size=100_000)
+            elif name == "smarthost-refusing":
+                result = targets.smartHostRefusing(settings, name)
             elif name == "smarthost-down":
                 result = targets.smartHostDown(settings, name)
             elif name == "profile":

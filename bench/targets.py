@@ -605,6 +605,61 @@ def smartHostDown(settings, key="smarthost-down", messages=2000, sessions=20):
     return result
 
 
+def smartHostRefusing(settings, key="smarthost-refusing", sessions=20, threshold=0.9):
+    """
+    Issue 17's target 5: durable acceptance while the smart host refuses
+    connections, against acceptance while it is silent (a L{Tarpit}), both
+    with the shipped MaxOutboundConnections; two exmta servers, back to
+    back in every round (order alternating), as in L{acceptance}.  The
+    log and warning lines each wrote during the rounds are counted too.
+    """
+    messages = settings.messages1k
+    title = (f"Acceptance with the smart host refusing connections against silent, 1 KB, "
+             f"{sessions} sessions ({messages:,} messages a round)")
+    result = Result(key, title, ["round", "silent msg/s", "refusing msg/s", "ratio",
+                                 "silent CPU ms/msg", "refusing CPU ms/msg", "others %"])
+    tarpit = Tarpit().start()
+    silent = ExmtaServer(settings.python, settings.source, smartHost=tarpit.port,
+                         folder=settings.folder, workers=settings.workers).start()
+    refusing = ExmtaServer(settings.python, settings.source, folder=settings.folder,
+                           workers=settings.workers).start()
+    silent.name, refusing.name = "silent", "refusing"
+    try:
+        for server in (silent, refusing):
+            _warm(server)
+        rounds = []
+        for number in range(1, settings.rounds + 1):
+            measured = {}
+            for server in _ordered((silent, refusing), number):
+                measured[server.name] = _throughputRound(server, messages, sessions, 1000)
+                settings.log(f"  {key} round {number} {server.name}: "
+                             f"{fmt(measured[server.name]['rate'])} msg/s")
+            # As (exmta, Postfix) pairs: the refusing one over the silent one.
+            rounds.append((measured["refusing"], measured["silent"]))
+        rows, result.data = _pairRows(settings, rounds, None)
+        # _pairRows puts the first of each pair (refusing) first: swap the
+        # columns back so that the table reads silent, refusing, ratio.
+        result.rows = [[row[0], row[2], row[1], row[3], row[5], row[4], row[6]] for row in rows]
+        lines = {}
+        deferrals = {}
+        for server in (silent, refusing):
+            with open(server.logPath, errors="replace") as handle:
+                text = handle.read()
+            lines[server.name] = text.count("\n")
+            deferrals[server.name] = text.count("] deferred ")
+        result.notes.append(
+            f"server log: silent {lines['silent']:,} lines, refusing {lines['refusing']:,} lines "
+            f"of which {deferrals['refusing']:,} deferral warnings"
+        )
+    finally:
+        for server in (silent, refusing):
+            server.stop(kill=True)
+            server.remove()
+        tarpit.stop()
+    result.verdicts.append(_verdict("refusing ÷ silent acceptance", result.data["ratio"], threshold))
+    return result
+
+
 def profile(settings, key="profile", messages=5000, sessions=20, size=1000, output=None,
             relay=False):
     """

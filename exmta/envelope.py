@@ -106,6 +106,9 @@ class Envelope:
         (L{exmta.message.dsnparams}).
     @ivar smtputf8: MAIL carried C{SMTPUTF8} (RFC 6531): addresses and
         headers may hold UTF-8.
+    @ivar shadow: (server, queue id) from C{MAIL FROM:<...> XSHADOW=}: the
+        TransportServer that keeps a shadow copy of the message, and the
+        message's queue id there (L{exmta.queue.shadow}).
     """
 
     mailFrom: Address
@@ -116,6 +119,7 @@ class Envelope:
     envid: str | None = None
     recipientDsn: dict = field(default_factory=dict)
     smtputf8: bool = False
+    shadow: tuple[str, str] | None = None
 
 
 def newQueueId(clock=time.time):
@@ -222,3 +226,19 @@ class NextHop:
         if self.deliveryType == "SmtpRelayWithinAdSite":
             return f"{self.server}"
         return self.connector
+
+
+class ShadowedOutcomes(dict):
+    """
+    The outcomes of a send ({recipient: L{None} or a failure}) to a server
+    of the organization that took the message under shadow redundancy: it
+    offered XSHADOW and will report when the message may be discarded
+    (L{exmta.queue.shadow}).
+
+    @ivar instance: the XSHADOW value the server offered: its queue's
+        instance, which changes when its queue is lost.
+    """
+
+    def __init__(self, outcomes, instance):
+        super().__init__(outcomes)
+        self.instance = instance

@@ -429,6 +429,15 @@ class INextHops(Interface):
         @return: L{True} if the message is parked, to be released later.
         """
 
+    def mayTry(key, queueId):
+        """
+        Whether a message just routed to C{key} alone may try it now: not
+        while C{key} is in retry or probed by another message (then it is
+        parked, to be released later).
+
+        @return: L{False} if the message is parked.
+        """
+
     def passEnded(queueId):
         """
         The pass over C{queueId} ended (a probe that did not try its next
@@ -456,10 +465,24 @@ class INextHops(Interface):
         @return: how many messages are parked behind C{key}.
         """
 
+    def parkedMessages():
+        """
+        @return: queue id to the key its message is parked behind.
+        """
+
+    def retrying():
+        """
+        @return: key to (when it may be tried again, the
+            L{exmta.errors.ConnectionFailure} that put it in retry), for
+            the next hops in retry.
+        """
+
     def retryNow(name):
         """
         Take the next hops of the queue named C{name} out of retry
         (Retry-Queue).
+
+        @return: the queue ids of the messages that were parked behind them.
         """
 
     def stop():
@@ -537,6 +560,47 @@ class IRoutingEvents(Interface):
         """
         Raise OnDelivered, OnDeferred and OnFailed for the outcomes of
         C{work}, now recorded as C{queued}, without waiting for the agents.
+        """
+
+
+class IShadowRedundancy(Interface):
+    """
+    The shadows the queue manager keeps of messages handed to another
+    server of the organization under shadow redundancy
+    (L{exmta.queue.shadow}): they stay queued, C{Shadow}, until that server
+    reports them delivered, and are resubmitted when it stops answering.
+    """
+
+    servers = Attribute(
+        "The set of the servers shadows were kept for since start (Get-Queue's "
+        "Shadow Redundancy queues)."
+    )
+
+    def start():
+        """
+        Find the shadows the spool holds and start the heartbeat.
+        """
+
+    def stop():
+        """
+        Stop the heartbeat.
+        """
+
+    def reconfigure(settings):
+        """
+        Work with a new L{exmta.config.model.TransportConfig}.
+        """
+
+    def handedOff(work, outcomes, hop, addresses):
+        """
+        A send to C{hop} settled with C{outcomes}: record the recipients a
+        server took under shadow redundancy C{Shadow}, in C{work} (the
+        L{exmta.queue.passes.Pass}), before its result is recorded.
+        """
+
+    def recorded(queued):
+        """
+        The manager recorded the L{exmta.envelope.QueuedMessage} C{queued}.
         """
 
 

@@ -36,6 +36,7 @@ from exmta.monitor.levels import HIGH
 from exmta.monitor.service import ResourceMonitor
 from exmta.protocollog import ProtocolLog
 from exmta.queue.manager import QueueManager
+from exmta.queue.shadow import DiscardNotifications
 from exmta.queue.spool import Spool
 from exmta.receive.limits import ConnectionCounts
 from exmta.receive.configuration import ReceiveConfiguration, configureReceive
@@ -126,6 +127,7 @@ class TransportServerService(service.MultiService):
                             postmaster=new.postmaster, agents=new.agents,
                             linkedRoute=new.linkedRoute)
         manager.deliveryAgent = new.deliveryAgent
+        manager.shadows.reconfigure(new.organization.transportConfig)
         receive.closeUnused(new.connectors)
         if workers is not None:
             workers.replace(new.organization)
@@ -385,6 +387,10 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         trackingLog=queueTracking,
         agents=configuration.agents,
         linkedRoute=configuration.linkedRoute,
+        transportConfig=organization.transportConfig,
+    )
+    manager.shadows.discards = factory.shadowDiscards = DiscardNotifications(
+        spool.path, spool.instance
     )
 
     manager.setServiceParent(top)

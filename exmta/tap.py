@@ -14,12 +14,13 @@ from twisted.application import service
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
+from exmta import serverlog
 from exmta.errors import ConfigError
 from exmta.service import makeService as makeServerService
 
 
 class Options(usage.Options):
-    synopsis = "[-c etc/org.ini] [--server NAME] [--workers N]"
+    synopsis = "[-c etc/org.ini] [--server NAME] [--workers N] [--log-level LEVEL]"
     longdesc = (
         "Run one transport server of an exmta organization: its receive "
         "connectors, durable queue and local delivery, as org.ini describes."
@@ -47,11 +48,23 @@ class Options(usage.Options):
             "sockets, so SMTP sessions use more than one core. Default: 0.",
             int,
         ],
+        [
+            "log-level",
+            None,
+            "info",
+            "debug adds a line per message accepted and sent to the server log "
+            "(the message tracking log records them at any level): "
+            + " or ".join(serverlog.LEVELS) + ". Default: info.",
+        ],
     ]
 
     def postOptions(self):
         if self["workers"] < 0:
             raise usage.UsageError("--workers must be 0 or more")
+        if self["log-level"] not in serverlog.LEVELS:
+            raise usage.UsageError(
+                f"--log-level must be one of {', '.join(serverlog.LEVELS)}"
+            )
 
 
 class _StartOrExit(service.MultiService):
@@ -119,6 +132,8 @@ class _ReloadOnHangup(service.Service):
 
 
 def makeService(options):
+    # Before any service is made: receive workers take the level with them.
+    serverlog.setLevel(options["log-level"])
     try:
         server = makeServerService(
             options["config"], options["server"], workers=options["workers"]

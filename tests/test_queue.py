@@ -155,7 +155,7 @@ class SpoolTests(TestCase):
         """
         Opening creates the queue's folders, private to the server.
         """
-        self.assertEqual(files(self.path), ["lock", "messages", "tmp"])
+        self.assertEqual(files(self.path), ["instance", "lock", "messages", "tmp"])
         for folder in (self.path, self.messages, os.path.join(self.path, "tmp")):
             self.assertEqual(stat.S_IMODE(os.stat(folder).st_mode) & 0o077, 0)
 

@@ -100,12 +100,17 @@ class ShellTestCase(TestCase):
 
     async def settled(self):
         """
-        Wait until every message has been tried once.
+        Wait until every message has been tried once, or parked behind a
+        next hop in retry.
         """
         while True:
             await self.queue.whenIdle()
             messages = self.queue.spool.messages()
-            if all(r.attempts or r.status != "Ready" for m in messages for r in m.recipients):
+            parked = self.queue.hops.parkedMessages()
+            if all(
+                r.attempts or r.status != "Ready" or m.queueId in parked
+                for m in messages for r in m.recipients
+            ):
                 return
             from twisted.internet.task import deferLater
 

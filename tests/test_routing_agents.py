@@ -547,8 +547,9 @@ class DeliveryEventTests(RoutingAgentTestCase):
             self.assertEqual(told, spooled)
             self.assertEqual(self.recipient(queueId, "erin@example.org").attempts, 1)
         del self.remote.outcomes["erin@example.org"]
+        before = len(self.seen)
         await self.advance(60)
-        (last,) = [e for _, e in self.seen[len(events):] if e.queued.queueId == queueId]
+        (last,) = [e for _, e in self.seen[before:] if e.queued.queueId == queueId]
         self.assertEqual((last.name, last.recipients), ("OnDelivered", ("erin@example.org",)))
 
     async def test_expiredReported(self):

@@ -7,9 +7,9 @@ import errno
 import os
 from email.utils import getaddresses
 
-from twisted.logger import Logger
 from zope.interface import implementer
 
+from exmta import serverlog
 from exmta.agents import ACCEPT, CONTINUE, DISCONNECT, AgentEvent
 from exmta.auth import permissions
 from exmta.cleanup.headers import (
@@ -49,7 +49,7 @@ class Cleanup:
         of each accepted message, or L{None}.
     """
 
-    log = Logger()
+    log = serverlog.logger()
 
     def __init__(self, organization, queue, clock, agents=None, tracking=None):
         self.organization = organization
@@ -123,7 +123,8 @@ class Cleanup:
                     clientHostname=session.helo,
                     serverIp=session.localHost,
                 )
-            self.log.info(
+            # The tracking log's RECEIVE is the record (exmta.serverlog).
+            self.log.debug(
                 "accepted {queueId} from {sender} for {recipients} on {connector} "
                 "({size} bytes, {principal}, [{peerHost}]:{peerPort})",
                 queueId=queueId,

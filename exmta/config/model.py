@@ -305,6 +305,13 @@ class TransportConfig:
         TransportServer names none.
       - C{generateCopyOfDSNFor}: the enhanced status codes of the NDRs the
         postmaster gets a copy of.
+      - C{shadowRedundancyEnabled}, C{shadowHeartbeatTimeoutInterval},
+        C{shadowHeartbeatRetryCount}, C{shadowMessageAutoDiscardInterval}
+        (seconds): shadow redundancy between the organization's servers
+        (L{exmta.queue.shadow}).
+      - C{maxAcknowledgementDelay} (seconds): Exchange's delayed
+        acknowledgement for clients that cannot keep a shadow; read and
+        shown, not applied (L{exmta.queue.shadow} says why).
     """
 
     maxReceiveSize: int | None = 10 * 1024 * 1024
@@ -314,6 +321,11 @@ class TransportConfig:
     tlsSendDomainSecureList: tuple = ()
     externalPostmasterAddress: str | None = None
     generateCopyOfDSNFor: tuple = DEFAULT_DSN_COPIES
+    shadowRedundancyEnabled: bool = True
+    shadowHeartbeatTimeoutInterval: int = 15 * 60
+    shadowHeartbeatRetryCount: int = 3
+    shadowMessageAutoDiscardInterval: int = 2 * 86400
+    maxAcknowledgementDelay: int = 30
     origin: Origin | None = field(default=None, compare=False, repr=False)
 
 

@@ -11,6 +11,11 @@ one nameless section::
     TLSSendDomainSecureList = contoso.com
     ExternalPostmasterAddress = postmaster@fabrikam.com
     GenerateCopyOfDSNFor = 5.4.8, 5.4.6, 5.4.4, 5.2.4, 5.2.0, 5.1.4
+    ShadowRedundancyEnabled = true
+    ShadowHeartbeatTimeoutInterval = 00:15:00
+    ShadowHeartbeatRetryCount = 3
+    ShadowMessageAutoDiscardInterval = 2.00:00:00
+    MaxAcknowledgementDelay = 00:00:30
 
 Every transport server applies them (L{exmta.config.model.TransportConfig}
 says how); without the section, Exchange 2010's defaults apply.
@@ -74,6 +79,12 @@ TRANSPORT_CONFIG_KEYS = {
     "TLSSendDomainSecureList": (domainList, ()),
     "ExternalPostmasterAddress": (address, None),
     "GenerateCopyOfDSNFor": (dsnCodes, DEFAULT_DSN_COPIES),
+    # Exchange 2010's ranges and defaults (Set-TransportConfig).
+    "ShadowRedundancyEnabled": (values.boolean, True),
+    "ShadowHeartbeatTimeoutInterval": (values.timespan(1, 86400), 15 * 60),
+    "ShadowHeartbeatRetryCount": (values.integer(1, 15), 3),
+    "ShadowMessageAutoDiscardInterval": (values.timespan(5, 90 * 86400), 2 * 86400),
+    "MaxAcknowledgementDelay": (values.timespan(0, 600), 30),
     "Comment": (str, None),
 }
 
@@ -105,5 +116,10 @@ def transportConfig(readers):
         tlsSendDomainSecureList=first["TLSSendDomainSecureList"],
         externalPostmasterAddress=first["ExternalPostmasterAddress"],
         generateCopyOfDSNFor=first["GenerateCopyOfDSNFor"],
+        shadowRedundancyEnabled=first["ShadowRedundancyEnabled"],
+        shadowHeartbeatTimeoutInterval=first["ShadowHeartbeatTimeoutInterval"],
+        shadowHeartbeatRetryCount=first["ShadowHeartbeatRetryCount"],
+        shadowMessageAutoDiscardInterval=first["ShadowMessageAutoDiscardInterval"],
+        maxAcknowledgementDelay=first["MaxAcknowledgementDelay"],
         origin=first.origin,
     )

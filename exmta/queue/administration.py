@@ -32,6 +32,7 @@ from twisted.internet.defer import inlineCallbacks, succeed
 from zope.interface import implementer
 
 from exmta.interfaces import IQueueAdministration
+from exmta.queue.passes import replyText
 from exmta.queue.spool import READY
 from exmta.queue.views import PENDING_REMOVE, PENDING_SUSPEND, QueueState, queueOf, sameQueue
 
@@ -72,6 +73,12 @@ class QueueAdministration:
             pending=dict(self._pending),
             deliveryTypes=manager.hops.deliveryTypes(),
             messageExpirationTimeout=manager.schedule.messageExpirationTimeout,
+            parked=manager.hops.parkedMessages(),
+            retrying={
+                key: (until, replyText(failure))
+                for key, (until, failure) in manager.hops.retrying().items()
+            },
+            shadowServers=frozenset(manager.shadows.servers),
         )
 
     def isBusy(self, queueId):
@@ -135,9 +142,11 @@ class QueueAdministration:
         @inlineCallbacks
         def remove(queued):
             work = manager.newPass(queued)
+            parkedBehind = manager.hops.parkedMessages().get(queueId)
             for index, recipient in enumerate(queued.recipients):
                 if recipient.status == READY and (
-                    queues is None or any(sameQueue(queueOf(recipient), q) for q in queues)
+                    queues is None
+                    or any(sameQueue(queueOf(recipient, parkedBehind), q) for q in queues)
                 ):
                     work.fail(index, REMOVED_BY_ADMINISTRATOR, ADMIN)
             if not work.reports:
@@ -184,7 +193,7 @@ class QueueAdministration:
         @return: how many messages were tried.
         """
         manager = self._manager
-        manager.hops.retryNow(name)
+        parked = dict.fromkeys(manager.hops.retryNow(name), name)
         tried = 0
         for queued in manager.spool.messages():
             if queued.suspended or manager.isWorking(queued.queueId):
@@ -192,7 +201,9 @@ class QueueAdministration:
             recipients = []
             inQueue = False
             for recipient in queued.recipients:
-                if recipient.status == READY and sameQueue(queueOf(recipient), name):
+                if recipient.status == READY and sameQueue(
+                    queueOf(recipient, parked.get(queued.queueId)), name
+                ):
                     inQueue = True
                     recipient = replace(recipient, nextRetryTime=None)
                     if resubmit:

@@ -18,6 +18,16 @@ I{probe}, says whether the next hop is back.
   - The first message due again for a next hop it was deferred for is
     the probe; the others are parked behind it.  So a restart with a long
     queue makes one attempt per next hop, not one per message.
+  - A message that arrives while its next hop is in retry, or while the
+    probe is under way, is parked too once routed (L{mayTry}): nothing
+    is written, logged or tracked for it, and it shows in the next hop's
+    queue, in C{Retry} with the next hop's last error.  So a next hop that
+    refuses connections costs one attempt and one warning per retry
+    interval, not one per message received.
+  - A next hop not known to answer (none has since the start, or it
+    failed since) is probed by the first message routed to it, the
+    others waiting for that answer; so neither a burst of messages nor a
+    restart makes an attempt per message to a next hop that is down.
   - When a next hop's retry time comes, the first message parked for it
     is the probe.
   - A probe that reaches the next hop (any reply but a failure to connect)
@@ -61,6 +71,9 @@ class NextHops:
         self._probes = {}
         self._probeHops = {}
         self._parked = {}
+        # Next hops that answered since the start and have not failed
+        # since: messages for the others wait for a probe's answer.
+        self._reached = set()
 
     # Suspension, sends in flight, delivery types
 
@@ -146,19 +159,23 @@ class NextHops:
             interval = schedule.retryInterval(failures[0], attempts + 1)
             self._unreachable(nextHop.key, self._clock.seconds() + interval, failures[0])
         else:
-            self._reached(nextHop.key)
+            self._answered(nextHop.key)
 
     def retryNow(self, name):
         """
         Take the next hops of queue C{name} out of retry (Retry-Queue):
         their parked messages are no longer held.
+
+        @return: the queue ids of the messages that were parked.
         """
-        for key in list(self._retrying):
+        released = []
+        for key in set(self._retrying) | set(self._probes) | set(self._parked):
             if sameQueue(key, name):
                 self._endRetry(key)
                 queueId = self._probes.pop(key, None)
                 self._probeHops.pop(queueId, None)
-                self._parked.pop(key, None)
+                released += self._parked.pop(key, ())
+        return released
 
     def retryTime(self, key):
         """
@@ -172,6 +189,46 @@ class NextHops:
         @return: how many messages are parked behind C{key}.
         """
         return len(self._parked.get(key, ()))
+
+    def parkedMessages(self):
+        """
+        @return: queue id to the key of the next hop it is parked behind.
+        """
+        return {queueId: key for key, parked in self._parked.items() for queueId in parked}
+
+    def retrying(self):
+        """
+        @return: a copy of key to (when it may be tried again, the failure
+            that put it in retry), for the next hops in retry.
+        """
+        return dict(self._retrying)
+
+    def mayTry(self, key, queueId):
+        """
+        Decide whether a message just routed to C{key} (all its due
+        recipients, and nothing else to do) may try it now: not while the
+        next hop is in retry or another message probes it; a message that
+        comes when the retry time has passed is the probe.
+
+        @return: L{False} if the message is parked, to be released later.
+        """
+        retry = self._retrying.get(key)
+        if retry is not None and retry[0] <= self._clock.seconds():
+            self._endRetry(key)
+            retry = None
+        if retry is None:
+            probe = self._probes.get(key)
+            if probe is None:
+                if key not in self._reached:
+                    self._probes[key] = queueId
+                    self._probeHops[queueId] = key
+                return True
+            if probe == queueId:
+                return True
+        self._parked.setdefault(key, {})[queueId] = None
+        if retry is not None:
+            self._wakeAt(key, retry[0])
+        return False
 
     def hold(self, key, queueId):
         """
@@ -219,10 +276,11 @@ class NextHops:
         self._probeHops.clear()
         self._parked.clear()
 
-    def _reached(self, key):
+    def _answered(self, key):
         """
         A send to C{key} got an answer: release what was parked for it.
         """
+        self._reached.add(key)
         self._endRetry(key)
         queueId = self._probes.pop(key, None)
         self._probeHops.pop(queueId, None)
@@ -235,6 +293,7 @@ class NextHops:
         A send to C{key} failed as a whole: nothing goes to it until
         C{until} but the probe then.
         """
+        self._reached.discard(key)
         self._endRetry(key)
         queueId = self._probes.pop(key, None)
         self._probeHops.pop(queueId, None)

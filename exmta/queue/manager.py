@@ -91,10 +91,12 @@ pass, only its timer.
 
 A next hop none of whose hosts would take a session is in retry
 (L{exmta.queue.hops}, Exchange's queue C{Retry} status) until its failed
-recipients' retry time: recipients routed to it meanwhile are deferred
-without an attempt (C{lastError} the next hop's, C{nextRetryTime} the end
-of its retry), and messages whose due recipients all wait for it are
-parked until one attempt says whether it is back.
+recipients' retry time.  Messages whose due recipients all wait for it
+(those deferred for it before, and those just routed to it) are parked
+until one attempt says whether it is back: nothing is written for them
+meanwhile.  Recipients routed to it with others that go elsewhere are
+deferred without an attempt (C{lastError} the next hop's,
+C{nextRetryTime} the end of its retry).
 
 After each pass the manager sets one timer (C{reactor.callLater}) for the
 message, at its earliest C{nextRetryTime}, delay notification or expiry
@@ -121,6 +123,10 @@ L{exmta.interfaces}:
   - C{administration}, L{exmta.queue.administration.QueueAdministration}
     (C{IQueueAdministration}): what the admin endpoint asks for, never at
     the same time as a pass over the same message (L{QueueManager.exclusively}).
+  - C{shadows}, L{exmta.queue.shadow.ShadowRedundancy}
+    (C{IShadowRedundancy}): the shadows kept of
+    messages handed to another server of the organization, their
+    discard and resubmission.
 
 Message tracking
 ================
@@ -152,8 +158,8 @@ from twisted.internet.defer import (
     maybeDeferred,
     succeed,
 )
-from twisted.logger import Logger
 
+from exmta import serverlog
 from exmta.agents import DELIVERY_EVENTS
 from exmta.envelope import Address, Relayed
 from exmta.errors import TransientFailure
@@ -165,6 +171,7 @@ from exmta.queue.notifications import DSN, ROUTING, SenderNotifications
 from exmta.queue.passes import Pass
 from exmta.queue.retry import RetrySchedule
 from exmta.queue.routingagents import AGENT, RoutingEvents, refusal
+from exmta.queue.shadow import ShadowRedundancy
 from exmta.queue.spool import READY
 from exmta.queue.views import WAITING_FOR_SEND_CONNECTOR
 from exmta.routing import LOCAL, UNKNOWN
@@ -204,10 +211,11 @@ class QueueManager(service.Service):
     @ivar notifications: the L{exmta.interfaces.ISenderNotifications}.
     @ivar routingEvents: the L{exmta.interfaces.IRoutingEvents}.
     @ivar administration: the L{exmta.interfaces.IQueueAdministration}.
+    @ivar shadows: the L{exmta.interfaces.IShadowRedundancy}.
     """
 
     name = "queue"
-    log = Logger()
+    log = serverlog.logger()
 
     def __init__(
         self,
@@ -225,6 +233,7 @@ class QueueManager(service.Service):
         linkedRoute=None,
         maxConcurrentMailboxDeliveries=20,
         localDeliveryTimeout=LOCAL_DELIVERY_TIMEOUT,
+        transportConfig=None,
     ):
         """
         @param spool: the L{exmta.queue.spool.Spool}, or any
@@ -260,6 +269,9 @@ class QueueManager(service.Service):
             message; then its recipients are deferred (451 4.3.0) and
             retried, and the delivery, if it still happens, makes a
             duplicate, never a loss.
+        @param transportConfig: the L{exmta.config.model.TransportConfig}
+            whose shadow redundancy settings apply; L{None} keeps no
+            heartbeat (a manager without a send side keeps no shadows).
         """
         if (route is None) != (remoteDelivery is None):
             raise ValueError("route and remoteDelivery go together")
@@ -288,6 +300,7 @@ class QueueManager(service.Service):
         self._waiters = {}
         self._timers = {}
         self._due = {}
+        self._startingDue = False
         self.hops = NextHops(reactor, self._release)
         self.notifications = SenderNotifications(
             spool, reactor, self.tracking, self.log, self.serverName,
@@ -295,12 +308,18 @@ class QueueManager(service.Service):
         )
         self.routingEvents = RoutingEvents(agents, spool, self.tracking, self.log, self._isKnown)
         self.administration = QueueAdministration(self)
+        self.shadows = ShadowRedundancy(
+            self,
+            getattr(remoteDelivery, "discardNotifications", None),
+            transportConfig,
+        )
 
     def startService(self):
         super().startService()
         self.spool.onEnqueued.append(self._enqueued)
         for queued in self.spool.messages():
             self.process(queued)
+        self.shadows.start()
 
     def stopService(self):
         """
@@ -318,6 +337,7 @@ class QueueManager(service.Service):
         self._timers.clear()
         self._due.clear()
         self.hops.stop()
+        self.shadows.stop()
         # Sends waiting on a silent next hop would hold the stop; close is
         # safe to call again when the service's owner releases the sends.
         if self.remoteDelivery is not None:
@@ -496,14 +516,24 @@ class QueueManager(service.Service):
         return queueId in self._passes or queueId in self._due
 
     def _startDue(self):
-        while self._due and len(self._passes) < MAX_PASSES and self.running:
-            queueId = next(iter(self._due))
-            del self._due[queueId]
-            queued = self.current(queueId)
-            if queued is not None:
-                self.process(queued)
-            else:
-                self.hops.passEnded(queueId)
+        # A pass may end before process returns (a message parked behind
+        # its next hop does), and its end comes back here: the loop
+        # running already starts the next ones, where recursing would go
+        # as deep as the messages waiting their turn.
+        if self._startingDue:
+            return
+        self._startingDue = True
+        try:
+            while self._due and len(self._passes) < MAX_PASSES and self.running:
+                queueId = next(iter(self._due))
+                del self._due[queueId]
+                queued = self.current(queueId)
+                if queued is not None:
+                    self.process(queued)
+                else:
+                    self.hops.passEnded(queueId)
+        finally:
+            self._startingDue = False
 
     def _cancelTimer(self, queueId):
         timer = self._timers.pop(queueId, None)
@@ -581,6 +611,8 @@ class QueueManager(service.Service):
                     queued = work.queued = work.result()
                     yield self.spool.update(queued)
             local, remote = self._categorize(work, now)
+            if not local and len(remote) == 1 and self._parks(work, next(iter(remote)), now):
+                return queued
             attempts = []
             if local:
                 attempts.append(self._deliverLocal(work, local))
@@ -604,6 +636,7 @@ class QueueManager(service.Service):
         result = work.result()
         if result != queued:
             yield self.spool.update(result)
+            self.shadows.recorded(result)
             waiting = sum(r.status == READY for r in result.recipients)
             if waiting:
                 # A message settled for good has had a line per recipient.
@@ -615,6 +648,20 @@ class QueueManager(service.Service):
                 )
         events.announce(work, result)
         return result
+
+    def _parks(self, work, key, now):
+        """
+        Park a message whose due recipients all go to next hop C{key}, when
+        that one is in retry or being probed (L{NextHops.mayTry}), if the
+        pass has nothing else to do: it is left as queued, without a write,
+        a warning or a tracking event of its own.
+
+        @return: whether it was parked.
+        """
+        queued = work.queued
+        if now >= work.schedule.noticeTime(queued) or work.recipients != list(queued.recipients):
+            return False
+        return not self.hops.mayTry(key, queued.queueId)
 
     def _categorize(self, work, now):
         """
@@ -784,7 +831,8 @@ class QueueManager(service.Service):
                     work.settle(index, outcome, source, hop)
                 if outcome is None or isinstance(outcome, Relayed):
                     sent.append(address)
-                    self.log.info(
+                    # The tracking log's SEND is the record (exmta.serverlog).
+                    self.log.debug(
                         "sent {queueId} to {recipient} through {nextHop}",
                         queueId=queued.queueId, recipient=address, nextHop=hop.key,
                     )
@@ -793,6 +841,7 @@ class QueueManager(service.Service):
                     "SEND", queued, source=SMTP, recipients=sent, messageId=work.messageId,
                     connectorId=hop.connector, nextHop=hop.key,
                 )
+            self.shadows.handedOff(work, outcomes, hop, addresses)
 
         retry = self.hops.retryTime(nextHop.key)
         if retry is not None and retry[0] > self.reactor.seconds():

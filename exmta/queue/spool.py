@@ -9,6 +9,13 @@ and tools may too.  The queue folder is the TransportServer's
 C{QueueDatabasePath}; folders are created with mode 0700, files 0600::
 
     lock                       held (flock) by the one process using the queue
+    instance                   this queue's instance: 32 hex digits made when
+                               the folder is first opened, so that another
+                               server can tell a queue lost and begun again
+                               (L{exmta.queue.shadow})
+    shadow/<server>.discard    discard notifications for the TransportServer
+                               <server>, one of its queue ids a line
+                               (L{exmta.queue.shadow})
     admin.sock                 the admin endpoint's socket while the server
                                runs (L{exmta.admin}); not the spool's
     tmp/                       files being written; emptied at every open
@@ -42,7 +49,9 @@ A queue id is 24 upper-case hex digits that sort by arrival
         "peerHost": "192.0.2.7", "peerPort": 50123,
         "helo": "client.contoso.com",         or null
         "principal": "NT AUTHORITY\\\\ANONYMOUS LOGON",   or null
-        "tlsVersion": "TLSv1.3"               or null
+        "tlsVersion": "TLSv1.3",              or null
+        "shadowServer": "HubA",               only when the client keeps a
+        "shadowId": "00061A2B3C4D5EA1B2C3D4E6" shadow (XSHADOW=)
       },
       "recipients": [
         {"address": "bob@fabrikam.com", "status": "Ready", "lastError": null,
@@ -67,7 +76,12 @@ C{"connector": ""}, empty C{peerHost} and C{peerPort} 0 in C{receivedFrom}.
 
 A recipient's C{status} is C{Ready} (still to be delivered; C{lastError}
 says why it is waiting, if it is), C{Delivered} or C{Failed} (C{lastError}
-holds the reply).  C{attempts} counts the delivery attempts that failed
+holds the reply), or C{Shadow}: handed to the TransportServer C{nextHop}
+of the organization, which took it under shadow redundancy; the message
+stays here, a shadow, until that server reports it delivered
+(L{exmta.queue.shadow}).  C{Shadow} and C{shadowServer}/C{shadowId} were
+added to version 2 without a new version number: a reader that predates
+them takes a C{Shadow} recipient for one settled, as it was before.  C{attempts} counts the delivery attempts that failed
 transiently; C{nextRetryTime} (seconds since the epoch, or null for "as
 soon as possible") is when a C{Ready} recipient is next tried; C{nextHop}
 is the key of the next hop it was last routed to
@@ -103,7 +117,7 @@ syncing them and asks the process holding the queue to commit them: they
 join that process's next group commit, renames and fsync of C{messages/}
 like its own, and only then does the worker's client hear 250.
 
-A message with no C{Ready} recipient left is removed: C{.json} first, then
+A message with no C{Ready} or C{Shadow} recipient left is removed: C{.json} first, then
 C{.eml}, with no fsync, in the reactor's thread pool.  A crash may bring a removed message back; it is
 then delivered again to the recipients whose C{Delivered} or C{Failed}
 state was not yet written (a duplicate, never a loss).
@@ -132,7 +146,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from exmta.durable import GroupCommitter, makeFolders, syncFolder, unlinkQuietly, writeFile
+from exmta.durable import (
+    GroupCommitter,
+    makeFolders,
+    replaceFile,
+    syncFolder,
+    unlinkQuietly,
+    writeFile,
+)
 from exmta.envelope import QueuedMessage, QueuedRecipient, newQueueId
 from exmta.errors import ConfigError
 from exmta.interfaces import IMessageQueue
@@ -146,6 +167,9 @@ PLAIN_VERSION = 2
 READY = "Ready"
 DELIVERED = "Delivered"
 FAILED = "Failed"
+SHADOW = "Shadow"
+# The states that keep a message in the spool.
+_KEPT = (READY, SHADOW)
 
 # The bytes of recently enqueued messages are kept, up to this many, so
 # their first delivery attempt does not read back what was just written.
@@ -264,8 +288,8 @@ def _readFile(path):
         os.close(descriptor)
 
 
-def _receivedFrom(session):
-    return {
+def _receivedFrom(session, envelope):
+    origin = {
         "connector": session.connector,
         "server": session.server,
         "peerHost": session.peerHost,
@@ -274,6 +298,9 @@ def _receivedFrom(session):
         "principal": getattr(session.principal, "name", None),
         "tlsVersion": session.tlsVersion,
     }
+    if envelope.shadow is not None:
+        origin["shadowServer"], origin["shadowId"] = envelope.shadow
+    return origin
 
 
 def _lock(path):
@@ -297,6 +324,24 @@ def _lock(path):
     return descriptor
 
 
+def _instance(path):
+    """
+    @return: the queue's instance (see the module docstring), made and
+        synced the first time.
+    """
+    name = os.path.join(path, "instance")
+    try:
+        with open(name, encoding="ascii") as handle:
+            instance = handle.read().strip()
+        if re.fullmatch(r"[0-9a-f]{32}", instance):
+            return instance
+    except FileNotFoundError:
+        pass
+    instance = os.urandom(16).hex()
+    replaceFile(name, instance.encode("ascii") + b"\n")
+    return instance
+
+
 def newQueuedMessage(envelope, session, message, clock):
     """
     @return: the L{QueuedMessage} of a message just accepted: a new queue
@@ -314,7 +359,7 @@ def newQueuedMessage(envelope, session, message, clock):
         recipients=tuple(recipients),
         arrivalTime=clock.seconds(),
         size=len(message),
-        receivedFrom=_receivedFrom(session),
+        receivedFrom=_receivedFrom(session, envelope),
         body=envelope.body,
         ret=envelope.ret,
         envid=envelope.envid,
@@ -457,6 +502,7 @@ class Spool:
         self._committer = self._writer.committer
         makeFolders(self.path)
         self._lockDescriptor = _lock(self.path)
+        self.instance = _instance(self.path)
         self._index = self._recover()
 
     @classmethod
@@ -657,7 +703,7 @@ class Spool:
         queueId = queued.queueId
         if queueId not in self._index or queueId in self._removing:
             return fail(KeyError(queueId))
-        if any(r.status == READY for r in queued.recipients):
+        if any(r.status in _KEPT for r in queued.recipients):
             temporary = os.path.join(self._tmp, f"{queueId}.{next(self._names)}.json")
             finished = self._rewriting[queueId] = Deferred()
             return (

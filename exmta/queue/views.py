@@ -17,14 +17,22 @@ it in these queues (one message may sit in several, one row in each):
   - C{Submission}: recipients not yet routed (no attempt yet);
   - C{Unreachable}: remote recipients that wait for a send side;
   - C{MailboxDelivery} (C{MapiDelivery}): local recipients waiting for a
-    retry of their mailbox delivery.
+    retry of their mailbox delivery;
+  - C{Shadow\\N} (C{ShadowRedundancy}), one per server of the organization
+    this one keeps shadows for (L{exmta.queue.shadow}), numbered from 1 in
+    the order of their names, C{NextHopDomain} the server's name: the
+    C{Shadow} recipients handed to it, until it reports them delivered.
+    Shown, empty, for every server shadows were kept for since start.
 
 A queue's identity is C{Server\\Name} (C{HubA\\ToInternetGateway}); a
 message's is C{Server\\Queue\\QueueId}, the queue id being the spool's.
 
+A message parked behind a next hop in retry (L{exmta.queue.hops}) is in
+that next hop's queue even before any attempt of its own.
+
 Queue status: C{Suspended} (Suspend-Queue), C{Active} (a delivery to it is
-in progress), C{Retry} (every recipient in it failed its last attempt and
-waits for its retry time), else C{Ready}.  Message status:
+in progress), C{Retry} (its next hop is in retry, or every recipient in it
+failed its last attempt and waits for its retry time), else C{Ready}.  Message status:
 C{PendingSuspend} or C{PendingRemove} (an administrator's request waits
 for the delivery in progress), C{Suspended}, C{Active}, C{Retry}, C{Ready}.
 
@@ -38,11 +46,12 @@ import time
 from dataclasses import dataclass, field
 
 from exmta.message.header import originalHeader, subject
-from exmta.queue.spool import READY
+from exmta.queue.spool import READY, SHADOW
 
 SUBMISSION = "Submission"
 UNREACHABLE = "Unreachable"
 MAILBOX_DELIVERY = "MailboxDelivery"
+SHADOW_REDUNDANCY = "ShadowRedundancy"
 
 # The lastError of a remote recipient a manager without a send side holds.
 WAITING_FOR_SEND_CONNECTOR = "Waiting for a send connector"
@@ -88,6 +97,11 @@ class QueueState:
     @ivar pending: queue id to C{PendingSuspend} or C{PendingRemove}.
     @ivar deliveryTypes: next hop key to its DeliveryType, where known.
     @ivar messageExpirationTimeout: seconds, for C{ExpirationTime}.
+    @ivar parked: queue id to the next hop key its message is parked
+        behind.
+    @ivar retrying: next hop key to (when it may be tried again, the reply
+        of the failure that put it in retry), for the next hops in retry.
+    @ivar shadowServers: the servers shadows were kept for since start.
     """
 
     server: str
@@ -99,6 +113,21 @@ class QueueState:
     pending: dict = field(default_factory=dict)
     deliveryTypes: dict = field(default_factory=dict)
     messageExpirationTimeout: float = 2 * 86400
+    parked: dict = field(default_factory=dict)
+    retrying: dict = field(default_factory=dict)
+    shadowServers: frozenset = frozenset()
+
+    def shadowQueues(self):
+        """
+        @return: {server name: its Shadow Redundancy queue's name}.
+        """
+        servers = set(self.shadowServers)
+        for queued in self.messages:
+            servers.update(r.nextHop for r in queued.recipients if r.status == SHADOW)
+        return {
+            server: f"Shadow\\{number}"
+            for number, server in enumerate(sorted(servers, key=str.lower), 1)
+        }
 
 
 def isoTime(when):
@@ -110,13 +139,17 @@ def isoTime(when):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
-def queueOf(recipient):
+def queueOf(recipient, parkedBehind=None):
     """
+    @param parkedBehind: the next hop key the recipient's message is
+        parked behind, if it is.
     @return: the name of the queue a C{Ready} recipient waits in, as the
         spool says.
     """
     if recipient.nextHop is not None:
         return recipient.nextHop
+    if parkedBehind is not None:
+        return parkedBehind
     if recipient.lastError == WAITING_FOR_SEND_CONNECTOR:
         return UNREACHABLE
     if recipient.attempts == 0 and recipient.lastError is None:
@@ -143,12 +176,19 @@ def _members(state):
         for queueId, addresses in messages.items()
         for address in addresses
     }
-    queues = {}
+    shadows = state.shadowQueues()
+    queues = {name: {} for name in shadows.values()}
     for queued in state.messages:
+        parkedBehind = state.parked.get(queued.queueId)
         for recipient in queued.recipients:
-            if recipient.status != READY:
+            if recipient.status == SHADOW:
+                name = shadows[recipient.nextHop]
+            elif recipient.status != READY:
                 continue
-            name = sending.get((queued.queueId, recipient.address)) or queueOf(recipient)
+            else:
+                name = sending.get((queued.queueId, recipient.address)) or queueOf(
+                    recipient, parkedBehind
+                )
             entry = queues.setdefault(name, {}).setdefault(
                 queued.queueId, (queued, [])
             )
@@ -170,40 +210,59 @@ def _lastError(recipients):
     return max(failed, key=lambda r: (r.nextRetryTime or 0, r.attempts)).lastError
 
 
+def _retryOf(state, name):
+    """
+    @return: (until, last error) of next hop C{name} while it is in retry,
+        else L{None}.
+    """
+    retry = state.retrying.get(name)
+    if retry is None or retry[0] <= state.now:
+        return None
+    return retry
+
+
 def queueRows(state):
     """
     @return: Get-Queue's objects (dicts), C{Submission} first, then by name.
     """
     members = _members(state)
     names = set(members) | set(state.suspendedQueues) | {SUBMISSION}
+    shadowServers = {name: server for server, name in state.shadowQueues().items()}
     rows = []
     for name in sorted(names, key=lambda n: (n != SUBMISSION, n.lower())):
         messages = members.get(name, {})
         recipients = [r for _, waiting in messages.values() for r in waiting]
+        retry = _retryOf(state, name)
         if name in state.suspendedQueues:
             status = SUSPENDED
         elif name in state.inFlight or (
             name == SUBMISSION and set(messages) & state.activeMessages
         ):
             status = ACTIVE
-        elif recipients and _waitingForRetry(recipients, state.now):
+        elif retry is not None or (recipients and _waitingForRetry(recipients, state.now)):
             status = RETRY
         else:
             status = READY_STATUS
         retryTimes = [r.nextRetryTime for r in recipients if r.nextRetryTime is not None]
+        if retry is not None:
+            retryTimes.append(retry[0])
         deliveryType = deliveryTypeOf(name, state.deliveryTypes)
+        nextHopDomain = name.partition(":")[2] if ":" in name else name
+        if name in shadowServers:
+            deliveryType, nextHopDomain = SHADOW_REDUNDANCY, shadowServers[name]
+            status = READY_STATUS
         rows.append(
             {
                 "Identity": f"{state.server}\\{name}",
                 "DeliveryType": deliveryType,
                 "Status": status,
                 "MessageCount": len(messages),
-                "NextHopDomain": name.partition(":")[2] if ":" in name else name,
+                "NextHopDomain": nextHopDomain,
                 "NextHopConnector": name.partition(":")[0]
                 if deliveryType in ("SmartHostConnectorDelivery", "DnsConnectorDelivery")
                 else None,
                 "NextRetryTime": isoTime(min(retryTimes)) if status == RETRY else None,
-                "LastError": _lastError(recipients),
+                "LastError": retry[1] if retry is not None else _lastError(recipients),
             }
         )
     return rows
@@ -254,13 +313,14 @@ def messageRow(state, entry, fields=(None, None)):
     @return: its Get-Message row.
     """
     name, queued, recipients = entry
+    retry = _retryOf(state, name) if queued.queueId in state.parked else None
     if queued.queueId in state.pending:
         status = state.pending[queued.queueId]
     elif queued.suspended:
         status = SUSPENDED
     elif queued.queueId in state.activeMessages:
         status = ACTIVE
-    elif _waitingForRetry(recipients, state.now):
+    elif retry is not None or _waitingForRetry(recipients, state.now):
         status = RETRY
     else:
         status = READY_STATUS
@@ -277,7 +337,7 @@ def messageRow(state, entry, fields=(None, None)):
         "SourceIP": received.get("peerHost") or None,
         "DateReceived": isoTime(queued.arrivalTime),
         "ExpirationTime": isoTime(queued.arrivalTime + state.messageExpirationTimeout),
-        "LastError": _lastError(recipients),
+        "LastError": _lastError(recipients) or (retry and retry[1]),
         "RetryCount": max(r.attempts for r in recipients),
         "Recipients": [r.address for r in recipients],
         "Queue": f"{state.server}\\{name}",
@@ -363,7 +423,14 @@ class IdentityError(ValueError):
 
 
 def _parts(text):
-    return [part for part in str(text).strip().split("\\")]
+    parts = []
+    for part in str(text).strip().split("\\"):
+        if parts and parts[-1].lower() == "shadow" and part.isdigit():
+            # A Shadow Redundancy queue's name has a backslash of its own.
+            parts[-1] = f"Shadow\\{part}"
+        else:
+            parts.append(part)
+    return parts
 
 
 def queueName(text, server):

@@ -80,6 +80,9 @@ class ReceiveFactory(ServerFactory):
         each MAIL FROM.
     @ivar observer: the L{exmta.interfaces.IReceiveObserver} told of each
         reply, or L{None}.
+    @ivar shadowDiscards: the L{exmta.queue.shadow.DiscardNotifications}
+        of the server's queue, which XSHADOW and XQDISCARD use; L{None}
+        (a receive worker) offers no XSHADOW.
     """
 
     protocol = ReceiveProtocol
@@ -102,6 +105,7 @@ class ReceiveFactory(ServerFactory):
         self.observer = observer
         self._protocolLog = protocolLog
         self.tracking = tracking
+        self.shadowDiscards = None
         self._sessions = itertools.count(1)
         self.cleanup = self._cleanupFor(self.configuration)
 

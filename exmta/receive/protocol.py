@@ -19,6 +19,10 @@ order, ignores SIZE and BODY, and reads DATA one line at a time.  Here:
   - Transport agents (L{exmta.agents}) are asked at each SMTP event through
     the same one-command-at-a-time path; without agents nothing is built.
     At OnRcptCommand their C{recipients=} replace the command's recipient.
+  - Shadow redundancy (L{exmta.queue.shadow}): an Exchange server's
+    session is offered C{XSHADOW <instance>}; its MAIL may name the shadow
+    it keeps (C{XSHADOW=server:queueId}), and C{XQDISCARD <server>} takes
+    the discard notifications due to that server.  Nobody else gets either.
 
 AUTH lives in L{exmta.receive.auth}, the DATA framing and whole-message
 checks in L{exmta.receive.data}.  Once DATA has ended and passed those
@@ -27,6 +31,7 @@ checks, the headers this hop adds, the end-of-data agent events and the
 queue; the protocol sends the reply it gives.
 """
 
+import re
 from dataclasses import replace
 
 from twisted.cred.credentials import Anonymous
@@ -506,9 +511,50 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         return self._agentsThen("OnEhlo", accept, session=session)
 
     def _extensions(self):
-        return ehloKeywords(
+        keywords = ehloKeywords(
             self.connector, self._advertisedSize(), self._tlsAvailable(), self._authOffered()
         )
+        if self._shadowOffered():
+            keywords += (f"XSHADOW {self.factory.shadowDiscards.instance}",)
+        return keywords
+
+    def _shadowOffered(self):
+        """
+        Whether this session may hand messages over under shadow redundancy
+        and poll for discard notifications (L{exmta.queue.shadow}): an
+        Exchange server's, with ShadowRedundancyEnabled, in the process
+        that holds the queue.
+        """
+        return (
+            self.factory.shadowDiscards is not None
+            and self.factory.organization.transportConfig.shadowRedundancyEnabled
+            and self._principal().has(permissions.ACCEPT_XSHADOW)
+        )
+
+    def smtp_XQDISCARD(self, argument):
+        """
+        C{XQDISCARD <server>}: the discard notifications due to the shadow
+        server C{<server>}, one queue id a line (L{exmta.queue.shadow}).
+        """
+        if self.session.helo is None or not self.session.esmtp:
+            return NEED_HELO
+        if not self._shadowOffered():
+            return reply(503, "5.7.1", "XQDISCARD is not offered to this session")
+        server = self._shadowServer(argument)
+        if server is None:
+            return reply(501, "5.5.4", "Syntax: XQDISCARD <TransportServer of the organization>")
+        taken = self.factory.shadowDiscards.take(server)
+        return Reply(250, "2.0.0", (*taken, f"{len(taken)} discard notifications"))
+
+    def _shadowServer(self, name):
+        """
+        @return: the TransportServer named C{name}, as org.ini names it,
+            or L{None}.
+        """
+        for server in self.factory.organization.transportServers.values():
+            if server.name.lower() == name.lower():
+                return server.name
+        return None
 
     def _tlsAvailable(self):
         return "Tls" in self.connector.authMechanism and not self.session.tlsVersion
@@ -644,6 +690,14 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
             return reply(501, "5.1.7", "Invalid address")
         if parameters and not self.session.esmtp:
             return reply(555, "5.5.4", "MAIL parameters need EHLO")
+        shadow = None
+        if "XSHADOW" in parameters and self._shadowOffered():
+            parameters = dict(parameters)
+            server, _, shadowId = (parameters.pop("XSHADOW") or "").partition(":")
+            server = self._shadowServer(server)
+            if server is None or not re.fullmatch(r"[0-9A-F]{24}", shadowId):
+                return reply(501, "5.5.4", "Invalid XSHADOW parameter; XSHADOW=<server>:<queue id>")
+            shadow = (server, shadowId)
         fields = mailParameters(self.connector, parameters, self._sizeLimit())
         if isinstance(fields, Reply):
             return fields
@@ -678,7 +732,7 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         if refusal is not None:
             self._close(refusal)
             return None
-        envelope = Envelope(sender, (), **fields)
+        envelope = Envelope(sender, (), shadow=shadow, **fields)
 
         def accept():
             self.envelope = envelope

@@ -72,6 +72,7 @@ from twisted.logger import (
 from twisted.protocols.basic import LineOnlyReceiver
 from zope.interface import implementer
 
+from exmta import serverlog
 from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import storageFor
 from exmta.config.servers import chooseServer
@@ -377,7 +378,9 @@ def main(argv=None, reactor=None):
     parser.add_argument("--connections", type=int, required=True)
     parser.add_argument("--row", type=int, required=True)
     parser.add_argument("--listen", type=int, action="append", default=[])
+    parser.add_argument("--log-level", choices=serverlog.LEVELS, default="info")
     arguments = parser.parse_args(argv)
+    serverlog.setLevel(arguments.log_level)
     if reactor is None:
         from twisted.internet import reactor
     # The main process reloads on SIGHUP and replaces its workers; a
@@ -388,7 +391,8 @@ def main(argv=None, reactor=None):
     globalLogBeginner.beginLoggingTo(
         [
             FilteringLogObserver(
-                _LinkObserver(link), [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)]
+                _LinkObserver(link),
+                [LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(arguments.log_level))],
             )
         ],
         redirectStandardIO=False,

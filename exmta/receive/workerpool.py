@@ -34,6 +34,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 
 import exmta
+from exmta import serverlog
 from exmta.queue.spool import decodeQueued
 
 # A worker told to stop at once (its standard input closed) that has not
@@ -283,6 +284,7 @@ class WorkerPool(service.Service):
             "--config", path,
             "--server", self.serverName,
             "--row", str(row),
+            "--log-level", serverlog.level(),
         ]
         descriptor = _CHANNEL + 1
         childFDs[descriptor] = self.connections.fileno()

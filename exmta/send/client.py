@@ -20,6 +20,9 @@ Changed, and why:
     DATA go out in one write and their replies are read in order; a
     refused MAIL is settled once the replies to the commands sent after
     it are in.  Twisted's client waits for each reply.
+  - MAIL carries C{XSHADOW=} when the transaction names a shadow and the
+    peer offers XSHADOW (L{exmta.queue.shadow}), and L{DeliveryClient.command}
+    sends one command outside a transaction (XQDISCARD).
   - MAIL carries C{SIZE=} when the peer advertises it, and C{BODY=8BITMIME}
     when the peer advertises 8BITMIME and the message was received as
     8BITMIME or has an octet above 127, whatever its client declared.  A
@@ -60,7 +63,6 @@ from collections import deque
 from io import BytesIO
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from twisted.mail.smtp import (
     SUCCESS,
     AUTHDeclinedError,
@@ -73,6 +75,7 @@ from twisted.mail.smtp import (
     TLSError,
 )
 
+from exmta import serverlog
 from exmta.envelope import Relayed, Reply
 from exmta.errors import PermanentFailure
 from exmta.send.chunking import BdatSending
@@ -82,7 +85,7 @@ from exmta.send.transaction import Transaction, encodeData, path as _path
 
 __all__ = ["DeliveryClient", "HostFailure", "StaleConnection", "Transaction", "encodeData"]
 
-log = Logger(namespace="exmta.send")
+log = serverlog.logger("exmta.send")
 
 # How long to wait for the answer to QUIT before dropping the connection.
 QUIT_TIMEOUT = 30
@@ -525,6 +528,44 @@ class DeliveryClient(BdatSending, ESMTPClient):
         self._okresponse = self.smtpState_to
         self._failresponse = self.smtpTransferFailed
         self.sendLine(b"MAIL FROM:" + sender + parameters)
+
+    @property
+    def shadowInstance(self):
+        """
+        The queue instance the peer offered with XSHADOW, or L{None}.
+        """
+        instance = self.extensions.get(b"XSHADOW")
+        return None if instance is None else instance.decode("ascii", "replace")
+
+    def command(self, line):
+        """
+        Send one command outside a transaction on this idle connection
+        (XQDISCARD, L{exmta.queue.shadow}).
+
+        @return: a L{Deferred} firing with the reply's (code, text lines),
+            or failing with L{HostFailure} when the connection is lost first.
+        """
+        if not self.idle or self._tx is not None:
+            raise RuntimeError("command() on a busy or closed connection")
+        self.idle = False
+        self.setTimeout(self.timeout)
+        answer = Deferred()
+
+        def answered(code, resp):
+            self._becomeIdle()
+            answer.callback((code, resp.split(b"\n")))
+
+        def lost(_):
+            if not answer.called:
+                answer.errback(HostFailure(self._failure or Reply(
+                    451, "4.4.2", f"Lost the connection to {self.target}"
+                )))
+
+        self.whenLost.addCallback(lost)
+        self._expected = range(0, 1000)
+        self._okresponse = self._failresponse = answered
+        self.sendLine(line)
+        return answer
 
     def _refusal(self, tx):
         """

@@ -14,7 +14,11 @@ authentication policy, and is ready:
     recipients with 556 5.1.10), on the connector's Port;
   - C{SmtpRelayWithinAdSite}: the transport server that is a source server
     of the connector (L{exmta.routing.connectors.forwardingTarget}), with
-    opportunistic TLS and no AUTH.
+    opportunistic TLS and no AUTH.  With ShadowRedundancyEnabled, MAIL
+    carries C{XSHADOW=<this server>:<queue id>} when the peer offers
+    XSHADOW, and the outcomes come back as L{ShadowedOutcomes}: this
+    server keeps a shadow (L{exmta.queue.shadow}), and polls the peer for
+    discard notifications with L{SmtpDelivery.discardNotifications}.
 
 Each name's A then AAAA addresses are tried in order; hosts that failed in
 the last ten minutes go last.  When every host fails, the recipients get a
@@ -41,7 +45,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from exmta.auth.domainsecure import isDomainSecured, loadPartnerIdentity
-from exmta.envelope import Reply
+from exmta.envelope import NextHop, Reply, ShadowedOutcomes
 from exmta.errors import ConfigError, ConnectionFailure, PermanentFailure, SMTPFailure
 from exmta.interfaces import IRemoteDelivery
 from exmta.protocollog import ProtocolLog
@@ -219,6 +223,12 @@ class SmtpDelivery:
         sender = queued.mailFrom or ""
         if sender == "<>":
             sender = ""
+        shadow = None
+        if (
+            settings.deliveryType == RELAY
+            and self.organization.transportConfig.shadowRedundancyEnabled
+        ):
+            shadow = f"{self.server.name}:{queued.queueId}"
         asked = {
             r.address: (r.notify, r.orcpt)
             for r in getattr(queued, "recipients", ())
@@ -227,7 +237,7 @@ class SmtpDelivery:
         transaction = Transaction(
             queued.queueId, sender, recipients, message, getattr(queued, "body", "7BIT") or "7BIT",
             ret=getattr(queued, "ret", None), envid=getattr(queued, "envid", None),
-            recipientDsn=asked, smtputf8=getattr(queued, "smtputf8", False),
+            recipientDsn=asked, smtputf8=getattr(queued, "smtputf8", False), shadow=shadow,
         )
         for _ in range(3):
             try:
@@ -243,11 +253,15 @@ class SmtpDelivery:
                 )
                 return dict.fromkeys(recipients, withErrorPolicies(failure, settings.errorPolicies))
             try:
+                instance = client.shadowInstance
                 outcomes = await client.transact(transaction)
-                return {
+                outcomes = {
                     recipient: withErrorPolicies(outcome, settings.errorPolicies)
                     for recipient, outcome in outcomes.items()
                 }
+                if shadow is not None and instance is not None:
+                    return ShadowedOutcomes(outcomes, instance)
+                return outcomes
             except StaleConnection:
                 log.info("reused connection to {target} was closed; trying a new one",
                          target=str(client.target))
@@ -255,6 +269,48 @@ class SmtpDelivery:
             recipients,
             ConnectionFailure(Reply(451, "4.4.2", f"Connections to {settings.key} keep closing")),
         )
+
+    def discardNotifications(self, serverName):
+        """
+        The shadow heartbeat (L{exmta.queue.shadow}): a session with the
+        TransportServer C{serverName} as for forwarding, and C{XQDISCARD}.
+
+        @return: a Deferred firing with (the instance it offered with
+            XSHADOW, [queue ids whose shadows it says to discard]), or
+            failing with L{SMTPFailure} when it cannot be polled.
+        """
+        return Deferred.fromCoroutine(self._discardNotifications(serverName))
+
+    async def _discardNotifications(self, serverName):
+        connector = next(
+            (
+                c for c in self.organization.sendConnectors
+                if serverName.lower() in (s.lower() for s in c.sourceTransportServers)
+            ),
+            None,
+        )
+        if connector is None:
+            raise ConnectionFailure(
+                Reply(451, "4.4.0", f"No send connector has {serverName} as a source server")
+            )
+        settings = self.settingsFor(NextHop(RELAY, connector.name, server=serverName))
+        client = await self._walk(settings)
+        try:
+            instance = client.shadowInstance
+            if instance is None:
+                raise ConnectionFailure(
+                    Reply(451, "4.7.0", f"{serverName} does not offer XSHADOW to this server")
+                )
+            code, lines = await client.command(b"XQDISCARD " + self.server.name.encode("ascii"))
+            if code != 250:
+                raise ConnectionFailure(
+                    Reply(451, "4.4.0", f"{serverName} refused XQDISCARD: {code} {lines[-1]!r}")
+                )
+            return instance, [
+                line.decode("ascii", "replace").partition(" ")[2] for line in lines[:-1]
+            ]
+        finally:
+            client.quit()
 
     def close(self):
         """

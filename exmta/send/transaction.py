@@ -43,6 +43,8 @@ class Transaction:
     @ivar recipientDsn: {recipient: (NOTIFY, ORCPT)} of the recipients
         whose sender gave them.
     @ivar smtputf8: received with SMTPUTF8 (RFC 6531).
+    @ivar shadow: C{server:queueId}, the C{XSHADOW=} parameter for a peer
+        that offers XSHADOW (L{exmta.queue.shadow}), or L{None}.
     """
 
     queueId: str
@@ -54,6 +56,7 @@ class Transaction:
     envid: str | None = None
     recipientDsn: dict = field(default_factory=dict)
     smtputf8: bool = False
+    shadow: str | None = None
 
     @property
     def size(self):
@@ -102,6 +105,8 @@ class Transaction:
                 parameters += b" RET=" + self.ret.encode("ascii")
             if self.envid is not None:
                 parameters += b" ENVID=" + encodeXtext(self.envid).encode("ascii")
+        if self.shadow is not None and extensions.get(b"XSHADOW"):
+            parameters += b" XSHADOW=" + self.shadow.encode("ascii")
         return parameters
 
     def rcptLine(self, recipient, extensions):

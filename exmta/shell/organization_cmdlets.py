@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from exmta.config.transportconfig import TRANSPORT_CONFIG_KEYS
+from exmta.config.values import formatTimespan
 from exmta.shell.cmdlet import Parameter, cmdlet, identityOf
 from exmta.shell.configedit import (
     apply,
@@ -49,6 +50,11 @@ class TransportConfigView:
     TLSSendDomainSecureList: tuple
     ExternalPostmasterAddress: str | None
     GenerateCopyOfDSNFor: tuple
+    ShadowRedundancyEnabled: bool
+    ShadowHeartbeatTimeoutInterval: str
+    ShadowHeartbeatRetryCount: int
+    ShadowMessageAutoDiscardInterval: str
+    MaxAcknowledgementDelay: str
 
 
 @cmdlet("Get-TransportConfig", Parameter("Identity", position=0))
@@ -67,6 +73,11 @@ def getTransportConfig(context, Identity=None):
         TLSSendDomainSecureList=config.tlsSendDomainSecureList,
         ExternalPostmasterAddress=config.externalPostmasterAddress,
         GenerateCopyOfDSNFor=config.generateCopyOfDSNFor,
+        ShadowRedundancyEnabled=config.shadowRedundancyEnabled,
+        ShadowHeartbeatTimeoutInterval=formatTimespan(config.shadowHeartbeatTimeoutInterval),
+        ShadowHeartbeatRetryCount=config.shadowHeartbeatRetryCount,
+        ShadowMessageAutoDiscardInterval=formatTimespan(config.shadowMessageAutoDiscardInterval),
+        MaxAcknowledgementDelay=formatTimespan(config.maxAcknowledgementDelay),
     )
 
 

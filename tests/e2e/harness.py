@@ -56,13 +56,17 @@ class ServerProcess:
     location has none).  Started means listening: the constructor returns once the
     server has logged every socket it opens, and, with C{workers}
     (C{--workers}), once each receive worker accepts on them.
+
+    C{logLevel} is C{--log-level}: C{debug} unless told, so that tests can
+    wait for the line naming each message accepted or sent.
     """
 
-    def __init__(self, config, sockets, server=None, extra=(), workers=0, cwd=None):
+    def __init__(self, config, sockets, server=None, extra=(), workers=0, cwd=None,
+                 logLevel="debug"):
         self.config = config
         self.output = []
         environment = dict(os.environ, PYTHONPATH=REPOSITORY, PYTHONUNBUFFERED="1")
-        command = [TWISTD, "-n", "--pidfile=", "exmta", "-c", config]
+        command = [TWISTD, "-n", "--pidfile=", "exmta", "-c", config, "--log-level", logLevel]
         if server:
             command += ["--server", server]
         if workers:

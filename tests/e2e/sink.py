@@ -49,15 +49,16 @@ class SmtpSink:
         server may.
     @param refuse: {recipient address: reply line} to answer RCPT TO for
         those recipients with, e.g. C{"451 4.2.0 Try later"}.
+    @param port: the port to listen on (one the kernel chooses if 0).
     """
 
-    def __init__(self, tls=None, eightBitMime=True, enforceLineLimit=False, refuse=None):
+    def __init__(self, tls=None, eightBitMime=True, enforceLineLimit=False, refuse=None, port=0):
         self.tls = tls
         self.refuse = refuse or {}
         self.eightBitMime = eightBitMime
         self.enforceLineLimit = enforceLineLimit
         self.sessions = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(("127.0.0.1", port), backlog=128)
         self.port = self._listener.getsockname()[1]
         self._threads = []
         self._conversations = []

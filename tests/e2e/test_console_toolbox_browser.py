@@ -152,7 +152,9 @@ def act(browser, action):
 def test_queueViewerOnALiveQueue(running, browser):
     for subject in ("first", "second", HOSTILE):
         running.send("kim@fabrikam.com", "lee@contoso.com", subject)
-    running.server.waitFor("deferred", count=3)
+    # The first message's attempt puts the smart host in retry; the others
+    # wait in its queue without one of their own.
+    running.server.waitFor("deferred", count=1)
     logOn(browser, running.url, "administrator@fabrikam.com", PASSWORD)
     waitFor(browser, "dashboard-link")
     browser.find_element(By.LINK_TEXT, "Queue Viewer").click()
@@ -189,7 +191,8 @@ def test_queueViewerOnALiveQueue(running, browser):
     act(browser, "resume")
     tick(browser, "queues", "HubA\\ToInternet")
     assert act(browser, "retry") == "Retry-Queue -Identity 'HubA\\ToInternet'"
-    running.server.waitFor("deferred", count=6)
+    # One attempt for the queue, the others waiting for it.
+    running.server.waitFor("deferred", count=2)
 
     browser.find_element(By.LINK_TEXT, "HubA\\ToInternet").click()
     waitFor(browser, "messages")
@@ -211,7 +214,7 @@ def test_trackingAndDashboard(running, browser):
     running.send("kim@fabrikam.com", "administrator@fabrikam.com", "Re: Lunch")
     for subject in ("Quarterly report", "Invoice", HOSTILE):
         running.send("kim@fabrikam.com", "lee@contoso.com", subject)
-    running.server.waitFor("deferred", count=3)
+    running.server.waitFor("deferred", count=1)
     running.server.waitFor("delivered", count=2)
     logOn(browser, running.url, "administrator@fabrikam.com", PASSWORD)
     waitFor(browser, "dashboard-link")
@@ -230,7 +233,7 @@ def test_trackingAndDashboard(running, browser):
     found = {(row[header.index("EventId")], row[header.index("MessageSubject")]) for row in events[1:]}
     assert ("DELIVER", "Re: Lunch") in found
     assert ("FAIL", "Invoice") in found
-    assert ("DEFER", HOSTILE) in found
+    assert ("DEFER", "Quarterly report") in found
     screenshot(browser, "tracking-results")
 
     failed = next(
@@ -240,7 +243,8 @@ def test_trackingAndDashboard(running, browser):
     failed.find_element(By.LINK_TEXT, "Path").click()
     path = rows(browser, "path")
     order = [row[path[0].index("EventId")] for row in path[1:]]
-    assert order[-1] == "FAIL" and "DEFER" in order and "RECEIVE" in order
+    # Invoice waited behind the first message's attempt: no DEFER of its own.
+    assert order[-1] == "FAIL" and "RECEIVE" in order
     assert "Invoice" in browser.find_element(By.ID, "message").text
     screenshot(browser, "tracking-path")
 
@@ -251,9 +255,9 @@ def test_trackingAndDashboard(running, browser):
     traffic = {row[0]: row[1:] for row in rows(browser, "traffic-HubA")[1:]}
     # Received, Sent, Deferred, Failed over the last hour, then the last day.
     assert traffic["HubA\\Relay HubA"][0] == "5"
-    assert traffic["ToInternet"][2] == "3"
-    assert traffic["(all connectors)"][:4] == ["5", "3", "3", "1"]
-    assert traffic["(all connectors)"][4:] == ["5", "3", "3", "1"]
+    assert traffic["ToInternet"][2] == "1"
+    assert traffic["(all connectors)"][:4] == ["5", "3", "1", "1"]
+    assert traffic["(all connectors)"][4:] == ["5", "3", "1", "1"]
     WebDriverWait(browser, WAIT).until(
         lambda driver: driver.find_element(By.ID, "live").get_attribute("data-updates")
     )

@@ -5,6 +5,7 @@ configuration, and listening on wildcard and specific bindings at once.
 
 import os
 import shutil
+import smtplib
 import socket
 import subprocess
 
@@ -30,6 +31,15 @@ def test_helpDocumentsConfigAndServer():
     assert "-c, --config=" in result.stdout
     assert "--server=" in result.stdout
     assert "--workers=" in result.stdout
+    assert "--log-level=" in result.stdout
+
+
+def test_anUnknownLogLevelIsAUsageError(tmp_path):
+    config, _ = makeOrganization(str(tmp_path))
+    result = runTwistd(config, "--log-level", "verbose")
+    assert result.returncode != 0
+    assert "--log-level must be one of debug, info" in result.stdout
+    assert "Traceback" not in result.stdout
 
 
 def test_aNegativeWorkerCountIsAUsageError(tmp_path):
@@ -140,5 +150,24 @@ def test_shippedOrganizationStarts(tmp_path):
     server.waitFor("serving /metrics and /health on http://127.0.0.1:")
     try:
         assert os.path.isdir(tmp_path / "var" / "HubA" / "queue")
+    finally:
+        server.stop()
+
+
+def test_theDefaultLogLevelLeavesOutTheLinesPerMessage(tmp_path):
+    """
+    At the default level (info) neither the main process nor a receive
+    worker names each message accepted; local delivery is still logged.
+    """
+    config, ports = makeOrganization(str(tmp_path))
+    server = ServerProcess(config, sockets=3, workers=1, logLevel="info")
+    try:
+        with smtplib.SMTP("127.0.0.3", ports["internet"], timeout=60) as client:
+            client.sendmail("someone@example.org", ["kim@fabrikam.com"], b"Subject: quiet\r\n\r\nHello\r\n")
+            reply = client.noop()
+        assert reply[0] == 250
+        server.waitFor("delivered ")
+        output = server.drain()
+        assert " accepted " not in output, output
     finally:
         server.stop()

@@ -708,7 +708,7 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
             self.factory.portalFor(self.connector), sender,
         )
         if partner is None:
-            return self._mailFrom(sender, fields, principal)
+            return self._mailFrom(sender, fields, principal, shadow)
         if isinstance(partner, Reply):
             return partner
 
@@ -719,11 +719,11 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
             # runs as the partner, as after an AUTH.
             self._connectPrincipal = result
             self.session = replace(self.session, principal=result)
-            return self._mailFrom(sender, fields, result)
+            return self._mailFrom(sender, fields, result, shadow)
 
         return partner.addCallback(asPartner)
 
-    def _mailFrom(self, sender, fields, principal):
+    def _mailFrom(self, sender, fields, principal, shadow):
         if not principal.has(permissions.SUBMIT):
             return NOT_AUTHENTICATED
         if not permissions.maySendAs(self.factory.organization, sender, principal):

@@ -6,6 +6,7 @@ servers.  The conversation between two servers is
 tests/e2e/test_shadow_redundancy.py.
 """
 
+import json
 import os
 from dataclasses import replace
 
@@ -68,15 +69,19 @@ class SpoolShadowTests(TestCase):
     def test_shadowKeptAcrossRestart(self):
         """
         A message whose recipients are all C{Shadow} stays queued, also
-        after a restart, until they are C{Delivered}; the queue's instance
-        stays the same.
+        after a restart, with the instance each was handed to, until they
+        are C{Delivered}; the queue's instance stays the same.  The
+        recipient's C{shadowInstance} leaves the format's version 2.
         """
         queueId = yield self.spool.enqueue(envelope("kim@contoso.com"), SESSION, MESSAGE)
         queued = self.spool.message(queueId)
-        shadow = replace(
-            queued, recipients=(replace(queued.recipients[0], status=SHADOW, nextHop="HubB"),)
+        handed = replace(
+            queued.recipients[0], status=SHADOW, nextHop="HubB", shadowInstance="ab" * 16
         )
+        shadow = replace(queued, recipients=(handed,))
         yield self.spool.update(shadow)
+        with open(os.path.join(self.path, "messages", queueId + ".json"), "rb") as document:
+            self.assertEqual(json.load(document)["version"], 2)
         instance = self.spool.instance
         self.spool.close()
         self.spool = Spool.open(self.path, reactor)
@@ -313,6 +318,27 @@ class ShadowManagerTests(ManagerTestCase):
         # The resubmitted recipients are due at once.
         await self.advance(0)
         self.assertEqual(len(self.remote.calls), 2)
+
+    async def test_lostQueueFoundAfterRestart(self):
+        """
+        The instance a shadow was handed to is kept in the spool: when this
+        server restarts and the primary meanwhile lost its queue, the first
+        heartbeat's new instance still resubmits the shadow, and a
+        resubmitted recipient keeps no instance.
+        """
+        self.start()
+        queueId = await self.submit("kim@contoso.com")
+        [recipient] = self.spool.message(queueId).recipients
+        self.assertEqual((recipient.status, recipient.shadowInstance), (SHADOW, INSTANCE))
+        await self.restart()
+        self.remote.instance = "ef" * 16
+        await self.advance(10)
+        # The resubmitted recipients are due at once.
+        await self.advance(0)
+        self.assertEqual(len(self.remote.calls), 2)
+        self.assertEqual([queued for queued, _ in self.tracking.of("RESUBMIT")], [queueId])
+        [recipient] = self.spool.message(queueId).recipients
+        self.assertEqual((recipient.status, recipient.shadowInstance), (SHADOW, "ef" * 16))
 
     async def test_notShadowedKeepsDelivered(self):
         """

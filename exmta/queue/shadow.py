@@ -20,10 +20,13 @@ receiver the primary server (HubB).
      its queue id of the message.  HubB keeps both with the message
      (C{shadowServer} and C{shadowId} in its C{receivedFrom}).
   3. After HubB's 250, HubA records the recipients C{Shadow} instead of
-     C{Delivered}: the message stays in HubA's spool, where it was all
-     along, in the Shadow Redundancy queue C{HubA\\Shadow\\N} of Get-Queue.
-     A crash before that record sends the message again (a duplicate,
-     never a loss); a restart keeps the shadows.
+     C{Delivered}, each with the instance HubB offered
+     (C{shadowInstance}): the message stays in HubA's spool, where it was
+     all along, in the Shadow Redundancy queue C{HubA\\Shadow\\N} of
+     Get-Queue.  A crash before that record sends the message again (a
+     duplicate, never a loss); a restart keeps the shadows and the
+     instance each was handed to, so a HubB that lost its queue while
+     HubA was down is still found out.
   4. Once HubB's queue has recorded the message with no recipient left to
      deliver (delivered, failed with a report, or handed on under a shadow
      of its own), HubB appends a discard notification for HubA: the file
@@ -177,11 +180,11 @@ class ShadowRedundancy:
         self._manager = manager
         self._poll = poll
         self.settings = settings
-        # server -> {queue id: the primary's instance it went to, or None}
+        # server -> {queue id: the primary's instance it went to, or None
+        # for a shadow recorded without one (by an exmta before
+        # shadowInstance): the next answer's instance is taken as it.
         self._shadows = {}
-        self._instances = {}
         self._failures = {}
-        self._handedOff = {}
         self.servers = set()
         self._heartbeat = None
         # The primary server's side, when this server takes XSHADOW.
@@ -226,7 +229,7 @@ class ShadowRedundancy:
         """
         A send settled: if the next hop took the message under shadow
         redundancy, record the recipients it took C{Shadow}, not
-        C{Delivered}.
+        C{Delivered}, with the instance of its queue they went to.
 
         @param work: the L{exmta.queue.passes.Pass}.
         @param outcomes: what the send side answered.
@@ -241,8 +244,9 @@ class ShadowRedundancy:
             for index in indices:
                 recipient = work.recipients[index]
                 if recipient.status == DELIVERED:
-                    work.recipients[index] = replace(recipient, status=SHADOW)
-        self._handedOff[work.queued.queueId] = outcomes.instance
+                    work.recipients[index] = replace(
+                        recipient, status=SHADOW, shadowInstance=outcomes.instance
+                    )
 
     def recorded(self, queued):
         """
@@ -251,16 +255,15 @@ class ShadowRedundancy:
         """
         if self.discards is not None:
             self.discards.recorded(queued)
-        instance = self._handedOff.pop(queued.queueId, None)
-        self._index(queued, instance)
+        self._index(queued)
 
-    def _index(self, queued, instance=None):
+    def _index(self, queued):
         for recipient in queued.recipients:
             if recipient.status == SHADOW:
                 server = recipient.nextHop
                 self.servers.add(server)
                 shadows = self._shadows.setdefault(server, {})
-                shadows[queued.queueId] = instance or shadows.get(queued.queueId)
+                shadows[queued.queueId] = recipient.shadowInstance or shadows.get(queued.queueId)
 
     # The heartbeat.
 
@@ -328,7 +331,8 @@ class ShadowRedundancy:
     def _discard(self, server, queueId, why):
         def discard(queued):
             recipients = tuple(
-                replace(r, status=DELIVERED) if r.status == SHADOW and r.nextHop == server else r
+                replace(r, status=DELIVERED, shadowInstance=None)
+                if r.status == SHADOW and r.nextHop == server else r
                 for r in queued.recipients
             )
             return self._manager.spool.update(replace(queued, recipients=recipients))
@@ -348,7 +352,7 @@ class ShadowRedundancy:
         def resubmit(queued):
             recipients = tuple(
                 replace(r, status=READY, lastError=f"Resubmitted by shadow redundancy: {why}",
-                        nextRetryTime=now)
+                        nextRetryTime=now, shadowInstance=None)
                 if r.status == SHADOW and r.nextHop == server else r
                 for r in queued.recipients
             )

@@ -100,3 +100,26 @@ def test_hubBLostWhileHubADown(organization):
     organization.hubA = ServerProcess(organization.config, sockets=1, server="HubA")
     organization.hubA.waitFor("lost its queue (a new instance)", timeout=TIMEOUT)
     organization.awaitAll(10)
+
+
+def test_noShadowThroughReceiveWorkers(organization):
+    """
+    A HubB whose sessions run in receive workers (C{--workers}) offers no
+    XSHADOW: HubA hands its messages off as delivered, keeps no shadow
+    (Get-Queue has no Shadow Redundancy queue) and empties its queue
+    folder.
+    """
+    organization.hubB.stop()
+    organization.hubB = ServerProcess(organization.config, sockets=1, server="HubB", workers=2)
+    organization.send(range(5))
+    organization.awaitAll(5)
+    messages = organization.folder / "var" / "HubA" / "queue" / "messages"
+    deadline = time.monotonic() + TIMEOUT
+    while os.listdir(messages):
+        assert time.monotonic() < deadline, os.listdir(messages)
+        organization.drain()
+        time.sleep(0.1)
+    # Get-Queue shows a Shadow Redundancy queue for each server shadows
+    # were kept for since start, even once empty.
+    assert organization.shadowQueue() == []
+    assert organization.received() == dict.fromkeys(range(5), 1)

@@ -31,6 +31,7 @@ from exmta.queue.shadow import DiscardNotifications
 from exmta.queue.spool import DELIVERED, SHADOW, Spool
 from exmta.queue.views import messageIdentity, queueName, queueRows
 from exmta.receive.listener import ReceiveFactory
+from exmta.receive.worker import WorkerDiscards
 from exmta.routing import Resolver
 from exmta.testing import connect
 from tests.test_manager import FakeRemoteDelivery, ManagerTestCase
@@ -215,6 +216,55 @@ class ProtocolTests(SynchronousTestCase):
             say(b"XQDISCARD HubA\r\n"),
             [f"250-2.0.0 {SHADOW_ID}", "250 2.0.0 1 discard notifications"],
         )
+
+
+    def test_discardsUnavailable(self):
+        """
+        An XQDISCARD whose notifications cannot be had (a receive worker's
+        main process is gone) is answered 451, not dropped.
+        """
+        say = self.session(AnonymousServer())
+        say(b"EHLO hubb.fabrikam.com\r\n")
+        self.discards.take = lambda server: fail(OSError("gone"))
+        self.assertEqual(
+            say(b"XQDISCARD HubA\r\n"),
+            ["451 4.3.2 Discard notifications are not available now"],
+        )
+
+
+class FakeLink:
+    def __init__(self):
+        self.up = True
+        self.sent = []
+
+    def send(self, kind, data):
+        self.sent.append((kind, data))
+
+
+class WorkerDiscardsTests(SynchronousTestCase):
+    def test_askedOfTheMainProcess(self):
+        """
+        A receive worker offers its queue's instance, asks its main process
+        for the notifications of each XQDISCARD and takes the answers in
+        order; once the main process is gone, the questions fail.
+        """
+        path = temporaryFolder(self)
+        with open(os.path.join(path, "instance"), "w") as handle:
+            handle.write("ab" * 16 + "\n")
+        link = FakeLink()
+        discards = WorkerDiscards(path, link)
+        self.assertEqual(discards.instance, "ab" * 16)
+        first, second = discards.take("HubA"), discards.take("HubC")
+        self.assertEqual(link.sent, [(b"D", b"HubA"), (b"D", b"HubC")])
+        discards.answered([SHADOW_ID])
+        discards.answered([])
+        self.assertEqual(self.successResultOf(first), [SHADOW_ID])
+        self.assertEqual(self.successResultOf(second), [])
+        third = discards.take("HubA")
+        discards.abandon()
+        self.failureResultOf(third)
+        link.up = False
+        self.failureResultOf(discards.take("HubA"))
 
 
 RELAY = NextHop("SmtpRelayWithinAdSite", "ToContoso", server="HubB")

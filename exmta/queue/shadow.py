@@ -37,7 +37,9 @@ receiver the primary server (HubB).
      (C{250-2.0.0 <queue id>}), ending with C{250 2.0.0 <n> discard
      notifications}, and forgets them.  HubA then records those shadows
      C{Delivered}, and the spool removes them.  A session that was not
-     offered XSHADOW gets C{503 5.7.1} to XQDISCARD.
+     offered XSHADOW gets C{503 5.7.1} to XQDISCARD.  A receive worker
+     (C{--workers}) asks its main process, which holds the notifications
+     (L{exmta.receive.worker.WorkerDiscards}).
 
 The poll is the heartbeat.  After ShadowHeartbeatRetryCount polls in a row
 fail (no answer, no XSHADOW), or when the answer's instance is not the one
@@ -135,15 +137,15 @@ class DiscardNotifications:
         with open(self._file(server), "a", encoding="ascii") as handle:
             handle.write(shadowId + "\n")
 
-    def take(self, server):
+    def take(self, server, limit=MAX_DISCARDS):
         """
-        The notifications due to C{server}, at most L{MAX_DISCARDS}; they
-        are forgotten (XQDISCARD).
+        The notifications due to C{server}, at most C{limit}; they are
+        forgotten (XQDISCARD).
 
         @return: a list of the shadow server's queue ids.
         """
         pending = self._pending.get(server, [])
-        taken, rest = pending[:MAX_DISCARDS], pending[MAX_DISCARDS:]
+        taken, rest = pending[:limit], pending[limit:]
         if rest:
             self._pending[server] = rest
             temporary = self._file(server) + ".new"

@@ -335,7 +335,7 @@ def _lock(path):
     return descriptor
 
 
-def _instance(path):
+def queueInstance(path):
     """
     @return: the queue's instance (see the module docstring), made and
         synced the first time.
@@ -513,7 +513,7 @@ class Spool:
         self._committer = self._writer.committer
         makeFolders(self.path)
         self._lockDescriptor = _lock(self.path)
-        self.instance = _instance(self.path)
+        self.instance = queueInstance(self.path)
         self._index = self._recover()
 
     @classmethod

@@ -102,24 +102,26 @@ def test_hubBLostWhileHubADown(organization):
     organization.awaitAll(10)
 
 
-def test_noShadowThroughReceiveWorkers(organization):
+
+def test_shadowsThroughReceiveWorkers(organization):
     """
-    A HubB whose sessions run in receive workers (C{--workers}) offers no
-    XSHADOW: HubA hands its messages off as delivered, keeps no shadow
-    (Get-Queue has no Shadow Redundancy queue) and empties its queue
-    folder.
+    A HubB whose sessions run in receive workers (C{--workers}) offers
+    XSHADOW too, and its workers answer XQDISCARD with the discard
+    notifications of its main process: HubA keeps shadows of what it
+    forwards and discards them once HubB has relayed them.
     """
     organization.hubB.stop()
     organization.hubB = ServerProcess(organization.config, sockets=1, server="HubB", workers=2)
     organization.send(range(5))
     organization.awaitAll(5)
-    messages = organization.folder / "var" / "HubA" / "queue" / "messages"
     deadline = time.monotonic() + TIMEOUT
-    while os.listdir(messages):
-        assert time.monotonic() < deadline, os.listdir(messages)
+    while True:
         organization.drain()
+        shadows = organization.shadowQueue()
+        if shadows and shadows[0].MessageCount == 0:
+            break
+        assert time.monotonic() < deadline, shadows
         time.sleep(0.1)
-    # Get-Queue shows a Shadow Redundancy queue for each server shadows
-    # were kept for since start, even once empty.
-    assert organization.shadowQueue() == []
+    assert [(row.Identity, row.NextHopDomain) for row in shadows] == [("HubA\\Shadow\\1", "HubB")]
+    assert os.listdir(organization.folder / "var" / "HubA" / "queue" / "messages") == []
     assert organization.received() == dict.fromkeys(range(5), 1)

@@ -89,11 +89,16 @@ def interfacesOf(module):
     """
     @return: the interfaces defined in C{module}, in the order written.
     """
-    return [
+    # By the source, not vars(): a module's namespace keeps the order in
+    # which names were last bound, which a test's patching may change.
+    with open(module.__file__, encoding="utf-8") as handle:
+        source = handle.read()
+    interfaces = [
         value
         for value in vars(module).values()
         if isinstance(value, InterfaceClass) and value.__module__ == module.__name__
     ]
+    return sorted(interfaces, key=lambda i: source.index(f"\nclass {i.__name__}("))
 
 
 def renderInterface(interface):

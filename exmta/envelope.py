@@ -173,6 +173,9 @@ class QueuedRecipient:
     @ivar notify: RFC 3461 C{NOTIFY} (C{NEVER}, or some of C{SUCCESS},
         C{FAILURE}, C{DELAY} comma-separated), or L{None} when not given.
     @ivar orcpt: RFC 3461 C{ORCPT}, C{addr-type;address} decoded, or L{None}.
+    @ivar shadowInstance: for a C{Shadow} recipient, the queue instance of
+        the server C{nextHop} it was handed to (L{ShadowedOutcomes.instance}),
+        or L{None} when not known.
     """
 
     address: str
@@ -183,6 +186,7 @@ class QueuedRecipient:
     nextHop: str | None = None
     notify: str | None = None
     orcpt: str | None = None
+    shadowInstance: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ servers.  The conversation between two servers is
 tests/e2e/test_shadow_redundancy.py.
 """
 
+import json
 import os
 from dataclasses import replace
 
@@ -30,6 +31,7 @@ from exmta.queue.shadow import DiscardNotifications
 from exmta.queue.spool import DELIVERED, SHADOW, Spool
 from exmta.queue.views import messageIdentity, queueName, queueRows
 from exmta.receive.listener import ReceiveFactory
+from exmta.receive.worker import WorkerDiscards
 from exmta.routing import Resolver
 from exmta.testing import connect
 from tests.test_manager import FakeRemoteDelivery, ManagerTestCase
@@ -68,15 +70,19 @@ class SpoolShadowTests(TestCase):
     def test_shadowKeptAcrossRestart(self):
         """
         A message whose recipients are all C{Shadow} stays queued, also
-        after a restart, until they are C{Delivered}; the queue's instance
-        stays the same.
+        after a restart, with the instance each was handed to, until they
+        are C{Delivered}; the queue's instance stays the same.  The
+        recipient's C{shadowInstance} leaves the format's version 2.
         """
         queueId = yield self.spool.enqueue(envelope("kim@contoso.com"), SESSION, MESSAGE)
         queued = self.spool.message(queueId)
-        shadow = replace(
-            queued, recipients=(replace(queued.recipients[0], status=SHADOW, nextHop="HubB"),)
+        handed = replace(
+            queued.recipients[0], status=SHADOW, nextHop="HubB", shadowInstance="ab" * 16
         )
+        shadow = replace(queued, recipients=(handed,))
         yield self.spool.update(shadow)
+        with open(os.path.join(self.path, "messages", queueId + ".json"), "rb") as document:
+            self.assertEqual(json.load(document)["version"], 2)
         instance = self.spool.instance
         self.spool.close()
         self.spool = Spool.open(self.path, reactor)
@@ -212,6 +218,55 @@ class ProtocolTests(SynchronousTestCase):
         )
 
 
+    def test_discardsUnavailable(self):
+        """
+        An XQDISCARD whose notifications cannot be had (a receive worker's
+        main process is gone) is answered 451, not dropped.
+        """
+        say = self.session(AnonymousServer())
+        say(b"EHLO hubb.fabrikam.com\r\n")
+        self.discards.take = lambda server: fail(OSError("gone"))
+        self.assertEqual(
+            say(b"XQDISCARD HubA\r\n"),
+            ["451 4.3.2 Discard notifications are not available now"],
+        )
+
+
+class FakeLink:
+    def __init__(self):
+        self.up = True
+        self.sent = []
+
+    def send(self, kind, data):
+        self.sent.append((kind, data))
+
+
+class WorkerDiscardsTests(SynchronousTestCase):
+    def test_askedOfTheMainProcess(self):
+        """
+        A receive worker offers its queue's instance, asks its main process
+        for the notifications of each XQDISCARD and takes the answers in
+        order; once the main process is gone, the questions fail.
+        """
+        path = temporaryFolder(self)
+        with open(os.path.join(path, "instance"), "w") as handle:
+            handle.write("ab" * 16 + "\n")
+        link = FakeLink()
+        discards = WorkerDiscards(path, link)
+        self.assertEqual(discards.instance, "ab" * 16)
+        first, second = discards.take("HubA"), discards.take("HubC")
+        self.assertEqual(link.sent, [(b"D", b"HubA"), (b"D", b"HubC")])
+        discards.answered([SHADOW_ID])
+        discards.answered([])
+        self.assertEqual(self.successResultOf(first), [SHADOW_ID])
+        self.assertEqual(self.successResultOf(second), [])
+        third = discards.take("HubA")
+        discards.abandon()
+        self.failureResultOf(third)
+        link.up = False
+        self.failureResultOf(discards.take("HubA"))
+
+
 RELAY = NextHop("SmtpRelayWithinAdSite", "ToContoso", server="HubB")
 INSTANCE = "cd" * 16
 
@@ -313,6 +368,27 @@ class ShadowManagerTests(ManagerTestCase):
         # The resubmitted recipients are due at once.
         await self.advance(0)
         self.assertEqual(len(self.remote.calls), 2)
+
+    async def test_lostQueueFoundAfterRestart(self):
+        """
+        The instance a shadow was handed to is kept in the spool: when this
+        server restarts and the primary meanwhile lost its queue, the first
+        heartbeat's new instance still resubmits the shadow, and a
+        resubmitted recipient keeps no instance.
+        """
+        self.start()
+        queueId = await self.submit("kim@contoso.com")
+        [recipient] = self.spool.message(queueId).recipients
+        self.assertEqual((recipient.status, recipient.shadowInstance), (SHADOW, INSTANCE))
+        await self.restart()
+        self.remote.instance = "ef" * 16
+        await self.advance(10)
+        # The resubmitted recipients are due at once.
+        await self.advance(0)
+        self.assertEqual(len(self.remote.calls), 2)
+        self.assertEqual([queued for queued, _ in self.tracking.of("RESUBMIT")], [queueId])
+        [recipient] = self.spool.message(queueId).recipients
+        self.assertEqual((recipient.status, recipient.shadowInstance), (SHADOW, "ef" * 16))
 
     async def test_notShadowedKeepsDelivered(self):
         """

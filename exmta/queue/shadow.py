@@ -20,10 +20,13 @@ receiver the primary server (HubB).
      its queue id of the message.  HubB keeps both with the message
      (C{shadowServer} and C{shadowId} in its C{receivedFrom}).
   3. After HubB's 250, HubA records the recipients C{Shadow} instead of
-     C{Delivered}: the message stays in HubA's spool, where it was all
-     along, in the Shadow Redundancy queue C{HubA\\Shadow\\N} of Get-Queue.
-     A crash before that record sends the message again (a duplicate,
-     never a loss); a restart keeps the shadows.
+     C{Delivered}, each with the instance HubB offered
+     (C{shadowInstance}): the message stays in HubA's spool, where it was
+     all along, in the Shadow Redundancy queue C{HubA\\Shadow\\N} of
+     Get-Queue.  A crash before that record sends the message again (a
+     duplicate, never a loss); a restart keeps the shadows and the
+     instance each was handed to, so a HubB that lost its queue while
+     HubA was down is still found out.
   4. Once HubB's queue has recorded the message with no recipient left to
      deliver (delivered, failed with a report, or handed on under a shadow
      of its own), HubB appends a discard notification for HubA: the file
@@ -34,7 +37,9 @@ receiver the primary server (HubB).
      (C{250-2.0.0 <queue id>}), ending with C{250 2.0.0 <n> discard
      notifications}, and forgets them.  HubA then records those shadows
      C{Delivered}, and the spool removes them.  A session that was not
-     offered XSHADOW gets C{503 5.7.1} to XQDISCARD.
+     offered XSHADOW gets C{503 5.7.1} to XQDISCARD.  A receive worker
+     (C{--workers}) asks its main process, which holds the notifications
+     (L{exmta.receive.worker.WorkerDiscards}).
 
 The poll is the heartbeat.  After ShadowHeartbeatRetryCount polls in a row
 fail (no answer, no XSHADOW), or when the answer's instance is not the one
@@ -132,15 +137,15 @@ class DiscardNotifications:
         with open(self._file(server), "a", encoding="ascii") as handle:
             handle.write(shadowId + "\n")
 
-    def take(self, server):
+    def take(self, server, limit=MAX_DISCARDS):
         """
-        The notifications due to C{server}, at most L{MAX_DISCARDS}; they
-        are forgotten (XQDISCARD).
+        The notifications due to C{server}, at most C{limit}; they are
+        forgotten (XQDISCARD).
 
         @return: a list of the shadow server's queue ids.
         """
         pending = self._pending.get(server, [])
-        taken, rest = pending[:MAX_DISCARDS], pending[MAX_DISCARDS:]
+        taken, rest = pending[:limit], pending[limit:]
         if rest:
             self._pending[server] = rest
             temporary = self._file(server) + ".new"
@@ -177,11 +182,11 @@ class ShadowRedundancy:
         self._manager = manager
         self._poll = poll
         self.settings = settings
-        # server -> {queue id: the primary's instance it went to, or None}
+        # server -> {queue id: the primary's instance it went to, or None
+        # for a shadow recorded without one (by an exmta before
+        # shadowInstance): the next answer's instance is taken as it.
         self._shadows = {}
-        self._instances = {}
         self._failures = {}
-        self._handedOff = {}
         self.servers = set()
         self._heartbeat = None
         # The primary server's side, when this server takes XSHADOW.
@@ -226,7 +231,7 @@ class ShadowRedundancy:
         """
         A send settled: if the next hop took the message under shadow
         redundancy, record the recipients it took C{Shadow}, not
-        C{Delivered}.
+        C{Delivered}, with the instance of its queue they went to.
 
         @param work: the L{exmta.queue.passes.Pass}.
         @param outcomes: what the send side answered.
@@ -241,8 +246,9 @@ class ShadowRedundancy:
             for index in indices:
                 recipient = work.recipients[index]
                 if recipient.status == DELIVERED:
-                    work.recipients[index] = replace(recipient, status=SHADOW)
-        self._handedOff[work.queued.queueId] = outcomes.instance
+                    work.recipients[index] = replace(
+                        recipient, status=SHADOW, shadowInstance=outcomes.instance
+                    )
 
     def recorded(self, queued):
         """
@@ -251,16 +257,15 @@ class ShadowRedundancy:
         """
         if self.discards is not None:
             self.discards.recorded(queued)
-        instance = self._handedOff.pop(queued.queueId, None)
-        self._index(queued, instance)
+        self._index(queued)
 
-    def _index(self, queued, instance=None):
+    def _index(self, queued):
         for recipient in queued.recipients:
             if recipient.status == SHADOW:
                 server = recipient.nextHop
                 self.servers.add(server)
                 shadows = self._shadows.setdefault(server, {})
-                shadows[queued.queueId] = instance or shadows.get(queued.queueId)
+                shadows[queued.queueId] = recipient.shadowInstance or shadows.get(queued.queueId)
 
     # The heartbeat.
 
@@ -328,7 +333,8 @@ class ShadowRedundancy:
     def _discard(self, server, queueId, why):
         def discard(queued):
             recipients = tuple(
-                replace(r, status=DELIVERED) if r.status == SHADOW and r.nextHop == server else r
+                replace(r, status=DELIVERED, shadowInstance=None)
+                if r.status == SHADOW and r.nextHop == server else r
                 for r in queued.recipients
             )
             return self._manager.spool.update(replace(queued, recipients=recipients))
@@ -348,7 +354,7 @@ class ShadowRedundancy:
         def resubmit(queued):
             recipients = tuple(
                 replace(r, status=READY, lastError=f"Resubmitted by shadow redundancy: {why}",
-                        nextRetryTime=now)
+                        nextRetryTime=now, shadowInstance=None)
                 if r.status == SHADOW and r.nextHop == server else r
                 for r in queued.recipients
             )

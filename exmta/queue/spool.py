@@ -59,9 +59,13 @@ A queue id is 24 upper-case hex digits that sort by arrival
          "notify": "SUCCESS,FAILURE",         RFC 3461 NOTIFY: NEVER, or SUCCESS,
                                               FAILURE and DELAY in that order; only
                                               written when the client gave it
-         "orcpt": "rfc822;bob@fabrikam.com"}  RFC 3461 ORCPT, addr-type;address with
+         "orcpt": "rfc822;bob@fabrikam.com",  RFC 3461 ORCPT, addr-type;address with
                                               the address xtext decoded; only
                                               written when the client gave it
+         "shadowInstance": "0f1e...",         for a Shadow recipient, the instance
+                                              of nextHop's queue it was handed to
+                                              (32 hex digits); only written then
+        }
       ]
     }
 
@@ -79,9 +83,13 @@ says why it is waiting, if it is), C{Delivered} or C{Failed} (C{lastError}
 holds the reply), or C{Shadow}: handed to the TransportServer C{nextHop}
 of the organization, which took it under shadow redundancy; the message
 stays here, a shadow, until that server reports it delivered
-(L{exmta.queue.shadow}).  C{Shadow} and C{shadowServer}/C{shadowId} were
-added to version 2 without a new version number: a reader that predates
-them takes a C{Shadow} recipient for one settled, as it was before.  C{attempts} counts the delivery attempts that failed
+(L{exmta.queue.shadow}); C{shadowInstance} is that server's queue instance
+it went to, so that a restart still tells when that server lost its queue.
+C{Shadow}, C{shadowInstance} and C{shadowServer}/C{shadowId} were added to
+version 2 without a new version number: a reader that predates them takes
+a C{Shadow} recipient for one settled, as it was before, and ignores
+C{shadowInstance}; a C{Shadow} recipient without it (written before it
+was) is taken as handed to the instance the server next answers with.  C{attempts} counts the delivery attempts that failed
 transiently; C{nextRetryTime} (seconds since the epoch, or null for "as
 soon as possible") is when a C{Ready} recipient is next tried; C{nextHop}
 is the key of the next hop it was last routed to
@@ -204,6 +212,8 @@ def encodeQueued(queued):
         if r.orcpt is not None:
             recipient["orcpt"] = r.orcpt
             dsn = True
+        if r.shadowInstance is not None:
+            recipient["shadowInstance"] = r.shadowInstance
         recipients.append(recipient)
     document = {
         "version": FORMAT_VERSION if dsn else PLAIN_VERSION,
@@ -257,6 +267,7 @@ def decodeQueued(document, shared=None):
                 nextHop=r.get("nextHop"),
                 notify=r.get("notify"),
                 orcpt=r.get("orcpt"),
+                shadowInstance=r.get("shadowInstance"),
             )
             for r in document["recipients"]
         ),
@@ -324,7 +335,7 @@ def _lock(path):
     return descriptor
 
 
-def _instance(path):
+def queueInstance(path):
     """
     @return: the queue's instance (see the module docstring), made and
         synced the first time.
@@ -502,7 +513,7 @@ class Spool:
         self._committer = self._writer.committer
         makeFolders(self.path)
         self._lockDescriptor = _lock(self.path)
-        self.instance = _instance(self.path)
+        self.instance = queueInstance(self.path)
         self._index = self._recover()
 
     @classmethod

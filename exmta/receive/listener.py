@@ -81,8 +81,9 @@ class ReceiveFactory(ServerFactory):
     @ivar observer: the L{exmta.interfaces.IReceiveObserver} told of each
         reply, or L{None}.
     @ivar shadowDiscards: the L{exmta.queue.shadow.DiscardNotifications}
-        of the server's queue, which XSHADOW and XQDISCARD use; L{None}
-        (a receive worker) offers no XSHADOW.
+        of the server's queue (a receive worker's
+        L{exmta.receive.worker.WorkerDiscards}), which XSHADOW and
+        XQDISCARD use; L{None} offers no XSHADOW.
     """
 
     protocol = ReceiveProtocol

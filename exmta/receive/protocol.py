@@ -522,8 +522,7 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         """
         Whether this session may hand messages over under shadow redundancy
         and poll for discard notifications (L{exmta.queue.shadow}): an
-        Exchange server's, with ShadowRedundancyEnabled, in the process
-        that holds the queue.
+        Exchange server's, with ShadowRedundancyEnabled.
         """
         return (
             self.factory.shadowDiscards is not None
@@ -543,8 +542,12 @@ class ReceiveProtocol(AuthCommands, ChunkingCommands, Protocol, TimeoutMixin):
         server = self._shadowServer(argument)
         if server is None:
             return reply(501, "5.5.4", "Syntax: XQDISCARD <TransportServer of the organization>")
-        taken = self.factory.shadowDiscards.take(server)
-        return Reply(250, "2.0.0", (*taken, f"{len(taken)} discard notifications"))
+        # A receive worker asks its main process, which holds them.
+        taken = defer.maybeDeferred(self.factory.shadowDiscards.take, server)
+        return taken.addCallbacks(
+            lambda taken: Reply(250, "2.0.0", (*taken, f"{len(taken)} discard notifications")),
+            lambda _: reply(451, "4.3.2", "Discard notifications are not available now"),
+        )
 
     def _shadowServer(self, name):
         """

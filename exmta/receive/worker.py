@@ -29,9 +29,12 @@ Its link to the main process:
     last (L{exmta.metrics.observers.CountRelay}), when the server serves
     metrics; C{L} and a log event
     (L{twisted.logger.eventAsJSON}), which the main process writes to its
-    own log;
+    own log; C{D} and a TransportServer's name, an XQDISCARD
+    (L{exmta.queue.shadow}) asking for its discard notifications;
   - standard input carries lines from it: C{K} or C{F} and a queue id,
-    the message is queued or could not be (451 to the client); C{drain},
+    the message is queued or could not be (451 to the client); C{D} and
+    the discard notifications taken, space separated, the answers to the
+    C{D} asked, in order; C{drain},
     stop accepting and end once the sessions have (a reload); C{stop},
     stop accepting and end once the commits asked for are answered (the
     server stops); C{pressure} and a back pressure level, the server's
@@ -55,6 +58,7 @@ import signal
 import socket
 import sys
 import weakref
+from collections import deque
 
 from twisted.internet import stdio
 from twisted.internet.defer import Deferred, fail
@@ -82,7 +86,7 @@ from exmta.interfaces import IMessageSubmission
 from exmta.metrics.observers import CountRelay, ReceiveObserver
 from exmta.monitor.levels import LEVELS, BackPressure
 from exmta.protocollog import ProtocolLog
-from exmta.queue.spool import encodeQueued, newQueuedMessage, writeUnsynced
+from exmta.queue.spool import encodeQueued, newQueuedMessage, queueInstance, writeUnsynced
 from exmta.receive.configuration import configureReceive
 from exmta.receive.limits import ConnectionCounts
 from exmta.receive.listener import ReceiveFactory
@@ -111,6 +115,8 @@ class MainProcessLink(LineOnlyReceiver):
             self.worker.stopAfterCommits()
         elif order in (b"K", b"F"):
             self.worker.submission.answered(order, queueId.decode("ascii", "replace"))
+        elif order == b"D":
+            self.worker.discards.answered(queueId.decode("ascii", "replace").split())
         elif order == b"pressure":
             level = queueId.decode("ascii", "replace")
             if level in LEVELS:
@@ -119,6 +125,7 @@ class MainProcessLink(LineOnlyReceiver):
     def connectionLost(self, reason):
         if self.worker is not None:
             self.worker.submission.abandon()
+            self.worker.discards.abandon()
             self.worker.stopNow()
 
     @property
@@ -198,6 +205,43 @@ class WorkerSubmission:
             committed.errback(QueueCommitRefused(f"the main process is gone; {queueId} not queued"))
 
 
+class WorkerDiscards:
+    """
+    A receive worker's view of the discard notifications of shadow
+    redundancy (L{exmta.queue.shadow}): the queue's instance, read from its
+    folder, and XQDISCARD, which asks the main process, their holder.
+
+    Notifications the main process took for a worker that ends before it
+    reads the answer are lost: their shadows on the shadow server wait for
+    ShadowMessageAutoDiscardInterval, and no message is lost.
+    """
+
+    def __init__(self, queuePath, link):
+        self.instance = queueInstance(queuePath)
+        self.link = link
+        self._asked = deque()
+
+    def take(self, server):
+        """
+        @return: a Deferred firing with the queue ids taken for C{server}.
+        """
+        if not self.link.up:
+            return fail(QueueCommitRefused("the main process is gone"))
+        asked = Deferred()
+        self._asked.append(asked)
+        self.link.send(b"D", server.encode("ascii"))
+        return asked
+
+    def answered(self, queueIds):
+        if self._asked:
+            self._asked.popleft().callback(queueIds)
+
+    def abandon(self):
+        asked, self._asked = self._asked, deque()
+        for waiting in asked:
+            waiting.errback(QueueCommitRefused("the main process is gone"))
+
+
 class WorkerReceiveFactory(ReceiveFactory):
     """
     A L{ReceiveFactory} that knows its open sessions, so a draining worker
@@ -270,6 +314,9 @@ class Worker:
             connections=connections,
             backPressure=self.backPressure,
             observer=None if self.counts is None else ReceiveObserver(self.counts.count),
+        )
+        self.discards = self.factory.shadowDiscards = WorkerDiscards(
+            server.queueDatabasePath, link
         )
         self._listening = listening
         self.ports = []

@@ -47,6 +47,9 @@ FIRST_PAUSE = 1.0
 LONGEST_PAUSE = 60.0
 
 _CHANNEL = 3
+# The most discard notifications one answer to a worker's XQDISCARD holds:
+# the line must fit the worker's LineOnlyReceiver.MAX_LENGTH (16384).
+WORKER_DISCARDS = 500
 
 
 class _WorkerProcess(ProcessProtocol):
@@ -85,6 +88,8 @@ class _WorkerProcess(ProcessProtocol):
         try:
             if kind == b"C":
                 self._commit(decodeQueued(json.loads(text)))
+            elif kind == b"D":
+                self._discards(text.decode("ascii"))
             elif kind == b"R":
                 self.ready = True
                 self.pool._acceptWhileNoWorkerIs()
@@ -123,6 +128,15 @@ class _WorkerProcess(ProcessProtocol):
             .addCallbacks(lambda _: b"K", refused)
             .addCallback(lambda answer: self.transport.write(answer + b" " + queueId + b"\n"))
         )
+
+    def _discards(self, server):
+        """
+        Answer a worker's XQDISCARD with the discard notifications due to
+        C{server}: as many as its line may hold.
+        """
+        discards = self.pool.receive.factory.shadowDiscards
+        taken = [] if discards is None else discards.take(server, WORKER_DISCARDS)
+        self.transport.write(b" ".join([b"D", *(i.encode("ascii") for i in taken)]) + b"\n")
 
     def processEnded(self, reason):
         self.pool._ended(self, reason)

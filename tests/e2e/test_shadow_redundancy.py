@@ -8,11 +8,13 @@ campaigns/shadowfailover.py; the suite sends L{MESSAGES}.
 """
 
 import os
+import shutil
 import sys
 import time
 
 import pytest
 
+from tests.e2e.harness import ServerProcess
 from tests.e2e.shadowfailover import TIMEOUT, Organization, failover
 
 MESSAGES = 200
@@ -66,3 +68,60 @@ def test_hubBLostResubmitted(organization):
         f"{duplicates} duplicates\n"
     )
     assert sorted(counts) == list(range(MESSAGES))
+
+
+def test_hubBLostWhileHubADown(organization):
+    """
+    HubA is killed while HubB holds messages the sink deferred, and HubB
+    dies with its disk while HubA is down.  The restarted HubA still knows
+    which instance of HubB's queue its shadows went to: the new HubB's
+    first heartbeat answer makes it resubmit them, and every message
+    reaches the sink.  (Failed before, when the instance was kept only in
+    memory: HubA took the new instance for the one its shadows went to,
+    and the held messages were lost.)
+    """
+    organization.sink.refuse["held@contoso.com"] = "451 4.2.0 Try later"
+    organization.send(
+        range(10), lambda number: "held@contoso.com" if number % 2 else "kim@contoso.com"
+    )
+    organization.hubB.waitFor("451 4.2.0 Try later", count=5, timeout=TIMEOUT)
+    deadline = time.monotonic() + TIMEOUT
+    # HubA records a shadow once HubB's 250 is in, which may come after
+    # HubB's attempt: the held messages are all shadows before HubA dies.
+    while not any(row.MessageCount >= 5 for row in organization.shadowQueue()):
+        assert time.monotonic() < deadline, organization.shadowQueue()
+        organization.drain()
+        time.sleep(0.1)
+    organization.hubA.kill()
+    organization.hubB.kill()
+    shutil.rmtree(organization.folder / "var" / "HubB")
+    del organization.sink.refuse["held@contoso.com"]
+    organization.hubB = organization.startHubB()
+    organization.hubA = ServerProcess(organization.config, sockets=1, server="HubA")
+    organization.hubA.waitFor("lost its queue (a new instance)", timeout=TIMEOUT)
+    organization.awaitAll(10)
+
+
+
+def test_shadowsThroughReceiveWorkers(organization):
+    """
+    A HubB whose sessions run in receive workers (C{--workers}) offers
+    XSHADOW too, and its workers answer XQDISCARD with the discard
+    notifications of its main process: HubA keeps shadows of what it
+    forwards and discards them once HubB has relayed them.
+    """
+    organization.hubB.stop()
+    organization.hubB = ServerProcess(organization.config, sockets=1, server="HubB", workers=2)
+    organization.send(range(5))
+    organization.awaitAll(5)
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        organization.drain()
+        shadows = organization.shadowQueue()
+        if shadows and shadows[0].MessageCount == 0:
+            break
+        assert time.monotonic() < deadline, shadows
+        time.sleep(0.1)
+    assert [(row.Identity, row.NextHopDomain) for row in shadows] == [("HubA\\Shadow\\1", "HubB")]
+    assert os.listdir(organization.folder / "var" / "HubA" / "queue" / "messages") == []
+    assert organization.received() == dict.fromkeys(range(5), 1)

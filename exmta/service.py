@@ -357,9 +357,11 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         observer=None if metrics is None else ReceiveObserver(metrics.count),
     )
 
+    # With workers the outbound caps hold for the server, counted in the
+    # same region as the inbound ones: this process sends in row 0.
     remoteDelivery = SmtpDelivery(
         organization, transportServer, configuration.credentials, reactor, resolver=resolver,
-        identity=configuration.identity,
+        identity=configuration.identity, connections=connections,
     )
     closers = [remoteDelivery.close, spool.close]
     if tracking is not None:

@@ -4,20 +4,16 @@ connectors' MaxInboundConnection and MaxInboundConnectionPerSource over
 every process that accepts its connections (the main process and its
 receive workers), without locks.
 
-The counts live in one memory region shared by those processes (a memfd
-mapped shared, inherited by the workers), laid out in rows: one row per
-process, and a process writes only its own row.  A check adds one counter
-up over all rows; admitting then adds one to the process's own row.  The
-sessions of a process that died stay counted in its row until the owner
-clears it (L{ConnectionCounts.clearRow}).
-
-Each row holds two tables of L{SLOTS} counters: open sessions per connector
-(the slot is the CRC-32 of the connector's identity) and per connector and
-client address (the CRC-32 of the identity, a newline and the address).
-Two keys whose slots are the same share a count, so a limit can only bite
-earlier than it should, never later: a source shares its slot with one of
-N other open sources about N times in 65,536 (one in twenty at 3,000), and
-is then refused only if the two together reach the per-source limit.
+The counts live in the server's shared region
+(L{exmta.sharedcounts.SharedCounts}: a row per process, each writing only
+its own): two of its tables of L{SLOTS} counters, open sessions per
+connector (the slot is the CRC-32 of the connector's identity) and per
+connector and client address (the CRC-32 of the identity, a newline and
+the address).  Two keys whose slots are the same share a count, so a limit
+can only bite earlier than it should, never later: a source shares its
+slot with one of N other open sources about N times in 65,536 (one in
+twenty at 3,000), and is then refused only if the two together reach the
+per-source limit.
 
 A server without receive workers counts in L{LocalConnectionCounts}
 instead: exact, in its own memory, no slots shared by chance.
@@ -28,13 +24,11 @@ be passed by at most P - 1 sessions.  Each process is single-threaded, so
 an admit misses at most one admit in flight per other process.
 """
 
-import mmap
-import os
-import weakref
 import zlib
 from collections import Counter, deque
 
 from exmta.envelope import Reply
+from exmta.sharedcounts import INBOUND_CONNECTOR, INBOUND_SOURCE, SLOTS, SharedCounts
 
 TOO_MANY_CONNECTIONS = Reply(
     421,
@@ -46,15 +40,6 @@ TOO_MANY_CONNECTIONS = Reply(
 RATE_EXCEEDED = Reply(
     421, "4.4.2", "Message submission rate for this client has exceeded the configured limit"
 )
-
-SLOTS = 65536
-
-# A counter is a C int, so a process's store of one is a single aligned
-# write that another process reads whole.
-_COUNTER = "i"
-_COUNTER_BYTES = 4
-_ROW_COUNTERS = 2 * SLOTS
-_ROW_BYTES = _ROW_COUNTERS * _COUNTER_BYTES
 
 
 def _refusal(connector, sessions, sessionsFromSource):
@@ -128,69 +113,16 @@ def _positions(connector, peerHost):
     """
     identity = zlib.crc32(connector.identity.encode("utf-8"))
     source = zlib.crc32(b"\n" + peerHost.encode("utf-8"), identity)
-    return identity % SLOTS, SLOTS + source % SLOTS
+    return INBOUND_CONNECTOR + identity % SLOTS, INBOUND_SOURCE + source % SLOTS
 
 
-class ConnectionCounts:
+class ConnectionCounts(SharedCounts):
     """
-    The connection counts of one transport server as one process sees them:
-    the whole shared region to read, one row of it to write.
-
-    Made by L{create} in the process that owns the region (row 0), and by
-    L{attach} in each worker, with the row the owner gave it.  The object
-    owns its descriptor: L{close} closes it, and so does collecting the
-    object.
-
-    @ivar rows: how many rows the region has: processes that may count in it.
-    @ivar row: the row this process writes.
+    The inbound connection counts of one transport server as one process
+    sees them: the whole shared region to read, one row of it to write
+    (made by L{SharedCounts.create} in the main process, row 0, and by
+    L{SharedCounts.attach} in each worker).
     """
-
-    def __init__(self, descriptor, rows, row):
-        self._descriptor = descriptor
-        self._closeDescriptor = weakref.finalize(self, os.close, descriptor)
-        self._map = mmap.mmap(descriptor, rows * _ROW_BYTES, mmap.MAP_SHARED)
-        self._counters = memoryview(self._map).cast(_COUNTER)
-        self.rows = rows
-        self.row = row
-        self._own = row * _ROW_COUNTERS
-
-    @classmethod
-    def create(cls, rows):
-        """
-        Make a region of C{rows} rows, all zero, and write row 0 of it.
-        """
-        if rows < 1:
-            raise ValueError(f"a region needs at least one row, not {rows}")
-        descriptor = os.memfd_create("exmta-connections")
-        try:
-            os.ftruncate(descriptor, rows * _ROW_BYTES)
-        except BaseException:
-            os.close(descriptor)
-            raise
-        return cls(descriptor, rows, 0)
-
-    @classmethod
-    def attach(cls, fileno, row):
-        """
-        Write row C{row} of the region the owner's L{fileno} is (inherited),
-        taking that descriptor over.
-
-        @raise ValueError: C{row} is the owner's or past the region's rows,
-            or the descriptor is no region of whole rows.
-        """
-        size = os.fstat(fileno).st_size
-        rows, remainder = divmod(size, _ROW_BYTES)
-        if remainder or not rows:
-            raise ValueError(f"descriptor {fileno} is no connection count region ({size} bytes)")
-        if not 1 <= row < rows:
-            raise ValueError(f"row {row} is not a worker's row of a region of {rows} rows")
-        return cls(fileno, rows, row)
-
-    def fileno(self):
-        """
-        @return: the region's descriptor, for a worker to L{attach} to.
-        """
-        return self._descriptor
 
     def admit(self, connector, peerHost):
         """
@@ -202,16 +134,12 @@ class ConnectionCounts:
             reply to close with.
         """
         byConnector, bySource = _positions(connector, peerHost)
-        counters = self._counters
-        # counters[position::_ROW_COUNTERS] is that counter in every row.
         refusal = _refusal(
-            connector,
-            lambda: sum(counters[byConnector::_ROW_COUNTERS]),
-            lambda: sum(counters[bySource::_ROW_COUNTERS]),
+            connector, lambda: self.total(byConnector), lambda: self.total(bySource)
         )
         if refusal is None:
-            counters[self._own + byConnector] += 1
-            counters[self._own + bySource] += 1
+            self.add(byConnector, 1)
+            self.add(bySource, 1)
         return refusal
 
     def release(self, connector, peerHost):
@@ -219,24 +147,8 @@ class ConnectionCounts:
         Uncount a session L{admit} admitted in this process.
         """
         byConnector, bySource = _positions(connector, peerHost)
-        counters = self._counters
-        counters[self._own + byConnector] -= 1
-        counters[self._own + bySource] -= 1
-
-    def clearRow(self, row):
-        """
-        Zero the row of a process that died: its sessions died with it.
-        Only once it is dead: a live process would go on writing it.
-        """
-        if row == self.row or not 0 <= row < self.rows:
-            raise ValueError(f"row {row} is not another process's row of {self.rows} rows")
-        start = row * _ROW_COUNTERS
-        self._counters[start : start + _ROW_COUNTERS] = memoryview(bytes(_ROW_BYTES)).cast(_COUNTER)
-
-    def close(self):
-        self._counters.release()
-        self._map.close()
-        self._closeDescriptor()
+        self.add(byConnector, -1)
+        self.add(bySource, -1)
 
 
 # Replies counted by MaxProtocolErrors, and AUTH's (AuthTarpitInterval).

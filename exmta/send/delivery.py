@@ -53,6 +53,7 @@ from exmta.routing.connectors import forwardingTarget
 from exmta.send import hosts
 from exmta.send.client import DeliveryClient, HostFailure, StaleConnection, Transaction
 from exmta.send.replies import connectionFailure, withErrorPolicies
+from exmta.send.limits import OutboundCounts
 from exmta.send.pool import IDLE_TIMEOUT, SHUTTING_DOWN, ConnectionPool
 from exmta.send.tls import DOMAIN_VALIDATION, TlsPolicy
 
@@ -102,6 +103,14 @@ class HopSettings:
     errorPolicies: frozenset = frozenset()
 
 
+def _hopOf(key):
+    """
+    @return: the next hop's key in a key of the pool, which carries the
+        configuration's generation too (a number of this process only).
+    """
+    return key[1]
+
+
 def authenticationOf(connector):
     """
     @return: L{None}, C{BasicAuth} or C{BasicAuthRequireTLS} for a send
@@ -126,7 +135,7 @@ class SmtpDelivery:
     def __init__(
         self, organization, server, credentials, reactor, resolver=None, clock=None, *,
         trustRoot=None, idleTimeout=IDLE_TIMEOUT, failedHostMemory=hosts.FAILED_HOST_MEMORY,
-        identity=None,
+        identity=None, connections=None,
     ):
         """
         @param organization: the L{exmta.config.model.Organization}.
@@ -151,6 +160,13 @@ class SmtpDelivery:
             authority (an L{exmta.auth.certificates.ServerIdentity}), for
             Exchange Server authentication to the organization's other
             servers; L{None} when it has none.
+        @param connections: the server's shared connection counts (an
+            L{exmta.sharedcounts.SharedCounts}, this process's row of it)
+            when other processes of the server send too: the
+            TransportServer's MaxOutboundConnections and
+            MaxPerDomainOutboundConnections then hold over all of them
+            (L{exmta.send.limits}).  L{None}: this process's connections
+            are all the server's.
         """
         self.organization = organization
         self.server = server
@@ -162,11 +178,18 @@ class SmtpDelivery:
         self._trustRoot = trustRoot
         self._identity = identity
         self._failedHosts = hosts.FailedHosts(self._clock, failedHostMemory)
+        shared = None
+        if connections is not None:
+            shared = OutboundCounts(
+                connections, server.maxOutboundConnections, server.maxPerDomainOutboundConnections
+            )
         self._pool = ConnectionPool(
             self._clock,
             server.maxOutboundConnections,
             server.maxPerDomainOutboundConnections,
             idleTimeout,
+            shared=shared,
+            hopOf=_hopOf,
         )
         self._live = set()
         self._connecting = set()

@@ -13,6 +13,17 @@ closed to make room.  Idle connections are closed after L{IDLE_TIMEOUT}.
 Waiting sends are kept in one first-in first-out line per next hop, and
 next hops that wait for room under the total cap in one more line, so that
 each acquire, release and loss costs the same however many sends wait.
+
+With receive workers each process of the server sends, and the caps hold
+for the whole server: the pool is given the server's
+L{exmta.send.limits.OutboundCounts} and counts each connection there too.
+A process learns of a connection another process closed by looking again
+every L{POLL_INTERVAL} seconds while it has sends held by the counts of
+other processes (a timer, only while some wait).  While it keeps idle
+connections it looks as often for other processes' sends held by them:
+an idle connection they could use is closed rather than kept, and so is a
+connection released when this process has no send waiting for it.  A
+process's own waiting sends still come first to the connections it has.
 """
 
 from collections import Counter, OrderedDict, deque
@@ -22,10 +33,15 @@ from twisted.logger import Logger
 
 from exmta.envelope import Reply
 from exmta.errors import ConnectionFailure, SMTPFailure
+from exmta.send.limits import TOTAL
 
 log = Logger(namespace="exmta.send")
 
 IDLE_TIMEOUT = 30
+
+# Seconds between looks at the counts of other processes while they hold a
+# send of this one, or while this one keeps idle connections.
+POLL_INTERVAL = 0.2
 
 SHUTTING_DOWN = Reply(451, "4.3.2", "The send side is shutting down")
 
@@ -45,8 +61,24 @@ class ConnectionPool:
     @ivar total: connections open or being opened, to every next hop.
     """
 
-    def __init__(self, clock, maxConnections=None, maxPerHop=None, idleTimeout=IDLE_TIMEOUT):
+    def __init__(
+        self, clock, maxConnections=None, maxPerHop=None, idleTimeout=IDLE_TIMEOUT,
+        shared=None, hopOf=lambda key: key,
+    ):
+        """
+        @param shared: the server's L{exmta.send.limits.OutboundCounts},
+            when other processes send for it too; L{None} when this pool's
+            caps are the server's.
+        @param hopOf: the next hop's name in a key, as every process of the
+            server spells it (the name L{shared} counts under).
+        """
         self._clock = clock
+        self._shared = shared
+        self._hopOf = hopOf
+        # key -> the cap of L{shared} that holds its waiters, in the order
+        # they got stuck.
+        self._held = OrderedDict()
+        self._poll = None
         self._max = maxConnections
         self._maxPerHop = maxPerHop
         self._idleTimeout = idleTimeout
@@ -129,11 +161,21 @@ class ConnectionPool:
                 waiters.popleft().deferred.callback(client)
                 continue
             if self._maxPerHop is not None and self._count[key] >= self._maxPerHop:
+                self._unhold(key)
                 break
             if self._max is not None and self.total >= self._max:
+                self._unhold(key)
                 self._needRoom[key] = None
                 self._evictIdle()
                 break
+            if self._shared is not None:
+                cap = self._shared.take(self._hopOf(key))
+                if cap is not None:
+                    self._hold(key, cap)
+                    if cap == TOTAL:
+                        self._evictIdle()
+                    break
+                self._unhold(key)
             waiter = waiters.popleft()
             self._count[key] += 1
             self.total += 1
@@ -141,6 +183,44 @@ class ConnectionPool:
         if not waiters:
             self._waiting.pop(key, None)
             self._needRoom.pop(key, None)
+            self._unhold(key)
+
+    def _hold(self, key, cap):
+        """
+        C{key}'s first waiter is held by C{cap} of the shared counts: say
+        so to the other processes, and look again soon.
+        """
+        held = self._held.get(key)
+        if held == cap:
+            return
+        if held is not None:
+            self._shared.stopWaiting(self._hopOf(key), held)
+        self._held[key] = cap
+        self._shared.wait(self._hopOf(key), cap)
+        self._schedulePoll()
+
+    def _unhold(self, key):
+        cap = self._held.pop(key, None)
+        if cap is not None:
+            self._shared.stopWaiting(self._hopOf(key), cap)
+
+    def _schedulePoll(self):
+        if self._poll is None and not self.closed and (self._held or self._timers):
+            self._poll = self._clock.callLater(POLL_INTERVAL, self._look)
+
+    def _look(self):
+        """
+        Another process may have closed a connection, or wait for one this
+        process keeps idle.
+        """
+        self._poll = None
+        for key in list(self._held):
+            self._dispatch(key)
+        for client in list(self._timers):
+            if self._shared.othersWaitFor(self._hopOf(self._keys[client])):
+                self._dropIdle(client)
+                client.quit()
+        self._schedulePoll()
 
     def _roomMade(self, key):
         """
@@ -150,6 +230,8 @@ class ConnectionPool:
         self._dispatch(key)
         while self._needRoom and (self._max is None or self.total < self._max):
             stuck, _ = self._needRoom.popitem(last=False)
+            self._dispatch(stuck)
+        for stuck in list(self._held):
             self._dispatch(stuck)
 
     def _takeIdle(self, key):
@@ -209,6 +291,8 @@ class ConnectionPool:
         self._count[key] -= 1
         if not self._count[key]:
             del self._count[key]
+        if self._shared is not None:
+            self._shared.give(self._hopOf(key))
 
     def released(self, client):
         """
@@ -218,6 +302,14 @@ class ConnectionPool:
         if key is None or self.closed:
             client.quit()
             return
+        if (
+            key not in self._waiting
+            and self._shared is not None
+            and self._shared.othersWaitFor(self._hopOf(key))
+        ):
+            # Another process's send may have the connection's place.
+            client.quit()
+            return
         self._idle.setdefault(key, {})[client] = None
         if key in self._waiting:
             # Straight to the next send for the same next hop, without an
@@ -225,8 +317,10 @@ class ConnectionPool:
             self._dispatch(key)
             return
         self._timers[client] = self._clock.callLater(self._idleTimeout, self._expire, client)
-        if self._needRoom:
+        if self._needRoom or TOTAL in self._held.values():
             self._evictIdle()
+        if self._shared is not None:
+            self._schedulePoll()
 
     def _expire(self, client):
         self._timers.pop(client, None)
@@ -264,6 +358,11 @@ class ConnectionPool:
         self.closed = True
         waiting, self._waiting = self._waiting, {}
         self._needRoom.clear()
+        for key in list(self._held):
+            self._unhold(key)
+        if self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
         for waiters in waiting.values():
             for waiter in waiters:
                 waiter.deferred.errback(ConnectionFailure(SHUTTING_DOWN))

@@ -264,7 +264,9 @@ class QueueManager(service.Service):
         @param maxConcurrentMailboxDeliveries: how many messages may be in
             local delivery at once, which bounds the message bytes held in
             memory when a restart finds a long queue.  Remote sends are
-            bounded likewise by MaxOutboundConnections.
+            bounded likewise by MaxOutboundConnections (this process's
+            sends under way; the send side caps the connections, over
+            every process of the server).
         @param localDeliveryTimeout: seconds the delivery agent has for one
             message; then its recipients are deferred (451 4.3.0) and
             retried, and the delivery, if it still happens, makes a

@@ -121,6 +121,12 @@ class SharedCounts:
         """
         return sum(self._counters[position::ROW_COUNTERS])
 
+    def column(self, position):
+        """
+        @return: the counter at C{position} of each row, in row order.
+        """
+        return self._counters[position::ROW_COUNTERS].tolist()
+
     def own(self, position):
         """
         @return: this process's counter at C{position}.

@@ -117,26 +117,66 @@ class OutboundCountsTests(SynchronousTestCase):
             self.worker.take("contoso.com")
         self.worker.wait("contoso.com", PER_HOP)
         self.assertEqual(self.owner.take("contoso.com"), PER_HOP)
-        self.assertTrue(self.owner.othersWaitFor("contoso.com"))
+        self.assertTrue(self.owner.shouldClose("contoso.com", False))
         self.region.clearRow(1)
         self.assertIsNone(self.owner.take("contoso.com"))
         self.assertEqual(self.owner.connections(), 1)
-        self.assertFalse(self.owner.othersWaitFor("contoso.com"))
+        self.assertFalse(self.owner.shouldClose("contoso.com", False))
 
-    def test_othersWaitFor(self):
+    def test_shouldCloseForOthersWaiting(self):
         """
-        A process hears of the sends other processes have waiting for a
-        next hop or for room under the total cap, not of its own.
+        A process without sends of its own for a next hop gives its
+        connections up to the sends other processes have waiting for that
+        next hop or for room under the total cap, not to its own.
         """
         self.owner.wait("contoso.com", PER_HOP)
-        self.assertFalse(self.owner.othersWaitFor("contoso.com"))
-        self.assertTrue(self.worker.othersWaitFor("contoso.com"))
-        self.assertFalse(self.worker.othersWaitFor("fabrikam.com"))
+        self.assertFalse(self.owner.shouldClose("contoso.com", False))
+        self.assertTrue(self.worker.shouldClose("contoso.com", False))
+        self.assertFalse(self.worker.shouldClose("fabrikam.com", False))
         self.owner.wait("contoso.com", TOTAL)
-        self.assertTrue(self.worker.othersWaitFor("fabrikam.com"))
+        self.assertTrue(self.worker.shouldClose("fabrikam.com", False))
         self.owner.stopWaiting("contoso.com", TOTAL)
         self.owner.stopWaiting("contoso.com", PER_HOP)
-        self.assertFalse(self.worker.othersWaitFor("contoso.com"))
+        self.assertFalse(self.worker.shouldClose("contoso.com", False))
+
+    def test_noTakingPastTheShareWhileOthersWait(self):
+        """
+        While another process waits, a process opens connections only up
+        to its share of the cap (3 between two processes: 2, rounded up so
+        that none is left unused).
+        """
+        for _ in range(2):
+            self.assertIsNone(self.owner.take("contoso.com"))
+        self.worker.wait("contoso.com", PER_HOP)
+        self.assertEqual(self.owner.take("contoso.com"), PER_HOP)
+        self.assertIsNone(self.worker.take("contoso.com"))
+        self.worker.stopWaiting("contoso.com", PER_HOP)
+        self.owner.give("contoso.com")
+        self.assertIsNone(self.owner.take("contoso.com"))
+
+    def test_shouldCloseOverTheShare(self):
+        """
+        A process with sends of its own waiting keeps a connection that
+        finished for them while it has no more than its share.
+        """
+        for _ in range(3):
+            self.owner.take("contoso.com")
+        self.assertFalse(self.owner.shouldClose("contoso.com", True))
+        self.worker.wait("contoso.com", PER_HOP)
+        self.assertTrue(self.owner.shouldClose("contoso.com", True))
+        self.owner.give("contoso.com")
+        self.assertFalse(self.owner.shouldClose("contoso.com", True))
+        self.assertTrue(self.owner.shouldClose("contoso.com", False))
+
+    def test_totalShare(self):
+        for hop in ("a.com", "b.com", "c.com", "d.com"):
+            self.owner.take(hop)
+        self.worker.wait("e.com", TOTAL)
+        self.assertTrue(self.owner.shouldClose("a.com", True))
+        self.owner.give("a.com")
+        self.assertFalse(self.owner.shouldClose("b.com", True))
+        self.assertEqual(self.owner.take("a.com"), TOTAL)
+        self.assertIsNone(self.worker.take("e.com"))
 
     def test_inboundAndOutboundCountsApart(self):
         """
@@ -245,6 +285,28 @@ class SharedPoolTests(SynchronousTestCase):
         self.assertEqual(self.open(2), waiting[0])
         self.assertEqual(taken[0], [clients[0]])
 
+    def test_longQueueSharesTheCap(self):
+        """
+        A pool whose own sends keep its connections busy gives one up to
+        another pool's waiting send, down to its share, and then reuses
+        the rest for its own.
+        """
+        first, second = self.pools
+        taken = [self.take(first, "a") for _ in range(4)]
+        clients = [self.open(0), self.open(1)]
+        waiting = self.take(second, "a")
+        first.released(clients[0])
+        self.assertEqual(clients[0].quits, 1)
+        first.lost(clients[0])
+        self.assertEqual(len(self.opened), 2)
+        self.clock.advance(POLL_INTERVAL)
+        self.assertEqual([pool for pool, _, _ in self.opened[2:]], [second])
+        self.assertEqual(self.open(2), waiting[0])
+        first.released(clients[1])
+        self.assertEqual(clients[1].quits, 0)
+        self.assertEqual(taken[2], [clients[1]])
+        self.assertEqual(taken[3], [])
+
     def test_totalCapOverPools(self):
         first, second = self.pools
         for key in ("a", "a", "b", "b"):
@@ -289,18 +351,19 @@ class SharedPoolTests(SynchronousTestCase):
         for _ in range(2):
             self.take(first, "a")
         waiting = self.take(second, "a")
-        self.assertTrue(self.counts.othersWaitFor("a"))
+        self.assertTrue(self.counts.shouldClose("a", False))
         second.close()
         self.assertEqual(len(waiting), 1)
-        self.assertFalse(self.counts.othersWaitFor("a"))
+        self.assertFalse(self.counts.shouldClose("a", False))
         self.assertEqual(
             [call for call in self.clock.getDelayedCalls() if call.active()], []
         )
 
 
 # A sending process of a transport server: attaches to the region on the
-# descriptor it inherited, sends its messages at once over one SmtpDelivery
-# to the peer's port, says how many got through, and ends.
+# descriptor it inherited, asks its one SmtpDelivery to send its messages
+# to the peer's port all at once and says so, then says how many got
+# through, and ends.
 SENDER = textwrap.dedent(
     """
     import json, sys
@@ -336,6 +399,7 @@ SENDER = textwrap.dedent(
             )
             for n in range(int(messages))
         ]
+        print("asked", flush=True)
         results = await defer.gatherResults(sends)
         await delivery.close()
         sent = sum(all(outcome is None for outcome in result.values()) for result in results)
@@ -347,27 +411,40 @@ SENDER = textwrap.dedent(
 
 
 class _Sender(protocol.ProcessProtocol):
-    def __init__(self):
+    """
+    A L{SENDER} process.
+
+    @ivar asked: fires once it has asked for its sends.
+    @ivar ended: fires with how many of its messages got through.
+    """
+
+    def __init__(self, testCase):
+        self.testCase = testCase
         self.output = b""
         self.errors = b""
+        self.asked = defer.Deferred()
         self.ended = defer.Deferred()
 
     def outReceived(self, data):
         self.output += data
+        if not self.asked.called and b"asked\n" in self.output:
+            self.asked.callback(None)
 
     def errReceived(self, data):
         self.errors += data
 
     def processEnded(self, reason):
-        self.ended.callback(reason.value.exitCode)
+        self.testCase.assertEqual(reason.value.exitCode, 0, self.errors.decode())
+        self.ended.callback(json.loads(self.output.splitlines()[-1])["sent"])
 
 
 class TwoProcessesTests(TestCase):
     """
     Two real processes of one server, each with its own SmtpDelivery on
     its row of one region, send to one peer on loopback: the peer never
-    has more connections open at once than the server's caps, and every
-    message gets through.
+    has more connections open at once than the server's caps, every
+    message gets through, and a process with a long queue does not keep
+    the connections from the other.
     """
 
     MESSAGES = 40
@@ -375,57 +452,84 @@ class TwoProcessesTests(TestCase):
     def setUp(self):
         self.region = SharedCounts.create(3)
         self.addCleanup(self.region.close)
-        # The peer holds each message's final reply a moment, so that the
-        # senders want many connections at once.
+        # The peer holds each message's final reply until the next tick,
+        # so that the senders want many connections at once.
         self.peer = Peer(holdFinal=True)
         self.port = listen(self, self.peer)
-        releasing = task.LoopingCall(self.peer.release)
-        releasing.start(0.02, now=False)
-        self.addCleanup(releasing.stop)
+        self.releasing = task.LoopingCall(self.peer.release)
+        self.addCleanup(lambda: self.releasing.running and self.releasing.stop())
+
+    def start(self, row, perHop, total, hops, messages=MESSAGES):
+        """
+        Start a sending process on C{row}, sending C{messages} to C{hops}
+        (send connector names) in turn.
+
+        @return: its L{_Sender}.
+        """
+        sender = _Sender(self)
+        descriptor = self.region.fileno()
+        reactor.spawnProcess(
+            sender,
+            sys.executable,
+            [
+                sys.executable, "-c", SENDER,
+                str(descriptor), str(row), str(self.port),
+                str(perHop), str(total), str(messages), ",".join(hops),
+            ],
+            env=dict(os.environ, PYTHONPATH=REPOSITORY),
+            childFDs={0: "w", 1: "r", 2: "r", descriptor: descriptor},
+        )
+        return sender
 
     @defer.inlineCallbacks
     def send(self, perHop, total, hops):
         """
-        Run two sending processes to the end, each sending to C{hops} (send
-        connector names) in turn.
+        Run two sending processes to the end.
 
-        @return: (messages each got through, most connections open at once).
+        @return: how many messages each got through.
         """
-        senders = []
-        for row in (1, 2):
-            sender = _Sender()
-            descriptor = self.region.fileno()
-            reactor.spawnProcess(
-                sender,
-                sys.executable,
-                [
-                    sys.executable, "-c", SENDER,
-                    str(descriptor), str(row), str(self.port),
-                    str(perHop), str(total), str(self.MESSAGES), ",".join(hops),
-                ],
-                env=dict(os.environ, PYTHONPATH=REPOSITORY),
-                childFDs={0: "w", 1: "r", 2: "r", descriptor: descriptor},
-            )
-            senders.append(sender)
-        codes = yield defer.gatherResults([sender.ended for sender in senders])
-        for sender, code in zip(senders, codes):
-            self.assertEqual(code, 0, sender.errors.decode())
-        sent = [json.loads(sender.output)["sent"] for sender in senders]
-        return sent, self.peer.maxOpen
+        self.releasing.start(0.02, now=False)
+        senders = [self.start(row, perHop, total, hops) for row in (1, 2)]
+        sent = yield defer.gatherResults([sender.ended for sender in senders])
+        self.assertEqual(len(self.peer.messages), sum(sent))
+        # Every connection closed was given back.
+        self.assertEqual(OutboundCounts(self.region, None, None).connections(), 0)
+        return sent
 
     @defer.inlineCallbacks
     def test_perDomainCapHoldsOverProcesses(self):
-        sent, most = yield self.send(perHop=3, total=1000, hops=["ToA"])
+        sent = yield self.send(perHop=3, total=1000, hops=["ToA"])
         self.assertEqual(sent, [self.MESSAGES] * 2)
-        self.assertEqual(len(self.peer.messages), 2 * self.MESSAGES)
-        self.assertEqual(most, 3)
-        # Every connection closed was given back.
-        self.assertEqual(OutboundCounts(self.region, None, None).connections(), 0)
+        self.assertEqual(self.peer.maxOpen, 3)
 
     @defer.inlineCallbacks
     def test_totalCapHoldsOverProcesses(self):
-        sent, most = yield self.send(perHop=2, total=3, hops=["ToA", "ToB"])
+        sent = yield self.send(perHop=2, total=3, hops=["ToA", "ToB"])
         self.assertEqual(sent, [self.MESSAGES] * 2)
-        self.assertEqual(len(self.peer.messages), 2 * self.MESSAGES)
-        self.assertEqual(most, 3)
-        self.assertEqual(OutboundCounts(self.region, None, None).connections(), 0)
+        self.assertEqual(self.peer.maxOpen, 3)
+
+    @defer.inlineCallbacks
+    def test_longQueueSharesTheNextHop(self):
+        """
+        A process with a long queue for a next hop holds all its
+        connections when a second process's sends for it come; the second
+        gets its share, and its few messages are through long before the
+        first's many.
+        """
+        first = self.start(1, 3, 1000, ["ToA"], messages=120)
+        yield self.peer.whenHeld(3)
+        second = self.start(2, 3, 1000, ["ToA"], messages=10)
+        yield second.asked
+        ended = []
+        first.ended.addCallback(lambda sent: ended.append(("first", sent)))
+        second.ended.addCallback(lambda sent: ended.append(("second", sent)))
+        self.releasing.start(0.02)
+        yield defer.gatherResults([first.ended, second.ended])
+        self.assertEqual(ended, [("second", 10), ("first", 120)])
+        self.assertEqual(self.peer.maxOpen, 3)
+        firstOfSecond = next(
+            n for n, m in enumerate(self.peer.arrivals) if m.recipients[0].startswith("r2-")
+        )
+        # At the second's first look (POLL_INTERVAL: ten ticks of the peer,
+        # two or three messages each), not after the first's 120.
+        self.assertLess(firstOfSecond, 40)

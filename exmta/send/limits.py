@@ -12,10 +12,15 @@ however many processes open connections at the same instant, none passes
 a cap (the inbound counts go without a lock and may be passed by a few;
 a connection opened is rarer and dearer than a session accepted).
 
-A process whose send is held by the counts of other processes marks so in
-its row (per next hop, or for room under the total cap), so that the
-others close the idle connections it could use instead of keeping them
-for their own later sends (L{exmta.send.pool.ConnectionPool}).
+A process whose send is held by the counts marks so in its row (per next
+hop, or for room under the total cap).  While another process's send is
+marked waiting, a process keeps no more than its share of a cap: the cap
+divided among the processes that have connections under it or wait for
+one, rounded up.  It opens no connection past its share, and closes a
+connection that finished a transaction when it has more than its share,
+or when it has no send of its own waiting for it; so a process with a
+long queue for a next hop cannot keep its connections from the others for
+as long as the queue lasts (L{exmta.send.pool.ConnectionPool}).
 """
 
 import zlib
@@ -59,21 +64,54 @@ class OutboundCounts:
         self.maxConnections = maxConnections
         self.maxPerHop = maxPerHop
 
+    def _caps(self, hop):
+        """
+        @return: (cap, its name, where its connections are counted, where
+            its waiting sends are marked), per next hop then total, for the
+            caps that are set.
+        """
+        slot = slotOf(hop)
+        caps = []
+        if self.maxPerHop is not None:
+            caps.append((self.maxPerHop, PER_HOP, OUTBOUND_HOP + slot, OUTBOUND_WAITING_HOP + slot))
+        if self.maxConnections is not None:
+            caps.append((self.maxConnections, TOTAL, OUTBOUND_TOTAL, OUTBOUND_WAITING_TOTAL))
+        return caps
+
+    def _othersWait(self, waiting):
+        return self._region.total(waiting) > self._region.own(waiting)
+
+    def _share(self, cap, counted, waiting):
+        """
+        @return: this process's share of C{cap}: divided among the
+            processes that have connections under it or sends waiting for
+            one, this one included, rounded up so that the shares leave
+            none of the cap unused.
+        """
+        region = self._region
+        wanting = sum(
+            1 for row, (count, wait) in enumerate(zip(region.column(counted), region.column(waiting)))
+            if count or wait or row == region.row
+        )
+        return -(-cap // wanting)
+
     def take(self, hop):
         """
-        Count a new connection to C{hop} if neither cap stops it.
+        Count a new connection to C{hop} if no cap stops it and, while
+        other processes wait, it is within this process's share.
 
         @return: L{None} if counted (L{give} must follow), else L{PER_HOP}
             or L{TOTAL}: the cap that stops it.
         """
         region = self._region
-        position = OUTBOUND_HOP + slotOf(hop)
+        caps = self._caps(hop)
         with region.exclusive():
-            if self.maxPerHop is not None and region.total(position) >= self.maxPerHop:
-                return PER_HOP
-            if self.maxConnections is not None and region.total(OUTBOUND_TOTAL) >= self.maxConnections:
-                return TOTAL
-            region.add(position, 1)
+            for cap, name, counted, waiting in caps:
+                if region.total(counted) >= cap:
+                    return name
+                if self._othersWait(waiting) and region.own(counted) >= self._share(cap, counted, waiting):
+                    return name
+            region.add(OUTBOUND_HOP + slotOf(hop), 1)
             region.add(OUTBOUND_TOTAL, 1)
         return None
 
@@ -108,14 +146,19 @@ class OutboundCounts:
         """
         self._region.add(self._waitingPosition(hop, cap), -1)
 
-    def othersWaitFor(self, hop):
+    def shouldClose(self, hop, wanted):
         """
-        @return: whether another process has sends waiting that a
-            connection of this one to C{hop}, closed, would let through:
-            sends for the same next hop, or sends that wait for room under
-            the total cap.
+        @param wanted: whether this process has sends waiting for C{hop}.
+        @return: whether this process should close a connection to C{hop}
+            that finished a transaction or is idle, for another process's
+            waiting send: one is waiting under a cap the connection counts
+            against, and this process either has no send for it or has more
+            than its share of that cap.
         """
-        for position in (OUTBOUND_WAITING_HOP + slotOf(hop), OUTBOUND_WAITING_TOTAL):
-            if self._region.total(position) > self._region.own(position):
+        region = self._region
+        for cap, _, counted, waiting in self._caps(hop):
+            if self._othersWait(waiting) and (
+                not wanted or region.own(counted) > self._share(cap, counted, waiting)
+            ):
                 return True
         return False

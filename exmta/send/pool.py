@@ -18,12 +18,13 @@ With receive workers each process of the server sends, and the caps hold
 for the whole server: the pool is given the server's
 L{exmta.send.limits.OutboundCounts} and counts each connection there too.
 A process learns of a connection another process closed by looking again
-every L{POLL_INTERVAL} seconds while it has sends held by the counts of
-other processes (a timer, only while some wait).  While it keeps idle
-connections it looks as often for other processes' sends held by them:
-an idle connection they could use is closed rather than kept, and so is a
-connection released when this process has no send waiting for it.  A
-process's own waiting sends still come first to the connections it has.
+every L{POLL_INTERVAL} seconds while it has sends held by the counts (a
+timer, only while some wait).  While it keeps idle connections it looks as
+often for other processes' waiting sends: an idle connection they could
+use is closed rather than kept.  While others wait, a process keeps at
+most its share of a cap (L{exmta.send.limits}): a connection that finished
+a transaction goes to this process's next send for its next hop only
+within that share, and is closed otherwise.
 """
 
 from collections import Counter, OrderedDict, deque
@@ -217,7 +218,7 @@ class ConnectionPool:
         for key in list(self._held):
             self._dispatch(key)
         for client in list(self._timers):
-            if self._shared.othersWaitFor(self._hopOf(self._keys[client])):
+            if self._shared.shouldClose(self._hopOf(self._keys[client]), False):
                 self._dropIdle(client)
                 client.quit()
         self._schedulePoll()
@@ -302,10 +303,8 @@ class ConnectionPool:
         if key is None or self.closed:
             client.quit()
             return
-        if (
-            key not in self._waiting
-            and self._shared is not None
-            and self._shared.othersWaitFor(self._hopOf(key))
+        if self._shared is not None and self._shared.shouldClose(
+            self._hopOf(key), key in self._waiting
         ):
             # Another process's send may have the connection's place.
             client.quit()

@@ -9,6 +9,7 @@ to one SMTP peer on loopback that counts the connections open at once.
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import zlib
@@ -197,6 +198,54 @@ class OutboundCountsTests(SynchronousTestCase):
         inbound.release(connector, "127.0.0.7")
         self.assertIsNone(inbound.admit(connector, "127.0.0.8"))
         self.assertEqual(self.owner.connections("contoso.com"), 3)
+
+
+# A sending process's stand-in: attaches to the region on the descriptor it
+# inherited, counts connections to the next hops given, says so, and holds
+# them until it is killed.
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from exmta.send.limits import OutboundCounts
+    from exmta.sharedcounts import SharedCounts
+
+    descriptor, row, *hops = sys.argv[1:]
+    counts = OutboundCounts(SharedCounts.attach(int(descriptor), int(row)), None, None)
+    for hop in hops:
+        assert counts.take(hop) is None
+    print("taken", len(hops), flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
+class DeadProcessTests(SynchronousTestCase):
+    """
+    A real process that dies holding connections leaves them counted in
+    its row until the owner clears it, as the worker pool does when it
+    sees a worker end.
+    """
+
+    def test_killedProcessesRowIsCleared(self):
+        region = SharedCounts.create(3)
+        self.addCleanup(region.close)
+        owner = OutboundCounts(region, 1000, 3)
+        descriptor = region.fileno()
+        child = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(descriptor), "2", *["contoso.com"] * 3],
+            pass_fds=(descriptor,), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=REPOSITORY),
+        )
+        for stream in (child.stdin, child.stdout, child.stderr):
+            self.addCleanup(stream.close)
+        line = child.stdout.readline()
+        self.assertEqual(line, b"taken 3\n", child.stderr.read() if not line else line)
+        self.assertEqual(owner.take("contoso.com"), PER_HOP)
+        child.kill()
+        child.wait()
+        self.assertEqual(owner.take("contoso.com"), PER_HOP)
+        region.clearRow(2)
+        self.assertEqual([owner.take("contoso.com") for _ in range(4)], [None, None, None, PER_HOP])
 
 
 class SharedPoolTests(SynchronousTestCase):

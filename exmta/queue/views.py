@@ -378,7 +378,11 @@ def sortKeys(sortOrder, properties):
     return keys
 
 
-def _sortValue(value):
+def sortValue(value):
+    """
+    @return: what a row's C{value} sorts by: text without case, lists as
+        their text.
+    """
     if isinstance(value, list):
         value = ", ".join(value)
     return value.lower() if isinstance(value, str) else value
@@ -392,7 +396,7 @@ def sortRows(rows, keys):
     for name, descending in reversed(keys):
         present = [row for row in rows if row.get(name) is not None]
         empty = [row for row in rows if row.get(name) is None]
-        present.sort(key=lambda row: _sortValue(row[name]), reverse=descending)
+        present.sort(key=lambda row: sortValue(row[name]), reverse=descending)
         rows[:] = present + empty
 
 

@@ -11,23 +11,28 @@ import io
 import os
 import socket
 import time
+import urllib.request
 
 from twisted.internet import reactor, threads
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.server import Site
 
 from exmta.admin import parts
 from exmta.admin.commands import AdminCommands
-from exmta.admin.parts import PartsCommands, mergeQueueRows
+from exmta.admin.parts import PartsCommands
 from exmta.admin.protocol import AdminError, adminSocketPath
 from exmta.admin.server import AdminService
 from exmta.config import parseOrganization
 from exmta.deliver import MaildirDeliveryAgent
+from exmta.metrics.registry import ServerMetrics
+from exmta.metrics.web import monitoringResource
 from exmta.queue import views
 from exmta.queue.manager import QueueManager
 from exmta.queue.spool import Spool
 from exmta.routing import Resolver
+from exmta.service import _refreshMetrics
 from exmta.shell.host import Host
 from exmta.shell.runtime import Session, ShellError, loadCmdlets
 from tests.test_manager import (
@@ -115,7 +120,9 @@ class PartsTestCase(TestCase):
         # The main process's part answers in this process; the others on
         # their sockets.
         self.sockets = [part.serve(self) for part in self.parts[1:]]
-        self.admin = PartsCommands(self.parts[0].commands, lambda: self.sockets, reactor, timeout=5)
+        self.admin = PartsCommands(
+            self.parts[0].commands, lambda: self.sockets, reactor, timeout=5, clock=self.clock
+        )
 
     async def call(self, command, **arguments):
         return await self.admin.run(command, arguments)
@@ -211,7 +218,7 @@ class MergeQueueRowsTests(SynchronousTestCase):
         The status is one process's precedence over the parts' statuses;
         NextRetryTime only for a queue in Retry, the earliest.
         """
-        merged = mergeQueueRows(
+        merged = views.mergeQueueRows(
             [
                 [self.row("Submission", "Ready", 0), self.row("Q", "Retry", 2, "2026-01-01T00:10:00Z", "421 a")],
                 [self.row("Submission", "Active", 1), self.row("Q", "Retry", 1, "2026-01-01T00:05:00Z", "421 b")],
@@ -227,7 +234,7 @@ class MergeQueueRowsTests(SynchronousTestCase):
             ],
         )
         self.assertIn(merged[1]["LastError"], ("421 a", "421 b"))
-        [row] = mergeQueueRows(
+        [row] = views.mergeQueueRows(
             [[self.row("Q", "Suspended", 0)], [self.row("Q", "Active", 3, error="421 c")]]
         )
         self.assertEqual((row["Status"], row["MessageCount"], row["LastError"]), ("Suspended", 3, "421 c"))
@@ -244,7 +251,7 @@ class MergeQueueRowsTests(SynchronousTestCase):
                    self.row("Shadow\\2", "Ready", 3, type=shadow, hop="HubC")]),
         ]
         shadows = parts._Shadows(answers)
-        merged = mergeQueueRows([shadows.rows(part, rows) for part, rows in answers])
+        merged = views.mergeQueueRows([shadows.rows(part, rows) for part, rows in answers])
         self.assertEqual(
             [(r["Identity"], r["NextHopDomain"], r["MessageCount"]) for r in merged],
             [("HubA\\Shadow\\1", "HubB", 2), ("HubA\\Shadow\\2", "HubC", 4)],
@@ -476,3 +483,33 @@ class ShellTests(PartsTestCase):
             await self.shell("Retry-Queue HubA\\ToInternet")
         self.assertIn("resume it", str(caught.exception))
         self.assertEqual(sum(len(ids) for ids in queued), 9)
+
+
+class MetricsTests(PartsTestCase):
+    async def test_queueGauges(self):
+        """
+        A scrape of /metrics asks the parts: the queue gauges are the
+        whole server's.
+        """
+        await self.fill(5)
+        self.clock.advance(60)
+        metrics = ServerMetrics("HubA")
+        refresh = _refreshMetrics(metrics, self.parts[0].manager, None, self.admin)
+        port = reactor.listenTCP(
+            0, Site(monitoringResource(metrics, refresh, lambda: (True, {}))), interface="127.0.0.1"
+        )
+        self.addCleanup(port.stopListening)
+        url = f"http://127.0.0.1:{port.getHost().port}/metrics"
+
+        def scrape():
+            with urllib.request.urlopen(url, timeout=30) as response:
+                return response.read().decode()
+
+        text = await threads.deferToThread(scrape)
+        self.assertIn(
+            'exmta_queue_messages{delivery_type="SmartHostConnectorDelivery",queue="ToInternet",'
+            'status="Retry"} 5.0',
+            text,
+        )
+        self.assertIn('queue="ByMX:tailspin.com",status="Retry"} 2.0', text)
+        self.assertIn("exmta_queue_oldest_message_age_seconds 65.0", text)

@@ -43,11 +43,13 @@ C{timeout} or fails inside, is left out of the answer (and logged): its
 rows are missing, the answer is otherwise whole.
 """
 
+import calendar
 import contextlib
 import heapq
 import inspect
 import itertools
 import re
+import time
 
 from twisted.internet.defer import Deferred, FirstError, fail, gatherResults, maybeDeferred
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
@@ -70,9 +72,6 @@ log = Logger(namespace="exmta.admin")
 # How many rows each part is first asked for while a bookmarkObject is
 # looked for; the prefix grows fourfold until it holds it.
 BOOKMARK_PREFIX = 1000
-
-# A queue's status in one process's precedence (L{views.queueRows}).
-_PRECEDENCE = (views.SUSPENDED, views.ACTIVE, views.RETRY, views.READY_STATUS)
 
 # A Shadow Redundancy queue's name inside an identity.
 _SHADOW = re.compile(r"(?i)(?<![^\\])shadow\\\d+(?![^\\])")
@@ -185,44 +184,6 @@ def _mergeKeys(order):
     return order + _QUEUE_ORDER
 
 
-def mergeQueueRows(rowLists):
-    """
-    @param rowLists: each part's Get-Queue rows.
-    @return: the rows of the union, a row per queue, C{Submission} first,
-        then by name.
-    """
-    byName = {}
-    for rows in rowLists:
-        for row in rows:
-            byName.setdefault(row["Identity"].lower(), []).append(row)
-    merged = [_mergeQueue(rows) for rows in byName.values()]
-    merged.sort(
-        key=lambda row: (_queueName(row["Identity"]) != views.SUBMISSION, _queueName(row["Identity"]).lower())
-    )
-    return merged
-
-
-def _mergeQueue(rows):
-    ranked = sorted(
-        rows,
-        key=lambda row: (
-            _PRECEDENCE.index(row["Status"]) if row["Status"] in _PRECEDENCE else len(_PRECEDENCE),
-            -row["MessageCount"],
-        ),
-    )
-    merged = dict(ranked[0])
-    merged["MessageCount"] = sum(row["MessageCount"] for row in rows)
-    retryTimes = [
-        row["NextRetryTime"] for row in rows
-        if row["Status"] == views.RETRY and row["NextRetryTime"] is not None
-    ]
-    merged["NextRetryTime"] = (
-        min(retryTimes) if merged["Status"] == views.RETRY and retryTimes else None
-    )
-    merged["LastError"] = next((row["LastError"] for row in ranked if row["LastError"]), None)
-    return merged
-
-
 def _queueName(identity):
     """
     @return: the queue name of a C{Server\\Queue} identity.
@@ -307,11 +268,16 @@ class PartsCommands:
     @ivar timeout: seconds a part has to answer.
     """
 
-    def __init__(self, local, parts, reactor, timeout=30):
+    def __init__(self, local, parts, reactor, timeout=30, clock=None):
+        """
+        @param clock: what the age of the oldest message is counted on;
+            the reactor by default.
+        """
         self.local = local
         self.parts = parts
         self.reactor = reactor
         self.timeout = timeout
+        self.clock = clock or reactor
 
     def run(self, command, arguments):
         """
@@ -393,7 +359,7 @@ class PartsCommands:
     async def _queues(self, parts):
         answers = _results(await self._ask(parts, "getQueue", {}))
         shadows = _Shadows(answers)
-        return mergeQueueRows([shadows.rows(part, rows) for part, rows in answers]), shadows
+        return views.mergeQueueRows([shadows.rows(part, rows) for part, rows in answers]), shadows
 
     def _queueRow(self, identity, rows):
         try:
@@ -443,6 +409,25 @@ class PartsCommands:
         await self._ask(parts, "resumeQueue", {"identity": row["Identity"]}, shadows)
         log.info("queue {queue} resumed by an administrator", queue=row["Identity"])
         return self._queueRow(identity, (await self._queues(parts))[0])
+
+    async def queueSummary(self):
+        """
+        What the Prometheus queue gauges show of a queue in parts
+        (L{exmta.metrics.registry.ServerMetrics.refreshQueues}).
+
+        @return: C{(rows, age)}: Get-Queue's rows, and the seconds since
+            the oldest message arrived (to the second; 0 without any).
+        """
+        parts = self._parts()
+        rows, _ = await self._queues(parts)
+        oldest = _results(
+            await self._ask(parts, "getMessage", {"sortOrder": ["DateReceived"], "resultSize": 1})
+        )
+        arrivals = [
+            calendar.timegm(time.strptime(page[0]["DateReceived"], "%Y-%m-%dT%H:%M:%SZ"))
+            for _, page in oldest if page
+        ]
+        return rows, max(0, self.clock.seconds() - min(arrivals)) if arrivals else 0
 
     # Messages
 

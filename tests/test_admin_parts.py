@@ -201,8 +201,27 @@ class GetQueueTests(PartsTestCase):
         [row] = await self.call("getQueue", filter="MessageCount -gt 5")
         self.assertEqual(row["Identity"], "HubA\\ToInternet")
         await self.refused("getQueue", "NotFound", identity="HubA\\Nowhere")
+        await self.refused("getMessage", "NotFound", queue="Shadow\\1")
         await self.refused("getQueue", "InvalidArgument", identity="HubB\\ToInternet")
         await self.refused("getQueue", "InvalidArgument", filter="Colour -eq 'red'")
+
+
+class ShadowQueueTests(PartsTestCase):
+    async def test_numberedOverTheParts(self):
+        """
+        Each part numbers the Shadow Redundancy queues of the servers it
+        kept shadows for; the union numbers them again.
+        """
+        self.parts[0].manager.shadows.servers.add("HubC")
+        self.parts[2].manager.shadows.servers.update({"HubB", "HubC"})
+        rows = await self.call("getQueue", filter="DeliveryType -eq 'ShadowRedundancy'")
+        self.assertEqual(
+            [(r["Identity"], r["NextHopDomain"]) for r in rows],
+            [("HubA\\Shadow\\1", "HubB"), ("HubA\\Shadow\\2", "HubC")],
+        )
+        # Empty, as in one process.
+        await self.refused("getMessage", "NotFound", queue="HubA\\Shadow\\2")
+        await self.refused("getMessage", "NotFound", queue="HubA\\Shadow\\3")
 
 
 class MergeQueueRowsTests(SynchronousTestCase):

@@ -9,12 +9,12 @@ the same commands, arguments and answers.
 
 How each command is answered
 ============================
-  - C{getQueue}: every part's rows, the rows of one queue made one:
-    C{MessageCount} summed, C{Status} the first in one process's
-    precedence (C{Suspended}, C{Active}, C{Retry}, C{Ready}) among the
-    parts', C{NextRetryTime} the earliest of the parts in C{Retry}
-    (when the queue is), C{LastError} that of the part whose status
-    counted, else any part's; the other fields are the same everywhere.
+  - C{getQueue}: every part's rows, the rows of one queue made one by
+    L{views.mergeQueueRows}: C{MessageCount} summed, C{Status} the first
+    in one process's precedence (C{Suspended}, C{Active}, C{Retry},
+    C{Ready}) among the parts', C{NextRetryTime} the earliest of the
+    parts in C{Retry}, C{LastError} that of the part whose status
+    counted.
   - C{getMessage}: each part is asked for its first C{bookmark + size}
     rows in the order asked, and the parts' rows are merged in that order
     (then by queue and arrival), so that a page is the page of the
@@ -29,7 +29,9 @@ How each command is answered
   - C{retryQueue}, C{suspendQueue}, C{resumeQueue}: checked on the
     queue's combined row, as one process checks its own, then asked of
     every part; C{suspendQueue} with C{evenIfEmpty}, so that a part with
-    no message there yet holds those it receives later.
+    no message there yet holds those it receives later.  A part's refusal
+    other than C{NotFound} or C{InvalidState} (its own status differs) is
+    logged.
   - C{reload}, C{getDiagnosticInfo}, C{getMessageTrackingLog}: the main
     process's alone; the configuration, the resource monitor and the
     tracking log are the server's, not a part's.
@@ -51,7 +53,14 @@ import itertools
 import re
 import time
 
-from twisted.internet.defer import Deferred, FirstError, fail, gatherResults, maybeDeferred
+from twisted.internet.defer import (
+    Deferred,
+    FirstError,
+    fail,
+    gatherResults,
+    maybeDeferred,
+    succeed,
+)
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -307,17 +316,19 @@ class PartsCommands:
 
         @param arguments: the same for each part; with C{shadows}, its
             C{identity}, C{queue} and C{bookmarkObject} are renamed for
-            each part, which is left out when it has no such queue.
+            each part, which is not asked (and answers C{NotFound}) when it
+            has no such queue.
         @return: C{[(part, result or the L{AdminError} it refused with)]},
             without the parts that did not answer.
         """
         asked, calls = [], []
         for part in [None, *parts]:
             given = arguments if shadows is None else _forPart(shadows, part, arguments)
-            if given is None:
-                continue
             asked.append(part)
-            calls.append(self._askOne(part, command, given))
+            if given is None:
+                calls.append(succeed(AdminError("No such Shadow Redundancy queue", "NotFound")))
+            else:
+                calls.append(self._askOne(part, command, given))
         try:
             answers = await gatherResults(calls, consumeErrors=True)
         except FirstError as error:
@@ -384,8 +395,11 @@ class PartsCommands:
         rows, shadows = await self._queues(parts)
         row = self._queueRow(identity, rows)
         checkRetry(row, resubmit)
-        answers = await self._ask(
-            parts, "retryQueue", {"identity": row["Identity"], "resubmit": resubmit}, shadows
+        answers = _logged(
+            await self._ask(
+                parts, "retryQueue", {"identity": row["Identity"], "resubmit": resubmit}, shadows
+            ),
+            "retryQueue",
         )
         tried = sum(answer["MessageCount"] for _, answer in answers if not isinstance(answer, AdminError))
         return {"Identity": row["Identity"], "MessageCount": tried}
@@ -395,8 +409,11 @@ class PartsCommands:
         rows, shadows = await self._queues(parts)
         row = self._queueRow(identity, rows)
         checkSuspend(row)
-        await self._ask(
-            parts, "suspendQueue", {"identity": row["Identity"], "evenIfEmpty": True}, shadows
+        _logged(
+            await self._ask(
+                parts, "suspendQueue", {"identity": row["Identity"], "evenIfEmpty": True}, shadows
+            ),
+            "suspendQueue",
         )
         log.info("queue {queue} suspended by an administrator", queue=row["Identity"])
         return self._queueRow(identity, (await self._queues(parts))[0])
@@ -406,7 +423,10 @@ class PartsCommands:
         rows, shadows = await self._queues(parts)
         row = self._queueRow(identity, rows)
         checkResume(row)
-        await self._ask(parts, "resumeQueue", {"identity": row["Identity"]}, shadows)
+        _logged(
+            await self._ask(parts, "resumeQueue", {"identity": row["Identity"]}, shadows),
+            "resumeQueue",
+        )
         log.info("queue {queue} resumed by an administrator", queue=row["Identity"])
         return self._queueRow(identity, (await self._queues(parts))[0])
 
@@ -561,6 +581,22 @@ def _results(answers, allowed=()):
     if not results and refusals:
         raise refusals[0]
     return results
+
+
+def _logged(answers, command):
+    """
+    Log the refusals of a queue action that a part's own state does not
+    explain.
+
+    @return: C{answers}.
+    """
+    for part, answer in answers:
+        if isinstance(answer, AdminError) and answer.kind not in ("NotFound", "InvalidState"):
+            log.warn(
+                "the queue part at {path} refused {command}: {why}",
+                path=part or "of the main process", command=command, why=answer.message,
+            )
+    return answers
 
 
 def _forPart(shadows, part, arguments):

@@ -224,6 +224,21 @@ class ShadowQueueTests(PartsTestCase):
         await self.refused("getMessage", "NotFound", queue="HubA\\Shadow\\3")
 
 
+class LongPathTests(PartsTestCase):
+    async def test_longSocketPath(self):
+        """
+        A part whose socket's path is longer than a UNIX socket address
+        allows is reached through its folder's descriptor.
+        """
+        folder = os.path.join(self.folder, "q" * 60, "r" * 60)
+        far = Part(self, folder, 3)
+        self.sockets.append(far.serve(self))
+        self.assertGreater(len(self.sockets[-1]), 108)
+        await far.submit("carol@example.org")
+        [row] = await self.call("getQueue", identity="ToInternet")
+        self.assertEqual(row["MessageCount"], 1)
+
+
 class MergeQueueRowsTests(SynchronousTestCase):
     def row(self, name, status, count, retry=None, error=None, type="SmartHostConnectorDelivery", hop=None):
         return {

@@ -524,7 +524,9 @@ class PartsCommands:
         Ask every part to act on the messages an identity or a filter
         names.
 
-        @return: C{[(part, its result)]} of the parts that hold some.
+        @return: C{([(part, its result)], their L{_Shadows})} of the parts
+            that hold some.
+        @raise AdminError: C{NotFound} when none does.
         """
         parts = self._parts()
         shadows = await self._maybeShadows(parts, identity)

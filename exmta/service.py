@@ -9,12 +9,13 @@ service.
 from dataclasses import dataclass, field
 
 from twisted.application import service
-from twisted.internet.defer import inlineCallbacks, maybeDeferred
+from twisted.internet.defer import ensureDeferred, inlineCallbacks, maybeDeferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from exmta.admin.commands import AdminCommands
+from exmta.admin.parts import PartsCommands
 from exmta.admin.protocol import adminSocketPath
 from exmta.admin.server import AdminService, AdminTLSService
 from exmta.auth.accounts import AccountStore
@@ -300,6 +301,25 @@ def _startingOrganization(location):
         return storage.organization(text)
 
 
+def _refreshMetrics(metrics, manager, monitor, commands):
+    """
+    @param commands: the admin endpoint's commands.
+    @return: what a scrape calls to set the gauges: from the queue
+        manager's state at once or, for a queue in parts (L{PartsCommands}),
+        from every part's answers (a Deferred).
+    """
+    if isinstance(commands, PartsCommands):
+
+        def refresh():
+            metrics.refresh(None, monitor)
+            return ensureDeferred(commands.queueSummary()).addCallback(
+                lambda summary: metrics.refreshQueues(*summary)
+            )
+
+        return refresh
+    return lambda: metrics.refresh(manager.administration.state(), monitor)
+
+
 def makeService(organization, server=None, reactor=None, resolver=None, workers=0):
     """
     Build the services of one transport server: its receive connectors'
@@ -428,11 +448,10 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
             reactor, reactor.getThreadPool(), searchTrackingLog, path, **filters
         )
 
-    AdminService(
-        adminSocketPath(transportServer),
-        AdminCommands(manager, top.reload, monitor.diagnosticInfo, searchTracking),
-        reactor,
-    ).setServiceParent(top)
+    # One object answers both endpoints; with receive workers owning parts
+    # of the queue, a PartsCommands over this process's, which asks them.
+    commands = AdminCommands(manager, top.reload, monitor.diagnosticInfo, searchTracking)
+    AdminService(adminSocketPath(transportServer), commands, reactor).setServiceParent(top)
     identity = configuration.identity
     if transportServer.adminBindings:
         checker = ExchangeServerChecker(
@@ -440,7 +459,7 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
         )
         AdminTLSService(
             transportServer.adminBindings,
-            AdminCommands(manager, top.reload, monitor.diagnosticInfo, searchTracking),
+            commands,
             mutualServerOptions(identity.certificate, identity.privateKey, identity.authority),
             checker.authorize,
             reactor,
@@ -451,7 +470,7 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
             monitoring.binding,
             monitoringResource(
                 metrics,
-                lambda: metrics.refresh(manager.administration.state(), monitor),
+                _refreshMetrics(metrics, manager, monitor, commands),
                 lambda: _readiness(top, receive, manager, monitor),
             ),
             reactor,

@@ -466,6 +466,19 @@ class QueueActionTests(CommandTestCase):
         self.assertEqual(self.spool.messages(), [])
         await self.refused("resumeQueue", "NotFound", identity="ToInternet")
 
+    async def test_suspendEmptyQueue(self):
+        """
+        With evenIfEmpty (what the main process asks of the parts of a
+        queue in parts), a queue without messages here is suspended too:
+        what comes later waits.
+        """
+        self.start()
+        await self.refused("suspendQueue", "NotFound", identity="ToInternet")
+        row = await self.call("suspendQueue", identity="HubA\\ToInternet", evenIfEmpty=True)
+        self.assertEqual((row["Identity"], row["Status"], row["MessageCount"]), ("HubA\\ToInternet", "Suspended", 0))
+        await self.submit("carol@example.org")
+        self.assertEqual(self.remote.calls, [])
+
     async def test_suspendedQueueStillExpires(self):
         self.start()
         queueId = await self.submit("carol@example.org")

@@ -11,6 +11,9 @@ to, through a UNIX socket beside the queue.
   - L{exmta.admin.commands}: what each command does, on the queue manager.
   - L{exmta.admin.server}: the socket: who may connect, one connection's
     requests answered in order.
+  - L{exmta.admin.parts}: the commands of a server whose receive workers
+    each own a part of the queue: every part asked on its own socket, the
+    answers put together.
 
 Nothing is imported here, so that a client loads only what it uses.
 """

@@ -18,11 +18,85 @@ from exmta.queue import views
 log = Logger(namespace="exmta.admin")
 
 
-def _identityOrFilter(identity, filter):
+def identityOrFilter(identity, filter):
+    """
+    @raise AdminError: unless a message action names its messages one way.
+    """
     if identity is not None and filter is not None:
         raise AdminError("Identity and Filter cannot be used together")
     if identity is None and filter is None:
         raise AdminError("Give an Identity or a Filter")
+
+
+def checkMessagePage(identity, queue, filter, resultSize, bookmarkIndex, bookmarkObject, sortOrder):
+    """
+    Check C{getMessage}'s arguments that need no queue.
+
+    @return: the C{sortOrder}'s L{views.sortKeys}.
+    @raise AdminError: for arguments that cannot go together or a bad value.
+    """
+    if sum(value is not None for value in (identity, queue, filter)) > 1:
+        raise AdminError("Identity, Queue and Filter cannot be used together")
+    if bookmarkIndex is not None and bookmarkObject is not None:
+        raise AdminError("BookmarkIndex and BookmarkObject cannot be used together")
+    for name, value, least in (("resultSize", resultSize, 0), ("bookmarkIndex", bookmarkIndex, 1)):
+        if value is not None and (type(value) is not int or value < least):
+            raise AdminError(f"{name} is a whole number of at least {least}")
+    try:
+        return views.sortKeys(sortOrder, views.MESSAGE_PROPERTIES)
+    except views.SortOrderError as error:
+        raise AdminError(str(error)) from None
+
+
+def filtered(rows, filter, fields):
+    """
+    @return: the C{rows} an OPATH C{filter} over C{fields} selects.
+    @raise AdminError: for a filter that cannot be read or applied.
+    """
+    try:
+        predicate = parseQuery(filter, fields, views.DATE_PROPERTIES)
+        return [row for row in rows if predicate(row)]
+    except FilterError as error:
+        raise AdminError(str(error)) from None
+
+
+def checkRetry(row, resubmit):
+    """
+    @raise AdminError: unless Retry-Queue may try the queue of C{row}.
+    """
+    if row["Status"] == views.SUSPENDED:
+        raise AdminError(
+            f"The queue {row['Identity']} is suspended; resume it (Resume-Queue) first",
+            "InvalidState",
+        )
+    if not resubmit and row["Status"] != views.RETRY:
+        raise AdminError(
+            f"The queue {row['Identity']} is {row['Status']}, not in Retry status; "
+            "use -Resubmit $true to route its messages again",
+            "InvalidState",
+        )
+
+
+def checkSuspend(row):
+    """
+    @raise AdminError: unless Suspend-Queue may suspend the queue of C{row}.
+    """
+    if row["DeliveryType"] not in (
+        "SmartHostConnectorDelivery", "DnsConnectorDelivery", "SmtpRelayWithinAdSite"
+    ):
+        raise AdminError(
+            f"The queue {row['Identity']} is not a delivery queue to a next hop; "
+            "exmta suspends only those",
+            "InvalidState",
+        )
+
+
+def checkResume(row):
+    """
+    @raise AdminError: unless Resume-Queue may resume the queue of C{row}.
+    """
+    if row["Status"] != views.SUSPENDED:
+        raise AdminError(f"The queue {row['Identity']} is not suspended", "InvalidState")
 
 
 class AdminCommands:
@@ -77,13 +151,6 @@ class AdminCommands:
         except FilterError as error:
             raise AdminError(str(error)) from None
 
-    def _filtered(self, rows, filter, fields):
-        predicate = self._predicate(filter, fields)
-        try:
-            return [row for row in rows if predicate(row)]
-        except FilterError as error:
-            raise AdminError(str(error)) from None
-
     def _queueRow(self, identity, state=None):
         try:
             name = views.queueName(identity, self.server)
@@ -100,7 +167,7 @@ class AdminCommands:
         else:
             rows = views.queueRows(self.manager.administration.state())
         if filter is not None:
-            rows = self._filtered(rows, filter, views.QUEUE_PROPERTIES)
+            rows = filtered(rows, filter, views.QUEUE_PROPERTIES)
         return rows
 
     async def _headerFields(self, state, queueIds):
@@ -135,18 +202,8 @@ class AdminCommands:
         self, identity=None, queue=None, filter=None, resultSize=None, bookmarkIndex=None,
         bookmarkObject=None, includeBookmark=True, sortOrder=None, returnPageInfo=False,
     ):
-        if sum(value is not None for value in (identity, queue, filter)) > 1:
-            raise AdminError("Identity, Queue and Filter cannot be used together")
-        if bookmarkIndex is not None and bookmarkObject is not None:
-            raise AdminError("BookmarkIndex and BookmarkObject cannot be used together")
-        for name, value, least in (("resultSize", resultSize, 0), ("bookmarkIndex", bookmarkIndex, 1)):
-            if value is not None and (type(value) is not int or value < least):
-                raise AdminError(f"{name} is a whole number of at least {least}")
+        order = checkMessagePage(identity, queue, filter, resultSize, bookmarkIndex, bookmarkObject, sortOrder)
         predicate = None if filter is None else self._predicate(filter, views.MESSAGE_PROPERTIES)
-        try:
-            order = views.sortKeys(sortOrder, views.MESSAGE_PROPERTIES)
-        except views.SortOrderError as error:
-            raise AdminError(str(error)) from None
         state = self.manager.administration.state()
         entries = views.messageEntries(state)
         if queue is not None:
@@ -269,7 +326,7 @@ class AdminCommands:
         """
         @return: the rows of the messages an identity or a filter names.
         """
-        _identityOrFilter(identity, filter)
+        identityOrFilter(identity, filter)
         if identity is not None:
             try:
                 views.messageIdentity(identity, self.server)
@@ -277,50 +334,40 @@ class AdminCommands:
                 raise AdminError(str(error)) from None
         else:
             # A bad filter is refused before any file is read.
-            self._filtered([], filter, views.MESSAGE_PROPERTIES)
+            filtered([], filter, views.MESSAGE_PROPERTIES)
         rows = await self._messageRows()
         if identity is not None:
             return self._identified(identity, rows)
-        return self._filtered(rows, filter, views.MESSAGE_PROPERTIES)
+        return filtered(rows, filter, views.MESSAGE_PROPERTIES)
 
     # Queues
 
     def retryQueue(self, identity, resubmit=False):
         row = self._queueRow(identity)
-        name = _queueName(row["Identity"])
-        if row["Status"] == views.SUSPENDED:
-            raise AdminError(
-                f"The queue {row['Identity']} is suspended; resume it (Resume-Queue) first",
-                "InvalidState",
-            )
-        if not resubmit and row["Status"] != views.RETRY:
-            raise AdminError(
-                f"The queue {row['Identity']} is {row['Status']}, not in Retry status; "
-                "use -Resubmit $true to route its messages again",
-                "InvalidState",
-            )
-        tried = self.manager.administration.retryQueue(name, resubmit=bool(resubmit))
+        checkRetry(row, resubmit)
+        tried = self.manager.administration.retryQueue(
+            _queueName(row["Identity"]), resubmit=bool(resubmit)
+        )
         return {"Identity": row["Identity"], "MessageCount": tried}
 
-    def suspendQueue(self, identity):
-        row = self._queueRow(identity)
-        name = _queueName(row["Identity"])
-        if row["DeliveryType"] not in (
-            "SmartHostConnectorDelivery", "DnsConnectorDelivery", "SmtpRelayWithinAdSite"
-        ):
-            raise AdminError(
-                f"The queue {row['Identity']} is not a delivery queue to a next hop; "
-                "exmta suspends only those",
-                "InvalidState",
-            )
-        self.manager.administration.suspendQueue(name)
+    def suspendQueue(self, identity, evenIfEmpty=False):
+        try:
+            row = self._queueRow(identity)
+        except AdminError as error:
+            # A part of a server with receive workers (L{exmta.admin.parts}):
+            # the queue is another part's now, and may become this one's.
+            if not (evenIfEmpty and error.kind == "NotFound"):
+                raise
+            self.manager.administration.suspendQueue(views.queueName(identity, self.server))
+            return self._queueRow(identity)
+        checkSuspend(row)
+        self.manager.administration.suspendQueue(_queueName(row["Identity"]))
         log.info("queue {queue} suspended by an administrator", queue=row["Identity"])
         return self._queueRow(identity)
 
     def resumeQueue(self, identity):
         row = self._queueRow(identity)
-        if row["Status"] != views.SUSPENDED:
-            raise AdminError(f"The queue {row['Identity']} is not suspended", "InvalidState")
+        checkResume(row)
         self.manager.administration.resumeQueue(_queueName(row["Identity"]))
         log.info("queue {queue} resumed by an administrator", queue=row["Identity"])
         return self._queueRow(identity)

@@ -49,6 +49,11 @@ L{exmta.admin.commands}):
   - C{suspendQueue} / C{resumeQueue} C{{identity}}: stop or restart sending
     to a next hop (sends in flight finish); result: the queue's row.
     Queue suspension is kept in memory: a restart resumes every queue.
+    C{suspendQueue}'s C{evenIfEmpty} (false by default) suspends the
+    named queue even where it has no message: the main process of a
+    server with receive workers asks each part so
+    (L{exmta.admin.parts}), so that a part where the queue is empty holds
+    the messages it receives later.
   - C{suspendMessage} / C{resumeMessage} C{{identity? | filter?}}: durable
     (the spool's C{suspended}); result: C{[{Identity, Status}]}, the
     status C{PendingSuspend} (C{PendingResume}) when a delivery of the

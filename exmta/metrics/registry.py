@@ -152,23 +152,36 @@ class ServerMetrics:
         @param monitor: the L{exmta.monitor.service.ResourceMonitor}.
         """
         if queueState is not None:
-            rows = views.queueRows(queueState)
             arrivals = [m.arrivalTime for m in queueState.messages]
-            self.oldestMessage.set(queueState.now - min(arrivals) if arrivals else 0)
-            self.queueMessages.clear()
-            rows = sorted(rows, key=lambda row: -row["MessageCount"])
-            for row in rows[:MAX_QUEUES]:
-                queue = row["Identity"].split("\\", 1)[1]
-                self.queueMessages.labels(queue, row["DeliveryType"], row["Status"]).set(
-                    row["MessageCount"]
-                )
-            for row in rows[MAX_QUEUES:]:
-                self.queueMessages.labels(OTHER, OTHER, row["Status"]).inc(row["MessageCount"])
+            self.refreshQueues(
+                views.queueRows(queueState), queueState.now - min(arrivals) if arrivals else 0
+            )
         if monitor is not None:
             self.pressureLevel.labels("Server").set(LEVELS.index(monitor.level))
             for resource in monitor.resources:
                 self.pressureLevel.labels(resource.name).set(LEVELS.index(resource.level))
                 self.pressureValue.labels(resource.name).set(resource.value)
+
+
+    def refreshQueues(self, rows, oldestAge):
+        """
+        Set the queue gauges.
+
+        @param rows: Get-Queue's rows (L{views.queueRows}, or
+            L{views.mergeQueueRows} of a queue in parts).
+        @param oldestAge: seconds since the oldest queued message arrived,
+            0 with an empty queue.
+        """
+        self.oldestMessage.set(oldestAge)
+        self.queueMessages.clear()
+        rows = sorted(rows, key=lambda row: -row["MessageCount"])
+        for row in rows[:MAX_QUEUES]:
+            queue = row["Identity"].split("\\", 1)[1]
+            self.queueMessages.labels(queue, row["DeliveryType"], row["Status"]).set(
+                row["MessageCount"]
+            )
+        for row in rows[MAX_QUEUES:]:
+            self.queueMessages.labels(OTHER, OTHER, row["Status"]).inc(row["MessageCount"])
 
 
 class LogCounting(service.Service):

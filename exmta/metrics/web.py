@@ -14,10 +14,13 @@ import json
 
 from prometheus_client.twisted import MetricsResource
 from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.logger import Logger
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import NOT_DONE_YET, Site
+
+log = Logger(namespace="exmta.metrics")
 
 
 class _QuietSite(Site):
@@ -32,8 +35,10 @@ class _QuietSite(Site):
 class _Scrape(Resource):
     """
     C{/metrics}: the gauges read from the queue and the resource monitor
-    are set here, on the reactor's thread; prometheus_client then renders
-    the registry in the reactor's thread pool.
+    are set here, on the reactor's thread, at once or when the refresh's
+    Deferred fires (a queue in parts is asked over their admin sockets);
+    prometheus_client then renders the registry in the reactor's thread
+    pool.
     """
 
     isLeaf = True
@@ -44,8 +49,12 @@ class _Scrape(Resource):
         self._refresh = refresh
 
     def render(self, request):
-        self._refresh()
-        return self._exposition.render(request)
+        refreshed = self._refresh()
+        if not isinstance(refreshed, Deferred):
+            return self._exposition.render(request)
+        refreshed.addErrback(lambda failure: log.failure("cannot refresh the gauges", failure))
+        refreshed.addCallback(lambda _: self._exposition.render(request))
+        return NOT_DONE_YET
 
 
 class _Health(Resource):
@@ -66,7 +75,8 @@ class _Health(Resource):
 def monitoringResource(metrics, refresh, readiness):
     """
     @param metrics: the L{exmta.metrics.registry.ServerMetrics}.
-    @param refresh: called with no arguments before each scrape.
+    @param refresh: called with no arguments before each scrape; the
+        scrape waits for the Deferred it may return.
     @param readiness: called with no arguments: C{(ready, details)}.
     @return: the root L{Resource}, which an embedding application may
         mount elsewhere.

@@ -268,6 +268,57 @@ def queueRows(state):
     return rows
 
 
+# A queue's status in queueRows' precedence.
+_PRECEDENCE = (SUSPENDED, ACTIVE, RETRY, READY_STATUS)
+
+
+def mergeQueueRows(rowLists):
+    """
+    Put together the Get-Queue rows of the parts of one server's queue
+    (the receive workers' parts, L{exmta.admin.parts}).
+
+    @param rowLists: each part's L{queueRows}.
+    @return: the rows of the union, a row per queue, C{Submission} first,
+        then by name: C{MessageCount} summed; C{Status} the first of the
+        parts' in L{queueRows}' precedence (Suspended, Active, Retry,
+        Ready); C{NextRetryTime} the earliest of the parts in Retry, when
+        the queue is; C{LastError} that of the part whose status counted,
+        else any part's; the other fields are the same in every part.
+    """
+    byName = {}
+    for rows in rowLists:
+        for row in rows:
+            byName.setdefault(row["Identity"].lower(), []).append(row)
+    merged = [_mergeQueue(rows) for rows in byName.values()]
+
+    def order(row):
+        name = row["Identity"].split("\\", 1)[1]
+        return name != SUBMISSION, name.lower()
+
+    return sorted(merged, key=order)
+
+
+def _mergeQueue(rows):
+    ranked = sorted(
+        rows,
+        key=lambda row: (
+            _PRECEDENCE.index(row["Status"]) if row["Status"] in _PRECEDENCE else len(_PRECEDENCE),
+            -row["MessageCount"],
+        ),
+    )
+    merged = dict(ranked[0])
+    merged["MessageCount"] = sum(row["MessageCount"] for row in rows)
+    retryTimes = [
+        row["NextRetryTime"] for row in rows
+        if row["Status"] == RETRY and row["NextRetryTime"] is not None
+    ]
+    merged["NextRetryTime"] = (
+        min(retryTimes) if merged["Status"] == RETRY and retryTimes else None
+    )
+    merged["LastError"] = next((row["LastError"] for row in ranked if row["LastError"]), None)
+    return merged
+
+
 def messageEntries(state):
     """
     @return: what Get-Message's rows are made of, in their order (by
@@ -378,7 +429,11 @@ def sortKeys(sortOrder, properties):
     return keys
 
 
-def _sortValue(value):
+def sortValue(value):
+    """
+    @return: what a row's C{value} sorts by: text without case, lists as
+        their text.
+    """
     if isinstance(value, list):
         value = ", ".join(value)
     return value.lower() if isinstance(value, str) else value
@@ -392,7 +447,7 @@ def sortRows(rows, keys):
     for name, descending in reversed(keys):
         present = [row for row in rows if row.get(name) is not None]
         empty = [row for row in rows if row.get(name) is None]
-        present.sort(key=lambda row: _sortValue(row[name]), reverse=descending)
+        present.sort(key=lambda row: sortValue(row[name]), reverse=descending)
         rows[:] = present + empty
 
 

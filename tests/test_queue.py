@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, replace
 
 from twisted.internet import reactor
-from twisted.internet.defer import succeed
+from twisted.internet.defer import DeferredList, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
@@ -631,6 +631,36 @@ class SpoolTests(TestCase):
         self.assertEqual(files(self.messages), [])
         self.assertEqual(self.spool.messages(), [])
         self.assertEqual(self.reopen().messages(), [])
+
+    async def test_removalsOfOneTurnShareAThreadCall(self):
+        """
+        The removals asked for in one reactor turn are made by one call in
+        the reactor's thread pool, not one each; a message whose files are
+        already gone fails alone.
+        """
+        for n in range(5):
+            await self.spool.enqueue(envelope(f"r{n}@fabrikam.com"), SESSION, MESSAGE)
+        queued = self.spool.messages()
+        os.unlink(os.path.join(self.messages, queued[2].queueId + ".json"))
+        pool = reactor.getThreadPool()
+        calls = []
+        real = pool.callInThreadWithCallback
+
+        def counted(*arguments, **keywords):
+            calls.append(arguments)
+            return real(*arguments, **keywords)
+
+        self.patch(pool, "callInThreadWithCallback", counted)
+        removals = [
+            self.spool.update(replace(q, recipients=(replace(q.recipients[0], status=DELIVERED),)))
+            for q in queued
+        ]
+        outcomes = await DeferredList(removals, consumeErrors=True)
+        self.assertEqual(len(calls), 1)
+        self.assertEqual([ok for ok, _ in outcomes], [True, True, False, True, True])
+        outcomes[2][1].trap(FileNotFoundError)
+        self.assertEqual(files(self.messages), [queued[2].queueId + ".eml"])
+        self.assertEqual(self.spool.messages(), [queued[2]])
 
     async def test_updateUnknown(self):
         await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)

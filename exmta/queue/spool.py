@@ -126,7 +126,8 @@ join that process's next group commit, renames and fsync of C{messages/}
 like its own, and only then does the worker's client hear 250.
 
 A message with no C{Ready} or C{Shadow} recipient left is removed: C{.json} first, then
-C{.eml}, with no fsync, in the reactor's thread pool.  A crash may bring a removed message back; it is
+C{.eml}, with no fsync, in the reactor's thread pool (the removals asked
+for in one reactor turn, or while others run, in one call).  A crash may bring a removed message back; it is
 then delivered again to the recipients whose C{Delivered} or C{Failed}
 state was not yet written (a duplicate, never a loss).
 
@@ -507,6 +508,10 @@ class Spool:
         self._messages = self._writer.messages
         self._names = itertools.count()
         self._removing = set()
+        # Removals waiting for the thread pool (L{_removeSoon}).
+        self._unlinking = []
+        self._unlinkScheduled = False
+        self._unlinkingNow = False
         self._rewriting = {}
         self._recent = OrderedDict()
         self._recentSize = 0
@@ -732,10 +737,52 @@ class Spool:
         # before are in place.
         rewriting = self._rewriting.get(queueId)
         if rewriting is None:
-            removed = self._inThread(self._remove, queueId)
+            removed = self._removeSoon(queueId)
         else:
-            removed = rewriting.addCallback(lambda _: self._inThread(self._remove, queueId))
+            removed = rewriting.addCallback(lambda _: self._removeSoon(queueId))
         return removed.addBoth(self._removed, queueId)
+
+    def _removeSoon(self, queueId):
+        """
+        Remove a message's files with the others asked for in the same
+        reactor turn, or while the removals before are running: one hand-off
+        to the thread pool for all of them, where one per message cost the
+        reactor thread more than the unlinks (each hand-off wakes a thread,
+        which then wants the GIL back).
+
+        @return: a Deferred firing once its files are gone.
+        """
+        removed = Deferred()
+        self._unlinking.append((queueId, removed))
+        if not self._unlinkScheduled:
+            self._unlinkScheduled = True
+            self.reactor.callLater(0, self._unlinkWaiting)
+        return removed
+
+    def _unlinkWaiting(self):
+        if self._unlinkingNow:
+            # The thread is at work: the next call starts once it is done.
+            return
+        waiting, self._unlinking = self._unlinking, []
+        self._unlinkScheduled = False
+        if not waiting:
+            return
+        self._unlinkingNow = True
+        self._inThread(_removeEach, self._messages, [queueId for queueId, _ in waiting]).addBoth(
+            self._unlinked, waiting
+        )
+
+    def _unlinked(self, outcomes, waiting):
+        self._unlinkingNow = False
+        if isinstance(outcomes, Failure):
+            outcomes = [outcomes] * len(waiting)
+        for (_, removed), outcome in zip(waiting, outcomes):
+            if outcome is None:
+                removed.callback(None)
+            else:
+                removed.errback(outcome)
+        if self._unlinking:
+            self._unlinkWaiting()
 
     def _updated(self, _, queued):
         self._index[queued.queueId] = queued
@@ -767,7 +814,22 @@ class Spool:
             unlinkQuietly(temporary)
             raise
 
-    def _remove(self, queueId):
-        base = os.path.join(self._messages, queueId)
-        os.unlink(base + ".json")
-        os.unlink(base + ".eml")
+
+def _removeEach(folder, queueIds):
+    """
+    Remove messages' files from C{folder}: each one's C{.json} first (the
+    commit point), then its C{.eml}.  Blocks.
+
+    @return: for each message, L{None} or the L{Failure} of its removal.
+    """
+    outcomes = []
+    for queueId in queueIds:
+        base = os.path.join(folder, queueId)
+        try:
+            os.unlink(base + ".json")
+            os.unlink(base + ".eml")
+        except OSError:
+            outcomes.append(Failure())
+        else:
+            outcomes.append(None)
+    return outcomes

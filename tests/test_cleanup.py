@@ -13,11 +13,12 @@ from exmta.agents import Verdict, loadAgents
 from exmta.auth import permissions
 from exmta.auth.realm import Principal
 from exmta.cleanup.cleanup import Cleanup
-from exmta.cleanup.headers import firewall, hopCount, receivedHeader
+from exmta.cleanup.headers import firewall, hopCount, localHopCount, receivedHeader
 from exmta.config import parseOrganization
 from exmta.envelope import Address, Envelope, Reply, Session
 from exmta.errors import Disconnect
 from exmta.interfaces import ICleanup
+from exmta.message.header import fieldName, fields
 from tests.test_agents import Factory, Recorder, agentSection
 from tests.test_protocol import ORG, ControlledQueue
 
@@ -219,6 +220,52 @@ def test_firewallFollowsRights():
     assert b"Received: from a\r\n\tby b\r\n" in kept
     assert b"SCL" in kept and b"Forest" in kept
     assert b"authas" not in kept
+
+
+_RIGHTS = [permissions.ACCEPT_HEADERS_ROUTING, permissions.ACCEPT_HEADERS_ORGANIZATION,
+           permissions.ACCEPT_HEADERS_FOREST]
+_HEADER_LINES = st.lists(
+    st.tuples(
+        st.sampled_from(["", " ", "\t"]),
+        st.sampled_from(["Subject", "Received", "rEcEiVeD ", "X-MS-Exchange-Organization-SCL",
+                         "x-ms-exchange-forest-rules", "X-MS-Exchange-Organization-AuthAs",
+                         "X-Received", "From"]),
+        st.sampled_from([": v", ":", ": by huba.fabrikam.com", " x", ""]),
+    ).map(lambda parts: "".join(parts).encode("ascii")),
+    max_size=6,
+)
+
+
+@given(_HEADER_LINES, st.booleans(), st.sets(st.sampled_from(_RIGHTS)))
+def test_firewallKeepsExactlyTheFieldsAllowed(lines, finalLineEnd, rights):
+    """
+    Whatever the header (folded fields, odd spacing and case, a field name
+    that only contains a dropped one), the firewall gives back each field
+    it keeps as it came and drops the others, also when it has nothing to
+    drop and hands the header back whole.
+    """
+    header = b"\r\n".join(lines) + (b"\r\n" if finalLineEnd and lines else b"")
+    dropped = {b"x-ms-exchange-organization-authas"}
+    if permissions.ACCEPT_HEADERS_ROUTING not in rights:
+        dropped.add(b"received")
+    expected = []
+    for field in fields(header):
+        name = fieldName(field)
+        if (name in dropped
+                or (name.startswith(b"x-ms-exchange-organization-")
+                    and permissions.ACCEPT_HEADERS_ORGANIZATION not in rights)
+                or (name.startswith(b"x-ms-exchange-forest-")
+                    and permissions.ACCEPT_HEADERS_FOREST not in rights)):
+            continue
+        expected.append(field + b"\r\n")
+    assert firewall(header, frozenset(rights)) == b"".join(expected)
+
+
+def test_localHopCount():
+    header = (b"Received: from a by huba.fabrikam.com.; now\r\nX-Received: by huba.fabrikam.com\r\n"
+              b"RECEIVED: from b by other.example; then\r\nSubject: by huba.fabrikam.com\r\n")
+    assert localHopCount(header, {"huba.fabrikam.com"}) == 1
+    assert localHopCount(b"Subject: s\r\n", {"huba.fabrikam.com"}) == 0
 
 
 def test_hopCount():

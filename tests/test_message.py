@@ -4,13 +4,21 @@ and the one header parser (L{exmta.message.header}).
 """
 
 import re
+from email.header import decode_header, make_header
 
 import pytest
 from hypothesis import given, strategies as st
 
 from exmta.envelope import Address
 from exmta.message.address import AddressError, parsePath
-from exmta.message.header import fieldName, fields, headerSection, originalHeader, splitHeader
+from exmta.message.header import (
+    fieldName,
+    fields,
+    headerSection,
+    originalHeader,
+    splitHeader,
+    subject,
+)
 
 
 # Command arguments
@@ -131,3 +139,25 @@ def test_fieldsGiveTheHeaderBack(lines):
 def test_fieldName():
     assert fieldName(b"Subject : x") == b"subject"
     assert fieldName(b"X-A:b:c") == b"x-a"
+
+
+@given(st.text(max_size=60))
+def test_subjectDecodesEncodedWordsOnly(text):
+    """
+    A Subject without encoded words comes back as originalHeader gives it,
+    as decoding it would give it; encoded words are decoded.
+    """
+    value = text.encode("utf-8", "surrogateescape")
+    header = b"Subject: " + value + b"\r\n"
+    original = originalHeader(header, "Subject")
+    try:
+        decoded = str(make_header(decode_header(original)))
+    except (ValueError, LookupError, UnicodeError):
+        decoded = original.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    assert subject(header) == decoded
+
+
+def test_subjectEncodedWords():
+    assert subject(b"Subject: =?utf-8?q?caf=C3=A9?= menu\r\n") == "caf\u00e9 menu"
+    assert subject(b"Subject: plain  text\r\n") == "plain text"
+    assert subject(b"From: a\r\n") is None

@@ -22,7 +22,7 @@ from exmta.cleanup.headers import (
 from exmta.envelope import Address, Reply
 from exmta.errors import INSUFFICIENT_RESOURCES, Disconnect
 from exmta.interfaces import ICleanup
-from exmta.message.header import fieldName, fields, messageId, splitHeader, subject
+from exmta.message.header import fieldName, fields, headerEnd, messageId, subject
 
 HEADER_TOO_BIG = Reply(552, "5.3.4", "Header size exceeds fixed maximum size")
 HOP_COUNT_EXCEEDED = Reply(554, "5.4.6", "Hop count exceeded - possible mail loop")
@@ -66,7 +66,8 @@ class Cleanup:
         )
 
     def endOfData(self, connector, session, envelope, message):
-        header, body = splitHeader(message)
+        end = headerEnd(message)
+        header = message[:end]
         if len(header) > connector.maxHeaderSize:
             return HEADER_TOO_BIG
         if hopCount(header) >= connector.maxHopCount:
@@ -78,11 +79,14 @@ class Cleanup:
         if not self._mayWriteFrom(header, principal):
             return CANNOT_SEND_AS
         fqdn = connector.fqdn
-        stored = (
-            receivedHeader(session, fqdn, self.clock.seconds(), envelope.smtputf8)
-            + authenticationHeaders(principal, fqdn)
-            + firewall(header, principal.rights)
-            + body
+        # One copy of the body, not two: it may be megabytes.
+        stored = b"".join(
+            (
+                receivedHeader(session, fqdn, self.clock.seconds(), envelope.smtputf8),
+                authenticationHeaders(principal, fqdn),
+                firewall(header, principal.rights),
+                memoryview(message)[end:],
+            )
         )
 
         def endOfHeaders():

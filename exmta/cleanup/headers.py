@@ -22,6 +22,9 @@ _OWN_HEADERS = {name.lower() for name in (AUTH_AS, AUTH_SOURCE, AUTH_MECHANISM, 
 
 _ORGANIZATION_PREFIX = b"x-ms-exchange-organization-"
 _FOREST_PREFIX = b"x-ms-exchange-forest-"
+# What the names of the fields the firewall may drop, other than
+# Received:, begin with.
+_EXCHANGE_PREFIX = b"x-ms-exchange-"
 _RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
 
 
@@ -38,6 +41,8 @@ def localHopCount(header, names):
     @return: how many C{Received:} fields say one of C{names} received the
         message (MaxLocalHopCount).
     """
+    if b"received" not in header.lower():
+        return 0
     count = 0
     for field in fields(header):
         if fieldName(field) != b"received":
@@ -58,6 +63,12 @@ def firewall(header, rights):
 
     @return: the header block, CRLF-terminated.
     """
+    if header.endswith(b"\r\n") or not header:
+        lowered = header.lower()
+        if b"received" not in lowered and _EXCHANGE_PREFIX not in lowered:
+            # Nothing to drop (most messages): the header as it came is
+            # what the fields, joined again, would be.
+            return header
     keepRouting = permissions.ACCEPT_HEADERS_ROUTING in rights
     keepOrganization = permissions.ACCEPT_HEADERS_ORGANIZATION in rights
     keepForest = permissions.ACCEPT_HEADERS_FOREST in rights

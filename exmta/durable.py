@@ -153,18 +153,22 @@ class GroupCommitter:
 
     C{syncfs} flushes everything written to that filesystem, other
     programs' files too: on a filesystem shared with heavy writers, each
-    batch waits for their data as well.
+    batch waits for their data as well, and two committers' batches on one
+    filesystem wait for each other's.
     """
 
-    def __init__(self, reactor, folder):
+    def __init__(self, reactor, folder, syncfs=True):
         """
         @param reactor: the L{twisted.internet.interfaces.IReactorThreads}
             whose thread submits work and hears the outcomes.
         @param folder: the folder fsynced once per batch.
+        @param syncfs: make a batch's files durable with one C{syncfs} where
+            there is one; L{False}, with an fsync of each file.
         """
         self._reactor = reactor
         self._folder = folder
-        self._files = Batch(folder)
+        self._syncfs = syncfs and _syncfs is not None
+        self._files = Batch(folder, self._syncfs)
         self._waiting = []
         self._inFlight = None
         self._request = None
@@ -216,7 +220,7 @@ class GroupCommitter:
 
     def _startBatch(self):
         pieces, self._waiting = self._waiting, []
-        files, self._files = self._files, Batch(self._folder)
+        files, self._files = self._files, Batch(self._folder, self._syncfs)
         self._inFlight = pieces
         if files.written and any(piece.synced for piece in pieces):
             self._inThread(files.sync, self._dataSynced)
@@ -297,8 +301,9 @@ class Batch:
     @ivar written: whether any file was written.
     """
 
-    def __init__(self, folder):
+    def __init__(self, folder, syncfs=True):
         self._folder = folder
+        self._syncfs = syncfs
         self._paths = []
         self.written = False
 
@@ -311,19 +316,11 @@ class Batch:
         self._paths.append(path)
         self.written = True
 
-    def addWritten(self, *paths):
-        """
-        Make durable with the batch files another process wrote (a receive
-        worker), already closed.
-        """
-        self._paths.extend(paths)
-        self.written = True
-
     def sync(self):
         """
         Make the files written so far durable.  Blocks.
         """
-        if _syncfs is None:
+        if not self._syncfs or _syncfs is None:
             for path in self._paths:
                 try:
                     descriptor = os.open(path, os.O_RDONLY)

@@ -157,18 +157,15 @@ class GroupCommitter:
     filesystem wait for each other's.
     """
 
-    def __init__(self, reactor, folder, syncfs=True):
+    def __init__(self, reactor, folder):
         """
         @param reactor: the L{twisted.internet.interfaces.IReactorThreads}
             whose thread submits work and hears the outcomes.
         @param folder: the folder fsynced once per batch.
-        @param syncfs: make a batch's files durable with one C{syncfs} where
-            there is one; L{False}, with an fsync of each file.
         """
         self._reactor = reactor
         self._folder = folder
-        self._syncfs = syncfs and _syncfs is not None
-        self._files = Batch(folder, self._syncfs)
+        self._files = Batch(folder)
         self._waiting = []
         self._inFlight = None
         self._request = None
@@ -220,7 +217,7 @@ class GroupCommitter:
 
     def _startBatch(self):
         pieces, self._waiting = self._waiting, []
-        files, self._files = self._files, Batch(self._folder, self._syncfs)
+        files, self._files = self._files, Batch(self._folder)
         self._inFlight = pieces
         if files.written and any(piece.synced for piece in pieces):
             self._inThread(files.sync, self._dataSynced)
@@ -301,9 +298,8 @@ class Batch:
     @ivar written: whether any file was written.
     """
 
-    def __init__(self, folder, syncfs=True):
+    def __init__(self, folder):
         self._folder = folder
-        self._syncfs = syncfs
         self._paths = []
         self.written = False
 
@@ -320,7 +316,7 @@ class Batch:
         """
         Make the files written so far durable.  Blocks.
         """
-        if not self._syncfs or _syncfs is None:
+        if _syncfs is None:
             for path in self._paths:
                 try:
                     descriptor = os.open(path, os.O_RDONLY)

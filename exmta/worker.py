@@ -103,10 +103,6 @@ from exmta.tracking import MessageTrackingLog, searchTrackingLog
 DRAIN_CHECK_INTERVAL = 1.0
 # The name of a worker's admin socket, in its part.
 ADMIN_SOCKET = "admin.sock"
-# Whether a part's group commits use syncfs (see bench/RESULTS.rst: with
-# two or more processes committing, a syncfs each makes every process's
-# batch wait for the others' data; an fsync per file waits for its own).
-PART_SYNCFS = False
 
 
 class MainProcessLink(LineOnlyReceiver):
@@ -285,9 +281,10 @@ class Worker:
             if server.name in organization.monitorings
             else None
         )
-        self.spool = Spool.open(
-            partPath(server.queueDatabasePath, part), reactor, part=part, syncfs=PART_SYNCFS
-        )
+        # Its own group commits, with a syncfs each: measured against an
+        # fsync per file (bench/RESULTS.rst, fifth pass), two processes'
+        # syncfs streams accepted faster.
+        self.spool = Spool.open(partPath(server.queueDatabasePath, part), reactor, part=part)
         self.tracking = (
             MessageTrackingLog(server.messageTrackingLogPath, reactor)
             if server.messageTrackingLogEnabled

@@ -654,8 +654,8 @@ class SpoolTests(TestCase):
         self.assertEqual(heard[0].queueId, queueId)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
-    def openPart(self, part, syncfs=True):
-        spool = Spool.open(partPath(self.path, part), reactor, part=part, syncfs=syncfs)
+    def openPart(self, part):
+        spool = Spool.open(partPath(self.path, part), reactor, part=part)
         self.spools.append(spool)
         return spool
 
@@ -682,27 +682,6 @@ class SpoolTests(TestCase):
         self.assertEqual(files(self.messages), [own + ".eml", own + ".json"])
         self.assertIsNone(part.instance)
         self.assertNotIn("instance", files(folder))
-
-    async def test_aPartSyncsItsFilesWithoutSyncfs(self):
-        """
-        A part committing without syncfs fsyncs each file it wrote, then
-        renames them, then fsyncs its C{messages/}.
-        """
-        part = self.openPart(1, syncfs=False)
-        journal = self.journal()
-        queueId = await part.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
-        base = os.path.join("parts", "01")
-        tmp, messages = os.path.join(base, "tmp", queueId), os.path.join(base, "messages", queueId)
-        self.assertEqual(
-            [entry for entry in journal if entry[0] != "written"],
-            [
-                ("fsync", tmp + ".eml"),
-                ("fsync", tmp + ".json"),
-                ("rename", tmp + ".eml", messages + ".eml"),
-                ("rename", tmp + ".json", messages + ".json"),
-                ("fsync", os.path.join(base, "messages")),
-            ],
-        )
 
     async def test_adoptPart(self):
         """

@@ -434,13 +434,13 @@ class SpoolWriter:
         L{Spool} sends its updates through it too.
     """
 
-    def __init__(self, path, reactor, clock=None, part=0, syncfs=True):
+    def __init__(self, path, reactor, clock=None, part=0):
         self.path = os.path.abspath(path)
         self.clock = reactor if clock is None else clock
         self.part = part
         self.tmp = os.path.join(self.path, "tmp")
         self.messages = os.path.join(self.path, "messages")
-        self.committer = GroupCommitter(reactor, self.messages, syncfs=syncfs)
+        self.committer = GroupCommitter(reactor, self.messages)
 
     def write(self, envelope, session, message):
         """
@@ -511,7 +511,7 @@ class Spool:
 
     log = Logger()
 
-    def __init__(self, path, reactor, clock=None, part=0, syncfs=True):
+    def __init__(self, path, reactor, clock=None, part=0):
         """
         Open the queue at C{path}, creating it if need be; the queue folder
         (C{part} 0) first adopts the parts left in it.  Blocks: call it at
@@ -522,7 +522,6 @@ class Spool:
             stamps arrival times; C{reactor} by default.
         @param part: the part's number, 0 for the queue folder itself;
             C{path} is then L{partPath} of the queue folder.
-        @param syncfs: see L{GroupCommitter}.
         @raise ConfigError: another process has the queue open.
         """
         self.path = os.path.abspath(path)
@@ -531,7 +530,7 @@ class Spool:
         self.part = part
         self.onEnqueued = []
         self.onAdopted = []
-        self._writer = SpoolWriter(self.path, reactor, clock, part, syncfs)
+        self._writer = SpoolWriter(self.path, reactor, clock, part)
         self._tmp = self._writer.tmp
         self._messages = self._writer.messages
         self._names = itertools.count()
@@ -547,12 +546,12 @@ class Spool:
         self._index = self._recover()
 
     @classmethod
-    def open(cls, path, reactor, clock=None, part=0, syncfs=True):
+    def open(cls, path, reactor, clock=None, part=0):
         """
-        The same as C{Spool(path, reactor, clock, part, syncfs)}, named for
-        what it does.
+        The same as C{Spool(path, reactor, clock, part)}, named for what it
+        does.
         """
-        return cls(path, reactor, clock, part, syncfs)
+        return cls(path, reactor, clock, part)
 
     def close(self):
         """

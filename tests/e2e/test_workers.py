@@ -7,6 +7,7 @@ parts: test_parts.py).
 import csv
 import json
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -159,7 +160,7 @@ def test_workersAcceptAndDeliverTheirMail(workers):
     log = workers.server.drain()
     byWorkers = [l for l in log.splitlines() if " accepted " in l and " worker " in l.split("]")[0]]
     assert byWorkers, log
-    delivered = [l for l in log.splitlines() if " delivered " in l]
+    delivered = [l for l in log.splitlines() if re.search(r"\] delivered \w{24} to ", l)]
     assert len(delivered) == len(subjects)
     assert all(" worker " in l.split("]")[0] for l in delivered), delivered
     received = []

@@ -20,6 +20,7 @@ loopback:
     connection in the pool) and nothing more is written to the queue.
 """
 
+import glob
 import os
 import pwd
 import resource
@@ -411,13 +412,19 @@ class ExmtaServer:
 
     def queued(self):
         """
-        @return: messages committed in the queue (their envelope files).
+        @return: messages committed in the queue (their envelope files), in
+            the queue folder and in its workers' spool parts.
         """
-        folder = os.path.join(self.queueFolder, "messages")
-        try:
-            return sum(name.endswith(".json") for name in os.listdir(folder))
-        except FileNotFoundError:
-            return 0
+        folders = [os.path.join(self.queueFolder, "messages")] + glob.glob(
+            os.path.join(self.queueFolder, "parts", "*", "messages")
+        )
+        total = 0
+        for folder in folders:
+            try:
+                total += sum(name.endswith(".json") for name in os.listdir(folder))
+            except FileNotFoundError:
+                pass
+        return total
 
     def log(self):
         try:

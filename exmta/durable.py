@@ -153,7 +153,8 @@ class GroupCommitter:
 
     C{syncfs} flushes everything written to that filesystem, other
     programs' files too: on a filesystem shared with heavy writers, each
-    batch waits for their data as well.
+    batch waits for their data as well, and two committers' batches on one
+    filesystem wait for each other's.
     """
 
     def __init__(self, reactor, folder):
@@ -309,14 +310,6 @@ class Batch:
         """
         writeFile(path, *chunks, sync=False)
         self._paths.append(path)
-        self.written = True
-
-    def addWritten(self, *paths):
-        """
-        Make durable with the batch files another process wrote (a receive
-        worker), already closed.
-        """
-        self._paths.extend(paths)
         self.written = True
 
     def sync(self):

@@ -122,12 +122,13 @@ class Envelope:
     shadow: tuple[str, str] | None = None
 
 
-def newQueueId(clock=time.time):
+def newQueueId(clock=time.time, part=0):
     """
-    A queue identifier, unique on this host: the time in microseconds and
-    random bits, in hex so it sorts by arrival.
+    A queue identifier, unique on this host: the time in microseconds,
+    random bits and the spool part that accepted it (0, the main process's,
+    to 255; see L{exmta.queue.spool}), in hex so it sorts by arrival.
     """
-    return f"{int(clock() * 1_000_000):014X}{os.urandom(5).hex().upper()}"
+    return f"{int(clock() * 1_000_000):014X}{os.urandom(4).hex().upper()}{part:02X}"
 
 
 @dataclass(frozen=True, slots=True)

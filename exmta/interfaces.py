@@ -7,8 +7,8 @@ The pipeline is receive -> permissions -> queue -> routing -> delivery.
     a twisted.cred portal and gets an L{IPrincipal} avatar, whose rights
     (L{exmta.auth.permissions}) decide what it may do.
   - An accepted message goes to an L{IMessageSubmission} (the
-    L{IMessageQueue} itself, or a receive worker's handle on its folder),
-    which fires only once the message is durable.
+    L{IMessageQueue} itself), which fires only once the message is
+    durable.
   - The queue manager asks an L{IRecipientResolver} where each recipient
     goes, and hands local recipients to an L{IDeliveryAgent} and remote
     ones to an L{IRemoteDelivery}.  It holds its collaborators by
@@ -217,9 +217,8 @@ class IReceiveObserver(Interface):
 
 class IMessageSubmission(Interface):
     """
-    Where the receive side hands an accepted message: the queue itself, or,
-    in a receive worker process, the queue folder the main process's queue
-    owns (L{exmta.receive.worker}).
+    Where the receive side hands an accepted message: the queue itself, or
+    a worker process's handle on its spool part (L{exmta.worker}).
     """
 
     def enqueue(envelope, session, message):
@@ -268,8 +267,12 @@ class IMessageQueue(IMessageSubmission):
     onEnqueued = Attribute(
         "A list of callables, each called with the new "
         "L{exmta.envelope.QueuedMessage} once a message is durable, before "
-        "C{enqueue}'s Deferred fires (or once a receive worker's message is "
-        "adopted): how the queue manager hears of new mail."
+        "C{enqueue}'s Deferred fires: how the queue manager hears of new mail."
+    )
+
+    onAdopted = Attribute(
+        "The same, called with each message of another process's spool part "
+        "once it has moved into this queue (L{exmta.queue.spool.Spool.adoptPart})."
     )
 
     def messages():

@@ -6,8 +6,6 @@ service.
     makeService(loadOrganization("etc/org.ini"), "HubA").setServiceParent(application)
 """
 
-from dataclasses import dataclass, field
-
 from twisted.application import service
 from twisted.internet.defer import ensureDeferred, inlineCallbacks, maybeDeferred
 from twisted.internet.error import CannotListenError
@@ -19,33 +17,27 @@ from exmta.admin.parts import PartsCommands
 from exmta.admin.protocol import adminSocketPath
 from exmta.admin.server import AdminService, AdminTLSService
 from exmta.auth.accounts import AccountStore
-from exmta.auth.certificates import ExchangeServerChecker, loadIdentity
+from exmta.auth.certificates import ExchangeServerChecker
 from exmta.auth.checkers import AccountChecker
-from exmta.auth.credentials import CredentialStore, checkCredentials
 from exmta.config import storageFor
 from exmta.config.monitoring import resourceMonitoringOf
-from exmta.config.servers import chooseServer
 from exmta.config.storage import EtcdUnavailable, isEtcd
 from exmta.configwatch import EtcdWatch
 from exmta.console.site import consoleService
-from exmta.deliver import loadDeliveryAgent
 from exmta.errors import ConfigError
-from exmta.metrics.observers import ReceiveObserver, TrackingObserver
+from exmta.metrics.observers import ReceiveObserver
 from exmta.metrics.registry import LogCounting, ServerMetrics
 from exmta.metrics.web import monitoringResource, monitoringService
 from exmta.monitor.levels import HIGH
 from exmta.monitor.service import ResourceMonitor
 from exmta.protocollog import ProtocolLog
-from exmta.queue.manager import QueueManager
 from exmta.queue.shadow import DiscardNotifications
 from exmta.queue.spool import Spool
+from exmta.queueside import buildQueueSide, configure
 from exmta.receive.limits import ConnectionCounts
-from exmta.receive.configuration import ReceiveConfiguration, configureReceive
 from exmta.receive.listener import ReceiveFactory, ReceiveService
 from exmta.receive.selection import listeningAddresses
-from exmta.receive.workerpool import WorkerPool
-from exmta.routing import linkedNextHop, nextHopFor
-from exmta.send import SmtpDelivery
+from exmta.receive.workerpool import MAX_WORKERS, WorkerPool
 from exmta.tls import mutualServerOptions
 from exmta.tracking import MessageTrackingLog, searchTrackingLog
 
@@ -60,7 +52,7 @@ class TransportServerService(service.MultiService):
     the resources they shared are released: outbound connections and the
     queue folder's lock.
 
-    @ivar configuration: the L{_Configuration} it runs under.
+    @ivar configuration: the L{exmta.queueside.Configuration} it runs under.
     """
 
     log = Logger()
@@ -172,63 +164,6 @@ _RESTART_SETTINGS = (
 )
 
 
-_MAX_ROUTES = 10_000
-
-
-@dataclass(frozen=True)
-class _Configuration:
-    """
-    What a transport server takes from org.ini, checked: made at start and
-    at each reload by L{configure}.
-
-    @ivar receive: the L{ReceiveConfiguration} of its receive side (what a
-        receive worker makes alone).
-    """
-
-    receive: ReceiveConfiguration
-    credentials: object
-    deliveryAgent: object
-    # Certificate, key and authority for Exchange Server authentication.
-    identity: object = None
-    # Next hops by recipient domain: routing depends only on the
-    # organization, fixed for this configuration (a reload makes a new one).
-    # Emptied when full, so that clients naming ever new domains cannot grow it.
-    _routes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    organization = property(lambda self: self.receive.organization)
-    transportServer = property(lambda self: self.receive.server)
-    connectors = property(lambda self: self.receive.connectors)
-    tlsOptions = property(lambda self: self.receive.tlsOptions)
-    recipients = property(lambda self: self.receive.resolver)
-    portals = property(lambda self: self.receive.portals)
-    agents = property(lambda self: self.receive.agents)
-
-    @property
-    def postmaster(self):
-        return self.organization.postmasterAddressOf(self.transportServer.name)
-
-    def linkedRoute(self, queued):
-        """
-        L{linkedNextHop} of a queued message; L{None} at once when no send
-        connector has a LinkedReceiveConnector.
-        """
-        if not any(c.linkedReceiveConnector for c in self.organization.sendConnectors):
-            return None
-        return linkedNextHop(self.organization, self.transportServer.name, queued.receivedFrom)
-
-    def route(self, address):
-        domain = address.domain
-        try:
-            return self._routes[domain]
-        except KeyError:
-            if len(self._routes) >= _MAX_ROUTES:
-                self._routes.clear()
-            nextHop = self._routes[domain] = nextHopFor(
-                self.organization, self.transportServer.name, domain
-            )
-            return nextHop
-
-
 def _monitorSettings(configuration):
     """
     @return: the arguments of L{ResourceMonitor.reconfigure}: the
@@ -257,22 +192,6 @@ def _readiness(top, receive, manager, monitor):
         # last good configuration.
         details["etcdReachable"] = bool(top.watch.reachable)
     return listening and manager.running and monitor.level != HIGH, details
-
-
-def configure(organization, serverName, reactor):
-    """
-    @param serverName: see L{chooseServer}.
-    @raise ConfigError: naming the file, line, section and key at fault.
-    """
-    transportServer = chooseServer(organization, serverName)
-    credentials = CredentialStore.open(organization.credentialStorePath)
-    checkCredentials(organization, credentials)
-    return _Configuration(
-        receive=configureReceive(organization, transportServer, reactor),
-        credentials=credentials,
-        deliveryAgent=loadDeliveryAgent(organization, transportServer, reactor),
-        identity=loadIdentity(transportServer),
-    )
 
 
 def _startingOrganization(location):
@@ -338,12 +257,17 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
     @param resolver: the L{twisted.names} resolver the send side looks names
         and MX records up with; by default one asking the TransportServer's
         InternalDNSServers, else the system's.
-    @param workers: how many receive worker processes share this process's
-        listening sockets (L{exmta.receive.workerpool}); none by default.
+    @param workers: how many worker processes share this process's
+        listening sockets, each a whole MTA for the messages it accepts,
+        over its own spool part (L{exmta.receive.workerpool}); none by
+        default, at most L{MAX_WORKERS}.
     @return: a L{TransportServerService} (a L{service.MultiService});
         attach it with C{setServiceParent}.
     @raise ConfigError: naming the file, line, section and key at fault.
     """
+    if not 0 <= workers <= MAX_WORKERS:
+        # Each worker's spool part is numbered in two hex digits.
+        raise ValueError(f"workers must be 0 to {MAX_WORKERS}")
     if reactor is None:
         from twisted.internet import reactor
     if isinstance(organization, str):
@@ -379,38 +303,17 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
 
     # With workers the outbound caps hold for the server, counted in the
     # same region as the inbound ones: this process sends in row 0.
-    remoteDelivery = SmtpDelivery(
-        organization, transportServer, configuration.credentials, reactor, resolver=resolver,
-        identity=configuration.identity, connections=connections,
+    manager = buildQueueSide(
+        configuration, spool, reactor, resolver=resolver, tracking=tracking, metrics=metrics,
+        connections=connections,
     )
+    remoteDelivery = manager.remoteDelivery
     closers = [remoteDelivery.close, spool.close]
     if tracking is not None:
         closers.append(tracking.close)
     if connections is not None:
         closers.append(connections.close)
     top = TransportServerService(f"exmta {transportServer.name}", closers, storage)
-    queueTracking = tracking
-    if metrics is not None:
-        # The queue's events counted as they are tracked; `manager` is
-        # read when an event comes, once it exists.
-        queueTracking = TrackingObserver(
-            tracking, metrics.count, metrics.observeDelay,
-            lambda: manager.deliveryAgent.name, reactor,
-        )
-    manager = QueueManager(
-        spool,
-        configuration.recipients,
-        configuration.deliveryAgent,
-        reactor,
-        server=transportServer,
-        postmaster=configuration.postmaster,
-        route=configuration.route,
-        remoteDelivery=remoteDelivery,
-        trackingLog=queueTracking,
-        agents=configuration.agents,
-        linkedRoute=configuration.linkedRoute,
-        transportConfig=organization.transportConfig,
-    )
     manager.shadows.discards = factory.shadowDiscards = DiscardNotifications(
         spool.path, spool.instance
     )
@@ -451,6 +354,8 @@ def makeService(organization, server=None, reactor=None, resolver=None, workers=
     # One object answers both endpoints; with receive workers owning parts
     # of the queue, a PartsCommands over this process's, which asks them.
     commands = AdminCommands(manager, top.reload, monitor.diagnosticInfo, searchTracking)
+    if pool is not None:
+        commands = PartsCommands(commands, pool.partAdminSockets, reactor)
     AdminService(adminSocketPath(transportServer), commands, reactor).setServiceParent(top)
     identity = configuration.identity
     if transportServer.adminBindings:

@@ -16,7 +16,7 @@ from twisted.python import usage
 
 from exmta import serverlog
 from exmta.errors import ConfigError
-from exmta.service import makeService as makeServerService
+from exmta.service import MAX_WORKERS, makeService as makeServerService
 
 
 class Options(usage.Options):
@@ -59,8 +59,9 @@ class Options(usage.Options):
     ]
 
     def postOptions(self):
-        if self["workers"] < 0:
-            raise usage.UsageError("--workers must be 0 or more")
+        if not 0 <= self["workers"] <= MAX_WORKERS:
+            # Each worker's spool part is numbered in its queue ids.
+            raise usage.UsageError(f"--workers must be 0 to {MAX_WORKERS}")
         if self["log-level"] not in serverlog.LEVELS:
             raise usage.UsageError(
                 f"--log-level must be one of {', '.join(serverlog.LEVELS)}"

@@ -158,6 +158,29 @@ def test_aWorkersCountsReachTheRegistryOncePerIteration():
     assert ("exmta_receive_sessions_total", (("connector", "x"),)) not in samples
 
 
+def test_aWorkersDeliveryDelaysReachTheRegistry():
+    """
+    The delays a worker's queue observes are relayed with its counts and
+    observed in the main process's histogram; an outcome that is not one
+    is left out.
+    """
+    import json
+
+    clock = Clock()
+    lines = []
+    relay = observers.CountRelay(lines.append, clock)
+    relay.observeDelay("sent", 2.5)
+    relay.observeDelay("failed", 30.0)
+    clock.advance(0)
+    assert len(lines) == 1
+    metrics = ServerMetrics("HubA")
+    metrics.addCounts(json.loads(lines[0]) + [[observers.DELIVERY_DELAY, ["bogus"], 1.0]])
+    samples = _samples(metrics)
+    assert samples[("exmta_delivery_delay_seconds_count", (("outcome", "sent"),))] == 1
+    assert samples[("exmta_delivery_delay_seconds_sum", (("outcome", "failed"),))] == 30.0
+    assert ("exmta_delivery_delay_seconds_count", (("outcome", "bogus"),)) not in samples
+
+
 class _State:
     def __init__(self, now, messages):
         self.now = now

@@ -54,6 +54,7 @@ class ControlledQueue:
     def __init__(self):
         self.pending = []
         self.onEnqueued = []
+        self.onAdopted = []
 
     def enqueue(self, envelope, session, message):
         d = defer.Deferred()

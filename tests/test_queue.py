@@ -29,7 +29,7 @@ from exmta.errors import ConfigError, TransientFailure
 from exmta.interfaces import IDeliveryAgent, IMessageQueue
 from exmta.queue.manager import QueueManager
 from exmta.queue.spool import DELIVERED, FAILED, READY, Spool
-from exmta.queue.spool import decodeQueued, encodeQueued, newQueuedMessage, writeUnsynced
+from exmta.queue.spool import partPath
 from exmta.queue.manager import RECIPIENT_NOT_FOUND, WAITING_FOR_SEND_CONNECTOR
 from exmta.routing import Resolver
 
@@ -136,8 +136,8 @@ class SpoolTests(TestCase):
                 ("rename", os.path.relpath(source, self.path), os.path.relpath(destination, self.path))
             )
 
-        def unlink(path):
-            realUnlink(path)
+        def unlink(path, **keywords):
+            realUnlink(path, **keywords)
             journal.append(("unlink", os.path.relpath(path, self.path)))
 
         self.patch(os, "open", open_)
@@ -684,70 +684,111 @@ class SpoolTests(TestCase):
         self.assertEqual(heard[0].queueId, queueId)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
-    async def test_commitWritten(self):
+    def openPart(self, part):
+        spool = Spool.open(partPath(self.path, part), reactor, part=part)
+        self.spools.append(spool)
+        return spool
+
+    def closePart(self, spool):
+        self.spools.remove(spool)
+        spool.close()
+
+    async def test_aPartQueuesInItsOwnFolders(self):
         """
-        A receive worker's files, written into C{tmp/} without a sync, are
-        committed by the spool like its own: synced in its group commit,
-        renamed into C{messages/}, the folder fsynced, and only then
-        announced.
+        A part's spool (a worker process's) commits into its own folder
+        under C{parts/}, and its queue ids end with its number: unique
+        across the server's parts.
         """
-        heard = []
-        self.spool.onEnqueued.append(heard.append)
-        queued = newQueuedMessage(
-            envelope("bob@fabrikam.com"), SESSION, MESSAGE, self.spool.clock
-        )
-        writeUnsynced(self.path, queued, MESSAGE)
-        self.assertEqual(heard, [])
-        journal = self.journal()
-        received = decodeQueued(json.loads(encodeQueued(queued)))
-        await self.spool.commitWritten(received)
-        tmp = os.path.join("tmp", queued.queueId)
-        messages = os.path.join("messages", queued.queueId)
+        part = self.openPart(0x2A)
+        queueId = await part.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        self.assertTrue(queueId.endswith("2A"), queueId)
+        self.assertEqual(len(queueId), 24)
+        own = await self.spool.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        self.assertTrue(own.endswith("00"), own)
+        folder = os.path.join(self.path, "parts", "2A")
         self.assertEqual(
-            journal,
+            files(os.path.join(folder, "messages")), [queueId + ".eml", queueId + ".json"]
+        )
+        self.assertEqual(files(self.messages), [own + ".eml", own + ".json"])
+        self.assertIsNone(part.instance)
+        self.assertNotIn("instance", files(folder))
+
+    async def test_adoptPart(self):
+        """
+        A part whose process has ended is adopted: its messages move into
+        the queue folder's C{messages/}, durably, keep their queue ids and
+        are announced to C{onAdopted} (not C{onEnqueued}: they were
+        queued before); its folder, C{tmp/} and all, is removed.
+        """
+        part = self.openPart(3)
+        queueId = await part.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        (queued,) = part.messages()
+        with open(os.path.join(part.path, "tmp", "stale.json"), "w") as handle:
+            handle.write("{")
+        self.closePart(part)
+        adopted, enqueued = [], []
+        self.spool.onAdopted.append(adopted.append)
+        self.spool.onEnqueued.append(enqueued.append)
+        journal = self.journal()
+        self.assertEqual(self.spool.adoptPart(3), 1)
+        self.assertEqual(adopted, [queued])
+        self.assertEqual(enqueued, [])
+        self.assertEqual(self.spool.messages(), [queued])
+        self.assertEqual(await self.spool.messageBytes(queueId), MESSAGE)
+        source = os.path.join("parts", "03", "messages", queueId)
+        target = os.path.join("messages", queueId)
+        self.assertEqual(
+            [entry for entry in journal if entry[0] in ("rename", "fsync")],
             [
-                ("syncfs",),
-                ("rename", tmp + ".eml", messages + ".eml"),
-                ("rename", tmp + ".json", messages + ".json"),
+                ("rename", source + ".eml", target + ".eml"),
+                ("rename", source + ".json", target + ".json"),
                 ("fsync", "messages"),
             ],
         )
-        self.assertEqual(heard, [received])
-        self.assertEqual(self.spool.messages(), [received])
-        self.assertEqual(await self.spool.messageBytes(queued.queueId), MESSAGE)
-        self.assertEqual(files(os.path.join(self.path, "tmp")), [])
-        with self.assertRaises(ValueError):
-            await self.spool.commitWritten(received)
-        self.assertEqual(self.spool.messages(), [received])
+        self.assertEqual(files(os.path.join(self.path, "parts")), [])
+        self.assertEqual(self.spool.adoptPart(3), 0)
+        self.assertEqual(self.reopen().messages(), [queued])
+
+    async def test_aPartInUseIsNotAdopted(self):
+        """
+        A part a process still has open is not adopted: nothing moves.
+        """
+        part = self.openPart(4)
+        await part.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        with self.assertRaises(ConfigError):
+            self.spool.adoptPart(4)
+        self.assertEqual(self.spool.messages(), [])
+        self.assertEqual(len(files(os.path.join(part.path, "messages"))), 2)
+
+    async def test_openAdoptsThePartsLeft(self):
+        """
+        Opening the queue folder adopts every part left (the server
+        stopped, or crashed) before reading its own messages: a message
+        whose adoption a crash interrupted (its C{.eml} moved, its
+        C{.json} not) is finished, a part's unfinished enqueue is removed.
+        """
+        first = self.openPart(1)
+        second = self.openPart(2)
+        one = await first.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        two = await second.enqueue(envelope("bob@fabrikam.com"), SESSION, MESSAGE)
+        half = await second.enqueue(envelope("carol@fabrikam.com"), SESSION, MESSAGE)
+        expected = sorted(first.messages() + second.messages(), key=lambda m: m.queueId)
+        self.closePart(first)
+        self.closePart(second)
+        os.rename(
+            os.path.join(second.path, "messages", half + ".eml"),
+            os.path.join(self.messages, half + ".eml"),
+        )
+        with open(os.path.join(second.path, "messages", "0" * 22 + "02.eml"), "wb") as handle:
+            handle.write(MESSAGE)
         self.assertEqual(
-            files(self.messages), [queued.queueId + ".eml", queued.queueId + ".json"]
+            sorted(self.reopen().messages(), key=lambda m: m.queueId), expected
         )
-
-    async def test_commitWrittenRefusesWhatIsNoQueueId(self):
-        """
-        A worker names the files to commit by queue id: nothing else, such
-        as a path, is taken.
-        """
-        queued = newQueuedMessage(
-            envelope("bob@fabrikam.com"), SESSION, MESSAGE, self.spool.clock
+        self.assertEqual(
+            files(self.messages),
+            sorted(f"{i}.{kind}" for i in (one, two, half) for kind in ("eml", "json")),
         )
-        for name in ("../lock", "0" * 23, queued.queueId.lower()):
-            with self.assertRaises(ValueError):
-                await self.spool.commitWritten(replace(queued, queueId=name))
-        self.assertEqual(self.spool.messages(), [])
-
-    async def test_commitWrittenOfFilesNeverWritten(self):
-        """
-        A commit of files that are not there fails (the worker's client
-        hears 451) and queues nothing.
-        """
-        queued = newQueuedMessage(
-            envelope("bob@fabrikam.com"), SESSION, MESSAGE, self.spool.clock
-        )
-        with self.assertRaises(FileNotFoundError):
-            await self.spool.commitWritten(queued)
-        self.assertEqual(self.spool.messages(), [])
-        self.assertEqual(files(self.messages), [])
+        self.assertEqual(files(os.path.join(self.path, "parts")), [])
 
     def test_locked(self):
         """

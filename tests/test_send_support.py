@@ -482,6 +482,7 @@ class RecordingQueue:
 
     def __init__(self):
         self.onEnqueued = []
+        self.onAdopted = []
         self.received = []
 
     def enqueue(self, envelope, session, message):

@@ -31,9 +31,9 @@ from exmta.queue.shadow import DiscardNotifications
 from exmta.queue.spool import DELIVERED, SHADOW, Spool
 from exmta.queue.views import messageIdentity, queueName, queueRows
 from exmta.receive.listener import ReceiveFactory
-from exmta.receive.worker import WorkerDiscards
 from exmta.routing import Resolver
 from exmta.testing import connect
+from exmta.worker import WorkerDiscards
 from tests.test_manager import FakeRemoteDelivery, ManagerTestCase
 from tests.test_protocol import ControlledQueue
 from tests.test_queue import MESSAGE, SESSION, envelope, temporaryFolder
@@ -265,6 +265,28 @@ class WorkerDiscardsTests(SynchronousTestCase):
         self.failureResultOf(third)
         link.up = False
         self.failureResultOf(discards.take("HubA"))
+
+    def test_notificationsMadeAreToldToTheMainProcess(self):
+        """
+        A discard notification the worker's own queue makes (a message
+        that came with XSHADOW has no recipient left to deliver) is told
+        to the main process, which holds the server's notifications; a
+        message still to deliver makes none.
+        """
+        path = temporaryFolder(self)
+        link = FakeLink()
+        discards = WorkerDiscards(path, link)
+        origin = {"connector": "Default HubB", "shadowServer": "HubA", "shadowId": SHADOW_ID}
+        waiting = QueuedMessage(
+            queueId="0" * 24, mailFrom="", recipients=(QueuedRecipient("kim@fabrikam.com"),),
+            arrivalTime=0.0, size=1, receivedFrom=origin,
+        )
+        discards.recorded(waiting)
+        self.assertEqual(link.sent, [])
+        discards.recorded(replace(
+            waiting, recipients=(QueuedRecipient("kim@fabrikam.com", DELIVERED),)
+        ))
+        self.assertEqual(link.sent, [(b"S", b"HubA " + SHADOW_ID.encode("ascii"))])
 
 
 RELAY = NextHop("SmtpRelayWithinAdSite", "ToContoso", server="HubB")

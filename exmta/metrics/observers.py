@@ -4,9 +4,9 @@ the receive side's replies (L{exmta.interfaces.IReceiveObserver}), the
 queue's message tracking events (L{exmta.interfaces.IMessageTrackingLog})
 and a few log events.  Each observation is a count, C{count(name, labels,
 amount)}; L{exmta.metrics.registry.ServerMetrics} keeps them, and a
-receive worker sends them to its main process (L{CountRelay}).
+worker process sends them to its main process (L{CountRelay}).
 
-This module loads no Prometheus code: a receive worker imports it.
+This module loads no Prometheus code: a worker process imports it.
 """
 
 import json
@@ -156,12 +156,19 @@ def logObserver(count):
     return observe
 
 
+# The name a relayed delivery delay goes by among the counts
+# (L{CountRelay.observeDelay}).
+DELIVERY_DELAY = "deliveryDelay"
+
+
 class CountRelay:
     """
-    A receive worker's counts, sent to its main process once per reactor
-    iteration (an C{M} line of JSON), where they join the server's.  A
-    worker that dies keeps what it sent: at most the counts of the
-    iteration it died in are lost.
+    A worker process's counts, and the delivery delays its queue observed,
+    sent to its main process once per reactor iteration (an C{M} line of
+    JSON: C{[[name, [label, ...], amount], ...]}, a delay as
+    C{[DELIVERY_DELAY, [outcome], seconds]}), where they join the
+    server's.  A worker that dies keeps what it sent: at most the counts of
+    the iteration it died in are lost.
     """
 
     def __init__(self, send, clock):
@@ -171,19 +178,26 @@ class CountRelay:
         self.send = send
         self.clock = clock
         self._pending = {}
+        self._delays = []
         self._flush = None
 
     def count(self, name, labels, amount):
         key = (name, labels)
         self._pending[key] = self._pending.get(key, 0) + amount
+        self._flushSoon()
+
+    def observeDelay(self, outcome, seconds):
+        self._delays.append([DELIVERY_DELAY, [outcome], seconds])
+        self._flushSoon()
+
+    def _flushSoon(self):
         if self._flush is None:
             self._flush = self.clock.callLater(0, self.flush)
 
     def flush(self):
         self._flush = None
         pending, self._pending = self._pending, {}
-        if pending:
-            self.send(
-                json.dumps([[name, list(labels), amount] for (name, labels), amount in pending.items()])
-                .encode("utf-8")
-            )
+        delays, self._delays = self._delays, []
+        if pending or delays:
+            entries = [[name, list(labels), amount] for (name, labels), amount in pending.items()]
+            self.send(json.dumps(entries + delays).encode("utf-8"))

@@ -129,14 +129,18 @@ class ServerMetrics:
 
     def addCounts(self, counts):
         """
-        Add the counts a receive worker relayed (L{observers.CountRelay}):
-        C{[[name, [label, ...], amount], ...]}.  What does not fit is left
-        out: a worker is another process, its lines are data.
+        Add the counts a worker process relayed (L{observers.CountRelay}):
+        C{[[name, [label, ...], amount], ...]}, and the delivery delays
+        among them.  What does not fit is left out: a worker is another
+        process, its lines are data.
         """
         for entry in counts:
             try:
                 name, labels, amount = entry
-                if self._arity.get(name) == len(labels) and isinstance(amount, int):
+                if name == observers.DELIVERY_DELAY and len(labels) == 1:
+                    if labels[0] in ("sent", "failed") and isinstance(amount, (int, float)):
+                        self.observeDelay(labels[0], max(0.0, amount))
+                elif self._arity.get(name) == len(labels) and isinstance(amount, int):
                     self.count(name, tuple(str(label) for label in labels), amount)
             except (TypeError, ValueError):
                 continue

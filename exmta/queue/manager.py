@@ -319,6 +319,7 @@ class QueueManager(service.Service):
     def startService(self):
         super().startService()
         self.spool.onEnqueued.append(self._enqueued)
+        self.spool.onAdopted.append(self._adopted)
         for queued in self.spool.messages():
             self.process(queued)
         self.shadows.start()
@@ -333,6 +334,7 @@ class QueueManager(service.Service):
         """
         super().stopService()
         self.spool.onEnqueued.remove(self._enqueued)
+        self.spool.onAdopted.remove(self._adopted)
         for timer in self._timers.values():
             if timer.active():
                 timer.cancel()
@@ -504,6 +506,12 @@ class QueueManager(service.Service):
     def _enqueued(self, queued):
         source = SMTP if queued.receivedFrom.get("connector") else DSN
         self.tracking.track("SUBMIT", queued, source=source)
+        self.process(queued)
+
+    def _adopted(self, queued):
+        # Tracked when its part's process queued it; its shadows were kept
+        # by that process's manager, and are this one's now.
+        self.shadows.index(queued)
         self.process(queued)
 
     def _release(self, queueId):

@@ -37,9 +37,11 @@ receiver the primary server (HubB).
      (C{250-2.0.0 <queue id>}), ending with C{250 2.0.0 <n> discard
      notifications}, and forgets them.  HubA then records those shadows
      C{Delivered}, and the spool removes them.  A session that was not
-     offered XSHADOW gets C{503 5.7.1} to XQDISCARD.  A receive worker
+     offered XSHADOW gets C{503 5.7.1} to XQDISCARD.  A worker process
      (C{--workers}) asks its main process, which holds the notifications
-     (L{exmta.receive.worker.WorkerDiscards}).
+     of the whole server, and tells it those its own queue makes
+     (L{exmta.worker.WorkerDiscards}); an adopted part's shadows are the
+     main process's from then on.
 
 The poll is the heartbeat.  After ShadowHeartbeatRetryCount polls in a row
 fail (no answer, no XSHADOW), or when the answer's instance is not the one
@@ -86,11 +88,31 @@ MAX_DISCARDS = 5000
 _SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
+# A queue id, as XSHADOW= gives it (L{exmta.envelope.newQueueId}).
+_QUEUE_ID = re.compile(r"[0-9A-F]{24}")
+
+
 def isServerName(name):
     """
     @return: whether C{name} can be a shadow server's name on disk.
     """
     return bool(_SERVER_NAME.fullmatch(name))
+
+
+def discardDue(queued):
+    """
+    @param queued: a message as its queue recorded it.
+    @return: C{(shadow server, its queue id)} when C{queued} came with
+        XSHADOW and has no recipient left to deliver (its shadow server may
+        discard it), else L{None}.
+    """
+    server = queued.receivedFrom.get("shadowServer")
+    shadowId = queued.receivedFrom.get("shadowId")
+    if not server or not isServerName(server) or not shadowId:
+        return None
+    if any(r.status == READY for r in queued.recipients):
+        return None
+    return server, shadowId
 
 
 class DiscardNotifications:
@@ -127,11 +149,18 @@ class DiscardNotifications:
         Note a message the queue recorded: if it came with XSHADOW and has
         no recipient left to deliver, its shadow server may discard it.
         """
-        server = queued.receivedFrom.get("shadowServer")
-        shadowId = queued.receivedFrom.get("shadowId")
-        if not server or not isServerName(server) or not shadowId:
-            return
-        if any(r.status == READY for r in queued.recipients):
+        due = discardDue(queued)
+        if due is not None:
+            self.add(*due)
+
+    def add(self, server, shadowId):
+        """
+        Note a discard notification due to C{server} for its queue id
+        C{shadowId} (L{discardDue}); one a worker process's queue made is
+        data from another process: what could not be a server's name or a
+        queue id is left out.
+        """
+        if not isServerName(server) or not _QUEUE_ID.fullmatch(shadowId):
             return
         self._pending.setdefault(server, []).append(shadowId)
         with open(self._file(server), "a", encoding="ascii") as handle:
@@ -197,7 +226,7 @@ class ShadowRedundancy:
         Find the shadows the spool holds, and start the heartbeat.
         """
         for queued in self._manager.spool.messages():
-            self._index(queued)
+            self.index(queued)
         self._startHeartbeat()
 
     def stop(self):
@@ -257,9 +286,12 @@ class ShadowRedundancy:
         """
         if self.discards is not None:
             self.discards.recorded(queued)
-        self._index(queued)
+        self.index(queued)
 
-    def _index(self, queued):
+    def index(self, queued):
+        """
+        Know the shadows C{queued} holds.
+        """
         for recipient in queued.recipients:
             if recipient.status == SHADOW:
                 server = recipient.nextHop

@@ -22,9 +22,23 @@ C{QueueDatabasePath}; folders are created with mode 0700, files 0600::
     messages/<queueId>.eml     the message exactly as received: CRLF line
                                ends, headers included
     messages/<queueId>.json    its envelope and recipient states
+    parts/<NN>/                a spool part: the queue of one worker process
+                               (C{--workers}; L{exmta.worker}), NN its part
+                               number in two upper-case hex digits (01 to
+                               FF); it holds its own C{lock}, C{tmp/} and
+                               C{messages/} as above, and the worker's
+                               C{admin.sock}
 
 A queue id is 24 upper-case hex digits that sort by arrival
-(L{exmta.envelope.newQueueId}).  The C{.json} is one UTF-8 JSON object::
+(L{exmta.envelope.newQueueId}); its last two are the number of the part
+that accepted the message (00 for the queue folder itself, the main
+process's), so queue ids are unique across the parts of a server.  A
+message stays in its part while the worker runs; once that worker's
+process has ended, the main process adopts the part (L{Spool.adoptPart}):
+the message keeps its queue id, but now lives in the queue folder's own
+C{messages/}.  So a queue id names the part a message was accepted in,
+and it is there or, adopted, in part 00.  The C{.json} is one UTF-8 JSON
+object::
 
     {
       "version": 3,                           or 2; see below
@@ -119,11 +133,20 @@ waiting when it is free, makes all their files durable with one C{syncfs}
 (Linux; elsewhere an fsync per file), and once they are renamed fsyncs
 C{messages/} once before any of their Deferreds fires.
 
-A receive worker (another process of the same server; see
-L{exmta.receive.worker}) writes a message's two files into C{tmp/} without
-syncing them and asks the process holding the queue to commit them: they
-join that process's next group commit, renames and fsync of C{messages/}
-like its own, and only then does the worker's client hear 250.
+A part's messages are written by its worker exactly so, in the part's
+folders, with the part's own group commits.
+
+Adopting a part (done by the main process once nothing else has it open:
+it takes the part's C{lock}) renames each message of the part's
+C{messages/} into the queue folder's, C{.eml} first, fsyncs the queue
+folder's C{messages/} and then removes the part's folder, C{tmp/} and
+all.  At every open of the queue folder, every part left (the server was
+stopped, or crashed) is adopted before the queue folder's own
+C{messages/} is read; a part's C{.json} whose C{.eml} is already in the
+queue folder's C{messages/} is a crash during an adoption, and is moved
+too.  The parts layout was added to version 3 without a new version
+number: the C{.json} documents did not change, and an exmta that
+predates parts leaves the messages of a part where they are.
 
 A message with no C{Ready} or C{Shadow} recipient left is removed: C{.json} first, then
 C{.eml}, with no fsync, in the reactor's thread pool (the removals asked
@@ -145,6 +168,8 @@ import itertools
 import json
 import os
 import re
+import shutil
+import time
 from collections import OrderedDict
 from functools import partial
 
@@ -161,7 +186,6 @@ from exmta.durable import (
     replaceFile,
     syncFolder,
     unlinkQuietly,
-    writeFile,
 )
 from exmta.envelope import QueuedMessage, QueuedRecipient, newQueueId
 from exmta.errors import ConfigError
@@ -185,8 +209,17 @@ _KEPT = (READY, SHADOW)
 RECENT_MESSAGE_BYTES = 32 * 1024 * 1024
 
 _EML, _JSON = 1, 2
-# What newQueueId makes; the only names a worker may have the spool commit.
-_QUEUE_ID = re.compile(r"[0-9A-F]{24}")
+# The folder holding the spool parts, in the queue folder.
+PARTS = "parts"
+# Part numbers: 0 is the queue folder itself; workers' parts 1 to 255.
+LAST_PART = 0xFF
+# A worker's admin socket, in its part (the admin endpoint's, not the
+# spool's; named here with the layout it is part of).
+ADMIN_SOCKET = "admin.sock"
+# How long an open waits for a part still locked (a worker of a process
+# that died, itself ending) before leaving it for a later open.
+PART_LOCK_WAIT = 15.0
+_PART_NAME = re.compile(r"[0-9A-F]{2}")
 _READ_SIZE = 1 << 16
 
 _encodeDocument = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -315,25 +348,39 @@ def _receivedFrom(session, envelope):
     return origin
 
 
-def _lock(path):
+def _lock(path, wait=0.0):
     """
     Take the queue folder's lock, so a second process (a second
     TransportServer given the same folder, or a second start) cannot
     empty C{tmp/} under the first one's feet.
 
+    @param wait: seconds to wait for a lock held by another process.
     @return: the descriptor holding the lock.
     """
     descriptor = os.open(os.path.join(path, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        raise ConfigError(
-            "is in use by another exmta process; each TransportServer needs "
-            "its own QueueDatabasePath",
-            path,
-        ) from None
-    return descriptor
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return descriptor
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.1)
+                continue
+            os.close(descriptor)
+            raise ConfigError(
+                "is in use by another exmta process; each TransportServer needs "
+                "its own QueueDatabasePath",
+                path,
+            ) from None
+
+
+def partPath(path, part):
+    """
+    @return: the folder of spool part C{part} (1 to L{LAST_PART}) of the
+        queue folder C{path}.
+    """
+    return os.path.join(path, PARTS, f"{part:02X}")
 
 
 def queueInstance(path):
@@ -354,8 +401,9 @@ def queueInstance(path):
     return instance
 
 
-def newQueuedMessage(envelope, session, message, clock):
+def newQueuedMessage(envelope, session, message, clock, part=0):
     """
+    @param part: the number of the spool part it is queued in.
     @return: the L{QueuedMessage} of a message just accepted: a new queue
         id, every recipient C{Ready}.
     """
@@ -366,7 +414,7 @@ def newQueuedMessage(envelope, session, message, clock):
         notify, orcpt = requested.get(address, (None, None))
         recipients.append(QueuedRecipient(address, notify=notify, orcpt=orcpt))
     return QueuedMessage(
-        queueId=newQueueId(),
+        queueId=newQueueId(part=part),
         mailFrom=str(envelope.mailFrom),
         recipients=tuple(recipients),
         arrivalTime=clock.seconds(),
@@ -379,35 +427,18 @@ def newQueuedMessage(envelope, session, message, clock):
     )
 
 
-def writeUnsynced(path, queued, message):
-    """
-    Write a message's two files into the C{tmp/} folder of the queue at
-    C{path}, not yet durable: what a receive worker does before asking its
-    main process to commit them (L{Spool.commitWritten}).  Blocks.
-    """
-    temporary = os.path.join(path, "tmp", queued.queueId)
-    try:
-        writeFile(temporary + ".eml", message, sync=False)
-        writeFile(temporary + ".json", encodeQueued(queued), sync=False)
-    except BaseException:
-        unlinkQuietly(temporary + ".eml")
-        unlinkQuietly(temporary + ".json")
-        raise
-
-
 class SpoolWriter:
     """
-    Makes new messages durable in a queue folder: those the L{Spool}'s own
-    process writes, and those its receive workers wrote into C{tmp/}
-    (L{exmta.receive.worker}), in the same group commits.
+    Makes new messages durable in a queue folder, in group commits.
 
     @ivar committer: the L{GroupCommitter} making its files durable; the
         L{Spool} sends its updates through it too.
     """
 
-    def __init__(self, path, reactor, clock=None):
+    def __init__(self, path, reactor, clock=None, part=0):
         self.path = os.path.abspath(path)
         self.clock = reactor if clock is None else clock
+        self.part = part
         self.tmp = os.path.join(self.path, "tmp")
         self.messages = os.path.join(self.path, "messages")
         self.committer = GroupCommitter(reactor, self.messages)
@@ -419,33 +450,23 @@ class SpoolWriter:
         @return: a Deferred firing with the message's L{QueuedMessage} once
             both files are durable in C{messages/}.
         """
-        queued = newQueuedMessage(envelope, session, message, self.clock)
-        return self._commit(queued, partial(self._write, queued, message))
-
-    def commitWritten(self, queued):
-        """
-        Make durable, and move into C{messages/}, the two files another
-        process wrote into C{tmp/} with L{writeUnsynced}.
-
-        @return: a Deferred firing with C{queued} once they are durable.
-        """
-        return self._commit(queued, partial(self._addWritten, queued))
-
-    def _commit(self, queued, write):
+        queued = newQueuedMessage(envelope, session, message, self.clock, self.part)
         committed = self.committer.submit(
-            write,
+            partial(self._write, queued, message),
             publish=partial(self._publish, queued.queueId),
             undo=partial(self._uncommit, queued.queueId),
         )
         return committed.addCallback(lambda _: queued)
 
     def _write(self, queued, message, batch):
-        writeUnsynced(self.path, queued, message)
-        self._addWritten(queued, batch)
-
-    def _addWritten(self, queued, batch):
         temporary = os.path.join(self.tmp, queued.queueId)
-        batch.addWritten(temporary + ".eml", temporary + ".json")
+        try:
+            batch.writeFile(temporary + ".eml", message)
+            batch.writeFile(temporary + ".json", encodeQueued(queued))
+        except BaseException:
+            unlinkQuietly(temporary + ".eml")
+            unlinkQuietly(temporary + ".json")
+            raise
 
     def _publish(self, queueId):
         base = os.path.join(self.messages, queueId)
@@ -475,8 +496,8 @@ class SpoolWriter:
 @implementer(IMessageQueue)
 class Spool:
     """
-    The queue folder of one transport server, with an in-memory index of
-    what it holds.  Opening it recovers from a crash (see the module
+    The queue folder of one transport server, or one of its parts, with an
+    in-memory index of what it holds.  Opening it recovers from a crash (see the module
     docstring); afterwards every blocking call runs in the reactor's thread
     pool, apart from the writes: their files are written on the reactor
     thread (small writes to the page cache), and one thread makes them
@@ -485,25 +506,32 @@ class Spool:
     @ivar onEnqueued: callables, each called with the
         L{exmta.envelope.QueuedMessage} of every newly committed message,
         just before C{enqueue}'s Deferred fires.  The queue manager is one.
+    @ivar onAdopted: the same, for each message of an adopted part
+        (L{adoptPart}).
     """
 
     log = Logger()
 
-    def __init__(self, path, reactor, clock=None):
+    def __init__(self, path, reactor, clock=None, part=0):
         """
-        Open the queue at C{path}, creating it if need be.  Blocks: call it
-        at startup, before the reactor runs.
+        Open the queue at C{path}, creating it if need be; the queue folder
+        (C{part} 0) first adopts the parts left in it.  Blocks: call it at
+        startup, before the reactor runs.
 
         @param reactor: runs the blocking file work in its thread pool.
         @param clock: the L{twisted.internet.interfaces.IReactorTime} that
             stamps arrival times; C{reactor} by default.
+        @param part: the part's number, 0 for the queue folder itself;
+            C{path} is then L{partPath} of the queue folder.
         @raise ConfigError: another process has the queue open.
         """
         self.path = os.path.abspath(path)
         self.reactor = reactor
         self.clock = reactor if clock is None else clock
+        self.part = part
         self.onEnqueued = []
-        self._writer = SpoolWriter(self.path, reactor, clock)
+        self.onAdopted = []
+        self._writer = SpoolWriter(self.path, reactor, clock, part)
         self._tmp = self._writer.tmp
         self._messages = self._writer.messages
         self._names = itertools.count()
@@ -518,15 +546,17 @@ class Spool:
         self._committer = self._writer.committer
         makeFolders(self.path)
         self._lockDescriptor = _lock(self.path)
-        self.instance = queueInstance(self.path)
+        # A part's worker offers its server's instance (the queue folder's).
+        self.instance = queueInstance(self.path) if part == 0 else None
         self._index = self._recover()
 
     @classmethod
-    def open(cls, path, reactor, clock=None):
+    def open(cls, path, reactor, clock=None, part=0):
         """
-        The same as C{Spool(path, reactor, clock)}, named for what it does.
+        The same as C{Spool(path, reactor, clock, part)}, named for what it
+        does.
         """
-        return cls(path, reactor, clock)
+        return cls(path, reactor, clock, part)
 
     def close(self):
         """
@@ -541,6 +571,16 @@ class Spool:
         makeFolders(self._messages)
         for name in os.listdir(self._tmp):
             os.unlink(os.path.join(self._tmp, name))
+        if self.part == 0:
+            for folder in self._leftParts():
+                try:
+                    self._movePart(folder, wait=PART_LOCK_WAIT)
+                except ConfigError as error:
+                    self.log.error(
+                        "cannot adopt the spool part {folder}: {error}; left for the next open",
+                        folder=folder,
+                        error=str(error),
+                    )
         # One listing; each message's files found by name, its .json read
         # and its .eml's size taken: a long queue opens in seconds.
         present = {}
@@ -574,6 +614,79 @@ class Spool:
         # Queue ids sort by arrival, so this sort finds them nearly in order.
         loaded.sort(key=lambda m: (m.arrivalTime, m.queueId))
         return {m.queueId: m for m in loaded}
+
+    def _leftParts(self):
+        parts = os.path.join(self.path, PARTS)
+        try:
+            names = sorted(os.listdir(parts))
+        except FileNotFoundError:
+            return []
+        return [os.path.join(parts, name) for name in names if _PART_NAME.fullmatch(name)]
+
+    def _movePart(self, folder, wait=0.0):
+        """
+        Move the messages of the part at C{folder} into C{messages/}, make
+        the renames durable and remove the part (see the module
+        docstring).  Blocks.
+
+        @param wait: seconds to wait for the part's lock.
+        @return: the queue ids moved.
+        @raise ConfigError: the part is in use.
+        """
+        descriptor = _lock(folder, wait)
+        try:
+            source = os.path.join(folder, "messages")
+            present = {}
+            for name in os.listdir(source) if os.path.isdir(source) else ():
+                stem, dot, kind = name.rpartition(".")
+                if dot and kind in ("json", "eml"):
+                    present[stem] = present.get(stem, 0) | (_JSON if kind == "json" else _EML)
+            moved = []
+            for stem in sorted(present):
+                base, target = os.path.join(source, stem), os.path.join(self._messages, stem)
+                if present[stem] == _JSON | _EML:
+                    os.rename(base + ".eml", target + ".eml")
+                elif present[stem] != _JSON or not os.path.exists(target + ".eml"):
+                    self.log.warn(
+                        "removing {file}: a crash interrupted its message's enqueue or removal",
+                        file=base + (".json" if present[stem] == _JSON else ".eml"),
+                    )
+                    continue
+                os.rename(base + ".json", target + ".json")
+                moved.append(stem)
+            if moved:
+                syncFolder(self._messages)
+                self.log.info(
+                    "adopted {count} messages of the spool part {folder}",
+                    count=len(moved),
+                    folder=folder,
+                )
+            shutil.rmtree(folder)
+            return moved
+        finally:
+            os.close(descriptor)
+
+    def adoptPart(self, part):
+        """
+        Adopt spool part C{part}, whose process has ended: its messages
+        move into this queue folder (see the module docstring) and are
+        announced to the C{onAdopted} observers.  Blocks, on the reactor thread: a
+        part holds what one worker had not delivered yet.
+
+        @return: how many messages were adopted.
+        @raise ConfigError: the part is still in use.
+        """
+        folder = partPath(self.path, part)
+        if not os.path.isdir(folder):
+            return 0
+        shared = {}
+        adopted = 0
+        for queueId in self._movePart(folder):
+            queued = self._load(queueId, shared)
+            if queued is not None:
+                self._announce(queued, self.onAdopted)
+                adopted += 1
+        return adopted
 
     def _load(self, stem, shared):
         base = os.path.join(self._messages, stem)
@@ -617,26 +730,9 @@ class Spool:
         self._announce(queued)
         return queued.queueId
 
-    def commitWritten(self, queued):
-        """
-        Queue a message a receive worker accepted: it wrote the two files
-        into C{tmp/} (L{writeUnsynced}); make them durable in the next group
-        commit, move them into C{messages/}, and announce the message as
-        L{enqueue} would.
-
-        @param queued: its L{QueuedMessage}, as the worker wrote it.
-        @return: a Deferred firing when the worker's client may hear 250.
-        """
-        if not _QUEUE_ID.fullmatch(queued.queueId):
-            return fail(ValueError(f"not a queue id: {queued.queueId!r}"))
-        if queued.queueId in self._index:
-            # A second commit would undo the first's files on failing.
-            return fail(ValueError(f"{queued.queueId} is queued already"))
-        return self._writer.commitWritten(queued).addCallback(self._announce)
-
-    def _announce(self, queued):
+    def _announce(self, queued, observers=None):
         self._index[queued.queueId] = queued
-        for observer in list(self.onEnqueued):
+        for observer in list(self.onEnqueued if observers is None else observers):
             try:
                 observer(queued)
             except Exception:

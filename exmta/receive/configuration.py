@@ -2,9 +2,9 @@
 The receive side of a transport server made from org.ini: connectors,
 portals with their credential checkers, the STARTTLS context, the
 recipient resolver and the transport agents.  Nothing of the send side is
-made or imported here, so a receive worker (L{exmta.receive.worker}) builds
-exactly what it runs; L{exmta.service.configure} builds this and the send
-side's parts for the main process.
+made or imported here; L{exmta.queueside.configure} builds this and the
+queue and send side's parts, for the main process and for each worker
+process (L{exmta.worker}).
 """
 
 import functools

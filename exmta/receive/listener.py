@@ -81,8 +81,8 @@ class ReceiveFactory(ServerFactory):
     @ivar observer: the L{exmta.interfaces.IReceiveObserver} told of each
         reply, or L{None}.
     @ivar shadowDiscards: the L{exmta.queue.shadow.DiscardNotifications}
-        of the server's queue (a receive worker's
-        L{exmta.receive.worker.WorkerDiscards}), which XSHADOW and
+        of the server's queue (a worker process's
+        L{exmta.worker.WorkerDiscards}), which XSHADOW and
         XQDISCARD use; L{None} offers no XSHADOW.
     """
 

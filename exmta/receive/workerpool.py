@@ -1,17 +1,27 @@
 """
-The main process's side of receive workers (C{twistd exmta --workers N}):
-starting them on the listening sockets, committing the messages they
-write into the queue, relaying their logs, starting again one that died, and replacing them all
-when the configuration is reloaded.  The worker's side, and what the two
-say to each other, is L{exmta.receive.worker}.
+The main process's side of worker processes (C{twistd exmta --workers
+N}): starting them on the listening sockets, relaying their logs, counts
+and discard notifications, adopting the spool part of each one that ends
+(L{exmta.queue.spool.Spool.adoptPart}), starting again one that died, and
+replacing them all when the configuration is reloaded.  The worker's
+side, and what the two say to each other, is L{exmta.worker}: each worker
+is a whole MTA for the messages it accepts, queued in its own spool part
+and sent by its own queue manager.
 
 The main process binds the sockets, and stops accepting on them once a
 worker is ready (L{exmta.receive.listener.ReceiveService.accepting}): it
-runs the queue, the send side and local delivery, the workers run the
-sessions.  Measured (bench/RESULTS.rst), that split is what makes workers
-pay: a main process that accepted too spent its one thread on both.
-Should no worker be ready (all died, or a reload's new ones are still
-starting), the main process accepts again meanwhile.
+keeps the queue folder's own messages (DSNs it made, parts adopted), the
+admin endpoint and the resource monitor; the workers run the sessions
+and the sends of what they accepted.  Measured (bench/RESULTS.rst), that
+split is what makes workers pay: a main process that accepted too spent
+its one thread on both.  Should no worker be ready (all died, or a
+reload's new ones are still starting), the main process accepts again
+meanwhile.
+
+A worker's part is numbered by its row in the connection counts, so a
+part is never used by two live workers; the part of a worker that ended
+is adopted before its row is given to another, and when the server stops
+the parts stay on disk and the next start adopts them.
 
 Why inherited sockets and not C{SO_REUSEPORT}: with one socket shared by
 every worker, the kernel gives a connection to whichever worker accepts
@@ -35,7 +45,8 @@ from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 
 import exmta
 from exmta import serverlog
-from exmta.queue.spool import decodeQueued
+from exmta.errors import ConfigError
+from exmta.queue.spool import ADMIN_SOCKET, partPath
 
 # A worker told to stop at once (its standard input closed) that has not
 # ended after this long is killed.
@@ -50,6 +61,9 @@ _CHANNEL = 3
 # The most discard notifications one answer to a worker's XQDISCARD holds:
 # the line must fit the worker's LineOnlyReceiver.MAX_LENGTH (16384).
 WORKER_DISCARDS = 500
+# The most workers: each has up to three rows (its own, a reload's new
+# generation's, a draining one's), and a row is a spool part, 1 to 255.
+MAX_WORKERS = 85
 
 
 class _WorkerProcess(ProcessProtocol):
@@ -86,8 +100,8 @@ class _WorkerProcess(ProcessProtocol):
     def _told(self, line):
         kind, _, text = line.partition(b" ")
         try:
-            if kind == b"C":
-                self._commit(decodeQueued(json.loads(text)))
+            if kind == b"S":
+                self._discardDue(text.decode("ascii"))
             elif kind == b"D":
                 self._discards(text.decode("ascii"))
             elif kind == b"R":
@@ -108,26 +122,15 @@ class _WorkerProcess(ProcessProtocol):
                 "cannot understand worker {number}: {line!r}", number=self.number, line=line[:200]
             )
 
-    def _commit(self, queued):
-        queueId = queued.queueId.encode("ascii", "replace")
-
-        def refused(failure):
-            self.log.failure(
-                "cannot queue {queueId} from worker {number}",
-                failure,
-                queueId=queued.queueId,
-                number=self.number,
-            )
-            return b"F"
-
-        # To a worker that ended meanwhile the answer is lost (its standard
-        # input is closed): its client never heard 250, and the message,
-        # queued or not, is what the spool says.
-        (
-            self.pool.spool.commitWritten(queued)
-            .addCallbacks(lambda _: b"K", refused)
-            .addCallback(lambda answer: self.transport.write(answer + b" " + queueId + b"\n"))
-        )
+    def _discardDue(self, text):
+        """
+        The worker's queue made a discard notification for a shadow
+        server: the main process holds them all (L{exmta.queue.shadow}).
+        """
+        server, _, shadowId = text.partition(" ")
+        discards = self.pool.receive.factory.shadowDiscards
+        if discards is not None:
+            discards.add(server, shadowId)
 
     def _discards(self, server):
         """
@@ -151,8 +154,8 @@ class _WorkerProcess(ProcessProtocol):
 
 class WorkerPool(service.Service):
     """
-    Receive worker processes sharing the listening sockets of a
-    L{exmta.receive.listener.ReceiveService}.
+    Worker processes sharing the listening sockets of a
+    L{exmta.receive.listener.ReceiveService}, each with its spool part.
 
     @ivar workers: the running L{_WorkerProcess}es, draining ones included.
     @ivar countsReceived: called with the counts each C{M} line of a worker
@@ -168,8 +171,8 @@ class WorkerPool(service.Service):
         @param count: how many workers.
         @param receive: the L{exmta.receive.listener.ReceiveService} whose
             sockets they accept on.
-        @param spool: the L{exmta.queue.spool.Spool} that commits what they
-            write.
+        @param spool: the L{exmta.queue.spool.Spool} of the queue folder,
+            which adopts their parts.
         @param connections: the L{exmta.receive.limits.ConnectionCounts}
             they share; row 0 is the main process's.
         @param organization: the L{exmta.config.model.Organization} this
@@ -190,6 +193,18 @@ class WorkerPool(service.Service):
         self._snapshot = None
         self._takeSnapshot(organization)
         self._pressure = None
+
+    def partAdminSockets(self):
+        """
+        @return: the paths of the admin sockets of the live workers' spool
+            parts (those that have said they are ready, draining ones
+            included): each serves the admin protocol over its part.
+        """
+        return [
+            os.path.join(partPath(self.spool.path, w.row), ADMIN_SOCKET)
+            for w in self.workers
+            if w.ready
+        ]
 
     def setBackPressure(self, level):
         """
@@ -294,7 +309,7 @@ class WorkerPool(service.Service):
         arguments = [
             # Not "-m": as __main__ the module's classes would log under
             # that name.
-            sys.executable, "-c", "import sys; from exmta.receive.worker import main; sys.exit(main())",
+            sys.executable, "-c", "import sys; from exmta.worker import main; sys.exit(main())",
             "--config", path,
             "--server", self.serverName,
             "--row", str(row),
@@ -335,6 +350,10 @@ class WorkerPool(service.Service):
         self.workers.remove(worker)
         if self.running:
             self._acceptWhileNoWorkerIs()
+            # Nothing has the part open any more: its messages are the
+            # main process's now.  When the server stops, the next start
+            # adopts the parts.
+            self._adopt(worker)
         # Its sessions ended with it.
         self.connections.clearRow(worker.row)
         status = reason.value
@@ -363,6 +382,15 @@ class WorkerPool(service.Service):
         )
         self._restarts = [r for r in self._restarts if r.active()]
         self._restarts.append(self.reactor.callLater(pause, self._startAgain))
+
+    def _adopt(self, worker):
+        try:
+            self.spool.adoptPart(worker.row)
+        except (ConfigError, OSError):
+            self.log.failure(
+                "cannot adopt the spool part of worker {number}; the next start will",
+                number=worker.number,
+            )
 
     def _startAgain(self):
         if self.running and sum(not w.draining for w in self.workers) < self.count:

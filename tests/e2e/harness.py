@@ -249,19 +249,27 @@ class RawClient:
 
 def queuedMessages(queueFolder):
     """
-    @return: {queue id: envelope} of the messages committed in a spool folder.
+    @return: {queue id: envelope} of the messages committed in a queue
+        folder and in its workers' spool parts (C{--workers}).
     """
-    folder = os.path.join(queueFolder, "messages")
     found = {}
-    if not os.path.isdir(folder):
-        return found
-    for name in os.listdir(folder):
-        if name.endswith(".json"):
-            try:
-                with open(os.path.join(folder, name)) as handle:
-                    found[name[:-5]] = json.load(handle)
-            except FileNotFoundError:
-                continue  # delivered and removed since the listing
+    parts = os.path.join(queueFolder, "parts")
+    folders = [queueFolder] + (
+        [os.path.join(parts, name) for name in os.listdir(parts)] if os.path.isdir(parts) else []
+    )
+    for spool in folders:
+        folder = os.path.join(spool, "messages")
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            continue  # a part adopted since the listing
+        for name in names:
+            if name.endswith(".json"):
+                try:
+                    with open(os.path.join(folder, name)) as handle:
+                        found[name[:-5]] = json.load(handle)
+                except FileNotFoundError:
+                    continue  # delivered, removed or adopted since the listing
     return found
 
 

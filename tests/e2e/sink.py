@@ -50,10 +50,16 @@ class SmtpSink:
     @param refuse: {recipient address: reply line} to answer RCPT TO for
         those recipients with, e.g. C{"451 4.2.0 Try later"}.
     @param port: the port to listen on (one the kernel chooses if 0).
+    @param silent: accept connections but greet none (a tarpit) until
+        L{answer} is called.
     """
 
-    def __init__(self, tls=None, eightBitMime=True, enforceLineLimit=False, refuse=None, port=0):
+    def __init__(self, tls=None, eightBitMime=True, enforceLineLimit=False, refuse=None, port=0,
+                 silent=False):
         self.tls = tls
+        self._answering = threading.Event()
+        if not silent:
+            self._answering.set()
         self.refuse = refuse or {}
         self.eightBitMime = eightBitMime
         self.enforceLineLimit = enforceLineLimit
@@ -69,11 +75,18 @@ class SmtpSink:
     def messages(self):
         return [message for session in self.sessions for message in session.messages]
 
+    def answer(self):
+        """
+        Greet the connections waiting, and those to come.
+        """
+        self._answering.set()
+
     def stop(self):
         """
         Close the listening socket and every session (a sender may keep an
         idle connection open).
         """
+        self._answering.set()
         # Closing alone would not wake the thread blocked in accept().
         self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
@@ -103,6 +116,7 @@ class SmtpSink:
         conversation = _Conversation(self, connection, session)
         self._conversations.append(conversation)
         try:
+            self._answering.wait()
             conversation.run()
         except (OSError, ConnectionError):
             pass

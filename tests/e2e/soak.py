@@ -374,10 +374,21 @@ class Report:
 
 
 def queuedCount(queueFolder):
-    try:
-        return sum(name.endswith(".json") for name in os.listdir(os.path.join(queueFolder, "messages")))
-    except FileNotFoundError:
-        return 0
+    """
+    @return: how many messages the queue folder and its workers' spool
+        parts (C{--workers}) hold.
+    """
+    folders = [os.path.join(queueFolder, "messages")]
+    parts = os.path.join(queueFolder, "parts")
+    if os.path.isdir(parts):
+        folders += [os.path.join(parts, name, "messages") for name in os.listdir(parts)]
+    count = 0
+    for folder in folders:
+        try:
+            count += sum(name.endswith(".json") for name in os.listdir(folder))
+        except FileNotFoundError:
+            continue  # a part adopted since the listing
+    return count
 
 
 def soak(folder, workers=0, cycles=20, interval=20.0, acknowledgedPerCycle=1, clients=4,

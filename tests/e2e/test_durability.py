@@ -18,8 +18,9 @@ BATCH = 40
 @pytest.mark.parametrize("workers", [0, 2], ids=["one process", "two receive workers"])
 def test_killNineLosesNoAcceptedMessage(tmp_path, workers):
     """
-    With receive workers the kill is of the main process, which holds the
-    queue; its workers end with it.
+    With workers the kill is of the main process; its workers end with it,
+    their messages in their spool parts, which the restart (without
+    workers) adopts before it reads the queue.
     """
     folder = str(tmp_path)
     running = RunningOrganization(folder, workers=workers)

@@ -9,6 +9,8 @@ import smtplib
 import socket
 import subprocess
 
+import pytest
+
 from tests.e2e.conftest import makeOrganization
 from tests.e2e.harness import (
     REPOSITORY,
@@ -42,11 +44,16 @@ def test_anUnknownLogLevelIsAUsageError(tmp_path):
     assert "Traceback" not in result.stdout
 
 
-def test_aNegativeWorkerCountIsAUsageError(tmp_path):
+@pytest.mark.parametrize("count", ["-1", "86"])
+def test_aWorkerCountOutOfRangeIsAUsageError(tmp_path, count):
+    """
+    Each worker's spool part is numbered in two hex digits of its queue
+    ids: 85 workers at most (three rows each).
+    """
     config, _ = makeOrganization(str(tmp_path))
-    result = runTwistd(config, "--workers", "-1")
+    result = runTwistd(config, "--workers", count)
     assert result.returncode != 0
-    assert "--workers must be 0 or more" in result.stdout
+    assert "--workers must be 0 to 85" in result.stdout
     assert "Traceback" not in result.stdout
 
 

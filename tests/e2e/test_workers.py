@@ -1,11 +1,13 @@
 """
-C{twistd exmta --workers N}: receive worker processes on the main
-process's listening sockets, over real sockets and real processes.
+C{twistd exmta --workers N}: worker processes on the main process's
+listening sockets, over real sockets and real processes (their spool
+parts: test_parts.py).
 """
 
 import csv
 import json
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -144,12 +146,12 @@ def workers(tmp_path):
     running.server.stop()
 
 
-def test_workersAcceptMailQueuedAndDeliveredByTheMainProcess(workers):
+def test_workersAcceptAndDeliverTheirMail(workers):
     """
-    Mail sent on many connections is accepted by the workers as well as the
-    main process, every message is delivered by the main process's queue,
-    and the tracking log holds one whole RECEIVE line per message, written
-    by several processes into one file.
+    Mail sent on many connections is accepted by the workers, each message
+    is delivered by the queue of the worker that accepted it, and the
+    tracking log holds one whole RECEIVE line per message, written by
+    several processes into one file.
     """
     assert len(workers.workerPids()) == 2
     subjects = [f"message {n}" for n in range(300)]
@@ -158,6 +160,9 @@ def test_workersAcceptMailQueuedAndDeliveredByTheMainProcess(workers):
     log = workers.server.drain()
     byWorkers = [l for l in log.splitlines() if " accepted " in l and " worker " in l.split("]")[0]]
     assert byWorkers, log
+    delivered = [l for l in log.splitlines() if re.search(r"\] delivered \w{24} to ", l)]
+    assert len(delivered) == len(subjects)
+    assert all(" worker " in l.split("]")[0] for l in delivered), delivered
     received = []
     tracking = os.path.join(workers.folder, "var", "tracking")
     for name in os.listdir(tracking):

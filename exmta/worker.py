@@ -1,55 +1,60 @@
 """
-A receive worker: a process that accepts mail on the listening sockets of
-its main process (C{twistd exmta --workers N}), so that SMTP sessions run
-on more than one core.
+A worker process of a transport server (C{twistd exmta --workers N}): a
+whole MTA for the messages it accepts, so that sessions, commits and sends
+run on more than one core.
 
-The main process (L{exmta.receive.workerpool}) binds the sockets and
-starts the workers with them; the kernel hands each new connection to
+The main process (L{exmta.receive.workerpool}) binds the listening sockets
+and starts the workers with them; the kernel hands each new connection to
 whichever worker accepts it first.  A worker runs the receive side
-(connector choice, permissions, transport agents' receive events,
-message checks), writes each accepted message's files into the queue
-folder's C{tmp/} and asks the main process to commit them: they join its
-group commit (L{exmta.queue.spool.Spool.commitWritten}), so the server
-makes one stream of syncs however many workers it has, and the worker's
-client hears 250 only once the main process says the message is durable
-and queued.  The queue manager, the send side, local delivery and the
-admin endpoint stay in the main process: a worker builds the receive
-side alone (L{exmta.receive.configuration}) and never loads the send side.
+(connector choice, permissions, transport agents' receive events, message
+checks) and queues what it accepts in its own spool part
+(C{parts/<NN>/} of the queue folder, L{exmta.queue.spool}) with its own
+group commits: its client hears 250 once the message is durable there.
+Its own queue manager (L{exmta.queueside}) routes, sends and delivers
+those messages, writes their DSNs and tracks them in the server's tracking
+log, and its own admin endpoint (the protocol of L{exmta.admin}, on
+C{admin.sock} in its part) shows and acts on them.  The main process
+never sees them, unless the worker ends first: once its process has
+ended, the main process adopts its part and delivers the rest
+(L{exmta.queue.spool.Spool.adoptPart}).
 
 Started by the main process, never by hand::
 
-    python -c "from exmta.receive.worker import main; main()" --config ORG \\
+    python -c "from exmta.worker import main; main()" --config ORG \\
         --config-text FD --server NAME --connections FD --row N --listen FD ...
+
+C{--row} is its row in the server's connection counts
+(L{exmta.receive.limits}) and its part's number.
 
 Its link to the main process:
 
   - file descriptor 3 carries lines to it: C{R} once the worker accepts
-    on its sockets; C{C} and the C{.json} document of a message whose
-    files are written, to commit; C{M} and the metrics counted since the
-    last (L{exmta.metrics.observers.CountRelay}), when the server serves
-    metrics; C{L} and a log event
-    (L{twisted.logger.eventAsJSON}), which the main process writes to its
-    own log; C{D} and a TransportServer's name, an XQDISCARD
-    (L{exmta.queue.shadow}) asking for its discard notifications;
-  - standard input carries lines from it: C{K} or C{F} and a queue id,
-    the message is queued or could not be (451 to the client); C{D} and
-    the discard notifications taken, space separated, the answers to the
-    C{D} asked, in order; C{drain},
-    stop accepting and end once the sessions have (a reload); C{stop},
-    stop accepting and end once the commits asked for are answered (the
-    server stops); C{pressure} and a back pressure level, the server's
-    level from now on (L{exmta.monitor}); its end (the main process died)
-    stops the worker at once, as SIGTERM does.
+    on its sockets; C{M} and the metrics counted since the last
+    (L{exmta.metrics.observers.CountRelay}), when the server serves
+    metrics; C{L} and a log event (L{twisted.logger.eventAsJSON}), which
+    the main process writes to its own log; C{D} and a TransportServer's
+    name, an XQDISCARD (L{exmta.queue.shadow}) asking for its discard
+    notifications; C{S}, a TransportServer's name and one of its queue
+    ids, a discard notification due to it (the main process holds the
+    server's notifications);
+  - standard input carries lines from it: C{D} and the discard
+    notifications taken, space separated, the answers to the C{D} asked,
+    in order; C{drain}, stop accepting and end once the sessions have (a
+    reload); C{stop}, stop accepting and end (the server stops);
+    C{pressure} and a back pressure level, the server's level from now on
+    (L{exmta.monitor}); its end (the main process died) stops the worker,
+    as SIGTERM does.
+
+A worker that ends stops accepting, lets the commits it began finish (those
+clients hear 250), stops its queue manager (sends in progress end, their
+recipients stay queued) and cuts the other sessions, whose clients send
+again.
 
 The worker runs on the org.ini text its main process runs under, handed
 over in an in-memory file (C{--config-text}), not on the file on disk,
 which may hold edits the main process has not applied or has refused.
 The files org.ini names (TLS certificate and key, accounts, passwd-files)
 are read when the worker starts.
-
-Sessions of a worker stopped at once that had not heard 250 are cut, and
-their clients send again; files it left in C{tmp/} are removed at the
-queue's next open.
 """
 
 import argparse
@@ -61,9 +66,10 @@ import weakref
 from collections import deque
 
 from twisted.internet import stdio
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, DeferredList, fail, inlineCallbacks, maybeDeferred
 from twisted.internet.error import ReactorNotRunning
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import (
     FilteringLogObserver,
     Logger,
@@ -77,23 +83,26 @@ from twisted.protocols.basic import LineOnlyReceiver
 from zope.interface import implementer
 
 from exmta import serverlog
-from exmta.auth.credentials import CredentialStore, checkCredentials
+from exmta.admin.commands import AdminCommands
+from exmta.admin.server import AdminService
 from exmta.config import storageFor
-from exmta.config.servers import chooseServer
 from exmta.config.monitoring import resourceMonitoringOf
 from exmta.errors import ConfigError
 from exmta.interfaces import IMessageSubmission
 from exmta.metrics.observers import CountRelay, ReceiveObserver
 from exmta.monitor.levels import LEVELS, BackPressure
 from exmta.protocollog import ProtocolLog
-from exmta.queue.spool import encodeQueued, newQueuedMessage, queueInstance, writeUnsynced
-from exmta.receive.configuration import configureReceive
+from exmta.queue.shadow import discardDue
+from exmta.queue.spool import Spool, partPath, queueInstance
+from exmta.queueside import buildQueueSide, configure
 from exmta.receive.limits import ConnectionCounts
 from exmta.receive.listener import ReceiveFactory
-from exmta.tracking import MessageTrackingLog
+from exmta.tracking import MessageTrackingLog, searchTrackingLog
 
 # How often a draining worker looks whether its last session has ended.
 DRAIN_CHECK_INTERVAL = 1.0
+# The name of a worker's admin socket, in its part.
+ADMIN_SOCKET = "admin.sock"
 
 
 class MainProcessLink(LineOnlyReceiver):
@@ -108,23 +117,20 @@ class MainProcessLink(LineOnlyReceiver):
     def lineReceived(self, line):
         if self.worker is None:
             return
-        order, _, queueId = line.strip().partition(b" ")
+        order, _, rest = line.strip().partition(b" ")
         if order == b"drain":
             self.worker.drain()
         elif order == b"stop":
-            self.worker.stopAfterCommits()
-        elif order in (b"K", b"F"):
-            self.worker.submission.answered(order, queueId.decode("ascii", "replace"))
+            self.worker.stopNow()
         elif order == b"D":
-            self.worker.discards.answered(queueId.decode("ascii", "replace").split())
+            self.worker.discards.answered(rest.decode("ascii", "replace").split())
         elif order == b"pressure":
-            level = queueId.decode("ascii", "replace")
+            level = rest.decode("ascii", "replace")
             if level in LEVELS:
                 self.worker.backPressure.level = level
 
     def connectionLost(self, reason):
         if self.worker is not None:
-            self.worker.submission.abandon()
             self.worker.discards.abandon()
             self.worker.stopNow()
 
@@ -141,79 +147,53 @@ class MainProcessLink(LineOnlyReceiver):
             self.transport.write(kind + b" " + data + b"\n")
 
 
-class QueueCommitRefused(Exception):
+class MainProcessGone(Exception):
     """
-    The main process could not commit a message the worker wrote.
+    The main process cannot answer: it has ended.
     """
 
 
 @implementer(IMessageSubmission)
-class WorkerSubmission:
+class PartSubmission:
     """
-    Writes a message's files into the queue folder's C{tmp/}, unsynced,
-    and asks the main process to commit them
-    (L{exmta.queue.spool.Spool.commitWritten}): the whole server's new
-    messages share its group commits.  The Deferred fires when the main
-    process answers that the message is durable and queued.
+    The worker's sessions queue into its spool part; a stopping worker
+    waits for the commits begun, so that those clients hear their 250.
     """
 
-    # Called once every commit asked for is answered (set by a stop).
-    onIdle = None
-
-    def __init__(self, queuePath, link, clock):
-        self.queuePath = queuePath
-        self.link = link
-        self.clock = clock
-        self._waiting = {}
+    def __init__(self, spool):
+        self.spool = spool
+        self._pending = set()
 
     def enqueue(self, envelope, session, message):
-        if not self.link.up:
-            return fail(QueueCommitRefused("the main process is gone"))
-        queued = newQueuedMessage(envelope, session, message, self.clock)
-        try:
-            writeUnsynced(self.queuePath, queued, message)
-        except OSError:
-            return fail()
-        committed = self._waiting[queued.queueId] = Deferred()
-        self.link.send(b"C", encodeQueued(queued))
-        return committed
+        waiter = Deferred()
+        self._pending.add(waiter)
 
-    def answered(self, answer, queueId):
-        waiting = self._waiting.pop(queueId, None)
-        if waiting is None:
-            return
-        if answer == b"K":
-            waiting.callback(queueId)
-        else:
-            waiting.errback(QueueCommitRefused(f"the main process could not queue {queueId}"))
-        if not self._waiting and self.onIdle is not None:
-            self.onIdle()
+        def done(result):
+            self._pending.discard(waiter)
+            waiter.callback(None)
+            return result
 
-    @property
-    def waiting(self):
-        """
-        Whether a commit asked for is still unanswered.
-        """
-        return bool(self._waiting)
+        return self.spool.enqueue(envelope, session, message).addBoth(done)
 
-    def abandon(self):
+    def whenCommitted(self):
         """
-        The main process is gone: no commit asked for will be answered.
+        @return: a Deferred firing once the commits begun so far are done.
         """
-        waiting, self._waiting = self._waiting, {}
-        for queueId, committed in waiting.items():
-            committed.errback(QueueCommitRefused(f"the main process is gone; {queueId} not queued"))
+        return DeferredList(list(self._pending))
 
 
 class WorkerDiscards:
     """
-    A receive worker's view of the discard notifications of shadow
-    redundancy (L{exmta.queue.shadow}): the queue's instance, read from its
-    folder, and XQDISCARD, which asks the main process, their holder.
+    A worker's side of the discard notifications of shadow redundancy
+    (L{exmta.queue.shadow}), which the main process holds for the whole
+    server: the server's queue instance, read from the queue folder;
+    XQDISCARD, which asks the main process; and the notifications the
+    worker's own queue manager makes, which it tells the main process.
 
-    Notifications the main process took for a worker that ends before it
-    reads the answer are lost: their shadows on the shadow server wait for
-    ShadowMessageAutoDiscardInterval, and no message is lost.
+    Notifications lost with a worker or a main process that ends (taken
+    for a worker that ends before reading the answer, told to a main
+    process that is gone) leave their shadows on the shadow server until
+    ShadowMessageAutoDiscardInterval: no message is lost.
     """
 
     def __init__(self, queuePath, link):
@@ -221,12 +201,21 @@ class WorkerDiscards:
         self.link = link
         self._asked = deque()
 
+    def recorded(self, queued):
+        """
+        The worker's queue recorded C{queued}: tell the main process a
+        discard notification it makes, if any.
+        """
+        due = discardDue(queued)
+        if due is not None:
+            self.link.send(b"S", " ".join(due).encode("ascii"))
+
     def take(self, server):
         """
         @return: a Deferred firing with the queue ids taken for C{server}.
         """
         if not self.link.up:
-            return fail(QueueCommitRefused("the main process is gone"))
+            return fail(MainProcessGone("the main process is gone"))
         asked = Deferred()
         self._asked.append(asked)
         self.link.send(b"D", server.encode("ascii"))
@@ -239,7 +228,7 @@ class WorkerDiscards:
     def abandon(self):
         asked, self._asked = self._asked, deque()
         for waiting in asked:
-            waiting.errback(QueueCommitRefused("the main process is gone"))
+            waiting.errback(MainProcessGone("the main process is gone"))
 
 
 class WorkerReceiveFactory(ReceiveFactory):
@@ -265,47 +254,56 @@ class WorkerReceiveFactory(ReceiveFactory):
 
 class Worker:
     """
-    The receive side of one transport server, on sockets it was given.
+    One transport server's receive side and queue side, over a spool part
+    and on sockets it was given.
     """
 
     log = Logger()
 
-    def __init__(self, organization, serverName, listening, connections, link, reactor):
+    def __init__(self, organization, serverName, part, listening, connections, link, reactor):
         """
+        @param part: its spool part's number.
         @param listening: the descriptors of the listening sockets.
         @param connections: the server's shared L{ConnectionCounts}.
         @param link: the L{MainProcessLink}, connected.
-        @raise ConfigError: as the main process would at its start.
+        @raise ConfigError: as the main process would at its start, or its
+            part is in use.
         """
         self.reactor = reactor
-        transportServer = chooseServer(organization, serverName)
-        # Checked as a starting server checks it, so that a worker started
-        # again on an unsafe store refuses and the main process takes its
-        # sockets back; nothing of it is kept.
-        checkCredentials(organization, CredentialStore.open(organization.credentialStorePath))
-        configuration = configureReceive(organization, transportServer, reactor)
-        server = configuration.server
+        configuration = configure(organization, serverName, reactor)
+        server = configuration.transportServer
         self.link = link
         # The main process's resource monitor sets the level.
         self.backPressure = BackPressure(resourceMonitoringOf(organization, server.name))
-        # The server's metrics count what its workers answer too.
+        # The server's metrics count what its workers answer and send too.
         self.counts = (
             CountRelay(lambda data: link.send(b"M", data), reactor)
             if server.name in organization.monitorings
             else None
         )
-        self.submission = WorkerSubmission(server.queueDatabasePath, link, reactor)
+        # Its own group commits, with a syncfs each: measured against an
+        # fsync per file (bench/RESULTS.rst, fifth pass), two processes'
+        # syncfs streams accepted faster.
+        self.spool = Spool.open(partPath(server.queueDatabasePath, part), reactor, part=part)
         self.tracking = (
             MessageTrackingLog(server.messageTrackingLogPath, reactor)
             if server.messageTrackingLogEnabled
             else None
         )
+        self.manager = buildQueueSide(
+            configuration, self.spool, reactor, tracking=self.tracking, metrics=self.counts,
+            connections=connections,
+        )
+        self.discards = self.manager.shadows.discards = WorkerDiscards(
+            server.queueDatabasePath, link
+        )
+        self.submission = PartSubmission(self.spool)
         self.factory = WorkerReceiveFactory(
             organization,
             server,
             configuration.portals,
             self.submission,
-            configuration.resolver,
+            configuration.recipients,
             configuration.tlsOptions,
             reactor,
             protocolLog=ProtocolLog(server.receiveProtocolLogPath, "RECV", reactor),
@@ -315,8 +313,19 @@ class Worker:
             backPressure=self.backPressure,
             observer=None if self.counts is None else ReceiveObserver(self.counts.count),
         )
-        self.discards = self.factory.shadowDiscards = WorkerDiscards(
-            server.queueDatabasePath, link
+        self.factory.shadowDiscards = self.discards
+
+        def searchTracking(**filters):
+            return deferToThreadPool(
+                reactor, reactor.getThreadPool(), searchTrackingLog,
+                server.messageTrackingLogPath, **filters
+            )
+
+        # Reloads and the resource monitor are the main process's.
+        self.admin = AdminService(
+            os.path.join(self.spool.path, ADMIN_SOCKET),
+            AdminCommands(self.manager, searchTracking=searchTracking),
+            reactor,
         )
         self._listening = listening
         self.ports = []
@@ -324,7 +333,14 @@ class Worker:
         self._drainCheck = None
 
     def start(self):
+        """
+        Start the queue side and the admin endpoint, then accept.
+
+        @raise ConfigError: the admin socket cannot be made.
+        """
         self.link.worker = self
+        self.manager.startService()
+        self.admin.startService()
         for descriptor in self._listening:
             probe = socket.socket(fileno=descriptor)
             family = probe.family
@@ -334,23 +350,12 @@ class Worker:
             os.close(descriptor)
         self.link.send(b"R", b"")
         self.log.info(
-            "receive worker accepting on {addresses}",
+            "receive worker accepting on {addresses}, queueing in {part}",
             addresses=", ".join(f"{p.getHost().host}:{p.getHost().port}" for p in self.ports),
+            part=self.spool.path,
         )
-        self.reactor.addSystemEventTrigger("before", "shutdown", self._stopListening)
+        self.reactor.addSystemEventTrigger("before", "shutdown", self._stop)
         self.reactor.addSystemEventTrigger("after", "shutdown", self._close)
-
-    def stopAfterCommits(self):
-        """
-        Stop accepting, and end as soon as the main process has answered
-        every commit asked for (those clients hear their 250); the other
-        sessions are cut, as a single process's are when it stops.
-        """
-        self._stopListening()
-        if self.submission.waiting:
-            self.submission.onIdle = self.stopNow
-        else:
-            self.stopNow()
 
     def drain(self):
         """
@@ -372,12 +377,23 @@ class Worker:
     def stopNow(self):
         if not self._stopping:
             self._stopping = True
-            if self.counts is not None:
-                self.counts.flush()
             try:
                 self.reactor.stop()
             except ReactorNotRunning:
                 pass  # SIGTERM came first
+
+    @inlineCallbacks
+    def _stop(self):
+        """
+        Before the reactor stops (and cuts the sessions): no new sessions,
+        the commits begun finish, the queue manager stops.
+        """
+        self._stopListening()
+        yield self.submission.whenCommitted()
+        yield maybeDeferred(self.admin.stopService)
+        yield self.manager.stopService()
+        if self.counts is not None:
+            self.counts.flush()
 
     def _stopListening(self):
         ports, self.ports = self.ports, []
@@ -385,6 +401,8 @@ class Worker:
             port.stopListening()
 
     def _close(self):
+        self.manager.remoteDelivery.close()
+        self.spool.close()
         if self.tracking is not None:
             self.tracking.close()
 
@@ -418,7 +436,7 @@ def _organization(path, descriptor):
 
 
 def main(argv=None, reactor=None):
-    parser = argparse.ArgumentParser(prog="exmta receive worker")
+    parser = argparse.ArgumentParser(prog="exmta worker")
     parser.add_argument("--config", required=True)
     parser.add_argument("--config-text", type=int, required=True)
     parser.add_argument("--server", required=True)
@@ -448,14 +466,15 @@ def main(argv=None, reactor=None):
         worker = Worker(
             _organization(arguments.config, arguments.config_text),
             arguments.server,
+            arguments.row,
             arguments.listen,
             ConnectionCounts.attach(arguments.connections, arguments.row),
             link,
             reactor,
         )
+        worker.start()
     except ConfigError as error:
         sys.stderr.write(f"exmta worker: {error}\n")
         return 1
-    worker.start()
     reactor.run()
     return 0

@@ -291,8 +291,10 @@ def test_aStopLeavesThePartsForTheNextStart(tmp_path, tarpit):
 def test_everyWorkerServesTheAdminProtocolOverItsPart(tmp_path, tarpit):
     """
     Each worker serves the admin protocol on admin.sock in its part: its
-    Get-Queue shows the messages it holds, which the main process's does
-    not.
+    Get-Queue shows the messages it holds.  The main process's endpoint
+    (what the Shell and the console ask) answers for every part: its
+    Get-Queue sums them, its Get-Message lists the parts' messages, and an
+    action on one message reaches the part that holds it.
     """
     from exmta.admin.client import AdminClient
 
@@ -306,7 +308,20 @@ def test_everyWorkerServesTheAdminProtocolOverItsPart(tmp_path, tarpit):
             rows = AdminClient(socket).call("getQueue")
             counts += sum(row["MessageCount"] for row in rows)
         assert counts == 6
-        main = AdminClient(os.path.join(hub.queue, "admin.sock")).call("getQueue")
-        assert sum(row["MessageCount"] for row in main) == 0
+        main = AdminClient(os.path.join(hub.queue, "admin.sock"))
+        queues = main.call("getQueue")
+        assert sum(row["MessageCount"] for row in queues) == 6
+        assert len({row["Identity"] for row in queues}) == len(queues)
+        messages = main.call("getMessage")
+        held = {}
+        for part in hub.workerOfPart():
+            socket = os.path.join(hub.queue, part, "admin.sock")
+            for row in AdminClient(socket).call("getMessage"):
+                held[row["Identity"]] = socket
+        assert sorted(row["Identity"] for row in messages) == sorted(held)
+        chosen = messages[0]["Identity"]
+        main.call("suspendMessage", identity=chosen)
+        [row] = AdminClient(held[chosen]).call("getMessage", identity=chosen)
+        assert row["Status"] in ("Suspended", "PendingSuspend"), row
     finally:
         hub.server.stop()

@@ -18,6 +18,21 @@ from exmta.queue import views
 log = Logger(namespace="exmta.admin")
 
 
+def runHandler(handler, commands, command, arguments):
+    """
+    Run one command's handler on a commands object, its arguments checked
+    against the handler's signature first.
+
+    @return: a Deferred firing with the result.
+    @raise AdminError: the arguments do not fit the command.
+    """
+    try:
+        inspect.signature(handler).bind(commands, **arguments)
+    except TypeError as error:
+        raise AdminError(f"{command}: {error}", "BadRequest") from None
+    return maybeDeferred(handler, commands, **arguments)
+
+
 def identityOrFilter(identity, filter):
     """
     @raise AdminError: unless a message action names its messages one way.
@@ -135,11 +150,7 @@ class AdminCommands:
                 f"unknown command {command!r}; the commands are " + ", ".join(sorted(_COMMANDS)),
                 "BadRequest",
             )
-        try:
-            inspect.signature(handler).bind(self, **arguments)
-        except TypeError as error:
-            raise AdminError(f"{command}: {error}", "BadRequest") from None
-        return maybeDeferred(handler, self, **arguments)
+        return runHandler(handler, self, command, arguments)
 
     @property
     def server(self):

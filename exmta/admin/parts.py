@@ -48,7 +48,6 @@ rows are missing, the answer is otherwise whole.
 import calendar
 import contextlib
 import heapq
-import inspect
 import itertools
 import re
 import time
@@ -72,6 +71,7 @@ from exmta.admin.commands import (
     checkSuspend,
     filtered,
     identityOrFilter,
+    runHandler,
 )
 from exmta.admin.protocol import AdminError, decodeAnswer, encodeRequest, reachable
 from exmta.queue import views
@@ -298,11 +298,7 @@ class PartsCommands:
         if handler is None:
             # The server's own commands, and the refusal of unknown ones.
             return self.local.run(command, arguments)
-        try:
-            inspect.signature(handler).bind(self, **arguments)
-        except TypeError as error:
-            raise AdminError(f"{command}: {error}", "BadRequest") from None
-        return maybeDeferred(handler, self, **arguments)
+        return runHandler(handler, self, command, arguments)
 
     @property
     def server(self):

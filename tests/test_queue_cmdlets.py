@@ -248,6 +248,9 @@ class MessageTests(ShellTestCase):
 class QueueActionTests(ShellTestCase):
     async def test_suspendResumeRetry(self):
         await self.submit("kim@fabrikam.com", "lee@contoso.com")
+        # The ToInternet queue exists once the message has been routed;
+        # on a loaded machine Suspend-Queue could otherwise come first.
+        await self.settled()
         await self.shell("Suspend-Queue -Identity HubA\\ToInternet")
         [queue] = await self.shell("Get-Queue HubA\\ToInternet")
         self.assertEqual(queue.Status, "Suspended")
